@@ -1,0 +1,432 @@
+/**
+ * The one schema for the agent's configuration file. The TypeScript types are derived from
+ * it, and so is docs/config.schema.json (scripts: `npm run docs:schema`), so the docs, the
+ * editor validation and the checks never disagree.
+ */
+import { z } from 'zod';
+import { QUANTITIES } from '../../drivers/types.js';
+
+/** Names that become MQTT topic levels: no `+`, `#`, `/`, spaces. */
+export const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+const name = (what: string) =>
+  z
+    .string()
+    .min(1, `${what} must not be empty`)
+    .max(64, `${what} must be at most 64 characters`)
+    .regex(
+      NAME_PATTERN,
+      `${what} may only contain A-Z a-z 0-9 _ - (it becomes an MQTT topic level)`,
+    );
+
+const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
+/** An I²C address, restricted to the range a chip can be strapped to. */
+const i2cAddress = (min: number, max: number) =>
+  z
+    .number({ error: `must be an I²C address (number ${hex(min)}..${hex(max)})` })
+    .int('must be a whole number')
+    .refine((a) => a >= min && a <= max, {
+      error: (iss) =>
+        `must be ${hex(min)}..${hex(max)}, got ${typeof iss.input === 'number' ? hex(iss.input) : String(iss.input)}`,
+    });
+
+const positiveMs = z.number().int().positive();
+const quantity = z.enum(QUANTITIES);
+const range = z
+  .strictObject({ min: z.number(), max: z.number() })
+  .refine((r) => r.min < r.max, 'min must be below max');
+
+/** Keys every sensor has, whatever its driver. */
+const sensorCommon = {
+  id: name('sensor id'),
+  /** Sampling period; ignored when `schedule` is set. */
+  intervalMs: positiveMs.min(10).optional(),
+  /** Cron expression (node-cron, seconds field allowed), e.g. "*\/5 * * * * *". */
+  schedule: z.string().min(1).optional(),
+  /** One round must finish within this time, or it counts as a TIMEOUT fault. */
+  timeoutMs: positiveMs.optional(),
+  /** Physical range: readings outside are flagged (detector "range"). Default: the chip's. */
+  range: range.optional(),
+  /** Off switch without deleting the entry. */
+  enabled: z.boolean().default(true),
+};
+
+const i2cCommon = { bus: z.number().int().min(0).max(255).default(1) };
+
+const tmp102 = z.strictObject({
+  ...sensorCommon,
+  ...i2cCommon,
+  driver: z.literal('tmp102'),
+  address: i2cAddress(0x48, 0x4b).default(0x48),
+  /** Extended 13-bit mode (EM bit): range up to 150 °C. */
+  extended: z.boolean().default(false),
+});
+const mcp9808 = z.strictObject({
+  ...sensorCommon,
+  ...i2cCommon,
+  driver: z.literal('mcp9808'),
+  address: i2cAddress(0x18, 0x1f).default(0x18),
+  /** Resolution register 0..3 = 0.5 / 0.25 / 0.125 / 0.0625 °C (30 / 65 / 130 / 250 ms). */
+  resolution: z.number().int().min(0).max(3).default(3),
+});
+const lm75 = z.strictObject({
+  ...sensorCommon,
+  ...i2cCommon,
+  driver: z.literal('lm75'),
+  address: i2cAddress(0x48, 0x4f).default(0x48),
+  /** 9 bits (LM75, 0.5 °C) or 11 bits (LM75A, 0.125 °C). */
+  resolutionBits: z.literal([9, 11]).default(9),
+});
+const sht3x = z.strictObject({
+  ...sensorCommon,
+  ...i2cCommon,
+  driver: z.literal('sht3x'),
+  address: i2cAddress(0x44, 0x45).default(0x44),
+});
+const bme280 = z.strictObject({
+  ...sensorCommon,
+  ...i2cCommon,
+  driver: z.literal('bme280'),
+  address: i2cAddress(0x76, 0x77).default(0x76),
+  /** Temperature is always reported; pressure and humidity are optional. */
+  quantities: z.array(quantity).min(1).default(['temperature']),
+});
+const si7021 = z.strictObject({
+  ...sensorCommon,
+  ...i2cCommon,
+  driver: z.literal('si7021'),
+  address: i2cAddress(0x40, 0x40).default(0x40),
+  quantities: z.array(quantity).min(1).default(['temperature']),
+});
+
+/** How one Modbus register maps to a quantity. */
+const modbusRegister = z.strictObject({
+  quantity,
+  address: z.number().int().min(0).max(0xffff),
+  scale: z.number().default(0.1),
+  signed: z.boolean().default(true),
+});
+/** XY-MD02 and most RS-485 temperature/humidity modules. */
+const XY_MD02_REGISTERS = [
+  { quantity: 'temperature' as const, address: 1, scale: 0.1, signed: true },
+  { quantity: 'humidity' as const, address: 2, scale: 0.1, signed: true },
+];
+const modbusCommon = {
+  unitId: z.number().int().min(1).max(247).default(1),
+  function: z.literal([3, 4]).default(4),
+  registers: z.array(modbusRegister).min(1).default(XY_MD02_REGISTERS),
+};
+const serialCommon = {
+  port: z.string().min(1, 'must name a serial device, e.g. /dev/ttyUSB0'),
+  baudRate: z.number().int().positive().default(9600),
+  parity: z.enum(['none', 'even', 'odd']).default('none'),
+  dataBits: z.literal([7, 8]).default(8),
+  stopBits: z.literal([1, 2]).default(1),
+};
+const modbusRtu = z.strictObject({
+  ...sensorCommon,
+  ...serialCommon,
+  ...modbusCommon,
+  driver: z.literal('modbus-rtu'),
+});
+const asciiLine = z.strictObject({
+  ...sensorCommon,
+  ...serialCommon,
+  driver: z.literal('ascii-line'),
+  /** Regular expression with one capture group holding the number. */
+  pattern: z
+    .string()
+    .default('^\\s*(?:[A-Za-z]+\\s*[=:]\\s*)?(-?\\d+(?:\\.\\d+)?)\\s*$')
+    .refine(
+      (p) => {
+        try {
+          new RegExp(p);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { error: 'must be a valid regular expression' },
+    ),
+  quantity: quantity.default('temperature'),
+});
+const ds18b20 = z.strictObject({
+  ...sensorCommon,
+  driver: z.literal('ds18b20'),
+  /** 1-Wire id as it appears in sysfs, e.g. 28-0316a2795aff. */
+  deviceId: z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{12}$/, 'must look like 28-0316a2795aff'),
+  /** sysfs root of the w1 bus. */
+  w1Root: z.string().default('/sys/bus/w1/devices'),
+});
+const modbusTcp = z.strictObject({
+  ...sensorCommon,
+  ...modbusCommon,
+  driver: z.literal('modbus-tcp'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(502),
+});
+const httpJson = z.strictObject({
+  ...sensorCommon,
+  driver: z.literal('http-json'),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+  /** Dotted path to the number in the JSON body, e.g. "data.temperature" or "sensors[0].t". */
+  path: z.string().min(1),
+  quantity: quantity.default('temperature'),
+});
+
+export const SENSOR_SCHEMAS = {
+  tmp102,
+  mcp9808,
+  lm75,
+  sht3x,
+  bme280,
+  si7021,
+  'modbus-rtu': modbusRtu,
+  'ascii-line': asciiLine,
+  ds18b20,
+  'modbus-tcp': modbusTcp,
+  'http-json': httpJson,
+} as const;
+export type DriverName = keyof typeof SENSOR_SCHEMAS;
+export const DRIVER_NAMES = Object.keys(SENSOR_SCHEMAS) as DriverName[];
+
+export const sensorSchema = z.discriminatedUnion('driver', [
+  tmp102,
+  mcp9808,
+  lm75,
+  sht3x,
+  bme280,
+  si7021,
+  modbusRtu,
+  asciiLine,
+  ds18b20,
+  modbusTcp,
+  httpJson,
+]);
+export type SensorConfig = z.infer<typeof sensorSchema>;
+export type SensorConfigOf<D extends DriverName> = Extract<SensorConfig, { driver: D }>;
+
+const mqtt = z.strictObject({
+  url: z
+    .string()
+    .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+    .default('mqtt://127.0.0.1:1883'),
+  /** Default: edge-agent-<gateway id>, stable so the broker keeps the session. */
+  clientId: z.string().min(1).optional(),
+  username: z.string().optional(),
+  /** File holding the password (trailing newline ignored). */
+  passwordFile: z.string().optional(),
+  /** Name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>) holding the password. */
+  passwordCredential: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .optional(),
+  /** PEM files for TLS (mqtts://). */
+  caFile: z.string().optional(),
+  certFile: z.string().optional(),
+  keyFile: z.string().optional(),
+  /** Verify the broker's certificate. Turn off only for a lab. */
+  rejectUnauthorized: z.boolean().default(true),
+  qos: z.literal([1, 2]).default(1),
+  /** 4 = MQTT 3.1.1, 5 = MQTT 5. */
+  protocolVersion: z.literal([4, 5]).default(4),
+  topicPrefix: name('topic prefix').default('edge'),
+  keepaliveSec: z.number().int().min(5).max(3600).default(30),
+  /** Publishes awaiting PUBACK at once. */
+  inflight: z.number().int().min(1).max(1024).default(16),
+  reconnectMinMs: positiveMs.default(500),
+  reconnectMaxMs: positiveMs.default(30_000),
+});
+
+const buffer = z.strictObject({
+  /** Ring capacity in readings; must be a power of two. */
+  capacity: z
+    .number()
+    .int()
+    .min(16)
+    .max(1 << 24)
+    .refine((n) => (n & (n - 1)) === 0, {
+      error: (iss) => `must be a power of two, got ${String(iss.input)}`,
+    })
+    .default(65_536),
+  overflow: z.enum(['drop-oldest', 'drop-newest', 'block']).default('drop-oldest'),
+});
+
+const aggregation = z.strictObject({
+  /** Tumbling window length; windows are aligned to the wall clock. */
+  windowMs: positiveMs.min(100).default(10_000),
+  /** The same raw value this many times in a row is flagged "stuck". */
+  stuckCount: z.number().int().min(2).default(30),
+  /** Robust z-score (against the MAD) above which a reading is a spike. */
+  spikeZ: z.number().positive().default(8),
+  /** Recent readings kept per series for the spike detector. */
+  spikeHistory: z.number().int().min(5).max(1000).default(31),
+});
+
+const batch = z.strictObject({
+  /** A batch is split before it exceeds this many bytes of JSON. */
+  maxBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024),
+  /** Publish at least this often, even within a window. */
+  maxDelayMs: positiveMs.default(10_000),
+  /** Include every raw reading in `readings`. */
+  raw: z.boolean().default(false),
+});
+
+const spool = z.strictObject({
+  /** State directory for the spool; default --state-dir, $STATE_DIRECTORY or ./state. */
+  dir: z.string().optional(),
+  maxBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(256 * 1024 * 1024),
+  maxAgeSec: z
+    .number()
+    .int()
+    .positive()
+    .default(7 * 24 * 3600),
+});
+
+const health = z.strictObject({
+  /** node-cron expression for the health report. */
+  schedule: z.string().default('*/30 * * * * *'),
+});
+
+const sampling = z.strictObject({
+  /** Default period of sensors without intervalMs/schedule. */
+  intervalMs: positiveMs.min(10).default(1000),
+  /** Align interval slots to the wall clock (like Telegraf's round_interval). */
+  alignToWallClock: z.boolean().default(false),
+  /** Spread the first sample of each sensor over this many ms. */
+  startSpreadMs: z.number().int().min(0).default(0),
+  /** Default per-round timeout. */
+  timeoutMs: positiveMs.default(2000),
+});
+
+const log = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+const metrics = z.strictObject({
+  enabled: z.boolean().default(false),
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(1).max(65535).default(9464),
+});
+
+export const configSchema = z.strictObject({
+  gateway: z.strictObject({ id: name('gateway id') }),
+  mqtt: mqtt.prefault({}),
+  buffer: buffer.prefault({}),
+  aggregation: aggregation.prefault({}),
+  batch: batch.prefault({}),
+  spool: spool.prefault({}),
+  health: health.prefault({}),
+  sampling: sampling.prefault({}),
+  log: log.prefault({}),
+  metrics: metrics.prefault({}),
+  sensors: z.array(sensorSchema).default([]),
+});
+
+/** A problem found across fields; `path` as zod gives it. */
+export interface CrossIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Checks that span several entries (duplicate ids, two sensors on one address, …). They run
+ * on the raw input too when the schema fails elsewhere, so the user sees every problem at once.
+ */
+export function crossChecks(input: unknown): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  const root = (input ?? {}) as Record<string, unknown>;
+  const sensors = Array.isArray(root.sensors) ? (root.sensors as unknown[]) : [];
+  const seenIds = new Map<string, number>();
+  const seenAt = new Map<string, number>();
+  sensors.forEach((raw, i) => {
+    if (raw === null || typeof raw !== 'object') return;
+    const s = raw as Record<string, unknown>;
+    if (typeof s.id === 'string') {
+      const first = seenIds.get(s.id);
+      if (first !== undefined) {
+        issues.push({
+          path: ['sensors', i, 'id'],
+          message: `duplicate sensor id "${s.id}" (also sensors[${first}].id)`,
+        });
+      } else seenIds.set(s.id, i);
+    }
+    const where = sensorLocation(s);
+    if (where) {
+      const other = seenAt.get(where.key);
+      if (other !== undefined) {
+        issues.push({
+          path: ['sensors', i, where.field],
+          message: `same ${where.key} as sensors[${other}]`,
+        });
+      } else seenAt.set(where.key, i);
+    }
+    if (s.intervalMs !== undefined && s.schedule !== undefined) {
+      issues.push({
+        path: ['sensors', i, 'schedule'],
+        message: 'set either intervalMs or schedule, not both',
+      });
+    }
+  });
+  const mqtt = (root.mqtt ?? {}) as Record<string, unknown>;
+  if (mqtt.passwordFile !== undefined && mqtt.passwordCredential !== undefined) {
+    issues.push({
+      path: ['mqtt', 'passwordCredential'],
+      message: 'set either passwordFile or passwordCredential, not both',
+    });
+  }
+  if (
+    typeof mqtt.reconnectMinMs === 'number' &&
+    typeof mqtt.reconnectMaxMs === 'number' &&
+    mqtt.reconnectMinMs > mqtt.reconnectMaxMs
+  ) {
+    issues.push({
+      path: ['mqtt', 'reconnectMinMs'],
+      message: 'must not exceed mqtt.reconnectMaxMs',
+    });
+  }
+  return issues;
+}
+
+const I2C_DEFAULT_ADDRESS: Record<string, number> = {
+  tmp102: 0x48,
+  mcp9808: 0x18,
+  lm75: 0x48,
+  sht3x: 0x44,
+  bme280: 0x76,
+  si7021: 0x40,
+};
+
+/** Where a sensor physically sits, for the "two sensors on one address" check. */
+export function sensorLocation(
+  s: Record<string, unknown>,
+): { key: string; field: string } | undefined {
+  const d = s.driver;
+  if (typeof d === 'string' && d in I2C_DEFAULT_ADDRESS) {
+    const address = s.address ?? I2C_DEFAULT_ADDRESS[d];
+    return typeof address === 'number'
+      ? { key: `I²C bus ${String(s.bus ?? 1)} address ${hex(address)}`, field: 'address' }
+      : undefined;
+  }
+  if (d === 'modbus-rtu')
+    return { key: `serial port ${String(s.port)} unit ${String(s.unitId ?? 1)}`, field: 'unitId' };
+  if (d === 'ascii-line') return { key: `serial port ${String(s.port)}`, field: 'port' };
+  if (d === 'modbus-tcp') {
+    return {
+      key: `Modbus TCP ${String(s.host)}:${String(s.port ?? 502)} unit ${String(s.unitId ?? 1)}`,
+      field: 'unitId',
+    };
+  }
+  if (d === 'ds18b20') return { key: `1-Wire device ${String(s.deviceId)}`, field: 'deviceId' };
+  return undefined;
+}
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
