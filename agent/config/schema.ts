@@ -27,7 +27,8 @@ const i2cAddress = (min: number, max: number) =>
     .refine((a) => a >= min && a <= max, {
       error: (iss) =>
         `must be ${hex(min)}..${hex(max)}, got ${typeof iss.input === 'number' ? hex(iss.input) : String(iss.input)}`,
-    });
+    })
+    .describe(`I²C address ${hex(min)}..${hex(max)}`);
 
 const positiveMs = z.number().int().positive();
 const quantity = z.enum(QUANTITIES);
@@ -37,44 +38,65 @@ const range = z
 
 /** Keys every sensor has, whatever its driver. */
 const sensorCommon = {
-  id: name('sensor id'),
-  /** Sampling period; ignored when `schedule` is set. */
-  intervalMs: positiveMs.min(10).optional(),
-  /** Cron expression (node-cron, seconds field allowed), e.g. "*\/5 * * * * *". */
-  schedule: z.string().min(1).optional(),
-  /** One round must finish within this time, or it counts as a TIMEOUT fault. */
-  timeoutMs: positiveMs.optional(),
-  /** Physical range: readings outside are flagged (detector "range"). Default: the chip's. */
-  range: range.optional(),
-  /** Off switch without deleting the entry. */
-  enabled: z.boolean().default(true),
+  id: name('sensor id').describe('Unique sensor name; becomes the `sensor` field of the payload.'),
+  intervalMs: positiveMs
+    .min(10)
+    .optional()
+    .describe('Sampling period; ignored when `schedule` is set.'),
+  schedule: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Cron expression (node-cron, seconds field allowed), e.g. "*/5 * * * * *".'),
+  timeoutMs: positiveMs
+    .optional()
+    .describe('One round must finish within this time, or it counts as a TIMEOUT fault.'),
+  range: range
+    .optional()
+    .describe(
+      'Physical range: readings outside are flagged (detector "range"). Default: the chip\'s.',
+    ),
+  enabled: z.boolean().default(true).describe('Off switch without deleting the entry.'),
 };
 
-const i2cCommon = { bus: z.number().int().min(0).max(255).default(1) };
+const i2cCommon = {
+  bus: z.number().int().min(0).max(255).default(1).describe('I²C bus number (/dev/i2c-N).'),
+};
 
 const tmp102 = z.strictObject({
   ...sensorCommon,
   ...i2cCommon,
   driver: z.literal('tmp102'),
   address: i2cAddress(0x48, 0x4b).default(0x48),
-  /** Extended 13-bit mode (EM bit): range up to 150 °C. */
-  extended: z.boolean().default(false),
+  extended: z
+    .boolean()
+    .default(false)
+    .describe('Extended 13-bit mode (EM bit): range up to 150 \u00b0C.'),
 });
 const mcp9808 = z.strictObject({
   ...sensorCommon,
   ...i2cCommon,
   driver: z.literal('mcp9808'),
   address: i2cAddress(0x18, 0x1f).default(0x18),
-  /** Resolution register 0..3 = 0.5 / 0.25 / 0.125 / 0.0625 °C (30 / 65 / 130 / 250 ms). */
-  resolution: z.number().int().min(0).max(3).default(3),
+  resolution: z
+    .number()
+    .int()
+    .min(0)
+    .max(3)
+    .default(3)
+    .describe(
+      'Resolution register 0..3 = 0.5 / 0.25 / 0.125 / 0.0625 \u00b0C (30 / 65 / 130 / 250 ms).',
+    ),
 });
 const lm75 = z.strictObject({
   ...sensorCommon,
   ...i2cCommon,
   driver: z.literal('lm75'),
   address: i2cAddress(0x48, 0x4f).default(0x48),
-  /** 9 bits (LM75, 0.5 °C) or 11 bits (LM75A, 0.125 °C). */
-  resolutionBits: z.literal([9, 11]).default(9),
+  resolutionBits: z
+    .literal([9, 11])
+    .default(9)
+    .describe('9 bits (LM75, 0.5 \u00b0C) or 11 bits (LM75A, 0.125 \u00b0C).'),
 });
 const sht3x = z.strictObject({
   ...sensorCommon,
@@ -87,23 +109,35 @@ const bme280 = z.strictObject({
   ...i2cCommon,
   driver: z.literal('bme280'),
   address: i2cAddress(0x76, 0x77).default(0x76),
-  /** Temperature is always reported; pressure and humidity are optional. */
-  quantities: z.array(quantity).min(1).default(['temperature']),
+  quantities: z
+    .array(quantity)
+    .min(1)
+    .default(['temperature'])
+    .describe('Temperature is always reported; pressure and humidity are optional.'),
 });
 const si7021 = z.strictObject({
   ...sensorCommon,
   ...i2cCommon,
   driver: z.literal('si7021'),
   address: i2cAddress(0x40, 0x40).default(0x40),
-  quantities: z.array(quantity).min(1).default(['temperature']),
+  quantities: z
+    .array(quantity)
+    .min(1)
+    .default(['temperature'])
+    .describe('Quantities to report: temperature and/or humidity.'),
 });
 
 /** How one Modbus register maps to a quantity. */
 const modbusRegister = z.strictObject({
   quantity,
-  address: z.number().int().min(0).max(0xffff),
-  scale: z.number().default(0.1),
-  signed: z.boolean().default(true),
+  address: z
+    .number()
+    .int()
+    .min(0)
+    .max(0xffff)
+    .describe('Register address (0-based, as on the wire).'),
+  scale: z.number().default(0.1).describe('Value = raw × scale.'),
+  signed: z.boolean().default(true).describe('Raw register is int16 (true) or uint16.'),
 });
 /** XY-MD02 and most RS-485 temperature/humidity modules. */
 const XY_MD02_REGISTERS = [
@@ -111,16 +145,29 @@ const XY_MD02_REGISTERS = [
   { quantity: 'humidity' as const, address: 2, scale: 0.1, signed: true },
 ];
 const modbusCommon = {
-  unitId: z.number().int().min(1).max(247).default(1),
-  function: z.literal([3, 4]).default(4),
-  registers: z.array(modbusRegister).min(1).default(XY_MD02_REGISTERS),
+  unitId: z.number().int().min(1).max(247).default(1).describe('Modbus slave / unit id.'),
+  function: z
+    .literal([3, 4])
+    .default(4)
+    .describe('3 = read holding registers, 4 = read input registers.'),
+  registers: z
+    .array(modbusRegister)
+    .min(1)
+    .default(XY_MD02_REGISTERS)
+    .describe('Registers to read; default: XY-MD02 (temperature 0x0001, humidity 0x0002, ×0.1).'),
 };
 const serialCommon = {
-  port: z.string().min(1, 'must name a serial device, e.g. /dev/ttyUSB0'),
-  baudRate: z.number().int().positive().default(9600),
-  parity: z.enum(['none', 'even', 'odd']).default('none'),
-  dataBits: z.literal([7, 8]).default(8),
-  stopBits: z.literal([1, 2]).default(1),
+  port: z
+    .string()
+    .min(1, 'must name a serial device, e.g. /dev/ttyUSB0')
+    .describe('Serial device, e.g. /dev/ttyUSB0.'),
+  baudRate: z.number().int().positive().default(9600).describe('Line speed.'),
+  parity: z
+    .enum(['none', 'even', 'odd'])
+    .default('none')
+    .describe('Parity (XY-MD02 sources disagree between 8N1 and 8E1).'),
+  dataBits: z.literal([7, 8]).default(8).describe('Data bits.'),
+  stopBits: z.literal([1, 2]).default(1).describe('Stop bits.'),
 };
 const modbusRtu = z.strictObject({
   ...sensorCommon,
@@ -132,7 +179,6 @@ const asciiLine = z.strictObject({
   ...sensorCommon,
   ...serialCommon,
   driver: z.literal('ascii-line'),
-  /** Regular expression with one capture group holding the number. */
   pattern: z
     .string()
     .default('^\\s*(?:[A-Za-z]+\\s*[=:]\\s*)?(-?\\d+(?:\\.\\d+)?)\\s*$')
@@ -146,30 +192,38 @@ const asciiLine = z.strictObject({
         }
       },
       { error: 'must be a valid regular expression' },
-    ),
+    )
+    .describe('Regular expression with one capture group holding the number.'),
   quantity: quantity.default('temperature'),
 });
 const ds18b20 = z.strictObject({
   ...sensorCommon,
   driver: z.literal('ds18b20'),
-  /** 1-Wire id as it appears in sysfs, e.g. 28-0316a2795aff. */
-  deviceId: z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{12}$/, 'must look like 28-0316a2795aff'),
-  /** sysfs root of the w1 bus. */
-  w1Root: z.string().default('/sys/bus/w1/devices'),
+  deviceId: z
+    .string()
+    .regex(/^[0-9a-f]{2}-[0-9a-f]{12}$/, 'must look like 28-0316a2795aff')
+    .describe('1-Wire id as it appears in sysfs, e.g. 28-0316a2795aff.'),
+  w1Root: z.string().default('/sys/bus/w1/devices').describe('sysfs root of the w1 bus.'),
 });
 const modbusTcp = z.strictObject({
   ...sensorCommon,
   ...modbusCommon,
   driver: z.literal('modbus-tcp'),
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).default(502),
+  host: z.string().min(1).describe('Modbus TCP device or gateway.'),
+  port: z.number().int().min(1).max(65535).default(502).describe('Modbus TCP port.'),
 });
 const httpJson = z.strictObject({
   ...sensorCommon,
   driver: z.literal('http-json'),
-  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
-  /** Dotted path to the number in the JSON body, e.g. "data.temperature" or "sensors[0].t". */
-  path: z.string().min(1),
+  url: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .describe('URL answering with a JSON body.'),
+  path: z
+    .string()
+    .min(1)
+    .describe(
+      'Dotted path to the number in the JSON body, e.g. "data.temperature" or "sensors[0].t".',
+    ),
   quantity: quantity.default('temperature'),
 });
 
@@ -210,35 +264,48 @@ const mqtt = z.strictObject({
     .string()
     .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
     .default('mqtt://127.0.0.1:1883'),
-  /** Default: edge-agent-<gateway id>, stable so the broker keeps the session. */
-  clientId: z.string().min(1).optional(),
-  username: z.string().optional(),
-  /** File holding the password (trailing newline ignored). */
-  passwordFile: z.string().optional(),
-  /** Name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>) holding the password. */
+  clientId: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Default: edge-agent-<gateway id>, stable so the broker keeps the session.'),
+  username: z.string().optional().describe('MQTT user name.'),
+  passwordFile: z
+    .string()
+    .optional()
+    .describe('File holding the password (trailing newline ignored).'),
   passwordCredential: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/)
-    .optional(),
-  /** PEM files for TLS (mqtts://). */
-  caFile: z.string().optional(),
-  certFile: z.string().optional(),
-  keyFile: z.string().optional(),
-  /** Verify the broker's certificate. Turn off only for a lab. */
-  rejectUnauthorized: z.boolean().default(true),
-  qos: z.literal([1, 2]).default(1),
-  /** 4 = MQTT 3.1.1, 5 = MQTT 5. */
-  protocolVersion: z.literal([4, 5]).default(4),
-  topicPrefix: name('topic prefix').default('edge'),
-  keepaliveSec: z.number().int().min(5).max(3600).default(30),
-  /** Publishes awaiting PUBACK at once. */
-  inflight: z.number().int().min(1).max(1024).default(16),
-  reconnectMinMs: positiveMs.default(500),
-  reconnectMaxMs: positiveMs.default(30_000),
+    .optional()
+    .describe('Name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>) holding the password.'),
+  caFile: z.string().optional().describe('PEM files for TLS (mqtts://).'),
+  certFile: z.string().optional().describe('Client certificate (PEM) for mutual TLS.'),
+  keyFile: z.string().optional().describe('Client private key (PEM) for mutual TLS.'),
+  rejectUnauthorized: z
+    .boolean()
+    .default(true)
+    .describe("Verify the broker's certificate. Turn off only for a lab."),
+  qos: z.literal([1, 2]).default(1).describe('QoS of telemetry publishes.'),
+  protocolVersion: z.literal([4, 5]).default(4).describe('4 = MQTT 3.1.1, 5 = MQTT 5.'),
+  topicPrefix: name('topic prefix')
+    .default('edge')
+    .describe('First topic level: <prefix>/<gateway>/telemetry.'),
+  keepaliveSec: z.number().int().min(5).max(3600).default(30).describe('MQTT keepalive.'),
+  inflight: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(16)
+    .describe('Publishes awaiting PUBACK at once.'),
+  reconnectMinMs: positiveMs
+    .default(500)
+    .describe('First reconnect delay; doubles up to reconnectMaxMs, with jitter.'),
+  reconnectMaxMs: positiveMs.default(30_000).describe('Longest reconnect delay.'),
 });
 
 const buffer = z.strictObject({
-  /** Ring capacity in readings; must be a power of two. */
   capacity: z
     .number()
     .int()
@@ -247,77 +314,120 @@ const buffer = z.strictObject({
     .refine((n) => (n & (n - 1)) === 0, {
       error: (iss) => `must be a power of two, got ${String(iss.input)}`,
     })
-    .default(65_536),
-  overflow: z.enum(['drop-oldest', 'drop-newest', 'block']).default('drop-oldest'),
+    .default(65_536)
+    .describe('Ring capacity in readings; must be a power of two.'),
+  overflow: z
+    .enum(['drop-oldest', 'drop-newest', 'block'])
+    .default('drop-oldest')
+    .describe(
+      'When the ring is full: drop the oldest or newest reading (counted), or make sampling wait.',
+    ),
 });
 
 const aggregation = z.strictObject({
-  /** Tumbling window length; windows are aligned to the wall clock. */
-  windowMs: positiveMs.min(100).default(10_000),
-  /** The same raw value this many times in a row is flagged "stuck". */
-  stuckCount: z.number().int().min(2).default(30),
-  /** Robust z-score (against the MAD) above which a reading is a spike. */
-  spikeZ: z.number().positive().default(8),
-  /** Recent readings kept per series for the spike detector. */
-  spikeHistory: z.number().int().min(5).max(1000).default(31),
+  windowMs: positiveMs
+    .min(100)
+    .default(10_000)
+    .describe('Tumbling window length; windows are aligned to the wall clock.'),
+  stuckCount: z
+    .number()
+    .int()
+    .min(2)
+    .default(30)
+    .describe('The same raw value this many times in a row is flagged "stuck".'),
+  spikeZ: z
+    .number()
+    .positive()
+    .default(8)
+    .describe('Robust z-score (against the MAD) above which a reading is a spike.'),
+  spikeHistory: z
+    .number()
+    .int()
+    .min(5)
+    .max(1000)
+    .default(31)
+    .describe('Recent readings kept per series for the spike detector.'),
 });
 
 const batch = z.strictObject({
-  /** A batch is split before it exceeds this many bytes of JSON. */
   maxBytes: z
     .number()
     .int()
     .min(1024)
-    .default(256 * 1024),
-  /** Publish at least this often, even within a window. */
-  maxDelayMs: positiveMs.default(10_000),
-  /** Include every raw reading in `readings`. */
-  raw: z.boolean().default(false),
+    .default(256 * 1024)
+    .describe('A batch is split before it exceeds this many bytes of JSON.'),
+  maxDelayMs: positiveMs
+    .default(10_000)
+    .describe('Publish at least this often, even within a window.'),
+  raw: z.boolean().default(false).describe('Include every raw reading in `readings`.'),
 });
 
 const spool = z.strictObject({
-  /** State directory for the spool; default --state-dir, $STATE_DIRECTORY or ./state. */
-  dir: z.string().optional(),
+  dir: z
+    .string()
+    .optional()
+    .describe('State directory for the spool; default --state-dir, $STATE_DIRECTORY or ./state.'),
   maxBytes: z
     .number()
     .int()
     .min(64 * 1024)
-    .default(256 * 1024 * 1024),
+    .default(256 * 1024 * 1024)
+    .describe('Spool size bound; when full the oldest batches are dropped and counted.'),
   maxAgeSec: z
     .number()
     .int()
     .positive()
-    .default(7 * 24 * 3600),
+    .default(7 * 24 * 3600)
+    .describe('Batches older than this are dropped (counted) instead of published.'),
 });
 
 const health = z.strictObject({
-  /** node-cron expression for the health report. */
-  schedule: z.string().default('*/30 * * * * *'),
+  schedule: z
+    .string()
+    .default('*/30 * * * * *')
+    .describe('node-cron expression for the health report.'),
 });
 
 const sampling = z.strictObject({
-  /** Default period of sensors without intervalMs/schedule. */
-  intervalMs: positiveMs.min(10).default(1000),
-  /** Align interval slots to the wall clock (like Telegraf's round_interval). */
-  alignToWallClock: z.boolean().default(false),
-  /** Spread the first sample of each sensor over this many ms. */
-  startSpreadMs: z.number().int().min(0).default(0),
-  /** Default per-round timeout. */
-  timeoutMs: positiveMs.default(2000),
+  intervalMs: positiveMs
+    .min(10)
+    .default(1000)
+    .describe('Default period of sensors without intervalMs/schedule.'),
+  alignToWallClock: z
+    .boolean()
+    .default(false)
+    .describe("Align interval slots to the wall clock (like Telegraf's round_interval)."),
+  startSpreadMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe('Spread the first sample of each sensor over this many ms.'),
+  timeoutMs: positiveMs.default(2000).describe('Default per-round timeout.'),
 });
 
 const log = z.strictObject({
-  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  level: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log level (pino; JSON on stdout for journald).'),
 });
 
 const metrics = z.strictObject({
-  enabled: z.boolean().default(false),
-  host: z.string().default('127.0.0.1'),
-  port: z.number().int().min(1).max(65535).default(9464),
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe('Serve Prometheus metrics (off: no listening port).'),
+  host: z.string().default('127.0.0.1').describe('Address to bind the metrics endpoint to.'),
+  port: z.number().int().min(1).max(65535).default(9464).describe('Metrics port.'),
 });
 
 export const configSchema = z.strictObject({
-  gateway: z.strictObject({ id: name('gateway id') }),
+  gateway: z
+    .strictObject({
+      id: name('gateway id').describe('This gateway’s name; the second MQTT topic level.'),
+    })
+    .describe('Who this agent is.'),
   mqtt: mqtt.prefault({}),
   buffer: buffer.prefault({}),
   aggregation: aggregation.prefault({}),
