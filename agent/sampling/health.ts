@@ -1,0 +1,105 @@
+/**
+ * Per-sensor health for the health report: what state the sensor is in, why, and the rate
+ * it actually achieves. Counters only; no per-sample history beyond a small ring of
+ * success times for the rate.
+ */
+import type { SensorError, SensorErrorCode } from '../../drivers/types.js';
+
+export type SensorState = 'ok' | 'degraded' | 'failing';
+
+export interface SensorHealth {
+  id: string;
+  state: SensorState;
+  lastError?: { code: SensorErrorCode; message: string; at: number };
+  consecutiveFailures: number;
+  /** Successful rounds per second over the recent window. */
+  achievedRateHz: number;
+  /** Slots not sampled: schedule overruns plus ticks passed over while backing off. */
+  skippedSlots: number;
+  /** Readings emitted with a usable value. */
+  readings: number;
+  /** Failed rounds. */
+  faults: number;
+}
+
+/** Consecutive failures from which a sensor counts as failing (readings.ts reopens at 3). */
+export const FAILING_AFTER = 3;
+const RATE_RING = 64;
+
+export class SensorHealthTracker {
+  private consecutiveFailures = 0;
+  private lastError?: SensorHealth['lastError'];
+  private skippedSlots = 0;
+  private readings = 0;
+  private faults = 0;
+  private lastOverrunAt = Number.NEGATIVE_INFINITY;
+  private readonly okTimes = new Float64Array(RATE_RING);
+  private okCount = 0;
+
+  constructor(
+    readonly id: string,
+    /** Window for the achieved rate and for "recently overran" (monotonic ms). */
+    private readonly windowMs: number,
+  ) {}
+
+  roundOk(now: number): void {
+    this.consecutiveFailures = 0;
+    this.okTimes[this.okCount % RATE_RING] = now;
+    this.okCount++;
+  }
+
+  reading(): void {
+    this.readings++;
+  }
+
+  fault(error: SensorError, consecutive: number, wallAt: number): void {
+    this.faults++;
+    this.consecutiveFailures = consecutive;
+    this.lastError = { code: error.code, message: error.message, at: wallAt };
+  }
+
+  overrun(skipped: number, now: number): void {
+    this.skippedSlots += skipped;
+    this.lastOverrunAt = now;
+  }
+
+  backoffSkip(): void {
+    this.skippedSlots++;
+  }
+
+  achievedRateHz(now: number): number {
+    const n = Math.min(this.okCount, RATE_RING);
+    const from = now - this.windowMs;
+    let inWindow = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < n; i++) {
+      const t = this.okTimes[i];
+      if (t >= from) {
+        inWindow++;
+        if (t < oldest) oldest = t;
+      }
+    }
+    // n successes span n-1 intervals; measuring to `now` makes a sensor that stopped decay.
+    const span = now - oldest;
+    return inWindow >= 2 && span > 0 ? ((inWindow - 1) * 1000) / span : 0;
+  }
+
+  snapshot(now: number): SensorHealth {
+    const state: SensorState =
+      this.consecutiveFailures >= FAILING_AFTER
+        ? 'failing'
+        : this.consecutiveFailures > 0 || now - this.lastOverrunAt < this.windowMs
+          ? 'degraded'
+          : 'ok';
+    return {
+      id: this.id,
+      state,
+      ...(this.lastError ? { lastError: { ...this.lastError } } : {}),
+      consecutiveFailures: this.consecutiveFailures,
+      achievedRateHz: this.achievedRateHz(now),
+      skippedSlots: this.skippedSlots,
+      readings: this.readings,
+      faults: this.faults,
+    };
+  }
+}
