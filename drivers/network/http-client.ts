@@ -1,0 +1,134 @@
+/**
+ * GET over HTTP/1.1 keep-alive for the http-json driver. HTTP/1.1 carries one request per
+ * connection at a time, so concurrency is the number of sockets: at 10,000 sensors × 1 Hz
+ * with 100 ms latency ~1,000 requests are in flight. The agent keeps up to maxSockets per
+ * host open and reuses them (no handshake per sample); beyond that requests queue in the
+ * Agent. 1024 per host stays well inside the 20,000 open-file limit for both ends.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { SensorError } from '../types.js';
+
+export interface HttpJsonResponse {
+  status: number;
+  contentType: string | undefined;
+  body: string;
+}
+
+/** What the http-json driver needs from HTTP; replaceable in tests. */
+export interface HttpJsonClient {
+  /**
+   * GET the URL; resolve with any status. Reject with SensorError TIMEOUT when the signal
+   * aborts first, DISCONNECTED when the connection is refused or reset, PROTOCOL when the
+   * body is too large.
+   */
+  get(url: string, signal: AbortSignal): Promise<HttpJsonResponse>;
+}
+
+export interface KeepAliveHttpClientOptions {
+  /** Sockets per host (concurrent requests to one host). Default 1024. */
+  maxSocketsPerHost?: number;
+  /** Bodies larger than this are refused. Default 1 MiB. */
+  maxBodyBytes?: number;
+}
+
+export class KeepAliveHttpClient implements HttpJsonClient {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private readonly maxBodyBytes: number;
+
+  constructor(options: KeepAliveHttpClientOptions = {}) {
+    const maxSockets = options.maxSocketsPerHost ?? 1024;
+    // maxFreeSockets = maxSockets: an idle socket between 1 Hz samples is kept, not closed.
+    const agentOptions = {
+      keepAlive: true,
+      maxSockets,
+      maxFreeSockets: maxSockets,
+      scheduling: 'lifo' as const,
+    };
+    this.httpAgent = new http.Agent(agentOptions);
+    this.httpsAgent = new https.Agent(agentOptions);
+    this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  }
+
+  get(url: string, signal: AbortSignal): Promise<HttpJsonResponse> {
+    return this.attempt(url, signal, true);
+  }
+
+  private attempt(url: string, signal: AbortSignal, mayRetry: boolean): Promise<HttpJsonResponse> {
+    return new Promise((resolve, reject) => {
+      const timeout = () => new SensorError('TIMEOUT', `no answer from ${url} in time`);
+      if (signal.aborted) return reject(timeout());
+      // Set before we destroy the request ourselves: the socket error that follows is ours.
+      let failure: SensorError | undefined;
+      let responded = false;
+      const isHttps = url.startsWith('https:');
+      const get = isHttps ? https.get : http.get;
+      const req = get(
+        url,
+        {
+          agent: isHttps ? this.httpsAgent : this.httpAgent,
+          headers: { accept: 'application/json' },
+        },
+        (res) => {
+          responded = true;
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > this.maxBodyBytes) {
+              failure = new SensorError(
+                'PROTOCOL',
+                `body of ${url} exceeds ${this.maxBodyBytes} bytes`,
+              );
+              req.destroy(failure);
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('end', () => {
+            signal.removeEventListener('abort', onAbort);
+            resolve({
+              status: res.statusCode ?? 0,
+              contentType: res.headers['content-type'],
+              body: Buffer.concat(chunks).toString('utf8'),
+            });
+          });
+          res.on('error', onError);
+        },
+      );
+      const onError = (err: NodeJS.ErrnoException) => {
+        signal.removeEventListener('abort', onAbort);
+        if (failure) return reject(failure);
+        if (signal.aborted) return reject(timeout());
+        // A kept-alive socket the server closed while idle fails on first use; GET is
+        // idempotent, so try once more on a fresh socket (as Node's docs advise).
+        if (mayRetry && !responded && req.reusedSocket && err.code === 'ECONNRESET')
+          return resolve(this.attempt(url, signal, false));
+        reject(
+          new SensorError('DISCONNECTED', `${err.code ?? 'error'} from ${url}: ${err.message}`, {
+            cause: err,
+          }),
+        );
+      };
+      const onAbort = () => {
+        failure = timeout();
+        req.destroy(failure);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.on('error', onError);
+    });
+  }
+
+  /** Close idle sockets; in-flight requests finish or fail on their own. */
+  destroy(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
+
+let shared: KeepAliveHttpClient | undefined;
+/** The process-wide client every http-json sensor uses unless given another. */
+export function sharedHttpClient(): KeepAliveHttpClient {
+  return (shared ??= new KeepAliveHttpClient());
+}

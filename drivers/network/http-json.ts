@@ -1,0 +1,90 @@
+/**
+ * HTTP JSON sensor: GET a URL, take the number at a JSON path (json-path.ts), e.g. a
+ * Shelly / Tasmota / ESPHome device or a vendor gateway exposing readings as JSON.
+ *
+ * Facts: HTTP/1.1 GET with keep-alive (http-client.ts: one shared Agent, up to 1024 sockets
+ * per host, reused between samples); `Accept: application/json`. A 2xx reply whose body parses
+ * as JSON and holds a finite number (or a numeric string) at the path is a reading.
+ *
+ * Errors, each a SensorError naming what was wrong: non-2xx status, body that is not JSON,
+ * path missing, value not numeric → PROTOCOL; no answer before the round's signal aborts →
+ * TIMEOUT; connection refused/reset → DISCONNECTED. An invalid path in the config fails
+ * every round with PROTOCOL (and says so) rather than crashing the agent.
+ */
+import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { SensorError, type Driver, type Measurement } from '../types.js';
+import { sharedHttpClient, type HttpJsonClient } from './http-client.js';
+import { numericValue, parseJsonPath, valueAtPath, type JsonPath } from './json-path.js';
+
+export type { HttpJsonClient, HttpJsonResponse } from './http-client.js';
+export { KeepAliveHttpClient, sharedHttpClient } from './http-client.js';
+
+export type HttpJsonConfig = Pick<SensorConfigOf<'http-json'>, 'url' | 'path' | 'quantity'>;
+
+/** The reading in a response, or a PROTOCOL SensorError saying why there is none. */
+export function readingFromResponse(
+  res: { status: number; body: string },
+  path: JsonPath,
+  pathText: string,
+  url: string,
+): number {
+  if (res.status < 200 || res.status > 299) {
+    const excerpt = res.body.slice(0, 80).replace(/\s+/g, ' ').trim();
+    throw new SensorError(
+      'PROTOCOL',
+      `HTTP ${res.status} from ${url}${excerpt ? `: ${excerpt}` : ''}`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(res.body);
+  } catch (err) {
+    throw new SensorError(
+      'PROTOCOL',
+      `body from ${url} is not JSON (${(err as Error).message}): ${JSON.stringify(res.body.slice(0, 40))}`,
+      { cause: err },
+    );
+  }
+  const found = valueAtPath(doc, path);
+  if (!found.found)
+    throw new SensorError(
+      'PROTOCOL',
+      `path "${pathText}" not in body from ${url}: ${found.reason}`,
+    );
+  const n = numericValue(found.value);
+  if (n === undefined) {
+    throw new SensorError(
+      'PROTOCOL',
+      `value at "${pathText}" from ${url} is not a number: ${JSON.stringify(found.value)?.slice(0, 40) ?? 'undefined'}`,
+    );
+  }
+  return n;
+}
+
+export function createHttpJson(
+  config: HttpJsonConfig,
+  client: HttpJsonClient = sharedHttpClient(),
+): Driver {
+  let path: JsonPath | undefined;
+  let pathError: string | undefined;
+  try {
+    path = parseJsonPath(config.path);
+  } catch (err) {
+    pathError = (err as Error).message;
+  }
+
+  return {
+    kind: 'http-json',
+    quantities: [config.quantity],
+    async measure(signal: AbortSignal): Promise<Measurement[]> {
+      if (!path) throw new SensorError('PROTOCOL', `config: ${pathError ?? 'invalid path'}`);
+      const res = await client.get(config.url, signal);
+      return [
+        {
+          quantity: config.quantity,
+          value: readingFromResponse(res, path, config.path, config.url),
+        },
+      ];
+    },
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * Shared Modbus TCP connections, one (or a few) per host:port, each carrying many
+ * outstanding transactions at once, matched to their replies by MBAP transaction id.
+ *
+ * Why not modbus-serial's TCP client: it sends one request per connection and waits for its
+ * reply before the next. Real installations put many units behind one TCP gateway; at
+ * 10,000 sensors × 1 Hz with 100 ms latency ~1,000 requests are in flight at any moment,
+ * which a serialising client cannot carry without ~1,000 connections. So the MBAP layer is
+ * written here (mbap.ts), small and tested.
+ *
+ * Failure model: a request whose signal aborts is forgotten (a late reply is dropped and
+ * counted) and the connection stays up. A refused, reset or closed connection fails every
+ * request outstanding on it with DISCONNECTED and is forgotten; the next request dials again.
+ */
+import net from 'node:net';
+import type { Logger } from '../../agent/ops/logger.js';
+import { SensorError } from '../types.js';
+import { encodeMbap, MbapFramingError, MbapReader, type MbapFrame } from './mbap.js';
+
+export interface ModbusTcpPoolOptions {
+  /** Connections per host:port; requests go to the least busy one. Default 1. */
+  connectionsPerEndpoint?: number;
+  /** A connection that is not up after this long is dropped. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface ModbusTcpPoolStats {
+  /** Connections dialled (including failed attempts). */
+  connects: number;
+  /** Connections lost or refused. */
+  disconnects: number;
+  requests: number;
+  /** Replies whose transaction had already timed out, or never existed. */
+  unmatchedReplies: number;
+  /** Requests outstanding right now, over all connections. */
+  inFlight: number;
+  /** Connections open or opening right now. */
+  open: number;
+}
+
+interface Outstanding {
+  unitId: number;
+  resolve(pdu: Buffer): void;
+  reject(err: SensorError): void;
+}
+
+/** One TCP connection with its table of outstanding transactions. */
+class Connection {
+  readonly outstanding = new Map<number, Outstanding>();
+  private readonly socket: net.Socket;
+  private readonly reader = new MbapReader();
+  private nextTid = 0;
+  private closed = false;
+
+  constructor(
+    readonly endpoint: string,
+    host: string,
+    port: number,
+    connectTimeoutMs: number,
+    private readonly onUnmatched: () => void,
+    private readonly onGone: (conn: Connection, err: SensorError) => void,
+  ) {
+    this.socket = net.connect({ host, port, noDelay: true, keepAlive: true });
+    this.socket.setTimeout(connectTimeoutMs, () => {
+      this.fail(new SensorError('TIMEOUT', `connect to ${endpoint} timed out`));
+    });
+    this.socket.once('connect', () => this.socket.setTimeout(0));
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.fail(
+        new SensorError('DISCONNECTED', `${err.code ?? 'error'} from ${endpoint}: ${err.message}`, {
+          cause: err,
+        }),
+      );
+    });
+    this.socket.on('close', () => {
+      this.fail(new SensorError('DISCONNECTED', `connection to ${endpoint} closed`));
+    });
+  }
+
+  send(unitId: number, pdu: Buffer, signal: AbortSignal): Promise<Buffer> {
+    if (this.closed)
+      return Promise.reject(new SensorError('DISCONNECTED', `${this.endpoint} closed`));
+    if (this.outstanding.size >= 0xffff)
+      return Promise.reject(
+        new SensorError('PROTOCOL', `65535 transactions outstanding on ${this.endpoint}`),
+      );
+    let tid = this.nextTid;
+    while (this.outstanding.has(tid)) tid = (tid + 1) & 0xffff;
+    this.nextTid = (tid + 1) & 0xffff;
+
+    return new Promise<Buffer>((resolve, reject) => {
+      const onAbort = () => {
+        this.outstanding.delete(tid);
+        reject(new SensorError('TIMEOUT', `no reply from ${this.endpoint} unit ${unitId} in time`));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.outstanding.set(tid, {
+        unitId,
+        resolve: (p) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(p);
+        },
+        reject: (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      });
+      this.socket.write(encodeMbap({ transactionId: tid, unitId, pdu }));
+    });
+  }
+
+  close(): void {
+    this.fail(
+      new SensorError('DISCONNECTED', `connection to ${this.endpoint} closed by the agent`),
+    );
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: MbapFrame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      if (!(err instanceof MbapFramingError)) throw err;
+      // Lost framing: nothing after this point can be matched, so start over.
+      this.fail(new SensorError('PROTOCOL', `garbage from ${this.endpoint}: ${err.message}`));
+      return;
+    }
+    for (const f of frames) {
+      const waiting = this.outstanding.get(f.transactionId);
+      if (!waiting || waiting.unitId !== f.unitId) {
+        this.onUnmatched();
+        continue;
+      }
+      this.outstanding.delete(f.transactionId);
+      waiting.resolve(f.pdu);
+    }
+  }
+
+  private fail(err: SensorError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    const waiting = [...this.outstanding.values()];
+    this.outstanding.clear();
+    for (const w of waiting) w.reject(err);
+    this.onGone(this, err);
+  }
+}
+
+export class ModbusTcpPool {
+  private readonly byEndpoint = new Map<string, Connection[]>();
+  private readonly perEndpoint: number;
+  private readonly connectTimeoutMs: number;
+  private readonly log: Logger | undefined;
+  private counts = { connects: 0, disconnects: 0, requests: 0, unmatchedReplies: 0 };
+
+  constructor(options: ModbusTcpPoolOptions = {}) {
+    this.perEndpoint = Math.max(1, options.connectionsPerEndpoint ?? 1);
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.log = options.logger;
+  }
+
+  /**
+   * Send one PDU to a unit and resolve with the reply PDU (exception replies included:
+   * interpreting the PDU is the caller's job). Rejects with SensorError TIMEOUT when the
+   * signal aborts first, DISCONNECTED when the connection fails.
+   */
+  request(
+    host: string,
+    port: number,
+    unitId: number,
+    pdu: Buffer,
+    signal: AbortSignal,
+  ): Promise<Buffer> {
+    this.counts.requests++;
+    return this.connectionFor(host, port).send(unitId, pdu, signal);
+  }
+
+  stats(): ModbusTcpPoolStats {
+    let inFlight = 0;
+    let open = 0;
+    for (const conns of this.byEndpoint.values()) {
+      open += conns.length;
+      for (const c of conns) inFlight += c.outstanding.size;
+    }
+    return { ...this.counts, inFlight, open };
+  }
+
+  /** Close every connection; outstanding requests fail with DISCONNECTED. */
+  async close(): Promise<void> {
+    const all = [...this.byEndpoint.values()].flat();
+    this.byEndpoint.clear();
+    for (const c of all) c.close();
+  }
+
+  private connectionFor(host: string, port: number): Connection {
+    const endpoint = `${host}:${port}`;
+    let conns = this.byEndpoint.get(endpoint);
+    if (!conns) this.byEndpoint.set(endpoint, (conns = []));
+    if (conns.length < this.perEndpoint) {
+      // Dial lazily up to the limit; a new connection queues writes until it is up.
+      const least = conns.find((c) => c.outstanding.size === 0);
+      if (least) return least;
+      this.counts.connects++;
+      const conn = new Connection(
+        endpoint,
+        host,
+        port,
+        this.connectTimeoutMs,
+        () => this.counts.unmatchedReplies++,
+        (gone, err) => this.forget(gone, err),
+      );
+      conns.push(conn);
+      this.log?.debug({ endpoint }, 'modbus tcp: connecting');
+      return conn;
+    }
+    let best = conns[0];
+    for (const c of conns) if (c.outstanding.size < best.outstanding.size) best = c;
+    return best;
+  }
+
+  private forget(conn: Connection, err: SensorError): void {
+    this.counts.disconnects++;
+    const conns = this.byEndpoint.get(conn.endpoint);
+    if (conns) {
+      const i = conns.indexOf(conn);
+      if (i >= 0) conns.splice(i, 1);
+      if (conns.length === 0) this.byEndpoint.delete(conn.endpoint);
+    }
+    this.log?.warn({ endpoint: conn.endpoint, err: err.message }, 'modbus tcp: connection lost');
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Modbus TCP temperature/humidity sensor: a unit (often an RS-485 module such as the
+ * XY-MD02 behind a TCP gateway) whose registers hold the values.
+ *
+ * Facts: TCP port 502; MBAP header (transaction id, protocol 0, length, unit id; mbap.ts)
+ * in front of the same PDU as RTU (modbus-pdu.ts); function 0x04 input registers or 0x03
+ * holding registers; XY-MD02 layout: 0x0001 = temperature × 10 (int16), 0x0002 = humidity
+ * × 10. Register address, scale and signedness come from the config, one entry per
+ * quantity; adjacent registers are read in one request.
+ *
+ * Errors: exception replies and malformed PDUs → PROTOCOL; no reply before the round's
+ * signal aborts → TIMEOUT; refused / reset connection → DISCONNECTED, and the pool dials
+ * again on the next round. The connection is shared (ModbusTcpPool) and never owned by one
+ * sensor, so close() has nothing to release and there is no resource key: network sensors
+ * run fully in parallel.
+ */
+import type { SensorConfigOf } from '../../agent/config/schema.js';
+import type { Driver, Measurement } from '../types.js';
+import { decodeReadResponse, encodeReadRequest, planReads, registerValue } from './modbus-pdu.js';
+import type { ModbusTcpPool } from './modbus-tcp-pool.js';
+
+export { ModbusTcpPool } from './modbus-tcp-pool.js';
+export type { ModbusTcpPoolOptions, ModbusTcpPoolStats } from './modbus-tcp-pool.js';
+
+export type ModbusTcpConfig = Pick<
+  SensorConfigOf<'modbus-tcp'>,
+  'host' | 'port' | 'unitId' | 'function' | 'registers'
+>;
+
+export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): Driver {
+  const { host, port, unitId, registers } = config;
+  const fn = config.function;
+  const blocks = planReads(registers.map((r) => r.address));
+  const requests = blocks.map((b) => ({ ...b, pdu: encodeReadRequest(fn, b.address, b.count) }));
+
+  return {
+    kind: 'modbus-tcp',
+    quantities: registers.map((r) => r.quantity),
+    async measure(signal: AbortSignal): Promise<Measurement[]> {
+      // Blocks go out together: they are independent transactions on the shared connection.
+      const replies = await Promise.all(
+        requests.map((r) => pool.request(host, port, unitId, r.pdu, signal)),
+      );
+      const raw = new Map<number, number>();
+      replies.forEach((pdu, i) => {
+        const { address, count } = requests[i];
+        decodeReadResponse(pdu, fn, count).forEach((v, j) => raw.set(address + j, v));
+      });
+      return registers.map((r) => ({
+        quantity: r.quantity,
+        value: registerValue(raw.get(r.address)!, r),
+      }));
+    },
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * A Modbus TCP gateway on 127.0.0.1 with many simulated temperature/humidity units behind
+ * it, answering after `delayMs` — every request on its own timer, so overlapping requests
+ * overlap (a slow field bus behind a gateway that pipelines, as the benchmark needs).
+ *
+ * Register map: unit ids 1..units, each holding `sensorsPerUnit` sensors in XY-MD02 style
+ * blocks of two registers: sensor k of a unit has temperature × 10 at 1 + 2k and humidity
+ * × 10 at 2 + 2k (int16), readable with 0x03 and 0x04 alike. Sensor index i (0-based) lives
+ * at unit 1 + ⌊i / sensorsPerUnit⌋, block i mod sensorsPerUnit; `sensor(i)` gives its
+ * config. Unknown units get exception 0x0B, unmapped registers 0x02.
+ */
+import net from 'node:net';
+import {
+  encodeMbap,
+  MbapFramingError,
+  MbapReader,
+  type MbapFrame,
+} from '../../drivers/network/mbap.js';
+import {
+  decodeReadRequest,
+  encodeException,
+  encodeReadResponse,
+  registerRaw,
+  type ReadFunction,
+} from '../../drivers/network/modbus-pdu.js';
+import type { Quantity } from '../../drivers/types.js';
+import { SensorField } from './sensor-field.js';
+
+/**
+ * timeout: never answer. exception: exception 0x04 (server device failure). malformed: a
+ * well-framed reply whose byte count is wrong. garbage: bytes that are not MBAP (the client
+ * loses framing). drop: close the connection instead of answering. stuck: the value freezes.
+ */
+export type ModbusFault = 'timeout' | 'exception' | 'malformed' | 'garbage' | 'drop' | 'stuck';
+
+export interface ModbusTcpSensorServerOptions {
+  delayMs: number;
+  host?: '127.0.0.1';
+  /** 0 (default) for an ephemeral port; a fixed one to restart a server on the same port. */
+  port?: number;
+  /** Unit ids 1..units answer. Default 247. */
+  units?: number;
+  /** Sensors (register blocks) per unit. Default 100. */
+  sensorsPerUnit?: number;
+}
+
+export interface ModbusDeviceHandle {
+  /** Inject a fault on this unit (or register block), or clear it with null. */
+  inject(fault: ModbusFault | null): void;
+  /** Requests this unit (or block) has received. */
+  readonly requests: number;
+}
+
+export interface ModbusTcpSensorServerStats {
+  requests: number;
+  responses: number;
+  /** Connections accepted since start, and open now. */
+  connections: number;
+  openConnections: number;
+}
+
+export interface ModbusTcpSensorServer {
+  readonly port: number;
+  readonly host: string;
+  /** Fault injection and counts for one unit, or one sensor block when register is given. */
+  device(unitId: number, register?: number): ModbusDeviceHandle;
+  /** Where sensor index i lives, shaped like the modbus-tcp config keys. */
+  sensor(index: number): {
+    host: string;
+    port: number;
+    unitId: number;
+    registers: { quantity: Quantity; address: number; scale: number; signed: boolean }[];
+  };
+  stats(): ModbusTcpSensorServerStats;
+  close(): Promise<void>;
+}
+
+const SPEC = { scale: 0.1, signed: true };
+
+export async function startModbusTcpSensorServer(
+  options: ModbusTcpSensorServerOptions,
+): Promise<ModbusTcpSensorServer> {
+  const host = options.host ?? '127.0.0.1';
+  const units = options.units ?? 247;
+  const perUnit = options.sensorsPerUnit ?? 100;
+  const field = new SensorField();
+  const faults = new Map<string, ModbusFault>();
+  const requestsBy = new Map<string, number>();
+  const sockets = new Set<net.Socket>();
+  const counts = { requests: 0, responses: 0, connections: 0 };
+
+  const blockOf = (register: number) => Math.floor((register - 1) / 2);
+  const sensorIndex = (unitId: number, block: number) => (unitId - 1) * perUnit + block;
+  const bump = (key: string) => requestsBy.set(key, (requestsBy.get(key) ?? 0) + 1);
+
+  /** The reply to one request, or a fault action. */
+  const answer = (frame: MbapFrame): Buffer | 'timeout' | 'drop' | 'garbage' => {
+    const { unitId, pdu } = frame;
+    bump(`${unitId}`);
+    const req = decodeReadRequest(pdu);
+    if (!req) return encodeException(pdu[0] ?? 0, 0x01);
+    const first = blockOf(req.address);
+    const last = blockOf(req.address + req.count - 1);
+    for (let b = first; b <= last; b++) bump(`${unitId}:${b}`);
+    let fault = faults.get(`${unitId}`);
+    for (let b = first; b <= last && !fault; b++) fault = faults.get(`${unitId}:${b}`);
+    if (fault === 'timeout' || fault === 'drop' || fault === 'garbage') return fault;
+    if (fault === 'exception') return encodeException(req.fn, 0x04);
+    if (unitId < 1 || unitId > units) return encodeException(req.fn, 0x0b);
+    if (req.address < 1 || req.count < 1 || req.count > 125 || last >= perUnit)
+      return encodeException(req.fn, 0x02);
+    const now = Date.now();
+    const regs: number[] = [];
+    for (let a = req.address; a < req.address + req.count; a++) {
+      const v = field.read(sensorIndex(unitId, blockOf(a)), now);
+      regs.push(registerRaw((a - 1) % 2 === 0 ? v.temperature : v.humidity, SPEC));
+    }
+    const reply = encodeReadResponse(req.fn as ReadFunction, regs);
+    if (fault === 'malformed') reply[1] = reply[1] + 1;
+    return reply;
+  };
+
+  const server = net.createServer((socket) => {
+    counts.connections++;
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    const timers = new Set<NodeJS.Timeout>();
+    const reader = new MbapReader();
+    socket.on('close', () => {
+      sockets.delete(socket);
+      for (const t of timers) clearTimeout(t);
+    });
+    socket.on('error', () => undefined); // client resets are part of the game
+    socket.on('data', (chunk: Buffer) => {
+      let frames: MbapFrame[];
+      try {
+        frames = reader.push(chunk);
+      } catch (err) {
+        if (err instanceof MbapFramingError) return socket.destroy();
+        throw err;
+      }
+      for (const frame of frames) {
+        counts.requests++;
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          const reply = answer(frame);
+          if (reply === 'timeout') return;
+          if (reply === 'drop') return socket.destroy();
+          if (reply === 'garbage') return void socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
+          counts.responses++;
+          socket.write(
+            encodeMbap({ transactionId: frame.transactionId, unitId: frame.unitId, pdu: reply }),
+          );
+        }, options.delayMs);
+        timers.add(timer);
+      }
+    });
+  });
+  // 10,000 sensors connect in a burst only if the client does not pool; keep a deep backlog.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: options.port ?? 0, backlog: 4096 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+
+  const handle = (key: string, stuckIndexes: () => number[]): ModbusDeviceHandle => ({
+    inject(fault) {
+      const wasStuck = faults.get(key) === 'stuck';
+      if (fault) faults.set(key, fault);
+      else faults.delete(key);
+      if (fault === 'stuck') for (const i of stuckIndexes()) field.setStuck(i, true);
+      else if (wasStuck) for (const i of stuckIndexes()) field.setStuck(i, false);
+    },
+    get requests() {
+      return requestsBy.get(key) ?? 0;
+    },
+  });
+
+  return {
+    port,
+    host,
+    device(unitId, register) {
+      if (register === undefined) {
+        return handle(`${unitId}`, () =>
+          Array.from({ length: perUnit }, (_, b) => sensorIndex(unitId, b)),
+        );
+      }
+      const block = blockOf(register);
+      return handle(`${unitId}:${block}`, () => [sensorIndex(unitId, block)]);
+    },
+    sensor(index) {
+      const unitId = 1 + Math.floor(index / perUnit);
+      const base = 1 + 2 * (index % perUnit);
+      return {
+        host,
+        port,
+        unitId,
+        registers: [
+          { quantity: 'temperature', address: base, ...SPEC },
+          { quantity: 'humidity', address: base + 1, ...SPEC },
+        ],
+      };
+    },
+    stats: () => ({ ...counts, openConnections: sockets.size }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

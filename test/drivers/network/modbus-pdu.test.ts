@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeReadRequest,
+  decodeReadResponse,
+  encodeException,
+  encodeReadRequest,
+  encodeReadResponse,
+  planReads,
+  registerRaw,
+  registerValue,
+} from '../../../drivers/network/modbus-pdu.js';
+import { SensorError } from '../../../drivers/types.js';
+
+const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+describe('Modbus read PDUs', () => {
+  it('encodes the XY-MD02 request (RTU frame 01 04 00 01 00 01 60 0A without address and CRC)', () => {
+    expect(encodeReadRequest(4, 1, 1)).toEqual(hex('04 0001 0001'));
+  });
+
+  it('encodes the spec example: read holding registers 108..110', () => {
+    expect(encodeReadRequest(3, 0x6b, 3)).toEqual(hex('03 006B 0003'));
+  });
+
+  it('rejects counts and addresses the protocol cannot carry', () => {
+    expect(() => encodeReadRequest(3, 0, 0)).toThrow(RangeError);
+    expect(() => encodeReadRequest(3, 0, 126)).toThrow(RangeError);
+    expect(() => encodeReadRequest(3, 0xffff, 2)).toThrow(RangeError);
+    expect(() => encodeReadRequest(3, -1, 1)).toThrow(RangeError);
+  });
+
+  it('decodes the XY-MD02 reply 04 02 00 F5 to 24.5 °C', () => {
+    const [raw] = decodeReadResponse(hex('04 02 00F5'), 4, 1);
+    expect(raw).toBe(0xf5);
+    expect(registerValue(raw, { scale: 0.1, signed: true })).toBe(24.5);
+  });
+
+  it('decodes the spec example reply with three registers', () => {
+    expect(decodeReadResponse(hex('03 06 022B 0000 0064'), 3, 3)).toEqual([555, 0, 100]);
+  });
+
+  it('turns an exception reply into PROTOCOL naming the exception', () => {
+    const err = (() => {
+      try {
+        decodeReadResponse(hex('84 02'), 4, 1);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(SensorError);
+    expect((err as SensorError).code).toBe('PROTOCOL');
+    expect((err as SensorError).message).toMatch(/0x02.*illegal data address/);
+  });
+
+  it.each([
+    ['wrong function', '03 02 00F5', /function 0x3/],
+    ['byte count off', '04 04 00F5', /byte count 4, expected 2/],
+    ['truncated data', '04 02 00', /PDU length 3/],
+    ['too short', '04', /too short/],
+  ])('rejects a malformed reply (%s)', (_what, pdu, message) => {
+    expect(() => decodeReadResponse(hex(pdu), 4, 1)).toThrow(message);
+  });
+
+  it('round-trips responses and requests through the server-side helpers', () => {
+    expect(decodeReadResponse(encodeReadResponse(3, [1, 0xffff, 0x8000]), 3, 3)).toEqual([
+      1, 0xffff, 0x8000,
+    ]);
+    expect(decodeReadRequest(encodeReadRequest(4, 300, 7))).toEqual({
+      fn: 4,
+      address: 300,
+      count: 7,
+    });
+    expect(decodeReadRequest(hex('06 0001 0003'))).toBeUndefined();
+    expect(encodeException(4, 0x0b)).toEqual(hex('84 0B'));
+  });
+});
+
+describe('register values', () => {
+  it('reads int16 two’s complement when signed and plain uint16 when not', () => {
+    expect(registerValue(0xff9c, { scale: 0.1, signed: true })).toBe(-10);
+    expect(registerValue(0xff9c, { scale: 0.1, signed: false })).toBe(6543.6);
+    expect(registerValue(0x8000, { scale: 1, signed: true })).toBe(-32768);
+    expect(registerValue(0x7fff, { scale: 0.01, signed: true })).toBe(327.67);
+  });
+
+  it('inverts registerValue for in-range values and clamps the rest', () => {
+    for (const v of [-40, -0.1, 0, 24.5, 85.3]) {
+      expect(
+        registerValue(registerRaw(v, { scale: 0.1, signed: true }), { scale: 0.1, signed: true }),
+      ).toBe(v);
+    }
+    expect(registerRaw(-5, { scale: 1, signed: false })).toBe(0);
+    expect(registerRaw(1e9, { scale: 1, signed: true })).toBe(0x7fff);
+  });
+});
+
+describe('planReads', () => {
+  it('reads adjacent registers in one request and does not bridge gaps', () => {
+    expect(planReads([2, 1])).toEqual([{ address: 1, count: 2 }]);
+    expect(planReads([1, 2, 10, 11, 11, 40])).toEqual([
+      { address: 1, count: 2 },
+      { address: 10, count: 2 },
+      { address: 40, count: 1 },
+    ]);
+  });
+
+  it('splits runs longer than 125 registers', () => {
+    const blocks = planReads(Array.from({ length: 300 }, (_, i) => i));
+    expect(blocks.map((b) => b.count)).toEqual([125, 125, 50]);
+    expect(blocks.map((b) => b.address)).toEqual([0, 125, 250]);
+  });
+});
