@@ -1,0 +1,92 @@
+/**
+ * mqtt.js connect options from the config: clientId, session, TLS files, credentials.
+ * The password comes from a file or a systemd credential ($CREDENTIALS_DIRECTORY/<name>),
+ * is never logged, and an unreadable file is a clear error naming the file, not the secret.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IClientOptions } from 'mqtt';
+import type { Config } from '../config/load.js';
+
+export type MqttConfig = Config['mqtt'];
+
+export class MqttSetupError extends Error {
+  override name = 'MqttSetupError';
+}
+
+/** Seven days: an MQTT 5 broker keeps our session (and its QoS 1 state) across outages. */
+const SESSION_EXPIRY_SEC = 7 * 24 * 3600;
+/** Give up on one TCP/TLS/CONNECT attempt after this, then back off and retry. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new MqttSetupError(`cannot read the MQTT ${what} file ${file}: ${code}`);
+  }
+}
+
+/** The broker password, or undefined when none is configured. Trailing newline dropped. */
+export function readPassword(
+  mqtt: MqttConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (mqtt.passwordFile !== undefined)
+    return readText(mqtt.passwordFile, 'password').replace(/\r?\n$/, '');
+  if (mqtt.passwordCredential !== undefined) {
+    const dir = env.CREDENTIALS_DIRECTORY;
+    if (!dir) {
+      throw new MqttSetupError(
+        `mqtt.passwordCredential "${mqtt.passwordCredential}" is set but $CREDENTIALS_DIRECTORY is not (use LoadCredential= in the systemd unit)`,
+      );
+    }
+    return readText(join(dir, mqtt.passwordCredential), 'password credential').replace(
+      /\r?\n$/,
+      '',
+    );
+  }
+  return undefined;
+}
+
+export function defaultClientId(gateway: string): string {
+  return `edge-agent-${gateway}`;
+}
+
+/** Everything except the Last Will and the reconnect policy, which the publisher owns. */
+export function connectionOptions(gateway: string, mqtt: MqttConfig): IClientOptions {
+  const password = readPassword(mqtt);
+  const options: IClientOptions = {
+    clientId: mqtt.clientId ?? defaultClientId(gateway),
+    clean: false,
+    keepalive: mqtt.keepaliveSec,
+    protocolVersion: mqtt.protocolVersion,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // We drive reconnects ourselves (our backoff, our replay); see publisher.ts.
+    reconnectPeriod: 0,
+    // A publish while disconnected must fail, not wait in mqtt.js's unbounded queue.
+    queueQoSZero: false,
+    rejectUnauthorized: mqtt.rejectUnauthorized,
+  };
+  if (mqtt.protocolVersion === 5)
+    options.properties = { sessionExpiryInterval: SESSION_EXPIRY_SEC };
+  if (mqtt.username !== undefined) options.username = mqtt.username;
+  if (password !== undefined) options.password = password;
+  if (mqtt.caFile !== undefined) options.ca = readText(mqtt.caFile, 'CA');
+  if (mqtt.certFile !== undefined) options.cert = readText(mqtt.certFile, 'client certificate');
+  if (mqtt.keyFile !== undefined) options.key = readText(mqtt.keyFile, 'client key');
+  return options;
+}
+
+/** A refusal in CONNACK (bad credentials, not authorized, …) rather than a network error. */
+export function isConnackRefusal(err: unknown): boolean {
+  return typeof (err as { code?: unknown }).code === 'number';
+}
+
+/** One line for logs and stats; never includes options (they hold the password). */
+export function describeError(err: unknown): string {
+  const e = err as { message?: string; code?: unknown };
+  const code = e.code !== undefined ? ` (${String(e.code)})` : '';
+  return `${e.message ?? String(err)}${code}`;
+}

@@ -1,0 +1,84 @@
+/**
+ * The bytes on the wire. Telemetry is assembled from the worker's encoded body without
+ * parsing it again: the header fields are written as JSON text and the body's own fields
+ * follow after its leading `{`. Schemas: docs/schemas/*.json.
+ */
+export const TELEMETRY_SCHEMA = 'edge-agent/telemetry/1';
+export const STATUS_SCHEMA = 'edge-agent/status/1';
+export const HEALTH_SCHEMA = 'edge-agent/health/1';
+
+const OPEN_BRACE = 0x7b;
+
+/**
+ * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` + body minus its `{`.
+ * The body must be a JSON object with at least one field (`{"windows":[...]...}`).
+ */
+export function assembleTelemetry(
+  gateway: string,
+  seq: number,
+  createdAt: number,
+  body: Uint8Array,
+): Buffer {
+  let start = 0;
+  // Tolerate leading whitespace; anything else than an object is a programming error upstream.
+  while (start < body.length && body[start] !== OPEN_BRACE) {
+    const c = body[start];
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+    start++;
+  }
+  if (body[start] !== OPEN_BRACE) throw new Error('telemetry body must be a JSON object');
+  const header = Buffer.from(
+    `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},"createdAt":${createdAt},`,
+  );
+  const rest = body.subarray(start + 1);
+  return Buffer.concat([header, rest], header.length + rest.length);
+}
+
+export interface StatusInfo {
+  gateway: string;
+  version: string;
+  startedAt: number;
+  sensors: string[];
+}
+
+/** Retained on the status topic after every connect. */
+export function onlineStatus(info: StatusInfo, now: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schema: STATUS_SCHEMA,
+      state: 'online',
+      gateway: info.gateway,
+      version: info.version,
+      startedAt: info.startedAt,
+      sensors: info.sensors,
+      t: now,
+    }),
+  );
+}
+
+/**
+ * Offline status: `reason` "shutdown" when published on a clean stop, "connection-lost" as
+ * the Last Will (the broker publishes it, so its time is the connect time, `since`).
+ */
+export function offlineStatus(
+  info: StatusInfo,
+  reason: 'shutdown' | 'connection-lost',
+  now: number,
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schema: STATUS_SCHEMA,
+      state: 'offline',
+      gateway: info.gateway,
+      reason,
+      version: info.version,
+      startedAt: info.startedAt,
+      t: now,
+    }),
+  );
+}
+
+/** Health: the integrator's counters under a fixed header. */
+export function healthPayload(gateway: string, report: object, now: number): Buffer {
+  return Buffer.from(JSON.stringify({ ...report, schema: HEALTH_SCHEMA, gateway, t: now }));
+}

@@ -1,0 +1,342 @@
+/**
+ * Store-and-forward spool: every batch is written here, with its seq, before it is
+ * published, and deleted only when the broker acknowledged it (PUBACK).
+ *
+ * - SQLite via better-sqlite3 12 (13 crashes on Node 20), WAL, synchronous=NORMAL: a commit
+ *   survives SIGKILL (the WAL is in the OS page cache); a power cut may lose the last
+ *   commits, which is the price of not fsyncing every batch on an SD card.
+ * - seq is assigned in the same transaction as the batch and the highest seq ever assigned
+ *   is kept in `meta`, so an empty spool, or a restart, continues after it: never reused.
+ * - Bounded by payload bytes and by age: the oldest batches are dropped first and counted
+ *   (persistently), with their seqs logged, so a subscriber's gap is explained.
+ * - A failing disk (full, read-only, I/O error) is logged loudly and the spool keeps going
+ *   on an in-memory window under the same bounds, still assigning seqs; it retries the
+ *   disk at most once a second and moves the memory window back to disk when it works.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from '../ops/logger.js';
+
+export interface SpoolOptions {
+  /** Bound on the stored payload bytes (not the file size). */
+  maxBytes: number;
+  /** Batches older than this are dropped. */
+  maxAgeSec: number;
+  /** Clock, for tests of the age bound. */
+  now?: () => number;
+}
+
+export interface SpooledBatch {
+  seq: number;
+  createdAt: number;
+  body: Buffer;
+}
+
+export interface SpoolStats {
+  /** Batches waiting to be acknowledged. */
+  depth: number;
+  bytes: number;
+  /** Batches dropped by the bounds, ever (persisted). */
+  dropped: number;
+  /** Age of the oldest unacknowledged batch, 0 when empty. */
+  oldestAgeMs: number;
+  /** The highest seq ever assigned. */
+  lastSeq: number;
+  /** False while the disk fails and batches live in memory only. */
+  diskOk: boolean;
+  /** Batches held in memory because the disk failed. */
+  memoryDepth: number;
+}
+
+export const SPOOL_FILE = 'spool.sqlite';
+const DISK_RETRY_MS = 1000;
+const DROP_CHUNK = 256;
+
+type Row = { seq: number; created_at: number; body: Buffer };
+
+export class Spool {
+  private db: Database.Database | undefined;
+  private diskOk: boolean;
+  private lastDiskTry = 0;
+  private lastSeq = 0;
+  private dropped = 0;
+  private diskDepth = 0;
+  private diskBytes = 0;
+  /** Batches the disk could not take, in seq order (Map keeps insertion order). */
+  private readonly memory = new Map<number, SpooledBatch>();
+  private memoryBytes = 0;
+  /** Acked batches whose delete failed on disk: never hand them out again. */
+  private readonly ackedOnDisk = new Set<number>();
+  private readonly now: () => number;
+
+  private constructor(
+    readonly path: string,
+    private readonly options: SpoolOptions,
+    private readonly logger: Logger,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.diskOk = false;
+  }
+
+  static open(dir: string, options: SpoolOptions, logger: Logger): Spool {
+    const spool = new Spool(join(dir, SPOOL_FILE), options, logger);
+    try {
+      mkdirSync(dir, { recursive: true });
+      spool.db = new Database(spool.path);
+      spool.db.pragma('journal_mode = WAL');
+      spool.db.pragma('synchronous = NORMAL');
+      spool.db.exec(`
+        CREATE TABLE IF NOT EXISTS batches (
+          seq INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, body BLOB NOT NULL);
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
+      const meta = (key: string) =>
+        (
+          spool.db!.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
+            { value: number } | undefined
+        )?.value ?? 0;
+      const totals = spool.db
+        .prepare(
+          'SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b, max(seq) AS m FROM batches',
+        )
+        .get() as { n: number; b: number; m: number | null };
+      spool.lastSeq = Math.max(meta('last_seq'), totals.m ?? 0);
+      spool.dropped = meta('dropped');
+      spool.diskDepth = totals.n;
+      spool.diskBytes = totals.b;
+      spool.diskOk = true;
+      logger.info({ path: spool.path, depth: totals.n, lastSeq: spool.lastSeq }, 'spool opened');
+    } catch (err) {
+      // Without a disk we still run, but a restart cannot know the seqs used: say so.
+      spool.db?.close();
+      spool.db = undefined;
+      logger.error(
+        { err, path: spool.path },
+        'SPOOL DISK UNAVAILABLE: cannot open the spool; batches are kept in memory only and seq restarts at 1 after a restart',
+      );
+    }
+    spool.enforceBounds();
+    return spool;
+  }
+
+  /** Store a batch; returns its seq. Never throws for disk trouble. */
+  append(body: Uint8Array, createdAt: number): number {
+    const seq = this.lastSeq + 1;
+    const batch: SpooledBatch = { seq, createdAt, body: Buffer.from(body) };
+    this.retryDisk();
+    if (!(this.diskOk && this.writeToDisk([batch]))) {
+      this.memory.set(seq, batch);
+      this.memoryBytes += batch.body.length;
+    }
+    this.lastSeq = seq;
+    this.enforceBounds();
+    return seq;
+  }
+
+  /** Up to `limit` unacknowledged batches with seq > afterSeq, in seq order. */
+  peek(afterSeq: number, limit: number): SpooledBatch[] {
+    const fromDisk: SpooledBatch[] = [];
+    if (this.db && this.diskDepth > 0) {
+      try {
+        const rows = this.db
+          .prepare('SELECT seq, created_at, body FROM batches WHERE seq > ? ORDER BY seq LIMIT ?')
+          .all(afterSeq, limit + this.ackedOnDisk.size) as Row[];
+        for (const r of rows) {
+          if (!this.ackedOnDisk.has(r.seq))
+            fromDisk.push({ seq: r.seq, createdAt: r.created_at, body: r.body });
+        }
+      } catch (err) {
+        this.diskFailed(err, 'read');
+      }
+    }
+    const fromMemory: SpooledBatch[] = [];
+    for (const b of this.memory.values()) {
+      if (b.seq > afterSeq) fromMemory.push(b);
+      if (fromMemory.length >= limit) break;
+    }
+    if (fromMemory.length === 0) return fromDisk.slice(0, limit);
+    return [...fromDisk, ...fromMemory].sort((a, b) => a.seq - b.seq).slice(0, limit);
+  }
+
+  /** The broker has the batch: forget it. Unknown seqs (already dropped) are ignored. */
+  ack(seq: number): void {
+    const inMemory = this.memory.get(seq);
+    if (inMemory) {
+      this.memory.delete(seq);
+      this.memoryBytes -= inMemory.body.length;
+      return;
+    }
+    if (!this.db) return;
+    try {
+      const row = this.db
+        .prepare('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n')
+        .get(seq) as { n: number } | undefined;
+      if (row) {
+        this.diskDepth--;
+        this.diskBytes -= row.n;
+      }
+      this.ackedOnDisk.delete(seq);
+    } catch (err) {
+      // It would be published again after a restart: a duplicate, never a loss.
+      this.ackedOnDisk.add(seq);
+      this.diskFailed(err, 'delete');
+    }
+  }
+
+  stats(): SpoolStats {
+    const oldest = this.oldest();
+    return {
+      depth: this.diskDepth - this.ackedOnDisk.size + this.memory.size,
+      bytes: this.diskBytes + this.memoryBytes,
+      dropped: this.dropped,
+      oldestAgeMs: oldest ? Math.max(0, this.now() - oldest.createdAt) : 0,
+      lastSeq: this.lastSeq,
+      diskOk: this.diskOk,
+      memoryDepth: this.memory.size,
+    };
+  }
+
+  close(): void {
+    try {
+      this.db?.close();
+    } catch (err) {
+      this.logger.warn({ err }, 'spool close failed');
+    }
+    this.db = undefined;
+  }
+
+  private writeToDisk(batches: SpooledBatch[]): boolean {
+    const db = this.db;
+    if (!db) return false;
+    try {
+      const insert = db.prepare('INSERT INTO batches (seq, created_at, body) VALUES (?, ?, ?)');
+      const setMeta = db.prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      );
+      db.transaction(() => {
+        let last = this.lastSeq;
+        for (const b of batches) {
+          insert.run(b.seq, b.createdAt, b.body);
+          last = Math.max(last, b.seq);
+        }
+        setMeta.run('last_seq', last);
+      })();
+      for (const b of batches) {
+        this.diskDepth++;
+        this.diskBytes += b.body.length;
+      }
+      return true;
+    } catch (err) {
+      this.diskFailed(err, 'write');
+      return false;
+    }
+  }
+
+  private diskFailed(err: unknown, op: string): void {
+    this.lastDiskTry = this.now();
+    if (!this.diskOk) return;
+    this.diskOk = false;
+    this.logger.error(
+      { err, path: this.path, op },
+      'SPOOL DISK FAILURE: keeping batches in memory (same bounds) until the disk works again',
+    );
+  }
+
+  /** While the disk is failing, try again at most once a second; move memory back on success. */
+  private retryDisk(): void {
+    if (this.diskOk || !this.db || this.now() - this.lastDiskTry < DISK_RETRY_MS) return;
+    this.lastDiskTry = this.now();
+    this.diskOk = true;
+    const pending = [...this.memory.values()];
+    if (pending.length === 0) {
+      // Probe with the metadata write alone.
+      if (!this.writeToDisk([])) return;
+    } else if (!this.writeToDisk(pending)) return;
+    this.memory.clear();
+    this.memoryBytes = 0;
+    this.logger.warn({ path: this.path, moved: pending.length }, 'spool disk works again');
+  }
+
+  private oldest(): { seq: number; createdAt: number; onDisk: boolean } | undefined {
+    let disk: { seq: number; created_at: number } | undefined;
+    if (this.db && this.diskDepth > 0) {
+      try {
+        disk = this.db.prepare('SELECT seq, created_at FROM batches ORDER BY seq LIMIT 1').get() as
+          { seq: number; created_at: number } | undefined;
+      } catch {
+        disk = undefined;
+      }
+    }
+    const mem = this.memory.values().next();
+    const m = mem.done ? undefined : mem.value;
+    if (disk && (!m || disk.seq < m.seq))
+      return { seq: disk.seq, createdAt: disk.created_at, onDisk: true };
+    return m ? { seq: m.seq, createdAt: m.createdAt, onDisk: false } : undefined;
+  }
+
+  /** Drop the oldest batches while over the byte or age bound; count and log them. */
+  private enforceBounds(): void {
+    const maxAgeMs = this.options.maxAgeSec * 1000;
+    const droppedSeqs: number[] = [];
+    // Each pass drops one batch; the bound on passes keeps a corrupt count from looping forever.
+    for (let pass = 0; pass < 1_000_000; pass++) {
+      const overBytes = this.diskBytes + this.memoryBytes > this.options.maxBytes;
+      const oldest = this.oldest();
+      if (!oldest) break;
+      const tooOld = this.now() - oldest.createdAt > maxAgeMs;
+      if (!overBytes && !tooOld) break;
+      if (!this.dropOne(oldest.seq, oldest.onDisk)) break;
+      droppedSeqs.push(oldest.seq);
+      if (droppedSeqs.length >= DROP_CHUNK) this.reportDrops(droppedSeqs.splice(0));
+    }
+    if (droppedSeqs.length > 0) this.reportDrops(droppedSeqs);
+  }
+
+  private dropOne(seq: number, onDisk: boolean): boolean {
+    if (!onDisk) {
+      const b = this.memory.get(seq);
+      if (!b) return false;
+      this.memory.delete(seq);
+      this.memoryBytes -= b.body.length;
+      this.dropped++;
+      return true;
+    }
+    try {
+      const row = this.db!.prepare(
+        'DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n',
+      ).get(seq) as { n: number } | undefined;
+      if (!row) return false;
+      this.diskDepth--;
+      this.diskBytes -= row.n;
+      this.ackedOnDisk.delete(seq);
+      this.dropped++;
+      return true;
+    } catch (err) {
+      this.diskFailed(err, 'drop');
+      return false;
+    }
+  }
+
+  private reportDrops(seqs: number[]): void {
+    if (this.db && this.diskOk) {
+      try {
+        this.db
+          .prepare(
+            'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+          )
+          .run('dropped', this.dropped);
+      } catch (err) {
+        this.diskFailed(err, 'count drops');
+      }
+    }
+    this.logger.warn(
+      {
+        count: seqs.length,
+        firstSeq: seqs[0],
+        lastSeq: seqs[seqs.length - 1],
+        dropped: this.dropped,
+      },
+      'spool full or too old: dropped the oldest batches',
+    );
+  }
+}

@@ -1,0 +1,182 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Spool } from '../../../agent/publish/spool.js';
+import { silentLogger } from '../../../agent/ops/logger.js';
+
+const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
+const body = (n: number, size = 100) => new Uint8Array(size).fill(48 + (n % 10));
+
+/** A logger whose records the test can read. */
+function capturingLogger() {
+  const records: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => records.push(JSON.parse(line) as (typeof records)[number]) },
+  );
+  return { logger, records };
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'spool-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Spool seq', () => {
+  it('assigns 1, 2, 3… and hands batches out in order until acknowledged', () => {
+    const spool = Spool.open(dir, BIG, silentLogger);
+    const t0 = Date.now();
+    expect([0, 1, 2, 3].map((i) => spool.append(body(i), t0 + i))).toEqual([1, 2, 3, 4]);
+    expect(spool.peek(0, 2).map((b) => b.seq)).toEqual([1, 2]);
+    expect(spool.peek(2, 10).map((b) => b.seq)).toEqual([3, 4]);
+    expect(spool.peek(0, 1)[0]).toMatchObject({ seq: 1, createdAt: t0 });
+    expect(Buffer.from(body(0)).equals(spool.peek(0, 1)[0].body)).toBe(true);
+    spool.ack(2);
+    spool.ack(1);
+    expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([3, 4]);
+    expect(spool.stats()).toMatchObject({
+      depth: 2,
+      bytes: 200,
+      lastSeq: 4,
+      dropped: 0,
+      diskOk: true,
+    });
+    spool.ack(99); // unknown: ignored
+    spool.close();
+  });
+
+  it('keeps batches and continues seq after a reopen, also when the spool was emptied', () => {
+    const a = Spool.open(dir, BIG, silentLogger);
+    a.append(body(1), Date.now());
+    a.append(body(2), Date.now());
+    a.close();
+    const b = Spool.open(dir, BIG, silentLogger);
+    expect(b.peek(0, 10).map((x) => x.seq)).toEqual([1, 2]);
+    b.ack(1);
+    b.ack(2);
+    expect(b.stats().depth).toBe(0);
+    b.close();
+    const c = Spool.open(dir, BIG, silentLogger);
+    expect(c.stats()).toMatchObject({ depth: 0, lastSeq: 2 });
+    expect(c.append(body(3), Date.now())).toBe(3);
+    c.close();
+  });
+});
+
+describe('Spool bounds', () => {
+  it('drops the oldest batches beyond maxBytes, counts them and logs their seqs', () => {
+    const { logger, records } = capturingLogger();
+    const spool = Spool.open(dir, { maxBytes: 1000, maxAgeSec: 3600 }, logger);
+    for (let i = 0; i < 25; i++) spool.append(body(i, 100), Date.now());
+    const left = spool.peek(0, 100).map((b) => b.seq);
+    expect(left).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
+    expect(spool.stats()).toMatchObject({ dropped: 15, bytes: 1000, depth: 10, lastSeq: 25 });
+    const warned = records.filter((r) => r.msg.includes('dropped the oldest'));
+    expect(warned.reduce((n, r) => n + (r.count as number), 0)).toBe(15);
+    expect(warned[0].firstSeq).toBe(1);
+    spool.close();
+    // The drop counter survives a restart.
+    const again = Spool.open(dir, { maxBytes: 1000, maxAgeSec: 3600 }, silentLogger);
+    expect(again.stats().dropped).toBe(15);
+    again.close();
+  });
+
+  it('drops batches older than maxAgeSec (controllable clock)', () => {
+    let now = 1_000_000;
+    const spool = Spool.open(
+      dir,
+      { maxBytes: 1 << 20, maxAgeSec: 60, now: () => now },
+      silentLogger,
+    );
+    spool.append(body(1), now);
+    now += 30_000;
+    spool.append(body(2), now);
+    expect(spool.stats().oldestAgeMs).toBe(30_000);
+    now += 31_000;
+    spool.append(body(3), now);
+    expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([2, 3]);
+    expect(spool.stats().dropped).toBe(1);
+    spool.close();
+  });
+});
+
+describe('Spool disk failure', () => {
+  it('runs in memory when the state dir cannot be created, logging loudly', () => {
+    const { logger, records } = capturingLogger();
+    const notADir = join(dir, 'file');
+    writeFileSync(notADir, 'x');
+    const spool = Spool.open(join(notADir, 'state'), BIG, logger);
+    expect(records.some((r) => r.level >= 50 && r.msg.includes('SPOOL DISK UNAVAILABLE'))).toBe(
+      true,
+    );
+    expect([spool.append(body(1), Date.now()), spool.append(body(2), Date.now())]).toEqual([1, 2]);
+    expect(spool.stats()).toMatchObject({ diskOk: false, memoryDepth: 2, depth: 2 });
+    spool.ack(1);
+    expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([2]);
+  });
+
+  // A real full disk: a tiny tmpfs (needs CAP_SYS_ADMIN, e.g. root).
+  const mnt = join(tmpdir(), `spool-tmpfs-${process.pid}`);
+  let canMount = false;
+  try {
+    mkdirSync(mnt, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { stdio: 'ignore' });
+    execFileSync('umount', [mnt]);
+    canMount = true;
+  } catch {
+    canMount = false;
+  }
+
+  it.skipIf(!canMount)(
+    'keeps assigning seqs in memory when the disk is full, and moves them back when there is space',
+    async () => {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+      try {
+        const { logger, records } = capturingLogger();
+        let now = Date.now();
+        const spool = Spool.open(
+          mnt,
+          { maxBytes: 64 << 20, maxAgeSec: 3600, now: () => now },
+          logger,
+        );
+        const seqs: number[] = [];
+        // 256 KiB fill up after a few dozen 8 KiB batches: bounded loop.
+        for (let i = 0; i < 200 && spool.stats().diskOk; i++)
+          seqs.push(spool.append(body(i, 8192), now));
+        expect(spool.stats().diskOk).toBe(false);
+        expect(records.some((r) => r.level >= 50 && r.msg.includes('SPOOL DISK FAILURE'))).toBe(
+          true,
+        );
+        for (let i = 0; i < 5; i++) seqs.push(spool.append(body(i, 8192), now));
+        expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+        expect(spool.stats().memoryDepth).toBeGreaterThanOrEqual(5);
+        expect(spool.peek(0, 1000).map((b) => b.seq)).toEqual(seqs);
+
+        // Within the retry pause the disk is not touched again: still in memory, still counting.
+        const roSeq = spool.append(body(1, 100), now);
+        expect(roSeq).toBe(seqs.length + 1);
+        expect(spool.stats().diskOk).toBe(false);
+
+        // Space again: the memory window goes back to disk and survives a reopen.
+        execFileSync('mount', ['-o', 'remount,rw,size=16m', mnt]);
+        now += 2000;
+        const last = spool.append(body(2, 100), now);
+        expect(spool.stats()).toMatchObject({ diskOk: true, memoryDepth: 0, lastSeq: last });
+        spool.close();
+        const reopened = Spool.open(mnt, BIG, silentLogger);
+        expect(reopened.peek(0, 1000).map((b) => b.seq)).toEqual([...seqs, roSeq, last]);
+        expect(reopened.stats().lastSeq).toBe(last);
+        reopened.close();
+      } finally {
+        execFileSync('umount', ['-l', mnt]);
+        rmSync(mnt, { recursive: true, force: true });
+      }
+    },
+  );
+});
