@@ -1,0 +1,139 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SystemdNotifier, type DatagramSocket } from '../../../agent/ops/sd-notify.js';
+import { captureLogger, listenNotifySocket, type NotifyListener } from './helpers.js';
+
+let listener: NotifyListener | undefined;
+afterEach(() => {
+  listener?.close();
+  listener = undefined;
+});
+
+describe('SystemdNotifier against a real unix datagram socket', () => {
+  it('sends READY, STATUS, WATCHDOG and STOPPING as systemd expects them', async () => {
+    listener = listenNotifySocket();
+    const notifier = SystemdNotifier.fromEnv({ NOTIFY_SOCKET: listener.path });
+    expect(notifier.enabled).toBe(true);
+    expect(notifier.ready('3 sensors, broker connected')).toBe(true);
+    expect(notifier.status('12 readings/s, spool 0')).toBe(true);
+    expect(notifier.watchdog()).toBe(true);
+    expect(notifier.stopping()).toBe(true);
+    const got = await listener.waitFor(4);
+    expect(got).toEqual([
+      'READY=1\nSTATUS=3 sensors, broker connected',
+      'STATUS=12 readings/s, spool 0',
+      'WATCHDOG=1',
+      'STOPPING=1',
+    ]);
+  });
+
+  it('keeps STATUS to one line and does not resend an unchanged one', async () => {
+    listener = listenNotifySocket();
+    const notifier = SystemdNotifier.fromEnv({ NOTIFY_SOCKET: listener.path });
+    notifier.status('spool 3\nbroker down');
+    notifier.status('spool 3\nbroker down');
+    notifier.status('spool 0');
+    notifier.watchdog(); // a marker after the statuses
+    const got = await listener.waitFor(3);
+    expect(got).toEqual(['STATUS=spool 3 broker down', 'STATUS=spool 0', 'WATCHDOG=1']);
+  });
+
+  it('sends RELOADING=1 with the current CLOCK_MONOTONIC in µs', async () => {
+    listener = listenNotifySocket();
+    const notifier = SystemdNotifier.fromEnv({ NOTIFY_SOCKET: listener.path });
+    const before = process.hrtime.bigint() / 1000n;
+    notifier.reloading();
+    const after = process.hrtime.bigint() / 1000n;
+    const [msg] = await listener.waitFor(1);
+    const fields = Object.fromEntries(msg.split('\n').map((l) => l.split('=')));
+    expect(fields.RELOADING).toBe('1');
+    const usec = BigInt(fields.MONOTONIC_USEC);
+    expect(usec >= before && usec <= after).toBe(true);
+  });
+
+  it('is a no-op when NOTIFY_SOCKET is unset', async () => {
+    listener = listenNotifySocket();
+    const notifier = SystemdNotifier.fromEnv({});
+    expect(notifier.enabled).toBe(false);
+    expect(notifier.ready()).toBe(false);
+    expect(notifier.watchdog()).toBe(false);
+    // The same listener receives a message from an enabled notifier, so silence above is real.
+    SystemdNotifier.fromEnv({ NOTIFY_SOCKET: listener.path }).status('marker');
+    expect(await listener.waitFor(1)).toEqual(['STATUS=marker']);
+  });
+
+  it('stops sending after close()', async () => {
+    listener = listenNotifySocket();
+    const notifier = SystemdNotifier.fromEnv({ NOTIFY_SOCKET: listener.path });
+    notifier.close();
+    expect(notifier.watchdog()).toBe(false);
+    SystemdNotifier.fromEnv({ NOTIFY_SOCKET: listener.path }).status('marker');
+    expect(await listener.waitFor(1)).toEqual(['STATUS=marker']);
+  });
+
+  it('reports a missing socket once and keeps going', () => {
+    const log = captureLogger();
+    const notifier = SystemdNotifier.fromEnv(
+      { NOTIFY_SOCKET: '/nonexistent-edge-agent-dir/notify' },
+      log.logger,
+    );
+    expect(notifier.ready()).toBe(false);
+    expect(notifier.watchdog()).toBe(false);
+    expect(notifier.watchdog()).toBe(false);
+    const warnings = log.lines.filter((l) => String(l.msg).startsWith('sd_notify failed'));
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('disables itself with a warning for an abstract socket it cannot address', () => {
+    const log = captureLogger();
+    let opened = 0;
+    const notifier = SystemdNotifier.fromEnv(
+      { NOTIFY_SOCKET: '@/org/test/notify' },
+      log.logger,
+      () => {
+        opened++;
+        throw new Error('must not open a socket');
+      },
+    );
+    expect(notifier.enabled).toBe(false);
+    expect(notifier.ready()).toBe(false);
+    expect(opened).toBe(0);
+    expect(log.messages().some((m) => m.includes('not a filesystem path'))).toBe(true);
+  });
+
+  it('closes the socket it opened even when the send fails', () => {
+    let closes = 0;
+    const failing: DatagramSocket = {
+      send(_b, _o, _l, _p, cb) {
+        cb(Object.assign(new Error('send -11'), { code: 'EAGAIN' }));
+      },
+      on() {
+        return this;
+      },
+      close() {
+        closes++;
+      },
+    };
+    const notifier = SystemdNotifier.fromEnv({ NOTIFY_SOCKET: '/run/x' }, undefined, () => failing);
+    expect(notifier.watchdog()).toBe(false);
+    expect(closes).toBe(1);
+  });
+});
+
+describe('watchdogIntervalMs', () => {
+  it('reads WATCHDOG_USEC', () => {
+    expect(SystemdNotifier.fromEnv({ WATCHDOG_USEC: '30000000' }).watchdogIntervalMs()).toBe(
+      30_000,
+    );
+  });
+  it('honours WATCHDOG_PID: ours applies, another process’s does not', () => {
+    const ours = { WATCHDOG_USEC: '2000000', WATCHDOG_PID: String(process.pid) };
+    expect(SystemdNotifier.fromEnv(ours).watchdogIntervalMs()).toBe(2000);
+    const theirs = { WATCHDOG_USEC: '2000000', WATCHDOG_PID: String(process.pid + 1) };
+    expect(SystemdNotifier.fromEnv(theirs).watchdogIntervalMs()).toBeUndefined();
+  });
+  it('ignores missing, zero and malformed values', () => {
+    for (const v of [undefined, '', '0', '-5', 'abc', '1.5']) {
+      expect(SystemdNotifier.fromEnv({ WATCHDOG_USEC: v }).watchdogIntervalMs()).toBeUndefined();
+    }
+  });
+});

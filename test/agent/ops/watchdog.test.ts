@@ -1,0 +1,192 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  EVENT_LOOP_CHECK,
+  progressCheck,
+  startWatchdog,
+  type Watchdog,
+} from '../../../agent/ops/watchdog.js';
+import { captureLogger, listenNotifySocket, type NotifyListener } from './helpers.js';
+
+const running: Watchdog[] = [];
+let listener: NotifyListener | undefined;
+afterEach(() => {
+  for (const w of running.splice(0)) w.stop();
+  listener?.close();
+  listener = undefined;
+});
+
+/** Wait (bounded) until `cond` holds. */
+async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('startWatchdog', () => {
+  it('pings while every check passes and withholds pings while one fails, naming it', async () => {
+    const log = captureLogger();
+    let workerAlive = true;
+    let pings = 0;
+    const w = startWatchdog({
+      notifier: { watchdog: () => (pings++, true) },
+      intervalMs: 60,
+      maxLoopLagMs: 60_000, // this test is about the supplied checks, not loop lag
+      checks: [
+        { name: 'worker', healthy: () => workerAlive },
+        { name: 'sampling', healthy: () => true },
+      ],
+      logger: log.logger,
+    });
+    running.push(w);
+    await until(() => pings >= 3);
+
+    workerAlive = false;
+    await until(() => w.failing.includes('worker'));
+    const frozen = pings;
+    // Several more ticks pass without a ping (bounded by count of ticks observed via time).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pings).toBe(frozen);
+    expect(w.failing).toEqual(['worker']);
+    const warnings = log.lines.filter((l) => l.level === 40);
+    expect(warnings).toHaveLength(1); // logged on change, not every tick
+    expect(String(warnings[0].msg)).toContain('worker');
+
+    workerAlive = true;
+    await until(() => pings >= frozen + 2);
+    expect(w.failing).toEqual([]);
+    expect(log.messages().some((m) => m.includes('pings resume'))).toBe(true);
+  });
+
+  it('counts a check that throws as failing', async () => {
+    let pings = 0;
+    const w = startWatchdog({
+      notifier: { watchdog: () => (pings++, true) },
+      intervalMs: 40,
+      maxLoopLagMs: 60_000,
+      checks: [
+        {
+          name: 'spool',
+          healthy: () => {
+            throw new Error('database is locked');
+          },
+        },
+      ],
+    });
+    running.push(w);
+    await until(() => w.failing.length > 0);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(w.failing).toEqual(['spool']);
+    expect(pings).toBe(0);
+  });
+
+  it('stops pinging while the event loop is blocked and resumes after', async () => {
+    const log = captureLogger();
+    const events: string[] = [];
+    const w = startWatchdog({
+      notifier: { watchdog: () => (events.push('ping'), true) },
+      intervalMs: 400,
+      // The block (1000 ms) is far beyond this; ordinary scheduling noise on a busy CI is not.
+      maxLoopLagMs: 400,
+      // Records every tick, so a tick without a ping shows in the sequence.
+      checks: [{ name: 'probe', healthy: () => (events.push('tick'), true) }],
+      logger: log.logger,
+    });
+    running.push(w);
+    await until(() => events.filter((e) => e === 'ping').length >= 2);
+
+    events.push('block-start');
+    const blockedUntil = Date.now() + 1000;
+    while (Date.now() < blockedUntil) {
+      // busy loop of bounded length: the event loop is really blocked
+    }
+    events.push('block-end');
+    const logsBefore = log.lines.length;
+    await until(
+      () => events.slice(events.indexOf('block-end')).filter((e) => e === 'ping').length >= 2,
+    );
+
+    const after = events.slice(events.indexOf('block-end') + 1);
+    // The late tick right after the block withheld its ping and said why.
+    const warnedLoop = log.lines
+      .slice(logsBefore)
+      .some(
+        (l) => l.level === 40 && Array.isArray(l.failing) && l.failing.includes(EVENT_LOOP_CHECK),
+      );
+    expect(warnedLoop).toBe(true);
+    // tick (late: no ping), tick, ping — never a ping straight after the block.
+    expect(after.slice(0, 3)).toEqual(['tick', 'tick', 'ping']);
+    expect(w.pings).toBe(events.filter((e) => e === 'ping').length);
+  });
+
+  it('rejects a non-positive interval', () => {
+    expect(() =>
+      startWatchdog({ notifier: { watchdog: () => true }, intervalMs: 0, checks: [] }),
+    ).toThrow(RangeError);
+  });
+});
+
+describe('watchdog through a real notify socket in a separate process', () => {
+  it('systemd sees pings, a gap as long as the block, then pings again', async () => {
+    listener = listenNotifySocket();
+    const fixture = fileURLToPath(new URL('./fixtures/blocking-agent.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
+      env: { ...process.env, NOTIFY_SOCKET: listener.path, BLOCK_MS: '1500' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    try {
+      const l = listener;
+      await until(() => l.messages.some((m) => m.text === 'STOPPING=1'), 45_000);
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(stderr).toBe('');
+    const texts = listener.messages.map((m) => m.text);
+    const start = texts.indexOf('STATUS=block-start');
+    const end = texts.indexOf('STATUS=block-end');
+    expect(texts[0]).toBe('READY=1');
+    expect(start).toBeGreaterThan(0);
+    expect(end).toBe(start + 1); // nothing was sent while the loop was blocked
+    expect(texts.slice(1, start)).toContain('WATCHDOG=1');
+    expect(texts.slice(end + 1)).toContain('WATCHDOG=1');
+    // As systemd's clock sees it: no ping for at least as long as the block lasted.
+    const pingTimes = listener.messages.filter((m) => m.text === 'WATCHDOG=1').map((m) => m.at);
+    const lastBefore = Math.max(...pingTimes.filter((t) => t < listener!.messages[start].at));
+    const firstAfter = Math.min(...pingTimes.filter((t) => t > listener!.messages[end].at));
+    expect(firstAfter - lastBefore).toBeGreaterThanOrEqual(1500);
+  });
+});
+
+describe('progressCheck', () => {
+  it('is healthy while the counter moves within staleMs, unhealthy when it stalls', () => {
+    let clock = 0;
+    let counter = 0;
+    const check = progressCheck(
+      'sampling',
+      () => counter,
+      1000,
+      () => clock,
+    );
+    expect(check.name).toBe('sampling');
+    expect(check.healthy()).toBe(true); // first look counts as progress
+    clock = 900;
+    expect(check.healthy()).toBe(true);
+    clock = 1001;
+    expect(check.healthy()).toBe(false); // no change for > 1000 ms
+    counter = 5;
+    expect(check.healthy()).toBe(true); // progress again
+    clock = 1900;
+    expect(check.healthy()).toBe(true);
+    clock = 2100;
+    expect(check.healthy()).toBe(false);
+  });
+});
