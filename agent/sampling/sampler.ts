@@ -184,7 +184,7 @@ export class Sampler {
       }
     }.call(this);
 
-    const readings = sensorReadings(guardDriver(sensor.driver), {
+    const readings = sensorReadings(guardDriver(sensor.driver, { timeoutMs: sensor.timeoutMs }), {
       sensor: sensor.id,
       ticks: countedTicks,
       timeoutMs: sensor.timeoutMs,
