@@ -1,0 +1,103 @@
+/**
+ * Modbus RTU sensors on RS-485, e.g. the XY-MD02 temperature/humidity module: slave 1,
+ * 9600 baud (8N1 or 8E1: sources disagree, so parity is configurable), function 0x04,
+ * input register 0x0001 = temperature × 10 (int16), 0x0002 = humidity × 10.
+ * Request `01 04 00 01 00 01 60 0A` → reply `01 04 02 00 F5 79 77` = 24.5 °C.
+ *
+ * Why our own framing instead of modbus-serial: modbus-serial owns its port (one client per
+ * port, its own open/close and queue), so it cannot share one RS-485 line among several
+ * sensors through our turn-taking, cannot reopen through our backoff when the adapter is
+ * unplugged, and its RTU buffering does not wait the 3.5-character silence by the clock.
+ * Framing is 60 lines (drivers/serial/modbus-rtu-frame.ts, modbus-pdu.ts), tested against
+ * the vectors above and fuzzed, and it runs unchanged on serialport 13 and the simulator.
+ *
+ * Errors: no reply in time → TIMEOUT; bad CRC → CRC; exception reply (function | 0x80) →
+ * PROTOCOL with the exception code (ModbusException); port gone → DISCONNECTED.
+ */
+import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
+import {
+  buildReadRequest,
+  parseReadResponse,
+  planReadSpans,
+  registerValue,
+  type ModbusReadFunction,
+} from './modbus-pdu.js';
+import { decodeRtuFrame, encodeRtuFrame, readReplyLength } from './modbus-rtu-frame.js';
+import type { SerialLines } from './serial-lines.js';
+
+export interface ModbusRtuOptions {
+  /** How long one request may wait for its reply (ms); default 1000. */
+  responseTimeoutMs?: number;
+}
+
+export type ModbusRtuConfig = SensorConfigOf<'modbus-rtu'>;
+
+export function createModbusRtu(
+  config: ModbusRtuConfig,
+  lines: SerialLines,
+  options: ModbusRtuOptions = {},
+): Driver {
+  const line = lines.line({
+    path: config.port,
+    baudRate: config.baudRate,
+    parity: config.parity,
+    dataBits: config.dataBits,
+    stopBits: config.stopBits,
+  });
+  const fn = config.function as ModbusReadFunction;
+  const spans = planReadSpans(config.registers.map((r) => r.address));
+  const quantities = [...new Set(config.registers.map((r) => r.quantity))] as Quantity[];
+  const responseTimeoutMs = options.responseTimeoutMs ?? 1000;
+  let acquired = false;
+
+  const readSpan = async (start: number, quantity: number, signal: AbortSignal) => {
+    const request = encodeRtuFrame(config.unitId, buildReadRequest(fn, start, quantity));
+    const reply = await line.transact(
+      request,
+      readReplyLength,
+      AbortSignal.any([signal, AbortSignal.timeout(responseTimeoutMs)]),
+    );
+    const frame = decodeRtuFrame(reply);
+    if (frame.unitId !== config.unitId) {
+      throw new SensorError('PROTOCOL', `reply from unit ${frame.unitId}, asked ${config.unitId}`);
+    }
+    return parseReadResponse(frame.pdu, fn, quantity);
+  };
+
+  return {
+    kind: 'modbus-rtu',
+    quantities,
+    resource: line.resource,
+    async open(signal) {
+      if (!acquired) {
+        line.acquire();
+        acquired = true;
+      }
+      try {
+        await line.ready(signal);
+      } catch (err) {
+        // Let go, so a sensor that never opens does not keep the port reopening forever.
+        acquired = false;
+        await line.release();
+        throw err;
+      }
+    },
+    async measure(signal): Promise<Measurement[]> {
+      const raw = new Map<number, number>();
+      for (const span of spans) {
+        const words = await readSpan(span.start, span.quantity, signal);
+        words.forEach((w, i) => raw.set(span.start + i, w));
+      }
+      return config.registers.map((r) => ({
+        quantity: r.quantity,
+        value: registerValue(raw.get(r.address) ?? 0, r),
+      }));
+    },
+    async close() {
+      if (!acquired) return;
+      acquired = false;
+      await line.release();
+    },
+  };
+}

@@ -1,0 +1,254 @@
+/**
+ * A serialport binding (the BindingInterface that @serialport/stream drives) wired to
+ * simulated devices instead of a UART. Bytes take their real time on the wire: one
+ * character is start + data + parity + stop bits at the opened baud rate, the host's bytes
+ * reach the device after their transmit time, and the device's bytes reach the host in
+ * UART-FIFO-sized chunks (8 bytes) as they would come out of a USB-RS485 adapter.
+ *
+ * Unplug: the open port's pending read fails with a non-canceled error, which makes the
+ * stream close with `disconnected: true`, exactly like a vanished /dev/ttyUSB0; opening
+ * fails with ENOENT until replug.
+ */
+import type { SerialBinding } from '../../drivers/serial/serial-lines.js';
+import { characterTimeMs } from '../../drivers/serial/modbus-rtu-frame.js';
+
+type PortBinding = Awaited<ReturnType<SerialBinding['open']>>;
+type BindingOpenOptions = Parameters<SerialBinding['open']>[0];
+type PortInfo = Awaited<ReturnType<SerialBinding['list']>>[number];
+
+/** The device end of an open port. */
+export interface DevicePort {
+  readonly settings: Readonly<Required<BindingOpenOptions>>;
+  /** Time of one character on the wire, ms. */
+  readonly characterMs: number;
+  /** Send bytes to the host; they arrive after their transmit time, in order. */
+  send(bytes: Buffer): void;
+}
+
+/** A simulated device behind a serial port. */
+export interface SerialDevice {
+  /** The host opened the port. */
+  attach?(port: DevicePort): void;
+  /** The host closed the port or the cable was pulled. */
+  detach?(port: DevicePort): void;
+  /** Bytes from the host, after they have been on the wire. */
+  receive(bytes: Buffer, port: DevicePort): void;
+}
+
+/** How many bytes a USB-serial adapter hands over at once. */
+const FIFO_CHUNK = 8;
+
+class CanceledError extends Error {
+  readonly canceled = true;
+}
+
+class SimulatedPort implements PortBinding, DevicePort {
+  isOpen = true;
+  readonly characterMs: number;
+  private readonly rx: Buffer[] = [];
+  private pendingRead: (() => void) | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** When the device → host wire is free again (performance-free: Date.now is enough). */
+  private txFreeAt = 0;
+  private gone = false;
+
+  constructor(
+    readonly openOptions: Required<BindingOpenOptions>,
+    private readonly device: SerialDevice,
+    private readonly onClosed: (port: SimulatedPort) => void,
+  ) {
+    this.characterMs = characterTimeMs(openOptions);
+  }
+
+  get settings(): Readonly<Required<BindingOpenOptions>> {
+    return this.openOptions;
+  }
+
+  send(bytes: Buffer): void {
+    if (!this.isOpen || this.gone) return;
+    let at = Math.max(Date.now(), this.txFreeAt);
+    for (let i = 0; i < bytes.length; i += FIFO_CHUNK) {
+      const chunk = Buffer.from(bytes.subarray(i, i + FIFO_CHUNK));
+      at += chunk.length * this.characterMs;
+      this.later(at - Date.now(), () => {
+        this.rx.push(chunk);
+        this.wakeReader();
+      });
+    }
+    this.txFreeAt = at;
+  }
+
+  /** Pull the cable: the pending read fails (not canceled), so the stream disconnects. */
+  disconnect(): void {
+    this.gone = true;
+    this.clearTimers();
+    this.wakeReader();
+  }
+
+  async read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+  ): Promise<{ buffer: Buffer; bytesRead: number }> {
+    for (;;) {
+      if (!this.isOpen) throw new CanceledError('port is closed');
+      if (this.gone) throw new Error('device disconnected (EIO)');
+      const head = this.rx[0];
+      if (head) {
+        const n = Math.min(length, head.length);
+        head.copy(buffer, offset, 0, n);
+        if (n === head.length) this.rx.shift();
+        else this.rx[0] = head.subarray(n);
+        return { buffer, bytesRead: n };
+      }
+      await new Promise<void>((r) => (this.pendingRead = r));
+    }
+  }
+
+  async write(buffer: Buffer): Promise<void> {
+    if (!this.isOpen) throw new CanceledError('port is closed');
+    if (this.gone) throw new Error('device disconnected (EIO)');
+    const bytes = Buffer.from(buffer);
+    this.later(bytes.length * this.characterMs, () => this.device.receive(bytes, this));
+  }
+
+  async close(): Promise<void> {
+    if (!this.isOpen) throw new Error('Port is not open');
+    this.isOpen = false;
+    this.clearTimers();
+    this.wakeReader();
+    // After an unplug the device was already told.
+    if (!this.gone) this.device.detach?.(this);
+    this.onClosed(this);
+  }
+
+  async update(): Promise<void> {}
+  async set(): Promise<void> {}
+  async get(): Promise<{ cts: boolean; dsr: boolean; dcd: boolean }> {
+    return { cts: true, dsr: true, dcd: false };
+  }
+  async getBaudRate(): Promise<{ baudRate: number }> {
+    return { baudRate: this.openOptions.baudRate };
+  }
+  async flush(): Promise<void> {
+    this.rx.length = 0;
+  }
+  async drain(): Promise<void> {}
+
+  private wakeReader(): void {
+    const r = this.pendingRead;
+    this.pendingRead = undefined;
+    r?.();
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        fn();
+      },
+      Math.max(0, ms),
+    );
+    this.timers.add(t);
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}
+
+interface Slot {
+  device: SerialDevice;
+  plugged: boolean;
+  open: SimulatedPort | undefined;
+  opens: number;
+}
+
+export class SimulatedSerialBinding implements SerialBinding {
+  private readonly slots = new Map<string, Slot>();
+
+  /** Put a device behind a port path, e.g. "/dev/ttySIM0". */
+  add(path: string, device: SerialDevice): this {
+    this.slots.set(path, { device, plugged: true, open: undefined, opens: 0 });
+    return this;
+  }
+
+  /** Pull the adapter: an open port disconnects, opening fails until replug(). */
+  unplug(path: string): void {
+    const slot = this.slot(path);
+    slot.plugged = false;
+    const port = slot.open;
+    slot.open = undefined;
+    if (port) {
+      port.disconnect();
+      slot.device.detach?.(port);
+    }
+  }
+
+  replug(path: string): void {
+    this.slot(path).plugged = true;
+  }
+
+  /** How many times the port was opened (tests check reopen). */
+  opens(path: string): number {
+    return this.slot(path).opens;
+  }
+
+  isOpen(path: string): boolean {
+    return this.slot(path).open?.isOpen === true;
+  }
+
+  async list(): Promise<PortInfo[]> {
+    return [...this.slots.entries()]
+      .filter(([, s]) => s.plugged)
+      .map(([path]) => ({
+        path,
+        manufacturer: 'edge-agent simulator',
+        serialNumber: undefined,
+        pnpId: undefined,
+        locationId: undefined,
+        productId: undefined,
+        vendorId: undefined,
+      }));
+  }
+
+  async open(options: BindingOpenOptions): Promise<PortBinding> {
+    await Promise.resolve();
+    const slot = this.slots.get(options.path);
+    if (!slot || !slot.plugged) {
+      throw Object.assign(
+        new Error(`Error: No such file or directory, cannot open ${options.path}`),
+        {
+          code: 'ENOENT',
+        },
+      );
+    }
+    if (slot.open) throw new Error(`Error Resource temporarily unavailable Cannot lock port`);
+    const full: Required<BindingOpenOptions> = {
+      dataBits: 8,
+      lock: true,
+      stopBits: 1,
+      parity: 'none',
+      rtscts: false,
+      xon: false,
+      xoff: false,
+      xany: false,
+      hupcl: true,
+      ...options,
+    };
+    const port = new SimulatedPort(full, slot.device, (p) => {
+      if (slot.open === p) slot.open = undefined;
+    });
+    slot.open = port;
+    slot.opens++;
+    slot.device.attach?.(port);
+    return port;
+  }
+
+  private slot(path: string): Slot {
+    const s = this.slots.get(path);
+    if (!s) throw new Error(`no simulated serial device at ${path}`);
+    return s;
+  }
+}
