@@ -1,0 +1,240 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createModbusTcp, ModbusTcpPool } from '../../../drivers/network/modbus-tcp.js';
+import { encodeReadRequest } from '../../../drivers/network/modbus-pdu.js';
+import { ReadingStatus, SensorError, type Reading } from '../../../drivers/types.js';
+import {
+  startModbusTcpSensorServer,
+  type ModbusFault,
+  type ModbusTcpSensorServer,
+} from '../../../simulator/network/modbus-tcp-server.js';
+import { readAll, ticks } from './helpers.js';
+
+let servers: ModbusTcpSensorServer[] = [];
+let pools: ModbusTcpPool[] = [];
+afterEach(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+  pools = [];
+});
+
+async function setUp(delayMs: number, port = 0) {
+  const server = await startModbusTcpSensorServer({ delayMs, port, sensorsPerUnit: 100 });
+  servers.push(server);
+  return server;
+}
+function newPool(): ModbusTcpPool {
+  const pool = new ModbusTcpPool({ connectTimeoutMs: 5000 });
+  pools.push(pool);
+  return pool;
+}
+const configFor = (server: ModbusTcpSensorServer, index: number) => ({
+  ...server.sensor(index),
+  function: 4 as const,
+});
+
+const faultsOf = (rs: Reading[]) => rs.filter((r) => r.status === ReadingStatus.Fault);
+const okOf = (rs: Reading[]) => rs.filter((r) => r.status === ReadingStatus.Ok);
+
+describe('modbus-tcp driver against the simulated gateway', () => {
+  it('reads plausible temperature and humidity through sensorReadings', async () => {
+    const server = await setUp(5);
+    const driver = createModbusTcp(configFor(server, 3), newPool());
+    expect(driver.resource).toBeUndefined();
+    const readings = await readAll(driver, { ticks: ticks(3, 10) });
+    expect(readings.map((r) => r.quantity)).toEqual(
+      Array(3).fill(['temperature', 'humidity']).flat(),
+    );
+    for (const r of readings) {
+      expect(r.status).toBe(ReadingStatus.Ok);
+      const [lo, hi] = r.quantity === 'temperature' ? [10, 35] : [30, 70];
+      expect(r.value).toBeGreaterThan(lo);
+      expect(r.value).toBeLessThan(hi);
+      // int16 × 0.1 on the wire: one decimal.
+      expect(Math.round(r.value * 10) / 10).toBe(r.value);
+    }
+    // Adjacent registers 7 and 8 went out as one request per round.
+    expect(server.device(1, 7).requests).toBe(3);
+    expect(server.stats().requests).toBe(3);
+  });
+
+  it('reads unit ids behind the gateway and holding registers (0x03)', async () => {
+    const server = await setUp(1);
+    const cfg = { ...configFor(server, 250), function: 3 as const };
+    expect(cfg.unitId).toBe(3);
+    const [t] = await createModbusTcp(cfg, newPool()).measure(AbortSignal.timeout(5000));
+    expect(t.quantity).toBe('temperature');
+    expect(server.device(3).requests).toBe(1);
+    expect(server.device(1).requests).toBe(0);
+  });
+
+  it('reports an unmapped register as a PROTOCOL fault naming the exception', async () => {
+    const server = await setUp(1);
+    const driver = createModbusTcp(
+      {
+        ...configFor(server, 0),
+        registers: [{ quantity: 'temperature', address: 5000, scale: 0.1, signed: true }],
+      },
+      newPool(),
+    );
+    await expect(driver.measure(AbortSignal.timeout(5000))).rejects.toMatchObject({
+      code: 'PROTOCOL',
+      message: expect.stringMatching(/illegal data address/),
+    });
+  });
+
+  it.each<[ModbusFault, string, RegExp]>([
+    ['exception', 'PROTOCOL', /server device failure/],
+    ['malformed', 'PROTOCOL', /byte count/],
+    ['timeout', 'TIMEOUT', /no reply/],
+    ['drop', 'DISCONNECTED', /closed|ECONNRESET/],
+    ['garbage', 'PROTOCOL', /garbage/],
+  ])(
+    'injected %s → %s fault readings, then recovery, nothing thrown',
+    async (fault, code, message) => {
+      const server = await setUp(5);
+      const device = server.device(1, 1);
+      const seen: SensorError[] = [];
+      const readings = await readAll(createModbusTcp(configFor(server, 0), newPool()), {
+        timeoutMs: 300,
+        ticks: ticks(6, 20, (i) => device.inject(i < 3 ? fault : null)),
+        onFault: (e) => seen.push(e),
+      });
+      expect(readings).toHaveLength(12);
+      expect(faultsOf(readings.slice(0, 6))).toHaveLength(6);
+      expect(readings.slice(0, 6).every((r) => Number.isNaN(r.value))).toBe(true);
+      expect(okOf(readings.slice(6))).toHaveLength(6);
+      expect(seen).toHaveLength(3);
+      for (const e of seen) {
+        expect(e.code).toBe(code);
+        expect(e.message).toMatch(message);
+      }
+    },
+  );
+
+  it('a fault on one sensor leaves its neighbours on the same connection alone', async () => {
+    const server = await setUp(5);
+    server.device(1, 1).inject('timeout');
+    const pool = newPool();
+    const [bad, good] = await Promise.all([
+      readAll(createModbusTcp(configFor(server, 0), pool), { timeoutMs: 300, ticks: ticks(3, 10) }),
+      readAll(createModbusTcp(configFor(server, 1), pool), { timeoutMs: 300, ticks: ticks(3, 10) }),
+    ]);
+    expect(faultsOf(bad)).toHaveLength(6);
+    expect(okOf(good)).toHaveLength(6);
+    expect(server.stats().connections).toBe(1);
+    // The late replies never arrive (timeout fault), so nothing is unmatched; the pool forgot them.
+    expect(pools[0].stats().inFlight).toBe(0);
+  });
+
+  it('drops late replies to timed-out transactions and counts them', async () => {
+    const server = await setUp(200);
+    const pool = newPool();
+    const driver = createModbusTcp(configFor(server, 0), pool);
+    await expect(driver.measure(AbortSignal.timeout(50))).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    });
+    // Bounded wait for the 200 ms late reply to arrive and be discarded.
+    for (let i = 0; i < 100 && pool.stats().unmatchedReplies === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(pool.stats().unmatchedReplies).toBe(1);
+    const [t] = await driver.measure(AbortSignal.timeout(5000));
+    expect(t.status ?? ReadingStatus.Ok).toBe(ReadingStatus.Ok);
+  });
+
+  it('stuck value: the same raw value round after round', async () => {
+    const server = await setUp(1);
+    server.device(1, 1).inject('stuck');
+    const readings = await readAll(createModbusTcp(configFor(server, 0), newPool()), {
+      ticks: ticks(5, 5),
+    });
+    const temps = readings.filter((r) => r.quantity === 'temperature').map((r) => r.value);
+    expect(temps).toHaveLength(5);
+    expect(new Set(temps).size).toBe(1);
+  });
+
+  it('200 sensors × 100 ms answer concurrently over one connection', async () => {
+    const server = await setUp(100);
+    const pool = newPool();
+    const drivers = Array.from({ length: 200 }, (_, i) =>
+      createModbusTcp(configFor(server, i * 37), pool),
+    );
+    const started = Date.now();
+    const results = await Promise.all(
+      drivers.map((d) => readAll(d, { timeoutMs: 10_000, ticks: ticks(2, 0) })),
+    );
+    const elapsed = Date.now() - started;
+    expect(results.flat().every((r) => r.status === ReadingStatus.Ok)).toBe(true);
+    expect(results.flat()).toHaveLength(200 * 2 * 2);
+    // Serialised this would take 2 × 200 × 100 ms = 40 s; a wide bound, not a benchmark.
+    expect(elapsed).toBeLessThan(20 * 100 * 2);
+    expect(server.stats()).toMatchObject({ requests: 400, responses: 400, connections: 1 });
+    expect(pool.stats()).toMatchObject({ connects: 1, requests: 400, inFlight: 0 });
+  });
+
+  it('spreads requests over several connections when asked to', async () => {
+    const server = await setUp(20);
+    const pool = new ModbusTcpPool({ connectionsPerEndpoint: 3 });
+    pools.push(pool);
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        createModbusTcp(configFor(server, i), pool).measure(AbortSignal.timeout(10_000)),
+      ),
+    );
+    expect(server.stats().connections).toBe(3);
+    expect(server.stats().responses).toBe(30);
+  });
+
+  it('server down → DISCONNECTED faults; server back on the same port → reconnects', async () => {
+    const first = await setUp(5);
+    const port = first.port;
+    const pool = newPool();
+    const driver = createModbusTcp(configFor(first, 0), pool);
+    const seen: string[] = [];
+    let second: ModbusTcpSensorServer | undefined;
+    const readings = await readAll(driver, {
+      timeoutMs: 1000,
+      onFault: (e) => seen.push(e.code),
+      ticks: ticks(8, 20, async (i) => {
+        if (i === 2) await first.close();
+        if (i === 5) {
+          second = await setUp(5, port);
+        }
+      }),
+    });
+    const status = readings.filter((r) => r.quantity === 'temperature').map((r) => r.status);
+    expect(status.slice(0, 2)).toEqual([ReadingStatus.Ok, ReadingStatus.Ok]);
+    expect(status.slice(2, 5)).toEqual(Array(3).fill(ReadingStatus.Fault));
+    expect(status.slice(5)).toEqual(Array(3).fill(ReadingStatus.Ok));
+    expect(seen).toEqual(['DISCONNECTED', 'DISCONNECTED', 'DISCONNECTED']);
+    expect(second?.stats().connections).toBe(1);
+    expect(pool.stats().connects).toBeGreaterThanOrEqual(2);
+  });
+
+  it('fails in-flight requests when the pool is closed', async () => {
+    const server = await setUp(500);
+    const pool = newPool();
+    const pending = pool.request(
+      '127.0.0.1',
+      server.port,
+      1,
+      encodeReadRequest(4, 1, 1),
+      AbortSignal.timeout(10_000),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    await pool.close();
+    await expect(pending).rejects.toMatchObject({ code: 'DISCONNECTED' });
+  });
+
+  it('connection refused on a port nobody listens on → DISCONNECTED', async () => {
+    const server = await setUp(1);
+    const port = server.port;
+    await server.close();
+    servers = [];
+    const driver = createModbusTcp({ ...configFor(server, 0), port }, newPool());
+    await expect(driver.measure(AbortSignal.timeout(5000))).rejects.toMatchObject({
+      code: 'DISCONNECTED',
+      message: expect.stringMatching(/ECONNREFUSED/),
+    });
+  });
+});
