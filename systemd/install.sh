@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Install (or upgrade, or remove) edge-agent as a systemd service.
+#
+#   sudo systemd/install.sh                 install/upgrade from this built source tree
+#   sudo systemd/install.sh --enable        ... and `systemctl enable --now edge-agent`
+#   sudo systemd/install.sh --uninstall     remove the program and unit; keep config + spool
+#   sudo systemd/install.sh --uninstall --purge   ... and the config, password and spool
+#
+# What goes where:
+#   /opt/edge-agent/                 dist/, docs/, package.json, package-lock.json, node_modules
+#   /usr/local/bin/edge-agent        a wrapper: node /opt/edge-agent/dist/agent/cli.js "$@"
+#   /etc/systemd/system/edge-agent.service
+#   /etc/edge-agent/config.yaml      the example, only if there is no config yet (never replaced)
+#   /etc/edge-agent/config.example.yaml   always the current example, for reference
+#   /etc/edge-agent/mqtt-password    mode 0600 root; empty unless --mqtt-password-stdin
+#
+# Idempotent: running it again gives the same result and keeps config, password and spool.
+# The config is validated with `edge-agent check-config` before the service is (re)started.
+#
+# Options (or environment):
+#   --root DIR    (EDGE_AGENT_ROOT)   install below DIR as if it were /; no systemctl, no
+#                                     groupadd (image building, tests)
+#   --prefix DIR  (EDGE_AGENT_PREFIX) program directory, default /opt/edge-agent
+#   --source DIR                      the built tree to install, default this script's repo
+#   --skip-npm                        do not run `npm ci --omit=dev` (node_modules must exist)
+#   --mqtt-password-stdin             store the MQTT password read from stdin
+#   NODE=/path/to/node                the node binary for the unit (default: command -v node)
+#   NPM=/path/to/npm                  the npm binary (default: npm)
+set -euo pipefail
+umask 022
+
+ROOT="${EDGE_AGENT_ROOT:-}"
+PREFIX="${EDGE_AGENT_PREFIX:-/opt/edge-agent}"
+SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ACTION=install
+PURGE=0
+ENABLE=0
+SKIP_NPM=0
+PASSWORD_STDIN=0
+GROUPS_NEEDED=(i2c dialout gpio)
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+die() {
+  echo "install.sh: $*" >&2
+  exit 1
+}
+say() { echo "install.sh: $*"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
+    --root=*) ROOT="${1#*=}"; shift ;;
+    --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
+    --prefix=*) PREFIX="${1#*=}"; shift ;;
+    --source) SOURCE="${2:?--source needs a directory}"; shift 2 ;;
+    --source=*) SOURCE="${1#*=}"; shift ;;
+    --uninstall) ACTION=uninstall; shift ;;
+    --purge) PURGE=1; shift ;;
+    --enable) ENABLE=1; shift ;;
+    --skip-npm) SKIP_NPM=1; shift ;;
+    --mqtt-password-stdin) PASSWORD_STDIN=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+
+case "$PREFIX" in /*) ;; *) die "--prefix must be absolute, got $PREFIX" ;; esac
+if [ -n "$ROOT" ]; then
+  mkdir -p "$ROOT"
+  ROOT="$(cd "$ROOT" && pwd)"
+  [ "$ROOT" != / ] || ROOT=""
+fi
+
+# Paths on the target system (as the service sees them) and where we write them (below ROOT).
+UNIT_PATH=/etc/systemd/system/edge-agent.service
+CONF_DIR=/etc/edge-agent
+WRAPPER=/usr/local/bin/edge-agent
+T_PREFIX="$ROOT$PREFIX"
+T_UNIT="$ROOT$UNIT_PATH"
+T_CONF="$ROOT$CONF_DIR"
+T_WRAPPER="$ROOT$WRAPPER"
+
+# systemctl only for the real root of a booted systemd system.
+have_systemd() { [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; }
+
+if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
+  die "run as root (sudo), or use --root DIR to install into a directory"
+fi
+
+uninstall() {
+  if have_systemd; then
+    systemctl disable --now edge-agent.service 2>/dev/null || true
+  fi
+  rm -f "$T_UNIT" "$T_WRAPPER"
+  rm -rf "$T_PREFIX"
+  if [ "$PURGE" -eq 1 ]; then
+    # The spool may hold batches the broker never acknowledged: only with --purge.
+    rm -rf "$T_CONF" "$ROOT/var/lib/edge-agent" "$ROOT/var/lib/private/edge-agent"
+    say "removed edge-agent, its configuration and its spool"
+  else
+    say "removed edge-agent; kept $CONF_DIR and /var/lib/edge-agent (use --purge to remove them)"
+  fi
+  if have_systemd; then systemctl daemon-reload; fi
+}
+
+if [ "$ACTION" = uninstall ]; then
+  uninstall
+  exit 0
+fi
+
+# ---- install ----------------------------------------------------------------------------
+
+[ -f "$SOURCE/dist/agent/cli.js" ] ||
+  die "$SOURCE/dist/agent/cli.js not found: build first (npm ci && npm run build)"
+for f in package.json package-lock.json systemd/edge-agent.service systemd/config.example.yaml; do
+  [ -f "$SOURCE/$f" ] || die "$SOURCE/$f is missing"
+done
+
+NODE="${NODE:-$(command -v node || true)}"
+[ -n "$NODE" ] && [ -x "$NODE" ] || die "node not found: install Node.js 20 or later (docs/install-raspberry-pi.md)"
+NODE_MAJOR="$("$NODE" -p 'process.versions.node.split(".")[0]')"
+[ "$NODE_MAJOR" -ge 20 ] || die "Node.js $("$NODE" --version) is too old: 20 or later is needed"
+NPM="${NPM:-npm}"
+
+# 1. The program: a fresh copy each time (an upgrade leaves no stale files), root-owned and
+#    not writable by the service (ProtectSystem=strict makes it read-only anyway).
+say "installing the agent into $T_PREFIX"
+mkdir -p "$T_PREFIX"
+rm -rf "$T_PREFIX/dist" "$T_PREFIX/docs" "$T_PREFIX/systemd"
+cp -R "$SOURCE/dist" "$T_PREFIX/dist"
+[ ! -d "$SOURCE/docs" ] || cp -R "$SOURCE/docs" "$T_PREFIX/docs"
+mkdir -p "$T_PREFIX/systemd"
+cp "$SOURCE/systemd/edge-agent.service" "$SOURCE/systemd/config.example.yaml" "$T_PREFIX/systemd/"
+cp "$SOURCE/package.json" "$SOURCE/package-lock.json" "$T_PREFIX/"
+if [ "$SKIP_NPM" -eq 0 ]; then
+  say "npm ci --omit=dev (builds better-sqlite3, unix-dgram, serialport, i2c-bus if needed)"
+  (cd "$T_PREFIX" && "$NPM" ci --omit=dev --no-audit --no-fund)
+fi
+chmod -R u=rwX,go=rX "$T_PREFIX/dist" "$T_PREFIX/systemd" "$T_PREFIX/package.json" "$T_PREFIX/package-lock.json"
+[ ! -d "$T_PREFIX/docs" ] || chmod -R u=rwX,go=rX "$T_PREFIX/docs"
+
+# 2. The command on PATH.
+mkdir -p "$(dirname "$T_WRAPPER")"
+printf '#!/bin/sh\n# installed by edge-agent install.sh\nexec '"'"'%s'"'"' '"'"'%s'"'"' "$@"\n' \
+  "$NODE" "$PREFIX/dist/agent/cli.js" >"$T_WRAPPER"
+chmod 0755 "$T_WRAPPER"
+
+# 3. The unit, with this system's node and prefix.
+mkdir -p "$(dirname "$T_UNIT")"
+sed -e "s#/usr/bin/node #$NODE #" -e "s#/opt/edge-agent/#$PREFIX/#g" \
+  "$SOURCE/systemd/edge-agent.service" >"$T_UNIT.tmp"
+chmod 0644 "$T_UNIT.tmp"
+mv -f "$T_UNIT.tmp" "$T_UNIT"
+
+# 4. Configuration: the example only where there is none; an existing config is the user's.
+mkdir -p "$T_CONF"
+chmod 0755 "$T_CONF"
+install -m 0644 "$SOURCE/systemd/config.example.yaml" "$T_CONF/config.example.yaml"
+if [ -e "$T_CONF/config.yaml" ]; then
+  say "keeping the existing $CONF_DIR/config.yaml"
+else
+  install -m 0644 "$SOURCE/systemd/config.example.yaml" "$T_CONF/config.yaml"
+  say "installed the example configuration as $CONF_DIR/config.yaml: edit it for your sensors"
+fi
+
+# 5. The MQTT password credential: root-only; systemd hands it to the service.
+(
+  umask 077
+  if [ "$PASSWORD_STDIN" -eq 1 ]; then
+    IFS= read -r password || [ -n "${password:-}" ] || die "no password on stdin"
+    printf '%s' "$password" >"$T_CONF/mqtt-password.tmp"
+    mv -f "$T_CONF/mqtt-password.tmp" "$T_CONF/mqtt-password"
+    say "stored the MQTT password in $CONF_DIR/mqtt-password"
+  elif [ ! -e "$T_CONF/mqtt-password" ]; then
+    : >"$T_CONF/mqtt-password"
+  fi
+)
+chmod 0600 "$T_CONF/mqtt-password"
+[ "$(id -u)" -ne 0 ] || chown root:root "$T_CONF/mqtt-password"
+
+# 6. Device groups: the unit's SupplementaryGroups must exist or the start fails (216/GROUP).
+#    Raspberry Pi OS has them all; plain Debian may lack i2c and gpio.
+if [ -z "$ROOT" ]; then
+  for g in "${GROUPS_NEEDED[@]}"; do
+    getent group "$g" >/dev/null || { groupadd --system "$g" && say "created group $g"; }
+  done
+else
+  say "--root: not creating groups (${GROUPS_NEEDED[*]}) on this host"
+fi
+
+# 7. Validate before anything starts; a bad config would only restart-loop.
+if ! "$NODE" "$T_PREFIX/dist/agent/cli.js" check-config "$T_CONF/config.yaml"; then
+  die "$CONF_DIR/config.yaml is invalid (above); fix it, then run install.sh again"
+fi
+
+# 8. systemd.
+if have_systemd; then
+  systemctl daemon-reload
+  if [ "$ENABLE" -eq 1 ]; then
+    systemctl enable edge-agent.service
+    systemctl restart edge-agent.service
+    say "edge-agent enabled and started: journalctl -u edge-agent -f"
+  elif systemctl is-active --quiet edge-agent.service; then
+    systemctl restart edge-agent.service
+    say "edge-agent upgraded and restarted"
+  else
+    say "next: edit $CONF_DIR/config.yaml, then: systemctl enable --now edge-agent"
+  fi
+else
+  say "installed into ${ROOT:-/} (systemctl not used)"
+fi
