@@ -1,0 +1,371 @@
+/**
+ * Host side of the aggregation worker (main thread): starts the worker on the shared ring,
+ * forwards batches, answers flush/stats/stop, and keeps it alive.
+ *
+ * Liveness: the worker bumps the ring's heartbeat on every loop (at least every idleMs while
+ * idle). The host samples it every checkMs; the worker "is draining" when the heartbeat
+ * advanced within hangMs or the ring is empty. A worker that exits, throws, or stops
+ * draining is terminated and a new one attached to the SAME ring, so every reading still in
+ * the ring is aggregated by the successor.
+ *
+ * What a restart loses, exactly: the readings the dead worker had already taken out of the
+ * ring but not yet posted in a batch — its open windows, its closed windows still waiting
+ * to be coalesced, and (raw mode) its unsent raw readings. Nothing in the ring, nothing
+ * posted. Its statistics count as last reported (batch messages carry no stats; the host
+ * keeps the last stats() answer of each generation).
+ */
+import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
+import { RingBuffer } from '../queue/ring-buffer.js';
+import type {
+  AggregationSettings,
+  AggregatorStats,
+  SensorSpec,
+  SensorStats,
+} from './aggregator.js';
+import type { ControlMessage, WorkerInit, WorkerMessage } from './protocol.js';
+
+export type { SensorSpec } from './aggregator.js';
+
+export interface AggregatorOptions {
+  ring: SharedArrayBuffer;
+  /** Index = sensorIndex in the ring records. null/undefined for an unused index. */
+  sensors: Array<SensorSpec | null | undefined>;
+  windowMs: number;
+  stuckCount: number;
+  spikeZ: number;
+  spikeHistory: number;
+  maxBytes: number;
+  maxDelayMs: number;
+  raw: boolean;
+  graceMs?: number;
+  coalesceMs?: number;
+  onBatch?: (batch: EncodedBatch) => void;
+  onError?: (err: Error) => void;
+  /** Liveness sampling period (default 1000 ms). */
+  checkMs?: number;
+  /** No heartbeat for this long with data in the ring = hung (default 10 000 ms). */
+  hangMs?: number;
+  /** Longest idle sleep of the worker (default 100 ms). */
+  idleMs?: number;
+  /** Accept injectFault() (tests only). */
+  faultInjection?: boolean;
+}
+
+export interface EncodedBatch {
+  /** UTF-8 JSON `{"windows":[…]}` (+ `"readings"` when raw), from a transferred buffer. */
+  body: Uint8Array;
+  windows: number;
+  readings: number;
+}
+
+export interface WorkerStats extends AggregatorStats {
+  restarts: number;
+  /** Batches received by the host over all worker generations. */
+  batchesReceived: number;
+}
+
+interface Pending {
+  msg: ControlMessage & { id: number };
+  resolve: (stats: AggregatorStats | undefined) => void;
+  reject: (err: Error) => void;
+}
+
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/**
+ * The worker module. Built: dist/…/worker.js. Under vitest/tsx the sources are .ts, which
+ * Worker does not transform, and Node 20 ignores `--import tsx` in a worker's execArgv —
+ * so a tiny eval'd bootstrap registers tsx's loader inside the worker, then imports it.
+ */
+function createWorker(options: WorkerOptions): Worker {
+  if (import.meta.url.endsWith('.ts')) {
+    const url = new URL('./worker.ts', import.meta.url).href;
+    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); })`;
+    return new Worker(boot, { ...options, eval: true });
+  }
+  return new Worker(new URL('./worker.js', import.meta.url), options);
+}
+
+export class AggregationWorker {
+  private worker!: Worker;
+  private control!: MessagePort;
+  private readonly ring: RingBuffer;
+  private sensors: Array<SensorSpec | null | undefined>;
+  private readonly batchHandlers: Array<(b: EncodedBatch) => void> = [];
+  private readonly errorHandlers: Array<(e: Error) => void> = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private stopping = false;
+  /** stop() in progress: an exit now is expected, not a failure. */
+  private closing = false;
+  private restarting = false;
+  private restartCount = 0;
+  private consecutiveFailures = 0;
+  private startedAt = 0;
+  private lastBeat = -1;
+  private lastBeatAt = performance.now();
+  private readonly timer: NodeJS.Timeout;
+  private readonly hangMs: number;
+  private batchesReceived = 0;
+  /** Stats of dead generations, as last reported. */
+  private carried: AggregatorStats | undefined;
+  private lastStats: AggregatorStats | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly options: AggregatorOptions) {
+    this.ring = RingBuffer.attach(options.ring);
+    this.sensors = [...options.sensors];
+    this.hangMs = options.hangMs ?? 10_000;
+    if (options.onBatch) this.batchHandlers.push(options.onBatch);
+    if (options.onError) this.errorHandlers.push(options.onError);
+    this.spawn();
+    this.timer = setInterval(() => this.checkLiveness(), options.checkMs ?? 1000);
+    this.timer.unref();
+  }
+
+  static start(options: AggregatorOptions): AggregationWorker {
+    return new AggregationWorker(options);
+  }
+
+  onBatch(handler: (batch: EncodedBatch) => void): void {
+    this.batchHandlers.push(handler);
+  }
+
+  onError(handler: (err: Error) => void): void {
+    this.errorHandlers.push(handler);
+  }
+
+  /** Worker restarts so far (crash, exit or hang). */
+  get restarts(): number {
+    return this.restartCount;
+  }
+
+  /** Heartbeat advanced within hangMs, or nothing to drain. */
+  isDraining(): boolean {
+    this.sampleHeartbeat();
+    if (this.restarting) return this.ring.counters().fill === 0;
+    return performance.now() - this.lastBeatAt < this.hangMs || this.ring.counters().fill === 0;
+  }
+
+  /** Closes every open window now and resolves once its batches reached onBatch. */
+  async flush(): Promise<void> {
+    await this.request('flush');
+  }
+
+  /** New sensor list (SIGHUP reload); indices of unchanged sensors must stay. */
+  updateSensors(sensors: Array<SensorSpec | null | undefined>): void {
+    this.sensors = [...sensors];
+    this.send({ type: 'sensors', sensors: this.sensors });
+  }
+
+  async stats(): Promise<WorkerStats> {
+    const live = await this.request('stats');
+    this.lastStats = live;
+    return {
+      ...addStats(this.carried, live),
+      restarts: this.restartCount,
+      batchesReceived: this.batchesReceived,
+    };
+  }
+
+  /** Stops the worker (call flush() first to emit open windows). */
+  async stop(): Promise<void> {
+    if (this.stopping || this.closing) return this.exited;
+    this.closing = true;
+    clearInterval(this.timer);
+    try {
+      await Promise.race([this.request('stop'), timeout(5000)]);
+    } catch {
+      // A worker that cannot answer is terminated all the same.
+    }
+    this.stopping = true;
+    for (const p of this.pending.values()) p.reject(new Error('aggregation worker stopped'));
+    this.pending.clear();
+    await this.worker.terminate();
+    await this.exited;
+  }
+
+  /** Tests/diagnostics only (options.faultInjection): make the worker throw or hang. */
+  injectFault(kind: 'crash' | 'hang', ms?: number): void {
+    this.send({ type: 'fault', kind, ms });
+  }
+
+  /** Terminates the current worker as if it died (tests/diagnostics). */
+  async killWorker(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private spawn(): void {
+    const channel = new MessageChannel();
+    const o = this.options;
+    const settings: AggregationSettings = {
+      windowMs: o.windowMs,
+      stuckCount: o.stuckCount,
+      spikeZ: o.spikeZ,
+      spikeHistory: o.spikeHistory,
+      maxBytes: o.maxBytes,
+      maxDelayMs: o.maxDelayMs,
+      raw: o.raw,
+      graceMs: o.graceMs,
+      coalesceMs: o.coalesceMs,
+    };
+    const init: WorkerInit = {
+      ring: o.ring,
+      sensors: this.sensors,
+      settings,
+      control: channel.port2,
+      idleMs: o.idleMs ?? 100,
+      faultInjection: o.faultInjection ?? false,
+    };
+    const worker = createWorker({
+      workerData: init,
+      transferList: [channel.port2],
+      name: 'aggregation',
+    });
+    this.worker = worker;
+    this.control = channel.port1;
+    this.startedAt = performance.now();
+    this.lastBeatAt = performance.now();
+    let resolveExit!: () => void;
+    this.exited = new Promise((r) => (resolveExit = r));
+    worker.on('message', (m: WorkerMessage) => this.receive(m));
+    worker.on('error', (err) => this.fail(err));
+    worker.on('exit', (code) => {
+      resolveExit();
+      if (this.worker !== worker || this.stopping || this.closing) return;
+      this.fail(new Error(`aggregation worker exited with code ${code}`));
+      void this.restart();
+    });
+    // Requests the dead worker never answered go to its successor.
+    for (const p of this.pending.values()) this.send(p.msg);
+  }
+
+  private receive(m: WorkerMessage): void {
+    if (m.type === 'batch') {
+      this.batchesReceived++;
+      const batch: EncodedBatch = {
+        body: new Uint8Array(m.body),
+        windows: m.windows,
+        readings: m.readings,
+      };
+      for (const h of this.batchHandlers) h(batch);
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    p.resolve(m.stats);
+  }
+
+  private request(type: 'flush' | 'stats' | 'stop'): Promise<AggregatorStats | undefined> {
+    if (this.stopping) return Promise.reject(new Error('aggregation worker stopped'));
+    const id = this.nextId++;
+    const msg = { type, id };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { msg, resolve, reject });
+      if (!this.restarting) this.send(msg);
+    });
+  }
+
+  private send(msg: ControlMessage): void {
+    if (this.restarting || this.stopping) return;
+    this.control.postMessage(msg);
+    this.ring.wakeConsumer();
+  }
+
+  private fail(err: Error): void {
+    if (this.stopping) return;
+    for (const h of this.errorHandlers) {
+      try {
+        h(err);
+      } catch {
+        // A failing error handler must not stop the restart.
+      }
+    }
+  }
+
+  private sampleHeartbeat(): void {
+    const beat = this.ring.heartbeat();
+    if (beat !== this.lastBeat) {
+      this.lastBeat = beat;
+      this.lastBeatAt = performance.now();
+    }
+  }
+
+  private checkLiveness(): void {
+    if (this.stopping || this.restarting) return;
+    if (this.isDraining()) {
+      if (performance.now() - this.startedAt > 10_000) this.consecutiveFailures = 0;
+      return;
+    }
+    this.fail(
+      new Error(`aggregation worker stopped draining (no heartbeat for ${this.hangMs} ms)`),
+    );
+    void this.restart();
+  }
+
+  private async restart(): Promise<void> {
+    if (this.restarting || this.stopping) return;
+    this.restarting = true;
+    this.restartCount++;
+    this.consecutiveFailures++;
+    const old = this.worker;
+    // Single consumer: the successor may touch the ring only once the old one is gone.
+    await old.terminate().catch(() => undefined);
+    await this.exited;
+    if (this.lastStats) this.carried = addStats(this.carried, this.lastStats);
+    this.lastStats = undefined;
+    this.control.close();
+    const delay = Math.min(MAX_RESTART_DELAY_MS, 50 * 2 ** (this.consecutiveFailures - 1));
+    if (this.consecutiveFailures > 1) await timeout(delay).catch(() => undefined);
+    this.restarting = false;
+    if (this.stopping) return;
+    this.spawn();
+  }
+}
+
+function timeout(ms: number): Promise<never> {
+  return new Promise((_, reject) => {
+    const t = setTimeout(() => reject(new Error('timeout')), ms);
+    t.unref();
+  });
+}
+
+function addStats(a: AggregatorStats | undefined, b: AggregatorStats | undefined): AggregatorStats {
+  const empty: AggregatorStats = {
+    readings: 0,
+    faults: 0,
+    unknownSensor: 0,
+    late: 0,
+    windowsEmitted: 0,
+    batchesEmitted: 0,
+    sensors: [],
+  };
+  const x = a ?? empty;
+  const y = b ?? empty;
+  const byId = new Map<string, SensorStats>();
+  for (const s of [...x.sensors, ...y.sensors]) {
+    const prev = byId.get(s.id);
+    if (!prev) {
+      byId.set(s.id, { ...s, flags: { ...s.flags } });
+      continue;
+    }
+    prev.readings += s.readings;
+    prev.faults += s.faults;
+    prev.flags.range += s.flags.range;
+    prev.flags.stuck += s.flags.stuck;
+    prev.flags.spike += s.flags.spike;
+    prev.flags.powerOn += s.flags.powerOn;
+  }
+  return {
+    readings: x.readings + y.readings,
+    faults: x.faults + y.faults,
+    unknownSensor: x.unknownSensor + y.unknownSensor,
+    late: x.late + y.late,
+    windowsEmitted: x.windowsEmitted + y.windowsEmitted,
+    batchesEmitted: x.batchesEmitted + y.batchesEmitted,
+    sensors: [...byId.values()],
+  };
+}

@@ -1,0 +1,367 @@
+/**
+ * The aggregation itself, free of threads and clocks so it can be tested directly: readings
+ * in (add), closed windows out as encoded batch bodies (through `emit`). The worker feeds it
+ * from the ring and calls tick(Date.now()).
+ *
+ * Windows are tumbling, per (sensor, quantity), aligned to the wall clock: a reading at t
+ * belongs to [floor(t / windowMs) · windowMs, + windowMs). A window closes when a reading of
+ * the same series for a later window arrives, or when the wall clock passes its end by
+ * `graceMs` (sensors that went quiet). A reading older than its series' open window (late)
+ * goes into a separate window for its own period, emitted on the next tick. Closed windows
+ * are coalesced for `coalesceMs` so the windows of one period travel together.
+ *
+ * A reading whose value is not finite, whose status is Fault, or whose status code is not
+ * a known ReadingStatus counts in `faults` and is not aggregated. Flagged readings stay.
+ */
+import { QUANTITIES, UNITS, ReadingStatus } from '../../drivers/types.js';
+import { Welford } from './stats.js';
+import {
+  FLAG_POWER_ON,
+  FLAG_RANGE,
+  FLAG_SPIKE,
+  FLAG_STUCK,
+  SeriesDetectors,
+  type Range,
+} from './detectors.js';
+import {
+  HEADER_RESERVE,
+  item,
+  num,
+  packBodies,
+  type BodyText,
+  type EncodedItem,
+} from './encode.js';
+
+export interface SensorSpec {
+  id: string;
+  driver: string;
+  /** Physical range of the temperature, °C (flags "range"). */
+  range?: Range;
+}
+
+export interface AggregationSettings {
+  windowMs: number;
+  stuckCount: number;
+  spikeZ: number;
+  spikeHistory: number;
+  /** Byte bound of one batch (including the publisher's header, see encode.ts). */
+  maxBytes: number;
+  /** With raw publishing: readings leave at most this long after they arrived. */
+  maxDelayMs: number;
+  raw: boolean;
+  /** How long after its end an open window waits for stragglers. Default min(windowMs, 2000). */
+  graceMs?: number;
+  /** How long closed windows wait for the other series' windows. Default min(windowMs/4, 500). */
+  coalesceMs?: number;
+}
+
+export interface FlagCounts {
+  range: number;
+  stuck: number;
+  spike: number;
+  powerOn: number;
+}
+
+export interface SensorStats {
+  id: string;
+  readings: number;
+  faults: number;
+  flags: FlagCounts;
+}
+
+export interface AggregatorStats {
+  /** Readings aggregated into window statistics. */
+  readings: number;
+  faults: number;
+  /** Readings naming a sensor index that has no sensor. */
+  unknownSensor: number;
+  /** Readings that arrived after their series had moved to a later window. */
+  late: number;
+  windowsEmitted: number;
+  batchesEmitted: number;
+  sensors: SensorStats[];
+}
+
+/** What the aggregator hands over; the worker turns text into transferable bytes. */
+export type BodySink = (body: BodyText) => void;
+
+class Window {
+  readonly stats = new Welford();
+  faults = 0;
+  range = 0;
+  stuck = 0;
+  spike = 0;
+  powerOn = 0;
+  constructor(
+    readonly start: number,
+    readonly end: number,
+  ) {}
+}
+
+interface Series {
+  sensor: number;
+  quantity: string;
+  detectors: SeriesDetectors;
+  /** `{"sensor":…,"quantity":…,"unit":…,"start":` */
+  windowPrefix: string;
+  /** `{"sensor":…,"quantity":…,"t":` */
+  readingPrefix: string;
+  current: Window | undefined;
+  late: Map<number, Window> | undefined;
+}
+
+const QN = QUANTITIES.length;
+const zeroFlags = (): FlagCounts => ({ range: 0, stuck: 0, spike: 0, powerOn: 0 });
+
+export class Aggregator {
+  private sensors: Array<SensorSpec | null | undefined>;
+  private series: Array<Series | undefined> = [];
+  private sensorStats: SensorStats[] = [];
+  private readonly windowMs: number;
+  private readonly graceMs: number;
+  private readonly coalesceMs: number;
+  private readonly budget: number;
+  private pendingWindows: EncodedItem[] = [];
+  private pendingWindowBytes = 0;
+  private pendingSince = 0;
+  private pendingReadings: EncodedItem[] = [];
+  private pendingReadingBytes = 0;
+  private readingsSince = 0;
+  private readonly counts = { readings: 0, faults: 0, unknownSensor: 0, late: 0 };
+  private windowsEmitted = 0;
+  private batchesEmitted = 0;
+  /** Time of the latest tick, used to time pending output. */
+  private now = 0;
+
+  constructor(
+    sensors: ReadonlyArray<SensorSpec | null | undefined>,
+    private readonly settings: AggregationSettings,
+    private readonly emit: BodySink,
+  ) {
+    this.sensors = [...sensors];
+    this.windowMs = settings.windowMs;
+    this.graceMs = settings.graceMs ?? Math.min(settings.windowMs, 2000);
+    this.coalesceMs = settings.coalesceMs ?? Math.min(settings.windowMs / 4, 500);
+    this.budget = Math.max(512, settings.maxBytes - HEADER_RESERVE);
+    this.sensors.forEach((s, i) => this.resetSensorStats(i, s));
+  }
+
+  /** Hot path: one record from the ring. */
+  add(sensorIndex: number, quantity: number, t: number, value: number, status: number): void {
+    const spec = this.sensors[sensorIndex];
+    if (spec === undefined || spec === null || quantity >= QN) {
+      if (spec === undefined || spec === null) this.counts.unknownSensor++;
+      else this.countFault(sensorIndex);
+      return;
+    }
+    const key = sensorIndex * QN + quantity;
+    const s = this.series[key] ?? this.openSeries(key, sensorIndex, quantity, spec);
+    if (!Number.isFinite(t)) {
+      this.countFault(sensorIndex);
+      return;
+    }
+    const start = t - (((t % this.windowMs) + this.windowMs) % this.windowMs);
+    let w = s.current;
+    if (w === undefined || w.start !== start) w = this.windowFor(s, start);
+    if (
+      !Number.isFinite(value) ||
+      (status !== ReadingStatus.Ok && status !== ReadingStatus.Suspect)
+    ) {
+      w.faults++;
+      this.countFault(sensorIndex);
+      return;
+    }
+    const flags = s.detectors.check(value);
+    w.stats.add(value);
+    this.counts.readings++;
+    const ss = this.sensorStats[sensorIndex];
+    ss.readings++;
+    if (flags !== 0) this.countFlags(flags, w, ss.flags);
+    if (this.settings.raw) this.addRaw(s, t, value);
+  }
+
+  /** Wall-clock housekeeping: close quiet windows, emit what is due. */
+  tick(now: number): void {
+    this.now = now;
+    for (const s of this.series) {
+      if (s === undefined) continue;
+      if (s.current !== undefined && s.current.end + this.graceMs <= now) {
+        this.close(s, s.current);
+        s.current = undefined;
+      }
+      if (s.late !== undefined) {
+        for (const w of s.late.values()) this.close(s, w);
+        s.late = undefined;
+      }
+    }
+    const windowsDue = this.pendingWindows.length > 0 && now - this.pendingSince >= this.coalesceMs;
+    const readingsDue =
+      this.pendingReadings.length > 0 && now - this.readingsSince >= this.settings.maxDelayMs;
+    if (windowsDue || readingsDue) this.emitPending();
+  }
+
+  /** Close every window now and emit everything (SIGTERM drain, reload). */
+  flush(): void {
+    for (const s of this.series) if (s !== undefined) this.closeAll(s);
+    this.emitPending();
+  }
+
+  /** New sensor list; a sensor whose id, driver or range changed starts afresh. */
+  updateSensors(next: ReadonlyArray<SensorSpec | null | undefined>): void {
+    const n = Math.max(next.length, this.sensors.length);
+    for (let i = 0; i < n; i++) {
+      const before = this.sensors[i];
+      const after = next[i];
+      if (sameSensor(before, after)) continue;
+      for (let q = 0; q < QN; q++) {
+        const s = this.series[i * QN + q];
+        if (s === undefined) continue;
+        this.closeAll(s);
+        this.series[i * QN + q] = undefined;
+      }
+      this.resetSensorStats(i, after);
+    }
+    this.sensors = [...next];
+    if (this.pendingWindows.length > 0) this.emitPending();
+  }
+
+  stats(): AggregatorStats {
+    return {
+      ...this.counts,
+      windowsEmitted: this.windowsEmitted,
+      batchesEmitted: this.batchesEmitted,
+      sensors: this.sensorStats
+        .filter((s) => s !== undefined)
+        .map((s) => ({ ...s, flags: { ...s.flags } })),
+    };
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private openSeries(key: number, sensor: number, quantity: number, spec: SensorSpec): Series {
+    const q = QUANTITIES[quantity];
+    const id = JSON.stringify(spec.id);
+    const s: Series = {
+      sensor,
+      quantity: q,
+      detectors: new SeriesDetectors(this.settings, spec.driver, q, spec.range),
+      windowPrefix: `{"sensor":${id},"quantity":"${q}","unit":"${UNITS[q]}","start":`,
+      readingPrefix: `{"sensor":${id},"quantity":"${q}","t":`,
+      current: undefined,
+      late: undefined,
+    };
+    this.series[key] = s;
+    return s;
+  }
+
+  private windowFor(s: Series, start: number): Window {
+    const cur = s.current;
+    if (cur === undefined || start > cur.start) {
+      if (cur !== undefined) this.close(s, cur);
+      const w = new Window(start, start + this.windowMs);
+      s.current = w;
+      return w;
+    }
+    // Late: its own window for its own period.
+    this.counts.late++;
+    s.late ??= new Map();
+    let w = s.late.get(start);
+    if (w === undefined) {
+      w = new Window(start, start + this.windowMs);
+      s.late.set(start, w);
+    }
+    return w;
+  }
+
+  private closeAll(s: Series): void {
+    if (s.current !== undefined) this.close(s, s.current);
+    s.current = undefined;
+    if (s.late !== undefined) for (const w of s.late.values()) this.close(s, w);
+    s.late = undefined;
+  }
+
+  private close(s: Series, w: Window): void {
+    const st = w.stats;
+    const empty = st.count === 0;
+    const v = (x: number) => (empty ? 'null' : num(x));
+    const json =
+      `${s.windowPrefix}${w.start},"end":${w.end},"count":${st.count},` +
+      `"min":${v(st.min)},"max":${v(st.max)},"mean":${v(st.mean)},"stddev":${v(st.stddev())},` +
+      `"last":${v(st.last)},"faults":${w.faults},` +
+      `"flags":{"range":${w.range},"stuck":${w.stuck},"spike":${w.spike},"powerOn":${w.powerOn}}}`;
+    const it = item(json);
+    if (this.pendingWindows.length === 0) this.pendingSince = this.now;
+    this.pendingWindows.push(it);
+    this.pendingWindowBytes += it.bytes + 1;
+    if (this.pendingWindowBytes + this.pendingReadingBytes >= this.budget) this.emitPending();
+  }
+
+  private addRaw(s: Series, t: number, value: number): void {
+    const it = item(`${s.readingPrefix}${t},"v":${num(value)}}`);
+    if (this.pendingReadings.length === 0) this.readingsSince = this.now;
+    this.pendingReadings.push(it);
+    this.pendingReadingBytes += it.bytes + 1;
+    if (this.pendingWindowBytes + this.pendingReadingBytes >= this.budget) this.emitPending();
+  }
+
+  private emitPending(): void {
+    if (this.pendingWindows.length === 0 && this.pendingReadings.length === 0) return;
+    const bodies = packBodies(
+      this.pendingWindows,
+      this.pendingReadings,
+      this.settings.raw,
+      this.budget,
+    );
+    this.pendingWindows = [];
+    this.pendingReadings = [];
+    this.pendingWindowBytes = 0;
+    this.pendingReadingBytes = 0;
+    for (const b of bodies) {
+      this.windowsEmitted += b.windows;
+      this.batchesEmitted++;
+      this.emit(b);
+    }
+  }
+
+  private countFlags(flags: number, w: Window, sensor: FlagCounts): void {
+    if (flags & FLAG_RANGE) {
+      w.range++;
+      sensor.range++;
+    }
+    if (flags & FLAG_STUCK) {
+      w.stuck++;
+      sensor.stuck++;
+    }
+    if (flags & FLAG_SPIKE) {
+      w.spike++;
+      sensor.spike++;
+    }
+    if (flags & FLAG_POWER_ON) {
+      w.powerOn++;
+      sensor.powerOn++;
+    }
+  }
+
+  private countFault(sensorIndex: number): void {
+    this.counts.faults++;
+    const ss = this.sensorStats[sensorIndex];
+    if (ss !== undefined) ss.faults++;
+  }
+
+  private resetSensorStats(i: number, s: SensorSpec | null | undefined): void {
+    if (s === undefined || s === null) return;
+    const before = this.sensorStats[i];
+    if (before !== undefined && before.id === s.id) return; // same sensor, keep its counts
+    this.sensorStats[i] = { id: s.id, readings: 0, faults: 0, flags: zeroFlags() };
+  }
+}
+
+function sameSensor(a: SensorSpec | null | undefined, b: SensorSpec | null | undefined): boolean {
+  if (a == null || b == null) return a == b;
+  return (
+    a.id === b.id &&
+    a.driver === b.driver &&
+    a.range?.min === b.range?.min &&
+    a.range?.max === b.range?.max
+  );
+}

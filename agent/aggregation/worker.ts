@@ -1,0 +1,96 @@
+/**
+ * The aggregation worker thread: drains the ring in chunks into the Aggregator, ticks it
+ * with the wall clock, and posts encoded batches (transferred, not copied) to the host.
+ *
+ * It runs one synchronous loop and never returns to its event loop, so control messages
+ * come through a MessagePort polled with receiveMessageOnPort between chunks; the host
+ * wakes a sleeping worker with ring.wakeConsumer() after posting one. Each loop bumps the
+ * ring's heartbeat, which the host watches to detect a worker that stopped draining.
+ *
+ * Order matters for restarts: drain() frees ring slots only after the chunk was visited,
+ * and batches are posted after that — so a reading is either still in the ring, or in this
+ * worker's windows (lost if it dies: its open windows and closed-but-unposted ones), or in
+ * a posted batch.
+ */
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { RingBuffer } from '../queue/ring-buffer.js';
+import { Aggregator } from './aggregator.js';
+import type { ControlMessage, WorkerInit, WorkerMessage } from './protocol.js';
+
+const CHUNK = 4096;
+/** Housekeeping cadence while busy: tick at most every this many ms. */
+const TICK_MS = 50;
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const ring = RingBuffer.attach(init.ring);
+const encoder = new TextEncoder();
+
+const post = (m: WorkerMessage, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+
+const aggregator = new Aggregator(init.sensors, init.settings, (b) => {
+  const bytes = encoder.encode(b.text);
+  // encode() may return a view on a larger buffer; transfer exactly the body.
+  const body =
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+      ? (bytes.buffer as ArrayBuffer)
+      : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+  post({ type: 'batch', body, windows: b.windows, readings: b.readings }, [body]);
+});
+const visit = aggregator.add.bind(aggregator);
+
+function drainAll(maxChunks: number): number {
+  let total = 0;
+  for (let i = 0; i < maxChunks; i++) {
+    const n = ring.drain(CHUNK, visit);
+    total += n;
+    if (n < CHUNK) break;
+  }
+  return total;
+}
+
+/** Returns false when the worker should stop. */
+function handle(msg: ControlMessage): boolean {
+  switch (msg.type) {
+    case 'flush':
+      // Everything pushed before the flush request is in the ring now: take it all.
+      drainAll(Math.ceil(ring.capacity / CHUNK) + 1);
+      aggregator.flush();
+      post({ type: 'done', id: msg.id });
+      return true;
+    case 'stats':
+      post({ type: 'done', id: msg.id, stats: aggregator.stats() });
+      return true;
+    case 'sensors':
+      aggregator.updateSensors(msg.sensors);
+      return true;
+    case 'stop':
+      post({ type: 'done', id: msg.id, stats: aggregator.stats() });
+      return false;
+    case 'fault':
+      if (!init.faultInjection) return true;
+      if (msg.kind === 'crash') throw new Error('injected worker crash');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, msg.ms ?? 60_000);
+      return true;
+  }
+}
+
+function run(): void {
+  let lastTick = 0;
+  for (;;) {
+    ring.beat();
+    for (let m = receiveMessageOnPort(init.control); m; m = receiveMessageOnPort(init.control)) {
+      if (!handle(m.message as ControlMessage)) return;
+    }
+    const n = drainAll(16);
+    const now = Date.now();
+    if (now - lastTick >= TICK_MS || n === 0) {
+      aggregator.tick(now);
+      lastTick = now;
+    }
+    if (n === 0) ring.waitForData(init.idleMs);
+  }
+}
+
+run();
+init.control.close();
