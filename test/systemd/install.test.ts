@@ -1,0 +1,158 @@
+/**
+ * systemd/install.sh into a temporary root: twice (idempotent, keeps the user's config and
+ * password), an invalid config refused, then --uninstall and --purge. npm is replaced by a
+ * stand-in that records its call and links this repo's node_modules, so the installed copy's
+ * real `check-config` runs without the network.
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const SCRIPT = join(REPO, 'systemd/install.sh');
+const built = existsSync(join(REPO, 'dist/agent/cli.js'));
+if (!built) console.warn('dist/agent/cli.js missing: skipping install.sh tests (npm run build)');
+
+let work: string;
+let root: string;
+let npmLog: string;
+const mode = (p: string) => statSync(join(root, p)).mode & 0o777;
+const exists = (p: string) => existsSync(join(root, p));
+const read = (p: string) => readFileSync(join(root, p), 'utf8');
+
+function install(...args: string[]) {
+  return spawnSync('bash', [SCRIPT, '--root', root, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NPM: join(work, 'npm'), NODE: process.execPath },
+    timeout: 120_000,
+  });
+}
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'edge-install-'));
+  root = join(work, 'root');
+  npmLog = join(work, 'npm.log');
+  writeFileSync(
+    join(work, 'npm'),
+    `#!/bin/sh\necho "$PWD|$*" >> '${npmLog}'\nln -sfn '${join(REPO, 'node_modules')}' node_modules\n`,
+  );
+  chmodSync(join(work, 'npm'), 0o755);
+});
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
+  it('installs the agent, unit, wrapper, example config and a 0600 credential', () => {
+    const r = install();
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/config\.yaml: ok \(gateway boiler-room-1/); // check-config ran
+
+    expect(exists('opt/edge-agent/dist/agent/cli.js')).toBe(true);
+    expect(exists('opt/edge-agent/package.json')).toBe(true);
+    expect(exists('opt/edge-agent/package-lock.json')).toBe(true);
+    expect(readFileSync(npmLog, 'utf8').trim()).toBe(
+      `${join(root, 'opt/edge-agent')}|ci --omit=dev --no-audit --no-fund`,
+    );
+
+    const unit = read('etc/systemd/system/edge-agent.service');
+    expect(mode('etc/systemd/system/edge-agent.service')).toBe(0o644);
+    expect(unit).toContain(
+      `ExecStart=${process.execPath} /opt/edge-agent/dist/agent/cli.js run --config /etc/edge-agent/config.yaml`,
+    );
+    expect(unit).toContain('Type=notify');
+
+    expect(read('etc/edge-agent/config.yaml')).toBe(
+      readFileSync(join(REPO, 'systemd/config.example.yaml'), 'utf8'),
+    );
+    expect(mode('etc/edge-agent/config.yaml')).toBe(0o644);
+    expect(mode('etc/edge-agent/mqtt-password')).toBe(0o600);
+    expect(read('etc/edge-agent/mqtt-password')).toBe('');
+    expect(mode('usr/local/bin/edge-agent')).toBe(0o755);
+    expect(read('usr/local/bin/edge-agent')).toContain(`'/opt/edge-agent/dist/agent/cli.js' "$@"`);
+  });
+
+  it('is idempotent: a second run keeps the edited config and the password', () => {
+    const edited = read('etc/edge-agent/config.yaml').replace(
+      'id: boiler-room-1',
+      'id: pump-house',
+    );
+    writeFileSync(join(root, 'etc/edge-agent/config.yaml'), edited);
+    writeFileSync(join(root, 'etc/edge-agent/mqtt-password'), 's3cret\n');
+    chmodSync(join(root, 'etc/edge-agent/mqtt-password'), 0o644); // loosened by hand
+    // A file from an older version must not survive an upgrade.
+    writeFileSync(join(root, 'opt/edge-agent/dist/stale.js'), '');
+
+    const r = install();
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('keeping the existing /etc/edge-agent/config.yaml');
+    expect(r.stdout).toMatch(/gateway pump-house/);
+    expect(read('etc/edge-agent/config.yaml')).toBe(edited);
+    expect(read('etc/edge-agent/mqtt-password')).toBe('s3cret\n');
+    expect(mode('etc/edge-agent/mqtt-password')).toBe(0o600); // tightened again
+    expect(exists('opt/edge-agent/dist/stale.js')).toBe(false);
+    expect(readFileSync(npmLog, 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
+  it('stores a password from stdin with mode 0600', () => {
+    const r = spawnSync('bash', [SCRIPT, '--root', root, '--skip-npm', '--mqtt-password-stdin'], {
+      encoding: 'utf8',
+      input: 'correct horse\n',
+      env: { ...process.env, NODE: process.execPath },
+    });
+    expect(r.status).toBe(0);
+    expect(read('etc/edge-agent/mqtt-password')).toBe('correct horse');
+    expect(mode('etc/edge-agent/mqtt-password')).toBe(0o600);
+  });
+
+  it('refuses to finish with an invalid config, naming the problem', () => {
+    const good = read('etc/edge-agent/config.yaml');
+    writeFileSync(join(root, 'etc/edge-agent/config.yaml'), 'gateway:\n  id: "bad id"\n');
+    const r = install('--skip-npm');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/gateway\.id: /);
+    expect(r.stderr).toMatch(/config\.yaml is invalid/);
+    writeFileSync(join(root, 'etc/edge-agent/config.yaml'), good);
+  });
+
+  it('--uninstall removes the program and unit but keeps config, password and spool', () => {
+    const spool = join(root, 'var/lib/private/edge-agent');
+    spawnSync('mkdir', ['-p', spool]);
+    writeFileSync(join(spool, 'spool.db'), 'unsent batches');
+    const r = install('--uninstall');
+    expect(r.status).toBe(0);
+    expect(exists('opt/edge-agent')).toBe(false);
+    expect(exists('etc/systemd/system/edge-agent.service')).toBe(false);
+    expect(exists('usr/local/bin/edge-agent')).toBe(false);
+    expect(exists('etc/edge-agent/config.yaml')).toBe(true);
+    expect(exists('etc/edge-agent/mqtt-password')).toBe(true);
+    expect(exists('var/lib/private/edge-agent/spool.db')).toBe(true);
+    // Uninstalling twice is fine too.
+    expect(install('--uninstall').status).toBe(0);
+  });
+
+  it('--uninstall --purge removes config, password and spool as well', () => {
+    const r = install('--uninstall', '--purge');
+    expect(r.status).toBe(0);
+    expect(exists('etc/edge-agent')).toBe(false);
+    expect(exists('var/lib/private/edge-agent')).toBe(false);
+  });
+
+  it('rejects unknown options', () => {
+    const r = install('--frobnicate');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('unknown option --frobnicate');
+  });
+});
