@@ -1,0 +1,59 @@
+/**
+ * NXP / TI LM75 and LM75A digital temperature sensors (and the many compatibles).
+ *
+ * Datasheet facts (NXP LM75A, TI LM75B):
+ * - Address 0x48–0x4F (A2..A0). No ID register.
+ * - Pointer register: 0x00 temperature (16 bit, MSB first), 0x01 configuration (8 bit:
+ *   bit 0 SHUTDOWN, bit 1 OS comparator/interrupt, bit 2 OS polarity, bits 4..3 fault
+ *   queue, bits 7..5 reserved 0), 0x02 T_HYST (power-on 75 °C), 0x03 T_OS (80 °C).
+ * - Temperature: left-aligned two's complement. LM75: 9 bits, 0.5 °C/LSB; LM75A: 11 bits,
+ *   0.125 °C/LSB: value = (int16 >> (16 − bits)) × 2^(8 − bits).
+ * - Converts continuously (LM75A every 100 ms, conversion ~10 ms); a read returns the last
+ *   complete conversion, so a round is one 2-byte read.
+ */
+import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { sleep } from '../turns.js';
+import type { Driver, Measurement } from '../types.js';
+import { asSensorErrors, int16 } from './errors.js';
+import type { SharedI2CBus } from './shared-bus.js';
+
+export const LM75_REG_TEMPERATURE = 0x00;
+export const LM75_REG_CONFIG = 0x01;
+const CONFIG_SHUTDOWN = 0x01;
+/** Conversion period of the LM75A; a chip woken from shutdown needs one before T is valid. */
+export const LM75_CONVERSION_MS = 100;
+
+/** Temperature register → °C for a chip of `bits` resolution (9 for LM75, 11 for LM75A). */
+export function lm75Celsius(raw: number, bits: number): number {
+  return (int16(raw) >> (16 - bits)) * 2 ** (8 - bits);
+}
+
+export function createLm75(config: SensorConfigOf<'lm75'>, bus: SharedI2CBus): Driver {
+  const { address, resolutionBits } = config;
+  return {
+    kind: 'lm75',
+    quantities: ['temperature'],
+    resource: bus.resource,
+    open: (signal) =>
+      asSensorErrors(async () => {
+        // Presence probe; wake the chip if something left it in shutdown.
+        const cfg = await bus.transfer((b) => b.readByte(address, LM75_REG_CONFIG), { signal });
+        if (cfg & CONFIG_SHUTDOWN) {
+          await bus.transfer((b) => b.writeByte(address, LM75_REG_CONFIG, cfg & ~CONFIG_SHUTDOWN), {
+            signal,
+          });
+          await sleep(LM75_CONVERSION_MS, signal);
+        }
+      }),
+    measure: (signal) =>
+      asSensorErrors(async (): Promise<Measurement[]> => {
+        const buf = Buffer.alloc(2);
+        await bus.transfer((b) => b.readI2cBlock(address, LM75_REG_TEMPERATURE, 2, buf), {
+          signal,
+        });
+        return [
+          { quantity: 'temperature', value: lm75Celsius(buf.readUInt16BE(0), resolutionBits) },
+        ];
+      }),
+  };
+}

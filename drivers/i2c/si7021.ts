@@ -1,0 +1,128 @@
+/**
+ * Silicon Labs Si7021 (and Si7020 / Si7013, TE HTU21D, which share the command set)
+ * humidity and temperature sensor.
+ *
+ * Datasheet facts (Si7021-A20 rev 1.2):
+ * - Address 0x40. Commands are single bytes.
+ * - Measure temperature, no hold master: 0xF3; humidity, no hold master: 0xF5. "No hold"
+ *   because hold-master mode stretches the clock, which the Pi's controller mishandles.
+ *   While converting the chip NACKs its read address; conversion takes up to 10.8 ms (T,
+ *   14 bit) and 12 ms + T for RH, so we poll the read about every 6 ms, for up to 100 ms.
+ * - Result: MSB, LSB, CRC. The two low bits of LSB are status bits (masked).
+ *   CRC-8 polynomial 0x31, init 0x00.
+ * - T = 175.72 · raw / 65536 − 46.85 °C; RH = 125 · raw / 65536 − 6 %, which may leave
+ *   0..100 slightly and is clamped, as the datasheet advises.
+ * - Reset 0xFE (15 ms). User register 1 read 0xE7, power-on 0x3A: reserved bits 5..3 and 1
+ *   read as 1 — the presence / identity probe, since the HTU21D lacks the electronic ID.
+ * - Electronic ID second word: 0xFC 0xC9 → SNB3 (0x15 Si7021, 0x14 Si7020, 0x0D Si7013),
+ *   used by `edge-agent scan`.
+ * Humidity and temperature are separate conversions (HTU21D cannot read the temperature of
+ * the previous RH measurement with 0xE0), each with its own CRC.
+ */
+import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { sleep } from '../turns.js';
+import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
+import { crc8 } from './crc8.js';
+import { asSensorErrors } from './errors.js';
+import type { SharedI2CBus } from './shared-bus.js';
+
+export const SI7021_CMD_MEASURE_T_NO_HOLD = 0xf3;
+export const SI7021_CMD_MEASURE_RH_NO_HOLD = 0xf5;
+export const SI7021_CMD_RESET = 0xfe;
+export const SI7021_CMD_READ_USER_REG = 0xe7;
+export const SI7021_USER_REG_RESERVED = 0x3a;
+export const SI7021_CRC_INIT = 0x00;
+const RESET_MS = 15;
+/** Read-poll period and bound while the chip NACKs during a conversion. */
+export const SI7021_POLL_MS = 6;
+export const SI7021_POLL_LIMIT_MS = 100;
+
+export const si7021Crc = (bytes: ArrayLike<number>): number => crc8(bytes, SI7021_CRC_INIT);
+export const si7021Celsius = (raw: number): number => (175.72 * (raw & 0xfffc)) / 65536 - 46.85;
+export const si7021Humidity = (raw: number): number =>
+  Math.min(100, Math.max(0, (125 * (raw & 0xfffc)) / 65536 - 6));
+
+/** Checks a 3-byte MSB LSB CRC frame and returns the 16-bit word. */
+export function si7021Word(frame: Uint8Array): number {
+  const expected = si7021Crc(frame.subarray(0, 2));
+  if (frame[2] !== expected) {
+    throw new SensorError(
+      'CRC',
+      `Si7021 CRC mismatch: got 0x${frame[2].toString(16)}, expected 0x${expected.toString(16)}`,
+    );
+  }
+  return (frame[0] << 8) | frame[1];
+}
+
+/** ENXIO on most adapters, EREMOTEIO on the Pi: the chip refused its read address. */
+const isNack = (err: unknown): boolean => {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENXIO' || code === 'EREMOTEIO';
+};
+
+const SUPPORTED: readonly Quantity[] = ['temperature', 'humidity'];
+
+export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus): Driver {
+  const { address } = config;
+  const unsupported = config.quantities.filter((q) => !SUPPORTED.includes(q));
+  if (unsupported.length > 0)
+    throw new Error(`si7021 cannot measure ${unsupported.join(', ')} (only temperature, humidity)`);
+  const quantities = SUPPORTED.filter((q) => config.quantities.includes(q));
+
+  const convert = async (cmd: number, signal: AbortSignal): Promise<number> => {
+    await bus.transfer((b) => b.sendByte(address, cmd), { signal });
+    const buf = Buffer.alloc(3);
+    const deadline = performance.now() + SI7021_POLL_LIMIT_MS;
+    for (;;) {
+      await sleep(SI7021_POLL_MS, signal);
+      try {
+        // No retry: a NACK here means "still converting", not bus trouble.
+        await bus.transfer((b) => b.i2cRead(address, 3, buf), { signal, retry: false });
+        return si7021Word(buf);
+      } catch (err) {
+        if (!isNack(err) || signal.aborted) throw err;
+        if (performance.now() >= deadline)
+          throw new SensorError(
+            'TIMEOUT',
+            `Si7021 still converting after ${SI7021_POLL_LIMIT_MS} ms`,
+            {
+              cause: err,
+            },
+          );
+      }
+    }
+  };
+
+  return {
+    kind: 'si7021',
+    quantities,
+    resource: bus.resource,
+    open: (signal) =>
+      asSensorErrors(async () => {
+        await bus.transfer((b) => b.sendByte(address, SI7021_CMD_RESET), { signal });
+        await sleep(RESET_MS, signal);
+        const user = await bus.transfer((b) => b.readByte(address, SI7021_CMD_READ_USER_REG), {
+          signal,
+        });
+        if ((user & SI7021_USER_REG_RESERVED) !== SI7021_USER_REG_RESERVED)
+          throw new SensorError(
+            'DEVICE',
+            `not an Si7021/HTU21D: user register 0x${user.toString(16)} (reserved bits 0x3a must read 1)`,
+          );
+      }),
+    measure: (signal) =>
+      asSensorErrors(async (): Promise<Measurement[]> => {
+        const out: Measurement[] = [];
+        for (const q of quantities) {
+          if (q === 'temperature') {
+            const raw = await convert(SI7021_CMD_MEASURE_T_NO_HOLD, signal);
+            out.push({ quantity: q, value: si7021Celsius(raw) });
+          } else {
+            const raw = await convert(SI7021_CMD_MEASURE_RH_NO_HOLD, signal);
+            out.push({ quantity: q, value: si7021Humidity(raw) });
+          }
+        }
+        return out;
+      }),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * TI TMP102 digital temperature sensor.
+ *
+ * Datasheet facts (SBOS397):
+ * - Address 0x48–0x4B (ADD0 to GND / V+ / SDA / SCL). No ID register.
+ * - Pointer register selects: 0x00 temperature (read-only), 0x01 configuration,
+ *   0x02 T_LOW, 0x03 T_HIGH. Every register is 16 bits, sent MSB first (big-endian);
+ *   an SMBus "read word" would arrive byte-swapped, so we read a 2-byte I²C block.
+ * - Temperature, 12-bit mode: bits 15..4, two's complement, 0.0625 °C/LSB, i.e.
+ *   °C = int16(raw) / 256. Bit 0 is 0.
+ * - Extended mode (config EM bit, byte 2 bit 4): 13 bits 15..3, range to 150 °C; bit 0 = 1
+ *   flags the format, e.g. 0x4B01 → 150 °C.
+ * - Configuration (power-on 0x60A0): byte 1 = OS R1 R0 F1 F0 POL TM SD,
+ *   byte 2 = CR1 CR0 AL EM 0 0 0 0. OS = 1 in shutdown mode starts one conversion.
+ * - Conversion time 26 ms typical, 35 ms maximum.
+ *
+ * Mode choice: one-shot. The chip sits in shutdown (SD) and each round starts a conversion
+ * (OS) and reads it 35 ms later. Every sample is taken in its round (its time stamp is
+ * honest, never up to 250 ms stale as in 4 Hz continuous mode), the 35 ms wait happens
+ * outside the bus lock so it overlaps with the other sensors, and the chip does not warm
+ * itself converting between samples. The OS/SD/EM bits are written again every round, so a
+ * chip that was power-cycled comes back configured.
+ */
+import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { sleep } from '../turns.js';
+import type { Driver, Measurement } from '../types.js';
+import { asSensorErrors, int16 } from './errors.js';
+import type { SharedI2CBus } from './shared-bus.js';
+
+export const TMP102_REG_TEMPERATURE = 0x00;
+export const TMP102_REG_CONFIG = 0x01;
+/** Maximum conversion time. */
+export const TMP102_CONVERSION_MS = 35;
+/** Configuration byte 1: OS (one-shot) and SD (shutdown). */
+const CONFIG1_OS = 0x80;
+const CONFIG1_SD = 0x01;
+/** Power-on R1 R0 = 11 (read-only resolution bits). */
+const CONFIG1_R1R0 = 0x60;
+/** Configuration byte 2: 4 Hz conversion rate (power-on), EM (extended mode). */
+const CONFIG2_CR_4HZ = 0x80;
+const CONFIG2_EM = 0x10;
+
+/**
+ * Temperature register (16 bits, big-endian) → °C. Bit 0 tells the format: 0 = 12-bit,
+ * 1 = 13-bit extended mode.
+ */
+export function tmp102Celsius(raw: number): number {
+  const value = int16(raw);
+  return (raw & 0x01 ? value >> 3 : value >> 4) * 0.0625;
+}
+
+/** The two configuration bytes written to start a one-shot conversion. */
+export function tmp102OneShotConfig(extended: boolean): [number, number] {
+  return [CONFIG1_OS | CONFIG1_R1R0 | CONFIG1_SD, CONFIG2_CR_4HZ | (extended ? CONFIG2_EM : 0)];
+}
+
+export function createTmp102(config: SensorConfigOf<'tmp102'>, bus: SharedI2CBus): Driver {
+  const { address, extended } = config;
+  const [osConfig1, config2] = tmp102OneShotConfig(extended);
+  return {
+    kind: 'tmp102',
+    quantities: ['temperature'],
+    resource: bus.resource,
+    open: (signal) =>
+      asSensorErrors(async () => {
+        // Shutdown mode, chosen resolution: the chip now converts only when asked.
+        const cfg = Buffer.from([osConfig1 & ~CONFIG1_OS, config2]);
+        await bus.transfer((b) => b.writeI2cBlock(address, TMP102_REG_CONFIG, 2, cfg), { signal });
+      }),
+    measure: (signal) =>
+      asSensorErrors(async (): Promise<Measurement[]> => {
+        const start = Buffer.from([osConfig1, config2]);
+        await bus.transfer((b) => b.writeI2cBlock(address, TMP102_REG_CONFIG, 2, start), {
+          signal,
+        });
+        await sleep(TMP102_CONVERSION_MS, signal);
+        const buf = Buffer.alloc(2);
+        await bus.transfer((b) => b.readI2cBlock(address, TMP102_REG_TEMPERATURE, 2, buf), {
+          signal,
+        });
+        return [{ quantity: 'temperature', value: tmp102Celsius(buf.readUInt16BE(0)) }];
+      }),
+  };
+}
