@@ -1,3 +1,9 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SystemdNotifier, type DatagramSocket } from '../../../agent/ops/sd-notify.js';
 import { captureLogger, listenNotifySocket, type NotifyListener } from './helpers.js';
@@ -134,6 +140,49 @@ describe('watchdogIntervalMs', () => {
   it('ignores missing, zero and malformed values', () => {
     for (const v of [undefined, '', '0', '-5', 'abc', '1.5']) {
       expect(SystemdNotifier.fromEnv({ WATCHDOG_USEC: v }).watchdogIntervalMs()).toBeUndefined();
+    }
+  });
+});
+
+describe('sender identity as systemd sees it', () => {
+  it('messages carry this process’s PID (what NotifyAccess=main requires)', async () => {
+    const py = spawnSync('python3', ['-c', 'import socket; socket.SCM_CREDENTIALS'], {
+      encoding: 'utf8',
+    });
+    if (py.status !== 0) {
+      console.warn('python3 with SCM_CREDENTIALS not available: skipping the PID check');
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'edge-notify-py-'));
+    const path = join(dir, 'notify');
+    const script = fileURLToPath(new URL('./fixtures/notify-listener.py', import.meta.url));
+    const child = spawn('python3', [script, path, '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const lines: string[] = [];
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const rl = createInterface({ input: child.stdout });
+      rl.on('line', (l) => lines.push(l));
+      const done = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      const deadline = Date.now() + 15_000;
+      while (!lines.includes('listening')) {
+        if (Date.now() > deadline) throw new Error(`listener did not start: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const notifier = SystemdNotifier.fromEnv({ NOTIFY_SOCKET: path });
+      notifier.ready();
+      notifier.watchdog();
+      expect(await done).toBe(0);
+      const received = lines
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { pid: number; text: string });
+      expect(received).toEqual([
+        { pid: process.pid, text: 'READY=1' },
+        { pid: process.pid, text: 'WATCHDOG=1' },
+      ]);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
