@@ -15,6 +15,7 @@
 import net from 'node:net';
 import type { Logger } from '../../agent/ops/logger.js';
 import { SensorError } from '../types.js';
+import { BatchedWriter } from './batched-writer.js';
 import { encodeMbap, MbapFramingError, MbapReader, type MbapFrame } from './mbap.js';
 
 export interface ModbusTcpPoolOptions {
@@ -22,6 +23,12 @@ export interface ModbusTcpPoolOptions {
   connectionsPerEndpoint?: number;
   /** A connection that is not up after this long is dropped. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * A connection on which requests time out while nothing at all has arrived for this long
+   * is taken for dead (gateway power-cycled without a reset) and dialled again. One unit
+   * that never answers does not trigger it as long as other replies arrive. Default 10 s.
+   */
+  silentAfterMs?: number;
   logger?: Logger;
 }
 
@@ -50,18 +57,30 @@ class Connection {
   readonly outstanding = new Map<number, Outstanding>();
   private readonly socket: net.Socket;
   private readonly reader = new MbapReader();
+  private readonly writer: BatchedWriter;
   private nextTid = 0;
   private closed = false;
+  /** When the last byte arrived (or the connection was dialled). */
+  private lastDataAt = Date.now();
 
   constructor(
     readonly endpoint: string,
     host: string,
     port: number,
     connectTimeoutMs: number,
+    private readonly silentAfterMs: number,
     private readonly onUnmatched: () => void,
     private readonly onGone: (conn: Connection, err: SensorError) => void,
   ) {
-    this.socket = net.connect({ host, port, noDelay: true, keepAlive: true });
+    // TCP keep-alive probes find a dead peer on an idle connection within about a minute.
+    this.socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 30_000,
+    });
+    this.writer = new BatchedWriter(this.socket);
     this.socket.setTimeout(connectTimeoutMs, () => {
       this.fail(new SensorError('TIMEOUT', `connect to ${endpoint} timed out`));
     });
@@ -94,6 +113,12 @@ class Connection {
       const onAbort = () => {
         this.outstanding.delete(tid);
         reject(new SensorError('TIMEOUT', `no reply from ${this.endpoint} unit ${unitId} in time`));
+        const silentMs = Date.now() - this.lastDataAt;
+        if (silentMs > this.silentAfterMs) {
+          this.fail(
+            new SensorError('DISCONNECTED', `nothing from ${this.endpoint} for ${silentMs} ms`),
+          );
+        }
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -108,7 +133,7 @@ class Connection {
           reject(e);
         },
       });
-      this.socket.write(encodeMbap({ transactionId: tid, unitId, pdu }));
+      this.writer.write(encodeMbap({ transactionId: tid, unitId, pdu }));
     });
   }
 
@@ -119,6 +144,7 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
+    this.lastDataAt = Date.now();
     let frames: MbapFrame[];
     try {
       frames = this.reader.push(chunk);
@@ -154,12 +180,14 @@ export class ModbusTcpPool {
   private readonly byEndpoint = new Map<string, Connection[]>();
   private readonly perEndpoint: number;
   private readonly connectTimeoutMs: number;
+  private readonly silentAfterMs: number;
   private readonly log: Logger | undefined;
   private counts = { connects: 0, disconnects: 0, requests: 0, unmatchedReplies: 0 };
 
   constructor(options: ModbusTcpPoolOptions = {}) {
     this.perEndpoint = Math.max(1, options.connectionsPerEndpoint ?? 1);
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.silentAfterMs = options.silentAfterMs ?? 10_000;
     this.log = options.logger;
   }
 
@@ -210,6 +238,7 @@ export class ModbusTcpPool {
         host,
         port,
         this.connectTimeoutMs,
+        this.silentAfterMs,
         () => this.counts.unmatchedReplies++,
         (gone, err) => this.forget(gone, err),
       );

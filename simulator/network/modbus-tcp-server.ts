@@ -10,6 +10,7 @@
  * config. Unknown units get exception 0x0B, unmapped registers 0x02.
  */
 import net from 'node:net';
+import { BatchedWriter } from '../../drivers/network/batched-writer.js';
 import {
   encodeMbap,
   MbapFramingError,
@@ -126,6 +127,7 @@ export async function startModbusTcpSensorServer(
     socket.setNoDelay(true);
     const timers = new Set<NodeJS.Timeout>();
     const reader = new MbapReader();
+    const writer = new BatchedWriter(socket);
     socket.on('close', () => {
       sockets.delete(socket);
       for (const t of timers) clearTimeout(t);
@@ -148,7 +150,7 @@ export async function startModbusTcpSensorServer(
           if (reply === 'drop') return socket.destroy();
           if (reply === 'garbage') return void socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
           counts.responses++;
-          socket.write(
+          writer.write(
             encodeMbap({ transactionId: frame.transactionId, unitId: frame.unitId, pdu: reply }),
           );
         }, options.delayMs);

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createModbusTcp, ModbusTcpPool } from '../../../drivers/network/modbus-tcp.js';
 import { encodeReadRequest } from '../../../drivers/network/modbus-pdu.js';
@@ -236,5 +237,65 @@ describe('modbus-tcp driver against the simulated gateway', () => {
       code: 'DISCONNECTED',
       message: expect.stringMatching(/ECONNREFUSED/),
     });
+  });
+
+  it('redials a connection that has gone silent (peer gone without a reset)', async () => {
+    // A "gateway" that accepts and swallows every request: like a power-cycled peer.
+    let accepted = 0;
+    const sockets = new Set<net.Socket>();
+    const blackHole = net.createServer((s) => {
+      accepted++;
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+      s.resume();
+    });
+    await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = blackHole.address() as net.AddressInfo;
+      const pool = new ModbusTcpPool({ silentAfterMs: 150 });
+      pools.push(pool);
+      const driver = createModbusTcp(
+        {
+          host: '127.0.0.1',
+          port,
+          unitId: 1,
+          function: 4,
+          registers: [{ quantity: 'temperature', address: 1, scale: 0.1, signed: true }],
+        },
+        pool,
+      );
+      const codes: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        await driver
+          .measure(AbortSignal.timeout(100))
+          .catch((e: SensorError) => codes.push(e.code));
+      }
+      expect(codes).toEqual(['TIMEOUT', 'TIMEOUT', 'TIMEOUT']);
+      // The first timeout came before the silence limit; a later one dropped the connection.
+      expect(pool.stats().disconnects).toBeGreaterThanOrEqual(1);
+      expect(accepted).toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => blackHole.close(r));
+    }
+  });
+
+  it('keeps the connection while other units answer, even if one unit never does', async () => {
+    const server = await setUp(5);
+    server.device(1, 1).inject('timeout');
+    const pool = new ModbusTcpPool({ silentAfterMs: 150 });
+    pools.push(pool);
+    const bad = createModbusTcp(configFor(server, 0), pool);
+    const good = createModbusTcp(configFor(server, 1), pool);
+    for (let i = 0; i < 4; i++) {
+      await Promise.all([
+        bad.measure(AbortSignal.timeout(100)).catch(() => undefined),
+        good.measure(AbortSignal.timeout(5000)),
+        new Promise((r) => setTimeout(r, 60)),
+      ]);
+    }
+    expect(server.stats().connections).toBe(1);
+    expect(pool.stats().disconnects).toBe(0);
   });
 });
