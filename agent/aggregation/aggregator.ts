@@ -123,7 +123,7 @@ export class Aggregator {
   private readonly budget: number;
   private pendingWindows: EncodedItem[] = [];
   private pendingWindowBytes = 0;
-  private pendingSince = 0;
+  private pendingSince = Number.NaN;
   private pendingReadings: EncodedItem[] = [];
   private pendingReadingBytes = 0;
   private readingsSince = 0;
@@ -194,6 +194,8 @@ export class Aggregator {
         s.late = undefined;
       }
     }
+    // Coalescing starts at the first tick that sees closed windows.
+    if (this.pendingWindows.length > 0 && Number.isNaN(this.pendingSince)) this.pendingSince = now;
     const windowsDue = this.pendingWindows.length > 0 && now - this.pendingSince >= this.coalesceMs;
     const readingsDue =
       this.pendingReadings.length > 0 && now - this.readingsSince >= this.settings.maxDelayMs;
@@ -290,7 +292,7 @@ export class Aggregator {
       `"last":${v(st.last)},"faults":${w.faults},` +
       `"flags":{"range":${w.range},"stuck":${w.stuck},"spike":${w.spike},"powerOn":${w.powerOn}}}`;
     const it = item(json);
-    if (this.pendingWindows.length === 0) this.pendingSince = this.now;
+    if (this.pendingWindows.length === 0) this.pendingSince = Number.NaN;
     this.pendingWindows.push(it);
     this.pendingWindowBytes += it.bytes + 1;
     if (this.pendingWindowBytes + this.pendingReadingBytes >= this.budget) this.emitPending();

@@ -1,0 +1,277 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  Aggregator,
+  type AggregationSettings,
+  type SensorSpec,
+} from '../../../agent/aggregation/aggregator.js';
+import { twoPassSummary } from '../../../agent/aggregation/stats.js';
+import { HEADER_RESERVE } from '../../../agent/aggregation/encode.js';
+import { QUANTITIES, ReadingStatus } from '../../../drivers/types.js';
+
+interface WindowJson {
+  sensor: string;
+  quantity: string;
+  unit: string;
+  start: number;
+  end: number;
+  count: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  stddev: number | null;
+  last: number | null;
+  faults: number;
+  flags: { range: number; stuck: number; spike: number; powerOn: number };
+}
+interface Body {
+  windows: WindowJson[];
+  readings?: Array<{ sensor: string; quantity: string; t: number; v: number }>;
+}
+
+const base: AggregationSettings = {
+  windowMs: 10_000,
+  stuckCount: 1000,
+  spikeZ: 1e9,
+  spikeHistory: 31,
+  maxBytes: 256 * 1024,
+  maxDelayMs: 10_000,
+  raw: false,
+  graceMs: 2000,
+  coalesceMs: 500,
+};
+const sensors: SensorSpec[] = [
+  { id: 'boiler-in', driver: 'tmp102' },
+  { id: 'room', driver: 'sht3x' },
+];
+
+function collect(settings: Partial<AggregationSettings> = {}, list = sensors) {
+  const texts: string[] = [];
+  const agg = new Aggregator(list, { ...base, ...settings }, (b) => texts.push(b.text));
+  const bodies = () => texts.map((t) => JSON.parse(t) as Body);
+  const windows = () => bodies().flatMap((b) => b.windows);
+  return { agg, texts, bodies, windows };
+}
+
+describe('Aggregator windows', () => {
+  it('aligns tumbling windows to the wall clock and matches a two-pass reference per window', () => {
+    const reading = fc.record({
+      sensor: fc.integer({ min: 0, max: 1 }),
+      quantity: fc.integer({ min: 0, max: 1 }),
+      dt: fc.integer({ min: 0, max: 4000 }),
+      value: fc.double({ min: -40, max: 100, noNaN: true }),
+      fault: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(reading, { maxLength: 200 }), (rs) => {
+        const { agg, windows } = collect();
+        let t = 1_700_000_003_000;
+        const groups = new Map<string, { values: number[]; faults: number; last: number }>();
+        for (const r of rs) {
+          t += r.dt;
+          const start = Math.floor(t / 10_000) * 10_000;
+          const key = `${r.sensor}/${r.quantity}/${start}`;
+          const g = groups.get(key) ?? { values: [], faults: 0, last: NaN };
+          groups.set(key, g);
+          if (r.fault) {
+            agg.add(r.sensor, r.quantity, t, NaN, ReadingStatus.Fault);
+            g.faults++;
+          } else {
+            agg.add(r.sensor, r.quantity, t, r.value, ReadingStatus.Ok);
+            g.values.push(r.value);
+          }
+        }
+        agg.flush();
+        const got = windows();
+        expect(got.length).toBe(groups.size);
+        for (const w of got) {
+          expect(w.start % 10_000).toBe(0);
+          expect(w.end - w.start).toBe(10_000);
+          const si = sensors.findIndex((s) => s.id === w.sensor);
+          const g = groups.get(
+            `${si}/${QUANTITIES.indexOf(w.quantity as 'temperature')}/${w.start}`,
+          );
+          expect(g).toBeDefined();
+          expect(w.count).toBe(g!.values.length);
+          expect(w.faults).toBe(g!.faults);
+          if (g!.values.length === 0) {
+            expect([w.min, w.max, w.mean, w.stddev, w.last]).toEqual([
+              null,
+              null,
+              null,
+              null,
+              null,
+            ]);
+            continue;
+          }
+          const ref = twoPassSummary(g!.values);
+          // JSON has no -0: compare +0-normalised.
+          expect(w.min).toBe(ref.min + 0);
+          expect(w.max).toBe(ref.max + 0);
+          expect(w.mean!).toBeCloseTo(ref.mean, 9);
+          expect(w.stddev!).toBeCloseTo(ref.stddev, 9);
+          expect(w.last).toBe(g!.values.at(-1)! + 0);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('encodes the window fields in the contract order, with the unit', () => {
+    const { agg, texts } = collect();
+    agg.add(0, 0, 20_000, 21.5, ReadingStatus.Ok);
+    agg.add(0, 0, 21_000, 22.5, ReadingStatus.Suspect);
+    agg.flush();
+    expect(texts).toEqual([
+      '{"windows":[{"sensor":"boiler-in","quantity":"temperature","unit":"Cel","start":20000,' +
+        '"end":30000,"count":2,"min":21.5,"max":22.5,"mean":22,"stddev":0.5,"last":22.5,' +
+        '"faults":0,"flags":{"range":0,"stuck":0,"spike":0,"powerOn":0}}]}',
+    ]);
+  });
+
+  it('counts NaN, ±Infinity, Fault and impossible status codes as faults, not values', () => {
+    const { agg, windows } = collect();
+    agg.add(1, 1, 1000, 50, ReadingStatus.Ok);
+    agg.add(1, 1, 1001, NaN, ReadingStatus.Ok);
+    agg.add(1, 1, 1002, Infinity, ReadingStatus.Ok);
+    agg.add(1, 1, 1003, 40, ReadingStatus.Fault);
+    agg.add(1, 1, 1004, 40, 7);
+    agg.add(0, 0, 1005, NaN, ReadingStatus.Fault);
+    agg.flush();
+    const room = windows().find((w) => w.sensor === 'room');
+    const boiler = windows().find((w) => w.sensor === 'boiler-in');
+    expect(room).toMatchObject({
+      sensor: 'room',
+      quantity: 'humidity',
+      unit: '%RH',
+      count: 1,
+      faults: 4,
+      mean: 50,
+    });
+    expect(boiler).toMatchObject({
+      sensor: 'boiler-in',
+      count: 0,
+      faults: 1,
+      min: null,
+      stddev: null,
+      last: null,
+    });
+    expect(agg.stats()).toMatchObject({ readings: 1, faults: 5 });
+  });
+
+  it('keeps flagged values in the statistics and counts the flags per window', () => {
+    const { agg, windows } = collect({ stuckCount: 3 }, [
+      { id: 'w1', driver: 'ds18b20', range: { min: 0, max: 60 } },
+    ]);
+    const values = [20, 85, 85, 85, 70];
+    values.forEach((v, i) => agg.add(0, 0, 5000 + i, v, ReadingStatus.Ok));
+    agg.flush();
+    const [w] = windows();
+    expect(w.count).toBe(5);
+    expect(w.max).toBe(85);
+    expect(w.flags).toEqual({ range: 4, stuck: 1, spike: 0, powerOn: 3 });
+    expect(agg.stats().sensors[0].flags).toEqual({ range: 4, stuck: 1, spike: 0, powerOn: 3 });
+  });
+
+  it('closes a window when the series moves on and emits it after coalescing', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, 1, 0);
+    agg.add(0, 0, 11_000, 2, 0); // closes [0, 10 000)
+    agg.tick(11_100);
+    expect(windows()).toHaveLength(0); // still coalescing
+    agg.tick(11_700);
+    expect(windows().map((w) => [w.start, w.count])).toEqual([[0, 1]]);
+  });
+
+  it('closes a quiet window once the wall clock passes its end plus the grace', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, 1, 0);
+    agg.tick(11_000);
+    expect(windows()).toHaveLength(0);
+    agg.tick(12_000); // end 10 000 + grace 2000
+    agg.tick(12_600); // + coalesce
+    expect(windows().map((w) => w.count)).toEqual([1]);
+  });
+
+  it('puts a late reading in its own window for its own period', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 15_000, 2, 0);
+    agg.add(0, 0, 5000, 1, 0); // late: window [0, 10 000)
+    agg.flush();
+    expect(windows().map((w) => [w.start, w.count, w.mean])).toEqual(
+      expect.arrayContaining([
+        [10_000, 1, 2],
+        [0, 1, 1],
+      ]),
+    );
+    expect(agg.stats().late).toBe(1);
+  });
+
+  it('splits large payloads into bodies under maxBytes, never dropping a window', () => {
+    const many: SensorSpec[] = Array.from({ length: 200 }, (_, i) => ({
+      id: `s-${i}`,
+      driver: 'lm75',
+    }));
+    const { agg, texts, windows } = collect({ maxBytes: 2048 }, many);
+    for (let i = 0; i < 200; i++) agg.add(i, 0, 1000, i, 0);
+    agg.flush();
+    expect(texts.length).toBeGreaterThan(10);
+    for (const t of texts) {
+      expect(Buffer.byteLength(t)).toBeLessThanOrEqual(2048 - HEADER_RESERVE);
+      expect(t.startsWith('{"windows":[')).toBe(true);
+    }
+    expect(
+      windows()
+        .map((w) => w.sensor)
+        .sort(),
+    ).toEqual(many.map((s) => s.id).sort());
+  });
+
+  it('raw mode: readings travel too, and leave after maxDelayMs even inside a window', () => {
+    const { agg, bodies } = collect({ raw: true, maxDelayMs: 1000 });
+    agg.tick(100_000);
+    agg.add(0, 0, 100_000, 20.5, 0);
+    agg.add(0, 0, 100_500, NaN, ReadingStatus.Fault); // faults are not raw readings
+    agg.tick(100_900);
+    expect(bodies()).toHaveLength(0);
+    agg.tick(101_000);
+    expect(bodies()).toEqual([
+      {
+        windows: [],
+        readings: [{ sensor: 'boiler-in', quantity: 'temperature', t: 100_000, v: 20.5 }],
+      },
+    ]);
+    agg.flush();
+    expect(bodies()[1]).toMatchObject({ windows: [{ count: 1, faults: 1 }], readings: [] });
+  });
+
+  it('raw mode: split bodies keep every reading exactly once', () => {
+    const { agg, bodies, texts } = collect({ raw: true, maxBytes: 1024 });
+    for (let i = 0; i < 500; i++) agg.add(i % 2, 0, 1000 + i, i, 0);
+    agg.flush();
+    for (const t of texts) expect(Buffer.byteLength(t)).toBeLessThanOrEqual(1024);
+    const ts = bodies().flatMap((b) => b.readings!.map((r) => r.v));
+    expect(ts.sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    expect(
+      bodies()
+        .flatMap((b) => b.windows)
+        .reduce((n, w) => n + w.count, 0),
+    ).toBe(500);
+  });
+
+  it('updateSensors: a changed sensor starts afresh, unchanged ones keep their window; unknown indices are counted', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, 1, 0);
+    agg.add(1, 0, 1000, 2, 0);
+    agg.updateSensors([sensors[0], { id: 'attic', driver: 'sht3x' }]);
+    // The replaced sensor's window was closed and emitted under its old id.
+    expect(windows().map((w) => w.sensor)).toEqual(['room']);
+    agg.add(0, 0, 2000, 3, 0);
+    agg.add(1, 0, 2000, 4, 0);
+    agg.add(5, 0, 2000, 4, 0);
+    agg.flush();
+    const byId = Object.fromEntries(windows().map((w) => [w.sensor, w.count]));
+    expect(byId).toEqual({ room: 1, 'boiler-in': 2, attic: 1 });
+    expect(agg.stats().unknownSensor).toBe(1);
+  });
+});

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  FLAG_POWER_ON,
+  FLAG_RANGE,
+  FLAG_SPIKE,
+  FLAG_STUCK,
+  SeriesDetectors,
+  isPowerOnValue,
+  outOfRange,
+  rangeFor,
+  referenceRobustZ,
+  robustZ,
+  sortedMad,
+  sortedMedian,
+} from '../../../agent/aggregation/detectors.js';
+
+const settings = { stuckCount: 4, spikeZ: 8, spikeHistory: 11 };
+
+describe('median / MAD', () => {
+  it('sortedMad equals the MAD computed by sorting the deviations', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -1e3, max: 1e3, noNaN: true }), { minLength: 1, maxLength: 60 }),
+        (xs) => {
+          const s = [...xs].sort((a, b) => a - b);
+          const med = sortedMedian(s, s.length);
+          const dev = s.map((v) => Math.abs(v - med)).sort((a, b) => a - b);
+          expect(sortedMad(s, s.length, med)).toBeCloseTo(sortedMedian(dev, dev.length), 9);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('robust z of a textbook example', () => {
+    // history 1..9: median 5, MAD 2 → z(20) = 0.6745 · 15 / 2.
+    expect(referenceRobustZ([1, 2, 3, 4, 5, 6, 7, 8, 9], 20)).toBeCloseTo((0.6745 * 15) / 2, 12);
+    expect(robustZ(10, 10, 0)).toBe(0);
+  });
+});
+
+describe('range and power-on', () => {
+  it('uses the configured range for temperature and physical bounds for humidity', () => {
+    expect(rangeFor('tmp102', 'temperature')).toEqual({ min: -55, max: 150 });
+    expect(rangeFor('tmp102', 'temperature', { min: 0, max: 50 })).toEqual({ min: 0, max: 50 });
+    expect(outOfRange(101, rangeFor('sht3x', 'humidity'))).toBe(true);
+    expect(outOfRange(-0.1, rangeFor('sht3x', 'humidity'))).toBe(true);
+    expect(outOfRange(55, rangeFor('sht3x', 'humidity'))).toBe(false);
+    expect(outOfRange(-300, rangeFor('http-json', 'temperature'))).toBe(true);
+  });
+
+  it('recognises the DS18B20 power-on value only for a DS18B20 temperature', () => {
+    expect(isPowerOnValue('ds18b20', 'temperature', 85)).toBe(true);
+    expect(isPowerOnValue('ds18b20', 'temperature', 85.0625)).toBe(false);
+    expect(isPowerOnValue('tmp102', 'temperature', 85)).toBe(false);
+  });
+});
+
+describe('SeriesDetectors', () => {
+  it('flags a value out of range and a DS18B20 85.0 °C, keeping the rest clean', () => {
+    const d = new SeriesDetectors(settings, 'ds18b20', 'temperature');
+    expect(d.check(21.5)).toBe(0);
+    expect(d.check(85) & FLAG_POWER_ON).toBe(FLAG_POWER_ON);
+    expect(d.check(130) & FLAG_RANGE).toBe(FLAG_RANGE);
+  });
+
+  it('flags the N-th and further repetitions of one value as stuck, exactly', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 2 }), { maxLength: 200 }), (xs) => {
+        const d = new SeriesDetectors({ ...settings, spikeZ: 1e9 }, 'lm75', 'temperature');
+        let run = 0;
+        let prev: number | undefined;
+        for (const x of xs) {
+          run = x === prev ? run + 1 : 1;
+          prev = x;
+          const stuck = (d.check(20 + x) & FLAG_STUCK) !== 0;
+          expect(stuck).toBe(run >= settings.stuckCount);
+        }
+      }),
+    );
+  });
+
+  it('flags a spike against noisy history and agrees with the reference z-score', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 19, max: 21, noNaN: true }), { minLength: 20, maxLength: 80 }),
+        fc.double({ min: -50, max: 100, noNaN: true }),
+        (noise, probe) => {
+          const d = new SeriesDetectors({ ...settings, stuckCount: 1e9 }, 'lm75', 'temperature');
+          const history: number[] = [];
+          for (const x of noise) {
+            const want = history.length >= 5 && referenceRobustZ(history, x) > settings.spikeZ;
+            expect((d.check(x) & FLAG_SPIKE) !== 0).toBe(want);
+            history.push(x);
+            if (history.length > settings.spikeHistory) history.shift();
+          }
+          const z = referenceRobustZ(history, probe);
+          expect((d.check(probe) & FLAG_SPIKE) !== 0).toBe(z > settings.spikeZ);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a 30 °C jump in a 20 ± 0.1 °C signal is a spike; the next normal value is not', () => {
+    const d = new SeriesDetectors(settings, 'sht3x', 'temperature');
+    for (let i = 0; i < 20; i++) d.check(20 + (i % 3) * 0.1);
+    expect(d.check(50) & FLAG_SPIKE).toBe(FLAG_SPIKE);
+    expect(d.check(20.1) & FLAG_SPIKE).toBe(0);
+  });
+});
