@@ -20,7 +20,7 @@ import type { SharedI2CBus } from './shared-bus.js';
 export const LM75_REG_TEMPERATURE = 0x00;
 export const LM75_REG_CONFIG = 0x01;
 const CONFIG_SHUTDOWN = 0x01;
-/** Conversion period of the LM75A; a chip woken from shutdown needs one before T is valid. */
+/** Conversion period of the LM75A; a chip just powered or woken needs one before T is valid. */
 export const LM75_CONVERSION_MS = 100;
 
 /** Temperature register → °C for a chip of `bits` resolution (9 for LM75, 11 for LM75A). */
@@ -42,8 +42,9 @@ export function createLm75(config: SensorConfigOf<'lm75'>, bus: SharedI2CBus): D
           await bus.transfer((b) => b.writeByte(address, LM75_REG_CONFIG, cfg & ~CONFIG_SHUTDOWN), {
             signal,
           });
-          await sleep(LM75_CONVERSION_MS, signal);
         }
+        // A chip just powered (or replugged, or woken) reads 0 °C until its first conversion.
+        await sleep(LM75_CONVERSION_MS, signal);
       }),
     measure: (signal) =>
       asSensorErrors(async (): Promise<Measurement[]> => {

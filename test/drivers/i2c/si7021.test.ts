@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createSi7021,
+  si7021Celsius,
+  si7021Crc,
+  si7021Humidity,
+  si7021Word,
+} from '../../../drivers/i2c/si7021.js';
+import { SimulatedSi7021 } from '../../../simulator/i2c/chips/si7021.js';
+import { common, run, sharedOver } from './helpers.js';
+
+describe('Si7021 / HTU21D conversions and CRC', () => {
+  it('CRC-8 0x31 / init 0x00 (HTU21D datasheet examples)', () => {
+    expect(si7021Crc([0xdc])).toBe(0x79);
+    expect(si7021Crc([0x68, 0x3a])).toBe(0x7c);
+    expect(si7021Crc([0x4e, 0x85])).toBe(0x6b);
+  });
+
+  it.each([
+    [0x0000, -46.85],
+    [0x2000, -24.885],
+    [0x4000, -2.92],
+    [0x683a, 24.6869],
+    [0x8000, 41.01],
+    [0x8003, 41.01], // status bits masked
+  ])('T raw %i → %s °C', (raw, celsius) => {
+    expect(si7021Celsius(raw)).toBeCloseTo(celsius, 3);
+  });
+
+  it.each([
+    [0x4000, 25.25],
+    [0x4002, 25.25],
+    [0x7c80, 54.79],
+    [0x8000, 56.5],
+    [0x0000, 0], // −6 % clamped
+    [0xfffe, 100], // 119 % clamped
+  ])('RH raw %i → %s %', (raw, rh) => {
+    expect(si7021Humidity(raw)).toBeCloseTo(rh, 2);
+  });
+
+  it('checks the CRC of a frame', () => {
+    expect(si7021Word(Uint8Array.of(0x68, 0x3a, 0x7c))).toBe(0x683a);
+    expect(() => si7021Word(Uint8Array.of(0x68, 0x3a, 0x7d))).toThrow(/CRC/);
+  });
+});
+
+describe('Si7021 driver against the simulated chip', () => {
+  const config = {
+    ...common,
+    id: 'si',
+    driver: 'si7021' as const,
+    address: 0x40,
+    quantities: ['temperature' as const, 'humidity' as const],
+  };
+
+  it('polls through the NACKs of a conversion and reads temperature and humidity', async () => {
+    const { sim, bus } = sharedOver();
+    const chip = sim.attach(
+      0x40,
+      new SimulatedSi7021({
+        temperatureMs: 20,
+        humidityMs: 30,
+        values: { temperature: -8.4, humidity: 71 },
+      }),
+    );
+    const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
+    expect(faults).toEqual([]);
+    expect(ok.map((r) => r.quantity)).toEqual([
+      'temperature',
+      'humidity',
+      'temperature',
+      'humidity',
+    ]);
+    expect(ok[0].value).toBeCloseTo(-8.4, 1);
+    expect(ok[1].value).toBeCloseTo(71, 1);
+    // The read was refused while converting, and retried.
+    expect(chip.counters.nacks).toBeGreaterThanOrEqual(4);
+    // Expected refusals are not bus trouble.
+    expect(bus.stats.failures).toBe(0);
+    expect(bus.stats.reopens).toBe(0);
+  });
+
+  it('on the Pi a NACK arrives as EREMOTEIO: still polled, never a bus reopen', async () => {
+    const { sim, bus } = sharedOver({ nackCode: 'EREMOTEIO' });
+    sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 25, values: { temperature: 5 } }));
+    const { ok, faults } = await run(
+      createSi7021({ ...config, quantities: ['temperature'] }, bus),
+      {
+        ticks: 3,
+      },
+    );
+    expect(faults).toEqual([]);
+    expect(ok.map((r) => Math.round(r.value))).toEqual([5, 5, 5]);
+    expect(bus.stats.reopens).toBe(0);
+    expect(sim.closes).toBe(0);
+  });
+
+  it('a conversion that never ends is a TIMEOUT after about 100 ms of polling', async () => {
+    const { sim, bus } = sharedOver();
+    const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 400 }));
+    const { faults, ok } = await run(
+      createSi7021({ ...config, quantities: ['temperature'] }, bus),
+      {
+        ticks: 1,
+      },
+    );
+    expect(ok).toEqual([]);
+    expect(faults.map((f) => f.code)).toEqual(['TIMEOUT']);
+    // Polled about every 6 ms for 100 ms, bounded.
+    expect(chip.counters.nacks).toBeGreaterThanOrEqual(5);
+    expect(chip.counters.nacks).toBeLessThanOrEqual(20);
+  });
+
+  it('works with an HTU21D (no electronic ID) and reports a corrupted CRC as a CRC fault', async () => {
+    const { sim, bus } = sharedOver();
+    const chip = sim.attach(
+      0x40,
+      new SimulatedSi7021({ deviceId: undefined, values: { temperature: 22 } }),
+    );
+    const { faults, ok } = await run(
+      createSi7021({ ...config, quantities: ['temperature'] }, bus),
+      {
+        ticks: 3,
+        beforeTick: (i) => {
+          if (i === 1) chip.inject('crc', { transfers: 1 });
+        },
+      },
+    );
+    expect(faults.map((f) => f.code)).toEqual(['CRC']);
+    expect(ok).toHaveLength(2);
+    for (const r of ok) expect(r.value).toBeCloseTo(22, 1);
+  });
+
+  it('rejects quantities the chip cannot measure', () => {
+    const { bus } = sharedOver();
+    expect(() => createSi7021({ ...config, quantities: ['pressure'] }, bus)).toThrow(/pressure/);
+  });
+});

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { createTmp102, tmp102Celsius, tmp102OneShotConfig } from '../../../drivers/i2c/tmp102.js';
+import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
+import { common, run, sharedOver } from './helpers.js';
+
+describe('tmp102Celsius (datasheet table 8.1 / 8.2)', () => {
+  it.each([
+    [0x7ff0, 127.9375],
+    [0x6400, 100],
+    [0x5000, 80],
+    [0x1900, 25],
+    [0x0040, 0.25],
+    [0x0010, 0.0625],
+    [0x0000, 0],
+    [0xfff0, -0.0625],
+    [0xffc0, -0.25],
+    [0xe700, -25],
+    [0xc900, -55],
+  ])('12-bit raw %i → %s °C', (raw, celsius) => {
+    expect(tmp102Celsius(raw)).toBe(celsius);
+  });
+
+  it.each([
+    [0x4b01, 150],
+    [0x3201, 100],
+    [0x0c81, 25],
+    [0x0009, 0.0625],
+    [0xfff9, -0.0625],
+    [0xf381, -25],
+    [0xe481, -55],
+  ])('13-bit extended raw %i → %s °C', (raw, celsius) => {
+    expect(tmp102Celsius(raw)).toBe(celsius);
+  });
+
+  it('one-shot configuration sets OS and SD, and EM only in extended mode', () => {
+    const [b1, b2] = tmp102OneShotConfig(true);
+    expect(b1 & 0x81).toBe(0x81);
+    expect(b2 & 0x10).toBe(0x10);
+    expect(tmp102OneShotConfig(false)[1] & 0x10).toBe(0);
+  });
+});
+
+describe('TMP102 driver against the simulated chip', () => {
+  const config = { ...common, id: 't', driver: 'tmp102' as const, address: 0x48, extended: false };
+
+  it('reads a negative temperature at 0.0625 °C resolution', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x48, new SimulatedTmp102({ values: { temperature: -12.3 } }));
+    const { ok, faults } = await run(createTmp102(config, bus), { ticks: 3 });
+    expect(faults).toEqual([]);
+    expect(ok).toHaveLength(3);
+    for (const r of ok) expect(r.value).toBe(-12.3125);
+  });
+
+  it('extended mode reports above 128 °C', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x49, new SimulatedTmp102({ values: { temperature: 140.2 } }));
+    const { ok } = await run(createTmp102({ ...config, address: 0x49, extended: true }, bus), {
+      ticks: 2,
+    });
+    expect(ok.map((r) => r.value)).toEqual([140.1875, 140.1875]);
+  });
+
+  it('each round starts a one-shot conversion and reads it after the conversion time', async () => {
+    const { sim, bus } = sharedOver();
+    const chip = sim.attach(0x48, new SimulatedTmp102({ values: { temperature: 20 } }));
+    await run(createTmp102(config, bus), { ticks: 1 });
+    const [open, start, read] = sim.transfers;
+    expect([open.kind, start.kind, read.kind]).toEqual(['write', 'write', 'write-read']);
+    // The read comes after the 35 ms wait, which held no transfer.
+    expect(read.start - start.end).toBeGreaterThanOrEqual(30);
+    expect(chip.counters.writes).toBe(3);
+  });
+
+  it('a chip power-cycled while unplugged is reconfigured and read again', async () => {
+    const { sim, bus } = sharedOver();
+    const chip = sim.attach(0x48, new SimulatedTmp102({ values: { temperature: 30 } }));
+    const { ok, faults, readings } = await run(createTmp102(config, bus), {
+      ticks: 8,
+      beforeTick: (i) => {
+        if (i === 2) chip.unplug();
+        if (i === 5) chip.replug();
+      },
+    });
+    expect(faults.length).toBeGreaterThanOrEqual(3);
+    expect(faults.every((f) => f.code === 'NACK')).toBe(true);
+    expect(chip.counters.powerOns).toBe(2);
+    expect(readings.at(-1)?.status).toBe(0);
+    expect(ok.at(-1)?.value).toBe(30);
+  });
+});
