@@ -59,9 +59,16 @@ export class KeepAliveHttpClient implements HttpJsonClient {
     return new Promise((resolve, reject) => {
       const timeout = () => new SensorError('TIMEOUT', `no answer from ${url} in time`);
       if (signal.aborted) return reject(timeout());
-      // Set before we destroy the request ourselves: the socket error that follows is ours.
-      let failure: SensorError | undefined;
+      // Settle once; whatever the socket emits after that (our own destroy) is ignored.
+      let done = false;
       let responded = false;
+      const finish = (outcome: HttpJsonResponse | SensorError | Promise<HttpJsonResponse>) => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener('abort', onAbort);
+        if (outcome instanceof SensorError) reject(outcome);
+        else resolve(outcome);
+      };
       const isHttps = url.startsWith('https:');
       const get = isHttps ? https.get : http.get;
       const req = get(
@@ -77,18 +84,16 @@ export class KeepAliveHttpClient implements HttpJsonClient {
           res.on('data', (c: Buffer) => {
             size += c.length;
             if (size > this.maxBodyBytes) {
-              failure = new SensorError(
-                'PROTOCOL',
-                `body of ${url} exceeds ${this.maxBodyBytes} bytes`,
+              finish(
+                new SensorError('PROTOCOL', `body of ${url} exceeds ${this.maxBodyBytes} bytes`),
               );
-              req.destroy(failure);
+              req.destroy();
               return;
             }
             chunks.push(c);
           });
           res.on('end', () => {
-            signal.removeEventListener('abort', onAbort);
-            resolve({
+            finish({
               status: res.statusCode ?? 0,
               contentType: res.headers['content-type'],
               body: Buffer.concat(chunks).toString('utf8'),
@@ -98,22 +103,21 @@ export class KeepAliveHttpClient implements HttpJsonClient {
         },
       );
       const onError = (err: NodeJS.ErrnoException) => {
-        signal.removeEventListener('abort', onAbort);
-        if (failure) return reject(failure);
-        if (signal.aborted) return reject(timeout());
+        if (done) return;
+        if (signal.aborted) return finish(timeout());
         // A kept-alive socket the server closed while idle fails on first use; GET is
         // idempotent, so try once more on a fresh socket (as Node's docs advise).
         if (mayRetry && !responded && req.reusedSocket && err.code === 'ECONNRESET')
-          return resolve(this.attempt(url, signal, false));
-        reject(
+          return finish(this.attempt(url, signal, false));
+        finish(
           new SensorError('DISCONNECTED', `${err.code ?? 'error'} from ${url}: ${err.message}`, {
             cause: err,
           }),
         );
       };
       const onAbort = () => {
-        failure = timeout();
-        req.destroy(failure);
+        finish(timeout());
+        req.destroy();
       };
       signal.addEventListener('abort', onAbort, { once: true });
       req.on('error', onError);

@@ -112,6 +112,7 @@ class Connection {
     return new Promise<Buffer>((resolve, reject) => {
       const onAbort = () => {
         this.outstanding.delete(tid);
+        this.unrefWhenIdle();
         reject(new SensorError('TIMEOUT', `no reply from ${this.endpoint} unit ${unitId} in time`));
         const silentMs = Date.now() - this.lastDataAt;
         if (silentMs > this.silentAfterMs) {
@@ -122,6 +123,8 @@ class Connection {
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
+      // Only a connection with work to do keeps the process alive.
+      if (this.outstanding.size === 0) this.socket.ref();
       this.outstanding.set(tid, {
         unitId,
         resolve: (p) => {
@@ -161,8 +164,13 @@ class Connection {
         continue;
       }
       this.outstanding.delete(f.transactionId);
+      this.unrefWhenIdle();
       waiting.resolve(f.pdu);
     }
+  }
+
+  private unrefWhenIdle(): void {
+    if (this.outstanding.size === 0) this.socket.unref();
   }
 
   private fail(err: SensorError): void {

@@ -250,4 +250,34 @@ describe('http-json driver against the simulated server', () => {
       await new Promise((r) => srv.close(r));
     }
   });
+
+  it('times out a reply whose body stalls half-way, and an oversized body is PROTOCOL', async () => {
+    const srv = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url === '/big') return res.end(`{"pad":"${'x'.repeat(2048)}","t":1}`);
+      res.write('{"data":{"temper'); // …and nothing more
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = srv.address() as net.AddressInfo;
+      const client = new KeepAliveHttpClient({ maxBodyBytes: 1024 });
+      clients.push(client);
+      await expect(
+        createHttpJson(config(`http://127.0.0.1:${port}/stall`), client).measure(
+          AbortSignal.timeout(200),
+        ),
+      ).rejects.toMatchObject({ code: 'TIMEOUT' });
+      await expect(
+        createHttpJson(config(`http://127.0.0.1:${port}/big`, 't'), client).measure(
+          AbortSignal.timeout(5000),
+        ),
+      ).rejects.toMatchObject({
+        code: 'PROTOCOL',
+        message: expect.stringMatching(/exceeds 1024 bytes/),
+      });
+    } finally {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    }
+  });
 });
