@@ -92,7 +92,7 @@ uninstall() {
     systemctl disable --now edge-agent.service 2>/dev/null || true
   fi
   rm -f "$T_UNIT" "$T_WRAPPER"
-  rm -rf "$T_PREFIX"
+  rm -rf "$T_PREFIX" "$T_PREFIX.new" "$T_PREFIX.old"
   if [ "$PURGE" -eq 1 ]; then
     # The spool may hold batches the broker never acknowledged: only with --purge.
     rm -rf "$T_CONF" "$ROOT/var/lib/edge-agent" "$ROOT/var/lib/private/edge-agent"
@@ -122,37 +122,29 @@ NODE_MAJOR="$("$NODE" -p 'process.versions.node.split(".")[0]')"
 [ "$NODE_MAJOR" -ge 20 ] || die "Node.js $("$NODE" --version) is too old: 20 or later is needed"
 NPM="${NPM:-npm}"
 
-# 1. The program: a fresh copy each time (an upgrade leaves no stale files), root-owned and
-#    not writable by the service (ProtectSystem=strict makes it read-only anyway).
-say "installing the agent into $T_PREFIX"
-mkdir -p "$T_PREFIX"
-rm -rf "$T_PREFIX/dist" "$T_PREFIX/docs" "$T_PREFIX/systemd"
-cp -R "$SOURCE/dist" "$T_PREFIX/dist"
-[ ! -d "$SOURCE/docs" ] || cp -R "$SOURCE/docs" "$T_PREFIX/docs"
-mkdir -p "$T_PREFIX/systemd"
-cp "$SOURCE/systemd/edge-agent.service" "$SOURCE/systemd/config.example.yaml" "$T_PREFIX/systemd/"
-cp "$SOURCE/package.json" "$SOURCE/package-lock.json" "$T_PREFIX/"
+# 1. The program, staged next to the installed one: if npm or the config check fails, the
+#    running installation is untouched. A fresh copy each time (an upgrade leaves no stale
+#    files), root-owned and not writable by the service (ProtectSystem=strict anyway).
+STAGE="$T_PREFIX.new"
+trap 'rm -rf "$STAGE"' EXIT
+rm -rf "$STAGE"
+mkdir -p "$STAGE/systemd"
+say "staging the agent in $STAGE"
+cp -R "$SOURCE/dist" "$STAGE/dist"
+[ ! -d "$SOURCE/docs" ] || cp -R "$SOURCE/docs" "$STAGE/docs"
+cp "$SOURCE/systemd/edge-agent.service" "$SOURCE/systemd/config.example.yaml" "$STAGE/systemd/"
+cp "$SOURCE/package.json" "$SOURCE/package-lock.json" "$STAGE/"
+chmod -R u=rwX,go=rX "$STAGE"
 if [ "$SKIP_NPM" -eq 0 ]; then
   say "npm ci --omit=dev (builds better-sqlite3, unix-dgram, serialport, i2c-bus if needed)"
-  (cd "$T_PREFIX" && "$NPM" ci --omit=dev --no-audit --no-fund)
+  (cd "$STAGE" && "$NPM" ci --omit=dev --no-audit --no-fund)
+elif [ -e "$T_PREFIX/node_modules" ]; then
+  cp -a "$T_PREFIX/node_modules" "$STAGE/node_modules"
+else
+  die "--skip-npm, but $T_PREFIX/node_modules does not exist yet"
 fi
-chmod -R u=rwX,go=rX "$T_PREFIX/dist" "$T_PREFIX/systemd" "$T_PREFIX/package.json" "$T_PREFIX/package-lock.json"
-[ ! -d "$T_PREFIX/docs" ] || chmod -R u=rwX,go=rX "$T_PREFIX/docs"
 
-# 2. The command on PATH.
-mkdir -p "$(dirname "$T_WRAPPER")"
-printf '#!/bin/sh\n# installed by edge-agent install.sh\nexec '"'"'%s'"'"' '"'"'%s'"'"' "$@"\n' \
-  "$NODE" "$PREFIX/dist/agent/cli.js" >"$T_WRAPPER"
-chmod 0755 "$T_WRAPPER"
-
-# 3. The unit, with this system's node and prefix.
-mkdir -p "$(dirname "$T_UNIT")"
-sed -e "s#/usr/bin/node #$NODE #" -e "s#/opt/edge-agent/#$PREFIX/#g" \
-  "$SOURCE/systemd/edge-agent.service" >"$T_UNIT.tmp"
-chmod 0644 "$T_UNIT.tmp"
-mv -f "$T_UNIT.tmp" "$T_UNIT"
-
-# 4. Configuration: the example only where there is none; an existing config is the user's.
+# 2. Configuration: the example only where there is none; an existing config is the user's.
 mkdir -p "$T_CONF"
 chmod 0755 "$T_CONF"
 install -m 0644 "$SOURCE/systemd/config.example.yaml" "$T_CONF/config.example.yaml"
@@ -163,7 +155,7 @@ else
   say "installed the example configuration as $CONF_DIR/config.yaml: edit it for your sensors"
 fi
 
-# 5. The MQTT password credential: root-only; systemd hands it to the service.
+# 3. The MQTT password credential: root-only; systemd hands it to the service.
 (
   umask 077
   if [ "$PASSWORD_STDIN" -eq 1 ]; then
@@ -178,7 +170,36 @@ fi
 chmod 0600 "$T_CONF/mqtt-password"
 [ "$(id -u)" -ne 0 ] || chown root:root "$T_CONF/mqtt-password"
 
-# 6. Device groups: the unit's SupplementaryGroups must exist or the start fails (216/GROUP).
+# 4. Validate with the new program before anything is replaced or started: a bad config
+#    would only restart-loop.
+if ! "$NODE" "$STAGE/dist/agent/cli.js" check-config "$T_CONF/config.yaml"; then
+  die "$CONF_DIR/config.yaml is invalid (above); fix it, then run install.sh again"
+fi
+
+# 5. Swap the staged program in.
+if [ -e "$T_PREFIX" ]; then
+  rm -rf "$T_PREFIX.old"
+  mv "$T_PREFIX" "$T_PREFIX.old"
+fi
+mv "$STAGE" "$T_PREFIX"
+rm -rf "$T_PREFIX.old"
+trap - EXIT
+say "installed the agent into $T_PREFIX"
+
+# 6. The command on PATH.
+mkdir -p "$(dirname "$T_WRAPPER")"
+printf '#!/bin/sh\n# installed by edge-agent install.sh\nexec '"'"'%s'"'"' '"'"'%s'"'"' "$@"\n' \
+  "$NODE" "$PREFIX/dist/agent/cli.js" >"$T_WRAPPER"
+chmod 0755 "$T_WRAPPER"
+
+# 7. The unit, with this system's node and prefix.
+mkdir -p "$(dirname "$T_UNIT")"
+sed -e "s#/usr/bin/node #$NODE #" -e "s#/opt/edge-agent/#$PREFIX/#g" \
+  "$SOURCE/systemd/edge-agent.service" >"$T_UNIT.tmp"
+chmod 0644 "$T_UNIT.tmp"
+mv -f "$T_UNIT.tmp" "$T_UNIT"
+
+# 8. Device groups: the unit's SupplementaryGroups must exist or the start fails (216/GROUP).
 #    Raspberry Pi OS has them all; plain Debian may lack i2c and gpio.
 if [ -z "$ROOT" ]; then
   for g in "${GROUPS_NEEDED[@]}"; do
@@ -188,12 +209,7 @@ else
   say "--root: not creating groups (${GROUPS_NEEDED[*]}) on this host"
 fi
 
-# 7. Validate before anything starts; a bad config would only restart-loop.
-if ! "$NODE" "$T_PREFIX/dist/agent/cli.js" check-config "$T_CONF/config.yaml"; then
-  die "$CONF_DIR/config.yaml is invalid (above); fix it, then run install.sh again"
-fi
-
-# 8. systemd.
+# 9. systemd.
 if have_systemd; then
   systemctl daemon-reload
   if [ "$ENABLE" -eq 1 ]; then

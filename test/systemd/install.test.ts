@@ -63,9 +63,15 @@ describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
     expect(exists('opt/edge-agent/dist/agent/cli.js')).toBe(true);
     expect(exists('opt/edge-agent/package.json')).toBe(true);
     expect(exists('opt/edge-agent/package-lock.json')).toBe(true);
+    // npm ran in the staged copy, which then replaced the (absent) installation.
     expect(readFileSync(npmLog, 'utf8').trim()).toBe(
-      `${join(root, 'opt/edge-agent')}|ci --omit=dev --no-audit --no-fund`,
+      `${join(root, 'opt/edge-agent.new')}|ci --omit=dev --no-audit --no-fund`,
     );
+    expect(exists('opt/edge-agent.new')).toBe(false);
+    expect(exists('opt/edge-agent/node_modules')).toBe(true);
+    // Readable by the service, writable by root only.
+    expect(mode('opt/edge-agent/dist/agent/cli.js')).toBe(0o644);
+    expect(mode('opt/edge-agent/dist/agent')).toBe(0o755);
 
     const unit = read('etc/systemd/system/edge-agent.service');
     expect(mode('etc/systemd/system/edge-agent.service')).toBe(0o644);
@@ -124,6 +130,10 @@ describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/gateway\.id: /);
     expect(r.stderr).toMatch(/config\.yaml is invalid/);
+    // The installed program is untouched and the staged one gone.
+    expect(exists('opt/edge-agent/dist/agent/cli.js')).toBe(true);
+    expect(exists('opt/edge-agent/node_modules')).toBe(true);
+    expect(exists('opt/edge-agent.new')).toBe(false);
     writeFileSync(join(root, 'etc/edge-agent/config.yaml'), good);
   });
 

@@ -162,7 +162,8 @@ describe('watchdog through a real notify socket in a separate process', () => {
     const pingTimes = listener.messages.filter((m) => m.text === 'WATCHDOG=1').map((m) => m.at);
     const lastBefore = Math.max(...pingTimes.filter((t) => t < listener!.messages[start].at));
     const firstAfter = Math.min(...pingTimes.filter((t) => t > listener!.messages[end].at));
-    expect(firstAfter - lastBefore).toBeGreaterThanOrEqual(1500);
+    // (100 ms below the block for the jitter of reading the socket in this process)
+    expect(firstAfter - lastBefore).toBeGreaterThanOrEqual(1400);
   });
 });
 
