@@ -117,7 +117,9 @@ for f in package.json package-lock.json systemd/edge-agent.service systemd/confi
 done
 
 NODE="${NODE:-$(command -v node || true)}"
-[ -n "$NODE" ] && [ -x "$NODE" ] || die "node not found: install Node.js 20 or later (docs/install-raspberry-pi.md)"
+if [ -z "$NODE" ] || [ ! -x "$NODE" ]; then
+  die "node not found: install Node.js 20 or later (docs/install-raspberry-pi.md)"
+fi
 NODE_MAJOR="$("$NODE" -p 'process.versions.node.split(".")[0]')"
 [ "$NODE_MAJOR" -ge 20 ] || die "Node.js $("$NODE" --version) is too old: 20 or later is needed"
 NPM="${NPM:-npm}"

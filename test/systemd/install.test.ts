@@ -160,6 +160,18 @@ describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
     expect(exists('var/lib/private/edge-agent')).toBe(false);
   });
 
+  it('--prefix puts the program elsewhere and points the unit and wrapper there', () => {
+    const r = install('--prefix', '/srv/edge');
+    expect(r.status, r.stderr).toBe(0);
+    expect(exists('srv/edge/dist/agent/cli.js')).toBe(true);
+    const unit = read('etc/systemd/system/edge-agent.service');
+    expect(unit).toContain(`ExecStart=${process.execPath} /srv/edge/dist/agent/cli.js run`);
+    expect(unit).not.toContain('/opt/edge-agent');
+    expect(read('usr/local/bin/edge-agent')).toContain(`'/srv/edge/dist/agent/cli.js'`);
+    expect(install('--prefix', '/srv/edge', '--uninstall', '--purge').status).toBe(0);
+    expect(exists('srv/edge')).toBe(false);
+  });
+
   it('rejects unknown options', () => {
     const r = install('--frobnicate');
     expect(r.status).not.toBe(0);
