@@ -56,6 +56,12 @@ describe('SystemdNotifier against a real unix datagram socket', () => {
     expect(usec >= before && usec <= after).toBe(true);
   });
 
+  it('asks for more stop/start time with EXTEND_TIMEOUT_USEC', async () => {
+    listener = listenNotifySocket();
+    SystemdNotifier.fromEnv({ NOTIFY_SOCKET: listener.path }).extendTimeout(12_500);
+    expect(await listener.waitFor(1)).toEqual(['EXTEND_TIMEOUT_USEC=12500000']);
+  });
+
   it('is a no-op when NOTIFY_SOCKET is unset', async () => {
     listener = listenNotifySocket();
     const notifier = SystemdNotifier.fromEnv({});
