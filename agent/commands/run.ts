@@ -1,6 +1,51 @@
-import { EXIT_USAGE, type OptionValues } from './common.js';
+import { loadConfigFile } from '../config/load.js';
+import { createLogger } from '../ops/logger.js';
+import { Pipeline } from '../pipeline.js';
+import { hardwareSeams } from '../../drivers/registry.js';
+import { stringOption, type OptionValues } from './common.js';
+import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
+import { resolveStateDir } from './state-dir.js';
 
-export async function runCommand(_values: OptionValues): Promise<number> {
-  process.stderr.write('edge-agent run: not wired yet (pipeline integration pending)\n');
-  return EXIT_USAGE;
+export const DEFAULT_CONFIG = '/etc/edge-agent/config.yaml';
+
+/** `edge-agent run [--config FILE]`: the service. */
+export async function runCommand(values: OptionValues): Promise<number> {
+  const file = stringOption(values, 'config') ?? DEFAULT_CONFIG;
+  const config = loadConfigFile(file);
+  const logger = createLogger(config.log.level);
+  installCrashHandlers(logger);
+  const seams = await hardwareSeams(logger);
+  const pipeline = await Pipeline.start({
+    config,
+    seams,
+    stateDir: resolveStateDir(config.spool.dir, undefined),
+    logger,
+  });
+  return runUntilStopped(pipeline, {
+    logger,
+    reloadConfig: () => {
+      const next = loadConfigFile(file);
+      warnRestartOnly(config, next, logger);
+      return next;
+    },
+    onStopped: () => seams.close(),
+  });
+}
+
+/** Everything but the sensors needs a restart; say so instead of half-applying it. */
+function warnRestartOnly(
+  running: ReturnType<typeof loadConfigFile>,
+  next: ReturnType<typeof loadConfigFile>,
+  logger: ReturnType<typeof createLogger>,
+): void {
+  const { sensors: _a, ...restRunning } = running;
+  const { sensors: _b, ...restNext } = next;
+  for (const key of Object.keys(restNext) as Array<keyof typeof restNext>) {
+    if (JSON.stringify(restRunning[key]) !== JSON.stringify(restNext[key])) {
+      logger.warn(
+        { section: key },
+        'SIGHUP applies sensors only; this section changes at the next restart',
+      );
+    }
+  }
 }

@@ -1,6 +1,116 @@
-import { EXIT_USAGE, type OptionValues } from './common.js';
+/**
+ * `edge-agent simulate`: the whole agent — the same pipeline as `run` — on simulated
+ * hardware, with an embedded MQTT broker unless --broker is given.
+ */
+import { loadConfigFile, validateConfig } from '../config/load.js';
+import { NAME_PATTERN, type ConfigInput } from '../config/schema.js';
+import { createLogger } from '../ops/logger.js';
+import { Pipeline } from '../pipeline.js';
+import { startEmbeddedBroker } from '../../simulator/broker.js';
+import {
+  startDefaultScenario,
+  startNetworkFleet,
+  simulateConfiguredSensors,
+  type Simulation,
+} from '../../simulator/scenario.js';
+import { numberOption, stringOption, UsageError, type OptionValues } from './common.js';
+import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
+import { startLiveView } from './live-view.js';
+import { resolveStateDir } from './state-dir.js';
 
-export async function simulateCommand(_values: OptionValues): Promise<number> {
-  process.stderr.write('edge-agent simulate: not wired yet (pipeline integration pending)\n');
-  return EXIT_USAGE;
+export async function simulateCommand(values: OptionValues): Promise<number> {
+  const durationSec = numberOption(values, 'duration', 0);
+  const windowMs = numberOption(values, 'window', 100);
+  const fleetSize = numberOption(values, 'sensors', 1);
+  const latencyMs = numberOption(values, 'latency', 0);
+  const intervalMs = numberOption(values, 'interval', 10);
+  if (fleetSize === undefined && (latencyMs !== undefined || intervalMs !== undefined)) {
+    throw new UsageError('--latency and --interval go with --sensors N');
+  }
+  const configFile = stringOption(values, 'config');
+  if (configFile !== undefined && fleetSize !== undefined) {
+    throw new UsageError('--config and --sensors are alternatives');
+  }
+  const gateway = stringOption(values, 'gateway');
+  if (gateway !== undefined && !NAME_PATTERN.test(gateway)) {
+    throw new UsageError(
+      `--gateway may only contain A-Z a-z 0-9 _ - (it becomes an MQTT topic level), got "${gateway}"`,
+    );
+  }
+
+  const userConfig = configFile !== undefined ? loadConfigFile(configFile) : undefined;
+  const liveView = fleetSize !== undefined;
+  // The live view owns a terminal; logs then only speak up for warnings.
+  const logger = createLogger(
+    liveView && process.stdout.isTTY ? 'warn' : (userConfig?.log.level ?? 'info'),
+  );
+  installCrashHandlers(logger);
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    let brokerUrl = stringOption(values, 'broker');
+    if (brokerUrl === undefined) {
+      const broker = await startEmbeddedBroker();
+      cleanups.push(() => broker.close());
+      brokerUrl = broker.url;
+      process.stdout.write(`embedded MQTT broker: ${brokerUrl}\n`);
+    }
+
+    let sim: Simulation;
+    if (fleetSize !== undefined) {
+      sim = await startNetworkFleet({
+        count: fleetSize,
+        latencyMs: latencyMs ?? 100,
+        intervalMs: intervalMs ?? 1000,
+        logger,
+      });
+    } else if (userConfig) {
+      sim = await simulateConfiguredSensors(userConfig.sensors, logger);
+    } else {
+      sim = await startDefaultScenario(logger);
+    }
+    cleanups.push(() => sim.close());
+
+    const input: ConfigInput = {
+      ...(userConfig ?? {}),
+      gateway: { id: gateway ?? userConfig?.gateway.id ?? 'sim' },
+      mqtt: { ...(userConfig?.mqtt ?? {}), url: brokerUrl },
+      aggregation: {
+        ...(userConfig?.aggregation ?? {}),
+        ...(windowMs !== undefined ? { windowMs } : {}),
+      },
+      batch: { ...(userConfig?.batch ?? {}), ...(values.raw === true ? { raw: true } : {}) },
+      sampling: { ...(userConfig?.sampling ?? {}), ...(sim.sampling ?? {}) },
+      buffer: { ...(userConfig?.buffer ?? {}), ...(sim.buffer ?? {}) },
+      sensors: sim.sensors,
+    };
+    const config = validateConfig(input, 'simulate');
+    const stateDir = resolveStateDir(config.spool.dir, stringOption(values, 'state-dir'));
+    process.stdout.write(
+      `simulating ${config.sensors.length} sensors (${sim.describe()}); gateway ${config.gateway.id}; ` +
+        `telemetry on ${config.mqtt.topicPrefix}/${config.gateway.id}/telemetry; state in ${stateDir}\n`,
+    );
+    const pipeline = await Pipeline.start({ config, seams: sim.seams, stateDir, logger });
+    if (liveView) {
+      const view = startLiveView(pipeline, {
+        intervalMs: 1000,
+        targetHz: 1000 / (intervalMs ?? 1000),
+      });
+      cleanups.push(async () => view.stop());
+    }
+    return await runUntilStopped(pipeline, {
+      logger,
+      durationSec,
+      onStopped: async () => {
+        await cleanup();
+        await sim.seams.close();
+      },
+    });
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
 }

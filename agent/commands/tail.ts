@@ -1,6 +1,163 @@
-import { EXIT_USAGE, type OptionValues } from './common.js';
+/**
+ * `edge-agent tail [--broker URL] [--gateway ID] [--prefix P] [--json]`: subscribe to
+ * telemetry and status, print one line per batch and per status change, and flag GAPS and
+ * DUPLICATES by seq per gateway — the first tool a subscriber's developer reaches for.
+ *
+ * Broker unreachable: if the first connection does not succeed within 10 s, exit 1 with the
+ * error. Once connected, a lost connection is reported on stderr and retried every second.
+ * SIGINT/SIGTERM: exit 0.
+ */
+import mqtt from 'mqtt';
+import { SeqTracker, type SeqCheck } from '../publish/seq-tracker.js';
+import { parseGatewayTopic } from '../publish/topics.js';
+import { EXIT_FAILURE, EXIT_OK, stringOption, UsageError, type OptionValues } from './common.js';
 
-export async function tailCommand(_values: OptionValues): Promise<number> {
-  process.stderr.write('edge-agent tail: not wired yet (pipeline integration pending)\n');
-  return EXIT_USAGE;
+const FIRST_CONNECT_TIMEOUT_MS = 10_000;
+const SHOWN_WINDOWS = 3;
+
+type Json = Record<string, unknown>;
+
+function checkText(check: SeqCheck): string {
+  switch (check.kind) {
+    case 'gap':
+      return check.from === check.to
+        ? `  GAP: seq ${check.from} missing`
+        : `  GAP: seq ${check.from}..${check.to} missing (${check.to - check.from + 1})`;
+    case 'duplicate':
+      return '  DUPLICATE';
+    case 'late':
+      return '  LATE (fills an earlier gap)';
+    default:
+      return '';
+  }
+}
+
+function num(v: unknown): string {
+  return typeof v === 'number' ? String(Math.round(v * 100) / 100) : '-';
+}
+
+/** One readable line for a batch: gateway, seq, windows, the first few means. */
+export function describeBatch(msg: Json, check: SeqCheck): string {
+  const windows = Array.isArray(msg.windows) ? (msg.windows as Json[]) : [];
+  const readings = Array.isArray(msg.readings) ? msg.readings.length : 0;
+  const shown = windows.slice(0, SHOWN_WINDOWS).map((w) => {
+    const faults = typeof w.faults === 'number' && w.faults > 0 ? ` faults=${w.faults}` : '';
+    const value = w.count === 0 ? 'no data' : `${num(w.mean)} ${String(w.unit ?? '')}`.trim();
+    return `${String(w.sensor)}=${value}${faults}`;
+  });
+  const more = windows.length > SHOWN_WINDOWS ? ` +${windows.length - SHOWN_WINDOWS} more` : '';
+  const raw = readings > 0 ? ` readings=${readings}` : '';
+  return `${String(msg.gateway)} seq ${String(msg.seq)} windows=${windows.length}${raw} ${shown.join(' ')}${more}${checkText(check)}`;
+}
+
+export function describeStatus(gateway: string, msg: Json | undefined): string {
+  if (!msg) return `${gateway} status cleared`;
+  const extra =
+    msg.state === 'online'
+      ? ` version ${String(msg.version)} sensors ${Array.isArray(msg.sensors) ? msg.sensors.length : 0}`
+      : ` (${String(msg.reason ?? 'unknown')})`;
+  return `${gateway} status ${String(msg.state)}${extra}`;
+}
+
+function parse(payload: Buffer): Json | undefined {
+  try {
+    const v = JSON.parse(payload.toString('utf8')) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function time(): string {
+  return new Date().toISOString().slice(11, 23);
+}
+
+export async function tailCommand(values: OptionValues): Promise<number> {
+  const url = stringOption(values, 'broker') ?? 'mqtt://127.0.0.1:1883';
+  const gateway = stringOption(values, 'gateway') ?? '+';
+  const prefix = stringOption(values, 'prefix') ?? 'edge';
+  const json = values.json === true;
+  if (!/^(mqtts?|wss?):\/\//.test(url)) {
+    throw new UsageError(
+      `--broker must be an mqtt://, mqtts://, ws:// or wss:// URL, got "${url}"`,
+    );
+  }
+  if (gateway.includes('/') || gateway.includes('#') || prefix.includes('/')) {
+    throw new UsageError('--gateway and --prefix are single topic levels');
+  }
+  const out = (line: string) => process.stdout.write(line + '\n');
+  const event = (e: Json) => out(JSON.stringify(e));
+  const tracker = new SeqTracker();
+  const client = mqtt.connect(url, { reconnectPeriod: 1000, connectTimeout: 5000, clean: true });
+
+  return new Promise<number>((resolve) => {
+    let everConnected = false;
+    let lastError = '';
+    const finish = (code: number) => {
+      clearTimeout(firstTimer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      client.end(true, {}, () => resolve(code));
+    };
+    const onSignal = () => finish(EXIT_OK);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const firstTimer = setTimeout(() => {
+      if (everConnected) return;
+      process.stderr.write(
+        `edge-agent tail: cannot reach the broker at ${url} within ${FIRST_CONNECT_TIMEOUT_MS / 1000} s: ${lastError || 'no answer'}\n`,
+      );
+      finish(EXIT_FAILURE);
+    }, FIRST_CONNECT_TIMEOUT_MS);
+
+    client.on('error', (err) => {
+      lastError = err.message;
+      if (everConnected) process.stderr.write(`edge-agent tail: ${err.message}\n`);
+    });
+    client.on('close', () => {
+      if (everConnected && !client.disconnecting)
+        process.stderr.write(`edge-agent tail: connection to ${url} lost, reconnecting\n`);
+    });
+    client.on('connect', () => {
+      if (!everConnected) {
+        process.stderr.write(`edge-agent tail: connected to ${url}, gateway ${gateway}\n`);
+      }
+      everConnected = true;
+      client.subscribe(
+        [`${prefix}/${gateway}/telemetry`, `${prefix}/${gateway}/status`],
+        { qos: 1 },
+        (err) => {
+          if (err) process.stderr.write(`edge-agent tail: subscribe failed: ${err.message}\n`);
+        },
+      );
+    });
+    client.on('message', (topic, payload) => {
+      const where = parseGatewayTopic(prefix, topic);
+      if (!where) return;
+      const msg = payload.length > 0 ? parse(payload) : undefined;
+      if (where.kind === 'status') {
+        if (json) event({ event: 'status', gateway: where.gateway, ...(msg ?? { state: null }) });
+        else out(`${time()} ${describeStatus(where.gateway, msg)}`);
+        return;
+      }
+      if (!msg || typeof msg.seq !== 'number') {
+        if (json) event({ event: 'invalid', gateway: where.gateway, bytes: payload.length });
+        else out(`${time()} ${where.gateway} INVALID telemetry payload (${payload.length} bytes)`);
+        return;
+      }
+      const check = tracker.observe(where.gateway, msg.seq);
+      if (json) {
+        event({
+          event: 'telemetry',
+          gateway: where.gateway,
+          seq: msg.seq,
+          createdAt: msg.createdAt,
+          windows: Array.isArray(msg.windows) ? msg.windows.length : 0,
+          readings: Array.isArray(msg.readings) ? msg.readings.length : 0,
+          check: check.kind,
+          ...(check.kind === 'gap' ? { missing: [check.from, check.to] } : {}),
+        });
+      } else out(`${time()} ${describeBatch(msg, check)}`);
+    });
+  });
 }

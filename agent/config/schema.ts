@@ -3,6 +3,7 @@
  * it, and so is docs/config.schema.json (scripts: `npm run docs:schema`), so the docs, the
  * editor validation and the checks never disagree.
  */
+import cron from 'node-cron';
 import { z } from 'zod';
 import { QUANTITIES } from '../../drivers/types.js';
 
@@ -478,6 +479,12 @@ export function crossChecks(input: unknown): CrossIssue[] {
         });
       } else seenAt.set(where.key, i);
     }
+    if (typeof s.schedule === 'string' && !cron.validate(s.schedule)) {
+      issues.push({
+        path: ['sensors', i, 'schedule'],
+        message: `not a valid cron expression: "${s.schedule}"`,
+      });
+    }
     if (s.intervalMs !== undefined && s.schedule !== undefined) {
       issues.push({
         path: ['sensors', i, 'schedule'],
@@ -485,6 +492,13 @@ export function crossChecks(input: unknown): CrossIssue[] {
       });
     }
   });
+  const health = (root.health ?? {}) as Record<string, unknown>;
+  if (typeof health.schedule === 'string' && !cron.validate(health.schedule)) {
+    issues.push({
+      path: ['health', 'schedule'],
+      message: `not a valid cron expression: "${health.schedule}"`,
+    });
+  }
   const mqtt = (root.mqtt ?? {}) as Record<string, unknown>;
   if (mqtt.passwordFile !== undefined && mqtt.passwordCredential !== undefined) {
     issues.push({

@@ -98,6 +98,22 @@ describe('config validation', () => {
     ]);
   });
 
+  it('refuses cron expressions node-cron cannot run', () => {
+    expect(
+      problems({
+        gateway: { id: 'gw' },
+        health: { schedule: 'every minute' },
+        sensors: [
+          { id: 'a', driver: 'tmp102', schedule: '*/5 * * * * *' },
+          { id: 'b', driver: 'lm75', address: 0x49, schedule: '61 * * * *' },
+        ],
+      }),
+    ).toEqual([
+      'sensors[1].schedule: not a valid cron expression: "61 * * * *"',
+      'health.schedule: not a valid cron expression: "every minute"',
+    ]);
+  });
+
   it('names a missing gateway and wrong types', () => {
     expect(problems({})).toEqual(['gateway: required (object)']);
     expect(

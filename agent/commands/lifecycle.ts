@@ -1,0 +1,91 @@
+/**
+ * What `run` and `simulate` share once the pipeline is up: signals (SIGTERM/SIGINT drain,
+ * SIGHUP reload), an optional duration, and a loud, non-zero end for anything uncaught —
+ * never a silent zombie (systemd restarts us).
+ */
+import type { Logger } from '../ops/logger.js';
+import { DEFAULT_DRAIN_MS, type Pipeline } from '../pipeline.js';
+import { ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { EXIT_FAILURE, EXIT_OK } from './common.js';
+
+export interface LifecycleOptions {
+  logger: Logger;
+  /** Stop gracefully after this many seconds. */
+  durationSec?: number;
+  drainMs?: number;
+  /** Produce the config to apply on SIGHUP; throw ConfigError to keep the running one. */
+  reloadConfig?: () => Config;
+  /** Runs after the pipeline stopped (embedded broker, simulator). */
+  onStopped?: () => Promise<void>;
+}
+
+export function installCrashHandlers(logger: Logger): void {
+  const die = (kind: string) => (err: unknown) => {
+    logger.fatal({ err }, `${kind}: ending the process so the service manager restarts it`);
+    // pino writes synchronously to stdout by default; exit right after.
+    process.exit(EXIT_FAILURE);
+  };
+  process.on('uncaughtException', die('uncaught exception'));
+  process.on('unhandledRejection', die('unhandled promise rejection'));
+}
+
+export function runUntilStopped(pipeline: Pipeline, opts: LifecycleOptions): Promise<number> {
+  const { logger } = opts;
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ why }, 'stopping: draining the pipeline');
+      pipeline
+        .stop(opts.drainMs ?? DEFAULT_DRAIN_MS)
+        .then(() => opts.onStopped?.())
+        .then(
+          () => resolve(EXIT_OK),
+          (err: unknown) => {
+            logger.error({ err }, 'stop failed');
+            resolve(EXIT_FAILURE);
+          },
+        )
+        .finally(() => {
+          process.off('SIGTERM', onTerm);
+          process.off('SIGINT', onInt);
+          process.off('SIGHUP', onHup);
+          if (timer) clearTimeout(timer);
+        });
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const onHup = () => {
+      if (!opts.reloadConfig) {
+        logger.warn('SIGHUP: nothing to reload');
+        return;
+      }
+      let next: Config;
+      try {
+        next = opts.reloadConfig();
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          logger.error(
+            { problems: err.problems, file: err.source },
+            'SIGHUP: new configuration rejected; keeping the running one',
+          );
+        } else
+          logger.error(
+            { err },
+            'SIGHUP: cannot read the new configuration; keeping the running one',
+          );
+        return;
+      }
+      pipeline.reload(next).catch((err: unknown) => logger.error({ err }, 'SIGHUP: reload failed'));
+    };
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    process.on('SIGHUP', onHup);
+    const timer =
+      opts.durationSec !== undefined
+        ? setTimeout(() => stop(`duration ${opts.durationSec}s elapsed`), opts.durationSec * 1000)
+        : undefined;
+  });
+}

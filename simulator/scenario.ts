@@ -1,0 +1,127 @@
+/**
+ * Scenarios for `edge-agent simulate`: the simulated devices, the seams that reach them and
+ * the sensor entries that read them. The agent runs its real drivers against these.
+ *
+ * - default: one sensor of every driver type (I²C bus 1 with all six chips, an RS-485 line
+ *   with two XY-MD02, an ASCII thermometer, DS18B20s in a fake sysfs tree, a Modbus TCP
+ *   gateway and an HTTP sensor on loopback), so a newcomer sees them all;
+ * - network fleet: N Modbus TCP sensors of a given latency (the concurrency demo);
+ * - configured: the devices a user's config names, at the addresses it names.
+ */
+import type { Logger } from '../agent/ops/logger.js';
+import type { ConfigInput, SensorConfig } from '../agent/config/schema.js';
+import { Seams } from '../drivers/registry.js';
+import { startHttpSensorServer } from './network/http-server.js';
+import { startModbusTcpSensorServer } from './network/modbus-tcp-server.js';
+import { createSerialSimulation } from './serial/scenario.js';
+import { SimulatedSerialBinding } from './serial/binding.js';
+import { createI2CSimulation } from './i2c/scenario.js';
+import { createOneWireSimulation } from './onewire/scenario.js';
+
+type SensorInput = NonNullable<ConfigInput['sensors']>[number];
+
+export interface Simulation {
+  /** Sensor entries for the config. */
+  sensors: SensorInput[];
+  seams: Seams;
+  /** Overrides for the config's sampling / buffer sections. */
+  sampling?: NonNullable<ConfigInput['sampling']>;
+  buffer?: NonNullable<ConfigInput['buffer']>;
+  describe(): string;
+  close(): Promise<void>;
+}
+
+/** Unused seams still need a binding; this one has no ports. */
+const noSerial = () => new SimulatedSerialBinding();
+
+export async function startDefaultScenario(logger: Logger): Promise<Simulation> {
+  const i2c = createI2CSimulation({ busNumber: 1 });
+  const serial = createSerialSimulation();
+  const onewire = await createOneWireSimulation({ count: 2 });
+  const modbus = await startModbusTcpSensorServer({ delayMs: 15, units: 1, sensorsPerUnit: 2 });
+  const http = await startHttpSensorServer({ delayMs: 25, sensors: 1 });
+  const mb = modbus.sensor(0);
+  const sensors: SensorInput[] = [
+    ...i2c.sensors,
+    ...serial.sensors,
+    ...onewire.sensors,
+    { id: 'line-modbus-tcp', driver: 'modbus-tcp', host: mb.host, port: mb.port, unitId: mb.unitId, registers: mb.registers },
+    { id: 'roof-http', driver: 'http-json', url: http.url(0), path: 'data.temperature' },
+  ];
+  const seams = new Seams(
+    { openI2C: i2c.open, serialBinding: serial.binding, w1Root: onewire.root },
+    logger,
+  );
+  return {
+    sensors,
+    seams,
+    describe: () =>
+      `I²C bus 1: ${i2c.sensors.length} chips; RS-485 + ASCII serial: ${serial.sensors.length}; ` +
+      `1-Wire: ${onewire.sensors.length}; Modbus TCP 127.0.0.1:${modbus.port}; HTTP 127.0.0.1:${http.port}`,
+    close: async () => {
+      await Promise.allSettled([modbus.close(), http.close(), onewire.close()]);
+    },
+  };
+}
+
+export interface NetworkFleetOptions {
+  count: number;
+  latencyMs: number;
+  intervalMs: number;
+  logger: Logger;
+}
+
+/** N Modbus TCP sensors behind simulated gateways (100 per unit id), each answering after latencyMs. */
+export async function startNetworkFleet(o: NetworkFleetOptions): Promise<Simulation> {
+  const perUnit = 100;
+  const server = await startModbusTcpSensorServer({
+    delayMs: o.latencyMs,
+    units: Math.max(1, Math.ceil(o.count / perUnit)),
+    sensorsPerUnit: perUnit,
+  });
+  const sensors: SensorInput[] = [];
+  for (let i = 0; i < o.count; i++) {
+    const s = server.sensor(i);
+    sensors.push({
+      id: `net-${i}`,
+      driver: 'modbus-tcp',
+      host: s.host,
+      port: s.port,
+      unitId: s.unitId,
+      // Temperature only: one register per request keeps the demo about latency.
+      registers: s.registers.filter((r) => r.quantity === 'temperature'),
+      intervalMs: o.intervalMs,
+    });
+  }
+  const seams = new Seams(
+    { openI2C: () => Promise.reject(new Error('no I²C in the network fleet')), serialBinding: noSerial() },
+    o.logger,
+  );
+  return {
+    sensors,
+    seams,
+    // Spread first samples over one interval so N sensors do not fire in the same millisecond.
+    sampling: { startSpreadMs: o.intervalMs, timeoutMs: Math.max(1000, o.latencyMs * 5) },
+    buffer: { capacity: 1 << 18 },
+    describe: () => `${o.count} Modbus TCP sensors on 127.0.0.1:${server.port}, ${o.latencyMs} ms latency, every ${o.intervalMs} ms`,
+    close: () => server.close(),
+  };
+}
+
+/**
+ * A user's config on simulated hardware: every I²C chip, serial device and DS18B20 it names
+ * is created at the address / unit / id it names; network sensors keep their URLs (point
+ * them at your own test servers).
+ */
+export async function simulateConfiguredSensors(sensors: SensorConfig[], logger: Logger): Promise<Simulation> {
+  const i2c = createI2CSimulation({ forSensors: sensors });
+  const serial = createSerialSimulation({ forSensors: sensors });
+  const onewire = await createOneWireSimulation({ forSensors: sensors });
+  const seams = new Seams({ openI2C: i2c.open, serialBinding: serial.binding, w1Root: onewire.root }, logger);
+  return {
+    sensors,
+    seams,
+    describe: () => 'devices created from the configuration',
+    close: () => onewire.close(),
+  };
+}

@@ -1,0 +1,310 @@
+/**
+ * The whole agent as users run it — the built CLI as a child process — against a real
+ * mosquitto: every driver type publishes, SIGKILL and broker outages lose no batch, SIGTERM
+ * drains everything sampled, and `run` talks sd_notify and reloads on SIGHUP.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
+import { missingSeqs, startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
+import { listenNotifySocket, type NotifyListener } from '../agent/ops/helpers.js';
+import {
+  startHttpSensorServer,
+  type HttpSensorServer,
+} from '../../simulator/network/http-server.js';
+import {
+  startModbusTcpSensorServer,
+  type ModbusTcpSensorServer,
+} from '../../simulator/network/modbus-tcp-server.js';
+import { DRIVER_NAMES } from '../../agent/config/schema.js';
+import { startAgent, type AgentProcess, type TelemetryWindow } from './agent-process.js';
+
+let broker: MosquittoBroker;
+const cleanups: Array<() => Promise<void> | void> = [];
+const agents: AgentProcess[] = [];
+
+beforeAll(async () => {
+  broker = await spawnMosquitto({ persistence: true });
+});
+afterAll(async () => {
+  await broker?.close();
+});
+afterEach(async () => {
+  for (const a of agents.splice(0)) {
+    a.kill('SIGKILL');
+    await a.exited();
+  }
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function subscribe(gateway: string, persistentId?: string): Promise<TestSubscriber> {
+  const sub = await startSubscriber({
+    url: broker.url,
+    topics: [`edge/${gateway}/telemetry`, `edge/${gateway}/status`],
+    ...(persistentId ? { clientId: persistentId, clean: false } : {}),
+    qos: 1,
+  });
+  cleanups.push(() => sub.close());
+  return sub;
+}
+
+function windowsOf(sub: TestSubscriber): TelemetryWindow[] {
+  const bySeq = new Map<number, TelemetryWindow[]>();
+  for (const m of sub.on('/telemetry')) {
+    if (typeof m.json?.seq === 'number') bySeq.set(m.json.seq, m.json.windows as TelemetryWindow[]);
+  }
+  return [...bySeq.values()].flat();
+}
+
+function launch(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
+  const a = startAgent(args, env);
+  agents.push(a);
+  return a;
+}
+
+describe('edge-agent simulate (default scenario)', () => {
+  it('publishes plausible values from every driver type, then stops cleanly after --duration', async () => {
+    const gw = 'e2e-all';
+    const sub = await subscribe(gw);
+    const state = tempDir('edge-state-');
+    const agent = launch([
+      'simulate',
+      '--broker',
+      broker.url,
+      '--gateway',
+      gw,
+      '--state-dir',
+      state,
+      '--window',
+      '1000',
+      '--duration',
+      '8',
+    ]);
+    const running = await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
+    const driverOf = new Map(
+      (running.sensors as Array<{ id: string; driver: string }>).map((x) => [x.id, x.driver]),
+    );
+    const { code } = await agent.exited();
+    expect(code, agent.stdout() + agent.stderr()).toBe(0);
+
+    const windows = windowsOf(sub);
+    const withValues = windows.filter((w) => w.count > 0);
+    const drivers = new Set(withValues.map((w) => driverOf.get(w.sensor)));
+    expect([...drivers].sort()).toEqual([...DRIVER_NAMES].sort());
+    for (const w of withValues) {
+      expect(w.unit).toBe({ temperature: 'Cel', humidity: '%RH', pressure: 'Pa' }[w.quantity]);
+      if (w.quantity === 'temperature') {
+        expect(w.mean!, w.sensor).toBeGreaterThan(-20);
+        expect(w.mean!, w.sensor).toBeLessThan(60);
+      }
+      if (w.quantity === 'humidity') {
+        expect(w.min!, w.sensor).toBeGreaterThanOrEqual(0);
+        expect(w.max!, w.sensor).toBeLessThanOrEqual(100);
+      }
+      expect(w.min!).toBeLessThanOrEqual(w.mean!);
+      expect(w.mean!).toBeLessThanOrEqual(w.max!);
+    }
+    // Retained status ends offline after a clean stop (published, not the Last Will).
+    const statuses = sub.on('/status').map((m) => m.json?.state);
+    expect(statuses).toContain('online');
+    expect(statuses.at(-1)).toBe('offline');
+  });
+
+  it('SIGTERM drains: every reading sampled before the signal is in a published window; exit 0', async () => {
+    const gw = 'e2e-term';
+    const sub = await subscribe(gw);
+    const state = tempDir('edge-state-');
+    const agent = launch([
+      'simulate',
+      '--broker',
+      broker.url,
+      '--gateway',
+      gw,
+      '--state-dir',
+      state,
+      '--window',
+      '60000',
+    ]);
+    await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
+    await sleep(3000);
+    // The 60 s window is still open: only the drain can publish it.
+    expect(sub.on('/telemetry')).toHaveLength(0);
+    agent.kill('SIGTERM');
+    const { code } = await agent.exited();
+    expect(code, agent.stdout() + agent.stderr()).toBe(0);
+    const stopped = agent.logs().find((l) => l.msg === 'pipeline stopped');
+    expect(stopped, agent.stdout()).toBeDefined();
+    const readings = stopped!.readings as number;
+    expect(readings).toBeGreaterThan(0);
+    await sub.waitFor((s) => s.on('/telemetry').length > 0, 10_000, 'the drained batch');
+    const published = windowsOf(sub).reduce((n, w) => n + w.count + w.faults, 0);
+    expect(published).toBe(readings - (stopped!.dropped as number));
+  });
+});
+
+describe('no loss across SIGKILL and broker outages', () => {
+  it('a SIGKILLed agent restarted on its state dir, then a broker outage: every seq arrives', async () => {
+    const gw = 'e2e-kill';
+    const sub = await subscribe(gw, `e2e-kill-sub-${process.pid}`);
+    const state = tempDir('edge-state-');
+    const args = [
+      'simulate',
+      '--broker',
+      broker.url,
+      '--gateway',
+      gw,
+      '--state-dir',
+      state,
+      '--window',
+      '500',
+    ];
+
+    const first = launch(args);
+    await sub.waitFor(
+      (s) => s.telemetrySeqs().length >= 4,
+      30_000,
+      '4 batches from the first agent',
+    );
+    first.kill('SIGKILL');
+    expect((await first.exited()).signal).toBe('SIGKILL');
+    const lastBeforeKill = Math.max(...sub.telemetrySeqs());
+
+    const second = launch(args);
+    await sub.waitFor(
+      (s) => Math.max(...s.telemetrySeqs()) >= lastBeforeKill + 3,
+      30_000,
+      'seq continuing after restart',
+    );
+
+    // Broker outage: batches pile up in the spool and are replayed in order afterwards.
+    await broker.stop();
+    await sleep(4000);
+    await broker.restart();
+    const beforeDrain = Math.max(...sub.telemetrySeqs());
+    await sub.waitFor(
+      (s) => Math.max(...s.telemetrySeqs()) >= beforeDrain + 8,
+      45_000,
+      'replay after the outage',
+    );
+
+    second.kill('SIGTERM');
+    expect((await second.exited()).code).toBe(0);
+    await sleep(500);
+    const seqs = sub.telemetrySeqs();
+    const last = Math.max(...seqs);
+    expect(missingSeqs(seqs, last)).toEqual([]);
+    expect(last).toBeGreaterThan(lastBeforeKill + 8);
+  });
+});
+
+describe('edge-agent run (the service)', () => {
+  let http: HttpSensorServer;
+  let modbus: ModbusTcpSensorServer;
+  let notify: NotifyListener;
+
+  beforeAll(async () => {
+    http = await startHttpSensorServer({ delayMs: 20, sensors: 10 });
+    modbus = await startModbusTcpSensorServer({ delayMs: 20, units: 4, sensorsPerUnit: 2 });
+  });
+  afterAll(async () => {
+    await http?.close();
+    await modbus?.close();
+  });
+
+  function configYaml(gw: string, extra: string[] = []): string {
+    const m0 = modbus.sensor(0);
+    return [
+      `gateway: { id: ${gw} }`,
+      `mqtt: { url: "${broker.url}" }`,
+      'aggregation: { windowMs: 500 }',
+      'log: { level: info }',
+      'sensors:',
+      `  - { id: http-0, driver: http-json, url: "${http.url(0)}", path: data.temperature, intervalMs: 100 }`,
+      `  - { id: mb-0, driver: modbus-tcp, host: ${m0.host}, port: ${m0.port}, unitId: ${m0.unitId}, registers: ${JSON.stringify(m0.registers)}, intervalMs: 100 }`,
+      ...extra,
+      '',
+    ].join('\n');
+  }
+
+  it('notifies READY, publishes, reloads on SIGHUP (valid and invalid), and stops on SIGTERM within TimeoutStopSec', async () => {
+    const gw = 'e2e-run';
+    const sub = await subscribe(gw);
+    const dir = tempDir('edge-run-');
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, configYaml(gw));
+    notify = listenNotifySocket();
+    cleanups.push(() => notify.close());
+
+    const agent = launch(['run', '--config', file], {
+      NOTIFY_SOCKET: notify.path,
+      STATE_DIRECTORY: join(dir, 'state'),
+    });
+    await waitUntil(() => notify.messages.some((m) => m.text.split('\n').includes('READY=1')), {
+      timeoutMs: 30_000,
+      what: 'READY=1',
+    });
+    expect(notify.messages.some((m) => m.text.startsWith('STATUS='))).toBe(true);
+    await sub.waitFor(
+      (s) =>
+        new Set(
+          windowsOf(s)
+            .filter((w) => w.count > 0)
+            .map((w) => w.sensor),
+        ).size === 2,
+      30_000,
+      'windows from both sensors',
+    );
+
+    // SIGHUP with a valid config that adds a sensor: it starts publishing, no restart.
+    const m1 = modbus.sensor(1);
+    writeFileSync(
+      file,
+      configYaml(gw, [
+        `  - { id: mb-1, driver: modbus-tcp, host: ${m1.host}, port: ${m1.port}, unitId: ${m1.unitId}, registers: ${JSON.stringify(m1.registers)}, intervalMs: 100 }`,
+      ]),
+    );
+    agent.kill('SIGHUP');
+    await sub.waitFor(
+      (s) => windowsOf(s).some((w) => w.sensor === 'mb-1' && w.count > 0),
+      30_000,
+      'the added sensor',
+    );
+
+    // SIGHUP with an invalid config: rejected with its problems, the running one stays.
+    writeFileSync(file, configYaml(gw).replace('driver: modbus-tcp', 'driver: modbus-tpc'));
+    agent.kill('SIGHUP');
+    const rejected = await agent.waitForLog(
+      (l) => String(l.msg).includes('rejected'),
+      'reload rejected',
+    );
+    expect(JSON.stringify(rejected.problems)).toContain(
+      'sensors[1].driver: unknown driver "modbus-tpc"',
+    );
+    const seqAfterReject = Math.max(...sub.telemetrySeqs());
+    await sub.waitFor(
+      (s) => Math.max(...s.telemetrySeqs()) >= seqAfterReject + 2,
+      30_000,
+      'publishing after a rejected reload',
+    );
+    expect(agent.child.exitCode).toBeNull();
+
+    const unit = readFileSync('systemd/edge-agent.service', 'utf8');
+    const timeoutStopSec = Number(/^TimeoutStopSec=(\d+)/m.exec(unit)?.[1] ?? '30');
+    const t0 = Date.now();
+    agent.kill('SIGTERM');
+    const { code } = await agent.exited();
+    expect(code, agent.stdout() + agent.stderr()).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(timeoutStopSec * 1000);
+    expect(notify.messages.some((m) => m.text.includes('STOPPING=1'))).toBe(true);
+    expect(agent.stdout()).not.toMatch(/password/i);
+  });
+});
