@@ -1,0 +1,482 @@
+/**
+ * bench/sampling — N network sensors, each answering over real loopback TCP (Modbus TCP)
+ * after 100 ms, target interval 1 s, three ways side by side:
+ *   sequential — one sensor after another (the "before" picture);
+ *   naive      — one sleep-then-read loop per sensor, concurrent but drifting by the
+ *                read time every cycle;
+ *   sampler    — the agent's Sampler (drift-free grid, timeouts, start-up spread).
+ *
+ * Three kinds of process keep the figures honest: this orchestrator; one server process
+ * (the simulated Modbus TCP gateway, 100 sensors per unit id); and one fresh agent process
+ * per (strategy, N), so CPU % and peak RSS belong to that run alone.
+ *
+ *   npx tsx bench/sampling.ts [--ns 10,100,1000,10000] [--window 10] [--no-write]
+ *
+ * Prints JSON on stdout; writes docs/benchmarks/sampling.md and docs/sampling-rate.svg.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { silentLogger } from '../agent/ops/logger.js';
+import { startEventLoopMonitor, type EventLoopSnapshot } from '../agent/sampling/event-loop.js';
+import { Sampler, type SampledSensor } from '../agent/sampling/sampler.js';
+import { SchedulingLag, type LagSnapshot } from '../agent/sampling/scheduling-lag.js';
+import { createModbusTcp, ModbusTcpPool } from '../drivers/network/modbus-tcp.js';
+import { sleep } from '../drivers/turns.js';
+import { ReadingStatus, type Driver } from '../drivers/types.js';
+import { startModbusTcpSensorServer } from '../simulator/network/modbus-tcp-server.js';
+import { lineChartSvg } from './lib/plot.js';
+
+const LATENCY_MS = 100;
+const INTERVAL_MS = 1000;
+const TIMEOUT_MS = 1000;
+const WARMUP_MS = 3000;
+const SENSORS_PER_UNIT = 100;
+/** TCP connections from the agent to the gateway: a pool, not one socket per sensor. */
+const CONNECTIONS = 4;
+const STRATEGIES = ['sequential', 'naive', 'sampler'] as const;
+type Strategy = (typeof STRATEGIES)[number];
+
+const self = fileURLToPath(import.meta.url);
+const root = path.resolve(path.dirname(self), '..');
+
+export interface RunResult {
+  strategy: Strategy;
+  n: number;
+  latencyMs: number;
+  intervalMs: number;
+  windowS: number;
+  /** Rounds a perfect 1 Hz sampler would start in the window (n × window / interval). */
+  expectedRounds: number;
+  rounds: number;
+  faults: number;
+  /** Per-sensor successful samples per second. */
+  achievedRateHz: number;
+  /** achievedRateHz / target rate. */
+  rateRatio: number;
+  roundMs: { p50: number; p99: number };
+  /** Time to read every sensor once (first request to last reply of one pass). */
+  cycleMs: number;
+  /** True when no full pass fitted in the run and cycleMs is extrapolated from a partial one. */
+  cycleExtrapolated: boolean;
+  cycleOverLatency: number;
+  /** Actual round start − its due time on the 1 s grid. */
+  lag: { p50Ms: number; p99Ms: number; maxMs: number };
+  eventLoop: EventLoopSnapshot;
+  /** Agent process CPU over the window, % of one core. */
+  cpuPercent: number;
+  peakRssMB: number;
+  /** RSS of the agent process before any sensor was created (runtime + tsx + modules). */
+  baselineRssMB: number;
+  startSpreadMs: number;
+}
+
+// ───────────────────────────── measurement helpers ─────────────────────────────
+
+/** Start/end of every round per sensor, in fixed typed arrays (no per-sample objects). */
+class RoundLog {
+  readonly starts: Float64Array;
+  readonly ends: Float64Array;
+  readonly ok: Uint8Array;
+  readonly counts: Uint32Array;
+  constructor(
+    readonly n: number,
+    readonly capacity: number,
+  ) {
+    this.starts = new Float64Array(n * capacity);
+    this.ends = new Float64Array(n * capacity);
+    this.ok = new Uint8Array(n * capacity);
+    this.counts = new Uint32Array(n);
+  }
+  add(sensor: number, start: number, end: number, ok: boolean): void {
+    const k = this.counts[sensor];
+    if (k >= this.capacity) return;
+    const i = sensor * this.capacity + k;
+    this.starts[i] = start;
+    this.ends[i] = end;
+    this.ok[i] = ok ? 1 : 0;
+    this.counts[sensor] = k + 1;
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+function summarise(
+  log: RoundLog,
+  windowStart: number,
+  windowEnd: number,
+  sequential: boolean,
+): Pick<
+  RunResult,
+  'rounds' | 'faults' | 'roundMs' | 'cycleMs' | 'cycleExtrapolated' | 'achievedRateHz'
+> {
+  let rounds = 0;
+  let faults = 0;
+  const durations: number[] = [];
+  for (let s = 0; s < log.n; s++) {
+    for (let k = 0; k < log.counts[s]; k++) {
+      const i = s * log.capacity + k;
+      const start = log.starts[i];
+      if (start < windowStart || start >= windowEnd) continue;
+      if (log.ok[i]) {
+        rounds++;
+        durations.push(log.ends[i] - start);
+      } else faults++;
+    }
+  }
+  durations.sort((a, b) => a - b);
+
+  // Pass k = every sensor's k-th round: its span is the cycle time.
+  const maxK = Math.max(...Array.from(log.counts));
+  const cycles: number[] = [];
+  for (let k = 1; k < maxK; k++) {
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    let complete = true;
+    for (let s = 0; s < log.n && complete; s++) {
+      if (log.counts[s] <= k) complete = false;
+      else {
+        const i = s * log.capacity + k;
+        first = Math.min(first, log.starts[i]);
+        last = Math.max(last, log.ends[i]);
+      }
+    }
+    if (complete) cycles.push(last - first);
+  }
+  cycles.sort((a, b) => a - b);
+  let cycleMs = percentile(cycles, 50);
+  let cycleExtrapolated = false;
+  if (cycles.length === 0 && sequential) {
+    // No full pass: sensors read one after another, so a pass is n × the mean round.
+    const mean = durations.reduce((a, b) => a + b, 0) / Math.max(1, durations.length);
+    cycleMs = mean * log.n;
+    cycleExtrapolated = true;
+  }
+  const windowS = (windowEnd - windowStart) / 1000;
+  return {
+    rounds,
+    faults,
+    roundMs: { p50: percentile(durations, 50), p99: percentile(durations, 99) },
+    cycleMs,
+    cycleExtrapolated,
+    achievedRateHz: rounds / log.n / windowS,
+  };
+}
+
+// ───────────────────────────── strategies (agent process) ─────────────────────────────
+
+interface Ctx {
+  drivers: Driver[];
+  log: RoundLog;
+  lag: SchedulingLag;
+  t0: number;
+  windowStart: number;
+  windowEnd: number;
+  /** No round starts after this: the window's end plus one timeout, so rounds begun in it end. */
+  endAt: number;
+}
+
+async function timedRound(ctx: Ctx, i: number, due: number): Promise<void> {
+  const start = performance.now();
+  ctx.lag.record(start - due);
+  let ok = true;
+  try {
+    await ctx.drivers[i].measure(AbortSignal.timeout(TIMEOUT_MS));
+  } catch {
+    ok = false;
+  }
+  ctx.log.add(i, start, performance.now(), ok);
+}
+
+/** One sensor after the other; a pass starts on its 1 s slot, or at once when it is late. */
+async function runSequential(ctx: Ctx): Promise<void> {
+  let k = 0;
+  while (performance.now() < ctx.endAt) {
+    const due = ctx.t0 + k * INTERVAL_MS;
+    if (performance.now() < due) await sleep(due - performance.now());
+    for (let i = 0; i < ctx.drivers.length && performance.now() < ctx.endAt; i++) {
+      await timedRound(ctx, i, due);
+    }
+    // Next slot; a pass that overran several slots skips to the latest one, no burst.
+    k = Math.max(k + 1, Math.floor((performance.now() - ctx.t0) / INTERVAL_MS));
+  }
+}
+
+/** The loop everyone writes first: read, sleep the interval, repeat — period = interval + read. */
+async function runNaive(ctx: Ctx): Promise<void> {
+  await Promise.all(
+    ctx.drivers.map(async (_, i) => {
+      for (let k = 0; performance.now() < ctx.endAt; k++) {
+        await timedRound(ctx, i, ctx.t0 + k * INTERVAL_MS);
+        await sleep(INTERVAL_MS);
+      }
+    }),
+  );
+}
+
+/** The agent's way; returns the lag the sampler itself measured over the window. */
+async function runSampler(ctx: Ctx, startSpreadMs: number): Promise<LagSnapshot> {
+  const wallToMono = Date.now() - performance.now();
+  const sensors: SampledSensor[] = ctx.drivers.map((driver, index) => ({
+    id: `s${index}`,
+    index,
+    driver,
+    intervalMs: INTERVAL_MS,
+    timeoutMs: TIMEOUT_MS,
+  }));
+  const sampler = new Sampler({
+    sensors,
+    logger: silentLogger,
+    startSpreadMs,
+    emit: (reading, index) => {
+      // One record per round: the first quantity carries the round's start time.
+      if (reading.quantity !== 'temperature') return;
+      const end = performance.now();
+      const start = Math.min(end, reading.t - wallToMono);
+      ctx.log.add(index, start, end, reading.status !== ReadingStatus.Fault);
+    },
+  });
+  sampler.start();
+  await sleep(Math.max(0, ctx.windowStart - performance.now()));
+  sampler.schedulingLag({ reset: true });
+  await sleep(Math.max(0, ctx.windowEnd - performance.now()));
+  const lag = sampler.schedulingLag();
+  // Let the rounds started inside the window finish before stopping.
+  await sleep(Math.max(0, ctx.endAt - performance.now()));
+  await sampler.stop();
+  return lag;
+}
+
+async function agentMain(strategy: Strategy, n: number, port: number, windowS: number) {
+  const baselineRssMB = process.memoryUsage().rss / 2 ** 20;
+  const pool = new ModbusTcpPool({ connectionsPerEndpoint: CONNECTIONS, logger: silentLogger });
+  const drivers = Array.from({ length: n }, (_, i) => {
+    const unitId = 1 + Math.floor(i / SENSORS_PER_UNIT);
+    const base = 1 + 2 * (i % SENSORS_PER_UNIT);
+    const spec = { scale: 0.1, signed: true };
+    return createModbusTcp(
+      {
+        host: '127.0.0.1',
+        port,
+        unitId,
+        function: 4,
+        registers: [
+          { quantity: 'temperature', address: base, ...spec },
+          { quantity: 'humidity', address: base + 1, ...spec },
+        ],
+      },
+      pool,
+    );
+  });
+  const startSpreadMs = strategy === 'sampler' && n >= 1000 ? INTERVAL_MS : 0;
+  const t0 = performance.now() + 50;
+  const windowStart = t0 + WARMUP_MS;
+  const windowEnd = windowStart + windowS * 1000;
+  const ctx: Ctx = {
+    drivers,
+    log: new RoundLog(n, Math.ceil((WARMUP_MS + windowS * 1000 + TIMEOUT_MS) / INTERVAL_MS) + 4),
+    lag: new SchedulingLag(),
+    t0,
+    windowStart,
+    windowEnd,
+    endAt: windowEnd + TIMEOUT_MS,
+  };
+  const loop = startEventLoopMonitor({ resolutionMs: 10 });
+  let cpuAtStart = process.cpuUsage();
+  let cpu: NodeJS.CpuUsage | undefined;
+  let eventLoop: EventLoopSnapshot | undefined;
+  let lagAtEnd: LagSnapshot | undefined;
+  const markStart = setTimeout(
+    () => {
+      cpuAtStart = process.cpuUsage();
+      loop.snapshot({ reset: true });
+      ctx.lag.reset();
+    },
+    Math.max(0, windowStart - performance.now()),
+  );
+  const markEnd = setTimeout(
+    () => {
+      cpu = process.cpuUsage(cpuAtStart);
+      eventLoop = loop.snapshot();
+      lagAtEnd = ctx.lag.snapshot();
+    },
+    Math.max(0, windowEnd - performance.now()),
+  );
+
+  let lagSnap: LagSnapshot | undefined;
+  if (strategy === 'sampler') lagSnap = await runSampler(ctx, startSpreadMs);
+  else await (strategy === 'sequential' ? runSequential(ctx) : runNaive(ctx));
+  clearTimeout(markStart);
+  clearTimeout(markEnd);
+  lagSnap ??= lagAtEnd ?? ctx.lag.snapshot();
+  cpu ??= process.cpuUsage(cpuAtStart);
+  eventLoop ??= loop.snapshot();
+  loop.stop();
+  await pool.close();
+
+  const s = summarise(ctx.log, windowStart, windowEnd, strategy === 'sequential');
+  const result: RunResult = {
+    strategy,
+    n,
+    latencyMs: LATENCY_MS,
+    intervalMs: INTERVAL_MS,
+    windowS,
+    expectedRounds: (n * windowS * 1000) / INTERVAL_MS,
+    ...s,
+    rateRatio: s.achievedRateHz / (1000 / INTERVAL_MS),
+    cycleOverLatency: s.cycleMs / LATENCY_MS,
+    lag: { p50Ms: lagSnap.p50Ms, p99Ms: lagSnap.p99Ms, maxMs: lagSnap.maxMs },
+    eventLoop,
+    cpuPercent: ((cpu.user + cpu.system) / 1000 / (windowEnd - windowStart)) * 100,
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    baselineRssMB,
+    startSpreadMs,
+  };
+  return result;
+}
+
+// ───────────────────────────── processes ─────────────────────────────
+
+function forkSelf(args: string[]): ChildProcess {
+  const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  return fork(self, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function firstMessage<T>(child: ChildProcess, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`child gave no answer in ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.once('message', (m) => {
+      clearTimeout(timer);
+      resolve(m as T);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`child exited with ${code} before answering`));
+    });
+  });
+}
+
+async function serverMain(units: number): Promise<void> {
+  const server = await startModbusTcpSensorServer({
+    delayMs: LATENCY_MS,
+    units,
+    sensorsPerUnit: SENSORS_PER_UNIT,
+  });
+  process.send?.({ port: server.port });
+  // Ends with the orchestrator (IPC channel closes) — no orphan server.
+  process.once('disconnect', () => void server.close().then(() => process.exit(0)));
+}
+
+interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGB: number;
+  node: string;
+  platform: string;
+  load1: number;
+}
+
+function machine(): Machine {
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    load1: Number(os.loadavg()[0].toFixed(2)),
+  };
+}
+
+async function orchestrate(ns: number[], windowS: number, write: boolean): Promise<void> {
+  const units = Math.ceil(Math.max(...ns) / SENSORS_PER_UNIT);
+  const server = forkSelf(['--serve', String(units)]);
+  const results: RunResult[] = [];
+  const before = machine();
+  try {
+    const { port } = await firstMessage<{ port: number }>(server, 30_000);
+    for (const n of ns) {
+      for (const strategy of STRATEGIES) {
+        if (server.exitCode !== null) throw new Error('the sensor server process died');
+        const child = forkSelf(['--agent', strategy, String(n), String(port), String(windowS)]);
+        const budget = WARMUP_MS + windowS * 1000 + 60_000;
+        const r = await firstMessage<RunResult>(child, budget);
+        await new Promise((resolve) =>
+          child.exitCode !== null ? resolve(0) : child.once('exit', resolve),
+        );
+        results.push(r);
+        process.stderr.write(
+          `${strategy.padEnd(10)} n=${String(n).padStart(5)}  rate=${r.achievedRateHz.toFixed(4)} Hz  ` +
+            `cycle=${r.cycleMs.toFixed(0)} ms  lag p99=${r.lag.p99Ms.toFixed(1)} ms  ` +
+            `cpu=${r.cpuPercent.toFixed(1)} %  rss=${r.peakRssMB.toFixed(0)} MB\n`,
+        );
+      }
+    }
+  } finally {
+    if (server.connected) server.disconnect();
+    if (server.exitCode === null) server.kill('SIGTERM');
+  }
+  const report = {
+    bench: 'sampling',
+    machine: { ...before, load1After: os.loadavg()[0] },
+    results,
+  };
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (write) {
+    mkdirSync(path.join(root, 'docs/benchmarks'), { recursive: true });
+    writeFileSync(path.join(root, 'docs/sampling-rate.svg'), plot(results));
+    writeFileSync(
+      path.join(root, 'bench/out/sampling.json'),
+      `${JSON.stringify(report, null, 2)}\n`,
+    );
+  }
+}
+
+function plot(results: RunResult[]): string {
+  return lineChartSvg({
+    title: 'Achieved sample rate per sensor (target 1 Hz, 100 ms latency, loopback Modbus TCP)',
+    xLabel: 'sensors (N)',
+    yLabel: 'samples per second per sensor',
+    logX: true,
+    logY: true,
+    reference: { y: 1, label: 'target 1 Hz' },
+    series: STRATEGIES.map((strategy) => ({
+      name: strategy,
+      points: results
+        .filter((r) => r.strategy === strategy)
+        .map((r) => [r.n, Math.max(r.achievedRateHz, 1e-4)] as [number, number]),
+    })),
+  });
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--serve') return serverMain(Number(argv[1]));
+  if (argv[0] === '--agent') {
+    const [, strategy, n, port, windowS] = argv;
+    const result = await agentMain(strategy as Strategy, Number(n), Number(port), Number(windowS));
+    process.send?.(result, () => process.exit(0));
+    return;
+  }
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ns: { type: 'string', default: '10,100,1000,10000' },
+      window: { type: 'string', default: '10' },
+      'no-write': { type: 'boolean', default: false },
+    },
+  });
+  const ns = values.ns.split(',').map(Number);
+  await orchestrate(ns, Number(values.window), !values['no-write']);
+}
+
+await main();
