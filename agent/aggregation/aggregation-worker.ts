@@ -152,10 +152,16 @@ export class AggregationWorker {
     await this.request('flush');
   }
 
-  /** New sensor list (SIGHUP reload); indices of unchanged sensors must stay. */
-  updateSensors(sensors: Array<SensorSpec | null | undefined>): void {
+  /**
+   * New sensor list (SIGHUP reload). Indices of unchanged sensors must stay, and an index is
+   * never reused for another sensor: the list applies to readings the worker drains after it
+   * received it (readings already in the ring are drained first). Resolves once applied —
+   * await it before sampling new sensors, or their first readings may meet the old list.
+   */
+  async updateSensors(sensors: Array<SensorSpec | null | undefined>): Promise<void> {
     this.sensors = [...sensors];
-    this.send({ type: 'sensors', sensors: this.sensors });
+    // A stopped worker has no list to update: never reject (callers may not await this).
+    await this.request('sensors').catch(() => undefined);
   }
 
   async stats(): Promise<WorkerStats> {
@@ -259,10 +265,13 @@ export class AggregationWorker {
     p.resolve(m.stats);
   }
 
-  private request(type: 'flush' | 'stats' | 'stop'): Promise<AggregatorStats | undefined> {
+  private request(
+    type: 'flush' | 'stats' | 'stop' | 'sensors',
+  ): Promise<AggregatorStats | undefined> {
     if (this.stopping) return Promise.reject(new Error('aggregation worker stopped'));
     const id = this.nextId++;
-    const msg = { type, id };
+    const msg: ControlMessage & { id: number } =
+      type === 'sensors' ? { type, id, sensors: this.sensors } : { type, id };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { msg, resolve, reject });
       if (!this.restarting) this.send(msg);

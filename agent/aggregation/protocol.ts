@@ -17,7 +17,7 @@ export interface WorkerInit {
 export type ControlMessage =
   | { type: 'flush'; id: number }
   | { type: 'stats'; id: number }
-  | { type: 'sensors'; sensors: Array<SensorSpec | null | undefined> }
+  | { type: 'sensors'; id: number; sensors: Array<SensorSpec | null | undefined> }
   | { type: 'stop'; id: number }
   /** Test/diagnostic only (needs faultInjection): throw, or block the thread for ms. */
   | { type: 'fault'; kind: 'crash' | 'hang'; ms?: number };

@@ -62,7 +62,10 @@ function handle(msg: ControlMessage): boolean {
       post({ type: 'done', id: msg.id, stats: aggregator.stats() });
       return true;
     case 'sensors':
+      // Readings pushed before the update belong to the old list.
+      drainAll(Math.ceil(ring.capacity / CHUNK) + 1);
       aggregator.updateSensors(msg.sensors);
+      post({ type: 'done', id: msg.id });
       return true;
     case 'stop':
       post({ type: 'done', id: msg.id, stats: aggregator.stats() });
