@@ -34,6 +34,9 @@ export interface HttpSensorServerStats {
   /** Connections accepted since start, and open now. */
   connections: number;
   openConnections: number;
+  /** Requests waiting out their delay right now, and the most there ever were at once. */
+  waiting: number;
+  peakWaiting: number;
 }
 
 export interface HttpSensorServer {
@@ -60,6 +63,9 @@ export async function startHttpSensorServer(
   const requestsBy = new Map<number, number>();
   const sockets = new Set<net.Socket>();
   const counts = { requests: 0, responses: 0, connections: 0 };
+  // Requests inside their delay at once: the proof that answers overlap, without a clock.
+  const load = { waiting: 0, peakWaiting: 0 };
+  const startWaiting = () => (load.peakWaiting = Math.max(load.peakWaiting, ++load.waiting));
 
   const respond = (res: http.ServerResponse, status: number, body: string) => {
     counts.responses++;
@@ -72,7 +78,14 @@ export async function startHttpSensorServer(
     const index = m ? Number(m[1]) : -1;
     if (index < 0 || index >= sensors) return respond(res, 404, '{"error":"no such sensor"}');
     requestsBy.set(index, (requestsBy.get(index) ?? 0) + 1);
+    startWaiting();
+    let waiting = true;
+    const stopWaiting = () => {
+      if (waiting) load.waiting--;
+      waiting = false;
+    };
     const timer = setTimeout(() => {
+      stopWaiting();
       const fault = faults.get(index);
       if (fault === 'timeout') return;
       if (fault === 'drop') return req.socket.destroy();
@@ -88,7 +101,10 @@ export async function startHttpSensorServer(
       if (fault === 'non-numeric') data.temperature = 'n/a';
       respond(res, 200, JSON.stringify({ sensor: `sim-${index}`, t: Date.now(), data }));
     }, options.delayMs);
-    res.on('close', () => clearTimeout(timer));
+    res.on('close', () => {
+      clearTimeout(timer);
+      stopWaiting();
+    });
   });
   // Idle keep-alive sockets between 1 Hz samples must survive; agents reuse them.
   server.keepAliveTimeout = 65_000;
@@ -119,7 +135,7 @@ export async function startHttpSensorServer(
       else if (wasStuck) field.setStuck(i, false);
     },
     requestsFor: (i) => requestsBy.get(i) ?? 0,
-    stats: () => ({ ...counts, openConnections: sockets.size }),
+    stats: () => ({ ...counts, ...load, openConnections: sockets.size }),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -58,6 +58,9 @@ export interface ModbusTcpSensorServerStats {
   /** Connections accepted since start, and open now. */
   connections: number;
   openConnections: number;
+  /** Requests waiting out their delay right now, and the most there ever were at once. */
+  waiting: number;
+  peakWaiting: number;
 }
 
 export interface ModbusTcpSensorServer {
@@ -89,6 +92,9 @@ export async function startModbusTcpSensorServer(
   const requestsBy = new Map<string, number>();
   const sockets = new Set<net.Socket>();
   const counts = { requests: 0, responses: 0, connections: 0 };
+  // Requests inside their delay at once: the proof that answers overlap, without a clock.
+  const load = { waiting: 0, peakWaiting: 0 };
+  const startWaiting = () => (load.peakWaiting = Math.max(load.peakWaiting, ++load.waiting));
 
   const blockOf = (register: number) => Math.floor((register - 1) / 2);
   const sensorIndex = (unitId: number, block: number) => (unitId - 1) * perUnit + block;
@@ -131,6 +137,8 @@ export async function startModbusTcpSensorServer(
     socket.on('close', () => {
       sockets.delete(socket);
       for (const t of timers) clearTimeout(t);
+      load.waiting -= timers.size;
+      timers.clear();
     });
     socket.on('error', () => undefined); // client resets are part of the game
     socket.on('data', (chunk: Buffer) => {
@@ -143,8 +151,10 @@ export async function startModbusTcpSensorServer(
       }
       for (const frame of frames) {
         counts.requests++;
+        startWaiting();
         const timer = setTimeout(() => {
           timers.delete(timer);
+          load.waiting--;
           const reply = answer(frame);
           if (reply === 'timeout') return;
           if (reply === 'drop') return socket.destroy();
@@ -206,7 +216,7 @@ export async function startModbusTcpSensorServer(
         ],
       };
     },
-    stats: () => ({ ...counts, openConnections: sockets.size }),
+    stats: () => ({ ...counts, ...load, openConnections: sockets.size }),
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -169,7 +169,14 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     expect(results.flat()).toHaveLength(200 * 2 * 2);
     // Serialised this would take 2 × 200 × 100 ms = 40 s; a wide bound, not a benchmark.
     expect(elapsed).toBeLessThan(20 * 100 * 2);
-    expect(server.stats()).toMatchObject({ requests: 400, responses: 400, connections: 1 });
+    expect(server.stats()).toMatchObject({
+      requests: 400,
+      responses: 400,
+      connections: 1,
+      waiting: 0,
+    });
+    // Most of the 200 requests of a round were waiting at the server at the same time.
+    expect(server.stats().peakWaiting).toBeGreaterThanOrEqual(100);
     expect(pool.stats()).toMatchObject({ connects: 1, requests: 400, inFlight: 0 });
   });
 

@@ -45,6 +45,8 @@ describe('simulated HTTP JSON sensors', () => {
     });
     expect(server.stats()).toMatchObject({ requests: 50, responses: 50 });
     expect(server.requestsFor(3)).toBe(1);
+    expect(server.stats().peakWaiting).toBeGreaterThanOrEqual(10);
+    expect(server.stats().waiting).toBe(0);
   });
 
   it('404s unknown sensors and paths', async () => {

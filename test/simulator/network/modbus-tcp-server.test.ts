@@ -73,6 +73,9 @@ describe('simulated Modbus TCP gateway', () => {
       openConnections: 1,
     });
     expect(server.device(3).requests).toBe(5);
+    // Serialised answering would never have more than one request waiting.
+    expect(server.stats().peakWaiting).toBeGreaterThanOrEqual(25);
+    expect(server.stats().waiting).toBe(0);
   });
 
   it('gives each sensor index its own unit and register block', async () => {
