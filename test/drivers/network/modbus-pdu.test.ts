@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   decodeReadRequest,
@@ -108,5 +109,27 @@ describe('planReads', () => {
     const blocks = planReads(Array.from({ length: 300 }, (_, i) => i));
     expect(blocks.map((b) => b.count)).toEqual([125, 125, 50]);
     expect(blocks.map((b) => b.address)).toEqual([0, 125, 250]);
+  });
+});
+
+describe('decodeReadResponse on random bytes (fuzz)', () => {
+  it('returns the asked-for count of 16-bit registers or throws SensorError, nothing else', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 260 }),
+        fc.constantFrom<3 | 4>(3, 4),
+        fc.integer({ min: 1, max: 125 }),
+        (bytes, fn, count) => {
+          try {
+            const regs = decodeReadResponse(Buffer.from(bytes), fn, count);
+            expect(regs).toHaveLength(count);
+            for (const r of regs) expect(r >>> 16).toBe(0);
+          } catch (e) {
+            expect(e).toBeInstanceOf(SensorError);
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });
