@@ -62,11 +62,18 @@ export interface WorkerStats extends AggregatorStats {
   restarts: number;
   /** Batches received by the host over all worker generations. */
   batchesReceived: number;
+  /** V8 heap in use by the live worker thread. */
+  heapUsedBytes: number;
+}
+
+interface WorkerAnswer {
+  stats?: AggregatorStats;
+  heapUsedBytes?: number;
 }
 
 interface Pending {
   msg: ControlMessage & { id: number };
-  resolve: (stats: AggregatorStats | undefined) => void;
+  resolve: (answer: WorkerAnswer) => void;
   reject: (err: Error) => void;
 }
 
@@ -166,11 +173,12 @@ export class AggregationWorker {
 
   async stats(): Promise<WorkerStats> {
     const live = await this.request('stats');
-    this.lastStats = live;
+    this.lastStats = live.stats;
     return {
-      ...addStats(this.carried, live),
+      ...addStats(this.carried, live.stats),
       restarts: this.restartCount,
       batchesReceived: this.batchesReceived,
+      heapUsedBytes: live.heapUsedBytes ?? 0,
     };
   }
 
@@ -262,12 +270,10 @@ export class AggregationWorker {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    p.resolve(m.stats);
+    p.resolve({ stats: m.stats, heapUsedBytes: m.heapUsedBytes });
   }
 
-  private request(
-    type: 'flush' | 'stats' | 'stop' | 'sensors',
-  ): Promise<AggregatorStats | undefined> {
+  private request(type: 'flush' | 'stats' | 'stop' | 'sensors'): Promise<WorkerAnswer> {
     if (this.stopping) return Promise.reject(new Error('aggregation worker stopped'));
     const id = this.nextId++;
     const msg: ControlMessage & { id: number } =

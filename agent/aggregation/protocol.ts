@@ -25,4 +25,4 @@ export type ControlMessage =
 /** Worker → host (on parentPort). */
 export type WorkerMessage =
   | { type: 'batch'; body: ArrayBuffer; windows: number; readings: number }
-  | { type: 'done'; id: number; stats?: AggregatorStats };
+  | { type: 'done'; id: number; stats?: AggregatorStats; heapUsedBytes?: number };

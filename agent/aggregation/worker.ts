@@ -59,7 +59,12 @@ function handle(msg: ControlMessage): boolean {
       post({ type: 'done', id: msg.id });
       return true;
     case 'stats':
-      post({ type: 'done', id: msg.id, stats: aggregator.stats() });
+      post({
+        type: 'done',
+        id: msg.id,
+        stats: aggregator.stats(),
+        heapUsedBytes: process.memoryUsage().heapUsed,
+      });
       return true;
     case 'sensors':
       // Readings pushed before the update belong to the old list.
