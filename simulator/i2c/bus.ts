@@ -92,6 +92,7 @@ export class SimulatedI2CBus implements I2CBus {
     if (this.devices.has(address))
       throw new Error(`address 0x${address.toString(16)} already in use`);
     this.devices.set(address, device);
+    device.useClock(this.now);
     device.powerOn(this.now());
     return device;
   }

@@ -74,6 +74,8 @@ export abstract class SimulatedI2CDevice {
   private readonly stuckAt = new Map<Quantity, number>();
   private wasUnplugged = false;
   private readonly seed: number;
+  /** The bus clock once attached; schedules and power-on times use it. */
+  private clock: () => number = () => performance.now();
 
   protected constructor(
     defaults: Partial<Record<Quantity, ValueSource>>,
@@ -92,6 +94,11 @@ export abstract class SimulatedI2CDevice {
   abstract read(length: number, now: number): Uint8Array;
   /** Registers to their power-on values. */
   protected abstract reset(now: number): void;
+
+  /** Called by the bus on attach: the device then runs on the bus's clock. */
+  useClock(clock: () => number): void {
+    this.clock = clock;
+  }
 
   setValue(quantity: Quantity, source: ValueSource): void {
     this.values.set(quantity, toValueFn(source, this.seed + this.values.size));
@@ -113,13 +120,13 @@ export abstract class SimulatedI2CDevice {
   }
 
   /** Power-cycle the chip now: registers back to their reset values. */
-  powerOn(now: number = performance.now()): void {
+  powerOn(now: number = this.clock()): void {
     this.counters.powerOns++;
     this.reset(now);
   }
 
   /** Inject a fault now or on a schedule (relative to `now`). */
-  inject(fault: I2CFault, window: FaultWindow = {}, now: number = performance.now()): void {
+  inject(fault: I2CFault, window: FaultWindow = {}, now: number = this.clock()): void {
     const from = now + (window.afterMs ?? 0);
     this.faults.push({
       fault,
@@ -136,12 +143,12 @@ export abstract class SimulatedI2CDevice {
     }
   }
 
-  unplug(now?: number): void {
+  unplug(now: number = this.clock()): void {
     this.inject('unplugged', {}, now);
   }
 
   /** Plug back in: the chip powers on with reset register values. */
-  replug(now: number = performance.now()): void {
+  replug(now: number = this.clock()): void {
     this.clear('unplugged');
     if (this.wasUnplugged) {
       this.wasUnplugged = false;
