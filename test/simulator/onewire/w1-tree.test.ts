@@ -1,0 +1,129 @@
+import { spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ds18b20Celsius, parseW1Slave } from '../../../drivers/onewire/ds18b20.js';
+import { SensorError } from '../../../drivers/types.js';
+import { Signal } from '../../../simulator/signal.js';
+import { crc8Maxim, SimulatedW1Tree, w1SlaveText } from '../../../simulator/onewire/w1-tree.js';
+import type { ProbeResult } from '../../../simulator/onewire/threadpool-probe.js';
+
+let tree: SimulatedW1Tree | undefined;
+afterEach(async () => {
+  await tree?.close();
+  tree = undefined;
+});
+
+describe('w1_slave text', () => {
+  it('carries a real Dallas CRC-8 (kernel sample: 72 01 4b 46 7f ff 0e 10 → 57)', () => {
+    expect(crc8Maxim([0x72, 0x01, 0x4b, 0x46, 0x7f, 0xff, 0x0e, 0x10])).toBe(0x57);
+  });
+
+  it.each([23.125, 85, -10.125, -55, 125, 0.0625])(
+    'encodes %d °C the way the driver reads it',
+    (c) => {
+      const text = w1SlaveText(c);
+      const bytes = text
+        .split('\n')[0]
+        .split(' ')
+        .slice(0, 9)
+        .map((h) => parseInt(h, 16));
+      expect(crc8Maxim(bytes.slice(0, 8))).toBe(bytes[8]);
+      expect(ds18b20Celsius(bytes[0], bytes[1])).toBe(c);
+      expect(parseW1Slave(text)).toBe(Math.trunc(c * 1000));
+    },
+  );
+
+  it('marks a bad CRC with NO and a wrong CRC byte', () => {
+    const text = w1SlaveText(20, false);
+    const bytes = text
+      .split('\n')[0]
+      .split(' ')
+      .slice(0, 9)
+      .map((h) => parseInt(h, 16));
+    expect(crc8Maxim(bytes.slice(0, 8))).not.toBe(bytes[8]);
+    expect(() => parseW1Slave(text)).toThrow(SensorError);
+  });
+});
+
+describe('SimulatedW1Tree', () => {
+  const ID = '28-0000000000aa';
+
+  it('lays out the sysfs files, power-on value first, and removes them on unplug', async () => {
+    tree = await SimulatedW1Tree.create({
+      devices: [{ id: ID, signal: new Signal({ setPoint: 30, noise: 0, driftAmplitude: 0 }) }],
+      updateMs: 3_600_000,
+    });
+    const dir = join(tree.root, ID);
+    expect(await readFile(join(dir, 'temperature'), 'utf8')).toBe('85000\n');
+    await tree.device(ID).refresh();
+    expect(parseW1Slave(await readFile(join(dir, 'w1_slave'), 'utf8'))).toBe(30000);
+    await tree.device(ID).unplug();
+    expect(existsSync(dir)).toBe(false);
+    await tree.device(ID).replug();
+    expect(await readFile(join(dir, 'temperature'), 'utf8')).toBe('85000\n');
+  });
+
+  it('makes w1_slave a FIFO whose read blocks until the conversion is done', async () => {
+    tree = await SimulatedW1Tree.create({
+      mode: 'fifo',
+      conversionMs: 100,
+      devices: [{ id: ID, powerOn: false }],
+    });
+    const fifo = join(tree.root, ID, 'w1_slave');
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    const t0 = Date.now();
+    const text = await readFile(fifo, 'latin1');
+    // A lower bound only: load can make it slower, never faster.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+    expect(parseW1Slave(text)).toBeGreaterThan(15_000);
+    // The next read is a whole new conversion, not the tail of the last one.
+    expect((await readFile(fifo, 'latin1')).split('\n').filter(Boolean)).toHaveLength(2);
+  });
+});
+
+describe('thread-pool probe (docs/benchmarks/onewire.md)', () => {
+  const probe = (limit: number) =>
+    new Promise<ProbeResult>((resolve, reject) => {
+      const script = fileURLToPath(
+        new URL('../../../simulator/onewire/threadpool-probe.ts', import.meta.url),
+      );
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          script,
+          '--devices',
+          '8',
+          '--limit',
+          String(limit),
+          '--conversion',
+          '600',
+        ],
+        { env: { ...process.env, UV_THREADPOOL_SIZE: '4' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('exit', (code) =>
+        code === 0
+          ? resolve(JSON.parse(out) as ProbeResult)
+          : reject(new Error(`probe failed: ${err}`)),
+      );
+    });
+
+  it('shows unbounded reads stalling other file I/O and the limit of 2 preventing it', async () => {
+    const unbounded = await probe(0);
+    const bounded = await probe(2);
+    expect(unbounded.readsOk).toBe(8);
+    expect(bounded.readsOk).toBe(8);
+    // Wide bounds: with 8 reads on 4 threads a stat waits for a conversion (600 ms);
+    // with at most 2 reads in flight it never waits for one.
+    expect(unbounded.maxStatMs).toBeGreaterThan(240);
+    expect(bounded.maxStatMs).toBeLessThan(240);
+  });
+});
