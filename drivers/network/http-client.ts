@@ -7,6 +7,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import { SensorError } from '../types.js';
 
 export interface HttpJsonResponse {
@@ -69,39 +70,39 @@ export class KeepAliveHttpClient implements HttpJsonClient {
         if (outcome instanceof SensorError) reject(outcome);
         else resolve(outcome);
       };
-      const isHttps = url.startsWith('https:');
-      const get = isHttps ? https.get : http.get;
-      const req = get(
-        url,
-        {
-          agent: isHttps ? this.httpsAgent : this.httpAgent,
-          headers: { accept: 'application/json' },
-        },
-        (res) => {
-          responded = true;
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > this.maxBodyBytes) {
-              finish(
-                new SensorError('PROTOCOL', `body of ${url} exceeds ${this.maxBodyBytes} bytes`),
-              );
-              req.destroy();
-              return;
-            }
-            chunks.push(c);
+      let options: http.RequestOptions;
+      try {
+        options = this.optionsFor(url);
+      } catch (err) {
+        return reject(
+          new SensorError('PROTOCOL', `invalid URL ${JSON.stringify(url)}`, { cause: err }),
+        );
+      }
+      const get = options.protocol === 'https:' ? https.get : http.get;
+      const req = get(options, (res) => {
+        responded = true;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > this.maxBodyBytes) {
+            finish(
+              new SensorError('PROTOCOL', `body of ${url} exceeds ${this.maxBodyBytes} bytes`),
+            );
+            req.destroy();
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('end', () => {
+          finish({
+            status: res.statusCode ?? 0,
+            contentType: res.headers['content-type'],
+            body: Buffer.concat(chunks).toString('utf8'),
           });
-          res.on('end', () => {
-            finish({
-              status: res.statusCode ?? 0,
-              contentType: res.headers['content-type'],
-              body: Buffer.concat(chunks).toString('utf8'),
-            });
-          });
-          res.on('error', onError);
-        },
-      );
+        });
+        res.on('error', onError);
+      });
       const onError = (err: NodeJS.ErrnoException) => {
         if (done) return;
         if (signal.aborted) return finish(timeout());
@@ -122,6 +123,24 @@ export class KeepAliveHttpClient implements HttpJsonClient {
       signal.addEventListener('abort', onAbort, { once: true });
       req.on('error', onError);
     });
+  }
+
+  /** Request options per URL, parsed once: every sensor asks the same URL every round. */
+  private readonly optionsByUrl = new Map<string, http.RequestOptions>();
+  private optionsFor(url: string): http.RequestOptions {
+    let o = this.optionsByUrl.get(url);
+    if (!o) {
+      if (this.optionsByUrl.size >= 100_000) this.optionsByUrl.clear();
+      const parsed = urlToHttpOptions(new URL(url));
+      const isHttps = parsed.protocol === 'https:';
+      o = {
+        ...parsed,
+        agent: isHttps ? this.httpsAgent : this.httpAgent,
+        headers: { accept: 'application/json' },
+      };
+      this.optionsByUrl.set(url, o);
+    }
+    return o;
   }
 
   /** Close idle sockets; in-flight requests finish or fail on their own. */
