@@ -29,7 +29,7 @@ export class SimulatedLm75 extends PointerRegisterDevice {
   private poweredAt = 0;
 
   constructor(options: Lm75Options = {}) {
-    super({ temperature: { setPoint: 24, noise: 0.1 } }, options);
+    super({ temperature: { setPoint: 24, noise: 0.15 } }, options);
     this.bits = options.resolutionBits ?? 11;
     this.chip = this.bits === 11 ? 'LM75A' : 'LM75';
   }

@@ -30,7 +30,7 @@ export class SimulatedMcp9808 extends PointerRegisterDevice {
   private poweredAt = 0;
 
   constructor(options: SimulatedDeviceOptions = {}) {
-    super({ temperature: { setPoint: 21.8, noise: 0.02 } }, options);
+    super({ temperature: { setPoint: 21.8, noise: 0.08 } }, options);
   }
 
   protected override reset(now: number): void {

@@ -35,7 +35,7 @@ export class SimulatedTmp102 extends PointerRegisterDevice {
   private readonly conversionMs: number;
 
   constructor(options: Tmp102Options = {}) {
-    super({ temperature: { setPoint: 22.5, noise: 0.03 } }, options);
+    super({ temperature: { setPoint: 22.5, noise: 0.1 } }, options);
     this.conversionMs = options.conversionMs ?? 26;
   }
 
