@@ -15,6 +15,9 @@ import { Signal, type SignalOptions } from '../signal.js';
  * - stuck: the measured values freeze
  * - unplugged: NACKs everything and is missing from scans; when it ends the chip powers on
  *   again with its registers at their reset values
+ * - power-on: a brown-out, once, at the scheduled time: registers back to their power-on
+ *   values (BME280 data 0x80000 and no humidity, TMP102 / MCP9808 0 °C until the first
+ *   conversion, SHT3x status 0x8010)
  */
 export const I2C_FAULTS = [
   'eio',
@@ -132,7 +135,8 @@ export abstract class SimulatedI2CDevice {
       fault,
       from,
       until: window.forMs === undefined ? Infinity : from + window.forMs,
-      left: window.transfers ?? Infinity,
+      // A power-on happens once; other faults last until their window or count ends.
+      left: window.transfers ?? (fault === 'power-on' ? 1 : Infinity),
     });
   }
 
@@ -183,6 +187,7 @@ export abstract class SimulatedI2CDevice {
       this.wasUnplugged = false;
       this.powerOn(now);
     }
+    if (this.take('power-on', now)) this.powerOn(now);
     return true;
   }
 }
