@@ -33,7 +33,20 @@ export interface KeepAliveHttpClientOptions {
   maxBodyBytes?: number;
 }
 
+export interface KeepAliveHttpClientStats {
+  requests: number;
+  /** Requests that needed a new connection (the rest reused a kept-alive one). */
+  newConnections: number;
+  /** Second attempts after a kept-alive socket turned out to be closed. */
+  retries: number;
+}
+
 export class KeepAliveHttpClient implements HttpJsonClient {
+  private readonly counts: KeepAliveHttpClientStats = {
+    requests: 0,
+    newConnections: 0,
+    retries: 0,
+  };
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly maxBodyBytes: number;
@@ -54,6 +67,10 @@ export class KeepAliveHttpClient implements HttpJsonClient {
 
   get(url: string, signal: AbortSignal): Promise<HttpJsonResponse> {
     return this.attempt(url, signal, true);
+  }
+
+  stats(): KeepAliveHttpClientStats {
+    return { ...this.counts };
   }
 
   private attempt(url: string, signal: AbortSignal, mayRetry: boolean): Promise<HttpJsonResponse> {
@@ -108,8 +125,10 @@ export class KeepAliveHttpClient implements HttpJsonClient {
         if (signal.aborted) return finish(timeout());
         // A kept-alive socket the server closed while idle fails on first use; GET is
         // idempotent, so try once more on a fresh socket (as Node's docs advise).
-        if (mayRetry && !responded && req.reusedSocket && err.code === 'ECONNRESET')
+        if (mayRetry && !responded && req.reusedSocket && err.code === 'ECONNRESET') {
+          this.counts.retries++;
           return finish(this.attempt(url, signal, false));
+        }
         finish(
           new SensorError('DISCONNECTED', `${err.code ?? 'error'} from ${url}: ${err.message}`, {
             cause: err,
@@ -122,6 +141,10 @@ export class KeepAliveHttpClient implements HttpJsonClient {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       req.on('error', onError);
+      this.counts.requests++;
+      req.once('socket', () => {
+        if (!req.reusedSocket) this.counts.newConnections++;
+      });
     });
   }
 

@@ -77,7 +77,8 @@ describe('readingFromResponse', () => {
 describe('http-json driver against the simulated server', () => {
   it('reads plausible temperatures through sensorReadings, over one kept-alive connection', async () => {
     const server = await setUp(5);
-    const driver = createHttpJson(config(server.url(4)), newClient());
+    const client = newClient();
+    const driver = createHttpJson(config(server.url(4)), client);
     expect(driver.resource).toBeUndefined();
     const readings = await readAll(driver, { ticks: ticks(5, 10) });
     expect(readings).toHaveLength(5);
@@ -89,6 +90,7 @@ describe('http-json driver against the simulated server', () => {
     expect(new Set(readings.map((r) => r.value)).size).toBeGreaterThan(1);
     expect(server.requestsFor(4)).toBe(5);
     expect(server.stats().connections).toBe(1);
+    expect(client.stats()).toEqual({ requests: 5, newConnections: 1, retries: 0 });
   });
 
   it('reads another quantity at another path', async () => {
@@ -242,13 +244,15 @@ describe('http-json driver against the simulated server', () => {
       const { port } = srv.address() as net.AddressInfo;
       let connections = 0;
       srv.on('connection', () => connections++);
-      const driver = createHttpJson(config(`http://127.0.0.1:${port}/t`), newClient());
+      const client = newClient();
+      const driver = createHttpJson(config(`http://127.0.0.1:${port}/t`), client);
       await driver.measure(AbortSignal.timeout(5000));
       expect(sockets.size).toBe(1);
       for (const s of sockets) s.destroy();
       const [m] = await driver.measure(AbortSignal.timeout(5000));
       expect(m.value).toBe(20.5);
       expect(connections).toBe(2);
+      expect(client.stats()).toEqual({ requests: 3, newConnections: 2, retries: 1 });
     } finally {
       srv.closeAllConnections();
       await new Promise((r) => srv.close(r));
