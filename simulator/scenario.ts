@@ -15,8 +15,11 @@ import { startHttpSensorServer } from './network/http-server.js';
 import { startModbusTcpSensorServer } from './network/modbus-tcp-server.js';
 import { createSerialSimulation } from './serial/scenario.js';
 import { SimulatedSerialBinding } from './serial/binding.js';
+import { ModbusRtuBusDevice, xyMd02Slave } from './serial/modbus-rtu-bus.js';
+import { AsciiLineDevice } from './serial/ascii-device.js';
 import { createI2CSimulation } from './i2c/scenario.js';
-import { createOneWireSimulation } from './onewire/scenario.js';
+import { SimulatedW1Tree } from './onewire/w1-tree.js';
+import { Signal } from './signal.js';
 
 type SensorInput = NonNullable<ConfigInput['sensors']>[number];
 
@@ -37,7 +40,10 @@ const noSerial = () => new SimulatedSerialBinding();
 export async function startDefaultScenario(logger: Logger): Promise<Simulation> {
   const i2c = createI2CSimulation({ busNumber: 1 });
   const serial = createSerialSimulation();
-  const onewire = await createOneWireSimulation({ count: 2 });
+  const onewire = await oneWireFor([
+    { id: 'ds18b20-tank-top', driver: 'ds18b20', deviceId: '28-0316a2795aff' },
+    { id: 'ds18b20-tank-bottom', driver: 'ds18b20', deviceId: '28-0316a2795b01' },
+  ]);
   const modbus = await startModbusTcpSensorServer({ delayMs: 15, units: 1, sensorsPerUnit: 2 });
   const http = await startHttpSensorServer({ delayMs: 25, sensors: 1 });
   const mb = modbus.sensor(0);
@@ -45,7 +51,14 @@ export async function startDefaultScenario(logger: Logger): Promise<Simulation> 
     ...i2c.sensors,
     ...serial.sensors,
     ...onewire.sensors,
-    { id: 'line-modbus-tcp', driver: 'modbus-tcp', host: mb.host, port: mb.port, unitId: mb.unitId, registers: mb.registers },
+    {
+      id: 'line-modbus-tcp',
+      driver: 'modbus-tcp',
+      host: mb.host,
+      port: mb.port,
+      unitId: mb.unitId,
+      registers: mb.registers,
+    },
     { id: 'roof-http', driver: 'http-json', url: http.url(0), path: 'data.temperature' },
   ];
   const seams = new Seams(
@@ -94,7 +107,10 @@ export async function startNetworkFleet(o: NetworkFleetOptions): Promise<Simulat
     });
   }
   const seams = new Seams(
-    { openI2C: () => Promise.reject(new Error('no I²C in the network fleet')), serialBinding: noSerial() },
+    {
+      openI2C: () => Promise.reject(new Error('no I²C in the network fleet')),
+      serialBinding: noSerial(),
+    },
     o.logger,
   );
   return {
@@ -103,7 +119,8 @@ export async function startNetworkFleet(o: NetworkFleetOptions): Promise<Simulat
     // Spread first samples over one interval so N sensors do not fire in the same millisecond.
     sampling: { startSpreadMs: o.intervalMs, timeoutMs: Math.max(1000, o.latencyMs * 5) },
     buffer: { capacity: 1 << 18 },
-    describe: () => `${o.count} Modbus TCP sensors on 127.0.0.1:${server.port}, ${o.latencyMs} ms latency, every ${o.intervalMs} ms`,
+    describe: () =>
+      `${o.count} Modbus TCP sensors on 127.0.0.1:${server.port}, ${o.latencyMs} ms latency, every ${o.intervalMs} ms`,
     close: () => server.close(),
   };
 }
@@ -113,15 +130,61 @@ export async function startNetworkFleet(o: NetworkFleetOptions): Promise<Simulat
  * is created at the address / unit / id it names; network sensors keep their URLs (point
  * them at your own test servers).
  */
-export async function simulateConfiguredSensors(sensors: SensorConfig[], logger: Logger): Promise<Simulation> {
+export async function simulateConfiguredSensors(
+  sensors: SensorConfig[],
+  logger: Logger,
+): Promise<Simulation> {
   const i2c = createI2CSimulation({ forSensors: sensors });
-  const serial = createSerialSimulation({ forSensors: sensors });
-  const onewire = await createOneWireSimulation({ forSensors: sensors });
-  const seams = new Seams({ openI2C: i2c.open, serialBinding: serial.binding, w1Root: onewire.root }, logger);
+  const onewire = await oneWireFor(sensors);
+  const seams = new Seams(
+    { openI2C: i2c.open, serialBinding: serialDevicesFor(sensors), w1Root: onewire.root },
+    logger,
+  );
   return {
     sensors,
     seams,
     describe: () => 'devices created from the configuration',
     close: () => onewire.close(),
   };
+}
+
+/** A fake w1 sysfs tree holding the DS18B20s these sensors name. */
+async function oneWireFor(sensors: readonly SensorInput[]) {
+  const ds = sensors.flatMap((s) => (s.driver === 'ds18b20' ? [s] : []));
+  const tree = await SimulatedW1Tree.create({
+    devices: ds.map((s, i) => ({
+      id: s.deviceId,
+      signal: new Signal({ setPoint: 18 + 4 * i, noise: 0.03, seed: 100 + i }),
+    })),
+  });
+  return { root: tree.root, sensors: ds, close: () => tree.close() };
+}
+
+/**
+ * XY-MD02-style slaves at every unit id, and an ASCII thermometer on every port, that the
+ * configured serial sensors name (registers 0x0001/0x0002 as the XY-MD02 has them).
+ */
+function serialDevicesFor(sensors: readonly SensorConfig[]): SimulatedSerialBinding {
+  const binding = new SimulatedSerialBinding();
+  const units = new Map<string, number[]>();
+  let seed = 200;
+  for (const s of sensors) {
+    if (s.driver === 'modbus-rtu') units.set(s.port, [...(units.get(s.port) ?? []), s.unitId]);
+    if (s.driver === 'ascii-line') {
+      binding.add(
+        s.port,
+        new AsciiLineDevice({ signal: new Signal({ setPoint: 40, noise: 0.1, seed: seed++ }) }),
+      );
+    }
+  }
+  for (const [port, ids] of units) {
+    const slaves = ids.map((id) =>
+      xyMd02Slave(id, {
+        temperature: new Signal({ setPoint: 20 + id, noise: 0.05, seed: seed++ }),
+        humidity: new Signal({ setPoint: 50, noise: 0.3, seed: seed++ }),
+      }),
+    );
+    binding.add(port, new ModbusRtuBusDevice(slaves));
+  }
+  return binding;
 }

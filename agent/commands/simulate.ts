@@ -105,8 +105,8 @@ export async function simulateCommand(values: OptionValues): Promise<number> {
       logger,
       durationSec,
       onStopped: async () => {
-        await cleanup();
         await sim.seams.close();
+        await cleanup();
       },
     });
   } catch (err) {

@@ -539,12 +539,22 @@ export function sensorLocation(
       ? { key: `I²C bus ${String(s.bus ?? 1)} address ${hex(address)}`, field: 'address' }
       : undefined;
   }
-  if (d === 'modbus-rtu')
-    return { key: `serial port ${String(s.port)} unit ${String(s.unitId ?? 1)}`, field: 'unitId' };
+  // One Modbus unit may hold several sensors at different registers (a multi-channel
+  // module, or a TCP gateway): only the same registers of the same unit clash.
+  const registers = Array.isArray(s.registers)
+    ? (s.registers as Array<{ address?: unknown }>).map((r) => String(r?.address)).join(',')
+    : '1,2';
+  const fn = String(s.function ?? 4);
+  if (d === 'modbus-rtu') {
+    return {
+      key: `serial port ${String(s.port)} unit ${String(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
+      field: 'unitId',
+    };
+  }
   if (d === 'ascii-line') return { key: `serial port ${String(s.port)}`, field: 'port' };
   if (d === 'modbus-tcp') {
     return {
-      key: `Modbus TCP ${String(s.host)}:${String(s.port ?? 502)} unit ${String(s.unitId ?? 1)}`,
+      key: `Modbus TCP ${String(s.host)}:${String(s.port ?? 502)} unit ${String(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
       field: 'unitId',
     };
   }

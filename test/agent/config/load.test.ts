@@ -93,7 +93,7 @@ describe('config validation', () => {
       ],
     });
     expect(lines).toEqual([
-      'sensors[1].unitId: same serial port /dev/ttyUSB0 unit 3 as sensors[0]',
+      'sensors[1].unitId: same serial port /dev/ttyUSB0 unit 3 registers 1,2 (function 4) as sensors[0]',
       'sensors[1].schedule: set either intervalMs or schedule, not both',
     ]);
   });
@@ -111,6 +111,23 @@ describe('config validation', () => {
     ).toEqual([
       'sensors[1].schedule: not a valid cron expression: "61 * * * *"',
       'health.schedule: not a valid cron expression: "every minute"',
+    ]);
+  });
+
+  it('allows several sensors at different registers of one Modbus unit', () => {
+    const reg = (address: number) => [{ quantity: 'temperature', address }];
+    const base = { driver: 'modbus-tcp', host: '10.0.0.5', unitId: 1 };
+    expect(
+      problems({
+        gateway: { id: 'gw' },
+        sensors: [
+          { id: 'a', ...base, registers: reg(1) },
+          { id: 'b', ...base, registers: reg(3) },
+          { id: 'c', ...base, registers: reg(3) },
+        ],
+      }),
+    ).toEqual([
+      'sensors[2].unitId: same Modbus TCP 10.0.0.5:502 unit 1 registers 3 (function 4) as sensors[1]',
     ]);
   });
 
