@@ -160,9 +160,10 @@ export class Aggregator {
       this.countFault(sensorIndex);
       return;
     }
-    const start = t - (((t % this.windowMs) + this.windowMs) % this.windowMs);
     let w = s.current;
-    if (w === undefined || w.start !== start) w = this.windowFor(s, start);
+    if (w === undefined || t < w.start || t >= w.end) {
+      w = this.windowFor(s, t - (((t % this.windowMs) + this.windowMs) % this.windowMs));
+    }
     if (
       !Number.isFinite(value) ||
       (status !== ReadingStatus.Ok && status !== ReadingStatus.Suspect)

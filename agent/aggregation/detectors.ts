@@ -69,29 +69,43 @@ export function sortedMedian(sorted: ArrayLike<number>, n: number): number {
 }
 
 /**
- * MAD of an ascending array's first n entries around its median, in O(n/2): deviations
- * grow outward from the median on both sides, so merging the two sides walks them in order.
+ * MAD of an ascending array's first n entries around its median, in O(log n): the
+ * deviations left of the median (read leftwards) and right of it (read rightwards) are two
+ * ascending sequences, so the middle deviation is the k-th smallest of two sorted lists.
  */
 export function sortedMad(sorted: ArrayLike<number>, n: number, median: number): number {
-  let r = 0;
-  while (r < n && sorted[r] < median) r++;
-  let l = r - 1;
-  const want = n >> 1; // index (0-based) of the upper middle deviation
-  let prev = 0;
-  let cur = 0;
-  for (let k = 0; k <= want; k++) {
-    const dl = l >= 0 ? median - sorted[l] : Number.POSITIVE_INFINITY;
-    const dr = r < n ? sorted[r] - median : Number.POSITIVE_INFINITY;
-    prev = cur;
-    if (dl <= dr) {
-      cur = dl;
-      l--;
-    } else {
-      cur = dr;
-      r++;
-    }
+  // r = first index with sorted[r] >= median.
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < median) lo = mid + 1;
+    else hi = mid;
   }
-  return n % 2 === 1 ? cur : (prev + cur) / 2;
+  const r = lo;
+  const h = n >> 1;
+  const upper = kthDeviation(sorted, n, r, median, h);
+  return n % 2 === 1 ? upper : (kthDeviation(sorted, n, r, median, h - 1) + upper) / 2;
+}
+
+/** k-th (0-based) smallest of A[j] = median − s[r−1−j] and B[j] = s[r+j] − median. */
+function kthDeviation(s: ArrayLike<number>, n: number, r: number, median: number, k: number) {
+  const na = r;
+  const nb = n - r;
+  let lo = Math.max(0, k + 1 - nb);
+  let hi = Math.min(k + 1, na);
+  while (lo < hi) {
+    const i = (lo + hi) >> 1; // take i from A, k+1−i from B
+    const a = median - s[r - 1 - i];
+    const b = s[r + (k - i)] - median;
+    if (a < b) lo = i + 1;
+    else hi = i;
+  }
+  const i = lo;
+  const j = k + 1 - i;
+  const a = i > 0 ? median - s[r - i] : Number.NEGATIVE_INFINITY;
+  const b = j > 0 ? s[r + j - 1] - median : Number.NEGATIVE_INFINITY;
+  return a > b ? a : b;
 }
 
 /** Modified z-score; 0 when the spread is zero (no evidence either way). */
@@ -154,30 +168,38 @@ export class SeriesDetectors {
       this.run = 1;
     }
     const n = this.size;
-    if (n >= MIN_SPIKE_HISTORY) {
-      const median = sortedMedian(this.sorted, n);
-      const z = robustZ(value, median, sortedMad(this.sorted, n, median));
-      if (z > this.settings.spikeZ) flags |= FLAG_SPIKE;
-    }
+    if (n >= MIN_SPIKE_HISTORY && this.isSpike(value, n)) flags |= FLAG_SPIKE;
     this.remember(value);
     return flags;
   }
 
+  private isSpike(value: number, n: number): boolean {
+    const sorted = this.sorted;
+    const median = sortedMedian(sorted, n);
+    const dev = 0.6745 * Math.abs(value - median);
+    if (n % 2 === 1) {
+      // Cheap lower bound of the MAD (odd n = 2h+1): at least h+1 values lie within ±MAD
+      // of the median, contiguous around index h, so they reach index h−c or h+c with
+      // c = ⌈h/2⌉. Below that bound the value cannot be a spike: skip the exact MAD.
+      const h = n >> 1;
+      const c = (h + 1) >> 1;
+      const low = Math.min(median - sorted[h - c], sorted[h + c] - median);
+      if (dev <= this.settings.spikeZ * low) return false;
+    }
+    return robustZ(value, median, sortedMad(sorted, n, median)) > this.settings.spikeZ;
+  }
+
   private remember(value: number): void {
     const k = this.order.length;
-    if (this.size === k) {
-      this.removeSorted(this.order[this.next]);
-      this.size--;
-    }
+    if (this.size === k) this.replaceSorted(this.order[this.next], value);
+    else this.insertSorted(value);
     this.order[this.next] = value;
     this.next = this.next + 1 === k ? 0 : this.next + 1;
-    this.insertSorted(value);
-    this.size++;
   }
 
   private insertSorted(value: number): void {
     const s = this.sorted;
-    let i = this.size;
+    let i = this.size++;
     while (i > 0 && s[i - 1] > value) {
       s[i] = s[i - 1];
       i--;
@@ -185,16 +207,29 @@ export class SeriesDetectors {
     s[i] = value;
   }
 
-  private removeSorted(value: number): void {
+  /** Swaps the oldest value for the newest, moving only the entries between their ranks. */
+  private replaceSorted(old: number, value: number): void {
     const s = this.sorted;
     const n = this.size;
     let lo = 0;
     let hi = n - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (s[mid] < value) lo = mid + 1;
+      if (s[mid] < old) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < n - 1; i++) s[i] = s[i + 1];
+    let j = lo;
+    if (value >= old) {
+      while (j + 1 < n && s[j + 1] < value) {
+        s[j] = s[j + 1];
+        j++;
+      }
+    } else {
+      while (j > 0 && s[j - 1] > value) {
+        s[j] = s[j - 1];
+        j--;
+      }
+    }
+    s[j] = value;
   }
 }
