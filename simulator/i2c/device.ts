@@ -27,6 +27,7 @@ export const I2C_FAULTS = [
   'crc',
   'stuck',
   'unplugged',
+  'power-on',
 ] as const;
 export type I2CFault = (typeof I2C_FAULTS)[number];
 
