@@ -26,7 +26,7 @@ import { Sampler, type SampledSensor } from '../agent/sampling/sampler.js';
 import { SchedulingLag, type LagSnapshot } from '../agent/sampling/scheduling-lag.js';
 import { createModbusTcp, ModbusTcpPool } from '../drivers/network/modbus-tcp.js';
 import { sleep } from '../drivers/turns.js';
-import { ReadingStatus, type Driver } from '../drivers/types.js';
+import type { Driver } from '../drivers/types.js';
 import { startModbusTcpSensorServer } from '../simulator/network/modbus-tcp-server.js';
 import { lineChartSvg } from './lib/plot.js';
 
@@ -183,16 +183,33 @@ interface Ctx {
   endAt: number;
 }
 
+/** Times every measure() call the same way whatever strategy makes it. */
+function instrumented(driver: Driver, index: number, log: RoundLog): Driver {
+  return {
+    kind: driver.kind,
+    quantities: driver.quantities,
+    resource: driver.resource,
+    async measure(signal) {
+      const start = performance.now();
+      try {
+        const m = await driver.measure(signal);
+        log.add(index, start, performance.now(), true);
+        return m;
+      } catch (err) {
+        log.add(index, start, performance.now(), false);
+        throw err;
+      }
+    },
+  };
+}
+
 async function timedRound(ctx: Ctx, i: number, due: number): Promise<void> {
-  const start = performance.now();
-  ctx.lag.record(start - due);
-  let ok = true;
+  ctx.lag.record(performance.now() - due);
   try {
     await ctx.drivers[i].measure(AbortSignal.timeout(TIMEOUT_MS));
   } catch {
-    ok = false;
+    // Counted as a fault by the instrumented driver.
   }
-  ctx.log.add(i, start, performance.now(), ok);
 }
 
 /** One sensor after the other; a pass starts on its 1 s slot, or at once when it is late. */
@@ -223,7 +240,6 @@ async function runNaive(ctx: Ctx): Promise<void> {
 
 /** The agent's way; returns the lag the sampler itself measured over the window. */
 async function runSampler(ctx: Ctx, startSpreadMs: number): Promise<LagSnapshot> {
-  const wallToMono = Date.now() - performance.now();
   const sensors: SampledSensor[] = ctx.drivers.map((driver, index) => ({
     id: `s${index}`,
     index,
@@ -231,18 +247,15 @@ async function runSampler(ctx: Ctx, startSpreadMs: number): Promise<LagSnapshot>
     intervalMs: INTERVAL_MS,
     timeoutMs: TIMEOUT_MS,
   }));
+  let readings = 0;
   const sampler = new Sampler({
     sensors,
     logger: silentLogger,
     startSpreadMs,
-    emit: (reading, index) => {
-      // One record per round: the first quantity carries the round's start time.
-      if (reading.quantity !== 'temperature') return;
-      const end = performance.now();
-      const start = Math.min(end, reading.t - wallToMono);
-      ctx.log.add(index, start, end, reading.status !== ReadingStatus.Fault);
-    },
+    emit: () => void readings++,
   });
+  // Slots then sit on t0 + k·interval (+ spread), like the other strategies' grids.
+  await sleep(Math.max(0, ctx.t0 - performance.now()));
   sampler.start();
   await sleep(Math.max(0, ctx.windowStart - performance.now()));
   sampler.schedulingLag({ reset: true });
@@ -251,17 +264,22 @@ async function runSampler(ctx: Ctx, startSpreadMs: number): Promise<LagSnapshot>
   // Let the rounds started inside the window finish before stopping.
   await sleep(Math.max(0, ctx.endAt - performance.now()));
   await sampler.stop();
+  if (readings === 0) throw new Error('the sampler emitted no readings');
   return lag;
 }
 
 async function agentMain(strategy: Strategy, n: number, port: number, windowS: number) {
   const baselineRssMB = process.memoryUsage().rss / 2 ** 20;
   const pool = new ModbusTcpPool({ connectionsPerEndpoint: CONNECTIONS, logger: silentLogger });
+  const log = new RoundLog(
+    n,
+    Math.ceil((WARMUP_MS + windowS * 1000 + TIMEOUT_MS) / INTERVAL_MS) + 4,
+  );
   const drivers = Array.from({ length: n }, (_, i) => {
     const unitId = 1 + Math.floor(i / SENSORS_PER_UNIT);
     const base = 1 + 2 * (i % SENSORS_PER_UNIT);
     const spec = { scale: 0.1, signed: true };
-    return createModbusTcp(
+    const driver = createModbusTcp(
       {
         host: '127.0.0.1',
         port,
@@ -274,14 +292,16 @@ async function agentMain(strategy: Strategy, n: number, port: number, windowS: n
       },
       pool,
     );
+    return instrumented(driver, i, log);
   });
   const startSpreadMs = strategy === 'sampler' && n >= 1000 ? INTERVAL_MS : 0;
   const t0 = performance.now() + 50;
-  const windowStart = t0 + WARMUP_MS;
+  // Mid-slot: a round starting a little late or early never crosses a window edge.
+  const windowStart = t0 + WARMUP_MS + INTERVAL_MS / 2;
   const windowEnd = windowStart + windowS * 1000;
   const ctx: Ctx = {
     drivers,
-    log: new RoundLog(n, Math.ceil((WARMUP_MS + windowS * 1000 + TIMEOUT_MS) / INTERVAL_MS) + 4),
+    log,
     lag: new SchedulingLag(),
     t0,
     windowStart,
@@ -397,7 +417,12 @@ function machine(): Machine {
   };
 }
 
-async function orchestrate(ns: number[], windowS: number, write: boolean): Promise<void> {
+async function orchestrate(
+  ns: number[],
+  strategies: Strategy[],
+  windowS: number,
+  write: boolean,
+): Promise<void> {
   const units = Math.ceil(Math.max(...ns) / SENSORS_PER_UNIT);
   const server = forkSelf(['--serve', String(units)]);
   const results: RunResult[] = [];
@@ -405,7 +430,7 @@ async function orchestrate(ns: number[], windowS: number, write: boolean): Promi
   try {
     const { port } = await firstMessage<{ port: number }>(server, 30_000);
     for (const n of ns) {
-      for (const strategy of STRATEGIES) {
+      for (const strategy of strategies) {
         if (server.exitCode !== null) throw new Error('the sensor server process died');
         const child = forkSelf(['--agent', strategy, String(n), String(port), String(windowS)]);
         const budget = WARMUP_MS + windowS * 1000 + 60_000;
@@ -472,11 +497,15 @@ async function main(): Promise<void> {
     options: {
       ns: { type: 'string', default: '10,100,1000,10000' },
       window: { type: 'string', default: '10' },
+      strategies: { type: 'string', default: STRATEGIES.join(',') },
       'no-write': { type: 'boolean', default: false },
     },
   });
   const ns = values.ns.split(',').map(Number);
-  await orchestrate(ns, Number(values.window), !values['no-write']);
+  const strategies = values.strategies.split(',') as Strategy[];
+  const unknown = strategies.filter((x) => !STRATEGIES.includes(x));
+  if (unknown.length > 0) throw new Error(`unknown strategy: ${unknown.join(', ')}`);
+  await orchestrate(ns, strategies, Number(values.window), !values['no-write']);
 }
 
 await main();

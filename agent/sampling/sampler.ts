@@ -160,7 +160,15 @@ export class Sampler {
     const { logger } = this.options;
     const signal = abort.signal;
     const onSkip = (skipped: number) => health.overrun(skipped, this.clock.now());
-    const onLag = (lagMs: number) => this.lag.record(lagMs);
+    // A tick is handed out only once the previous round is over (readings.ts pulls the next
+    // tick after a round), so each tick after the first marks a completed round.
+    let roundSucceeded = false;
+    let ticksSoFar = 0;
+    const onLag = (lagMs: number) => {
+      this.lag.record(lagMs);
+      if (ticksSoFar++ > 0) this.completedRounds++;
+      roundSucceeded = false;
+    };
     const ticks = sensor.schedule
       ? cronTicks(sensor.schedule, { signal, onSkip, onLag })
       : intervalTicks({
@@ -173,20 +181,9 @@ export class Sampler {
           onLag,
         });
 
-    // Each pull of the next tick means the previous round is over.
-    let roundSucceeded = false;
-    let pulled = 0;
-    const countedTicks = async function* (this: Sampler): AsyncGenerator<number> {
-      for await (const due of ticks) {
-        if (pulled++ > 0) this.completedRounds++;
-        roundSucceeded = false;
-        yield due;
-      }
-    }.call(this);
-
     const readings = sensorReadings(guardDriver(sensor.driver, { timeoutMs: sensor.timeoutMs }), {
       sensor: sensor.id,
-      ticks: countedTicks,
+      ticks,
       timeoutMs: sensor.timeoutMs,
       signal,
       now: () => this.clock.wallNow(),
