@@ -59,7 +59,7 @@ export function parseTemperatureFile(text: string): number {
 }
 
 export interface Ds18b20Options {
-  /** Bound on concurrent w1 reads; default the process-wide sharedW1Reads (2). */
+  /** Bound on concurrent w1 reads; default the process-wide sharedW1Reads (half the pool). */
   limiter?: ReadLimiter;
 }
 

@@ -77,7 +77,14 @@ function timeout(signal: AbortSignal): SensorError {
 }
 
 /**
- * The agent-wide default: at most 2 concurrent 1-Wire reads, which leaves 2 of libuv's 4
- * default threads for everything else.
+ * How many 1-Wire reads may block pool threads at once: half of libuv's thread pool
+ * (UV_THREADPOOL_SIZE, default 4 → 2), so the other half stays free for file I/O,
+ * dns.lookup and zlib. Measured in docs/benchmarks/onewire.md.
  */
-export const sharedW1Reads = new ReadLimiter(2);
+export function defaultW1Concurrency(env: NodeJS.ProcessEnv = process.env): number {
+  const pool = Number(env.UV_THREADPOOL_SIZE);
+  return Math.max(1, Math.floor((Number.isInteger(pool) && pool > 0 ? pool : 4) / 2));
+}
+
+/** The agent-wide limiter every DS18B20 shares by default. */
+export const sharedW1Reads = new ReadLimiter(defaultW1Concurrency());

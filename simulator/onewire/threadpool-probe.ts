@@ -58,16 +58,17 @@ export async function probe(
         { limiter },
       ),
     );
-    const signal = AbortSignal.timeout(60_000);
-    for (const d of drivers) await d.open!(signal);
+    // One signal per sensor, as the sampler gives them.
+    const signal = () => AbortSignal.timeout(60_000);
+    for (const d of drivers) await d.open!(signal());
     // Warm-up round: starts the pool's threads and makes sure every writer is waiting.
-    await Promise.all(drivers.map((d) => d.measure(signal)));
+    await Promise.all(drivers.map((d) => d.measure(signal())));
 
     const t0 = performance.now();
     let firstReadAt = Number.POSITIVE_INFINITY;
     let readsOk = 0;
     const reads = drivers.map((d) =>
-      d.measure(signal).then((m) => {
+      d.measure(signal()).then((m) => {
         firstReadAt = Math.min(firstReadAt, performance.now() - t0);
         if (m.length === 1 && Number.isFinite(m[0].value)) readsOk++;
       }),

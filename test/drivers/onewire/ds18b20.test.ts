@@ -246,3 +246,13 @@ describe('ReadLimiter', () => {
     expect(await limiter.run(async () => 'next')).toBe('next');
   });
 });
+
+describe('defaultW1Concurrency', () => {
+  it('takes half the libuv pool, at least one', async () => {
+    const { defaultW1Concurrency } = await import('../../../drivers/onewire/w1-limiter.js');
+    expect(defaultW1Concurrency({})).toBe(2);
+    expect(defaultW1Concurrency({ UV_THREADPOOL_SIZE: '8' })).toBe(4);
+    expect(defaultW1Concurrency({ UV_THREADPOOL_SIZE: '1' })).toBe(1);
+    expect(defaultW1Concurrency({ UV_THREADPOOL_SIZE: 'lots' })).toBe(2);
+  });
+});
