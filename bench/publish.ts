@@ -1,0 +1,398 @@
+/**
+ * Publish benchmark, in one run, against a real mosquitto on an ephemeral loopback port:
+ *   1. end-to-end readings/s with raw publishing on: bodies encoded, spooled (SQLite WAL),
+ *      published at QoS 1 by TelemetryPublisher, received and parsed by a subscriber;
+ *      zero loss checked by seq and by counting readings;
+ *   2. the naive way: one QoS 1 message per reading (same in-flight window of 16);
+ *   3. an outage under steady load (10,000 readings/s): RSS during the outage, then the
+ *      replay rate of the backlog after the broker returns.
+ * Prints JSON. Default outage 30 s (BENCH_OUTAGE_SEC=60 for the full minute).
+ *
+ *   npx tsx bench/publish.ts
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, createConnection } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import mqtt from 'mqtt';
+import { configSchema } from '../agent/config/schema.js';
+import { silentLogger } from '../agent/ops/logger.js';
+import { TelemetryPublisher } from '../agent/publish/publisher.js';
+import { Spool } from '../agent/publish/spool.js';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+const E2E_READINGS = Number(process.env.BENCH_READINGS ?? 3_000_000);
+const READINGS_PER_BATCH = 2500; // ≈ 170 KB of JSON, under batch.maxBytes (256 KiB)
+const NAIVE_READINGS = Number(process.env.BENCH_NAIVE_READINGS ?? 40_000);
+const OUTAGE_SEC = Number(process.env.BENCH_OUTAGE_SEC ?? 30);
+const LOAD_READINGS_PER_SEC = 10_000;
+const SENSORS = 100;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+
+// --- a mosquitto of our own ------------------------------------------------------------
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection({ host: '127.0.0.1', port });
+    c.once('connect', () => (c.destroy(), resolve(true)));
+    c.once('error', () => resolve(false));
+  });
+}
+async function mosquitto(dir: string) {
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      'user root',
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence true',
+      `persistence_location ${dir}/`,
+      'max_queued_messages 0',
+      'max_inflight_messages 100',
+      'message_size_limit 0',
+    ].join('\n') + '\n',
+  );
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+    for (let i = 0; i < 400 && !(await accepts(port)); i++) await sleep(25);
+  };
+  const stop = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    await gone;
+  };
+  await start();
+  return { url: `mqtt://127.0.0.1:${port}`, start, stop };
+}
+
+// --- load ------------------------------------------------------------------------------
+
+let clock = Date.now();
+/** One batch body as the aggregation worker encodes it, raw readings included. */
+function encodeBatch(n: number): Uint8Array {
+  const readings = new Array<{ sensor: string; quantity: string; t: number; v: number }>(n);
+  for (let i = 0; i < n; i++) {
+    readings[i] = {
+      sensor: `sensor-${i % SENSORS}`,
+      quantity: 'temperature',
+      t: clock++,
+      v: Math.round((20 + Math.sin(i / 50) * 5) * 100) / 100,
+    };
+  }
+  const windows = Array.from({ length: 4 }, (_, i) => ({
+    sensor: `sensor-${i}`,
+    quantity: 'temperature',
+    unit: 'Cel',
+    start: clock - 1000,
+    end: clock,
+    count: 25,
+    min: 15,
+    max: 25,
+    mean: 20,
+    stddev: 3.5,
+    last: 21,
+    faults: 0,
+    flags: { range: 0, stuck: 0, spike: 0, powerOn: 0 },
+  }));
+  return Buffer.from(JSON.stringify({ windows, readings }));
+}
+
+interface Tally {
+  /** Distinct telemetry seqs (or messages, for the naive topic). */
+  seqs: number;
+  messages: number;
+  /** Readings in distinct messages. */
+  readings: number;
+}
+
+/**
+ * The subscriber runs in its own process, as it would on another machine: it parses every
+ * payload, dedupes by seq, counts readings, and reports its tally every 50 ms on stdout.
+ */
+const SUBSCRIBER_SOURCE = `
+import mqtt from 'mqtt';
+const [url, clientId, topic, mode] = process.argv.slice(1);
+const seqs = new Set();
+let messages = 0, readings = 0;
+const client = await mqtt.connectAsync(url, { clientId, clean: false, reconnectPeriod: 200 });
+client.on('error', () => undefined);
+client.on('message', (_t, payload) => {
+  messages++;
+  const msg = JSON.parse(payload.toString('utf8'));
+  if (mode === 'naive') { readings++; seqs.add(messages); return; }
+  if (seqs.has(msg.seq)) return;
+  seqs.add(msg.seq);
+  readings += msg.readings ? msg.readings.length : 0;
+});
+await client.subscribeAsync(topic, { qos: 1 });
+process.stdout.write('ready\\n');
+setInterval(() => process.stdout.write(JSON.stringify({ seqs: seqs.size, messages, readings }) + '\\n'), 50);
+process.stdin.on('end', () => client.endAsync(true).then(() => process.exit(0)));
+process.stdin.resume();
+`;
+
+async function subscriber(
+  url: string,
+  clientId: string,
+  topic: string,
+  mode: 'telemetry' | 'naive',
+) {
+  const tally: Tally = { seqs: 0, messages: 0, readings: 0 };
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', SUBSCRIBER_SOURCE, url, clientId, topic, mode],
+    { stdio: ['pipe', 'pipe', 'inherit'], cwd: process.cwd() },
+  );
+  let buffered = '';
+  let ready = false;
+  child.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === 'ready') ready = true;
+      else if (line.startsWith('{')) Object.assign(tally, JSON.parse(line) as Tally);
+    }
+  });
+  await until(() => ready, 30_000);
+  return {
+    tally,
+    close: async () => {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.stdin!.end();
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
+
+function makePublisher(url: string, stateDir: string, gateway: string) {
+  const mqttConfig = configSchema.parse({ gateway: { id: gateway }, mqtt: { url } }).mqtt;
+  const spool = Spool.open(stateDir, { maxBytes: 256 << 20, maxAgeSec: 86400 }, silentLogger);
+  const publisher = new TelemetryPublisher({
+    gateway,
+    mqtt: mqttConfig,
+    spool,
+    logger: silentLogger,
+    status: { version: 'bench', startedAt: Date.now(), sensors: [] },
+  });
+  return { spool, publisher, mqtt: mqttConfig };
+}
+
+async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
+// --- 1. batched, end to end -------------------------------------------------------------
+
+async function batched(url: string, dir: string) {
+  const batches = Math.ceil(E2E_READINGS / READINGS_PER_BATCH);
+  const sub = await subscriber(url, 'bench-e2e', 'edge/e2e/telemetry', 'telemetry');
+  const { spool, publisher } = makePublisher(url, join(dir, 'e2e'), 'e2e');
+  publisher.start();
+  await until(() => publisher.stats().connected, 10_000);
+  const t0 = performance.now();
+  let bytes = 0;
+  for (let i = 0; i < batches; i++) {
+    const body = encodeBatch(READINGS_PER_BATCH);
+    bytes += body.length;
+    publisher.submit(body);
+    // Like the worker, the producer keeps going; yield so the publisher and subscriber run.
+    if (spool.stats().depth > 32) await until(() => spool.stats().depth <= 16, 60_000);
+    else await new Promise((r) => setImmediate(r));
+  }
+  const complete = await until(() => sub.tally.seqs >= batches, 120_000);
+  const seconds = (performance.now() - t0) / 1000;
+  await publisher.stop({ drainMs: 2000 });
+  spool.close();
+  await sub.close();
+  return {
+    readings: batches * READINGS_PER_BATCH,
+    readingsPerBatch: READINGS_PER_BATCH,
+    batches,
+    meanBatchBytes: Math.round(bytes / batches),
+    seconds: Math.round(seconds * 100) / 100,
+    readingsPerSec: Math.round((batches * READINGS_PER_BATCH) / seconds),
+    mbPerSec: mb(bytes / seconds),
+    received: sub.tally.readings,
+    lost: batches * READINGS_PER_BATCH - sub.tally.readings,
+    duplicateMessages: sub.tally.messages - sub.tally.seqs,
+    complete,
+  };
+}
+
+// --- 2. naive: one message per reading ---------------------------------------------------
+
+async function naive(url: string) {
+  const sub = await subscriber(url, 'bench-naive', 'edge/naive/reading', 'naive');
+  const client = await mqtt.connectAsync(url, { clientId: 'bench-naive-pub' });
+  const window = 16;
+  let inflight = 0;
+  let acked = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < NAIVE_READINGS; i++) {
+    while (inflight >= window) await new Promise((r) => setImmediate(r));
+    inflight++;
+    const reading = {
+      sensor: `sensor-${i % SENSORS}`,
+      quantity: 'temperature',
+      t: clock++,
+      v: 21.5,
+    };
+    client.publish('edge/naive/reading', JSON.stringify(reading), { qos: 1 }, () => {
+      inflight--;
+      acked++;
+    });
+  }
+  await until(() => sub.tally.readings >= NAIVE_READINGS && acked >= NAIVE_READINGS, 120_000);
+  const seconds = (performance.now() - t0) / 1000;
+  await client.endAsync();
+  await sub.close();
+  return {
+    readings: NAIVE_READINGS,
+    seconds: Math.round(seconds * 100) / 100,
+    readingsPerSec: Math.round(NAIVE_READINGS / seconds),
+    received: sub.tally.readings,
+  };
+}
+
+// --- 3. outage under steady load: RSS, then replay ---------------------------------------
+
+async function outage(broker: Awaited<ReturnType<typeof mosquitto>>, dir: string) {
+  const sub = await subscriber(broker.url, 'bench-outage', 'edge/outage/telemetry', 'telemetry');
+  const { spool, publisher } = makePublisher(broker.url, join(dir, 'outage'), 'outage');
+  publisher.start();
+  await until(() => publisher.stats().connected, 10_000);
+  // Steady load: 10,000 readings/s as 4 batches of 2,500 per second.
+  const periodMs = (READINGS_PER_BATCH / LOAD_READINGS_PER_SEC) * 1000;
+  let submitted = 0;
+  const load = setInterval(() => {
+    publisher.submit(encodeBatch(READINGS_PER_BATCH));
+    submitted++;
+  }, periodMs);
+  await sleep(5000); // warm: caches, JIT, SQLite pages
+  gc();
+  const rssBefore = process.memoryUsage().rss;
+  let rssMax = rssBefore;
+  const rssSamples: number[] = [];
+  await broker.stop();
+  const outageStart = performance.now();
+  const startSeq = spool.stats().lastSeq;
+  while (performance.now() - outageStart < OUTAGE_SEC * 1000) {
+    await sleep(500);
+    const rss = process.memoryUsage().rss;
+    rssSamples.push(mb(rss));
+    rssMax = Math.max(rssMax, rss);
+  }
+  const outageSeconds = (performance.now() - outageStart) / 1000;
+  const backlog = spool.stats().depth;
+  const backlogBytes = spool.stats().bytes;
+  const accumulatedBatches = spool.stats().lastSeq - startSeq;
+  await broker.start();
+  const replayStart = performance.now();
+  const arrivedBefore = submitted;
+  await until(() => publisher.stats().connected, 60_000);
+  const reconnectMs = Math.round(performance.now() - replayStart);
+  // The backoff decides when we reconnect; the replay rate counts from the reconnect.
+  const connectedAt = performance.now();
+  const arrivedBeforeConnect = submitted;
+  const backlogAtConnect = spool.stats().depth;
+  const drained = await until(
+    () => spool.stats().depth <= 1 && publisher.stats().inflight === 0,
+    300_000,
+  );
+  const replaySeconds = (performance.now() - connectedAt) / 1000;
+  const arrivedDuring = submitted - arrivedBeforeConnect;
+  const arrivedDuringOutageAndReconnect = arrivedBeforeConnect - arrivedBefore;
+  clearInterval(load);
+  const lastSeq = spool.stats().lastSeq;
+  await publisher.stop({ drainMs: 10_000 });
+  await until(() => sub.tally.seqs >= lastSeq, 60_000);
+  spool.close();
+  await sub.close();
+  const accumulationRate = accumulatedBatches / outageSeconds;
+  // Net drain: the backlog plus what kept arriving, over the time it took.
+  const drainRate = (backlogAtConnect + arrivedDuring) / replaySeconds;
+  return {
+    loadReadingsPerSec: LOAD_READINGS_PER_SEC,
+    outageSeconds: Math.round(outageSeconds * 10) / 10,
+    backlogBatches: backlog,
+    backlogMB: mb(backlogBytes),
+    accumulationBatchesPerSec: Math.round(accumulationRate * 10) / 10,
+    reconnectMs,
+    arrivedWhileReconnecting: arrivedDuringOutageAndReconnect,
+    backlogAtReconnect: backlogAtConnect,
+    arrivedDuringReplay: arrivedDuring,
+    replaySeconds: Math.round(replaySeconds * 100) / 100,
+    drainBatchesPerSec: Math.round(drainRate * 10) / 10,
+    drainVsAccumulation: Math.round((drainRate / accumulationRate) * 10) / 10,
+    drained,
+    rssBeforeMB: mb(rssBefore),
+    rssMaxDuringOutageMB: mb(rssMax),
+    rssGrowthMB: mb(rssMax - rssBefore),
+    rssSamplesMB: rssSamples,
+    lastSeq,
+    receivedDistinctSeqs: sub.tally.seqs,
+    lostBatches: lastSeq - sub.tally.seqs,
+  };
+}
+
+async function main() {
+  const dir = mkdtempSync(join(os.tmpdir(), 'bench-publish-'));
+  const broker = await mosquitto(dir);
+  try {
+    const e2e = await batched(broker.url, dir);
+    const naiveResult = await naive(broker.url);
+    const out = await outage(broker, dir);
+    const result = {
+      bench: 'publish',
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      loadavg: os.loadavg().map((l) => Math.round(l * 100) / 100),
+      batched: e2e,
+      naive: naiveResult,
+      batchedVsNaive: Math.round((e2e.readingsPerSec / naiveResult.readingsPerSec) * 10) / 10,
+      outage: out,
+      targets: {
+        e2eReadingsPerSec500k: e2e.readingsPerSec >= 500_000 && e2e.lost === 0,
+        atLeast20xNaive: e2e.readingsPerSec >= 20 * naiveResult.readingsPerSec,
+        drains10xFaster: out.drainVsAccumulation >= 10,
+        rssGrowthAtMost10MB: out.rssGrowthMB <= 10,
+      },
+    };
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  } finally {
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
