@@ -25,8 +25,9 @@ export interface ModbusTcpPoolOptions {
   connectTimeoutMs?: number;
   /**
    * A connection on which requests time out while nothing at all has arrived for this long
-   * is taken for dead (gateway power-cycled without a reset) and dialled again. One unit
-   * that never answers does not trigger it as long as other replies arrive. Default 10 s.
+   * (and nothing since the timed-out request left) is taken for dead (gateway power-cycled
+   * without a reset) and dialled again. One unit that never answers does not trigger it as
+   * long as other replies arrive. Default 10 s.
    */
   silentAfterMs?: number;
   logger?: Logger;
@@ -62,6 +63,8 @@ class Connection {
   private closed = false;
   /** When the last byte arrived (or the connection was dialled). */
   private lastDataAt = Date.now();
+  /** Chunks received so far: tells whether anything arrived since a request was sent. */
+  private dataChunks = 0;
 
   constructor(
     readonly endpoint: string,
@@ -109,17 +112,23 @@ class Connection {
     while (this.outstanding.has(tid)) tid = (tid + 1) & 0xffff;
     this.nextTid = (tid + 1) & 0xffff;
 
+    const chunksAtSend = this.dataChunks;
     return new Promise<Buffer>((resolve, reject) => {
       const onAbort = () => {
         this.outstanding.delete(tid);
         this.unrefWhenIdle();
         reject(new SensorError('TIMEOUT', `no reply from ${this.endpoint} unit ${unitId} in time`));
-        const silentMs = Date.now() - this.lastDataAt;
-        if (silentMs > this.silentAfterMs) {
-          this.fail(
-            new SensorError('DISCONNECTED', `nothing from ${this.endpoint} for ${silentMs} ms`),
-          );
-        }
+        // Dead only if nothing at all arrived since this request left. Checked after the
+        // poll phase (setImmediate), so replies that waited in the kernel while the event
+        // loop was busy are counted first.
+        setImmediate(() => {
+          const silentMs = Date.now() - this.lastDataAt;
+          if (this.dataChunks === chunksAtSend && silentMs > this.silentAfterMs) {
+            this.fail(
+              new SensorError('DISCONNECTED', `nothing from ${this.endpoint} for ${silentMs} ms`),
+            );
+          }
+        });
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -148,6 +157,7 @@ class Connection {
 
   private onData(chunk: Buffer): void {
     this.lastDataAt = Date.now();
+    this.dataChunks++;
     let frames: MbapFrame[];
     try {
       frames = this.reader.push(chunk);

@@ -98,7 +98,7 @@ describe('modbus-tcp driver against the simulated gateway', () => {
       const device = server.device(1, 1);
       const seen: SensorError[] = [];
       const readings = await readAll(createModbusTcp(configFor(server, 0), newPool()), {
-        timeoutMs: 300,
+        timeoutMs: 750,
         ticks: ticks(6, 20, (i) => device.inject(i < 3 ? fault : null)),
         onFault: (e) => seen.push(e),
       });
@@ -119,8 +119,8 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     server.device(1, 1).inject('timeout');
     const pool = newPool();
     const [bad, good] = await Promise.all([
-      readAll(createModbusTcp(configFor(server, 0), pool), { timeoutMs: 300, ticks: ticks(3, 10) }),
-      readAll(createModbusTcp(configFor(server, 1), pool), { timeoutMs: 300, ticks: ticks(3, 10) }),
+      readAll(createModbusTcp(configFor(server, 0), pool), { timeoutMs: 750, ticks: ticks(3, 10) }),
+      readAll(createModbusTcp(configFor(server, 1), pool), { timeoutMs: 750, ticks: ticks(3, 10) }),
     ]);
     expect(faultsOf(bad)).toHaveLength(6);
     expect(okOf(good)).toHaveLength(6);
@@ -278,6 +278,7 @@ describe('modbus-tcp driver against the simulated gateway', () => {
         await driver
           .measure(AbortSignal.timeout(100))
           .catch((e: SensorError) => codes.push(e.code));
+        await new Promise((r) => setTimeout(r, 20)); // the gap between two ticks
       }
       expect(codes).toEqual(['TIMEOUT', 'TIMEOUT', 'TIMEOUT']);
       // The first timeout came before the silence limit; a later one dropped the connection.
@@ -296,7 +297,8 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     pools.push(pool);
     const bad = createModbusTcp(configFor(server, 0), pool);
     const good = createModbusTcp(configFor(server, 1), pool);
-    for (let i = 0; i < 4; i++) {
+    // 8 rounds of a 100 ms timeout outlast silentAfterMs, but replies keep arriving.
+    for (let i = 0; i < 8; i++) {
       await Promise.all([
         bad.measure(AbortSignal.timeout(100)).catch(() => undefined),
         good.measure(AbortSignal.timeout(5000)),
