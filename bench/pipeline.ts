@@ -6,7 +6,7 @@
  * plus loss accounting under each overflow policy and heap growth. Prints JSON.
  *
  *   npx tsx bench/pipeline.ts            (or node dist/bench/pipeline.js after a build)
- *   BENCH_READINGS=20000000 npx tsx bench/pipeline.ts
+ *   BENCH_READINGS=4000000 BENCH_ROUNDS=3 BENCH_POSTMESSAGE_READINGS=300000 (the defaults)
  */
 import os from 'node:os';
 import v8 from 'node:v8';
@@ -20,8 +20,9 @@ import { sibling, spawnWorker } from './lib/spawn.js';
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
-const N = Number(process.env.BENCH_READINGS ?? 10_000_000);
-const N_POSTMESSAGE = Number(process.env.BENCH_POSTMESSAGE_READINGS ?? 500_000);
+const N = Number(process.env.BENCH_READINGS ?? 4_000_000);
+const N_POSTMESSAGE = Number(process.env.BENCH_POSTMESSAGE_READINGS ?? 300_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SENSORS = 100;
 const CAPACITY = 65_536;
 const WINDOW_MS = 10_000;
@@ -87,20 +88,22 @@ async function ringPipeline() {
   const { worker, bodies } = startAggregation(ring);
   await worker.flush(); // worker up and warm
   const heap: number[] = [heapMb()];
-  const workerHeap: number[] = [round((await worker.stats()).heapUsedBytes / 1048576, 2)];
+  const workerHeap: number[] = [
+    round((await worker.stats({ collectGarbage: true })).heapUsedBytes / 1048576, 2),
+  ];
   const t0 = performance.now();
   await produce(ring, 0, N);
   await worker.flush();
   const seconds = (performance.now() - t0) / 1000;
   // Heap after the run, and after a second run of the same size: it must not grow with N.
   heap.push(heapMb());
-  workerHeap.push(round((await worker.stats()).heapUsedBytes / 1048576, 2));
+  workerHeap.push(round((await worker.stats({ collectGarbage: true })).heapUsedBytes / 1048576, 2));
   const counted = countIn(bodies);
   bodies.length = 0;
   await produce(ring, N, N);
   await worker.flush();
   heap.push(heapMb());
-  workerHeap.push(round((await worker.stats()).heapUsedBytes / 1048576, 2));
+  workerHeap.push(round((await worker.stats({ collectGarbage: true })).heapUsedBytes / 1048576, 2));
   const again = countIn(bodies);
   const c = ring.counters();
   await worker.stop();
@@ -175,6 +178,8 @@ async function lossAccounting(policy: OverflowPolicy) {
   };
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 async function main() {
   const cpus = os.cpus();
   const machine = {
@@ -182,36 +187,62 @@ async function main() {
     cpuModel: cpus[0]?.model ?? 'unknown',
     node: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    loadAvg: os.loadavg().map((x) => round(x, 2)),
+    loadAvgAtStart: os.loadavg().map((x) => round(x, 2)),
   };
-  const pipeline = await ringPipeline();
+  // Rounds alternate the pipeline and the bare copy, so each ratio compares neighbours in
+  // time on a machine whose load changes; the medians are the headline figures.
+  const rounds = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const pipeline = await ringPipeline();
+    const copy = await bareCopy();
+    rounds.push({
+      pipeline,
+      copy,
+      ofBareCopy: round(pipeline.readingsPerSec / copy.readingsPerSec, 3),
+    });
+  }
   const postMessage = await postMessageBaseline();
-  const copy = await bareCopy();
+  const pipelineRate = median(rounds.map((r) => r.pipeline.readingsPerSec));
+  const copyRate = median(rounds.map((r) => r.copy.readingsPerSec));
+  const ofBareCopy = median(rounds.map((r) => r.ofBareCopy));
+  const lost = rounds.reduce((n, r) => n + r.pipeline.lost + r.pipeline.secondRun.lost, 0);
   const block = {
-    pushed: N,
-    aggregated: pipeline.readingsInWindows,
-    lost: pipeline.lost,
-    dropped: pipeline.ring.dropped,
+    pushed: rounds.reduce((n, r) => n + 2 * r.pipeline.readings, 0),
+    lost,
+    dropped: rounds.reduce((n, r) => n + r.pipeline.ring.dropped, 0),
   };
   const dropOldest = await lossAccounting('drop-oldest');
   const dropNewest = await lossAccounting('drop-newest');
   const result = {
-    machine,
-    config: { sensors: SENSORS, ringCapacity: CAPACITY, windowMs: WINDOW_MS, readings: N },
-    ringAggregation: pipeline,
-    postMessagePerReading: postMessage,
-    bareSharedArrayBufferCopy: copy,
-    ratios: {
-      vsPostMessage: round(pipeline.readingsPerSec / postMessage.readingsPerSec, 1),
-      ofBareCopy: round(pipeline.readingsPerSec / copy.readingsPerSec, 3),
+    machine: { ...machine, loadAvgAtEnd: os.loadavg().map((x) => round(x, 2)) },
+    config: {
+      sensors: SENSORS,
+      ringCapacity: CAPACITY,
+      windowMs: WINDOW_MS,
+      readingsPerRun: N,
+      rounds: ROUNDS,
+    },
+    summary: {
+      ringAggregationPerSec: pipelineRate,
+      postMessagePerSec: postMessage.readingsPerSec,
+      bareCopyPerSec: copyRate,
+      vsPostMessage: round(pipelineRate / postMessage.readingsPerSec, 1),
+      ofBareCopy,
     },
     targets: {
-      atLeast5MPerSec: pipeline.readingsPerSec >= 5_000_000,
-      atLeast10xPostMessage: pipeline.readingsPerSec >= 10 * postMessage.readingsPerSec,
-      atLeastHalfOfBareCopy: pipeline.readingsPerSec >= 0.5 * copy.readingsPerSec,
+      atLeast5MPerSec: pipelineRate >= 5_000_000,
+      atLeast10xPostMessage: pipelineRate >= 10 * postMessage.readingsPerSec,
+      atLeastHalfOfBareCopy: ofBareCopy >= 0.5,
       zeroLossUnderBlock: block.lost === 0 && block.dropped === 0,
       dropCounterEqualsMissing: dropOldest.missingEqualsDropped && dropNewest.missingEqualsDropped,
+      heapFlat: rounds.every(
+        (r) =>
+          r.pipeline.mainHeapMb.afterRun2 - r.pipeline.mainHeapMb.afterRun1 < 1 &&
+          r.pipeline.workerHeapMb.afterRun2 - r.pipeline.workerHeapMb.afterRun1 < 1,
+      ),
     },
+    rounds,
+    postMessagePerReading: postMessage,
     loss: { block, dropOldest, dropNewest },
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -171,8 +171,9 @@ export class AggregationWorker {
     await this.request('sensors').catch(() => undefined);
   }
 
-  async stats(): Promise<WorkerStats> {
-    const live = await this.request('stats');
+  /** `collectGarbage` (with --expose-gc only) makes heapUsedBytes exclude garbage. */
+  async stats(options: { collectGarbage?: boolean } = {}): Promise<WorkerStats> {
+    const live = await this.request('stats', options.collectGarbage === true);
     this.lastStats = live.stats;
     return {
       ...addStats(this.carried, live.stats),
@@ -273,11 +274,18 @@ export class AggregationWorker {
     p.resolve({ stats: m.stats, heapUsedBytes: m.heapUsedBytes });
   }
 
-  private request(type: 'flush' | 'stats' | 'stop' | 'sensors'): Promise<WorkerAnswer> {
+  private request(
+    type: 'flush' | 'stats' | 'stop' | 'sensors',
+    collectGarbage = false,
+  ): Promise<WorkerAnswer> {
     if (this.stopping) return Promise.reject(new Error('aggregation worker stopped'));
     const id = this.nextId++;
     const msg: ControlMessage & { id: number } =
-      type === 'sensors' ? { type, id, sensors: this.sensors } : { type, id };
+      type === 'sensors'
+        ? { type, id, sensors: this.sensors }
+        : type === 'stats'
+          ? { type, id, collectGarbage }
+          : { type, id };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { msg, resolve, reject });
       if (!this.restarting) this.send(msg);

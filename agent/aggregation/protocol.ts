@@ -16,7 +16,7 @@ export interface WorkerInit {
 /** Host → worker (on the control port). */
 export type ControlMessage =
   | { type: 'flush'; id: number }
-  | { type: 'stats'; id: number }
+  | { type: 'stats'; id: number; collectGarbage?: boolean }
   | { type: 'sensors'; id: number; sensors: Array<SensorSpec | null | undefined> }
   | { type: 'stop'; id: number }
   /** Test/diagnostic only (needs faultInjection): throw, or block the thread for ms. */

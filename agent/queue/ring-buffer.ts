@@ -33,7 +33,8 @@
  * Conservation: pushes attempted (excluding block refusals) = read + dropped + fill.
  *
  * Sleeping: the consumer raises its waiting flag, re-checks, then Atomics.wait()s on `head`;
- * the producer notifies only when that flag is up. Atomics are sequentially consistent, so
+ * the producer notifies only when it is the one to clear that flag (one notify per sleep,
+ * not one per push while the sleeper wakes up). Atomics are sequentially consistent, so
  * either the producer sees the flag or the consumer sees the new head — no lost wake-up and
  * no notify syscall per push.
  */
@@ -173,7 +174,13 @@ export class RingBuffer {
     const next = (head + 1) | 0;
     if (next === 0) this.wrapHead();
     else Atomics.store(ctrl, HEAD, next);
-    if (Atomics.load(ctrl, CONSUMER_WAITING) !== 0) Atomics.notify(ctrl, HEAD);
+    // One notify per sleep: whoever clears the flag wakes the consumer.
+    if (
+      Atomics.load(ctrl, CONSUMER_WAITING) !== 0 &&
+      Atomics.exchange(ctrl, CONSUMER_WAITING, 0) !== 0
+    ) {
+      Atomics.notify(ctrl, HEAD);
+    }
     return true;
   }
 
@@ -275,7 +282,7 @@ export class RingBuffer {
       if (((seen - tail) | 0) >>> 0 >= n) return 0; // all copied records were taken
       from = seen;
     }
-    if (Atomics.load(ctrl, PRODUCER_WAITING) !== 0) Atomics.notify(ctrl, TAIL);
+    this.wakeProducer();
     const skip = ((from - tail) | 0) >>> 0;
     const got = n - skip;
     this.write64(READ_LO, this.read64(READ_LO) + got);
@@ -290,7 +297,17 @@ export class RingBuffer {
     const ctrl = this.ctrl;
     Atomics.store(ctrl, TAIL, (tail + n) | 0);
     this.write64(READ_LO, this.read64(READ_LO) + n);
-    if (Atomics.load(ctrl, PRODUCER_WAITING) !== 0) Atomics.notify(ctrl, TAIL);
+    this.wakeProducer();
+  }
+
+  private wakeProducer(): void {
+    const ctrl = this.ctrl;
+    if (
+      Atomics.load(ctrl, PRODUCER_WAITING) !== 0 &&
+      Atomics.exchange(ctrl, PRODUCER_WAITING, 0) !== 0
+    ) {
+      Atomics.notify(ctrl, TAIL);
+    }
   }
 
   /**
