@@ -3,7 +3,8 @@
  * has one (MCP9808 0x06/0x07, BME280/BMP280 0xD0, Si7021 electronic ID), otherwise by a
  * harmless probe (SHT3x status with a valid CRC, TMP102's read-only R1:R0 = 11 in its
  * configuration) and, failing that, by the address range.
- * Only reads — nothing here changes a chip's configuration.
+ * Reads only, apart from the SHT3x status command at 0x44/0x45 and the Si70xx ID command,
+ * sent only to a chip whose user register already looks like an Si70xx's.
  */
 import type { I2CBus } from '../types.js';
 import { BME280_CHIP_ID, BMP280_CHIP_ID, BME280_REG_CHIP_ID } from './bme280.js';
@@ -13,7 +14,7 @@ import {
   MCP9808_REG_MANUFACTURER_ID,
   mcp9808IdMismatch,
 } from './mcp9808.js';
-import { SI7021_USER_REG_RESERVED, SI7021_CMD_READ_USER_REG } from './si7021.js';
+import { SI7021_CMD_READ_USER_REG, si7021UserRegisterFamily } from './si7021.js';
 
 export interface IdentifiedDevice {
   address: number;
@@ -63,6 +64,13 @@ async function identifyBme280(bus: I2CBus, address: number): Promise<string> {
 }
 
 async function identifySi70xx(bus: I2CBus, address: number): Promise<string> {
+  // The user register first: a plain register read, harmless for whatever else sits at
+  // 0x40 (INA219, PCA9685, HDC1080); only a chip that looks like an Si70xx gets the
+  // two-byte electronic-ID command.
+  const user = await attempt(() => bus.readByte(address, SI7021_CMD_READ_USER_REG));
+  const family = user === undefined ? undefined : si7021UserRegisterFamily(user);
+  if (family === 'htu21d') return 'HTU21D (user register 0x02 family)';
+  if (family === undefined) return 'unknown (Si7021/HTU21D address)';
   const snb3 = await attempt(async () => {
     await bus.i2cWrite(address, 2, Buffer.from([0xfc, 0xc9]));
     const buf = Buffer.alloc(3);
@@ -71,10 +79,7 @@ async function identifySi70xx(bus: I2CBus, address: number): Promise<string> {
   });
   if (snb3 !== undefined && SI70XX_IDS[snb3])
     return `${SI70XX_IDS[snb3]} (electronic id ${hex(snb3)})`;
-  const user = await attempt(() => bus.readByte(address, SI7021_CMD_READ_USER_REG));
-  if (user !== undefined && (user & SI7021_USER_REG_RESERVED) === SI7021_USER_REG_RESERVED)
-    return 'HTU21D or Si7021-compatible (no electronic ID)';
-  return 'unknown (Si7021/HTU21D address)';
+  return 'Si7021-compatible (no electronic ID)';
 }
 
 async function identifySht3x(bus: I2CBus, address: number): Promise<string> {

@@ -12,8 +12,10 @@
  *   CRC-8 polynomial 0x31, init 0x00.
  * - T = 175.72 · raw / 65536 − 46.85 °C; RH = 125 · raw / 65536 − 6 %, which may leave
  *   0..100 slightly and is clamped, as the datasheet advises.
- * - Reset 0xFE (15 ms). User register 1 read 0xE7, power-on 0x3A: reserved bits 5..3 and 1
- *   read as 1 — the presence / identity probe, since the HTU21D lacks the electronic ID.
+ * - Reset 0xFE (15 ms). User register 1 read 0xE7: power-on 0x3A on the Si7021 (reserved
+ *   bits 5..3 and 1 read 1), 0x02 on the HTU21D (bit 1 "disable OTP reload" = 1, bits 5..3
+ *   reserved 0). Bit 1 reads 1 on both: the presence / identity probe, since the HTU21D
+ *   lacks the electronic ID.
  * - Electronic ID second word: 0xFC 0xC9 → SNB3 (0x15 Si7021, 0x14 Si7020, 0x0D Si7013),
  *   used by `edge-agent scan`.
  * Humidity and temperature are separate conversions (HTU21D cannot read the temperature of
@@ -30,7 +32,16 @@ export const SI7021_CMD_MEASURE_T_NO_HOLD = 0xf3;
 export const SI7021_CMD_MEASURE_RH_NO_HOLD = 0xf5;
 export const SI7021_CMD_RESET = 0xfe;
 export const SI7021_CMD_READ_USER_REG = 0xe7;
-export const SI7021_USER_REG_RESERVED = 0x3a;
+/** User register power-on values: Si7021 0x3A, HTU21D 0x02. */
+export const SI7021_USER_REG_POWER_ON = 0x3a;
+export const HTU21D_USER_REG_POWER_ON = 0x02;
+
+/** The user register's family, judged by the bits that never change (5..3 and 1). */
+export function si7021UserRegisterFamily(user: number): 'si70xx' | 'htu21d' | undefined {
+  if ((user & 0x3a) === SI7021_USER_REG_POWER_ON) return 'si70xx';
+  if ((user & 0x3a) === HTU21D_USER_REG_POWER_ON) return 'htu21d';
+  return undefined;
+}
 export const SI7021_CRC_INIT = 0x00;
 const RESET_MS = 15;
 /** Read-poll period and bound while the chip NACKs during a conversion. */
@@ -104,10 +115,10 @@ export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus
         const user = await bus.transfer((b) => b.readByte(address, SI7021_CMD_READ_USER_REG), {
           signal,
         });
-        if ((user & SI7021_USER_REG_RESERVED) !== SI7021_USER_REG_RESERVED)
+        if (si7021UserRegisterFamily(user) === undefined)
           throw new SensorError(
             'DEVICE',
-            `not an Si7021/HTU21D: user register 0x${user.toString(16)} (reserved bits 0x3a must read 1)`,
+            `not an Si7021/HTU21D: user register 0x${user.toString(16)} (expected 0x3a or 0x02 in bits 5..3, 1)`,
           );
       }),
     measure: (signal) =>

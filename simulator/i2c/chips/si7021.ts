@@ -2,7 +2,7 @@
  * Si7021 / HTU21D model: single-byte commands; "no hold" measurements (0xF3 T, 0xF5 RH)
  * NACK the read address until the conversion is done (T 7 ms, RH 10 ms + T, typical at
  * 14 / 12 bit); result MSB LSB CRC (CRC-8 0x31 init 0x00); user register 1 (0xE7 / 0xE6,
- * power-on 0x3A); reset 0xFE; electronic ID (0xFA 0x0F / 0xFC 0xC9), which the HTU21D
+ * power-on 0x3A, HTU21D 0x02); reset 0xFE; electronic ID (0xFA 0x0F / 0xFC 0xC9), which the HTU21D
  * does not answer.
  */
 import { crc8 } from '../../../drivers/i2c/crc8.js';
@@ -30,6 +30,8 @@ export interface Si7021Options extends SimulatedDeviceOptions {
 export class SimulatedSi7021 extends SimulatedI2CDevice {
   readonly chip: string;
   private userRegister = 0x3a;
+  /** Bits 5..3 and 1 that always read the same: 0x3A Si7021, 0x02 HTU21D. */
+  private readonly fixedBits: number;
   private pending: { readyAt: number; startedAt: number; humidity: boolean } | undefined;
   private output: Uint8Array | undefined;
   private readyAt = 0;
@@ -44,12 +46,14 @@ export class SimulatedSi7021 extends SimulatedI2CDevice {
     );
     this.deviceId = 'deviceId' in options ? options.deviceId : 0x15;
     this.chip = this.deviceId === undefined ? 'HTU21D' : 'Si7021';
+    this.fixedBits = this.deviceId === undefined ? 0x02 : 0x3a;
+    this.userRegister = this.fixedBits;
     this.temperatureMs = options.temperatureMs ?? 7;
     this.humidityMs = options.humidityMs ?? 17;
   }
 
   protected reset(now: number): void {
-    this.userRegister = 0x3a;
+    this.userRegister = this.fixedBits;
     this.pending = undefined;
     this.output = undefined;
     this.readyAt = now;
@@ -72,7 +76,7 @@ export class SimulatedSi7021 extends SimulatedI2CDevice {
         this.output = Uint8Array.of(this.userRegister);
         return;
       case 0xe6:
-        if (arg !== undefined) this.userRegister = (arg & 0xc5) | 0x3a;
+        if (arg !== undefined) this.userRegister = (arg & 0xc5) | this.fixedBits;
         return;
       case 0xfe:
         this.reset(now);

@@ -30,7 +30,7 @@ describe('identifyI2CDevices', () => {
     bus.attach(0x4b, new SimulatedTmp102());
     const found = await identifyI2CDevices(bus);
     expect(found.map(formatIdentified)).toEqual([
-      '0x40: HTU21D or Si7021-compatible (no electronic ID)',
+      '0x40: HTU21D (user register 0x02 family)',
       expect.stringMatching(/^0x4b: TMP102/),
       '0x4e: LM75 (by address)',
       expect.stringMatching(/^0x77: BMP280/),

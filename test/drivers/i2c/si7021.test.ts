@@ -4,9 +4,11 @@ import {
   si7021Celsius,
   si7021Crc,
   si7021Humidity,
+  si7021UserRegisterFamily,
   si7021Word,
 } from '../../../drivers/i2c/si7021.js';
 import { SimulatedSi7021 } from '../../../simulator/i2c/chips/si7021.js';
+import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
 import { common, run, sharedOver } from './helpers.js';
 
 describe('Si7021 / HTU21D conversions and CRC', () => {
@@ -129,6 +131,28 @@ describe('Si7021 driver against the simulated chip', () => {
     expect(faults.map((f) => f.code)).toEqual(['CRC']);
     expect(ok).toHaveLength(2);
     for (const r of ok) expect(r.value).toBeCloseTo(22, 1);
+  });
+
+  it('a chip at 0x40 whose user register is no Si7021/HTU21D one is refused (DEVICE)', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x40, new SimulatedTmp102()); // reads 0x50 where the user register would be
+    const { faults, ok } = await run(
+      createSi7021({ ...config, quantities: ['temperature'] }, bus),
+      {
+        ticks: 1,
+      },
+    );
+    expect(ok).toEqual([]);
+    expect(faults.map((f) => f.code)).toEqual(['DEVICE']);
+  });
+
+  it('classifies user registers by their fixed bits', () => {
+    expect(si7021UserRegisterFamily(0x3a)).toBe('si70xx');
+    expect(si7021UserRegisterFamily(0xbb)).toBe('si70xx'); // resolution / heater bits set
+    expect(si7021UserRegisterFamily(0x02)).toBe('htu21d');
+    expect(si7021UserRegisterFamily(0x83)).toBe('htu21d');
+    expect(si7021UserRegisterFamily(0x00)).toBeUndefined();
+    expect(si7021UserRegisterFamily(0x50)).toBeUndefined();
   });
 
   it('rejects quantities the chip cannot measure', () => {

@@ -159,9 +159,10 @@ describe('Si7021 model', () => {
     expect(await bus.readByte(0x40, 0xe7)).toBe(0x3a);
   });
 
-  it('an HTU21D NACKs the electronic ID command', async () => {
+  it('an HTU21D: user register 0x02, NACKs the electronic ID command', async () => {
     const { bus } = manualBus();
     bus.attach(0x40, new SimulatedSi7021({ deviceId: undefined }));
+    expect(await bus.readByte(0x40, 0xe7)).toBe(0x02);
     expect(await code(bus.i2cWrite(0x40, 2, Buffer.from([0xfc, 0xc9])))).toBe('ENXIO');
   });
 });
