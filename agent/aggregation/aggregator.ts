@@ -170,6 +170,8 @@ export class Aggregator {
     ) {
       w.faults++;
       this.countFault(sensorIndex);
+      // Raw mode shows the failed read too, with v null (docs/payload.md).
+      if (this.settings.raw) this.addRaw(s, t, Number.NaN);
       return;
     }
     const flags = s.detectors.check(value);

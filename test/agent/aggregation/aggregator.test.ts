@@ -231,14 +231,17 @@ describe('Aggregator windows', () => {
     const { agg, bodies } = collect({ raw: true, maxDelayMs: 1000 });
     agg.tick(100_000);
     agg.add(0, 0, 100_000, 20.5, 0);
-    agg.add(0, 0, 100_500, NaN, ReadingStatus.Fault); // faults are not raw readings
+    agg.add(0, 0, 100_500, NaN, ReadingStatus.Fault); // a failed read: v null
     agg.tick(100_900);
     expect(bodies()).toHaveLength(0);
     agg.tick(101_000);
     expect(bodies()).toEqual([
       {
         windows: [],
-        readings: [{ sensor: 'boiler-in', quantity: 'temperature', t: 100_000, v: 20.5 }],
+        readings: [
+          { sensor: 'boiler-in', quantity: 'temperature', t: 100_000, v: 20.5 },
+          { sensor: 'boiler-in', quantity: 'temperature', t: 100_500, v: null },
+        ],
       },
     ]);
     agg.flush();
