@@ -19,7 +19,7 @@ import { createDs18b20 } from './onewire/ds18b20.js';
 import { ModbusTcpPool } from './network/modbus-tcp-pool.js';
 import { createModbusTcp } from './network/modbus-tcp.js';
 import { createHttpJson } from './network/http-json.js';
-import type { HttpJsonClient } from './network/http-client.js';
+import { KeepAliveHttpClient, type HttpJsonClient } from './network/http-client.js';
 
 export interface SeamOpeners {
   openI2C(busNumber: number): Promise<I2CBus>;
@@ -34,6 +34,7 @@ export class Seams {
   private readonly buses = new Map<number, SharedI2CBus>();
   readonly serial: SerialLines;
   readonly modbusTcp: ModbusTcpPool;
+  readonly http: HttpJsonClient & { destroy?(): void };
 
   constructor(
     readonly openers: SeamOpeners,
@@ -41,6 +42,7 @@ export class Seams {
   ) {
     this.serial = new SerialLines(openers.serialBinding, logger);
     this.modbusTcp = new ModbusTcpPool({ logger });
+    this.http = openers.http ?? new KeepAliveHttpClient();
   }
 
   i2c(busNumber: number): SharedI2CBus {
@@ -55,6 +57,8 @@ export class Seams {
       this.serial.closeAll(),
       this.modbusTcp.close(),
     ]);
+    // Keep-alive sockets would otherwise hold the event loop open after a stop.
+    this.http.destroy?.();
   }
 }
 
@@ -87,7 +91,7 @@ export function createDriver(s: SensorConfig, seams: Seams): Driver {
     case 'modbus-tcp':
       return createModbusTcp(s, seams.modbusTcp);
     case 'http-json':
-      return createHttpJson(s, seams.openers.http);
+      return createHttpJson(s, seams.http);
   }
 }
 

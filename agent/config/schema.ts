@@ -6,6 +6,7 @@
 import cron from 'node-cron';
 import { z } from 'zod';
 import { QUANTITIES } from '../../drivers/types.js';
+import { parseJsonPath } from '../../drivers/network/json-path.js';
 
 /** Names that become MQTT topic levels: no `+`, `#`, `/`, spaces. */
 export const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -222,6 +223,13 @@ const httpJson = z.strictObject({
   path: z
     .string()
     .min(1)
+    .superRefine((p, ctx) => {
+      try {
+        parseJsonPath(p);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
     .describe(
       'Dotted path to the number in the JSON body, e.g. "data.temperature" or "sensors[0].t".',
     ),

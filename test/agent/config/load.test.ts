@@ -131,6 +131,17 @@ describe('config validation', () => {
     ]);
   });
 
+  it('checks an http-json path at config time', () => {
+    const lines = problems({
+      gateway: { id: 'gw' },
+      sensors: [
+        { id: 'h', driver: 'http-json', url: 'http://127.0.0.1:8080/t', path: 'data..temp' },
+      ],
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^sensors\[0\]\.path: /);
+  });
+
   it('names a missing gateway and wrong types', () => {
     expect(problems({})).toEqual(['gateway: required (object)']);
     expect(
