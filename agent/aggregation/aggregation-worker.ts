@@ -251,7 +251,7 @@ export class AggregationWorker {
       resolveExit();
       if (this.worker !== worker || this.stopping || this.closing) return;
       this.fail(new Error(`aggregation worker exited with code ${code}`));
-      void this.restart();
+      this.restart().catch((err: Error) => this.fail(err));
     });
     // Requests the dead worker never answered go to its successor.
     for (const p of this.pending.values()) this.send(p.msg);
@@ -326,7 +326,7 @@ export class AggregationWorker {
     this.fail(
       new Error(`aggregation worker stopped draining (no heartbeat for ${this.hangMs} ms)`),
     );
-    void this.restart();
+    this.restart().catch((err: Error) => this.fail(err));
   }
 
   private async restart(): Promise<void> {
