@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { openI2CBus, I2CBusOpenError } from '../../../drivers/i2c/shared-bus.js';
+import { I2CBusOpenError, openI2CBus, SharedI2CBus } from '../../../drivers/i2c/shared-bus.js';
+import { SimulatedI2CBus } from '../../../simulator/i2c/bus.js';
 import { Turns } from '../../../drivers/turns.js';
 import { SimulatedMcp9808 } from '../../../simulator/i2c/chips/mcp9808.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
@@ -133,6 +134,25 @@ describe('SharedI2CBus', () => {
     });
     await other;
     expect(seen).toBe(false);
+  });
+});
+
+describe('SharedI2CBus opening', () => {
+  it('a failed open rejects that transfer; the next transfer opens again', async () => {
+    const sim = new SimulatedI2CBus();
+    sim.attach(0x48, new SimulatedTmp102());
+    let attempts = 0;
+    const bus = new SharedI2CBus(4, async () => {
+      if (++attempts === 1) throw new I2CBusOpenError('/dev/i2c-4 does not exist');
+      return sim;
+    });
+    await expect(bus.transfer((b) => b.readByte(0x48, 1))).rejects.toThrow(/does not exist/);
+    expect(await bus.transfer((b) => b.readByte(0x48, 1))).toBe(0x60);
+    expect(attempts).toBe(2);
+    await bus.close();
+    expect(sim.closes).toBe(1);
+    expect(await bus.transfer((b) => b.readByte(0x48, 1))).toBe(0x60);
+    expect(attempts).toBe(3);
   });
 });
 
