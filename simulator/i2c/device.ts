@@ -180,7 +180,7 @@ export abstract class SimulatedI2CDevice {
 
   /** Whether the chip answers at all now; runs the power-on when an unplug has ended. */
   present(now: number): boolean {
-    if (this.isActive('unplugged', now)) {
+    if (this.take('unplugged', now)) {
       this.wasUnplugged = true;
       return false;
     }

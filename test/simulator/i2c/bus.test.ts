@@ -153,3 +153,22 @@ describe('SimulatedI2CBus', () => {
     expect(bus.transfers).toHaveLength(3);
   });
 });
+
+describe('fault counts', () => {
+  it('an unplug limited to N transfers ends after them, with a power-on', async () => {
+    const bus = new SimulatedI2CBus();
+    const chip = bus.attach(0x48, new SimulatedTmp102());
+    chip.inject('unplugged', { transfers: 2 });
+    const codes: (string | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      codes.push(
+        await bus.readByte(0x48, 1).then(
+          () => undefined,
+          (e: NodeJS.ErrnoException) => e.code,
+        ),
+      );
+    }
+    expect(codes).toEqual(['ENXIO', 'ENXIO', undefined]);
+    expect(chip.counters.powerOns).toBe(2);
+  });
+});
