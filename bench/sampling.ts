@@ -80,6 +80,8 @@ export interface RunResult {
   /** RSS of the agent process before any sensor was created (runtime + tsx + modules). */
   baselineRssMB: number;
   startSpreadMs: number;
+  /** CPU of the simulated gateway process over the whole run (warm-up included), % of one core. */
+  serverCpuPercent?: number;
 }
 
 // ───────────────────────────── measurement helpers ─────────────────────────────
@@ -380,19 +382,33 @@ function forkSelf(args: string[]): ChildProcess {
 
 function firstMessage<T>(child: ChildProcess, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (m: unknown) => {
+      done();
+      resolve(m as T);
+    };
+    const onExit = (code: number | null) => {
+      done();
+      reject(new Error(`child exited with ${code} before answering`));
+    };
     const timer = setTimeout(() => {
+      done();
       child.kill('SIGKILL');
       reject(new Error(`child gave no answer in ${timeoutMs} ms`));
     }, timeoutMs);
-    child.once('message', (m) => {
-      clearTimeout(timer);
-      resolve(m as T);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child exited with ${code} before answering`));
-    });
+    child.on('message', onMessage);
+    child.on('exit', onExit);
   });
+}
+
+async function serverCpu(server: ChildProcess): Promise<NodeJS.CpuUsage> {
+  const reply = firstMessage<{ cpu: NodeJS.CpuUsage }>(server, 30_000);
+  server.send('cpu');
+  return (await reply).cpu;
 }
 
 async function serverMain(units: number): Promise<void> {
@@ -402,6 +418,10 @@ async function serverMain(units: number): Promise<void> {
     sensorsPerUnit: SENSORS_PER_UNIT,
   });
   process.send?.({ port: server.port });
+  // CPU use on request, so the orchestrator can show what the simulated gateway cost.
+  process.on('message', (m) => {
+    if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+  });
   // Ends with the orchestrator (IPC channel closes) — no orphan server.
   process.once('disconnect', () => void server.close().then(() => process.exit(0)));
 }
@@ -441,17 +461,24 @@ async function orchestrate(
     for (const n of ns) {
       for (const strategy of strategies) {
         if (server.exitCode !== null) throw new Error('the sensor server process died');
+        const cpuBefore = await serverCpu(server);
+        const startedAt = performance.now();
         const child = forkSelf(['--agent', strategy, String(n), String(port), String(windowS)]);
         const budget = WARMUP_MS + windowS * 1000 + 60_000;
         const r = await firstMessage<RunResult>(child, budget);
         await new Promise((resolve) =>
           child.exitCode !== null ? resolve(0) : child.once('exit', resolve),
         );
+        const cpuAfter = await serverCpu(server);
+        const serverMs =
+          (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / 1000;
+        r.serverCpuPercent = (serverMs / (performance.now() - startedAt)) * 100;
         results.push(r);
         process.stderr.write(
           `${strategy.padEnd(10)} n=${String(n).padStart(5)}  rate=${r.achievedRateHz.toFixed(4)} Hz  ` +
             `cycle=${r.cycleMs.toFixed(0)} ms  lag p99=${r.lag.p99Ms.toFixed(1)} ms  ` +
-            `cpu=${r.cpuPercent.toFixed(1)} %  rss=${r.peakRssMB.toFixed(0)} MB\n`,
+            `cpu=${r.cpuPercent.toFixed(1)} %  rss=${r.peakRssMB.toFixed(0)} MB  ` +
+            `server cpu=${(r.serverCpuPercent ?? 0).toFixed(1)} %\n`,
         );
       }
     }
