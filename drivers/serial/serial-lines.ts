@@ -134,8 +134,10 @@ export class SerialLine {
     return this.turns.run(async () => {
       if (signal.aborted) throw timeoutError(this.options.path, 0, signal);
       await this.ready(signal);
-      const wait = this.quietAt - performance.now();
-      if (wait > 0) await sleep(wait, signal).catch(() => undefined);
+      // Node's timers can fire early against performance.now() (the loop caches its clock),
+      // so check the silence again after each sleep (bounded).
+      for (let i = 0; i < 20 && this.quietAt > performance.now() && !signal.aborted; i++)
+        await sleep(this.quietAt - performance.now(), signal).catch(() => undefined);
       if (signal.aborted) throw timeoutError(this.options.path, 0, signal);
       await this.ready();
 

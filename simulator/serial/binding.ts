@@ -9,6 +9,7 @@
  * stream close with `disconnected: true`, exactly like a vanished /dev/ttyUSB0; opening
  * fails with ENOENT until replug.
  */
+import { performance } from 'node:perf_hooks';
 import type { SerialBinding } from '../../drivers/serial/serial-lines.js';
 import { characterTimeMs } from '../../drivers/serial/modbus-rtu-frame.js';
 
@@ -23,6 +24,14 @@ export interface DevicePort {
   readonly characterMs: number;
   /** Send bytes to the host; they arrive after their transmit time, in order. */
   send(bytes: Buffer): void;
+  /** performance.now() when the device's last byte reached the host (0: never). */
+  readonly lastDeliveredAt: number;
+}
+
+/** Facts about bytes from the host, beyond the bytes. */
+export interface HostWrite {
+  /** performance.now() when the host handed the bytes to the port. */
+  writtenAt: number;
 }
 
 /** A simulated device behind a serial port. */
@@ -32,7 +41,7 @@ export interface SerialDevice {
   /** The host closed the port or the cable was pulled. */
   detach?(port: DevicePort): void;
   /** Bytes from the host, after they have been on the wire. */
-  receive(bytes: Buffer, port: DevicePort): void;
+  receive(bytes: Buffer, port: DevicePort, write: HostWrite): void;
 }
 
 /** How many bytes a USB-serial adapter hands over at once. */
@@ -44,6 +53,7 @@ class CanceledError extends Error {
 
 class SimulatedPort implements PortBinding, DevicePort {
   isOpen = true;
+  lastDeliveredAt = 0;
   readonly characterMs: number;
   private readonly rx: Buffer[] = [];
   private pendingRead: (() => void) | undefined;
@@ -72,6 +82,7 @@ class SimulatedPort implements PortBinding, DevicePort {
       at += chunk.length * this.characterMs;
       this.later(at - Date.now(), () => {
         this.rx.push(chunk);
+        this.lastDeliveredAt = performance.now();
         this.wakeReader();
       });
     }
@@ -109,7 +120,8 @@ class SimulatedPort implements PortBinding, DevicePort {
     if (!this.isOpen) throw new CanceledError('port is closed');
     if (this.gone) throw new Error('device disconnected (EIO)');
     const bytes = Buffer.from(buffer);
-    this.later(bytes.length * this.characterMs, () => this.device.receive(bytes, this));
+    const write = { writtenAt: performance.now() };
+    this.later(bytes.length * this.characterMs, () => this.device.receive(bytes, this, write));
   }
 
   async close(): Promise<void> {

@@ -18,7 +18,7 @@ import {
   encodeRtuFrame,
   interFrameSilenceMs,
 } from '../../drivers/serial/modbus-rtu-frame.js';
-import type { DevicePort, SerialDevice } from './binding.js';
+import type { DevicePort, HostWrite, SerialDevice } from './binding.js';
 
 export type ModbusFault = 'crc' | 'timeout' | 'exception';
 
@@ -104,10 +104,12 @@ export interface BusCounters {
   frames: number;
   badFrames: number;
   unanswered: number;
+  /** Requests that started less than 3.5 characters after a reply ended. */
+  silenceViolations: number;
 }
 
 export class ModbusRtuBusDevice implements SerialDevice {
-  readonly counters: BusCounters = { frames: 0, badFrames: 0, unanswered: 0 };
+  readonly counters: BusCounters = { frames: 0, badFrames: 0, unanswered: 0, silenceViolations: 0 };
   private readonly slaves = new Map<number, SimulatedModbusSlave>();
   private rx: Buffer[] = [];
   private silence: NodeJS.Timeout | undefined;
@@ -124,7 +126,13 @@ export class ModbusRtuBusDevice implements SerialDevice {
     return this.slaves.get(unitId);
   }
 
-  receive(bytes: Buffer, port: DevicePort): void {
+  receive(bytes: Buffer, port: DevicePort, write: HostWrite): void {
+    if (this.rx.length === 0 && port.lastDeliveredAt > 0) {
+      // Both instants are performance.now() of this process: the host's write call and the
+      // arrival of our last reply byte. 0.25 ms of slack for float rounding only.
+      const gap = write.writtenAt - port.lastDeliveredAt;
+      if (gap < interFrameSilenceMs(port.settings) - 0.25) this.counters.silenceViolations++;
+    }
     this.rx.push(bytes);
     clearTimeout(this.silence);
     this.silence = setTimeout(() => this.endOfFrame(port), interFrameSilenceMs(port.settings));

@@ -83,6 +83,8 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     expect(Math.abs(temp(rb.readings) - 4.2)).toBeLessThan(3);
     // Had two requests overlapped on the wire, the bus would have seen a bad frame.
     expect(sim.bus.counters.badFrames).toBe(0);
+    // And every request waited the 3.5-character silence after the previous reply.
+    expect(sim.bus.counters.silenceViolations).toBe(0);
     expect(sim.bus.counters.frames).toBe(
       sim.slaves[0].counters.requests + sim.slaves[1].counters.requests,
     );
