@@ -101,6 +101,7 @@ export class AggregationWorker {
   private readonly batchHandlers: Array<(b: EncodedBatch) => void> = [];
   private readonly errorHandlers: Array<(e: Error) => void> = [];
   private readonly pending = new Map<number, Pending>();
+  private readonly faultAcks = new Map<number, () => void>();
   private nextId = 1;
   private stopping = false;
   /** stop() in progress: an exit now is expected, not a failure. */
@@ -200,9 +201,21 @@ export class AggregationWorker {
     await this.exited;
   }
 
-  /** Tests/diagnostics only (options.faultInjection): make the worker throw or hang. */
-  injectFault(kind: 'crash' | 'hang', ms?: number): void {
-    this.send({ type: 'fault', kind, ms });
+  /**
+   * Tests/diagnostics only (options.faultInjection): make the worker throw, or block it for
+   * `ms`. For a hang, resolves once the worker is about to block.
+   */
+  async injectFault(kind: 'crash' | 'hang', ms?: number): Promise<void> {
+    const id = this.nextId++;
+    if (kind === 'crash') {
+      this.send({ type: 'fault', id, kind, ms });
+      return;
+    }
+    // Not kept in `pending`: a successor must not be told to hang again.
+    await new Promise<void>((resolve) => {
+      this.faultAcks.set(id, resolve);
+      this.send({ type: 'fault', id, kind, ms });
+    });
   }
 
   /** Terminates the current worker as if it died (tests/diagnostics). */
@@ -266,6 +279,12 @@ export class AggregationWorker {
         readings: m.readings,
       };
       for (const h of this.batchHandlers) h(batch);
+      return;
+    }
+    const ack = this.faultAcks.get(m.id);
+    if (ack) {
+      this.faultAcks.delete(m.id);
+      ack();
       return;
     }
     const p = this.pending.get(m.id);

@@ -19,8 +19,11 @@ export type ControlMessage =
   | { type: 'stats'; id: number; collectGarbage?: boolean }
   | { type: 'sensors'; id: number; sensors: Array<SensorSpec | null | undefined> }
   | { type: 'stop'; id: number }
-  /** Test/diagnostic only (needs faultInjection): throw, or block the thread for ms. */
-  | { type: 'fault'; kind: 'crash' | 'hang'; ms?: number };
+  /**
+   * Test/diagnostic only (needs faultInjection): throw, or block the thread for ms. A hang
+   * is acknowledged (done) just before the thread blocks.
+   */
+  | { type: 'fault'; id: number; kind: 'crash' | 'hang'; ms?: number };
 
 /** Worker → host (on parentPort). */
 export type WorkerMessage =

@@ -80,6 +80,7 @@ function handle(msg: ControlMessage): boolean {
     case 'fault':
       if (!init.faultInjection) return true;
       if (msg.kind === 'crash') throw new Error('injected worker crash');
+      post({ type: 'done', id: msg.id });
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, msg.ms ?? 60_000);
       return true;
   }
