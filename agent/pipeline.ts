@@ -113,19 +113,25 @@ export class Pipeline {
 
     const watchdogMs = notifier.watchdogIntervalMs();
     if (watchdogMs !== undefined) {
-      const wd = startWatchdog({
-        notifier,
-        intervalMs: watchdogMs,
-        logger,
-        checks: [
-          { name: 'aggregation worker draining the ring', healthy: () => worker.isDraining() },
-          progressCheck(
-            'sampling progressing',
-            () => sampler.progress(),
-            Math.max(watchdogMs * 2, 30_000),
-          ),
-        ],
-      });
+      const checks = [
+        { name: 'aggregation worker draining the ring', healthy: () => worker.isDraining() },
+      ];
+      // Progress is only expected from interval sensors, and no sooner than three of the
+      // slowest one's intervals (cron-scheduled sensors may legitimately be quiet for hours).
+      const intervals = sampled.flatMap((s) => (s.intervalMs !== undefined ? [s.intervalMs] : []));
+      if (intervals.length > 0) {
+        const progress = progressCheck(
+          'sampling progressing',
+          () => sampler.progress(),
+          Math.max(30_000, 3 * Math.max(...intervals)),
+        );
+        // A reload may leave no sensors at all: nothing to progress then.
+        checks.push({
+          name: progress.name,
+          healthy: () => sampler.health().length === 0 || progress.healthy(),
+        });
+      }
+      const wd = startWatchdog({ notifier, intervalMs: watchdogMs, logger, checks });
       closers.push(() => wd.stop());
     }
 
