@@ -21,6 +21,3 @@ export async function asSensorErrors<T>(step: () => Promise<T>): Promise<T> {
     throw i2cSensorError(err);
   }
 }
-
-/** int16 from a 16-bit unsigned value. */
-export const int16 = (u: number): number => (u << 16) >> 16;

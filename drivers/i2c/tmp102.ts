@@ -24,7 +24,8 @@
 import type { SensorConfigOf } from '../../agent/config/schema.js';
 import { sleep } from '../turns.js';
 import type { Driver, Measurement } from '../types.js';
-import { asSensorErrors, int16 } from './errors.js';
+import { int16 } from './bytes.js';
+import { asSensorErrors } from './errors.js';
 import type { SharedI2CBus } from './shared-bus.js';
 
 export const TMP102_REG_TEMPERATURE = 0x00;
