@@ -98,6 +98,8 @@ export class RingBuffer {
   private readonly u32: Uint32Array;
   private readonly f64: Float64Array;
   private readonly mask: number;
+  /** Producer's last seen tail (see push). */
+  private producerTail: number;
   // Consumer-side scratch for drop-oldest validation (allocated lazily, once).
   private scratchU32: Uint32Array | undefined;
   private scratchF64: Float64Array | undefined;
@@ -109,6 +111,7 @@ export class RingBuffer {
     this.capacity = this.ctrl[CAPACITY];
     this.policy = POLICIES[this.ctrl[POLICY]];
     this.mask = this.capacity - 1;
+    this.producerTail = Atomics.load(this.ctrl, TAIL);
     this.u32 = new Uint32Array(sab, HEADER_BYTES, (this.capacity * RECORD_BYTES) / 4);
     this.f64 = new Float64Array(sab, HEADER_BYTES, (this.capacity * RECORD_BYTES) / 8);
   }
@@ -146,7 +149,12 @@ export class RingBuffer {
   push(sensorIndex: number, quantity: number, t: number, value: number, status: number): boolean {
     const ctrl = this.ctrl;
     const head = ctrl[HEAD]; // only this thread writes head
-    let tail = Atomics.load(ctrl, TAIL);
+    // The consumer's tail only moves forward: a stale copy can only make the ring look
+    // fuller than it is, so reload it (a contended cache line) only when it looks full.
+    let tail = this.producerTail;
+    if (((head - tail) | 0) >>> 0 >= this.capacity) {
+      tail = this.producerTail = Atomics.load(ctrl, TAIL);
+    }
     if (((head - tail) | 0) >>> 0 >= this.capacity) {
       if (this.policy === 'block') return false;
       if (this.policy === 'drop-newest') {
@@ -158,10 +166,11 @@ export class RingBuffer {
         if (((head - tail) | 0) >>> 0 < this.capacity) break;
         const seen = Atomics.compareExchange(ctrl, TAIL, tail, (tail + 1) | 0);
         if (seen === tail) {
+          this.producerTail = (tail + 1) | 0;
           this.countDrop();
           break;
         }
-        tail = seen;
+        tail = this.producerTail = seen;
       }
     }
     const slot = head & this.mask;
