@@ -69,6 +69,8 @@ export class Spool {
   /** Acked batches whose delete failed on disk: never hand them out again. */
   private readonly ackedOnDisk = new Set<number>();
   private readonly now: () => number;
+  /** Prepared statements, compiled once per connection. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   private constructor(
     readonly path: string,
@@ -138,9 +140,9 @@ export class Spool {
     const fromDisk: SpooledBatch[] = [];
     if (this.db && this.diskDepth > 0) {
       try {
-        const rows = this.db
-          .prepare('SELECT seq, created_at, body FROM batches WHERE seq > ? ORDER BY seq LIMIT ?')
-          .all(afterSeq, limit + this.ackedOnDisk.size) as Row[];
+        const rows = this.sql(
+          'SELECT seq, created_at, body FROM batches WHERE seq > ? ORDER BY seq LIMIT ?',
+        ).all(afterSeq, limit + this.ackedOnDisk.size) as Row[];
         for (const r of rows) {
           if (!this.ackedOnDisk.has(r.seq))
             fromDisk.push({ seq: r.seq, createdAt: r.created_at, body: r.body });
@@ -168,9 +170,9 @@ export class Spool {
     }
     if (!this.db) return;
     try {
-      const row = this.db
-        .prepare('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n')
-        .get(seq) as { n: number } | undefined;
+      const row = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n').get(
+        seq,
+      ) as { n: number } | undefined;
       if (row) {
         this.diskDepth--;
         this.diskBytes -= row.n;
@@ -197,6 +199,7 @@ export class Spool {
   }
 
   close(): void {
+    this.statements.clear();
     try {
       this.db?.close();
     } catch (err) {
@@ -205,12 +208,21 @@ export class Spool {
     this.db = undefined;
   }
 
+  private sql(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      stmt = this.db!.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
+  }
+
   private writeToDisk(batches: SpooledBatch[]): boolean {
     const db = this.db;
     if (!db) return false;
     try {
-      const insert = db.prepare('INSERT INTO batches (seq, created_at, body) VALUES (?, ?, ?)');
-      const setMeta = db.prepare(
+      const insert = this.sql('INSERT INTO batches (seq, created_at, body) VALUES (?, ?, ?)');
+      const setMeta = this.sql(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       );
       db.transaction(() => {
@@ -261,7 +273,7 @@ export class Spool {
     let disk: { seq: number; created_at: number } | undefined;
     if (this.db && this.diskDepth > 0) {
       try {
-        disk = this.db.prepare('SELECT seq, created_at FROM batches ORDER BY seq LIMIT 1').get() as
+        disk = this.sql('SELECT seq, created_at FROM batches ORDER BY seq LIMIT 1').get() as
           { seq: number; created_at: number } | undefined;
       } catch {
         disk = undefined;
@@ -302,9 +314,9 @@ export class Spool {
       return true;
     }
     try {
-      const row = this.db!.prepare(
-        'DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n',
-      ).get(seq) as { n: number } | undefined;
+      const row = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n').get(
+        seq,
+      ) as { n: number } | undefined;
       if (!row) return false;
       this.diskDepth--;
       this.diskBytes -= row.n;
@@ -320,11 +332,9 @@ export class Spool {
   private reportDrops(seqs: number[]): void {
     if (this.db && this.diskOk) {
       try {
-        this.db
-          .prepare(
-            'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-          )
-          .run('dropped', this.dropped);
+        this.sql(
+          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+        ).run('dropped', this.dropped);
       } catch (err) {
         this.diskFailed(err, 'count drops');
       }
