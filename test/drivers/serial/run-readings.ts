@@ -7,7 +7,7 @@ export interface RunOptions {
   /** Stop once this holds (checked after every reading). */
   until: (readings: Reading[], faults: SensorError[]) => boolean;
   /** Called after every reading, e.g. to inject a fault mid-run. */
-  onReading?: (r: Reading, readings: Reading[]) => void;
+  onReading?: (r: Reading, readings: Reading[], faults: SensorError[]) => void;
   periodMs?: number;
   maxTicks?: number;
   timeoutMs?: number;
@@ -46,7 +46,7 @@ export async function runReadings(
   try {
     for await (const r of gen) {
       readings.push(r);
-      o.onReading?.(r, readings);
+      o.onReading?.(r, readings, faults);
       if (o.until(readings, faults)) break;
     }
   } finally {
