@@ -209,6 +209,7 @@ export class SeriesDetectors {
 
   /** Swaps the oldest value for the newest, moving only the entries between their ranks. */
   private replaceSorted(old: number, value: number): void {
+    if (value === old) return; // a steady, quantised sensor: nothing moves
     const s = this.sorted;
     const n = this.size;
     let lo = 0;
