@@ -15,7 +15,7 @@
  * Prints JSON on stdout; writes docs/benchmarks/sampling.md and docs/sampling-rate.svg.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -486,20 +486,28 @@ async function orchestrate(
     if (server.connected) server.disconnect();
     if (server.exitCode === null) server.kill('SIGTERM');
   }
-  const report = {
+  const report: Report = {
     bench: 'sampling',
     machine: { ...before, load1After: os.loadavg()[0] },
     results,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  if (write) {
-    mkdirSync(path.join(root, 'docs/benchmarks'), { recursive: true });
-    writeFileSync(path.join(root, 'docs/sampling-rate.svg'), plot(results));
-    writeFileSync(
-      path.join(root, 'bench/out/sampling.json'),
-      `${JSON.stringify(report, null, 2)}\n`,
-    );
-  }
+  if (write) writeOutputs(report);
+}
+
+interface Report {
+  bench: string;
+  machine: Machine & { load1After: number };
+  results: RunResult[];
+}
+
+/** docs/sampling-rate.svg, plus the raw JSON and the Markdown table under bench/out/. */
+function writeOutputs(report: Report): void {
+  mkdirSync(path.join(root, 'docs'), { recursive: true });
+  mkdirSync(path.join(root, 'bench/out'), { recursive: true });
+  writeFileSync(path.join(root, 'docs/sampling-rate.svg'), plot(report.results));
+  writeFileSync(path.join(root, 'bench/out/sampling.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(path.join(root, 'bench/out/sampling-table.md'), markdownTable(report.results));
 }
 
 const fmt = (v: number, digits: number) =>
@@ -554,8 +562,14 @@ async function main(): Promise<void> {
       window: { type: 'string', default: '10' },
       strategies: { type: 'string', default: STRATEGIES.join(',') },
       'no-write': { type: 'boolean', default: false },
+      'from-json': { type: 'string' },
     },
   });
+  if (values['from-json']) {
+    // Redraw the plot and table from a saved run, without measuring again.
+    writeOutputs(JSON.parse(readFileSync(values['from-json'], 'utf8')) as Report);
+    return;
+  }
   const ns = values.ns.split(',').map(Number);
   const strategies = values.strategies.split(',') as Strategy[];
   const unknown = strategies.filter((x) => !STRATEGIES.includes(x));
