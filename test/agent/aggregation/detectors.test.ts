@@ -103,6 +103,27 @@ describe('SeriesDetectors', () => {
     );
   });
 
+  it('keeps the sorted history right with many repeated (quantised) values', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 150 }),
+        (steps) => {
+          const d = new SeriesDetectors({ ...settings, stuckCount: 1e9 }, 'lm75', 'temperature');
+          const history: number[] = [];
+          for (const k of steps) {
+            // 0.0625 °C steps, with a rare big jump (k = 6).
+            const x = k === 6 ? 40 : 20 + k * 0.0625;
+            const want = history.length >= 5 && referenceRobustZ(history, x) > settings.spikeZ;
+            expect((d.check(x) & FLAG_SPIKE) !== 0).toBe(want);
+            history.push(x);
+            if (history.length > settings.spikeHistory) history.shift();
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('a 30 °C jump in a 20 ± 0.1 °C signal is a spike; the next normal value is not', () => {
     const d = new SeriesDetectors(settings, 'sht3x', 'temperature');
     for (let i = 0; i < 20; i++) d.check(20 + (i % 3) * 0.1);
