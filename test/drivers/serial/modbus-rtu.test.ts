@@ -163,4 +163,25 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     expect(readings[readings.length - 1].value).toBe(50);
     expect(binding.opens(PATH)).toBeGreaterThanOrEqual(2);
   });
+
+  it('starts with the adapter missing, counts DISCONNECTED, and reads once it appears', async () => {
+    const binding = new SimulatedSerialBinding().add(
+      PATH,
+      new ModbusRtuBusDevice([fixedSlave(1, { 1: 245, 2: 500 })]),
+    );
+    binding.unplug(PATH);
+    lines = new SerialLines(binding, undefined, { reopenMinMs: 10, reopenMaxMs: 50 });
+    const driver = createModbusRtu(rtu({}), lines);
+    const { readings, faults } = await runReadings(driver, {
+      periodMs: 10,
+      maxTicks: 500,
+      onReading: (_r, _rs, fs) => {
+        if (fs.length === 3) binding.replug(PATH);
+      },
+      until: (rs) => ok(rs).length >= 2,
+    });
+    expect(faults.map((f) => f.code)).toEqual(['DISCONNECTED', 'DISCONNECTED', 'DISCONNECTED']);
+    expect(faults[0].message).toMatch(/No such file/);
+    expect(ok(readings).map((r) => r.value)).toEqual([24.5, 50]);
+  });
 });
