@@ -12,12 +12,21 @@ export interface Clock {
   wallNow(): number;
   /** Resolve after ms on this clock, or reject with the signal's reason when aborted. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Call fn after ms; the returned function cancels it. Optional: a cheaper wait for hot
+   * loops (no abort listener per wait); without it, callers fall back to sleep().
+   */
+  timer?(ms: number, fn: () => void): () => void;
 }
 
 export const realClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
   sleep: (ms, signal) => realSleep(Math.max(0, ms), signal),
+  timer: (ms, fn) => {
+    const t = setTimeout(fn, Math.max(0, ms));
+    return () => clearTimeout(t);
+  },
 };
 
 interface PendingSleep {
@@ -80,6 +89,15 @@ export class TestClock implements Clock {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.sleepers.push(entry);
     });
+  }
+
+  timer(ms: number, fn: () => void): () => void {
+    const entry: PendingSleep = { due: this.t + Math.max(0, ms), seq: this.seq++, resolve: fn };
+    this.sleepers.push(entry);
+    return () => {
+      const i = this.sleepers.indexOf(entry);
+      if (i >= 0) this.sleepers.splice(i, 1);
+    };
   }
 
   /** Move time forward by ms, waking sleepers in order; bounded by maxWakeups. */
