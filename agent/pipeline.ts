@@ -175,7 +175,8 @@ export class Pipeline {
     }
     const all = [...this.sensorIndex.entries()].sort((a, b) => a[1] - b[1]);
     const byId = new Map(next.sensors.map((s) => [s.id, s]));
-    this.worker.updateSensors(
+    // The worker must know a new sensor before its first reading arrives.
+    await this.worker.updateSensors(
       all.map(([id]) => {
         const s = byId.get(id);
         return { id, driver: s?.driver ?? 'removed', range: s?.range };
