@@ -4,7 +4,7 @@
  * SimulatedSerialBinding, plus the sensor configs that read them.
  */
 import { sensorSchema, type SensorConfig } from '../../agent/config/schema.js';
-import { Signal } from '../signal.js';
+import { Signal, seededRandom } from '../signal.js';
 import { AsciiLineDevice } from './ascii-device.js';
 import { SimulatedSerialBinding } from './binding.js';
 import { ModbusRtuBusDevice, xyMd02Slave, type SimulatedModbusSlave } from './modbus-rtu-bus.js';
@@ -20,6 +20,8 @@ export interface SerialSimulation {
   ascii: AsciiLineDevice;
   /** Sensor entries for the config, already validated by the schema. */
   sensors: SensorConfig[];
+  /** Stop the fault schedule (if any). */
+  close(): void;
 }
 
 export interface SerialSimulationOptions {
@@ -28,6 +30,11 @@ export interface SerialSimulationOptions {
   asciiPeriodMs?: number;
   /** Prefix of the sensor ids; default "". */
   idPrefix?: string;
+  /**
+   * Inject one random fault this often (ms): a corrupted CRC, a missing reply or an exception
+   * on a random XY-MD02, or a garbage / Err line from the ASCII thermometer. Default: never.
+   */
+  faultEveryMs?: number;
 }
 
 export function createSerialSimulation(o: SerialSimulationOptions = {}): SerialSimulation {
@@ -60,5 +67,18 @@ export function createSerialSimulation(o: SerialSimulationOptions = {}): SerialS
     { id: `${p}cold-store-xymd02`, driver: 'modbus-rtu', port: SIM_RS485_PATH, unitId: 2 },
     { id: `${p}boiler-ascii`, driver: 'ascii-line', port: SIM_ASCII_PATH },
   ].map((s) => sensorSchema.parse(s));
-  return { binding, bus, slaves, ascii, sensors };
+  let timer: NodeJS.Timeout | undefined;
+  if (o.faultEveryMs && o.faultEveryMs > 0) {
+    const rand = seededRandom(seed + 7);
+    timer = setInterval(() => {
+      const pick = Math.floor(rand() * 5);
+      const slave = slaves[Math.floor(rand() * slaves.length)];
+      if (pick === 0) slave.inject('crc');
+      else if (pick === 1) slave.inject('timeout');
+      else if (pick === 2) slave.inject('exception', 1, 0x06);
+      else ascii.inject(pick === 3 ? 'garbage' : 'err');
+    }, o.faultEveryMs);
+    timer.unref();
+  }
+  return { binding, bus, slaves, ascii, sensors, close: () => clearInterval(timer) };
 }

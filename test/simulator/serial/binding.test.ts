@@ -131,3 +131,24 @@ describe('default serial scenario', () => {
     expect(Number(line)).toBeLessThan(70);
   });
 });
+
+describe('serial scenario fault schedule', () => {
+  it('injects faults on its own when asked to', async () => {
+    const sim = createSerialSimulation({ faultEveryMs: 5, asciiPeriodMs: 10 });
+    try {
+      // Faults are consumed by traffic: let the ASCII thermometer print for a while (bounded).
+      const s = new SerialPortStream({
+        binding: sim.binding,
+        path: SIM_ASCII_PATH,
+        baudRate: 9600,
+      });
+      streams.push(s);
+      s.resume();
+      for (let i = 0; i < 300 && sim.ascii.counters.injected === 0; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(sim.ascii.counters.injected).toBeGreaterThan(0);
+    } finally {
+      sim.close();
+    }
+  });
+});
