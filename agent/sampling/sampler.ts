@@ -106,8 +106,12 @@ export class Sampler {
     for (const r of toStop) r.abort.abort();
     await Promise.all(toStop.map((r) => r.done));
     for (const r of toStop) this.running.delete(r.sensor.id);
-    // Keep running entries current (e.g. a new index) without restarting them.
-    for (const [id, r] of this.running) r.sensor = next.get(id) ?? r.sensor;
+    // Keep running entries current (e.g. a new index) without restarting them; the running
+    // loop keeps the driver instance it opened.
+    for (const [id, r] of this.running) {
+      const wanted = next.get(id);
+      if (wanted) r.sensor = { ...wanted, driver: r.sensor.driver };
+    }
     this.sensors = [...sensors];
     if (this.started) for (const s of toStart) if (!this.running.has(s.id)) this.launch(s);
     const restarted = toStop.filter((r) => next.has(r.sensor.id)).length;

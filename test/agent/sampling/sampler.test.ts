@@ -198,6 +198,25 @@ describe('Sampler', () => {
     expect(sampler.health().map((h) => h.id)).toEqual(['a', 'b', 'd']);
   });
 
+  it('replace() compares configKey when given: a fresh driver for an unchanged config is not used', async () => {
+    const running = answers(1);
+    const fresh = answers(1);
+    const { sampler, clock, of } = setup([sensor('a', 0, running, { configKey: 'k1' })]);
+    sampler.start();
+    await clock.advance(100);
+    await sampler.replace([sensor('a', 0, fresh, { configKey: 'k1' })]);
+    await clock.advance(200);
+    expect(fresh.opens + fresh.rounds).toBe(0);
+    expect(running.closes).toBe(0);
+    expect(of('a')).toHaveLength(4);
+    // A changed key restarts the sensor on the new driver.
+    await sampler.replace([sensor('a', 0, fresh, { configKey: 'k2' })]);
+    await clock.advance(100);
+    expect(running.closes).toBe(1);
+    expect(fresh.opens).toBe(1);
+    expect(fresh.rounds).toBeGreaterThan(0);
+  });
+
   it('stop() waits for every loop, closes every driver, and emits nothing after', async () => {
     const drivers = [answers(), answers(), dead()];
     const { sampler, clock, seen } = setup(
