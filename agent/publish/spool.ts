@@ -50,6 +50,11 @@ export interface SpoolStats {
 }
 
 export const SPOOL_FILE = 'spool.sqlite';
+
+/** Another process has the spool open: running anyway would reuse seqs. */
+export class SpoolInUseError extends Error {
+  override name = 'SpoolInUseError';
+}
 const DISK_RETRY_MS = 1000;
 const DROP_CHUNK = 256;
 
@@ -81,11 +86,19 @@ export class Spool {
     this.diskOk = false;
   }
 
+  /**
+   * Open (or create) the spool in `dir`. Throws SpoolInUseError when another process holds
+   * it; any other disk trouble is logged and the spool runs in memory.
+   */
   static open(dir: string, options: SpoolOptions, logger: Logger): Spool {
     const spool = new Spool(join(dir, SPOOL_FILE), options, logger);
     try {
       mkdirSync(dir, { recursive: true });
-      spool.db = new Database(spool.path);
+      // timeout 0: another process holding the lock is an answer, not something to wait for.
+      spool.db = new Database(spool.path, { timeout: 0 });
+      // One writer per state dir: two agents sharing it would hand out the same seqs.
+      // EXCLUSIVE also keeps the WAL index in process memory (no -shm file).
+      spool.db.pragma('locking_mode = EXCLUSIVE');
       spool.db.pragma('journal_mode = WAL');
       spool.db.pragma('synchronous = NORMAL');
       spool.db.exec(`
@@ -106,15 +119,27 @@ export class Spool {
       spool.dropped = meta('dropped');
       spool.diskDepth = totals.n;
       spool.diskBytes = totals.b;
+      // A write takes the exclusive lock now, rather than at the first batch.
+      spool.db
+        .prepare(
+          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+        )
+        .run('opened_at', Date.now());
       spool.diskOk = true;
       logger.info({ path: spool.path, depth: totals.n, lastSeq: spool.lastSeq }, 'spool opened');
     } catch (err) {
-      // Without a disk we still run, but a restart cannot know the seqs used: say so.
       spool.db?.close();
       spool.db = undefined;
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+        throw new SpoolInUseError(
+          `the spool ${spool.path} is in use by another process (another edge-agent on the same state directory?)`,
+        );
+      }
+      // Without a disk we still run, but the seqs already used are unknown: say so.
       logger.error(
         { err, path: spool.path },
-        'SPOOL DISK UNAVAILABLE: cannot open the spool; batches are kept in memory only and seq restarts at 1 after a restart',
+        'SPOOL DISK UNAVAILABLE: cannot open the spool; batches are kept in memory only and seq starts again at 1',
       );
     }
     spool.enforceBounds();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Spool } from '../../../agent/publish/spool.js';
+import { Spool, SpoolInUseError } from '../../../agent/publish/spool.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
@@ -66,6 +66,18 @@ describe('Spool seq', () => {
     expect(c.stats()).toMatchObject({ depth: 0, lastSeq: 2 });
     expect(c.append(body(3), Date.now())).toBe(3);
     c.close();
+  });
+});
+
+describe('Spool ownership', () => {
+  it('refuses a state dir another spool holds, and opens it once that one is closed', () => {
+    const first = Spool.open(dir, BIG, silentLogger);
+    first.append(body(1), Date.now());
+    expect(() => Spool.open(dir, BIG, silentLogger)).toThrow(SpoolInUseError);
+    first.close();
+    const second = Spool.open(dir, BIG, silentLogger);
+    expect(second.append(body(2), Date.now())).toBe(2);
+    second.close();
   });
 });
 
