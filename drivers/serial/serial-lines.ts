@@ -146,7 +146,10 @@ export class SerialLine {
       const onAbort = () => pending.wake();
       signal.addEventListener('abort', onAbort, { once: true });
       try {
-        await this.write(request);
+        // A write stuck in a wedged adapter must not hold the line past the timeout.
+        await abortable(this.write(request), signal).catch((err: unknown) => {
+          throw signal.aborted ? timeoutError(this.options.path, 0, signal) : err;
+        });
         // The bytes leave the UART after the OS took them; no reply can come earlier.
         this.quietAt = performance.now() + request.length * this.characterMs + this.silenceMs;
         for (let guard = 0; guard < 1_000_000; guard++) {

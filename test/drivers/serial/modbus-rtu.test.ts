@@ -184,4 +184,27 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     expect(faults[0].message).toMatch(/No such file/);
     expect(ok(readings).map((r) => r.value)).toEqual([24.5, 50]);
   });
+
+  it('gives up on a write stuck in a wedged adapter without holding the line', async () => {
+    class WedgedBinding extends SimulatedSerialBinding {
+      override async open(o: Parameters<SimulatedSerialBinding['open']>[0]) {
+        const port = await super.open(o);
+        port.write = () => new Promise<void>(() => undefined);
+        return port;
+      }
+    }
+    const binding = new WedgedBinding().add(
+      PATH,
+      new ModbusRtuBusDevice([fixedSlave(1, { 1: 1, 2: 2 })]),
+    );
+    lines = new SerialLines(binding);
+    const { faults } = await runReadings(
+      createModbusRtu(rtu({}), lines, { responseTimeoutMs: 100 }),
+      {
+        until: (_rs, fs) => fs.length >= 2,
+      },
+    );
+    // The second round got its turn, so the first one let go of the line.
+    expect(faults.map((f) => f.code)).toEqual(['TIMEOUT', 'TIMEOUT']);
+  });
 });
