@@ -173,6 +173,30 @@ describe('TelemetryPublisher with mosquitto', () => {
     expect(late.messages[0].json).toMatchObject({ state: 'offline', reason: 'shutdown' });
   });
 
+  it('stop() during an outage gives up after drainMs and leaves the batches for the next run', async () => {
+    const b = await broker();
+    const first = makePublisher({ mqtt: { url: b.url } });
+    first.publisher.start();
+    await waitUntil(() => first.publisher.stats().connected, { what: 'connected' });
+    await b.stop();
+    await waitUntil(() => !first.publisher.stats().connected, { what: 'disconnected' });
+    const seqs = [0, 1, 2].map((i) => first.publisher.submit(windowBody(i)));
+    const t0 = Date.now();
+    await first.publisher.stop({ drainMs: 500 });
+    // Bounded: it did not wait for the broker (wide bound for a loaded machine).
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(first.spool.stats().depth).toBe(3);
+    first.spool.close();
+
+    await b.restart();
+    const sub = await subscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
+    const next = publisher({ mqtt: { url: b.url }, dir: first.dir });
+    next.publisher.start();
+    await sub.waitFor((s) => s.telemetrySeqs().length >= 3, 20_000, 'spooled batches');
+    expect(sub.telemetrySeqs()).toEqual(seqs);
+    expect(next.publisher.submit(windowBody(3))).toBe(4);
+  });
+
   it('keeps retrying a wrong URL with a clear error and no crash', async () => {
     const h = publisher({
       mqtt: { url: 'mqtt://127.0.0.1:1', reconnectMinMs: 50, reconnectMaxMs: 200 },
