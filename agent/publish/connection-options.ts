@@ -33,21 +33,20 @@ export function readPassword(
   mqtt: MqttConfig,
   env: NodeJS.ProcessEnv = process.env,
 ): string | undefined {
-  if (mqtt.passwordFile !== undefined)
-    return readText(mqtt.passwordFile, 'password').replace(/\r?\n$/, '');
-  if (mqtt.passwordCredential !== undefined) {
+  let text: string | undefined;
+  if (mqtt.passwordFile !== undefined) text = readText(mqtt.passwordFile, 'password');
+  else if (mqtt.passwordCredential !== undefined) {
     const dir = env.CREDENTIALS_DIRECTORY;
     if (!dir) {
       throw new MqttSetupError(
         `mqtt.passwordCredential "${mqtt.passwordCredential}" is set but $CREDENTIALS_DIRECTORY is not (use LoadCredential= in the systemd unit)`,
       );
     }
-    return readText(join(dir, mqtt.passwordCredential), 'password credential').replace(
-      /\r?\n$/,
-      '',
-    );
+    text = readText(join(dir, mqtt.passwordCredential), 'password credential');
   }
-  return undefined;
+  // install.sh creates an empty credential until the operator sets one: no password then.
+  const password = text?.replace(/\r?\n$/, '');
+  return password === '' ? undefined : password;
 }
 
 export function defaultClientId(gateway: string): string {
