@@ -17,7 +17,12 @@ export interface IntervalTicksOptions {
   alignToWallClock?: boolean;
   /** Delay of the first slot (start-up spread), added after any alignment. */
   startOffsetMs?: number;
-  /** Told how many slots were skipped each time a pull comes late by a whole slot or more. */
+  /**
+   * A slot whose round would start later than this after its due time is skipped (counted)
+   * rather than run late. Default: half the interval.
+   */
+  maxLateMs?: number;
+  /** Told how many slots were skipped each time a pull comes too late. */
   onSkip?: (skipped: number) => void;
   /** Told the scheduling lag (actual start − due, monotonic ms) of every slot yielded. */
   onLag?: (lagMs: number) => void;
@@ -29,8 +34,9 @@ function isAbort(err: unknown, signal: AbortSignal): boolean {
 
 /**
  * Drift-free ticks: slot k is due at t0 + k·interval on the monotonic clock, whatever the
- * rounds cost. A pull after slot k+1 is already due skips to the latest due slot and
- * reports how many were skipped. Ends when the signal aborts.
+ * rounds cost. A pull more than maxLateMs after its slot skips to the latest slot that is
+ * still fresh (or the next one) and reports how many were skipped. Ends when the signal
+ * aborts.
  */
 export async function* intervalTicks(opts: IntervalTicksOptions): AsyncGenerator<number> {
   const { intervalMs, signal } = opts;
@@ -43,6 +49,7 @@ export async function* intervalTicks(opts: IntervalTicksOptions): AsyncGenerator
     ? (intervalMs - (((wallAtStart % intervalMs) + intervalMs) % intervalMs)) % intervalMs
     : 0;
   const offset = align + Math.max(0, opts.startOffsetMs ?? 0);
+  const maxLateMs = Math.max(0, opts.maxLateMs ?? intervalMs / 2);
   // One fixed mapping from monotonic to wall time, taken once: wall steps do not move slots.
   const t0 = clock.now() + offset;
   const wall0 = wallAtStart + offset;
@@ -70,6 +77,16 @@ export async function* intervalTicks(opts: IntervalTicksOptions): AsyncGenerator
     for (let k = 0; !signal.aborted; k++) {
       let due = t0 + k * intervalMs;
       const now = clock.now();
+      if (now > due + maxLateMs) {
+        // Too late for slot k (the last round overran, or the loop stalled): take the latest
+        // due slot if it is still fresh, else wait for the next one. Under overload this
+        // sheds rounds instead of queueing them behind each other until they all time out.
+        let latest = Math.floor((now - t0) / intervalMs);
+        if (now - (t0 + latest * intervalMs) > maxLateMs) latest++;
+        opts.onSkip?.(latest - k);
+        k = latest;
+        due = t0 + k * intervalMs;
+      }
       if (now < due) {
         try {
           await wait(due - now);
@@ -77,11 +94,6 @@ export async function* intervalTicks(opts: IntervalTicksOptions): AsyncGenerator
           if (isAbort(err, signal)) return;
           throw err;
         }
-      } else if (now >= due + intervalMs) {
-        const latest = Math.floor((now - t0) / intervalMs);
-        opts.onSkip?.(latest - k);
-        k = latest;
-        due = t0 + k * intervalMs;
       }
       if (signal.aborted) return;
       opts.onLag?.(Math.max(0, clock.now() - due));

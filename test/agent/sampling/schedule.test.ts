@@ -97,7 +97,24 @@ describe('intervalTicks', () => {
     expect(lags).toEqual([0, 0, 0, 50, 0, 0]);
   });
 
-  it('never runs a slot more than one interval late, and counts every slot (property)', async () => {
+  it('waits for the next slot rather than run one that is already stale', async () => {
+    const clock = new TestClock(0);
+    const wall0 = clock.wallNow();
+    const skips: number[] = [];
+    const ticks = intervalTicks({
+      intervalMs: 100,
+      clock,
+      signal: new AbortController().signal,
+      onSkip: (n) => skips.push(n),
+    });
+    // Round 0 takes 280 ms: slot 200 is 80 ms old by then (> 50), so slot 300 is next.
+    const pulled = await drive(clock, ticks, (i) => (i === 0 ? 280 : 5), 3);
+    expect(pulled.map((p) => p.wall - wall0)).toEqual([0, 300, 400]);
+    expect(pulled.map((p) => p.startedAt)).toEqual([0, 300, 400]);
+    expect(skips).toEqual([2]);
+  });
+
+  it('never runs a slot more than half an interval late, and counts every slot (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.integer({ min: 0, max: 350 }), { minLength: 5, maxLength: 30 }),
@@ -118,7 +135,8 @@ describe('intervalTicks', () => {
             const due = slots[i] * intervalMs;
             expect(Number.isInteger(slots[i])).toBe(true);
             expect(pulled[i].startedAt).toBeGreaterThanOrEqual(due);
-            expect(pulled[i].startedAt - due).toBeLessThan(intervalMs);
+            // Never more than half an interval late (the default maxLateMs): no stale samples.
+            expect(pulled[i].startedAt - due).toBeLessThanOrEqual(intervalMs / 2);
             if (i > 0) expect(slots[i]).toBeGreaterThan(slots[i - 1]);
           }
           // Every slot up to the last one was either sampled or counted as skipped.
