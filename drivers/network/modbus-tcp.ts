@@ -3,7 +3,7 @@
  * XY-MD02 behind a TCP gateway) whose registers hold the values.
  *
  * Facts: TCP port 502; MBAP header (transaction id, protocol 0, length, unit id; mbap.ts)
- * in front of the same PDU as RTU (modbus-pdu.ts); function 0x04 input registers or 0x03
+ * in front of the same PDU as RTU (drivers/modbus-pdu.ts); function 0x04 input registers or 0x03
  * holding registers; XY-MD02 layout: 0x0001 = temperature × 10 (int16), 0x0002 = humidity
  * × 10. Register address, scale and signedness come from the config, one entry per
  * quantity; adjacent registers are read in one request.
@@ -16,7 +16,12 @@
  */
 import type { SensorConfigOf } from '../../agent/config/schema.js';
 import type { Driver, Measurement } from '../types.js';
-import { decodeReadResponse, encodeReadRequest, planReads, registerValue } from './modbus-pdu.js';
+import {
+  decodeReadResponse,
+  encodeReadRequest,
+  planReadSpans,
+  registerValue,
+} from '../modbus-pdu.js';
 import type { ModbusTcpPool } from './modbus-tcp-pool.js';
 
 export { ModbusTcpPool } from './modbus-tcp-pool.js';
@@ -30,8 +35,8 @@ export type ModbusTcpConfig = Pick<
 export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): Driver {
   const { host, port, unitId, registers } = config;
   const fn = config.function;
-  const blocks = planReads(registers.map((r) => r.address));
-  const requests = blocks.map((b) => ({ ...b, pdu: encodeReadRequest(fn, b.address, b.count) }));
+  const spans = planReadSpans(registers.map((r) => r.address));
+  const requests = spans.map((s) => ({ ...s, pdu: encodeReadRequest(fn, s.start, s.quantity) }));
 
   return {
     kind: 'modbus-tcp',
@@ -43,8 +48,8 @@ export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): D
       );
       const raw = new Map<number, number>();
       replies.forEach((pdu, i) => {
-        const { address, count } = requests[i];
-        decodeReadResponse(pdu, fn, count).forEach((v, j) => raw.set(address + j, v));
+        const { start, quantity } = requests[i];
+        decodeReadResponse(pdu, fn, quantity).forEach((v, j) => raw.set(start + j, v));
       });
       return registers.map((r) => ({
         quantity: r.quantity,

@@ -8,8 +8,9 @@
  * port, its own open/close and queue), so it cannot share one RS-485 line among several
  * sensors through our turn-taking, cannot reopen through our backoff when the adapter is
  * unplugged, and its RTU buffering does not wait the 3.5-character silence by the clock.
- * Framing is 60 lines (drivers/serial/modbus-rtu-frame.ts, modbus-pdu.ts), tested against
- * the vectors above and fuzzed, and it runs unchanged on serialport 13 and the simulator.
+ * Framing is 60 lines (drivers/serial/modbus-rtu-frame.ts; the PDU is drivers/modbus-pdu.ts,
+ * shared with Modbus TCP), tested against the vectors above and fuzzed, and it runs unchanged
+ * on serialport 13 and the simulator.
  *
  * Errors: no reply in time → TIMEOUT; bad CRC → CRC; exception reply (function | 0x80) →
  * PROTOCOL with the exception code (ModbusException); port gone → DISCONNECTED.
@@ -17,12 +18,12 @@
 import type { SensorConfigOf } from '../../agent/config/schema.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import {
-  buildReadRequest,
-  parseReadResponse,
+  decodeReadResponse,
+  encodeReadRequest,
   planReadSpans,
   registerValue,
   type ModbusReadFunction,
-} from './modbus-pdu.js';
+} from '../modbus-pdu.js';
 import { decodeRtuFrame, encodeRtuFrame, readReplyLength } from './modbus-rtu-frame.js';
 import type { SerialLines } from './serial-lines.js';
 
@@ -52,7 +53,7 @@ export function createModbusRtu(
   let acquired = false;
 
   const readSpan = async (start: number, quantity: number, signal: AbortSignal) => {
-    const request = encodeRtuFrame(config.unitId, buildReadRequest(fn, start, quantity));
+    const request = encodeRtuFrame(config.unitId, encodeReadRequest(fn, start, quantity));
     const reply = await line.transact(
       request,
       readReplyLength,
@@ -62,7 +63,7 @@ export function createModbusRtu(
     if (frame.unitId !== config.unitId) {
       throw new SensorError('PROTOCOL', `reply from unit ${frame.unitId}, asked ${config.unitId}`);
     }
-    return parseReadResponse(frame.pdu, fn, quantity);
+    return decodeReadResponse(frame.pdu, fn, quantity);
   };
 
   return {

@@ -19,11 +19,10 @@ import {
 } from '../../drivers/network/mbap.js';
 import {
   decodeReadRequest,
-  encodeException,
+  encodeExceptionResponse,
   encodeReadResponse,
   registerRaw,
-  type ReadFunction,
-} from '../../drivers/network/modbus-pdu.js';
+} from '../../drivers/modbus-pdu.js';
 import type { Quantity } from '../../drivers/types.js';
 import { SensorField } from './sensor-field.js';
 
@@ -105,24 +104,24 @@ export async function startModbusTcpSensorServer(
     const { unitId, pdu } = frame;
     bump(`${unitId}`);
     const req = decodeReadRequest(pdu);
-    if (!req) return encodeException(pdu[0] ?? 0, 0x01);
-    const first = blockOf(req.address);
-    const last = blockOf(req.address + req.count - 1);
+    if (!req) return encodeExceptionResponse(pdu[0] ?? 0, 0x01);
+    const first = blockOf(req.start);
+    const last = blockOf(req.start + req.quantity - 1);
     for (let b = first; b <= last; b++) bump(`${unitId}:${b}`);
     let fault = faults.get(`${unitId}`);
     for (let b = first; b <= last && !fault; b++) fault = faults.get(`${unitId}:${b}`);
     if (fault === 'timeout' || fault === 'drop' || fault === 'garbage') return fault;
-    if (fault === 'exception') return encodeException(req.fn, 0x04);
-    if (unitId < 1 || unitId > units) return encodeException(req.fn, 0x0b);
-    if (req.address < 1 || req.count < 1 || req.count > 125 || last >= perUnit)
-      return encodeException(req.fn, 0x02);
+    if (fault === 'exception') return encodeExceptionResponse(req.fn, 0x04);
+    if (unitId < 1 || unitId > units) return encodeExceptionResponse(req.fn, 0x0b);
+    if (req.start < 1 || req.quantity < 1 || req.quantity > 125 || last >= perUnit)
+      return encodeExceptionResponse(req.fn, 0x02);
     const now = Date.now();
     const regs: number[] = [];
-    for (let a = req.address; a < req.address + req.count; a++) {
+    for (let a = req.start; a < req.start + req.quantity; a++) {
       const v = field.read(sensorIndex(unitId, blockOf(a)), now);
       regs.push(registerRaw((a - 1) % 2 === 0 ? v.temperature : v.humidity, SPEC));
     }
-    const reply = encodeReadResponse(req.fn as ReadFunction, regs);
+    const reply = encodeReadResponse(req.fn, regs);
     if (fault === 'malformed') reply[1] = reply[1] + 1;
     return reply;
   };

@@ -9,10 +9,10 @@
  */
 import { Signal } from '../signal.js';
 import {
-  buildExceptionResponse,
-  buildReadResponse,
-  parseReadRequest,
-} from '../../drivers/serial/modbus-pdu.js';
+  decodeReadRequest,
+  encodeExceptionResponse,
+  encodeReadResponse,
+} from '../../drivers/modbus-pdu.js';
 import {
   decodeRtuFrame,
   encodeRtuFrame,
@@ -66,7 +66,7 @@ export class SimulatedModbusSlave {
     if (fault?.kind === 'timeout') return undefined;
     const fn = pdu[0];
     let reply: Buffer;
-    if (fault?.kind === 'exception') reply = buildExceptionResponse(fn, fault.exceptionCode);
+    if (fault?.kind === 'exception') reply = encodeExceptionResponse(fn, fault.exceptionCode);
     else reply = this.serve(pdu, now);
     if (reply[0] & 0x80) this.counters.exceptions++;
     this.counters.replies++;
@@ -76,16 +76,16 @@ export class SimulatedModbusSlave {
   private serve(pdu: Buffer, now: number): Buffer {
     const fn = pdu[0];
     const table = fn === 4 ? this.o.input : fn === 3 ? this.o.holding : undefined;
-    if (!table) return buildExceptionResponse(fn, 0x01);
-    const req = parseReadRequest(pdu);
-    if (!req || req.quantity < 1 || req.quantity > 125) return buildExceptionResponse(fn, 0x03);
+    if (!table) return encodeExceptionResponse(fn, 0x01);
+    const req = decodeReadRequest(pdu);
+    if (!req || req.quantity < 1 || req.quantity > 125) return encodeExceptionResponse(fn, 0x03);
     const words: number[] = [];
     for (let a = req.start; a < req.start + req.quantity; a++) {
       const source = table[a];
-      if (!source) return buildExceptionResponse(fn, 0x02);
+      if (!source) return encodeExceptionResponse(fn, 0x02);
       words.push(source(now) & 0xffff);
     }
-    return buildReadResponse(fn, words);
+    return encodeReadResponse(req.fn, words);
   }
 }
 

@@ -7,7 +7,7 @@ import {
   LineSplitter,
   parseAsciiLine,
 } from '../../../drivers/serial/ascii-line.js';
-import { parseReadResponse } from '../../../drivers/serial/modbus-pdu.js';
+import { decodeReadResponse } from '../../../drivers/modbus-pdu.js';
 import { createModbusRtu } from '../../../drivers/serial/modbus-rtu.js';
 import { decodeRtuFrame, readReplyLength } from '../../../drivers/serial/modbus-rtu-frame.js';
 import { SerialLines } from '../../../drivers/serial/serial-lines.js';
@@ -41,7 +41,7 @@ describe('Modbus RTU parser fuzz', () => {
           try {
             readReplyLength(bytes);
             const frame = decodeRtuFrame(bytes);
-            const words = parseReadResponse(frame.pdu, 4, n);
+            const words = decodeReadResponse(frame.pdu, 4, n);
             expect(words).toHaveLength(n);
           } catch (e) {
             expect(e).toBeInstanceOf(SensorError);

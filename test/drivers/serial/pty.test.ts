@@ -12,7 +12,7 @@ import { SerialPort } from 'serialport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sensorSchema, type SensorConfigOf } from '../../../agent/config/schema.js';
 import { createAsciiLine } from '../../../drivers/serial/ascii-line.js';
-import { buildReadResponse, parseReadRequest } from '../../../drivers/serial/modbus-pdu.js';
+import { decodeReadRequest, encodeReadResponse } from '../../../drivers/modbus-pdu.js';
 import { createModbusRtu } from '../../../drivers/serial/modbus-rtu.js';
 import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-rtu-frame.js';
 import { SerialLines } from '../../../drivers/serial/serial-lines.js';
@@ -70,9 +70,9 @@ function modbusSlave(registers: Record<number, number>) {
     if (rx.length < 8) return;
     const frame = decodeRtuFrame(rx.subarray(0, 8));
     rx = rx.subarray(8);
-    const req = parseReadRequest(frame.pdu)!;
+    const req = decodeReadRequest(frame.pdu)!;
     const words = Array.from({ length: req.quantity }, (_, i) => registers[req.start + i] ?? 0);
-    port.write(encodeRtuFrame(frame.unitId, buildReadResponse(req.fn, words)));
+    port.write(encodeRtuFrame(frame.unitId, encodeReadResponse(req.fn, words)));
   };
 }
 

@@ -5,7 +5,7 @@ import {
   decodeReadResponse,
   encodeReadRequest,
   registerValue,
-} from '../../../drivers/network/modbus-pdu.js';
+} from '../../../drivers/modbus-pdu.js';
 import {
   startModbusTcpSensorServer,
   type ModbusTcpSensorServer,

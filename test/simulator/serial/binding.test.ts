@@ -1,6 +1,6 @@
 import { SerialPortStream } from '@serialport/stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildReadRequest, parseReadResponse } from '../../../drivers/serial/modbus-pdu.js';
+import { decodeReadResponse, encodeReadRequest } from '../../../drivers/modbus-pdu.js';
 import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-rtu-frame.js';
 import { SimulatedSerialBinding, type DevicePort } from '../../../simulator/serial/binding.js';
 import {
@@ -98,19 +98,19 @@ describe('ModbusRtuBusDevice', () => {
     );
     const s = await open(binding);
     let reply = receive(s, 7);
-    s.write(encodeRtuFrame(3, buildReadRequest(4, 7, 1)));
-    expect(parseReadResponse(decodeRtuFrame(await reply).pdu, 4, 1)).toEqual([0x1234]);
+    s.write(encodeRtuFrame(3, encodeReadRequest(4, 7, 1)));
+    expect(decodeReadResponse(decodeRtuFrame(await reply).pdu, 4, 1)).toEqual([0x1234]);
     reply = receive(s, 5);
-    s.write(encodeRtuFrame(3, buildReadRequest(4, 8, 1)));
+    s.write(encodeRtuFrame(3, encodeReadRequest(4, 8, 1)));
     const exception = decodeRtuFrame(await reply).pdu;
-    expect(() => parseReadResponse(exception, 4, 1)).toThrow(/0x02/);
+    expect(() => decodeReadResponse(exception, 4, 1)).toThrow(/0x02/);
   });
 
   it('ignores a request with a bad CRC, as a real slave does', async () => {
     const slave = new SimulatedModbusSlave({ unitId: 1, input: { 1: () => 1 }, turnaroundMs: 1 });
     const { device, binding } = bus(slave);
     const s = await open(binding);
-    const frame = encodeRtuFrame(1, buildReadRequest(4, 1, 1));
+    const frame = encodeRtuFrame(1, encodeReadRequest(4, 1, 1));
     frame[frame.length - 1] ^= 1;
     s.write(frame);
     for (let i = 0; i < 200 && device.counters.frames === 0; i++)

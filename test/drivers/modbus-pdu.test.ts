@@ -1,16 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  ModbusException,
   decodeReadRequest,
   decodeReadResponse,
-  encodeException,
+  encodeExceptionResponse,
   encodeReadRequest,
   encodeReadResponse,
-  planReads,
+  planReadSpans,
   registerRaw,
   registerValue,
-} from '../../../drivers/network/modbus-pdu.js';
-import { SensorError } from '../../../drivers/types.js';
+} from '../../drivers/modbus-pdu.js';
+import { SensorError } from '../../drivers/types.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -53,6 +54,18 @@ describe('Modbus read PDUs', () => {
     expect((err as SensorError).message).toMatch(/0x02.*illegal data address/);
   });
 
+  it('turns an exception reply into a PROTOCOL fault carrying the code', () => {
+    let caught: unknown;
+    try {
+      decodeReadResponse(Buffer.from([0x84, 0x02]), 4, 1);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(ModbusException);
+    expect((caught as ModbusException).code).toBe('PROTOCOL');
+    expect((caught as ModbusException).exceptionCode).toBe(2);
+  });
+
   it.each([
     ['wrong function', '03 02 00F5', /function 0x3/],
     ['byte count off', '04 04 00F5', /byte count 4, expected 2/],
@@ -62,17 +75,22 @@ describe('Modbus read PDUs', () => {
     expect(() => decodeReadResponse(hex(pdu), 4, 1)).toThrow(message);
   });
 
+  it('rejects a reply with the wrong byte count or function', () => {
+    expect(() => decodeReadResponse(encodeReadResponse(4, [1]), 4, 2)).toThrow(/byte count/);
+    expect(() => decodeReadResponse(encodeReadResponse(3, [1]), 4, 1)).toThrow(/function/);
+  });
+
   it('round-trips responses and requests through the server-side helpers', () => {
     expect(decodeReadResponse(encodeReadResponse(3, [1, 0xffff, 0x8000]), 3, 3)).toEqual([
       1, 0xffff, 0x8000,
     ]);
     expect(decodeReadRequest(encodeReadRequest(4, 300, 7))).toEqual({
       fn: 4,
-      address: 300,
-      count: 7,
+      start: 300,
+      quantity: 7,
     });
     expect(decodeReadRequest(hex('06 0001 0003'))).toBeUndefined();
-    expect(encodeException(4, 0x0b)).toEqual(hex('84 0B'));
+    expect(encodeExceptionResponse(4, 0x0b)).toEqual(hex('84 0B'));
   });
 });
 
@@ -82,6 +100,12 @@ describe('register values', () => {
     expect(registerValue(0xff9c, { scale: 0.1, signed: false })).toBe(6543.6);
     expect(registerValue(0x8000, { scale: 1, signed: true })).toBe(-32768);
     expect(registerValue(0x7fff, { scale: 0.01, signed: true })).toBe(327.67);
+  });
+
+  it('reads negative temperatures as signed and large values as unsigned', () => {
+    expect(registerValue(0xff90, { scale: 0.1, signed: true })).toBe(-11.2);
+    expect(registerValue(0xff90, { scale: 0.1, signed: false })).toBe(6542.4);
+    expect(registerValue(0x8000, { scale: 1, signed: true })).toBe(-32768);
   });
 
   it('inverts registerValue for in-range values and clamps the rest', () => {
@@ -95,20 +119,26 @@ describe('register values', () => {
   });
 });
 
-describe('planReads', () => {
+describe('planReadSpans', () => {
   it('reads adjacent registers in one request and does not bridge gaps', () => {
-    expect(planReads([2, 1])).toEqual([{ address: 1, count: 2 }]);
-    expect(planReads([1, 2, 10, 11, 11, 40])).toEqual([
-      { address: 1, count: 2 },
-      { address: 10, count: 2 },
-      { address: 40, count: 1 },
+    expect(planReadSpans([2, 1])).toEqual([{ start: 1, quantity: 2 }]);
+    expect(planReadSpans([1, 2, 10])).toEqual([
+      { start: 1, quantity: 2 },
+      { start: 10, quantity: 1 },
+    ]);
+    expect(planReadSpans([1, 2, 10, 11, 11, 40])).toEqual([
+      { start: 1, quantity: 2 },
+      { start: 10, quantity: 2 },
+      { start: 40, quantity: 1 },
     ]);
   });
 
   it('splits runs longer than 125 registers', () => {
-    const blocks = planReads(Array.from({ length: 300 }, (_, i) => i));
-    expect(blocks.map((b) => b.count)).toEqual([125, 125, 50]);
-    expect(blocks.map((b) => b.address)).toEqual([0, 125, 250]);
+    const many = Array.from({ length: 130 }, (_, i) => i);
+    expect(planReadSpans(many).map((s) => s.quantity)).toEqual([125, 5]);
+    const spans = planReadSpans(Array.from({ length: 300 }, (_, i) => i));
+    expect(spans.map((s) => s.quantity)).toEqual([125, 125, 50]);
+    expect(spans.map((s) => s.start)).toEqual([0, 125, 250]);
   });
 });
 
