@@ -15,6 +15,8 @@ import {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+const OPERATOR_ERRORS = new Set(['SpoolInUseError', 'MqttSetupError', 'I2CBusOpenError']);
+
 interface Command {
   summary: string;
   usage: string;
@@ -178,7 +180,12 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`edge-agent ${name}: ${err.message}\nusage: ${cmd.usage}\n`);
       return EXIT_USAGE;
     }
-    process.stderr.write(`edge-agent ${name}: ${(err as Error).stack ?? String(err)}\n`);
+    // Problems an operator can fix (state dir in use, unreadable TLS file, missing bus) are
+    // told plainly; anything else is a bug and keeps its stack.
+    const e = err as Error;
+    process.stderr.write(
+      `edge-agent ${name}: ${OPERATOR_ERRORS.has(e.name) ? e.message : (e.stack ?? String(err))}\n`,
+    );
     return EXIT_FAILURE;
   }
 }
@@ -186,6 +193,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // Normally nothing is left and the process ends by itself; a handle some library keeps
+    // open must not turn a finished command into a hang (systemd would SIGKILL it).
+    setTimeout(() => process.exit(code), 1000).unref();
   },
   (err: unknown) => {
     process.stderr.write(`edge-agent: ${String(err)}\n`);

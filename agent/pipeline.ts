@@ -64,6 +64,13 @@ export class Pipeline {
       logger,
       status: { version: AGENT_VERSION, startedAt: Date.now(), sensors: enabled.map((s) => s.id) },
     });
+    try {
+      // First, so an unreadable password or TLS file fails before any thread is started.
+      publisher.start();
+    } catch (err) {
+      spool.close();
+      throw err;
+    }
 
     // Indices are stable for the life of the process so a reload never renumbers a series.
     const indexOf = new Map<string, number>();
@@ -99,7 +106,6 @@ export class Pipeline {
     pipeline.sensorIndex = indexOf;
     pipeline.nextIndex = enabled.length;
 
-    publisher.start();
     sampler.start();
 
     const health = new HealthReporter(

@@ -62,6 +62,22 @@ describe('edge-agent CLI', () => {
     }
   });
 
+  it('run exits 1 with a plain message when the MQTT password file is unreadable', () => {
+    const file = join(dir, 'run-nopw.yaml');
+    writeFileSync(
+      file,
+      `gateway: { id: gw }\nmqtt: { url: "mqtt://127.0.0.1:1", passwordFile: ${join(dir, 'no-such-password')} }\n`,
+    );
+    const r = spawnSync(process.execPath, [CLI, 'run', '--config', file], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, STATE_DIRECTORY: join(dir, 'state-nopw') },
+    });
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain('no-such-password');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('run exits 2 when the config is invalid', () => {
     const file = join(dir, 'run-bad.yaml');
     writeFileSync(file, 'gateway: {}\n');
