@@ -134,84 +134,98 @@ const MIN_SPIKE_HISTORY = 5;
  * Detector state of one series (sensor × quantity). check() returns the flag bits for a
  * value and then remembers it. The spike history is kept sorted incrementally (insert and
  * remove by binary search), so a reading costs O(K) moves, not a sort.
+ *
+ * Hot path (once per reading in the worker): the settings and the range are copied into
+ * own fields, and the sorted history and its insertion-order ring share one Float64Array
+ * (sorted in [0, K), ring in [K, 2K)), so a reading touches one small object and one
+ * contiguous block instead of three objects and two separate backing stores.
  */
 export class SeriesDetectors {
-  private readonly range: Range;
+  private readonly min: number;
+  private readonly max: number;
   private readonly powerOnCheck: boolean;
+  private readonly stuckCount: number;
+  private readonly spikeZ: number;
+  private readonly k: number;
   private last = Number.NaN;
   private run = 0;
-  private readonly order: Float64Array; // insertion order (ring)
-  private readonly sorted: Float64Array;
+  /** [0, k): the history, ascending; [k, 2k): the same values in insertion order (ring). */
+  private readonly buf: Float64Array;
   private size = 0;
-  private next = 0;
+  /** Ring slot (k..2k−1) of the oldest value once full, of the next free one before. */
+  private next: number;
 
-  constructor(
-    private readonly settings: DetectorSettings,
-    driver: string,
-    quantity: string,
-    configured?: Range,
-  ) {
-    this.range = rangeFor(driver, quantity, configured);
+  constructor(settings: DetectorSettings, driver: string, quantity: string, configured?: Range) {
+    const range = rangeFor(driver, quantity, configured);
+    this.min = range.min;
+    this.max = range.max;
     this.powerOnCheck = driver === 'ds18b20' && quantity === 'temperature';
-    this.order = new Float64Array(settings.spikeHistory);
-    this.sorted = new Float64Array(settings.spikeHistory);
+    this.stuckCount = settings.stuckCount;
+    this.spikeZ = settings.spikeZ;
+    this.k = settings.spikeHistory;
+    this.buf = new Float64Array(2 * settings.spikeHistory);
+    this.next = settings.spikeHistory;
   }
 
   check(value: number): number {
     let flags = 0;
-    if (value < this.range.min || value > this.range.max) flags |= FLAG_RANGE;
+    if (value < this.min || value > this.max) flags |= FLAG_RANGE;
     if (this.powerOnCheck && value === DS18B20_POWER_ON_C) flags |= FLAG_POWER_ON;
     if (value === this.last) {
-      if (++this.run >= this.settings.stuckCount) flags |= FLAG_STUCK;
+      if (++this.run >= this.stuckCount) flags |= FLAG_STUCK;
     } else {
       this.last = value;
       this.run = 1;
     }
     const n = this.size;
     if (n >= MIN_SPIKE_HISTORY && this.isSpike(value, n)) flags |= FLAG_SPIKE;
-    this.remember(value);
+    this.remember(value, n);
     return flags;
   }
 
   private isSpike(value: number, n: number): boolean {
-    const sorted = this.sorted;
-    const median = sortedMedian(sorted, n);
+    const sorted = this.buf;
+    const h = n >> 1;
+    const odd = (n & 1) === 1;
+    const median = odd ? sorted[h] : (sorted[h - 1] + sorted[h]) / 2;
     const dev = 0.6745 * Math.abs(value - median);
-    if (n % 2 === 1) {
+    if (odd) {
       // Cheap lower bound of the MAD (odd n = 2h+1): at least h+1 values lie within ±MAD
       // of the median, contiguous around index h, so they reach index h−c or h+c with
       // c = ⌈h/2⌉. Below that bound the value cannot be a spike: skip the exact MAD.
-      const h = n >> 1;
       const c = (h + 1) >> 1;
-      const low = Math.min(median - sorted[h - c], sorted[h + c] - median);
-      if (dev <= this.settings.spikeZ * low) return false;
+      const a = median - sorted[h - c];
+      const b = sorted[h + c] - median;
+      if (dev <= this.spikeZ * (a < b ? a : b)) return false;
     }
-    return robustZ(value, median, sortedMad(sorted, n, median)) > this.settings.spikeZ;
+    return robustZ(value, median, sortedMad(sorted, n, median)) > this.spikeZ;
   }
 
-  private remember(value: number): void {
-    const k = this.order.length;
-    if (this.size === k) this.replaceSorted(this.order[this.next], value);
-    else this.insertSorted(value);
-    this.order[this.next] = value;
-    this.next = this.next + 1 === k ? 0 : this.next + 1;
+  private remember(value: number, n: number): void {
+    const buf = this.buf;
+    const k = this.k;
+    const at = this.next;
+    if (n === k) this.replaceSorted(buf[at], value, n);
+    else this.insertSorted(value, n);
+    buf[at] = value;
+    this.next = at + 1 === 2 * k ? k : at + 1;
   }
 
-  private insertSorted(value: number): void {
-    const s = this.sorted;
-    let i = this.size++;
+  private insertSorted(value: number, n: number): void {
+    const s = this.buf;
+    let i = n;
     while (i > 0 && s[i - 1] > value) {
       s[i] = s[i - 1];
       i--;
     }
     s[i] = value;
+    this.size = n + 1;
   }
 
   /** Swaps the oldest value for the newest, moving only the entries between their ranks. */
-  private replaceSorted(old: number, value: number): void {
+  private replaceSorted(old: number, value: number, n: number): void {
     if (value === old) return; // a steady, quantised sensor: nothing moves
-    const s = this.sorted;
-    const n = this.size;
+    const s = this.buf;
     let lo = 0;
     let hi = n - 1;
     while (lo < hi) {
