@@ -27,11 +27,13 @@ export function assembleTelemetry(
     start++;
   }
   if (body[start] !== OPEN_BRACE) throw new Error('telemetry body must be a JSON object');
-  const header = Buffer.from(
-    `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},"createdAt":${createdAt},`,
-  );
-  const rest = body.subarray(start + 1);
-  return Buffer.concat([header, rest], header.length + rest.length);
+  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},"createdAt":${createdAt},`;
+  const headerBytes = Buffer.byteLength(header);
+  // One allocation, one copy of the body (no intermediate header Buffer).
+  const out = Buffer.allocUnsafe(headerBytes + body.length - start - 1);
+  out.write(header, 0, headerBytes, 'utf8');
+  out.set(body.subarray(start + 1), headerBytes);
+  return out;
 }
 
 export interface StatusInfo {

@@ -165,6 +165,7 @@ export class TelemetryPublisher {
     this.client = undefined;
     this.connected = false;
     this.inflight.clear();
+    this.options.spool.retainRecent(false);
     log.info(
       { published: this.published, leftInSpool: left },
       left > 0 ? 'publisher stopped; unsent batches stay in the spool' : 'publisher stopped',
@@ -238,6 +239,8 @@ export class TelemetryPublisher {
     this.connects++;
     this.cursor = 0;
     this.inflight.clear();
+    // While connected, new batches are handed out from memory instead of read back.
+    this.options.spool.retainRecent(true);
     const spool = this.options.spool.stats();
     this.options.logger.info(
       { url: this.options.mqtt.url, reconnects: this.connects - 1, backlog: spool.depth },
@@ -280,6 +283,8 @@ export class TelemetryPublisher {
     // Whatever was in flight is unsent until a PUBACK says otherwise: replay from the spool.
     this.inflight.clear();
     this.cursor = 0;
+    // During the outage batches wait on disk only: memory stays flat.
+    this.options.spool.retainRecent(false);
     this.generation++;
     client.removeAllListeners('close');
     client.end(true);

@@ -12,6 +12,12 @@
  * - A failing disk (full, read-only, I/O error) is logged loudly and the spool keeps going
  *   on an in-memory window under the same bounds, still assigning seqs; it retries the
  *   disk at most once a second and moves the memory window back to disk when it works.
+ * - Read-back avoidance: while the publisher is connected (`retainRecent(true)`), the bodies
+ *   of the batches just written to disk are also kept in a small bounded window (RECENT_*),
+ *   so handing them out does not read them back from SQLite; replay after a reconnect or a
+ *   restart, and anything older than the window, still comes from SQLite. The window holds
+ *   copies of rows that are on disk: it changes no durability, ack or drop rule, and it is
+ *   emptied while disconnected so an outage does not grow memory.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,6 +63,9 @@ export class SpoolInUseError extends Error {
 }
 const DISK_RETRY_MS = 1000;
 const DROP_CHUNK = 256;
+/** Bounds of the recent-batches window (see the header): a few in-flight windows' worth. */
+export const RECENT_MAX_BATCHES = 64;
+export const RECENT_MAX_BYTES = 8 * 1024 * 1024;
 
 type Row = { seq: number; created_at: number; body: Buffer };
 
@@ -73,6 +82,14 @@ export class Spool {
   private memoryBytes = 0;
   /** Acked batches whose delete failed on disk: never hand them out again. */
   private readonly ackedOnDisk = new Set<number>();
+  /**
+   * Bodies of on-disk batches, in seq order. Invariant: every unacknowledged, undropped
+   * on-disk batch with seq >= recentFrom is in this map, so peek reads SQLite only below it.
+   */
+  private readonly recent = new Map<number, SpooledBatch>();
+  private recentBytes = 0;
+  private recentFrom = 1;
+  private keepRecent = false;
   private readonly now: () => number;
   /** Prepared statements, compiled once per connection. */
   private readonly statements = new Map<string, Database.Statement>();
@@ -116,6 +133,7 @@ export class Spool {
         )
         .get() as { n: number; b: number; m: number | null };
       spool.lastSeq = Math.max(meta('last_seq'), totals.m ?? 0);
+      spool.recentFrom = spool.lastSeq + 1;
       spool.dropped = meta('dropped');
       spool.diskDepth = totals.n;
       spool.diskBytes = totals.b;
@@ -146,12 +164,20 @@ export class Spool {
     return spool;
   }
 
-  /** Store a batch; returns its seq. Never throws for disk trouble. */
+  /**
+   * Store a batch; returns its seq. Never throws for disk trouble. The spool keeps a
+   * reference to `body` (no copy): the caller must not modify it afterwards.
+   */
   append(body: Uint8Array, createdAt: number): number {
     const seq = this.lastSeq + 1;
-    const batch: SpooledBatch = { seq, createdAt, body: Buffer.from(body) };
+    const view = Buffer.isBuffer(body)
+      ? body
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const batch: SpooledBatch = { seq, createdAt, body: view };
     this.retryDisk();
-    if (!(this.diskOk && this.writeToDisk([batch]))) {
+    if (this.diskOk && this.writeToDisk([batch])) {
+      this.remember(batch);
+    } else {
       this.memory.set(seq, batch);
       this.memoryBytes += batch.body.length;
     }
@@ -160,20 +186,37 @@ export class Spool {
     return seq;
   }
 
+  /**
+   * Keep the bodies of newly written batches in memory (the publisher turns this on while
+   * connected). Turning it off empties the window: later peeks read SQLite.
+   */
+  retainRecent(on: boolean): void {
+    this.keepRecent = on;
+    if (!on) this.forgetRecent();
+  }
+
   /** Up to `limit` unacknowledged batches with seq > afterSeq, in seq order. */
   peek(afterSeq: number, limit: number): SpooledBatch[] {
     const fromDisk: SpooledBatch[] = [];
-    if (this.db && this.diskDepth > 0) {
+    // Older than the recent window: read back from SQLite (replay).
+    if (this.db && this.diskDepth > 0 && afterSeq + 1 < this.recentFrom) {
       try {
         const rows = this.sql(
-          'SELECT seq, created_at, body FROM batches WHERE seq > ? ORDER BY seq LIMIT ?',
-        ).all(afterSeq, limit + this.ackedOnDisk.size) as Row[];
+          'SELECT seq, created_at, body FROM batches WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
+        ).all(afterSeq, this.recentFrom, limit + this.ackedOnDisk.size) as Row[];
         for (const r of rows) {
           if (!this.ackedOnDisk.has(r.seq))
             fromDisk.push({ seq: r.seq, createdAt: r.created_at, body: r.body });
+          if (fromDisk.length >= limit) break;
         }
       } catch (err) {
         this.diskFailed(err, 'read');
+      }
+    }
+    if (fromDisk.length < limit) {
+      for (const b of this.recent.values()) {
+        if (b.seq > afterSeq) fromDisk.push(b);
+        if (fromDisk.length >= limit) break;
       }
     }
     const fromMemory: SpooledBatch[] = [];
@@ -187,6 +230,7 @@ export class Spool {
 
   /** The broker has the batch: forget it. Unknown seqs (already dropped) are ignored. */
   ack(seq: number): void {
+    this.unremember(seq);
     const inMemory = this.memory.get(seq);
     if (inMemory) {
       this.memory.delete(seq);
@@ -224,6 +268,7 @@ export class Spool {
   }
 
   close(): void {
+    this.forgetRecent();
     this.statements.clear();
     try {
       this.db?.close();
@@ -269,6 +314,36 @@ export class Spool {
     }
   }
 
+  /** Keep a just-written batch's body (bounded: the oldest fall back to SQLite reads). */
+  private remember(batch: SpooledBatch): void {
+    if (!this.keepRecent) {
+      this.recentFrom = batch.seq + 1;
+      return;
+    }
+    this.recent.set(batch.seq, batch);
+    this.recentBytes += batch.body.length;
+    while (this.recent.size > RECENT_MAX_BATCHES || this.recentBytes > RECENT_MAX_BYTES) {
+      const oldest = this.recent.values().next().value as SpooledBatch;
+      this.recent.delete(oldest.seq);
+      this.recentBytes -= oldest.body.length;
+      this.recentFrom = oldest.seq + 1;
+    }
+  }
+
+  private unremember(seq: number): void {
+    const b = this.recent.get(seq);
+    if (!b) return;
+    this.recent.delete(seq);
+    this.recentBytes -= b.body.length;
+  }
+
+  /** Empty the window; everything on disk is read from SQLite again. */
+  private forgetRecent(): void {
+    this.recent.clear();
+    this.recentBytes = 0;
+    this.recentFrom = this.lastSeq + 1;
+  }
+
   private diskFailed(err: unknown, op: string): void {
     this.lastDiskTry = this.now();
     if (!this.diskOk) return;
@@ -289,6 +364,7 @@ export class Spool {
       // Probe with the metadata write alone.
       if (!this.writeToDisk([])) return;
     } else if (!this.writeToDisk(pending)) return;
+    this.forgetRecent();
     this.memory.clear();
     this.memoryBytes = 0;
     this.logger.warn({ path: this.path, moved: pending.length }, 'spool disk works again');
@@ -343,6 +419,7 @@ export class Spool {
         seq,
       ) as { n: number } | undefined;
       if (!row) return false;
+      this.unremember(seq);
       this.diskDepth--;
       this.diskBytes -= row.n;
       this.ackedOnDisk.delete(seq);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Spool, SpoolInUseError } from '../../../agent/publish/spool.js';
+import { RECENT_MAX_BATCHES, Spool, SpoolInUseError } from '../../../agent/publish/spool.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
@@ -114,6 +114,57 @@ describe('Spool bounds', () => {
     spool.append(body(3), now);
     expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([2, 3]);
     expect(spool.stats().dropped).toBe(1);
+    spool.close();
+  });
+});
+
+describe('Spool recent window (retainRecent)', () => {
+  const seqsOf = (bs: { seq: number }[]) => bs.map((b) => b.seq);
+
+  it('hands out the same batches as SQLite, in order, honouring acks', () => {
+    const t0 = Date.now();
+    const spool = Spool.open(dir, BIG, silentLogger);
+    spool.append(body(0), t0 + 1);
+    spool.retainRecent(true);
+    for (let i = 1; i < 6; i++) spool.append(body(i), t0 + 1 + i);
+    // seq 1 predates the window (SQLite), 2..6 come from memory: one ordered answer.
+    expect(seqsOf(spool.peek(0, 10))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(seqsOf(spool.peek(2, 2))).toEqual([3, 4]);
+    const fromMemory = spool.peek(3, 1)[0];
+    expect(fromMemory).toMatchObject({ seq: 4, createdAt: t0 + 4 });
+    expect(Buffer.from(body(3)).equals(fromMemory.body)).toBe(true);
+    spool.ack(4);
+    spool.ack(1);
+    expect(seqsOf(spool.peek(0, 10))).toEqual([2, 3, 5, 6]);
+    // Turned off (disconnected): the same answer, now read back from SQLite.
+    spool.retainRecent(false);
+    expect(seqsOf(spool.peek(0, 10))).toEqual([2, 3, 5, 6]);
+    expect(Buffer.from(body(2)).equals(spool.peek(2, 1)[0].body)).toBe(true);
+    spool.close();
+    const again = Spool.open(dir, BIG, silentLogger);
+    expect(seqsOf(again.peek(0, 10))).toEqual([2, 3, 5, 6]);
+    again.close();
+  });
+
+  it('is bounded: beyond it the older batches are read back from SQLite, in order', () => {
+    const spool = Spool.open(dir, BIG, silentLogger);
+    spool.retainRecent(true);
+    const n = RECENT_MAX_BATCHES + 20;
+    for (let i = 0; i < n; i++) spool.append(body(i), Date.now());
+    const all = spool.peek(0, 1000);
+    expect(seqsOf(all)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    all.forEach((b, i) => expect(Buffer.from(body(i)).equals(b.body)).toBe(true));
+    expect(seqsOf(spool.peek(10, 3))).toEqual([11, 12, 13]);
+    expect(seqsOf(spool.peek(n - 2, 10))).toEqual([n - 1, n]);
+    spool.close();
+  });
+
+  it('never hands out a batch the bounds dropped; the drop count equals the missing seqs', () => {
+    const spool = Spool.open(dir, { maxBytes: 1000, maxAgeSec: 3600 }, silentLogger);
+    spool.retainRecent(true);
+    for (let i = 0; i < 25; i++) spool.append(body(i, 100), Date.now());
+    expect(seqsOf(spool.peek(0, 100))).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
+    expect(spool.stats()).toMatchObject({ dropped: 15, depth: 10 });
     spool.close();
   });
 });
