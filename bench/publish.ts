@@ -3,6 +3,7 @@
  *   1. end-to-end readings/s with raw publishing on: bodies encoded, spooled (SQLite WAL),
  *      published at QoS 1 by TelemetryPublisher, received and parsed by a subscriber;
  *      zero loss checked by seq and by counting readings;
+ *   1b. the agent side alone (pre-encoded bodies, no subscriber): spool + publish + PUBACK;
  *   2. the naive way: one QoS 1 message per reading (same in-flight window of 16);
  *   3. an outage under steady load (10,000 readings/s): RSS during the outage, then the
  *      replay rate of the backlog after the broker returns.
@@ -11,7 +12,7 @@
  *   npx tsx bench/publish.ts
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -84,8 +85,25 @@ async function mosquitto(dir: string) {
     await gone;
   };
   await start();
-  return { url: `mqtt://127.0.0.1:${port}`, start, stop };
+  return { url: `mqtt://127.0.0.1:${port}`, start, stop, pid: () => child?.pid };
 }
+
+/** CPU time (user + system) of a process in ms, from /proc (Linux); 0 when unknown. */
+function procCpuMs(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 (utime, stime) in clock ticks (USER_HZ = 100 on Linux).
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+const ownCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 // --- load ------------------------------------------------------------------------------
 
@@ -125,6 +143,8 @@ interface Tally {
   messages: number;
   /** Readings in distinct messages. */
   readings: number;
+  /** The subscriber process' CPU time so far. */
+  cpuMs: number;
 }
 
 /**
@@ -148,7 +168,8 @@ client.on('message', (_t, payload) => {
 });
 await client.subscribeAsync(topic, { qos: 1 });
 process.stdout.write('ready\\n');
-setInterval(() => process.stdout.write(JSON.stringify({ seqs: seqs.size, messages, readings }) + '\\n'), 50);
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+setInterval(() => process.stdout.write(JSON.stringify({ seqs: seqs.size, messages, readings, cpuMs: cpuMs() }) + '\\n'), 50);
 process.stdin.on('end', () => client.endAsync(true).then(() => process.exit(0)));
 process.stdin.resume();
 `;
@@ -159,7 +180,7 @@ async function subscriber(
   topic: string,
   mode: 'telemetry' | 'naive',
 ) {
-  const tally: Tally = { seqs: 0, messages: 0, readings: 0 };
+  const tally: Tally = { seqs: 0, messages: 0, readings: 0, cpuMs: 0 };
   const child = spawn(
     process.execPath,
     ['--input-type=module', '-e', SUBSCRIBER_SOURCE, url, clientId, topic, mode],
@@ -216,12 +237,14 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
 
 // --- 1. batched, end to end -------------------------------------------------------------
 
-async function batched(url: string, dir: string) {
+async function batched(url: string, dir: string, brokerPid: number | undefined) {
   const batches = Math.ceil(E2E_READINGS / READINGS_PER_BATCH);
   const sub = await subscriber(url, 'bench-e2e', 'edge/e2e/telemetry', 'telemetry');
   const { spool, publisher } = makePublisher(url, join(dir, 'e2e'), 'e2e');
   publisher.start();
   await until(() => publisher.stats().connected, 10_000);
+  await sleep(100); // a fresh subscriber CPU figure
+  const cpu0 = { own: ownCpuMs(), sub: sub.tally.cpuMs, broker: procCpuMs(brokerPid) };
   const t0 = performance.now();
   let bytes = 0;
   for (let i = 0; i < batches; i++) {
@@ -234,6 +257,11 @@ async function batched(url: string, dir: string) {
   }
   const complete = await until(() => sub.tally.seqs >= batches, 120_000);
   const seconds = (performance.now() - t0) / 1000;
+  const ownMs = ownCpuMs() - cpu0.own;
+  const brokerMs = procCpuMs(brokerPid) - cpu0.broker;
+  await sleep(100); // the subscriber's last CPU report
+  const subMs = sub.tally.cpuMs - cpu0.sub;
+  const perBatch = (ms: number) => Math.round((ms / batches) * 100) / 100;
   await publisher.stop({ drainMs: 2000 });
   spool.close();
   await sub.close();
@@ -250,6 +278,50 @@ async function batched(url: string, dir: string) {
     lost: batches * READINGS_PER_BATCH - sub.tally.readings,
     duplicateMessages: sub.tally.messages - sub.tally.seqs,
     complete,
+    // Where the 2 cores went: CPU ms per batch of each process (wall ms per batch for scale).
+    wallMsPerBatch: perBatch(seconds * 1000),
+    cpuMsPerBatch: {
+      agentProcess: perBatch(ownMs),
+      subscriber: perBatch(subMs),
+      broker: perBatch(brokerMs),
+    },
+  };
+}
+
+// --- 1b. agent side alone: spool + publish + PUBACK, bodies encoded beforehand ---------
+
+/**
+ * The publisher's own capacity: pre-encoded bodies (encoding is the aggregation worker's
+ * job), every batch spooled and published at QoS 1, the clock stops at the last PUBACK.
+ * No subscriber: the broker acknowledges and discards.
+ */
+async function agentSide(url: string, dir: string, brokerPid: number | undefined) {
+  const batches = Math.ceil(E2E_READINGS / READINGS_PER_BATCH);
+  const bodies = Array.from({ length: 8 }, () => encodeBatch(READINGS_PER_BATCH));
+  const { spool, publisher } = makePublisher(url, join(dir, 'agent-side'), 'agent-side');
+  publisher.start();
+  await until(() => publisher.stats().connected, 10_000);
+  const cpu0 = { own: ownCpuMs(), broker: procCpuMs(brokerPid) };
+  const t0 = performance.now();
+  for (let i = 0; i < batches; i++) {
+    publisher.submit(bodies[i % bodies.length]!);
+    if (spool.stats().depth > 32) await until(() => spool.stats().depth <= 16, 60_000);
+    else await new Promise((r) => setImmediate(r));
+  }
+  const complete = await until(() => publisher.stats().published >= batches, 120_000);
+  const seconds = (performance.now() - t0) / 1000;
+  const ownMs = ownCpuMs() - cpu0.own;
+  const brokerMs = procCpuMs(brokerPid) - cpu0.broker;
+  await publisher.stop({ drainMs: 2000 });
+  spool.close();
+  const perBatch = (ms: number) => Math.round((ms / batches) * 100) / 100;
+  return {
+    batches,
+    seconds: Math.round(seconds * 100) / 100,
+    ackedReadingsPerSec: Math.round((batches * READINGS_PER_BATCH) / seconds),
+    complete,
+    wallMsPerBatch: perBatch(seconds * 1000),
+    cpuMsPerBatch: { agentProcess: perBatch(ownMs), broker: perBatch(brokerMs) },
   };
 }
 
@@ -383,7 +455,8 @@ async function main() {
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-publish-'));
   const broker = await mosquitto(dir);
   try {
-    const e2e = await batched(broker.url, dir);
+    const e2e = await batched(broker.url, dir, broker.pid());
+    const agent = await agentSide(broker.url, dir, broker.pid());
     const naiveResult = await naive(broker.url);
     const out = await outage(broker, dir);
     const result = {
@@ -394,6 +467,7 @@ async function main() {
       cpuModel: os.cpus()[0]?.model,
       loadavg: os.loadavg().map((l) => Math.round(l * 100) / 100),
       batched: e2e,
+      agentSide: agent,
       naive: naiveResult,
       batchedVsNaive: Math.round((e2e.readingsPerSec / naiveResult.readingsPerSec) * 10) / 10,
       outage: out,
