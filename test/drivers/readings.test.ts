@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { roundSignal, sensorReadings, toSensorError } from '../../drivers/readings.js';
+import { sleep } from '../../drivers/turns.js';
+import {
+  ReadingStatus,
+  SensorError,
+  type Driver,
+  type Measurement,
+  type Reading,
+} from '../../drivers/types.js';
+
+/** A driver whose rounds follow a script: a number is a value, a string an error code, 'hang' waits for the abort. */
+function scriptedDriver(script: Array<number | string>) {
+  const calls = { open: 0, close: 0, measure: 0 };
+  const driver: Driver = {
+    kind: 'scripted',
+    quantities: ['temperature'],
+    open: async () => {
+      calls.open++;
+    },
+    close: async () => {
+      calls.close++;
+    },
+    measure: async (signal): Promise<Measurement[]> => {
+      const step = script[calls.measure++ % script.length];
+      if (step === 'hang') {
+        await new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(signal.reason as Error)),
+        );
+      }
+      if (typeof step === 'string')
+        throw Object.assign(new Error(`injected ${step}`), { code: step });
+      return [{ quantity: 'temperature', value: step }];
+    },
+  };
+  return { driver, calls };
+}
+
+async function* ticks(n: number): AsyncGenerator<number> {
+  for (let i = 0; i < n; i++) yield 1_000 * i;
+}
+
+async function collect(
+  driver: Driver,
+  n: number,
+  extra: Partial<Parameters<typeof sensorReadings>[1]> = {},
+) {
+  const out: Reading[] = [];
+  const faults: string[] = [];
+  let clock = 0;
+  for await (const r of sensorReadings(driver, {
+    sensor: 's1',
+    ticks: ticks(n),
+    timeoutMs: 50,
+    signal: new AbortController().signal,
+    backoffMinMs: 0,
+    now: () => (clock += 10),
+    onFault: (e) => faults.push(e.code),
+    ...extra,
+  })) {
+    out.push(r);
+  }
+  return { out, faults };
+}
+
+describe('sensorReadings', () => {
+  it('yields one reading per measurement with the sensor id and round time', async () => {
+    const { driver, calls } = scriptedDriver([21.5, 22]);
+    const { out } = await collect(driver, 3);
+    expect(out.map((r) => [r.sensor, r.quantity, r.value, r.status])).toEqual([
+      ['s1', 'temperature', 21.5, ReadingStatus.Ok],
+      ['s1', 'temperature', 22, ReadingStatus.Ok],
+      ['s1', 'temperature', 21.5, ReadingStatus.Ok],
+    ]);
+    expect(calls.open).toBe(1);
+    expect(calls.close).toBe(1); // closed when the ticks end
+  });
+
+  it('turns failures into counted Fault readings, reopens after repeated failures, and recovers', async () => {
+    const { driver, calls } = scriptedDriver(['EIO', 'EREMOTEIO', 'ENXIO', 20, 20]);
+    const { out, faults } = await collect(driver, 5, { reopenAfter: 3 });
+    expect(faults).toEqual(['EIO', 'EIO', 'NACK']);
+    expect(
+      out.slice(0, 3).every((r) => r.status === ReadingStatus.Fault && Number.isNaN(r.value)),
+    ).toBe(true);
+    expect(out.slice(3).map((r) => r.value)).toEqual([20, 20]);
+    expect(calls.close).toBeGreaterThanOrEqual(2); // once after the third failure, once at the end
+    expect(calls.open).toBe(2);
+  });
+
+  it('ends a round that never answers with a TIMEOUT fault, and backs off without holding ticks', async () => {
+    const { driver } = scriptedDriver(['hang', 'hang', 23]);
+    const skipped: number[] = [];
+    let clock = 0;
+    const { out, faults } = await collect(driver, 20, {
+      backoffMinMs: 25,
+      now: () => (clock += 10),
+      onSkip: (due) => skipped.push(due),
+    });
+    expect(faults.slice(0, 2)).toEqual(['TIMEOUT', 'TIMEOUT']);
+    expect(skipped.length).toBeGreaterThan(0);
+    expect(out.some((r) => r.value === 23)).toBe(true);
+  });
+
+  it('stops yielding when the sensor signal aborts, even mid-round', async () => {
+    const { driver } = scriptedDriver(['hang']);
+    const ctl = new AbortController();
+    const it = sensorReadings(driver, {
+      sensor: 's',
+      ticks: ticks(100),
+      timeoutMs: 10_000,
+      signal: ctl.signal,
+    });
+    const next = it.next();
+    await sleep(20);
+    ctl.abort(new Error('stop'));
+    expect((await next).done).toBe(true);
+  });
+});
+
+describe('roundSignal', () => {
+  it('aborts with a TimeoutError after the timeout, and not after done()', async () => {
+    const parent = new AbortController();
+    const late = roundSignal(parent.signal, 10);
+    await sleep(40);
+    expect(late.signal.aborted).toBe(true);
+    expect(toSensorError(late.signal.reason).code).toBe('TIMEOUT');
+    const early = roundSignal(parent.signal, 10);
+    early.done();
+    await sleep(40);
+    expect(early.signal.aborted).toBe(false);
+  });
+
+  it('follows the parent signal', () => {
+    const parent = new AbortController();
+    const r = roundSignal(parent.signal, 10_000);
+    parent.abort(new Error('shutdown'));
+    expect(r.signal.aborted).toBe(true);
+    expect((r.signal.reason as Error).message).toBe('shutdown');
+    r.done();
+  });
+
+  it('maps errno and errors to sensor error codes', () => {
+    expect(toSensorError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).code).toBe(
+      'DISCONNECTED',
+    );
+    expect(toSensorError(new SensorError('CRC', 'bad')).code).toBe('CRC');
+    expect(toSensorError(new Error('weird')).code).toBe('PROTOCOL');
+  });
+});
