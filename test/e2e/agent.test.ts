@@ -65,6 +65,11 @@ function windowsOf(sub: TestSubscriber): TelemetryWindow[] {
   return [...bySeq.values()].flat();
 }
 
+/** `simulate` against the test broker, for one gateway and state dir. */
+function simulateArgs(gateway: string, stateDir: string): string[] {
+  return ['simulate', '--broker', broker.url, '--gateway', gateway, '--state-dir', stateDir];
+}
+
 function launch(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
   const a = startAgent(args, env);
   agents.push(a);
@@ -76,19 +81,7 @@ describe('edge-agent simulate (default scenario)', () => {
     const gw = 'e2e-all';
     const sub = await subscribe(gw);
     const state = tempDir('edge-state-');
-    const agent = launch([
-      'simulate',
-      '--broker',
-      broker.url,
-      '--gateway',
-      gw,
-      '--state-dir',
-      state,
-      '--window',
-      '1000',
-      '--duration',
-      '8',
-    ]);
+    const agent = launch([...simulateArgs(gw, state), '--window', '1000', '--duration', '8']);
     const running = await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
     const driverOf = new Map(
       (running.sensors as Array<{ id: string; driver: string }>).map((x) => [x.id, x.driver]),
@@ -128,17 +121,7 @@ describe('edge-agent simulate (default scenario)', () => {
     const gw = 'e2e-term';
     const sub = await subscribe(gw);
     const state = tempDir('edge-state-');
-    const agent = launch([
-      'simulate',
-      '--broker',
-      broker.url,
-      '--gateway',
-      gw,
-      '--state-dir',
-      state,
-      '--window',
-      '60000',
-    ]);
+    const agent = launch([...simulateArgs(gw, state), '--window', '60000']);
     await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
     await sleep(3000);
     // The 60 s window is still open: only the drain can publish it.
@@ -162,13 +145,7 @@ describe('edge-agent simulate --sensors (the concurrency demo)', () => {
     const sub = await subscribe(gw);
     const state = tempDir('edge-state-');
     const agent = launch([
-      'simulate',
-      '--broker',
-      broker.url,
-      '--gateway',
-      gw,
-      '--state-dir',
-      state,
+      ...simulateArgs(gw, state),
       '--sensors',
       '50',
       '--latency',
@@ -217,17 +194,7 @@ describe('no loss across SIGKILL and broker outages', () => {
     const gw = 'e2e-kill';
     const sub = await subscribe(gw, `e2e-kill-sub-${process.pid}`);
     const state = tempDir('edge-state-');
-    const args = [
-      'simulate',
-      '--broker',
-      broker.url,
-      '--gateway',
-      gw,
-      '--state-dir',
-      state,
-      '--window',
-      '500',
-    ];
+    const args = [...simulateArgs(gw, state), '--window', '500'];
 
     const first = launch(args);
     await sub.waitFor(
