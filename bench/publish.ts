@@ -18,6 +18,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import mqtt from 'mqtt';
 import { configSchema } from '../agent/config/schema.js';
 import { silentLogger } from '../agent/ops/logger.js';
@@ -35,6 +36,12 @@ const LOAD_READINGS_PER_SEC = 10_000;
 const SENSORS = 100;
 /** mqtt.inflight for the batched runs (config default 16). */
 const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 16);
+/**
+ * Where the batched phase encodes its bodies: `main` (the bench's main thread, with the
+ * publisher, as measured before) or `worker` (a worker thread, as the agent's aggregation
+ * worker does).
+ */
+const PRODUCER = process.env.BENCH_PRODUCER === 'worker' ? 'worker' : 'main';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
@@ -247,13 +254,17 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
   const cpu0 = { own: ownCpuMs(), sub: sub.tally.cpuMs, broker: procCpuMs(brokerPid) };
   const t0 = performance.now();
   let bytes = 0;
-  for (let i = 0; i < batches; i++) {
-    const body = encodeBatch(READINGS_PER_BATCH);
-    bytes += body.length;
-    publisher.submit(body);
-    // Like the worker, the producer keeps going; yield so the publisher and subscriber run.
-    if (spool.stats().depth > 32) await until(() => spool.stats().depth <= 16, 60_000);
-    else await new Promise((r) => setImmediate(r));
+  if (PRODUCER === 'worker') {
+    bytes = await produceInWorker(batches, (body) => publisher.submit(body), spool);
+  } else {
+    for (let i = 0; i < batches; i++) {
+      const body = encodeBatch(READINGS_PER_BATCH);
+      bytes += body.length;
+      publisher.submit(body);
+      // Like the worker, the producer keeps going; yield so the publisher and subscriber run.
+      if (spool.stats().depth > 32) await until(() => spool.stats().depth <= 16, 60_000);
+      else await new Promise((r) => setImmediate(r));
+    }
   }
   const complete = await until(() => sub.tally.seqs >= batches, 120_000);
   const seconds = (performance.now() - t0) / 1000;
@@ -269,6 +280,7 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
     readings: batches * READINGS_PER_BATCH,
     readingsPerBatch: READINGS_PER_BATCH,
     inflight: INFLIGHT,
+    producer: PRODUCER,
     batches,
     meanBatchBytes: Math.round(bytes / batches),
     seconds: Math.round(seconds * 100) / 100,
@@ -286,6 +298,54 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
       broker: perBatch(brokerMs),
     },
   };
+}
+
+/**
+ * Encode the bodies in a worker thread (the same encodeBatch) and hand them over as
+ * transferred buffers, as the aggregation worker does; at most 32 batches spooled or on
+ * their way. Returns the bytes produced.
+ */
+async function produceInWorker(
+  batches: number,
+  submit: (body: Uint8Array) => void,
+  spool: Spool,
+): Promise<number> {
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const __name = (f) => f;
+    let clock = workerData.clock;
+    const SENSORS = workerData.sensors;
+    const encodeBatch = ${encodeBatch.toString()};
+    parentPort.on('message', (n) => {
+      for (let i = 0; i < n; i++) {
+        const b = encodeBatch(workerData.perBatch);
+        const ab = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+        parentPort.postMessage(ab, [ab]);
+      }
+    });`;
+  const worker = new Worker(source, {
+    eval: true,
+    workerData: { clock, sensors: SENSORS, perBatch: READINGS_PER_BATCH },
+  });
+  let requested = 0;
+  let received = 0;
+  let bytes = 0;
+  worker.on('message', (ab: ArrayBuffer) => {
+    received++;
+    bytes += ab.byteLength;
+    submit(new Uint8Array(ab));
+  });
+  while (received < batches) {
+    const want = Math.min(batches - requested, 32 - spool.stats().depth - (requested - received));
+    if (want > 0) {
+      worker.postMessage(want);
+      requested += want;
+    }
+    await sleep(1);
+  }
+  clock += batches * READINGS_PER_BATCH;
+  await worker.terminate();
+  return bytes;
 }
 
 // --- 1b. agent side alone: spool + publish + PUBACK, bodies encoded beforehand ---------
