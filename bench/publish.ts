@@ -36,6 +36,8 @@ const LOAD_READINGS_PER_SEC = 10_000;
 const SENSORS = 100;
 /** mqtt.inflight for the batched runs (config default 16). */
 const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 16);
+/** The spool's synchronous mode (config spool.synchronous); full is the default. */
+const SYNC = process.env.BENCH_SYNC === 'normal' ? 'normal' : 'full';
 /**
  * Where the batched phase encodes its bodies: `main` (the bench's main thread, with the
  * publisher, as measured before) or `worker` (a worker thread, as the agent's aggregation
@@ -222,7 +224,11 @@ function makePublisher(url: string, stateDir: string, gateway: string) {
     gateway: { id: gateway },
     mqtt: { url, inflight: INFLIGHT },
   }).mqtt;
-  const spool = Spool.open(stateDir, { maxBytes: 256 << 20, maxAgeSec: 86400 }, silentLogger);
+  const spool = Spool.open(
+    stateDir,
+    { maxBytes: 256 << 20, maxAgeSec: 86400, synchronous: SYNC },
+    silentLogger,
+  );
   const publisher = new TelemetryPublisher({
     gateway,
     mqtt: mqttConfig,
@@ -280,6 +286,7 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
     readings: batches * READINGS_PER_BATCH,
     readingsPerBatch: READINGS_PER_BATCH,
     inflight: INFLIGHT,
+    spoolSynchronous: SYNC,
     producer: PRODUCER,
     batches,
     meanBatchBytes: Math.round(bytes / batches),

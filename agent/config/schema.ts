@@ -388,6 +388,12 @@ const spool = z.strictObject({
     .positive()
     .default(7 * 24 * 3600)
     .describe('Batches older than this are dropped (counted) instead of published.'),
+  synchronous: z
+    .enum(['full', 'normal'])
+    .default('full')
+    .describe(
+      'full: every batch is fsynced, so a power cut cannot roll back a batch or reuse its seq. normal: faster, still safe against a crash of the agent, not against power loss.',
+    ),
 });
 
 const health = z.strictObject({

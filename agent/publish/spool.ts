@@ -2,9 +2,10 @@
  * Store-and-forward spool: every batch is written here, with its seq, before it is
  * published, and deleted only when the broker acknowledged it (PUBACK).
  *
- * - SQLite via better-sqlite3 12 (13 crashes on Node 20), WAL, synchronous=NORMAL: a commit
- *   survives SIGKILL (the WAL is in the OS page cache); a power cut may lose the last
- *   commits, which is the price of not fsyncing every batch on an SD card.
+ * - SQLite via better-sqlite3 12 (13 crashes on Node 20), WAL. synchronous=FULL by default:
+ *   every commit is fsynced, so a power cut (common on a gateway) cannot roll back the last
+ *   batches and their seq, which would then be handed out again. `spool.synchronous: normal`
+ *   trades that for speed: still safe against SIGKILL (the WAL is in the page cache).
  * - seq is assigned in the same transaction as the batch and the highest seq ever assigned
  *   is kept in `meta`, so an empty spool, or a restart, continues after it: never reused.
  * - Bounded by payload bytes and by age: the oldest batches are dropped first and counted
@@ -29,6 +30,8 @@ export interface SpoolOptions {
   maxBytes: number;
   /** Batches older than this are dropped. */
   maxAgeSec: number;
+  /** SQLite synchronous mode; default full (see the header). */
+  synchronous?: 'full' | 'normal';
   /** Clock, for tests of the age bound. */
   now?: () => number;
 }
@@ -117,7 +120,7 @@ export class Spool {
       // EXCLUSIVE also keeps the WAL index in process memory (no -shm file).
       spool.db.pragma('locking_mode = EXCLUSIVE');
       spool.db.pragma('journal_mode = WAL');
-      spool.db.pragma('synchronous = NORMAL');
+      spool.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       spool.db.exec(`
         CREATE TABLE IF NOT EXISTS batches (
           seq INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, body BLOB NOT NULL);
@@ -252,6 +255,12 @@ export class Spool {
       this.ackedOnDisk.add(seq);
       this.diskFailed(err, 'delete');
     }
+  }
+
+  /** The synchronous mode SQLite actually runs with; undefined while in memory. */
+  syncMode(): 'full' | 'normal' | 'off' | 'extra' | undefined {
+    const mode = this.db?.pragma('synchronous', { simple: true }) as number | undefined;
+    return mode === undefined ? undefined : (['off', 'normal', 'full', 'extra'] as const)[mode];
   }
 
   stats(): SpoolStats {

@@ -69,6 +69,17 @@ describe('Spool seq', () => {
   });
 });
 
+describe('Spool durability', () => {
+  it('fsyncs every commit by default (power cut safe) and runs NORMAL only when asked', () => {
+    const full = Spool.open(dir, BIG, silentLogger);
+    expect(full.syncMode()).toBe('full');
+    full.close();
+    const normal = Spool.open(dir, { ...BIG, synchronous: 'normal' }, silentLogger);
+    expect(normal.syncMode()).toBe('normal');
+    normal.close();
+  });
+});
+
 describe('Spool ownership', () => {
   it('refuses a state dir another spool holds, and opens it once that one is closed', () => {
     const first = Spool.open(dir, BIG, silentLogger);
