@@ -26,19 +26,10 @@ import type { ControlMessage, WorkerInit, WorkerMessage } from './protocol.js';
 
 export type { SensorSpec } from './aggregator.js';
 
-export interface AggregatorOptions {
+export interface AggregatorOptions extends AggregationSettings {
   ring: SharedArrayBuffer;
   /** Index = sensorIndex in the ring records. null/undefined for an unused index. */
   sensors: Array<SensorSpec | null | undefined>;
-  windowMs: number;
-  stuckCount: number;
-  spikeZ: number;
-  spikeHistory: number;
-  maxBytes: number;
-  maxDelayMs: number;
-  raw: boolean;
-  graceMs?: number;
-  coalesceMs?: number;
   onBatch?: (batch: EncodedBatch) => void;
   onError?: (err: Error) => void;
   /** Liveness sampling period (default 1000 ms). */
