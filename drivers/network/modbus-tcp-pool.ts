@@ -201,6 +201,7 @@ export class ModbusTcpPool {
   private readonly silentAfterMs: number;
   private readonly log: Logger | undefined;
   private counts = { connects: 0, disconnects: 0, requests: 0, unmatchedReplies: 0 };
+  private closing = false;
 
   constructor(options: ModbusTcpPoolOptions = {}) {
     this.perEndpoint = Math.max(1, options.connectionsPerEndpoint ?? 1);
@@ -239,6 +240,7 @@ export class ModbusTcpPool {
   async close(): Promise<void> {
     const all = [...this.byEndpoint.values()].flat();
     this.byEndpoint.clear();
+    this.closing = true;
     for (const c of all) c.close();
   }
 
@@ -277,6 +279,9 @@ export class ModbusTcpPool {
       if (i >= 0) conns.splice(i, 1);
       if (conns.length === 0) this.byEndpoint.delete(conn.endpoint);
     }
-    this.log?.warn({ endpoint: conn.endpoint, err: err.message }, 'modbus tcp: connection lost');
+    // Connections we close on shutdown are not news.
+    if (!this.closing) {
+      this.log?.warn({ endpoint: conn.endpoint, err: err.message }, 'modbus tcp: connection lost');
+    }
   }
 }
