@@ -9,6 +9,7 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
+import { ServerBookkeeping, type SensorServerStats } from './server-stats.js';
 import { SensorField } from './sensor-field.js';
 
 /**
@@ -28,16 +29,7 @@ export interface HttpSensorServerOptions {
   sensors?: number;
 }
 
-export interface HttpSensorServerStats {
-  requests: number;
-  responses: number;
-  /** Connections accepted since start, and open now. */
-  connections: number;
-  openConnections: number;
-  /** Requests waiting out their delay right now, and the most there ever were at once. */
-  waiting: number;
-  peakWaiting: number;
-}
+export type HttpSensorServerStats = SensorServerStats;
 
 export interface HttpSensorServer {
   readonly port: number;
@@ -61,27 +53,23 @@ export async function startHttpSensorServer(
   const field = new SensorField();
   const faults = new Map<number, HttpFault>();
   const requestsBy = new Map<number, number>();
-  const sockets = new Set<net.Socket>();
-  const counts = { requests: 0, responses: 0, connections: 0 };
-  // Requests inside their delay at once: the proof that answers overlap, without a clock.
-  const load = { waiting: 0, peakWaiting: 0 };
-  const startWaiting = () => (load.peakWaiting = Math.max(load.peakWaiting, ++load.waiting));
+  const book = new ServerBookkeeping();
 
   const respond = (res: http.ServerResponse, status: number, body: string) => {
-    counts.responses++;
+    book.responded();
     res.writeHead(status, { 'content-type': 'application/json' }).end(body);
   };
 
   const server = http.createServer((req, res) => {
-    counts.requests++;
+    book.requested();
     const m = /^\/sensors\/(\d+)$/.exec(req.url ?? '');
     const index = m ? Number(m[1]) : -1;
     if (index < 0 || index >= sensors) return respond(res, 404, '{"error":"no such sensor"}');
     requestsBy.set(index, (requestsBy.get(index) ?? 0) + 1);
-    startWaiting();
+    book.startWaiting();
     let waiting = true;
     const stopWaiting = () => {
-      if (waiting) load.waiting--;
+      if (waiting) book.stopWaiting();
       waiting = false;
     };
     const timer = setTimeout(() => {
@@ -111,9 +99,7 @@ export async function startHttpSensorServer(
   server.headersTimeout = 66_000;
   server.requestTimeout = 0;
   server.on('connection', (socket: net.Socket) => {
-    counts.connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    book.connected(socket);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -135,12 +121,12 @@ export async function startHttpSensorServer(
       else if (wasStuck) field.setStuck(i, false);
     },
     requestsFor: (i) => requestsBy.get(i) ?? 0,
-    stats: () => ({ ...counts, ...load, openConnections: sockets.size }),
+    stats: () => book.stats(),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-        for (const s of sockets) s.destroy();
+        book.destroyAll();
       }),
   };
 }

@@ -24,6 +24,7 @@ import {
   registerRaw,
 } from '../../drivers/modbus-pdu.js';
 import type { Quantity } from '../../drivers/types.js';
+import { ServerBookkeeping, type SensorServerStats } from './server-stats.js';
 import { SensorField } from './sensor-field.js';
 
 /**
@@ -51,16 +52,7 @@ export interface ModbusDeviceHandle {
   readonly requests: number;
 }
 
-export interface ModbusTcpSensorServerStats {
-  requests: number;
-  responses: number;
-  /** Connections accepted since start, and open now. */
-  connections: number;
-  openConnections: number;
-  /** Requests waiting out their delay right now, and the most there ever were at once. */
-  waiting: number;
-  peakWaiting: number;
-}
+export type ModbusTcpSensorServerStats = SensorServerStats;
 
 export interface ModbusTcpSensorServer {
   readonly port: number;
@@ -89,11 +81,7 @@ export async function startModbusTcpSensorServer(
   const field = new SensorField();
   const faults = new Map<string, ModbusFault>();
   const requestsBy = new Map<string, number>();
-  const sockets = new Set<net.Socket>();
-  const counts = { requests: 0, responses: 0, connections: 0 };
-  // Requests inside their delay at once: the proof that answers overlap, without a clock.
-  const load = { waiting: 0, peakWaiting: 0 };
-  const startWaiting = () => (load.peakWaiting = Math.max(load.peakWaiting, ++load.waiting));
+  const book = new ServerBookkeeping();
 
   const blockOf = (register: number) => Math.floor((register - 1) / 2);
   const sensorIndex = (unitId: number, block: number) => (unitId - 1) * perUnit + block;
@@ -127,16 +115,14 @@ export async function startModbusTcpSensorServer(
   };
 
   const server = net.createServer((socket) => {
-    counts.connections++;
-    sockets.add(socket);
+    book.connected(socket);
     socket.setNoDelay(true);
     const timers = new Set<NodeJS.Timeout>();
     const reader = new MbapReader();
     const writer = new BatchedWriter(socket);
     socket.on('close', () => {
-      sockets.delete(socket);
       for (const t of timers) clearTimeout(t);
-      load.waiting -= timers.size;
+      book.stopWaiting(timers.size);
       timers.clear();
     });
     socket.on('error', () => undefined); // client resets are part of the game
@@ -149,16 +135,16 @@ export async function startModbusTcpSensorServer(
         throw err;
       }
       for (const frame of frames) {
-        counts.requests++;
-        startWaiting();
+        book.requested();
+        book.startWaiting();
         const timer = setTimeout(() => {
           timers.delete(timer);
-          load.waiting--;
+          book.stopWaiting();
           const reply = answer(frame);
           if (reply === 'timeout') return;
           if (reply === 'drop') return socket.destroy();
           if (reply === 'garbage') return void socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
-          counts.responses++;
+          book.responded();
           writer.write(
             encodeMbap({ transactionId: frame.transactionId, unitId: frame.unitId, pdu: reply }),
           );
@@ -215,10 +201,10 @@ export async function startModbusTcpSensorServer(
         ],
       };
     },
-    stats: () => ({ ...counts, ...load, openConnections: sockets.size }),
+    stats: () => book.stats(),
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
+        book.destroyAll();
         server.close(() => resolve());
       }),
   };
