@@ -28,7 +28,9 @@ const encoder = new TextEncoder();
 
 const post = (m: WorkerMessage, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
-const aggregator = new Aggregator(init.sensors, init.settings, (b) => {
+type Batch = { text: string; windows: number; readings: number };
+
+function postBatch(b: Batch): void {
   const bytes = encoder.encode(b.text);
   // encode() may return a view on a larger buffer; transfer exactly the body.
   const body =
@@ -36,13 +38,32 @@ const aggregator = new Aggregator(init.sensors, init.settings, (b) => {
       ? (bytes.buffer as ArrayBuffer)
       : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
   post({ type: 'batch', body, windows: b.windows, readings: b.readings }, [body]);
+}
+
+/**
+ * A batch can fill up while a chunk is being visited (byte budget reached mid-chunk). It is
+ * held until drain() has freed the chunk's slots: a worker that dies in between must not
+ * have posted windows whose readings its successor reads again (double counting).
+ */
+let inChunk = false;
+const heldBatches: Batch[] = [];
+const aggregator = new Aggregator(init.sensors, init.settings, (b) => {
+  if (inChunk) heldBatches.push(b);
+  else postBatch(b);
 });
 const visit = aggregator.add.bind(aggregator);
 
 function drainAll(maxChunks: number): number {
   let total = 0;
   for (let i = 0; i < maxChunks; i++) {
-    const n = ring.drain(CHUNK, visit);
+    inChunk = true;
+    let n: number;
+    try {
+      n = ring.drain(CHUNK, visit);
+    } finally {
+      inChunk = false;
+    }
+    for (const b of heldBatches.splice(0)) postBatch(b);
     total += n;
     if (n < CHUNK) break;
   }
