@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import { ServerBookkeeping, type SensorServerStats } from './server-stats.js';
+import { listenOn, ServerBookkeeping, type SensorServerStats } from './server-stats.js';
 import { SensorField } from './sensor-field.js';
 
 /**
@@ -101,14 +101,7 @@ export async function startHttpSensorServer(
   server.on('connection', (socket: net.Socket) => {
     book.connected(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: options.port ?? 0, backlog: 4096 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenOn(server, host, options.port ?? 0);
 
   return {
     port,

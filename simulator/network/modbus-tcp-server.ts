@@ -24,7 +24,7 @@ import {
   registerRaw,
 } from '../../drivers/modbus-pdu.js';
 import type { Quantity } from '../../drivers/types.js';
-import { ServerBookkeeping, type SensorServerStats } from './server-stats.js';
+import { listenOn, ServerBookkeeping, type SensorServerStats } from './server-stats.js';
 import { SensorField } from './sensor-field.js';
 
 /**
@@ -153,15 +153,7 @@ export async function startModbusTcpSensorServer(
       }
     });
   });
-  // 10,000 sensors connect in a burst only if the client does not pool; keep a deep backlog.
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: options.port ?? 0, backlog: 4096 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenOn(server, host, options.port ?? 0);
 
   const handle = (key: string, stuckIndexes: () => number[]): ModbusDeviceHandle => ({
     inject(fault) {

@@ -5,6 +5,20 @@
  */
 import type net from 'node:net';
 
+/**
+ * Listen on host:port (0 = ephemeral) with a deep backlog — 10,000 sensors connect in a
+ * burst when a client does not pool — and resolve with the bound port.
+ */
+export function listenOn(server: net.Server, host: string, port: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog: 4096 }, () => {
+      server.off('error', reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
 export interface SensorServerStats {
   requests: number;
   responses: number;
