@@ -494,6 +494,10 @@ async function mixedMain(periodMs: number, slots: number): Promise<MixedResult[]
 
 function forkSelf(args: string[]): ChildProcess {
   const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  // e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the agents.
+  if (args[0] === '--agent' && process.env.BENCH_AGENT_NODE_ARGS) {
+    execArgv.push(...process.env.BENCH_AGENT_NODE_ARGS.split(/\s+/).filter(Boolean));
+  }
   return fork(self, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 

@@ -8,27 +8,59 @@ import {
   ReadingStatus,
   SensorError,
   type Driver,
+  type Measurement,
   type Reading,
   type SensorErrorCode,
 } from './types.js';
 
-export interface ReadingsOptions {
+export interface RoundsOptions {
   sensor: string;
-  /** Each value is the wall-clock time (ms) at which a sample is due; the generator ends with it. */
-  ticks: AsyncIterable<number>;
   timeoutMs: number;
-  signal: AbortSignal;
+  /** The sensor's signal: aborting it ends the round in flight and every later one (as stop()). */
+  signal?: AbortSignal;
   /** Backoff after failures: min · 2^(n-1), capped at max. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
   /** Consecutive failures after which the device is closed and reopened. */
   reopenAfter?: number;
+  /** Upper bound of close(): a device that never finishes closing must not block a reload. */
+  closeTimeoutMs?: number;
   /** Wall clock, replaceable in tests. */
   now?: () => number;
   /** Told about every failed round (health report, logs). */
   onFault?: (error: SensorError, consecutive: number) => void;
   /** Told about every tick skipped because the sensor is backing off. */
   onSkip?: (dueAt: number) => void;
+  /**
+   * Makes the round deadline timer (one per sensor, reused every round); setTimeout when
+   * absent. The sampler passes its shared TimerQueue's.
+   */
+  roundTimer?: (onTimeout: () => void) => RoundTimer;
+}
+
+export interface ReadingsOptions extends RoundsOptions {
+  signal: AbortSignal;
+  /** Each value is the wall-clock time (ms) at which a sample is due; the generator ends with it. */
+  ticks: AsyncIterable<number>;
+}
+
+/** A reusable one-shot timer: start() arms it for ms from now, stop() disarms it. */
+export interface RoundTimer {
+  start(ms: number): void;
+  stop(): void;
+}
+
+function setTimeoutRoundTimer(onTimeout: () => void): RoundTimer {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    start(ms) {
+      timer = setTimeout(onTimeout, ms);
+    },
+    stop() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+  };
 }
 
 export function toSensorError(err: unknown, fallback: SensorErrorCode = 'PROTOCOL'): SensorError {
@@ -75,76 +107,230 @@ export function roundSignal(
   };
 }
 
-export async function* sensorReadings(
-  driver: Driver,
-  opts: ReadingsOptions,
-): AsyncGenerator<Reading> {
-  const now = opts.now ?? Date.now;
-  const minMs = opts.backoffMinMs ?? 250;
-  const maxMs = opts.backoffMaxMs ?? 30_000;
-  const reopenAfter = opts.reopenAfter ?? 3;
-  let opened = false;
-  let failures = 0;
-  let retryAt = 0;
+/**
+ * A round signal serves this many rounds at most before a fresh one: reuse saves an
+ * AbortController per round (10,000 a second at 10,000 sensors), and the cap bounds what a
+ * driver that forgets to remove its abort listeners can pile up on one signal.
+ */
+const SIGNAL_REUSE_ROUNDS = 256;
 
-  const round = async (): Promise<Reading[]> => {
-    const bound = roundSignal(opts.signal, opts.timeoutMs);
+const timeoutError = () => new DOMException('no answer in time', 'TimeoutError');
+
+/**
+ * The rounds of one sensor, the same way for every driver: each bounded by the timeout
+ * (the round ends then even if the driver ignores its signal), failures turned into Fault
+ * readings with backoff, the device closed and reopened after repeated failures. Per-round
+ * state is reused, so a round allocates little beyond its promises and readings.
+ */
+export class SensorRounds {
+  private readonly now: () => number;
+  private readonly minMs: number;
+  private readonly maxMs: number;
+  private readonly reopenAfter: number;
+  private readonly timer: RoundTimer;
+  private ctl = new AbortController();
+  private signalRounds = 0;
+  private rejectRound: ((err: unknown) => void) | undefined;
+  private opened = false;
+  private failures = 0;
+  private retryAt = 0;
+  private measuredAt = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly driver: Driver,
+    private readonly opts: RoundsOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.minMs = opts.backoffMinMs ?? 250;
+    this.maxMs = opts.backoffMaxMs ?? 30_000;
+    this.reopenAfter = opts.reopenAfter ?? 3;
+    this.timer = (opts.roundTimer ?? setTimeoutRoundTimer)(() => this.onTimeout());
+    // One listener for the sensor's life, not one per round.
+    if (opts.signal?.aborted) this.stop(opts.signal.reason);
+    else opts.signal?.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  /** End the round in flight at once (no fault) and every later one. */
+  stop(reason: unknown = new DOMException('sensor stopped', 'AbortError')): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.ctl.abort(reason);
+    this.endRound(reason);
+  }
+
+  /**
+   * One round for the tick due at `due`: its readings (Fault readings when it failed), or
+   * undefined when the sensor is backing off or has been stopped. Never throws.
+   */
+  async run(due: number): Promise<Reading[] | undefined> {
+    const { opts } = this;
+    if (this.stopped) return undefined;
+    if (this.failures > 0 && this.now() < this.retryAt) {
+      opts.onSkip?.(due);
+      return undefined;
+    }
+    let measurements: Measurement[];
     try {
-      if (!opened) {
-        await driver.open?.(bound.signal);
-        opened = true;
-      }
-      const t = now();
-      const ms = await driver.measure(bound.signal);
-      return ms.map((m) => ({
+      measurements = await this.bounded();
+    } catch (err) {
+      if (this.stopped) return undefined;
+      return this.failed(toSensorError(err));
+    }
+    this.failures = 0;
+    const t = this.measuredAt;
+    const readings: Reading[] = new Array<Reading>(measurements.length);
+    for (let i = 0; i < measurements.length; i++) {
+      const m = measurements[i];
+      readings[i] = {
         sensor: opts.sensor,
         quantity: m.quantity,
         t,
         value: m.value,
         status: m.status ?? ReadingStatus.Ok,
-      }));
-    } finally {
-      bound.done();
+      };
     }
-  };
+    return readings;
+  }
 
+  /** Close the device if open (bounded by closeTimeoutMs); call once the rounds are over. */
+  async close(): Promise<void> {
+    this.opts.signal?.removeEventListener('abort', this.onStop);
+    this.timer.stop();
+    if (this.opened) {
+      this.opened = false;
+      await this.closeDevice();
+    }
+  }
+
+  /** open() if needed, then measure(), settled by the deadline or the sensor's stop at the latest. */
+  private bounded(): Promise<Measurement[]> {
+    if (this.ctl.signal.aborted || ++this.signalRounds > SIGNAL_REUSE_ROUNDS) {
+      this.ctl = new AbortController();
+      this.signalRounds = 1;
+    }
+    const signal = this.ctl.signal;
+    return new Promise<Measurement[]>((resolve, reject) => {
+      this.rejectRound = reject;
+      this.timer.start(this.opts.timeoutMs);
+      const settle = (value: Measurement[]) => {
+        if (this.rejectRound !== reject) return;
+        this.rejectRound = undefined;
+        this.timer.stop();
+        resolve(value);
+      };
+      const fail = (err: unknown) => {
+        if (this.rejectRound !== reject) return;
+        this.endRound(err);
+      };
+      if (this.opened) {
+        this.measuredAt = this.now();
+        this.driver.measure(signal).then(settle, fail);
+      } else {
+        this.openThenMeasure(signal).then(settle, fail);
+      }
+    });
+  }
+
+  private async openThenMeasure(signal: AbortSignal): Promise<Measurement[]> {
+    await this.driver.open?.(signal);
+    this.opened = true;
+    this.measuredAt = this.now();
+    return this.driver.measure(signal);
+  }
+
+  /**
+   * The deadline passed: abort the round's signal, so the driver fails with its own words
+   * ("no reply from unit 7"); a driver that ignores its signal is failed one turn later.
+   */
+  private onTimeout(): void {
+    const reject = this.rejectRound;
+    if (!reject) return;
+    const reason = timeoutError();
+    if (!this.ctl.signal.aborted) this.ctl.abort(reason);
+    setImmediate(() => {
+      if (this.rejectRound === reject) this.endRound(reason);
+    });
+  }
+
+  /** Fail the round in flight (timeout, stop, or the driver's own error). */
+  private endRound(err: unknown): void {
+    const reject = this.rejectRound;
+    this.rejectRound = undefined;
+    this.timer.stop();
+    // Tell the driver to drop whatever it still has going (a timed-out request, the other
+    // half of a split read); the next round takes a fresh signal.
+    if (!this.ctl.signal.aborted) this.ctl.abort(err);
+    reject?.(err);
+  }
+
+  private readonly onStop = (): void => this.stop(this.opts.signal?.reason);
+
+  private async failed(error: SensorError): Promise<Reading[]> {
+    const { opts } = this;
+    this.failures++;
+    opts.onFault?.(error, this.failures);
+    this.retryAt = this.now() + Math.min(this.maxMs, this.minMs * 2 ** (this.failures - 1));
+    if (this.failures >= this.reopenAfter && this.opened) {
+      this.opened = false;
+      await this.closeDevice();
+    }
+    const t = this.now();
+    return this.driver.quantities.map((quantity) => ({
+      sensor: opts.sensor,
+      quantity,
+      t,
+      value: Number.NaN,
+      status: ReadingStatus.Fault,
+    }));
+  }
+
+  private async closeDevice(): Promise<void> {
+    if (!this.driver.close) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.driver.close(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, this.opts.closeTimeoutMs ?? 5_000);
+        }),
+      ]);
+    } catch {
+      // A device that fails to close is reopened all the same.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
+ * A sensor as an async generator: one array of readings per round, one round per tick.
+ * What the sampler runs for every sensor at once.
+ */
+export async function* sensorRounds(
+  driver: Driver,
+  opts: ReadingsOptions,
+): AsyncGenerator<Reading[]> {
+  const rounds = new SensorRounds(driver, opts);
+  const ticks = opts.ticks[Symbol.asyncIterator]();
   try {
-    for await (const due of opts.ticks) {
+    for (;;) {
+      const tick = await ticks.next();
+      if (tick.done || opts.signal.aborted) return;
+      const readings = await rounds.run(tick.value);
       if (opts.signal.aborted) return;
-      if (failures > 0 && now() < retryAt) {
-        opts.onSkip?.(due);
-        continue;
-      }
-      let readings: Reading[] | undefined;
-      let error: SensorError | undefined;
-      try {
-        readings = await round();
-      } catch (err) {
-        if (opts.signal.aborted) return;
-        error = toSensorError(err);
-      }
-      if (readings) {
-        failures = 0;
-        for (const r of readings) yield r;
-        continue;
-      }
-      failures++;
-      opts.onFault?.(error!, failures);
-      retryAt = now() + Math.min(maxMs, minMs * 2 ** (failures - 1));
-      if (failures >= reopenAfter && opened) {
-        opened = false;
-        try {
-          await driver.close?.();
-        } catch {
-          // A device that fails to close is reopened all the same.
-        }
-      }
-      const t = now();
-      for (const quantity of driver.quantities) {
-        yield { sensor: opts.sensor, quantity, t, value: Number.NaN, status: ReadingStatus.Fault };
-      }
+      if (readings) yield readings;
     }
   } finally {
-    if (opened) await driver.close?.().catch(() => undefined);
+    await ticks.return?.();
+    await rounds.close();
   }
+}
+
+/** The same, one reading at a time. */
+export async function* sensorReadings(
+  driver: Driver,
+  opts: ReadingsOptions,
+): AsyncGenerator<Reading> {
+  for await (const readings of sensorRounds(driver, opts)) yield* readings;
 }

@@ -24,7 +24,7 @@ export interface SensorHealth {
 
 /** Consecutive failures from which a sensor counts as failing (readings.ts reopens at 3). */
 export const FAILING_AFTER = 3;
-const RATE_RING = 64;
+const RATE_RING = 16;
 
 export class SensorHealthTracker {
   private consecutiveFailures = 0;

@@ -6,13 +6,15 @@
  */
 import { createTask, validateDetailed } from 'node-cron';
 import { realClock, type Clock } from './clock.js';
+import { TimerEntry, TimerQueue } from './timer-queue.js';
 
 export { realClock, TestClock, type Clock } from './clock.js';
 
 export interface IntervalTicksOptions {
   intervalMs: number;
   clock?: Clock;
-  signal: AbortSignal;
+  /** Ends the ticks when aborted (as return() does). */
+  signal?: AbortSignal;
   /** Put slots on wall-clock multiples of the interval (like Telegraf's round_interval). */
   alignToWallClock?: boolean;
   /** Delay of the first slot (start-up spread), added after any alignment. */
@@ -26,10 +28,13 @@ export interface IntervalTicksOptions {
   onSkip?: (skipped: number) => void;
   /** Told the scheduling lag (actual start − due, monotonic ms) of every slot yielded. */
   onLag?: (lagMs: number) => void;
+  /** Shared timer queue (one per sampler); a private one when absent. */
+  timers?: TimerQueue;
 }
 
-function isAbort(err: unknown, signal: AbortSignal): boolean {
-  return signal.aborted || (err as Error | undefined)?.name === 'AbortError';
+/** A pull-based source of due times (wall ms); ends when its signal aborts. */
+export interface TickSource extends AsyncIterableIterator<number> {
+  return(value?: unknown): Promise<IteratorResult<number>>;
 }
 
 /**
@@ -37,71 +42,119 @@ function isAbort(err: unknown, signal: AbortSignal): boolean {
  * rounds cost. A pull more than maxLateMs after its slot skips to the latest slot that is
  * still fresh (or the next one) and reports how many were skipped. Ends when the signal
  * aborts.
+ *
+ * A class rather than an async generator, on the hot path of every sensor: a pull costs
+ * one promise and one reused TimerQueue entry, and every sensor of a sampler shares that
+ * queue (pass `timers`), so sensors due together wake in one timer callback.
  */
-export async function* intervalTicks(opts: IntervalTicksOptions): AsyncGenerator<number> {
-  const { intervalMs, signal } = opts;
-  if (!(intervalMs > 0) || !Number.isFinite(intervalMs)) {
-    throw new RangeError(`intervalMs must be a positive number, got ${intervalMs}`);
-  }
-  const clock = opts.clock ?? realClock;
-  const wallAtStart = clock.wallNow();
-  const align = opts.alignToWallClock
-    ? (intervalMs - (((wallAtStart % intervalMs) + intervalMs) % intervalMs)) % intervalMs
-    : 0;
-  const offset = align + Math.max(0, opts.startOffsetMs ?? 0);
-  const maxLateMs = Math.max(0, opts.maxLateMs ?? intervalMs / 2);
-  // One fixed mapping from monotonic to wall time, taken once: wall steps do not move slots.
-  const t0 = clock.now() + offset;
-  const wall0 = wallAtStart + offset;
+export function intervalTicks(opts: IntervalTicksOptions): TickSource {
+  return new IntervalTicks(opts);
+}
 
-  // One abort listener for the generator's life rather than one per wait: with 10,000
-  // sensors at 1 Hz the per-wait add/remove was a measurable share of a round's CPU.
-  let cancelWait: (() => void) | undefined;
-  let wake: (() => void) | undefined;
-  const onAbort = () => {
-    cancelWait?.();
-    wake?.();
-  };
-  const timer = clock.timer?.bind(clock);
-  if (timer) signal.addEventListener('abort', onAbort, { once: true });
-  const wait = async (ms: number): Promise<void> => {
-    if (!timer) return clock.sleep(ms, signal);
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-      cancelWait = timer(ms, resolve);
-    });
-    wake = cancelWait = undefined;
-  };
+const DONE: IteratorResult<number> = Object.freeze({ done: true, value: undefined });
 
-  try {
-    for (let k = 0; !signal.aborted; k++) {
-      let due = t0 + k * intervalMs;
-      const now = clock.now();
-      if (now > due + maxLateMs) {
-        // Too late for slot k (the last round overran, or the loop stalled): take the latest
-        // due slot if it is still fresh, else wait for the next one. Under overload this
-        // sheds rounds instead of queueing them behind each other until they all time out.
-        let latest = Math.floor((now - t0) / intervalMs);
-        if (now - (t0 + latest * intervalMs) > maxLateMs) latest++;
-        opts.onSkip?.(latest - k);
-        k = latest;
-        due = t0 + k * intervalMs;
-      }
-      if (now < due) {
-        try {
-          await wait(due - now);
-        } catch (err) {
-          if (isAbort(err, signal)) return;
-          throw err;
-        }
-      }
-      if (signal.aborted) return;
-      opts.onLag?.(Math.max(0, clock.now() - due));
-      yield wall0 + k * intervalMs;
+class IntervalTicks implements TickSource {
+  private readonly clock: Clock;
+  private readonly timers: TimerQueue;
+  private readonly intervalMs: number;
+  private readonly maxLateMs: number;
+  private readonly t0: number;
+  private readonly wall0: number;
+  private readonly signal: AbortSignal | undefined;
+  private readonly entry: TimerEntry;
+  private k = 0;
+  private ended = false;
+  private wake: ((r: IteratorResult<number>) => void) | undefined;
+  private waitingFor = 0;
+
+  constructor(private readonly opts: IntervalTicksOptions) {
+    const { intervalMs } = opts;
+    if (!(intervalMs > 0) || !Number.isFinite(intervalMs)) {
+      throw new RangeError(`intervalMs must be a positive number, got ${intervalMs}`);
     }
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    cancelWait?.();
+    this.intervalMs = intervalMs;
+    this.signal = opts.signal;
+    this.clock = opts.clock ?? realClock;
+    this.timers = opts.timers ?? new TimerQueue(this.clock);
+    const wallAtStart = this.clock.wallNow();
+    const align = opts.alignToWallClock
+      ? (intervalMs - (((wallAtStart % intervalMs) + intervalMs) % intervalMs)) % intervalMs
+      : 0;
+    const offset = align + Math.max(0, opts.startOffsetMs ?? 0);
+    this.maxLateMs = Math.max(0, opts.maxLateMs ?? intervalMs / 2);
+    // One fixed mapping from monotonic to wall time, taken once: wall steps do not move slots.
+    this.t0 = this.clock.now() + offset;
+    this.wall0 = wallAtStart + offset;
+    this.entry = new TimerEntry(() => this.onDue());
+    // One abort listener for the source's life rather than one per wait.
+    this.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<number>> {
+    if (this.ended || this.signal?.aborted) return Promise.resolve(this.end());
+    if (this.wake)
+      return Promise.reject(new Error('intervalTicks: next() while a pull is pending'));
+    const { intervalMs, t0, maxLateMs } = this;
+    let k = this.k;
+    let due = t0 + k * intervalMs;
+    const now = this.clock.now();
+    if (now > due + maxLateMs) {
+      // Too late for slot k (the last round overran, or the loop stalled): take the latest
+      // due slot if it is still fresh, else wait for the next one. Under overload this
+      // sheds rounds instead of queueing them behind each other until they all time out.
+      let latest = Math.floor((now - t0) / intervalMs);
+      if (now - (t0 + latest * intervalMs) > maxLateMs) latest++;
+      this.opts.onSkip?.(latest - k);
+      k = latest;
+      due = t0 + k * intervalMs;
+    }
+    this.k = k;
+    if (now >= due) return Promise.resolve(this.yieldSlot(now));
+    this.waitingFor = due;
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.timers.schedule(this.entry, due);
+    });
+  }
+
+  /** End the ticks; a pull waiting for its slot resolves as done. */
+  return(): Promise<IteratorResult<number>> {
+    this.onAbort();
+    return Promise.resolve(this.end());
+  }
+
+  private yieldSlot(now: number): IteratorResult<number> {
+    const k = this.k++;
+    this.opts.onLag?.(Math.max(0, now - (this.t0 + k * this.intervalMs)));
+    return { done: false, value: this.wall0 + k * this.intervalMs };
+  }
+
+  private onDue(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    if (!wake) return;
+    if (this.signal?.aborted) return wake(this.end());
+    // The queue may fire a fraction of a millisecond early; the slot is still this one.
+    wake(this.yieldSlot(Math.max(this.clock.now(), this.waitingFor)));
+  }
+
+  private readonly onAbort = (): void => {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.(this.end());
+  };
+
+  private end(): IteratorResult<number> {
+    if (!this.ended) {
+      this.ended = true;
+      this.timers.cancel(this.entry);
+      this.signal?.removeEventListener('abort', this.onAbort);
+    }
+    return DONE;
   }
 }
 

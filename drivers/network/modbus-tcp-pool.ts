@@ -49,6 +49,8 @@ export interface ModbusTcpPoolStats {
 
 interface Outstanding {
   unitId: number;
+  signal: AbortSignal;
+  onAbort: () => void;
   resolve(pdu: Buffer): void;
   reject(err: SensorError): void;
 }
@@ -134,17 +136,7 @@ class Connection {
       signal.addEventListener('abort', onAbort, { once: true });
       // Only a connection with work to do keeps the process alive.
       if (this.outstanding.size === 0) this.socket.ref();
-      this.outstanding.set(tid, {
-        unitId,
-        resolve: (p) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(p);
-        },
-        reject: (e) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(e);
-        },
-      });
+      this.outstanding.set(tid, { unitId, signal, onAbort, resolve, reject });
       this.writer.write(encodeMbap({ transactionId: tid, unitId, pdu }));
     });
   }
@@ -175,6 +167,7 @@ class Connection {
       }
       this.outstanding.delete(f.transactionId);
       this.unrefWhenIdle();
+      waiting.signal.removeEventListener('abort', waiting.onAbort);
       waiting.resolve(f.pdu);
     }
   }
@@ -189,7 +182,10 @@ class Connection {
     this.socket.destroy();
     const waiting = [...this.outstanding.values()];
     this.outstanding.clear();
-    for (const w of waiting) w.reject(err);
+    for (const w of waiting) {
+      w.signal.removeEventListener('abort', w.onAbort);
+      w.reject(err);
+    }
     this.onGone(this, err);
   }
 }

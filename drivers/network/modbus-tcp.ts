@@ -42,6 +42,19 @@ export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): D
     kind: 'modbus-tcp',
     quantities: registers.map((r) => r.quantity),
     async measure(signal: AbortSignal): Promise<Measurement[]> {
+      if (requests.length === 1) {
+        // The common case (adjacent registers): one request, no bookkeeping to merge spans.
+        const { start, quantity, pdu } = requests[0];
+        const words = decodeReadResponse(
+          await pool.request(host, port, unitId, pdu, signal),
+          fn,
+          quantity,
+        );
+        return registers.map((r) => ({
+          quantity: r.quantity,
+          value: registerValue(words[r.address - start], r),
+        }));
+      }
       // Blocks go out together: they are independent transactions on the shared connection.
       const replies = await Promise.all(
         requests.map((r) => pool.request(host, port, unitId, r.pdu, signal)),

@@ -17,6 +17,7 @@
  */
 import type { SensorConfigOf } from '../../agent/config/schema.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
+import { roundSignal } from '../readings.js';
 import {
   decodeReadResponse,
   encodeReadRequest,
@@ -54,11 +55,15 @@ export function createModbusRtu(
 
   const readSpan = async (start: number, quantity: number, signal: AbortSignal) => {
     const request = encodeRtuFrame(config.unitId, encodeReadRequest(fn, start, quantity));
-    const reply = await line.transact(
-      request,
-      readReplyLength,
-      AbortSignal.any([signal, AbortSignal.timeout(responseTimeoutMs)]),
-    );
+    // Not AbortSignal.any(): the round's signal is reused across rounds, and every any()
+    // leaves a weak ref in its parent's dependant set that Node 20 never prunes.
+    const bound = roundSignal(signal, responseTimeoutMs);
+    let reply: Buffer;
+    try {
+      reply = await line.transact(request, readReplyLength, bound.signal);
+    } finally {
+      bound.done();
+    }
     const frame = decodeRtuFrame(reply);
     if (frame.unitId !== config.unitId) {
       throw new SensorError('PROTOCOL', `reply from unit ${frame.unitId}, asked ${config.unitId}`);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { roundSignal, sensorReadings, toSensorError } from '../../drivers/readings.js';
+import {
+  roundSignal,
+  SensorRounds,
+  sensorReadings,
+  toSensorError,
+} from '../../drivers/readings.js';
 import { sleep } from '../../drivers/turns.js';
 import {
   ReadingStatus,
@@ -115,6 +120,109 @@ describe('sensorReadings', () => {
     await sleep(20);
     ctl.abort(new Error('stop'));
     expect((await next).done).toBe(true);
+  });
+});
+
+describe('SensorRounds', () => {
+  const hung: Driver = {
+    kind: 'hung',
+    quantities: ['temperature', 'humidity'],
+    // Ignores its signal entirely, as a hung syscall would.
+    measure: () => new Promise<Measurement[]>(() => undefined),
+    close: () => new Promise<void>(() => undefined),
+  };
+
+  it('ends a round the driver never ends as a TIMEOUT fault, and a close that never ends', async () => {
+    const faults: string[] = [];
+    const rounds = new SensorRounds(hung, {
+      sensor: 'h',
+      timeoutMs: 30,
+      closeTimeoutMs: 30,
+      reopenAfter: 1,
+      signal: new AbortController().signal,
+      onFault: (e) => faults.push(e.code),
+    });
+    const started = performance.now();
+    const readings = await rounds.run(0);
+    expect(readings?.map((r) => [r.quantity, r.status])).toEqual([
+      ['temperature', ReadingStatus.Fault],
+      ['humidity', ReadingStatus.Fault],
+    ]);
+    expect(faults).toEqual(['TIMEOUT']);
+    // The timeout (30 ms) and the hung close after it (30 ms) both ended the waits.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(55);
+    await rounds.close();
+  });
+
+  it('ends a hung round at once when the sensor stops, without a fault', async () => {
+    const ctl = new AbortController();
+    const faults: string[] = [];
+    const rounds = new SensorRounds(hung, {
+      sensor: 'h',
+      timeoutMs: 60_000,
+      signal: ctl.signal,
+      onFault: (e) => faults.push(e.code),
+    });
+    const pending = rounds.run(0);
+    await sleep(5);
+    ctl.abort(new Error('shutting down'));
+    await expect(pending).resolves.toBeUndefined();
+    expect(faults).toEqual([]);
+    await expect(rounds.run(1)).resolves.toBeUndefined();
+  });
+
+  it('reuses a round signal while rounds succeed, and takes a fresh one after a timeout', async () => {
+    const seen: AbortSignal[] = [];
+    let hang = false;
+    const driver: Driver = {
+      kind: 'spy',
+      quantities: ['temperature'],
+      measure: (signal) => {
+        seen.push(signal);
+        if (hang) return new Promise<Measurement[]>(() => undefined);
+        return Promise.resolve([{ quantity: 'temperature', value: 1 }]);
+      },
+    };
+    const rounds = new SensorRounds(driver, {
+      sensor: 's',
+      timeoutMs: 20,
+      backoffMinMs: 0,
+      signal: new AbortController().signal,
+    });
+    for (let i = 0; i < 3; i++) expect((await rounds.run(i))?.[0].value).toBe(1);
+    expect(new Set(seen).size).toBe(1);
+    hang = true;
+    expect((await rounds.run(3))?.[0].status).toBe(ReadingStatus.Fault);
+    expect(seen[3].aborted).toBe(true);
+    expect(toSensorError(seen[3].reason).code).toBe('TIMEOUT');
+    hang = false;
+    expect((await rounds.run(4))?.[0].value).toBe(1);
+    expect(seen[4]).not.toBe(seen[3]);
+    expect(seen[4].aborted).toBe(false);
+    // Reuse is capped, so a driver that leaks listeners cannot pile them up forever.
+    for (let i = 5; i < 600; i++) await rounds.run(i);
+    expect(new Set(seen.slice(4)).size).toBeGreaterThan(1);
+    await rounds.close();
+  });
+
+  it('passes a driver error through as its fault code, without waiting for the timeout', async () => {
+    const faults: string[] = [];
+    const rounds = new SensorRounds(
+      {
+        kind: 'eio',
+        quantities: ['temperature'],
+        measure: () => Promise.reject(Object.assign(new Error('bus'), { code: 'EIO' })),
+      },
+      {
+        sensor: 's',
+        timeoutMs: 60_000,
+        signal: new AbortController().signal,
+        onFault: (e) => faults.push(e.code),
+      },
+    );
+    expect((await rounds.run(0))?.[0].status).toBe(ReadingStatus.Fault);
+    expect(faults).toEqual(['EIO']);
+    await rounds.close();
   });
 });
 

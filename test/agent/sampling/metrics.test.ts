@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { startEventLoopMonitor } from '../../../agent/sampling/event-loop.js';
-import { guardDriver } from '../../../agent/sampling/guard.js';
 import { SchedulingLag } from '../../../agent/sampling/scheduling-lag.js';
-import type { Driver, Measurement } from '../../../drivers/types.js';
 
 describe('SchedulingLag', () => {
   it('reports percentiles of what was recorded, and starts over on reset', () => {
@@ -41,47 +39,5 @@ describe('startEventLoopMonitor', () => {
     } finally {
       monitor.stop();
     }
-  });
-});
-
-describe('guardDriver', () => {
-  const hung: Driver = {
-    kind: 'hung',
-    quantities: ['temperature'],
-    measure: () => new Promise<Measurement[]>(() => undefined),
-    close: () => new Promise<void>(() => undefined),
-  };
-
-  it('ends a call the driver never ends, as a timeout', async () => {
-    const guarded = guardDriver(hung, { timeoutMs: 30, closeTimeoutMs: 30 });
-    await expect(guarded.measure(new AbortController().signal)).rejects.toMatchObject({
-      name: 'TimeoutError',
-    });
-    await expect(guarded.close!()).resolves.toBeUndefined();
-  });
-
-  it('ends it at once when the signal aborts, with the signal reason', async () => {
-    const guarded = guardDriver(hung, { timeoutMs: 60_000 });
-    const abort = new AbortController();
-    const pending = guarded.measure(abort.signal);
-    abort.abort(new Error('shutting down'));
-    await expect(pending).rejects.toThrow('shutting down');
-  });
-
-  it('passes answers and errors through unchanged', async () => {
-    const ok: Driver = {
-      kind: 'ok',
-      quantities: ['temperature'],
-      measure: async () => [{ quantity: 'temperature', value: 20.5 }],
-    };
-    const guarded = guardDriver(ok, { timeoutMs: 1000 });
-    await expect(guarded.measure(new AbortController().signal)).resolves.toEqual([
-      { quantity: 'temperature', value: 20.5 },
-    ]);
-    const failing = guardDriver(
-      { ...ok, measure: () => Promise.reject(new Error('EIO')) },
-      { timeoutMs: 1000 },
-    );
-    await expect(failing.measure(new AbortController().signal)).rejects.toThrow('EIO');
   });
 });

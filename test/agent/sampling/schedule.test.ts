@@ -6,6 +6,7 @@ import {
   cronTicks,
   intervalTicks,
   validateCron,
+  type TickSource,
 } from '../../../agent/sampling/schedule.js';
 
 interface Pulled {
@@ -19,7 +20,7 @@ interface Pulled {
  */
 async function drive(
   clock: TestClock,
-  ticks: AsyncGenerator<number>,
+  ticks: TickSource | AsyncGenerator<number>,
   workMs: (round: number) => number,
   rounds: number,
 ): Promise<Pulled[]> {
@@ -175,9 +176,10 @@ describe('intervalTicks', () => {
     expect(clock.pending).toBe(0);
   });
 
-  it('rejects a non-positive interval', async () => {
-    const ticks = intervalTicks({ intervalMs: 0, signal: new AbortController().signal });
-    await expect(ticks.next()).rejects.toThrow(/intervalMs must be a positive number/);
+  it('rejects a non-positive interval when created', () => {
+    expect(() => intervalTicks({ intervalMs: 0, signal: new AbortController().signal })).toThrow(
+      /intervalMs must be a positive number/,
+    );
   });
 });
 

@@ -1,0 +1,82 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { TestClock } from '../../../agent/sampling/clock.js';
+import { TimerEntry, TimerQueue } from '../../../agent/sampling/timer-queue.js';
+
+describe('TimerQueue', () => {
+  it('fires every entry at its due time, in due order, on one clock timer (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 5_000 }), { minLength: 1, maxLength: 200 }),
+        async (dues) => {
+          const clock = new TestClock(0);
+          const queue = new TimerQueue(clock);
+          const fired: Array<{ i: number; at: number }> = [];
+          const entries = dues.map(
+            (_, i) => new TimerEntry(() => fired.push({ i, at: clock.now() })),
+          );
+          dues.forEach((due, i) => queue.schedule(entries[i], due));
+          // However many entries wait, the queue holds one timer on the clock.
+          expect(clock.pending).toBe(1);
+          await clock.advance(6_000);
+          expect(fired).toHaveLength(dues.length);
+          for (const f of fired) expect(f.at).toBe(dues[f.i]);
+          const order = [...dues.keys()].sort((a, b) => dues[a] - dues[b] || a - b);
+          expect(fired.map((f) => f.i)).toEqual(order);
+          expect(queue.size).toBe(0);
+          expect(clock.pending).toBe(0);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it('never fires a cancelled entry; rescheduling moves it; cancel is idempotent', async () => {
+    const clock = new TestClock(0);
+    const queue = new TimerQueue(clock);
+    const fired: string[] = [];
+    const a = new TimerEntry(() => fired.push(`a@${clock.now()}`));
+    const b = new TimerEntry(() => fired.push(`b@${clock.now()}`));
+    const c = new TimerEntry(() => fired.push(`c@${clock.now()}`));
+    queue.schedule(a, 10);
+    queue.schedule(b, 20);
+    queue.schedule(c, 30);
+    queue.cancel(a);
+    queue.cancel(a);
+    queue.schedule(c, 5);
+    expect(a.queued).toBe(false);
+    await clock.advance(100);
+    expect(fired).toEqual(['c@5', 'b@20']);
+  });
+
+  it('runs an entry re-queued by its own fire on a later turn, not in a loop', async () => {
+    const clock = new TestClock(0);
+    const queue = new TimerQueue(clock);
+    let fires = 0;
+    const entry = new TimerEntry(() => {
+      fires++;
+      if (fires < 5) queue.schedule(entry, clock.now() + 10);
+    });
+    queue.schedule(entry, 10);
+    await clock.advance(25);
+    expect(fires).toBe(2);
+    await clock.advance(100);
+    expect(fires).toBe(5);
+  });
+
+  it('oneShot() arms and disarms a reusable timer', async () => {
+    const clock = new TestClock(0);
+    const queue = new TimerQueue(clock);
+    let fired = 0;
+    const timer = queue.oneShot(() => fired++);
+    timer.start(50);
+    timer.stop();
+    await clock.advance(100);
+    expect(fired).toBe(0);
+    timer.start(50);
+    await clock.advance(49);
+    expect(fired).toBe(0);
+    await clock.advance(1);
+    expect(fired).toBe(1);
+  });
+});

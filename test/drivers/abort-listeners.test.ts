@@ -1,0 +1,54 @@
+/**
+ * The sampler reuses one round signal for many rounds of a sensor (drivers/readings.ts), so
+ * a driver must leave nothing behind on it once a round is over: no abort listener, and no
+ * AbortSignal.any() dependant (Node 20 never prunes those from the parent).
+ */
+import { getEventListeners } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sensorSchema } from '../../agent/config/schema.js';
+import { silentLogger } from '../../agent/ops/logger.js';
+import { createDriver } from '../../drivers/registry.js';
+import { startDefaultScenario, type Simulation } from '../../simulator/scenario.js';
+
+/** Entries Node keeps for AbortSignal.any() results made from this signal. */
+function dependants(signal: AbortSignal): number {
+  const key = Object.getOwnPropertySymbols(signal).find(
+    (s) => s.description === 'kDependantSignals',
+  );
+  const set = key
+    ? (signal as unknown as Record<symbol, Set<unknown> | undefined>)[key]
+    : undefined;
+  return set?.size ?? 0;
+}
+
+let sim: Simulation | undefined;
+afterEach(async () => {
+  await sim?.seams.close();
+  await sim?.close();
+  sim = undefined;
+});
+
+describe('every driver on a reused round signal', () => {
+  it('leaves no abort listener and no dependant signal after its rounds', async () => {
+    sim = await startDefaultScenario(silentLogger);
+    const seams = sim.seams;
+    const sensors = sim.sensors.map((s) => sensorSchema.parse(s));
+    const kinds = new Set(sensors.map((s) => s.driver));
+    expect(kinds.size).toBeGreaterThanOrEqual(11);
+    const results = await Promise.all(
+      sensors.map(async (config) => {
+        const driver = createDriver(config, seams);
+        const signal = new AbortController().signal;
+        await driver.open?.(signal);
+        for (let round = 0; round < 3; round++) await driver.measure(signal);
+        await driver.close?.();
+        return {
+          id: config.id,
+          listeners: getEventListeners(signal, 'abort').length,
+          dependants: dependants(signal),
+        };
+      }),
+    );
+    for (const r of results) expect(r, r.id).toMatchObject({ listeners: 0, dependants: 0 });
+  }, 60_000);
+});
