@@ -193,7 +193,10 @@ interface Ctx {
   endAt: number;
 }
 
-/** Times every measure() call the same way whatever strategy makes it. */
+/**
+ * Times every measure() call the same way whatever strategy makes it. Promise callbacks,
+ * not an async wrapper: the harness should add as little as it can to the agent's memory.
+ */
 function instrumented(driver: Driver, index: number, log: RoundLog): Driver {
   return {
     kind: driver.kind,
@@ -201,16 +204,18 @@ function instrumented(driver: Driver, index: number, log: RoundLog): Driver {
     resource: driver.resource,
     open: driver.open?.bind(driver),
     close: driver.close?.bind(driver),
-    async measure(signal) {
+    measure(signal) {
       const start = performance.now();
-      try {
-        const m = await driver.measure(signal);
-        log.add(index, start, performance.now(), true);
-        return m;
-      } catch (err) {
-        log.add(index, start, performance.now(), false);
-        throw err;
-      }
+      return driver.measure(signal).then(
+        (m) => {
+          log.add(index, start, performance.now(), true);
+          return m;
+        },
+        (err: unknown) => {
+          log.add(index, start, performance.now(), false);
+          throw err;
+        },
+      );
     },
   };
 }

@@ -108,11 +108,32 @@ export function roundSignal(
 }
 
 /**
- * A round signal serves this many rounds at most before a fresh one: reuse saves an
- * AbortController per round (10,000 a second at 10,000 sensors), and the cap bounds what a
- * driver that forgets to remove its abort listeners can pile up on one signal.
+ * Round signals are lent to rounds and taken back when a round ends cleanly, shared by all
+ * sensors: an AbortController per round would be 10,000 a second at 10,000 sensors, and
+ * one per sensor ~1 KB each (every Node 20 AbortSignal gets a hidden class of its own), so
+ * only the rounds in flight hold one. A signal that aborted is never lent again; one serves
+ * at most MAX_USES rounds, which bounds what a driver that forgets to remove its abort
+ * listeners can pile up on it (a test checks that none of ours does).
  */
-const SIGNAL_REUSE_ROUNDS = 256;
+interface Lease {
+  ctl: AbortController;
+  uses: number;
+}
+const MAX_USES = 256;
+const MAX_FREE = 4096;
+const freeLeases: Lease[] = [];
+
+function lease(): Lease {
+  const l = freeLeases.pop() ?? { ctl: new AbortController(), uses: 0 };
+  l.uses++;
+  return l;
+}
+
+function giveBack(l: Lease): void {
+  if (!l.ctl.signal.aborted && l.uses < MAX_USES && freeLeases.length < MAX_FREE) {
+    freeLeases.push(l);
+  }
+}
 
 const timeoutError = () => new DOMException('no answer in time', 'TimeoutError');
 
@@ -128,8 +149,8 @@ export class SensorRounds {
   private readonly maxMs: number;
   private readonly reopenAfter: number;
   private readonly timer: RoundTimer;
-  private ctl = new AbortController();
-  private signalRounds = 0;
+  /** The signal of the round in flight. */
+  private lease: Lease | undefined;
   private rejectRound: ((err: unknown) => void) | undefined;
   private opened = false;
   private failures = 0;
@@ -155,7 +176,6 @@ export class SensorRounds {
   stop(reason: unknown = new DOMException('sensor stopped', 'AbortError')): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.ctl.abort(reason);
     this.endRound(reason);
   }
 
@@ -205,18 +225,18 @@ export class SensorRounds {
 
   /** open() if needed, then measure(), settled by the deadline or the sensor's stop at the latest. */
   private bounded(): Promise<Measurement[]> {
-    if (this.ctl.signal.aborted || ++this.signalRounds > SIGNAL_REUSE_ROUNDS) {
-      this.ctl = new AbortController();
-      this.signalRounds = 1;
-    }
-    const signal = this.ctl.signal;
+    const held = lease();
+    this.lease = held;
+    const signal = held.ctl.signal;
     return new Promise<Measurement[]>((resolve, reject) => {
       this.rejectRound = reject;
       this.timer.start(this.opts.timeoutMs);
       const settle = (value: Measurement[]) => {
         if (this.rejectRound !== reject) return;
         this.rejectRound = undefined;
+        this.lease = undefined;
         this.timer.stop();
+        giveBack(held);
         resolve(value);
       };
       const fail = (err: unknown) => {
@@ -247,7 +267,7 @@ export class SensorRounds {
     const reject = this.rejectRound;
     if (!reject) return;
     const reason = timeoutError();
-    if (!this.ctl.signal.aborted) this.ctl.abort(reason);
+    this.lease?.ctl.abort(reason);
     setImmediate(() => {
       if (this.rejectRound === reject) this.endRound(reason);
     });
@@ -259,8 +279,10 @@ export class SensorRounds {
     this.rejectRound = undefined;
     this.timer.stop();
     // Tell the driver to drop whatever it still has going (a timed-out request, the other
-    // half of a split read); the next round takes a fresh signal.
-    if (!this.ctl.signal.aborted) this.ctl.abort(err);
+    // half of a split read); an aborted signal is never lent again.
+    const held = this.lease;
+    this.lease = undefined;
+    if (held && !held.ctl.signal.aborted) held.ctl.abort(err);
     reject?.(err);
   }
 

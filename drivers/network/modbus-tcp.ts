@@ -41,33 +41,35 @@ export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): D
   return {
     kind: 'modbus-tcp',
     quantities: registers.map((r) => r.quantity),
-    async measure(signal: AbortSignal): Promise<Measurement[]> {
+    measure(signal: AbortSignal): Promise<Measurement[]> {
       if (requests.length === 1) {
-        // The common case (adjacent registers): one request, no bookkeeping to merge spans.
+        // The common case (adjacent registers): one request, and no async frame for it.
         const { start, quantity, pdu } = requests[0];
-        const words = decodeReadResponse(
-          await pool.request(host, port, unitId, pdu, signal),
-          fn,
-          quantity,
-        );
-        return registers.map((r) => ({
-          quantity: r.quantity,
-          value: registerValue(words[r.address - start], r),
-        }));
+        return pool.request(host, port, unitId, pdu, signal).then((reply) => {
+          const words = decodeReadResponse(reply, fn, quantity);
+          return registers.map((r) => ({
+            quantity: r.quantity,
+            value: registerValue(words[r.address - start], r),
+          }));
+        });
       }
-      // Blocks go out together: they are independent transactions on the shared connection.
-      const replies = await Promise.all(
-        requests.map((r) => pool.request(host, port, unitId, r.pdu, signal)),
-      );
-      const raw = new Map<number, number>();
-      replies.forEach((pdu, i) => {
-        const { start, quantity } = requests[i];
-        decodeReadResponse(pdu, fn, quantity).forEach((v, j) => raw.set(start + j, v));
-      });
-      return registers.map((r) => ({
-        quantity: r.quantity,
-        value: registerValue(raw.get(r.address)!, r),
-      }));
+      return measureSpans(signal);
     },
   };
+
+  async function measureSpans(signal: AbortSignal): Promise<Measurement[]> {
+    // Blocks go out together: they are independent transactions on the shared connection.
+    const replies = await Promise.all(
+      requests.map((r) => pool.request(host, port, unitId, r.pdu, signal)),
+    );
+    const raw = new Map<number, number>();
+    replies.forEach((pdu, i) => {
+      const { start, quantity } = requests[i];
+      decodeReadResponse(pdu, fn, quantity).forEach((v, j) => raw.set(start + j, v));
+    });
+    return registers.map((r) => ({
+      quantity: r.quantity,
+      value: registerValue(raw.get(r.address)!, r),
+    }));
+  }
 }
