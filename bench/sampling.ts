@@ -28,7 +28,9 @@ import { createModbusTcp, ModbusTcpPool } from '../drivers/network/modbus-tcp.js
 import { sleep } from '../drivers/turns.js';
 import type { Driver } from '../drivers/types.js';
 import { startModbusTcpSensorServer } from '../simulator/network/modbus-tcp-server.js';
+import { machine, type Machine } from './lib/machine.js';
 import { lineChartSvg } from './lib/plot.js';
+import { instrumented, percentile, RoundLog } from './lib/rounds.js';
 
 const LATENCY_MS = 100;
 const INTERVAL_MS = 1000;
@@ -85,38 +87,6 @@ export interface RunResult {
 }
 
 // ───────────────────────────── measurement helpers ─────────────────────────────
-
-/** Start/end of every round per sensor, in fixed typed arrays (no per-sample objects). */
-class RoundLog {
-  readonly starts: Float64Array;
-  readonly ends: Float64Array;
-  readonly ok: Uint8Array;
-  readonly counts: Uint32Array;
-  constructor(
-    readonly n: number,
-    readonly capacity: number,
-  ) {
-    this.starts = new Float64Array(n * capacity);
-    this.ends = new Float64Array(n * capacity);
-    this.ok = new Uint8Array(n * capacity);
-    this.counts = new Uint32Array(n);
-  }
-  add(sensor: number, start: number, end: number, ok: boolean): void {
-    const k = this.counts[sensor];
-    if (k >= this.capacity) return;
-    const i = sensor * this.capacity + k;
-    this.starts[i] = start;
-    this.ends[i] = end;
-    this.ok[i] = ok ? 1 : 0;
-    this.counts[sensor] = k + 1;
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
 
 function summarise(
   log: RoundLog,
@@ -191,33 +161,6 @@ interface Ctx {
   windowEnd: number;
   /** No round starts after this: the window's end plus one timeout, so rounds begun in it end. */
   endAt: number;
-}
-
-/**
- * Times every measure() call the same way whatever strategy makes it. Promise callbacks,
- * not an async wrapper: the harness should add as little as it can to the agent's memory.
- */
-function instrumented(driver: Driver, index: number, log: RoundLog): Driver {
-  return {
-    kind: driver.kind,
-    quantities: driver.quantities,
-    resource: driver.resource,
-    open: driver.open?.bind(driver),
-    close: driver.close?.bind(driver),
-    measure(signal) {
-      const start = performance.now();
-      return driver.measure(signal).then(
-        (m) => {
-          log.add(index, start, performance.now(), true);
-          return m;
-        },
-        (err: unknown) => {
-          log.add(index, start, performance.now(), false);
-          throw err;
-        },
-      );
-    },
-  };
 }
 
 async function timedRound(ctx: Ctx, i: number, due: number): Promise<void> {
@@ -380,121 +323,6 @@ async function agentMain(strategy: Strategy, n: number, port: number, windowS: n
   return result;
 }
 
-// ───────────────────────────── mixed realistic scenario ─────────────────────────────
-
-/** Per wire: the time from a slot to the last reply of every sensor on it. */
-export interface MixedResult {
-  wire: string;
-  sensors: number;
-  cycles: number;
-  cycleMs: { p50: number; max: number };
-  faults: number;
-  /** One example of the last error on this wire, if any. */
-  lastError?: string;
-}
-
-/**
- * 2 I²C buses × 8 chips, 2 RS-485 ports × 16 XY-MD02 at 9600 baud, 8 DS18B20, on the
- * simulators with their modelled timings, all sampled together by the Sampler every
- * `periodMs` on the same slot. Reports each wire's cycle time.
- */
-async function mixedMain(periodMs: number, slots: number): Promise<MixedResult[]> {
-  const { sensorSchema } = await import('../agent/config/schema.js');
-  const { simulateConfiguredSensors } = await import('../simulator/scenario.js');
-  const { createDriver } = await import('../drivers/registry.js');
-  const raw: Record<string, unknown>[] = [];
-  for (const bus of [1, 2]) {
-    const chips: [string, number][] = [
-      ['tmp102', 0x48],
-      ['tmp102', 0x49],
-      ['lm75', 0x4c],
-      ['mcp9808', 0x18],
-      ['sht3x', 0x44],
-      ['sht3x', 0x45],
-      ['bme280', 0x76],
-      ['si7021', 0x40],
-    ];
-    for (const [driver, address] of chips) {
-      raw.push({ id: `i2c${bus}-${driver}-${address.toString(16)}`, driver, bus, address });
-    }
-  }
-  for (const port of ['/dev/ttySIM-a', '/dev/ttySIM-b']) {
-    for (let unitId = 1; unitId <= 16; unitId++) {
-      raw.push({ id: `rtu${port.slice(-1)}-${unitId}`, driver: 'modbus-rtu', port, unitId });
-    }
-  }
-  for (let i = 0; i < 8; i++) {
-    raw.push({
-      id: `ds${i}`,
-      driver: 'ds18b20',
-      deviceId: `28-0316a2795a${(0x10 + i).toString(16)}`,
-    });
-  }
-  const sensors = raw.map((r) => sensorSchema.parse(r));
-  const sim = await simulateConfiguredSensors(sensors, silentLogger);
-  const log = new RoundLog(sensors.length, slots + 4);
-  const wires = sensors.map((s) =>
-    'bus' in s ? `i2c:${s.bus}` : 'port' in s ? `serial:${s.port}` : 'w1',
-  );
-  const sampler = new Sampler({
-    logger: silentLogger,
-    emit: () => undefined,
-    sensors: sensors.map((s, index) => ({
-      id: s.id,
-      index,
-      driver: instrumented(createDriver(s, sim.seams), index, log),
-      intervalMs: periodMs,
-      timeoutMs: periodMs,
-    })),
-  });
-  const t0 = performance.now();
-  sampler.start();
-  await sleep(periodMs * slots);
-  const errors = new Map<string, string>();
-  for (const h of sampler.health()) {
-    const wire = wires[sensors.findIndex((s) => s.id === h.id)];
-    if (h.lastError && !errors.has(wire))
-      errors.set(wire, `${h.id}: ${h.lastError.code} ${h.lastError.message}`);
-  }
-  await sampler.stop();
-  await sim.close();
-  const results: MixedResult[] = [];
-  for (const wire of [...new Set(wires)]) {
-    const members = wires.flatMap((w, i) => (w === wire ? [i] : []));
-    const cycles: number[] = [];
-    let faults = 0;
-    // Slot k (after the first, which includes opening every device) is due at t0 + k·period.
-    for (let k = 1; k < slots; k++) {
-      const due = t0 + k * periodMs;
-      let last = Number.NEGATIVE_INFINITY;
-      let complete = true;
-      for (const i of members) {
-        let found = false;
-        for (let j = 0; j < log.counts[i]; j++) {
-          const at = i * log.capacity + j;
-          if (log.starts[at] >= due - 1 && log.starts[at] < due + periodMs) {
-            found = true;
-            if (!log.ok[at]) faults++;
-            last = Math.max(last, log.ends[at]);
-          }
-        }
-        if (!found) complete = false;
-      }
-      if (complete) cycles.push(last - due);
-    }
-    cycles.sort((a, b) => a - b);
-    results.push({
-      wire,
-      sensors: members.length,
-      cycles: cycles.length,
-      cycleMs: { p50: percentile(cycles, 50), max: cycles[cycles.length - 1] ?? 0 },
-      faults,
-      lastError: errors.get(wire),
-    });
-  }
-  return results;
-}
-
 // ───────────────────────────── processes ─────────────────────────────
 
 function forkSelf(args: string[]): ChildProcess {
@@ -550,26 +378,6 @@ async function serverMain(units: number): Promise<void> {
   });
   // Ends with the orchestrator (IPC channel closes) — no orphan server.
   process.once('disconnect', () => void server.close().then(() => process.exit(0)));
-}
-
-interface Machine {
-  cpu: string;
-  cores: number;
-  memoryGB: number;
-  node: string;
-  platform: string;
-  load1: number;
-}
-
-function machine(): Machine {
-  return {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    memoryGB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    load1: Number(os.loadavg()[0].toFixed(2)),
-  };
 }
 
 async function orchestrate(
@@ -675,13 +483,6 @@ function plot(results: RunResult[]): string {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--serve') return serverMain(Number(argv[1]));
-  if (argv[0] === '--mixed') {
-    const results = await mixedMain(Number(argv[1] ?? 2000), Number(argv[2] ?? 6));
-    process.stdout.write(
-      `${JSON.stringify({ bench: 'sampling-mixed', machine: machine(), results }, null, 2)}\n`,
-    );
-    return;
-  }
   if (argv[0] === '--agent') {
     const [, strategy, n, port, windowS] = argv;
     const result = await agentMain(strategy as Strategy, Number(n), Number(port), Number(windowS));
