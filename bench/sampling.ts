@@ -49,7 +49,11 @@ const STRATEGIES = ['sequential', 'naive', 'sampler'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 const self = fileURLToPath(import.meta.url);
-const root = path.resolve(path.dirname(self), '..');
+// The repository root, whether this runs as bench/sampling.ts (tsx) or dist/bench/sampling.js.
+const root = path.resolve(
+  path.dirname(self),
+  self.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..',
+);
 
 export interface RunResult {
   strategy: Strategy;

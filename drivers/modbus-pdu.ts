@@ -59,7 +59,8 @@ export function encodeReadRequest(fn: ModbusReadFunction, start: number, quantit
   if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_READ_REGISTERS)
     throw new RangeError(`register count ${quantity} out of 1..${MAX_READ_REGISTERS}`);
   if (start + quantity > 0x10000) throw new RangeError('register range passes 65535');
-  const pdu = Buffer.alloc(5);
+  // allocUnsafe: a view on Node's shared 8 KB pool, not an ArrayBuffer of its own per sensor.
+  const pdu = Buffer.allocUnsafe(5);
   pdu[0] = fn;
   pdu.writeUInt16BE(start, 1);
   pdu.writeUInt16BE(quantity, 3);

@@ -157,6 +157,7 @@ export class SensorRounds {
   private retryAt = 0;
   private measuredAt = 0;
   private stopped = false;
+  private onStop: (() => void) | undefined;
 
   constructor(
     private readonly driver: Driver,
@@ -167,9 +168,13 @@ export class SensorRounds {
     this.maxMs = opts.backoffMaxMs ?? 30_000;
     this.reopenAfter = opts.reopenAfter ?? 3;
     this.timer = (opts.roundTimer ?? setTimeoutRoundTimer)(() => this.onTimeout());
-    // One listener for the sensor's life, not one per round.
-    if (opts.signal?.aborted) this.stop(opts.signal.reason);
-    else opts.signal?.addEventListener('abort', this.onStop, { once: true });
+    // One listener for the sensor's life, not one per round (the sampler calls stop()).
+    const { signal } = opts;
+    if (signal?.aborted) this.stop(signal.reason);
+    else if (signal) {
+      this.onStop = () => this.stop(signal.reason);
+      signal.addEventListener('abort', this.onStop, { once: true });
+    }
   }
 
   /** End the round in flight at once (no fault) and every later one. */
@@ -215,7 +220,7 @@ export class SensorRounds {
 
   /** Close the device if open (bounded by closeTimeoutMs); call once the rounds are over. */
   async close(): Promise<void> {
-    this.opts.signal?.removeEventListener('abort', this.onStop);
+    if (this.onStop) this.opts.signal?.removeEventListener('abort', this.onStop);
     this.timer.stop();
     if (this.opened) {
       this.opened = false;
@@ -285,8 +290,6 @@ export class SensorRounds {
     if (held && !held.ctl.signal.aborted) held.ctl.abort(err);
     reject?.(err);
   }
-
-  private readonly onStop = (): void => this.stop(this.opts.signal?.reason);
 
   private async failed(error: SensorError): Promise<Reading[]> {
     const { opts } = this;

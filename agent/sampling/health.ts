@@ -33,7 +33,8 @@ export class SensorHealthTracker {
   private readings = 0;
   private faults = 0;
   private lastOverrunAt = Number.NEGATIVE_INFINITY;
-  private readonly okTimes = new Float64Array(RATE_RING);
+  // A plain array: a Float64Array of 16 costs ~450 bytes with its ArrayBuffer, × 10,000 sensors.
+  private readonly okTimes: number[] = new Array<number>(RATE_RING).fill(0);
   private okCount = 0;
 
   constructor(

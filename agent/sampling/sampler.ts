@@ -56,6 +56,7 @@ export class Sampler {
       clock,
       wallNow: () => clock.wallNow(),
       timers: this.timers,
+      roundTimer: (onTimeout) => this.timers.oneShot(onTimeout),
       logger: options.logger,
       emit: options.emit,
       alignToWallClock: options.alignToWallClock,

@@ -66,6 +66,7 @@ class IntervalTicks implements TickSource {
   private ended = false;
   private wake: ((r: IteratorResult<number>) => void) | undefined;
   private waitingFor = 0;
+  private readonly onAbort: (() => void) | undefined;
 
   constructor(private readonly opts: IntervalTicksOptions) {
     const { intervalMs } = opts;
@@ -87,7 +88,10 @@ class IntervalTicks implements TickSource {
     this.wall0 = wallAtStart + offset;
     this.entry = new TimerEntry(() => this.onDue());
     // One abort listener for the source's life rather than one per wait.
-    this.signal?.addEventListener('abort', this.onAbort, { once: true });
+    if (this.signal) {
+      this.onAbort = () => this.wakeDone();
+      this.signal.addEventListener('abort', this.onAbort, { once: true });
+    }
   }
 
   [Symbol.asyncIterator](): this {
@@ -123,7 +127,7 @@ class IntervalTicks implements TickSource {
 
   /** End the ticks; a pull waiting for its slot resolves as done. */
   return(): Promise<IteratorResult<number>> {
-    this.onAbort();
+    this.wakeDone();
     return Promise.resolve(this.end());
   }
 
@@ -142,17 +146,17 @@ class IntervalTicks implements TickSource {
     wake(this.yieldSlot(Math.max(this.clock.now(), this.waitingFor)));
   }
 
-  private readonly onAbort = (): void => {
+  private wakeDone(): void {
     const wake = this.wake;
     this.wake = undefined;
     wake?.(this.end());
-  };
+  }
 
   private end(): IteratorResult<number> {
     if (!this.ended) {
       this.ended = true;
       this.timers.cancel(this.entry);
-      this.signal?.removeEventListener('abort', this.onAbort);
+      if (this.onAbort) this.signal?.removeEventListener('abort', this.onAbort);
     }
     return DONE;
   }

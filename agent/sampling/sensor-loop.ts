@@ -13,7 +13,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Clock } from './clock.js';
 import { SensorHealthTracker } from './health.js';
 import { cronTicks, intervalTicks, type TickSource } from './schedule.js';
-import type { TimerQueue } from './timer-queue.js';
+import type { OneShot, TimerQueue } from './timer-queue.js';
 
 export interface LoopSensor {
   id: string;
@@ -31,6 +31,8 @@ export interface LoopContext {
   /** clock.wallNow, bound once for every loop. */
   wallNow: () => number;
   timers: TimerQueue;
+  /** timers.oneShot, bound once for every loop. */
+  roundTimer: (onTimeout: () => void) => OneShot;
   logger: Logger;
   emit: (reading: Reading, sensorIndex: number) => void | Promise<void>;
   alignToWallClock?: boolean;
@@ -83,9 +85,7 @@ export class SensorLoop {
       });
     }
     this.rounds = createRounds(sensor.driver, sensor, this, ctx);
-    this.done = this.run().catch((err: unknown) => {
-      ctx.logger.error({ sensor: sensor.id, err }, 'sensor loop ended by an error');
-    });
+    this.done = this.run();
   }
 
   /** End the loop: the round in flight ends at once; `done` settles once the driver is closed. */
@@ -120,6 +120,7 @@ export class SensorLoop {
     this.roundSucceeded = false;
   };
 
+  /** Never rejects: an error ends this sensor's loop, logged, and no other. */
   private async run(): Promise<void> {
     try {
       for (;;) {
@@ -132,6 +133,8 @@ export class SensorLoop {
           if (blocked) await blocked;
         }
       }
+    } catch (err) {
+      this.ctx.logger.error({ sensor: this.sensor.id, err }, 'sensor loop ended by an error');
     } finally {
       await this.ticks.return(undefined);
       await this.rounds.close();
@@ -191,7 +194,7 @@ function createRounds(
     sensor: sensor.id,
     timeoutMs: sensor.timeoutMs,
     now: ctx.wallNow,
-    roundTimer: (onTimeout) => ctx.timers.oneShot(onTimeout),
+    roundTimer: ctx.roundTimer,
     backoffMinMs: ctx.backoffMinMs,
     backoffMaxMs: ctx.backoffMaxMs,
     onFault: (error, consecutive) => loop.onFault(error, consecutive),

@@ -55,12 +55,13 @@ export class TimerQueue {
   }
 
   /** A reusable one-shot timer on this queue: start(ms) arms it, stop() disarms it. */
-  oneShot(fire: () => void): { start(ms: number): void; stop(): void } {
-    const entry = new TimerEntry(fire);
-    return {
-      start: (ms) => this.schedule(entry, this.clock.now() + ms),
-      stop: () => this.cancel(entry),
-    };
+  oneShot(fire: () => void): OneShot {
+    return new OneShot(this, new TimerEntry(fire));
+  }
+
+  /** Monotonic now, as this queue's clock tells it. */
+  now(): number {
+    return this.clock.now();
   }
 
   /** Take entry out of the queue; a no-op when it is not queued. */
@@ -158,5 +159,21 @@ export class TimerQueue {
     }
     heap[i] = entry;
     entry.pos = i;
+  }
+}
+
+/** One object per sensor rather than two closures and their context. */
+export class OneShot {
+  constructor(
+    private readonly queue: TimerQueue,
+    private readonly entry: TimerEntry,
+  ) {}
+
+  start(ms: number): void {
+    this.queue.schedule(this.entry, this.queue.now() + ms);
+  }
+
+  stop(): void {
+    this.queue.cancel(this.entry);
   }
 }

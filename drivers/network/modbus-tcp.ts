@@ -38,27 +38,34 @@ export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): D
   const spans = planReadSpans(registers.map((r) => r.address));
   const requests = spans.map((s) => ({ ...s, pdu: encodeReadRequest(fn, s.start, s.quantity) }));
 
+  const measureSpans = requests.length > 1 ? spanReader(config, pool, requests) : undefined;
   return {
     kind: 'modbus-tcp',
     quantities: registers.map((r) => r.quantity),
     measure(signal: AbortSignal): Promise<Measurement[]> {
-      if (requests.length === 1) {
-        // The common case (adjacent registers): one request, and no async frame for it.
-        const { start, quantity, pdu } = requests[0];
-        return pool.request(host, port, unitId, pdu, signal).then((reply) => {
-          const words = decodeReadResponse(reply, fn, quantity);
-          return registers.map((r) => ({
-            quantity: r.quantity,
-            value: registerValue(words[r.address - start], r),
-          }));
-        });
-      }
-      return measureSpans(signal);
+      if (measureSpans) return measureSpans(signal);
+      // The common case (adjacent registers): one request, and no async frame for it.
+      const { start, quantity, pdu } = requests[0];
+      return pool.request(host, port, unitId, pdu, signal).then((reply) => {
+        const words = decodeReadResponse(reply, fn, quantity);
+        return registers.map((r) => ({
+          quantity: r.quantity,
+          value: registerValue(words[r.address - start], r),
+        }));
+      });
     },
   };
+}
 
-  async function measureSpans(signal: AbortSignal): Promise<Measurement[]> {
-    // Blocks go out together: they are independent transactions on the shared connection.
+/** Registers far apart: several requests, sent together on the shared connection. */
+function spanReader(
+  config: ModbusTcpConfig,
+  pool: ModbusTcpPool,
+  requests: ReadonlyArray<{ start: number; quantity: number; pdu: Buffer }>,
+): (signal: AbortSignal) => Promise<Measurement[]> {
+  const { host, port, unitId, registers } = config;
+  const fn = config.function;
+  return async (signal) => {
     const replies = await Promise.all(
       requests.map((r) => pool.request(host, port, unitId, r.pdu, signal)),
     );
@@ -71,5 +78,5 @@ export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): D
       quantity: r.quantity,
       value: registerValue(raw.get(r.address)!, r),
     }));
-  }
+  };
 }
