@@ -57,8 +57,15 @@ class SimulatedPort implements PortBinding, DevicePort {
   readonly characterMs: number;
   private readonly rx: Buffer[] = [];
   private pendingRead: (() => void) | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  /** When the device → host wire is free again (performance-free: Date.now is enough). */
+  /**
+   * Deliveries still on the wire, in time order, behind one timer. One setTimeout per chunk
+   * is not enough: Node keeps one list per duration, and when the loop runs late it may
+   * fire a 9 ms timer before an 8 ms one set in the same tick, so a reply's last byte
+   * overtook its first eight (seen as CRC mismatches in about 1 of 100 Modbus replies).
+   */
+  private readonly due: { at: number; fn: () => void }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** When the device → host wire is free again (performance.now()). */
   private txFreeAt = 0;
   private gone = false;
 
@@ -76,11 +83,11 @@ class SimulatedPort implements PortBinding, DevicePort {
 
   send(bytes: Buffer): void {
     if (!this.isOpen || this.gone) return;
-    let at = Math.max(Date.now(), this.txFreeAt);
+    let at = Math.max(performance.now(), this.txFreeAt);
     for (let i = 0; i < bytes.length; i += FIFO_CHUNK) {
       const chunk = Buffer.from(bytes.subarray(i, i + FIFO_CHUNK));
       at += chunk.length * this.characterMs;
-      this.later(at - Date.now(), () => {
+      this.at(at, () => {
         this.rx.push(chunk);
         this.lastDeliveredAt = performance.now();
         this.wakeReader();
@@ -121,7 +128,9 @@ class SimulatedPort implements PortBinding, DevicePort {
     if (this.gone) throw new Error('device disconnected (EIO)');
     const bytes = Buffer.from(buffer);
     const write = { writtenAt: performance.now() };
-    this.later(bytes.length * this.characterMs, () => this.device.receive(bytes, this, write));
+    this.at(write.writtenAt + bytes.length * this.characterMs, () =>
+      this.device.receive(bytes, this, write),
+    );
   }
 
   async close(): Promise<void> {
@@ -153,20 +162,34 @@ class SimulatedPort implements PortBinding, DevicePort {
     r?.();
   }
 
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(
-      () => {
-        this.timers.delete(t);
-        fn();
-      },
-      Math.max(0, ms),
-    );
-    this.timers.add(t);
+  /** Run fn at performance.now() time `at`, after everything due earlier or at the same time. */
+  private at(at: number, fn: () => void): void {
+    let i = this.due.length;
+    while (i > 0 && this.due[i - 1].at > at) i--;
+    this.due.splice(i, 0, { at, fn });
+    this.arm();
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const next = this.due[0];
+    if (!next) return;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, next.at - performance.now()));
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    // Within the timers' 1 ms grain counts as due (as the per-chunk timers' truncation did).
+    const now = performance.now() + 1;
+    while (this.due.length > 0 && this.due[0].at <= now) this.due.shift()!.fn();
+    this.arm();
   }
 
   private clearTimers(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.due.length = 0;
   }
 }
 

@@ -84,6 +84,30 @@ describe('SimulatedSerialBinding', () => {
     expect(await got).toEqual(data);
     expect(Math.max(...chunks)).toBeLessThanOrEqual(8);
   });
+
+  it('keeps a reply in order when the event loop runs late (timers of different durations)', async () => {
+    let port: DevicePort | undefined;
+    const binding = new SimulatedSerialBinding().add(PATH, {
+      attach: (p) => (port = p),
+      receive: () => undefined,
+    });
+    const s = await open(binding);
+    const busy = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    // An older 9 ms timer puts Node's 9 ms list ahead of the 8 ms one; with a loop blocked
+    // past both, one timer per chunk delivered the last byte (9.4 ms) before the first
+    // eight (8.3 ms) — the CRC mismatches once seen in the mixed benchmark.
+    const older = setTimeout(() => undefined, 9);
+    busy(2);
+    const reply = Buffer.from([6, 4, 4, 1, 6, 1, 0xf3, 0x2d, 0x6c]);
+    const got = receive(s, reply.length);
+    port!.send(reply);
+    busy(20);
+    expect(await got).toEqual(reply);
+    clearTimeout(older);
+  });
 });
 
 describe('ModbusRtuBusDevice', () => {
