@@ -1,7 +1,7 @@
 /**
  * A simulated I²C bus behind the same I2CBus seam as i2c-bus. Each transfer takes the time
- * its bytes need on the wire (9 clocks per byte plus start/stop at 100 or 400 kHz) and is
- * recorded in `transfers`, so tests can check what the hardware cannot tolerate: two
+ * its bytes need on the wire (9 clocks per byte plus start/stop at 100 or 400 kHz, held to
+ * a few µs, not to the 1 ms grain of Node's timers) and is recorded in `transfers`, so tests can check what the hardware cannot tolerate: two
  * transfers on one bus at the same time. The bus does not serialise anything itself — that
  * is SharedI2CBus's job, and an overlap here means a caller broke the rule.
  */
@@ -63,6 +63,20 @@ export function i2cErrnoError(code: string, syscall: string): NodeJS.ErrnoExcept
   err.errno = -(ERRNO[code] ?? 5);
   err.syscall = syscall;
   return err;
+}
+
+/**
+ * Waits `ms` of real time with sub-millisecond precision. A bare setTimeout rounds a
+ * 0.4 ms transfer up to 1–2 ms, which made every simulated transfer 3× too slow and the
+ * bus's cycle time a model artefact; here the timer takes the whole milliseconds and
+ * setImmediate turns (which let I/O and timers run) cover the rest.
+ */
+export async function holdWire(ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  if (ms >= 2) await wait(ms - 1);
+  for (let i = 0; i < 1_000_000 && performance.now() < end; i++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 export class SimulatedI2CBus implements I2CBus {
@@ -185,7 +199,7 @@ export class SimulatedI2CBus implements I2CBus {
   async scan(): Promise<number[]> {
     const start = this.begin();
     const found = this.addresses.filter((a) => this.devices.get(a)?.present(start.at) === true);
-    await wait(this.wireMs(0x77 - 0x03 + 1));
+    await holdWire(this.wireMs(0x77 - 0x03 + 1));
     this.finish(start, 0, 'scan', 0x77 - 0x03 + 1);
     return found;
   }
@@ -269,7 +283,7 @@ export class SimulatedI2CBus implements I2CBus {
           bytes = 1 + (out ? out.length + 1 : 0);
         }
       }
-      await wait(this.wireMs(bytes) + holdMs);
+      await holdWire(this.wireMs(bytes) + holdMs);
     } finally {
       this.finish(begun, address, kind, bytes, error);
     }

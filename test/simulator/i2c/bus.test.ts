@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SimulatedI2CBus } from '../../../simulator/i2c/bus.js';
+import { holdWire, SimulatedI2CBus } from '../../../simulator/i2c/bus.js';
 import { SimulatedMcp9808 } from '../../../simulator/i2c/chips/mcp9808.js';
 import { SimulatedSht3x } from '../../../simulator/i2c/chips/sht3x.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
@@ -26,6 +26,19 @@ describe('SimulatedI2CBus', () => {
     const fast = new SimulatedI2CBus({ clockHz: 400_000 });
     expect(slow.wireMs(10)).toBeCloseTo(0.92, 5);
     expect(slow.wireMs(10) / fast.wireMs(10)).toBeCloseTo(4, 5);
+  });
+
+  it('holds the wire for sub-millisecond times by the clock, not by a timer tick', async () => {
+    for (const ms of [0.05, 0.3, 0.95, 2.4]) {
+      const t0 = performance.now();
+      await holdWire(ms);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(ms);
+    }
+    const bus = new SimulatedI2CBus();
+    bus.attach(0x18, new SimulatedMcp9808());
+    await bus.readI2cBlock(0x18, 0x05, 2, Buffer.alloc(2));
+    const [t] = bus.transfers;
+    expect(t.end - t.start).toBeGreaterThanOrEqual(bus.wireMs(5));
   });
 
   it('logs each transfer with its kind and wire bytes', async () => {
