@@ -61,15 +61,38 @@ describe('TMP102 driver against the simulated chip', () => {
     expect(ok.map((r) => r.value)).toEqual([140.1875, 140.1875]);
   });
 
-  it('each round starts a one-shot conversion and reads it after the conversion time', async () => {
+  it('each round starts a one-shot conversion and reads it once OS says it is complete', async () => {
     const { sim, bus } = sharedOver();
-    const chip = sim.attach(0x48, new SimulatedTmp102({ values: { temperature: 20 } }));
-    await run(createTmp102(config, bus), { ticks: 1 });
-    const [open, start, read] = sim.transfers;
+    // Slower than the typical 26 ms, within the 35 ms maximum: the first looks see OS = 0.
+    const chip = sim.attach(
+      0x48,
+      new SimulatedTmp102({ conversionMs: 30, values: { temperature: 20 } }),
+    );
+    const { ok } = await run(createTmp102(config, bus), { ticks: 1 });
+    expect(ok.map((r) => r.value)).toEqual([20]);
+    const [open, start, ...rest] = sim.transfers;
+    const read = rest.at(-1)!;
+    const looks = rest.slice(0, -1);
     expect([open.kind, start.kind, read.kind]).toEqual(['write', 'write', 'write-read']);
-    // The read comes after the 35 ms wait, which held no transfer.
-    expect(read.start - start.end).toBeGreaterThanOrEqual(30);
-    expect(chip.counters.writes).toBe(3);
+    expect(looks.length).toBeGreaterThanOrEqual(2);
+    expect(looks.every((t) => t.kind === 'write-read' && t.error === undefined)).toBe(true);
+    // Only a look that found OS = 1 lets the read through, so it follows the conversion's end.
+    expect(looks.at(-1)!.start).toBeGreaterThanOrEqual(start.start + 30);
+    expect(read.start).toBeGreaterThanOrEqual(start.start + 30);
+    expect(chip.counters.writes).toBe(3 + looks.length);
+  });
+
+  it('a chip that never reports completion is read at the 35 ms maximum, after a bounded number of looks', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x48, new SimulatedTmp102({ conversionMs: 1000, values: { temperature: 20 } }));
+    const { faults } = await run(createTmp102(config, bus), { ticks: 1 });
+    expect(faults).toEqual([]);
+    const [, start, ...rest] = sim.transfers;
+    const read = rest.at(-1)!;
+    // Clock-based, not timer-based: the loop ends only once 35 ms have passed since the start.
+    expect(read.start - start.end).toBeGreaterThanOrEqual(35);
+    expect(rest.length - 1).toBeGreaterThanOrEqual(1);
+    expect(rest.length - 1).toBeLessThanOrEqual(12);
   });
 
   it('a chip power-cycled while unplugged is reconfigured and read again', async () => {
