@@ -18,8 +18,13 @@
  *   lacks the electronic ID.
  * - Electronic ID second word: 0xFC 0xC9 → SNB3 (0x15 Si7021, 0x14 Si7020, 0x0D Si7013),
  *   used by `edge-agent scan`.
- * Humidity and temperature are separate conversions (HTU21D cannot read the temperature of
- * the previous RH measurement with 0xE0), each with its own CRC.
+ * - Every RH measurement also converts the temperature it compensates with; 0xE0 reads that
+ *   temperature (MSB, LSB, no checksum) without a second conversion. The HTU21D lacks 0xE0.
+ *
+ * When both quantities are wanted, an Si70xx converts once (RH, then 0xE0 for T): one
+ * conversion (22.8 ms max) instead of two (33.6 ms max) per round, half the self-heating, and
+ * the two values from the same instant. An HTU21D converts T and RH separately, each frame
+ * with its own CRC.
  */
 import type { SensorConfigOf } from '../../agent/config/schema.js';
 import { sleep } from '../turns.js';
@@ -30,6 +35,7 @@ import type { SharedI2CBus } from './shared-bus.js';
 
 export const SI7021_CMD_MEASURE_T_NO_HOLD = 0xf3;
 export const SI7021_CMD_MEASURE_RH_NO_HOLD = 0xf5;
+export const SI7021_CMD_READ_T_FROM_RH = 0xe0;
 export const SI7021_CMD_RESET = 0xfe;
 export const SI7021_CMD_READ_USER_REG = 0xe7;
 /** User register power-on values: Si7021 0x3A, HTU21D 0x02. */
@@ -104,6 +110,17 @@ export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus
     }
   };
 
+  /** The temperature of the RH measurement just read (0xE0: two bytes, no checksum). */
+  const temperatureOfHumidity = async (signal: AbortSignal): Promise<number> => {
+    const buf = Buffer.alloc(2);
+    await bus.transfer((b) => b.readI2cBlock(address, SI7021_CMD_READ_T_FROM_RH, 2, buf), {
+      signal,
+    });
+    return buf.readUInt16BE(0);
+  };
+  /** Set by open(): only an Si70xx has 0xE0. */
+  let oneConversion = false;
+
   return {
     kind: 'si7021',
     quantities,
@@ -115,14 +132,24 @@ export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus
         const user = await bus.transfer((b) => b.readByte(address, SI7021_CMD_READ_USER_REG), {
           signal,
         });
-        if (si7021UserRegisterFamily(user) === undefined)
+        const family = si7021UserRegisterFamily(user);
+        if (family === undefined)
           throw new SensorError(
             'DEVICE',
             `not an Si7021/HTU21D: user register 0x${user.toString(16)} (expected 0x3a or 0x02 in bits 5..3, 1)`,
           );
+        oneConversion = family === 'si70xx' && quantities.length === 2;
       }),
     measure: (signal) =>
       asSensorErrors(async (): Promise<Measurement[]> => {
+        if (oneConversion) {
+          const humidity = si7021Humidity(await convert(SI7021_CMD_MEASURE_RH_NO_HOLD, signal));
+          const temperature = si7021Celsius(await temperatureOfHumidity(signal));
+          return quantities.map((q) => ({
+            quantity: q,
+            value: q === 'temperature' ? temperature : humidity,
+          }));
+        }
         const out: Measurement[] = [];
         for (const q of quantities) {
           if (q === 'temperature') {

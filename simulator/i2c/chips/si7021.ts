@@ -1,9 +1,10 @@
 /**
  * Si7021 / HTU21D model: single-byte commands; "no hold" measurements (0xF3 T, 0xF5 RH)
  * NACK the read address until the conversion is done (T 7 ms, RH 10 ms + T, typical at
- * 14 / 12 bit); result MSB LSB CRC (CRC-8 0x31 init 0x00); user register 1 (0xE7 / 0xE6,
- * power-on 0x3A, HTU21D 0x02); reset 0xFE; electronic ID (0xFA 0x0F / 0xFC 0xC9), which the HTU21D
- * does not answer.
+ * 14 / 12 bit); result MSB LSB CRC (CRC-8 0x31 init 0x00); 0xE0 returns the temperature
+ * converted with the last RH measurement (MSB LSB, no CRC; the HTU21D NACKs it); user
+ * register 1 (0xE7 / 0xE6, power-on 0x3A, HTU21D 0x02); reset 0xFE; electronic ID
+ * (0xFA 0x0F / 0xFC 0xC9), which the HTU21D does not answer.
  */
 import { crc8 } from '../../../drivers/i2c/crc8.js';
 import { clamp, Nack, SimulatedI2CDevice, type SimulatedDeviceOptions } from '../device.js';
@@ -34,6 +35,8 @@ export class SimulatedSi7021 extends SimulatedI2CDevice {
   private readonly fixedBits: number;
   private pending: { readyAt: number; startedAt: number; humidity: boolean } | undefined;
   private output: Uint8Array | undefined;
+  /** Raw temperature converted along with the last RH measurement (0xE0). */
+  private temperatureOfHumidity = 0;
   private readyAt = 0;
   private readonly deviceId: number | undefined;
   private readonly temperatureMs: number;
@@ -56,6 +59,7 @@ export class SimulatedSi7021 extends SimulatedI2CDevice {
     this.userRegister = this.fixedBits;
     this.pending = undefined;
     this.output = undefined;
+    this.temperatureOfHumidity = 0;
     this.readyAt = now;
   }
 
@@ -72,6 +76,12 @@ export class SimulatedSi7021 extends SimulatedI2CDevice {
       case 0xf5:
         this.pending = { startedAt: now, readyAt: now + this.humidityMs, humidity: true };
         return;
+      case 0xe0: {
+        if (this.deviceId === undefined) throw new Nack('HTU21D has no 0xE0');
+        const t = this.temperatureOfHumidity;
+        this.output = Uint8Array.of((t >> 8) & 0xff, t & 0xff);
+        return;
+      }
       case 0xe7:
         this.output = Uint8Array.of(this.userRegister);
         return;
@@ -107,6 +117,9 @@ export class SimulatedSi7021 extends SimulatedI2CDevice {
       const raw = humidity
         ? si7021RawHumidity(this.sample('humidity', startedAt))
         : si7021RawTemperature(this.sample('temperature', startedAt));
+      // An RH measurement converts the temperature too, for its compensation.
+      if (humidity)
+        this.temperatureOfHumidity = si7021RawTemperature(this.sample('temperature', startedAt));
       this.output = si7021Frame(raw, this.take('crc', now));
     }
     if (!this.output) throw new Nack('Si7021 has no data');

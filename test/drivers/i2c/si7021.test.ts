@@ -82,6 +82,38 @@ describe('Si7021 driver against the simulated chip', () => {
     expect(bus.stats.reopens).toBe(0);
   });
 
+  it('an Si7021 wanting both quantities converts once: RH, then 0xE0 for its temperature', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x40, new SimulatedSi7021({ values: { temperature: 31.5, humidity: 40 } }));
+    const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
+    expect(faults).toEqual([]);
+    expect(ok.map((r) => r.quantity)).toEqual([
+      'temperature',
+      'humidity',
+      'temperature',
+      'humidity',
+    ]);
+    expect(ok[0].value).toBeCloseTo(31.5, 1);
+    expect(ok[1].value).toBeCloseTo(40, 0);
+    // Command writes (address + 1 byte): the reset at open, then one 0xF5 per round.
+    expect(sim.transfers.filter((t) => t.kind === 'write' && t.bytes === 2)).toHaveLength(3);
+    // 0xE0 reads: address, command, address, MSB, LSB — no checksum byte.
+    expect(sim.transfers.filter((t) => t.kind === 'write-read' && t.bytes === 5)).toHaveLength(2);
+  });
+
+  it('an HTU21D (no 0xE0) converts temperature and humidity separately', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(
+      0x40,
+      new SimulatedSi7021({ deviceId: undefined, values: { temperature: 18, humidity: 65 } }),
+    );
+    const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
+    expect(faults).toEqual([]);
+    expect(ok.map((r) => Math.round(r.value))).toEqual([18, 65, 18, 65]);
+    expect(sim.transfers.filter((t) => t.kind === 'write' && t.bytes === 2)).toHaveLength(5);
+    expect(sim.transfers.some((t) => t.kind === 'write-read' && t.bytes === 5)).toBe(false);
+  });
+
   it('on the Pi a NACK arrives as EREMOTEIO: still polled, never a bus reopen', async () => {
     const { sim, bus } = sharedOver({ nackCode: 'EREMOTEIO' });
     sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 25, values: { temperature: 5 } }));
