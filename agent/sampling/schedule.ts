@@ -41,19 +41,21 @@ export interface TickSource extends AsyncIterableIterator<number> {
  * Drift-free ticks: slot k is due at t0 + k·interval on the monotonic clock, whatever the
  * rounds cost. A pull more than maxLateMs after its slot skips to the latest slot that is
  * still fresh (or the next one) and reports how many were skipped. Ends when the signal
- * aborts.
+ * aborts or return() is called.
  *
- * A class rather than an async generator, on the hot path of every sensor: a pull costs
- * one promise and one reused TimerQueue entry, and every sensor of a sampler shares that
- * queue (pass `timers`), so sensors due together wake in one timer callback.
+ * A class rather than an async generator, on the hot path of every sensor, with two ways
+ * to pull: next() (an async iterator, one promise per pull) and wait(fn) (a callback, no
+ * allocation at all: what the sampler uses, so 10,000 sensors waiting for their slot keep
+ * nothing per wait alive into the old generation). Every sensor of a sampler shares one
+ * TimerQueue (pass `timers`), so sensors due together wake in one timer callback.
  */
-export function intervalTicks(opts: IntervalTicksOptions): TickSource {
+export function intervalTicks(opts: IntervalTicksOptions): IntervalTicks {
   return new IntervalTicks(opts);
 }
 
 const DONE: IteratorResult<number> = Object.freeze({ done: true, value: undefined });
 
-class IntervalTicks implements TickSource {
+export class IntervalTicks implements TickSource {
   private readonly clock: Clock;
   private readonly timers: TimerQueue;
   private readonly intervalMs: number;
@@ -64,7 +66,10 @@ class IntervalTicks implements TickSource {
   private readonly entry: TimerEntry;
   private k = 0;
   private ended = false;
-  private wake: ((r: IteratorResult<number>) => void) | undefined;
+  /** The pending pull's callback (wait) … */
+  private waiter: ((wallDue: number) => void) | undefined;
+  /** … and, for next(), its promise's resolve. */
+  private resolveNext: ((r: IteratorResult<number>) => void) | undefined;
   private waitingFor = 0;
   private readonly onAbort: (() => void) | undefined;
 
@@ -89,7 +94,7 @@ class IntervalTicks implements TickSource {
     this.entry = new TimerEntry(() => this.onDue());
     // One abort listener for the source's life rather than one per wait.
     if (this.signal) {
-      this.onAbort = () => this.wakeDone();
+      this.onAbort = () => this.return();
       this.signal.addEventListener('abort', this.onAbort, { once: true });
     }
   }
@@ -98,58 +103,87 @@ class IntervalTicks implements TickSource {
     return this;
   }
 
-  next(): Promise<IteratorResult<number>> {
-    if (this.ended || this.signal?.aborted) return Promise.resolve(this.end());
-    if (this.wake)
-      return Promise.reject(new Error('intervalTicks: next() while a pull is pending'));
-    const { intervalMs, t0, maxLateMs } = this;
-    let k = this.k;
-    let due = t0 + k * intervalMs;
+  /**
+   * Call fn with the next slot's wall-clock due time when it is due (synchronously when it
+   * already is). False, and fn never called, when the ticks have ended; a return() while
+   * waiting drops fn.
+   */
+  wait(fn: (wallDue: number) => void): boolean {
+    if (this.ended || this.signal?.aborted) {
+      this.end();
+      return false;
+    }
+    if (this.waiter) throw new Error('intervalTicks: a pull is already pending');
+    const due = this.plan();
     const now = this.clock.now();
-    if (now > due + maxLateMs) {
+    if (now >= due) {
+      fn(this.take(now));
+      return true;
+    }
+    this.waiter = fn;
+    this.waitingFor = due;
+    this.timers.schedule(this.entry, due);
+    return true;
+  }
+
+  next(): Promise<IteratorResult<number>> {
+    if (this.waiter)
+      return Promise.reject(new Error('intervalTicks: next() while a pull is pending'));
+    return new Promise((resolve) => {
+      this.resolveNext = resolve;
+      if (!this.wait(this.deliverNext)) this.finishNext();
+    });
+  }
+
+  /** End the ticks; a pull waiting for its slot resolves as done (next) or is dropped (wait). */
+  return(): Promise<IteratorResult<number>> {
+    this.waiter = undefined;
+    this.finishNext();
+    return Promise.resolve(this.end());
+  }
+
+  /** Slot k to run next: skips the ones that are too late already (counted). */
+  private plan(): number {
+    const { intervalMs, t0, maxLateMs } = this;
+    const k = this.k;
+    const now = this.clock.now();
+    if (now > t0 + k * intervalMs + maxLateMs) {
       // Too late for slot k (the last round overran, or the loop stalled): take the latest
       // due slot if it is still fresh, else wait for the next one. Under overload this
       // sheds rounds instead of queueing them behind each other until they all time out.
       let latest = Math.floor((now - t0) / intervalMs);
       if (now - (t0 + latest * intervalMs) > maxLateMs) latest++;
       this.opts.onSkip?.(latest - k);
-      k = latest;
-      due = t0 + k * intervalMs;
+      this.k = latest;
     }
-    this.k = k;
-    if (now >= due) return Promise.resolve(this.yieldSlot(now));
-    this.waitingFor = due;
-    return new Promise((resolve) => {
-      this.wake = resolve;
-      this.timers.schedule(this.entry, due);
-    });
+    return t0 + this.k * intervalMs;
   }
 
-  /** End the ticks; a pull waiting for its slot resolves as done. */
-  return(): Promise<IteratorResult<number>> {
-    this.wakeDone();
-    return Promise.resolve(this.end());
-  }
-
-  private yieldSlot(now: number): IteratorResult<number> {
+  /** The planned slot starts at `now`: record its lag, hand out its wall-clock time. */
+  private take(now: number): number {
     const k = this.k++;
     this.opts.onLag?.(Math.max(0, now - (this.t0 + k * this.intervalMs)));
-    return { done: false, value: this.wall0 + k * this.intervalMs };
+    return this.wall0 + k * this.intervalMs;
   }
 
   private onDue(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    if (!wake) return;
-    if (this.signal?.aborted) return wake(this.end());
+    const fn = this.waiter;
+    this.waiter = undefined;
+    if (!fn) return;
     // The queue may fire a fraction of a millisecond early; the slot is still this one.
-    wake(this.yieldSlot(Math.max(this.clock.now(), this.waitingFor)));
+    fn(this.take(Math.max(this.clock.now(), this.waitingFor)));
   }
 
-  private wakeDone(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.(this.end());
+  private readonly deliverNext = (wallDue: number): void => {
+    const resolve = this.resolveNext;
+    this.resolveNext = undefined;
+    resolve?.({ done: false, value: wallDue });
+  };
+
+  private finishNext(): void {
+    const resolve = this.resolveNext;
+    this.resolveNext = undefined;
+    resolve?.(this.end());
   }
 
   private end(): IteratorResult<number> {
