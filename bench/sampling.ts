@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { silentLogger } from '../agent/ops/logger.js';
+import { AGENT_NODE_FLAGS } from '../agent/ops/node-flags.js';
 import { startEventLoopMonitor, type EventLoopSnapshot } from '../agent/sampling/event-loop.js';
 import { Sampler, type SampledSensor } from '../agent/sampling/sampler.js';
 import { SchedulingLag, type LagSnapshot } from '../agent/sampling/scheduling-lag.js';
@@ -330,10 +331,12 @@ async function agentMain(strategy: Strategy, n: number, port: number, windowS: n
 // ───────────────────────────── processes ─────────────────────────────
 
 function forkSelf(args: string[]): ChildProcess {
-  const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  // e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the agents.
-  if (args[0] === '--agent' && process.env.BENCH_AGENT_NODE_ARGS) {
-    execArgv.push(...process.env.BENCH_AGENT_NODE_ARGS.split(/\s+/).filter(Boolean));
+  const execArgv: string[] = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  if (args[0] === '--agent') {
+    // Every strategy's agent runs with the heap settings the agent ships with; extra flags,
+    // e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof", come after them.
+    execArgv.push(...AGENT_NODE_FLAGS);
+    execArgv.push(...(process.env.BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean));
   }
   return fork(self, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }

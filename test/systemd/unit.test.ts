@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AGENT_NODE_FLAGS } from '../../agent/ops/node-flags.js';
 
 const UNIT = fileURLToPath(new URL('../../systemd/edge-agent.service', import.meta.url));
 const unitText = readFileSync(UNIT, 'utf8');
@@ -92,6 +93,16 @@ describe('unit directives the agent relies on', () => {
     expect(one('ExecStart')).toMatch(
       /^\/usr\/bin\/node \/opt\/edge-agent\/dist\/agent\/cli\.js run --config \/etc\/edge-agent\/config\.yaml$/,
     );
+  });
+
+  it('runs node with the agent’s heap settings, the same ones npm start and the benchmark use', () => {
+    const env = values('Environment').map((v) => v.replace(/^"(.*)"$/, '$1'));
+    const nodeOptions = env.find((v) => v.startsWith('NODE_OPTIONS='));
+    expect(nodeOptions?.slice('NODE_OPTIONS='.length).split(/\s+/)).toEqual([...AGENT_NODE_FLAGS]);
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe(`node ${AGENT_NODE_FLAGS.join(' ')} dist/agent/cli.js simulate`);
   });
 
   it('gives systemd more time to stop than the agent’s drain bound', () => {
