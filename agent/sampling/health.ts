@@ -73,16 +73,22 @@ export class SensorHealthTracker {
     const from = now - this.windowMs;
     let inWindow = 0;
     let oldest = Number.POSITIVE_INFINITY;
+    let newest = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < n; i++) {
       const t = this.okTimes[i];
       if (t >= from) {
         inWindow++;
         if (t < oldest) oldest = t;
+        if (t > newest) newest = t;
       }
     }
-    // n successes span n-1 intervals; measuring to `now` makes a sensor that stopped decay.
-    const span = now - oldest;
-    return inWindow >= 2 && span > 0 ? ((inWindow - 1) * 1000) / span : 0;
+    if (inWindow < 2 || !(newest > oldest)) return 0;
+    // n successes span n-1 intervals. A sensor whose last success is overdue (more than two
+    // of its intervals ago) is measured up to now instead, so a stopped sensor decays to 0
+    // while one that runs on time reads its true rate (1.000 Hz, not 0.95).
+    const interval = (newest - oldest) / (inWindow - 1);
+    const span = now - newest > 2 * interval ? now - oldest : newest - oldest;
+    return ((inWindow - 1) * 1000) / span;
   }
 
   snapshot(now: number): SensorHealth {
