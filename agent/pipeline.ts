@@ -279,7 +279,8 @@ export class Pipeline {
   }
 }
 
-function workerOptions(
+/** What the aggregation worker is started with (exported for tests). */
+export function workerOptions(
   config: Config,
   ring: RingBuffer,
   sensors: SensorConfig[],
@@ -291,6 +292,8 @@ function workerOptions(
     stuckCount: config.aggregation.stuckCount,
     spikeZ: config.aggregation.spikeZ,
     spikeHistory: config.aggregation.spikeHistory,
+    graceMs: config.aggregation.graceMs,
+    coalesceMs: config.aggregation.coalesceMs,
     maxBytes: config.batch.maxBytes,
     maxDelayMs: config.batch.maxDelayMs,
     raw: config.batch.raw,

@@ -356,6 +356,22 @@ const aggregation = z.strictObject({
     .max(1000)
     .default(31)
     .describe('Recent readings kept per series for the spike detector.'),
+  graceMs: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      'How long after its end an open window waits for late readings before it closes. Default: min(windowMs, 2000).',
+    ),
+  coalesceMs: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      "How long closed windows wait for the other sensors' windows of the same period, so they travel in one batch. Raise it when a slow sensor's windows arrive in the next batch. Default: min(windowMs / 4, 500).",
+    ),
 });
 
 const batch = z.strictObject({

@@ -9,6 +9,8 @@ import {
   validateConfig,
 } from '../../../agent/config/load.js';
 import { configJsonSchema, configMarkdown } from '../../../agent/config/json-schema.js';
+import { workerOptions } from '../../../agent/pipeline.js';
+import { RingBuffer } from '../../../agent/queue/ring-buffer.js';
 
 function problems(input: unknown): string[] {
   try {
@@ -29,6 +31,23 @@ describe('config validation', () => {
     expect(cfg.buffer).toEqual({ capacity: 65536, overflow: 'drop-oldest' });
     expect(cfg.aggregation.windowMs).toBe(10_000);
     expect(cfg.sensors).toEqual([]);
+  });
+
+  it('takes the aggregation grace and coalescing times, and hands them to the worker', () => {
+    const cfg = validateConfig({
+      gateway: { id: 'gw-1' },
+      aggregation: { windowMs: 5000, graceMs: 0, coalesceMs: 1500 },
+    });
+    const options = workerOptions(cfg, RingBuffer.create(16, 'drop-oldest'), []);
+    expect(options).toMatchObject({ windowMs: 5000, graceMs: 0, coalesceMs: 1500 });
+    // Unset, the worker picks its defaults from the window length.
+    const plain = validateConfig({ gateway: { id: 'gw-1' } });
+    expect(
+      workerOptions(plain, RingBuffer.create(16, 'drop-oldest'), []).coalesceMs,
+    ).toBeUndefined();
+    expect(problems({ gateway: { id: 'gw-1' }, aggregation: { coalesceMs: -1 } })).toEqual([
+      expect.stringMatching(/^aggregation\.coalesceMs: /),
+    ]);
   });
 
   it('fills driver defaults (XY-MD02 registers, I²C bus 1 and default address)', () => {
