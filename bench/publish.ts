@@ -39,11 +39,11 @@ const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 16);
 /** The spool's synchronous mode (config spool.synchronous); full is the default. */
 const SYNC = process.env.BENCH_SYNC === 'normal' ? 'normal' : 'full';
 /**
- * Where the batched phase encodes its bodies: `main` (the bench's main thread, with the
- * publisher, as measured before) or `worker` (a worker thread, as the agent's aggregation
- * worker does).
+ * Where the batched phase encodes its bodies: `worker` (default: a worker thread, as the
+ * agent's aggregation worker does, so encoding goes on while the main thread waits in an
+ * fsync) or `main` (the bench's main thread, with the publisher, as measured before).
  */
-const PRODUCER = process.env.BENCH_PRODUCER === 'worker' ? 'worker' : 'main';
+const PRODUCER = process.env.BENCH_PRODUCER === 'main' ? 'main' : 'worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
@@ -261,12 +261,12 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
   const t0 = performance.now();
   let bytes = 0;
   if (PRODUCER === 'worker') {
-    bytes = await produceInWorker(batches, (body) => publisher.submit(body), spool);
+    bytes = await produceInWorker(batches, (body) => void publisher.submit(body), spool);
   } else {
     for (let i = 0; i < batches; i++) {
       const body = encodeBatch(READINGS_PER_BATCH);
       bytes += body.length;
-      publisher.submit(body);
+      void publisher.submit(body);
       // Like the worker, the producer keeps going; yield so the publisher and subscriber run.
       if (spool.stats().depth > 32) await until(() => spool.stats().depth <= 16, 60_000);
       else await new Promise((r) => setImmediate(r));
@@ -279,6 +279,7 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
   await sleep(100); // the subscriber's last CPU report
   const subMs = sub.tally.cpuMs - cpu0.sub;
   const perBatch = (ms: number) => Math.round((ms / batches) * 100) / 100;
+  const commits = spool.stats().commits;
   await publisher.stop({ drainMs: 2000 });
   spool.close();
   await sub.close();
@@ -297,6 +298,9 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
     lost: batches * READINGS_PER_BATCH - sub.tally.readings,
     duplicateMessages: sub.tally.messages - sub.tally.seqs,
     complete,
+    // Group commit: SQLite transactions (inserts and acks' deletes), one fsync each with FULL.
+    spoolCommits: commits,
+    batchesPerCommit: Math.round((batches / commits) * 100) / 100,
     // Where the 2 cores went: CPU ms per batch of each process (wall ms per batch for scale).
     wallMsPerBatch: perBatch(seconds * 1000),
     cpuMsPerBatch: {
@@ -371,7 +375,7 @@ async function agentSide(url: string, dir: string, brokerPid: number | undefined
   const cpu0 = { own: ownCpuMs(), broker: procCpuMs(brokerPid) };
   const t0 = performance.now();
   for (let i = 0; i < batches; i++) {
-    publisher.submit(bodies[i % bodies.length]!);
+    void publisher.submit(bodies[i % bodies.length]!);
     if (spool.stats().depth > 32) await until(() => spool.stats().depth <= 16, 60_000);
     else await new Promise((r) => setImmediate(r));
   }
@@ -379,6 +383,7 @@ async function agentSide(url: string, dir: string, brokerPid: number | undefined
   const seconds = (performance.now() - t0) / 1000;
   const ownMs = ownCpuMs() - cpu0.own;
   const brokerMs = procCpuMs(brokerPid) - cpu0.broker;
+  const commits = spool.stats().commits;
   await publisher.stop({ drainMs: 2000 });
   spool.close();
   const perBatch = (ms: number) => Math.round((ms / batches) * 100) / 100;
@@ -387,6 +392,8 @@ async function agentSide(url: string, dir: string, brokerPid: number | undefined
     seconds: Math.round(seconds * 100) / 100,
     ackedReadingsPerSec: Math.round((batches * READINGS_PER_BATCH) / seconds),
     complete,
+    spoolCommits: commits,
+    batchesPerCommit: Math.round((batches / commits) * 100) / 100,
     wallMsPerBatch: perBatch(seconds * 1000),
     cpuMsPerBatch: { agentProcess: perBatch(ownMs), broker: perBatch(brokerMs) },
   };
@@ -438,7 +445,7 @@ async function outage(broker: Awaited<ReturnType<typeof mosquitto>>, dir: string
   const periodMs = (READINGS_PER_BATCH / LOAD_READINGS_PER_SEC) * 1000;
   let submitted = 0;
   const load = setInterval(() => {
-    publisher.submit(encodeBatch(READINGS_PER_BATCH));
+    void publisher.submit(encodeBatch(READINGS_PER_BATCH));
     submitted++;
   }, periodMs);
   await sleep(5000); // warm: caches, JIT, SQLite pages

@@ -67,7 +67,6 @@ export class TelemetryPublisher {
   /** Highest seq handed to the current connection. */
   private cursor = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private pumpQueued = false;
   private refusedLast = false;
   private stopped = false;
   private connects = 0;
@@ -81,6 +80,8 @@ export class TelemetryPublisher {
     this.info = { gateway: options.gateway, ...options.status };
     this.backoff = new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs);
     this.window = options.mqtt.inflight;
+    // Batches become publishable when their transaction committed, never before.
+    options.spool.onCommitted(() => this.pump());
   }
 
   /** Connect (and keep reconnecting). Throws MqttSetupError for unreadable credential/TLS files. */
@@ -89,11 +90,12 @@ export class TelemetryPublisher {
     this.connect();
   }
 
-  /** Spool a batch body and publish it when possible. Returns its seq. */
-  submit(body: Uint8Array): number {
-    const seq = this.options.spool.append(body, Date.now());
-    this.schedulePump();
-    return seq;
+  /**
+   * Spool a batch body and publish it once it is durable. Resolves with its seq when it is
+   * stored: batches submitted within a few ms share one transaction (the spool's group commit).
+   */
+  submit(body: Uint8Array): Promise<number> {
+    return this.options.spool.append(body, Date.now());
   }
 
   /** Health report (QoS 0 is not enough to be seen after a blip: QoS 1, not retained). */
@@ -303,15 +305,6 @@ export class TelemetryPublisher {
     );
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
     this.notifyProgress();
-  }
-
-  private schedulePump(): void {
-    if (this.pumpQueued) return;
-    this.pumpQueued = true;
-    setImmediate(() => {
-      this.pumpQueued = false;
-      this.pump();
-    });
   }
 
   /** Fill the in-flight window from the spool, oldest first. */

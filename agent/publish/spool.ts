@@ -6,8 +6,19 @@
  *   every commit is fsynced, so a power cut (common on a gateway) cannot roll back the last
  *   batches and their seq, which would then be handed out again. `spool.synchronous: normal`
  *   trades that for speed: still safe against SIGKILL (the WAL is in the page cache).
- * - seq is assigned in the same transaction as the batch and the highest seq ever assigned
- *   is kept in `meta`, so an empty spool, or a restart, continues after it: never reused.
+ * - Group commit: appends and acks made within a few milliseconds are written in ONE
+ *   transaction (with FULL, one fsync for the lot instead of one per batch and one per ack),
+ *   committed COMMIT_DELAY_MS after the first of them, or at once when the queue reaches
+ *   COMMIT_MAX_*. A queued batch is invisible until its transaction committed: `append`
+ *   resolves with its seq, and `peek` hands it out, only then — so nothing is published
+ *   before it is durable, and a seq is never revealed before it is stored. A crash before the
+ *   commit loses the queued batches (at most COMMIT_DELAY_MS worth, like a batch still on its
+ *   way from the worker) together with their seqs, which nobody ever saw: the next start
+ *   hands those numbers out again without any subscriber seeing a seq twice.
+ *   A queued ack only delays the DELETE: the batch is never handed out again, and if the
+ *   DELETE is lost to a crash the batch is replayed (a duplicate, never a loss).
+ * - seq is stored in the same transaction as the batch and the highest seq ever stored is
+ *   kept in `meta`, so an empty spool, or a restart, continues after it: never reused.
  * - Bounded by payload bytes and by age: the oldest batches are dropped first and counted
  *   (persistently), with their seqs logged, so a subscriber's gap is explained.
  * - A failing disk (full, read-only, I/O error) is logged loudly and the spool keeps going
@@ -32,6 +43,8 @@ export interface SpoolOptions {
   maxAgeSec: number;
   /** SQLite synchronous mode; default full (see the header). */
   synchronous?: 'full' | 'normal';
+  /** Group commit: longest wait for more appends and acks (default COMMIT_DELAY_MS; 0 = end of turn). */
+  commitDelayMs?: number;
   /** Clock, for tests of the age bound. */
   now?: () => number;
 }
@@ -50,12 +63,14 @@ export interface SpoolStats {
   dropped: number;
   /** Age of the oldest unacknowledged batch, 0 when empty. */
   oldestAgeMs: number;
-  /** The highest seq ever assigned. */
+  /** The highest seq ever assigned (the last ones may still wait for their commit). */
   lastSeq: number;
   /** False while the disk fails and batches live in memory only. */
   diskOk: boolean;
   /** Batches held in memory because the disk failed. */
   memoryDepth: number;
+  /** Transactions that wrote queued batches or acks (batches per commit = group size). */
+  commits: number;
 }
 
 export const SPOOL_FILE = 'spool.sqlite';
@@ -69,6 +84,15 @@ const DROP_CHUNK = 256;
 /** Bounds of the recent-batches window (see the header): a few in-flight windows' worth. */
 export const RECENT_MAX_BATCHES = 64;
 export const RECENT_MAX_BYTES = 8 * 1024 * 1024;
+/**
+ * Group commit: a commit waits at most this long for more appends and acks. Batches that
+ * arrive while the main thread is blocked in an fsync group up by themselves; the delay also
+ * groups batches that arrive a little apart. Short next to any window (seconds).
+ */
+export const COMMIT_DELAY_MS = 2;
+/** A queue this large is committed at once rather than after the delay. */
+export const COMMIT_MAX_BATCHES = 64;
+export const COMMIT_MAX_BYTES = 16 * 1024 * 1024;
 
 type Row = { seq: number; created_at: number; body: Buffer };
 
@@ -83,8 +107,20 @@ export class Spool {
   /** Batches the disk could not take, in seq order (Map keeps insertion order). */
   private readonly memory = new Map<number, SpooledBatch>();
   private memoryBytes = 0;
-  /** Acked batches whose delete failed on disk: never hand them out again. */
-  private readonly ackedOnDisk = new Set<number>();
+  /**
+   * Acked on-disk batches whose DELETE is queued for the next commit (or failed): never
+   * hand them out again.
+   */
+  private readonly ackedOnDisk = new Map<number, number>();
+  /** Payload bytes of the batches in ackedOnDisk. */
+  private ackedBytes = 0;
+  /** Appends waiting for the next commit, in seq order. */
+  private queued: Array<{ batch: SpooledBatch; resolve: (seq: number) => void }> = [];
+  private queuedBytes = 0;
+  /** Cancels the scheduled commit; set while one is scheduled. */
+  private cancelCommit: (() => void) | undefined;
+  private commits = 0;
+  private readonly commitListeners = new Set<() => void>();
   /**
    * Bodies of on-disk batches, in seq order. Invariant: every unacknowledged, undropped
    * on-disk batch with seq >= recentFrom is in this map, so peek reads SQLite only below it.
@@ -168,25 +204,60 @@ export class Spool {
   }
 
   /**
-   * Store a batch; returns its seq. Never throws for disk trouble. The spool keeps a
-   * reference to `body` (no copy): the caller must not modify it afterwards.
+   * Queue a batch for the next commit; resolves with its seq once it is stored (see the
+   * header), never rejects: with a failing disk it resolves once the batch is in the memory
+   * window. The spool keeps a reference to `body` (no copy): do not modify it afterwards.
    */
-  append(body: Uint8Array, createdAt: number): number {
+  append(body: Uint8Array, createdAt: number): Promise<number> {
     const seq = this.lastSeq + 1;
+    this.lastSeq = seq;
     const view = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     const batch: SpooledBatch = { seq, createdAt, body: view };
     this.retryDisk();
-    if (this.diskOk && this.writeToDisk([batch])) {
-      this.remember(batch);
-    } else {
-      this.memory.set(seq, batch);
-      this.memoryBytes += batch.body.length;
+    if (!this.diskOk) {
+      // Whatever is still queued goes to memory first: the memory window stays in seq order.
+      this.commit();
+      this.keepInMemory([batch]);
+      this.enforceBounds();
+      this.notifyCommitted();
+      return Promise.resolve(seq);
     }
-    this.lastSeq = seq;
+    return new Promise((resolve) => {
+      this.queued.push({ batch, resolve });
+      this.queuedBytes += view.length;
+      if (this.queued.length >= COMMIT_MAX_BATCHES || this.queuedBytes >= COMMIT_MAX_BYTES)
+        this.commit();
+      else this.scheduleCommit();
+    });
+  }
+
+  /**
+   * Write the queued appends and acks now, in one transaction. Runs by itself after the
+   * commit delay; call it to make them durable sooner (close() does).
+   */
+  commit(): void {
+    this.cancelScheduledCommit();
+    if (this.queued.length === 0 && !(this.diskOk && this.ackedOnDisk.size > 0)) return;
+    const queued = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    const batches = queued.map((q) => q.batch);
+    if (this.diskOk && this.writeToDisk(batches, batches.at(-1)?.seq)) {
+      for (const b of batches) this.remember(b);
+    } else {
+      this.keepInMemory(batches);
+    }
     this.enforceBounds();
-    return seq;
+    for (const q of queued) q.resolve(q.batch.seq);
+    if (batches.length > 0) this.notifyCommitted();
+  }
+
+  /** Called after each commit that stored batches (the publisher pumps then). */
+  onCommitted(listener: () => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
   }
 
   /**
@@ -231,30 +302,25 @@ export class Spool {
     return [...fromDisk, ...fromMemory].sort((a, b) => a.seq - b.seq).slice(0, limit);
   }
 
-  /** The broker has the batch: forget it. Unknown seqs (already dropped) are ignored. */
+  /**
+   * The broker has the batch: forget it. The DELETE goes into the next commit; until then
+   * (or if it fails) the batch is never handed out again. Unknown seqs are ignored.
+   */
   ack(seq: number): void {
-    this.unremember(seq);
+    const recent = this.unremember(seq);
     const inMemory = this.memory.get(seq);
     if (inMemory) {
       this.memory.delete(seq);
       this.memoryBytes -= inMemory.body.length;
       return;
     }
-    if (!this.db) return;
-    try {
-      const row = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n').get(
-        seq,
-      ) as { n: number } | undefined;
-      if (row) {
-        this.diskDepth--;
-        this.diskBytes -= row.n;
-      }
-      this.ackedOnDisk.delete(seq);
-    } catch (err) {
-      // It would be published again after a restart: a duplicate, never a loss.
-      this.ackedOnDisk.add(seq);
-      this.diskFailed(err, 'delete');
-    }
+    // Queued batches were never handed out: only committed seqs can be acknowledged.
+    if (!this.db || this.ackedOnDisk.has(seq) || seq > this.lastSeq - this.queued.length) return;
+    const bytes = recent?.body.length ?? this.storedBytes(seq);
+    if (bytes === undefined) return; // dropped meanwhile
+    this.ackedOnDisk.set(seq, bytes);
+    this.ackedBytes += bytes;
+    this.scheduleCommit();
   }
 
   /** The synchronous mode SQLite actually runs with; undefined while in memory. */
@@ -266,17 +332,20 @@ export class Spool {
   stats(): SpoolStats {
     const oldest = this.oldest();
     return {
-      depth: this.diskDepth - this.ackedOnDisk.size + this.memory.size,
-      bytes: this.diskBytes + this.memoryBytes,
+      depth: this.diskDepth - this.ackedOnDisk.size + this.memory.size + this.queued.length,
+      bytes: this.diskBytes - this.ackedBytes + this.memoryBytes + this.queuedBytes,
       dropped: this.dropped,
       oldestAgeMs: oldest ? Math.max(0, this.now() - oldest.createdAt) : 0,
       lastSeq: this.lastSeq,
       diskOk: this.diskOk,
       memoryDepth: this.memory.size,
+      commits: this.commits,
     };
   }
 
+  /** Commits what is queued, then closes the database. */
   close(): void {
+    this.commit();
     this.forgetRecent();
     this.statements.clear();
     try {
@@ -296,28 +365,81 @@ export class Spool {
     return stmt;
   }
 
-  private writeToDisk(batches: SpooledBatch[]): boolean {
+  private scheduleCommit(): void {
+    if (this.cancelCommit) return;
+    const delay = this.options.commitDelayMs ?? COMMIT_DELAY_MS;
+    const run = () => {
+      this.cancelCommit = undefined;
+      this.commit();
+    };
+    if (delay > 0) {
+      const timer = setTimeout(run, delay);
+      this.cancelCommit = () => clearTimeout(timer);
+    } else {
+      const immediate = setImmediate(run);
+      this.cancelCommit = () => clearImmediate(immediate);
+    }
+  }
+
+  private cancelScheduledCommit(): void {
+    this.cancelCommit?.();
+    this.cancelCommit = undefined;
+  }
+
+  private notifyCommitted(): void {
+    for (const listener of this.commitListeners) listener();
+  }
+
+  /** Acked on-disk batches whose DELETE has not been committed yet. */
+  private pendingDeletes(): number[] {
+    return this.diskOk ? [...this.ackedOnDisk.keys()] : [];
+  }
+
+  private keepInMemory(batches: SpooledBatch[]): void {
+    for (const b of batches) {
+      this.memory.set(b.seq, b);
+      this.memoryBytes += b.body.length;
+    }
+  }
+
+  /**
+   * One transaction: the pending DELETEs of acked batches, the inserts, and `last_seq`
+   * (when given). With synchronous=FULL it is fsynced once, before this returns.
+   */
+  private writeToDisk(batches: SpooledBatch[], lastSeq: number | undefined): boolean {
     const db = this.db;
     if (!db) return false;
+    const deletes = this.pendingDeletes();
     try {
+      const remove = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n');
       const insert = this.sql('INSERT INTO batches (seq, created_at, body) VALUES (?, ?, ?)');
       const setMeta = this.sql(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       );
+      let removed = 0;
+      let removedBytes = 0;
       db.transaction(() => {
-        let last = this.lastSeq;
-        for (const b of batches) {
-          insert.run(b.seq, b.createdAt, b.body);
-          last = Math.max(last, b.seq);
+        for (const seq of deletes) {
+          const row = remove.get(seq) as { n: number } | undefined;
+          if (row) {
+            removed++;
+            removedBytes += row.n;
+          }
         }
-        setMeta.run('last_seq', last);
+        for (const b of batches) insert.run(b.seq, b.createdAt, b.body);
+        if (lastSeq !== undefined) setMeta.run('last_seq', lastSeq);
       })();
+      this.commits++;
+      for (const seq of deletes) this.settleAck(seq);
+      this.diskDepth -= removed;
+      this.diskBytes -= removedBytes;
       for (const b of batches) {
         this.diskDepth++;
         this.diskBytes += b.body.length;
       }
       return true;
     } catch (err) {
+      // Acked batches not deleted stay in ackedOnDisk: a duplicate after a restart at worst.
       this.diskFailed(err, 'write');
       return false;
     }
@@ -339,18 +461,41 @@ export class Spool {
     }
   }
 
-  private unremember(seq: number): void {
+  private unremember(seq: number): SpooledBatch | undefined {
     const b = this.recent.get(seq);
-    if (!b) return;
+    if (!b) return undefined;
     this.recent.delete(seq);
     this.recentBytes -= b.body.length;
+    return b;
+  }
+
+  /** Payload bytes of an on-disk batch; undefined when it is not there. */
+  private storedBytes(seq: number): number | undefined {
+    try {
+      const row = this.sql('SELECT length(body) AS n FROM batches WHERE seq = ?').get(seq) as
+        { n: number } | undefined;
+      return row?.n;
+    } catch (err) {
+      this.diskFailed(err, 'read');
+      return 0; // still never hand it out again
+    }
+  }
+
+  /** An acked batch's DELETE is done: no longer pending. */
+  private settleAck(seq: number): boolean {
+    const bytes = this.ackedOnDisk.get(seq);
+    if (bytes === undefined) return false;
+    this.ackedOnDisk.delete(seq);
+    this.ackedBytes -= bytes;
+    return true;
   }
 
   /** Empty the window; everything on disk is read from SQLite again. */
   private forgetRecent(): void {
     this.recent.clear();
     this.recentBytes = 0;
-    this.recentFrom = this.lastSeq + 1;
+    // Queued batches are not on disk yet: the commit remembers them (or moves recentFrom).
+    this.recentFrom = this.lastSeq - this.queued.length + 1;
   }
 
   private diskFailed(err: unknown, op: string): void {
@@ -368,11 +513,10 @@ export class Spool {
     if (this.diskOk || !this.db || this.now() - this.lastDiskTry < DISK_RETRY_MS) return;
     this.lastDiskTry = this.now();
     this.diskOk = true;
+    // Nothing is queued while the disk fails: every seq assigned so far is in `pending`.
     const pending = [...this.memory.values()];
-    if (pending.length === 0) {
-      // Probe with the metadata write alone.
-      if (!this.writeToDisk([])) return;
-    } else if (!this.writeToDisk(pending)) return;
+    // With nothing pending this probes with the metadata write alone.
+    if (!this.writeToDisk(pending, this.lastSeq)) return;
     this.forgetRecent();
     this.memory.clear();
     this.memoryBytes = 0;
@@ -407,21 +551,23 @@ export class Spool {
       if (!oldest) break;
       const tooOld = this.now() - oldest.createdAt > maxAgeMs;
       if (!overBytes && !tooOld) break;
-      if (!this.dropOne(oldest.seq, oldest.onDisk)) break;
-      droppedSeqs.push(oldest.seq);
+      const outcome = this.dropOne(oldest.seq, oldest.onDisk);
+      if (!outcome) break;
+      if (outcome === 'dropped') droppedSeqs.push(oldest.seq);
       if (droppedSeqs.length >= DROP_CHUNK) this.reportDrops(droppedSeqs.splice(0));
     }
     if (droppedSeqs.length > 0) this.reportDrops(droppedSeqs);
   }
 
-  private dropOne(seq: number, onDisk: boolean): boolean {
+  /** Drop one batch; a row whose ack was not deleted yet is 'settled', not counted. */
+  private dropOne(seq: number, onDisk: boolean): 'dropped' | 'settled' | false {
     if (!onDisk) {
       const b = this.memory.get(seq);
       if (!b) return false;
       this.memory.delete(seq);
       this.memoryBytes -= b.body.length;
       this.dropped++;
-      return true;
+      return 'dropped';
     }
     try {
       const row = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n').get(
@@ -431,9 +577,9 @@ export class Spool {
       this.unremember(seq);
       this.diskDepth--;
       this.diskBytes -= row.n;
-      this.ackedOnDisk.delete(seq);
+      if (this.settleAck(seq)) return 'settled';
       this.dropped++;
-      return true;
+      return 'dropped';
     } catch (err) {
       this.diskFailed(err, 'drop');
       return false;

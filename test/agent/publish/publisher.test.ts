@@ -35,7 +35,7 @@ function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
 async function feed(h: Harness, count: number, everyMs: number, start = 0): Promise<number[]> {
   const seqs: number[] = [];
   for (let i = 0; i < count; i++) {
-    seqs.push(h.publisher.submit(windowBody(start + i)));
+    seqs.push(await h.publisher.submit(windowBody(start + i)));
     await sleep(everyMs);
   }
   return seqs;
@@ -47,9 +47,13 @@ describe('TelemetryPublisher with mosquitto', () => {
     const sub = await subscriber({ url: b.url, topics: ['edge/+/telemetry', 'edge/+/status'] });
     const h = publisher({ mqtt: { url: b.url } });
     h.publisher.start();
-    const seqs = [];
-    for (let i = 0; i < 100; i++) seqs.push(h.publisher.submit(windowBody(i, { readings: 3 })));
+    const submitted = [];
+    // One turn: the 100 batches are committed in two transactions (COMMIT_MAX_BATCHES = 64).
+    for (let i = 0; i < 100; i++)
+      submitted.push(h.publisher.submit(windowBody(i, { readings: 3 })));
+    const seqs = await Promise.all(submitted);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(h.spool.stats().commits).toBeLessThanOrEqual(3);
     await sub.waitFor((s) => s.telemetrySeqs().length >= 100, 30_000, '100 batches');
     expect(sub.telemetrySeqs()).toEqual(seqs);
     for (const m of sub.on('/telemetry')) expect(schemaErrors(validateTelemetry, m.json)).toBe('');
@@ -151,9 +155,11 @@ describe('TelemetryPublisher with mosquitto', () => {
     const h = publisher({ mqtt: { url: b.url, inflight: 8 } });
     h.publisher.start();
     await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
-    const seqs: number[] = [];
-    for (let i = 0; i < 300; i++) seqs.push(h.publisher.submit(windowBody(i)));
+    const submitted: Promise<number>[] = [];
+    for (let i = 0; i < 300; i++) submitted.push(h.publisher.submit(windowBody(i)));
+    // Not awaited: stop() itself must wait for the queued commit and deliver all of them.
     await h.publisher.stop({ drainMs: 20_000 });
+    const seqs = await Promise.all(submitted);
     expect(h.publisher.stats().spool.depth).toBe(0);
     await sub.waitFor((s) => s.telemetrySeqs().length >= 300, 20_000, 'all batches');
     expect(sub.telemetrySeqs()).toEqual(seqs);
@@ -180,7 +186,7 @@ describe('TelemetryPublisher with mosquitto', () => {
     await waitUntil(() => first.publisher.stats().connected, { what: 'connected' });
     await b.stop();
     await waitUntil(() => !first.publisher.stats().connected, { what: 'disconnected' });
-    const seqs = [0, 1, 2].map((i) => first.publisher.submit(windowBody(i)));
+    const seqs = await Promise.all([0, 1, 2].map((i) => first.publisher.submit(windowBody(i))));
     const t0 = Date.now();
     await first.publisher.stop({ drainMs: 500 });
     // Bounded: it did not wait for the broker (wide bound for a loaded machine).
@@ -194,7 +200,7 @@ describe('TelemetryPublisher with mosquitto', () => {
     next.publisher.start();
     await sub.waitFor((s) => s.telemetrySeqs().length >= 3, 20_000, 'spooled batches');
     expect(sub.telemetrySeqs()).toEqual(seqs);
-    expect(next.publisher.submit(windowBody(3))).toBe(4);
+    expect(await next.publisher.submit(windowBody(3))).toBe(4);
   });
 
   it('keeps retrying a wrong URL with a clear error and no crash', async () => {
@@ -280,7 +286,7 @@ describe('TelemetryPublisher with mosquitto', () => {
     const sub = await subscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
     const trusted = publisher({ mqtt: { url: b.tlsUrl, caFile: pki.caFile } });
     trusted.publisher.start();
-    const seq = trusted.publisher.submit(windowBody(0));
+    const seq = await trusted.publisher.submit(windowBody(0));
     await sub.waitFor((s) => s.telemetrySeqs().includes(seq), 20_000, 'batch over TLS');
     expect(trusted.publisher.stats().connected).toBe(true);
   });
@@ -290,7 +296,7 @@ describe('TelemetryPublisher with mosquitto', () => {
     const sub = await subscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
     const h = publisher({ mqtt: { url: b.url, protocolVersion: 5 } });
     h.publisher.start();
-    const seqs = [1, 2, 3].map((i) => h.publisher.submit(windowBody(i)));
+    const seqs = await Promise.all([1, 2, 3].map((i) => h.publisher.submit(windowBody(i))));
     await sub.waitFor((s) => s.telemetrySeqs().length >= 3, 20_000, 'MQTT 5 batches');
     expect(sub.telemetrySeqs()).toEqual(seqs);
   });
@@ -304,7 +310,7 @@ describe('TelemetryPublisher with the embedded Aedes broker', () => {
     const h = publisher({ mqtt: { url: aedes.url } });
     h.publisher.start();
     const seqs: number[] = [];
-    for (let i = 0; i < 50; i++) seqs.push(h.publisher.submit(windowBody(i)));
+    for (let i = 0; i < 50; i++) seqs.push(await h.publisher.submit(windowBody(i)));
     await sub.waitFor((s) => s.telemetrySeqs().length >= 50, 20_000, '50 batches');
     expect(sub.telemetrySeqs()).toEqual(seqs);
     expect(sub.on('/status')[0]?.json).toMatchObject({ state: 'online' });

@@ -2,10 +2,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RECENT_MAX_BATCHES, Spool, SpoolInUseError } from '../../../agent/publish/spool.js';
+import {
+  COMMIT_MAX_BATCHES,
+  RECENT_MAX_BATCHES,
+  Spool,
+  SpoolInUseError,
+} from '../../../agent/publish/spool.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
+import { runTs } from '../../helpers/process.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const body = (n: number, size = 100) => new Uint8Array(size).fill(48 + (n % 10));
@@ -29,10 +36,12 @@ afterEach(() => {
 });
 
 describe('Spool seq', () => {
-  it('assigns 1, 2, 3… and hands batches out in order until acknowledged', () => {
+  it('assigns 1, 2, 3… and hands batches out in order until acknowledged', async () => {
     const spool = Spool.open(dir, BIG, silentLogger);
     const t0 = Date.now();
-    expect([0, 1, 2, 3].map((i) => spool.append(body(i), t0 + i))).toEqual([1, 2, 3, 4]);
+    expect(await Promise.all([0, 1, 2, 3].map((i) => spool.append(body(i), t0 + i)))).toEqual([
+      1, 2, 3, 4,
+    ]);
     expect(spool.peek(0, 2).map((b) => b.seq)).toEqual([1, 2]);
     expect(spool.peek(2, 10).map((b) => b.seq)).toEqual([3, 4]);
     expect(spool.peek(0, 1)[0]).toMatchObject({ seq: 1, createdAt: t0 });
@@ -51,11 +60,11 @@ describe('Spool seq', () => {
     spool.close();
   });
 
-  it('keeps batches and continues seq after a reopen, also when the spool was emptied', () => {
+  it('keeps batches and continues seq after a reopen, also when the spool was emptied', async () => {
     const a = Spool.open(dir, BIG, silentLogger);
-    a.append(body(1), Date.now());
-    a.append(body(2), Date.now());
-    a.close();
+    void a.append(body(1), Date.now());
+    void a.append(body(2), Date.now());
+    a.close(); // commits what is queued
     const b = Spool.open(dir, BIG, silentLogger);
     expect(b.peek(0, 10).map((x) => x.seq)).toEqual([1, 2]);
     b.ack(1);
@@ -64,7 +73,7 @@ describe('Spool seq', () => {
     b.close();
     const c = Spool.open(dir, BIG, silentLogger);
     expect(c.stats()).toMatchObject({ depth: 0, lastSeq: 2 });
-    expect(c.append(body(3), Date.now())).toBe(3);
+    expect(await c.append(body(3), Date.now())).toBe(3);
     c.close();
   });
 });
@@ -80,14 +89,76 @@ describe('Spool durability', () => {
   });
 });
 
+describe('Spool group commit', () => {
+  const seqsOf = (bs: { seq: number }[]) => bs.map((b) => b.seq);
+
+  it('writes the appends of one moment in one transaction and hands none out before it committed', async () => {
+    const spool = Spool.open(dir, BIG, silentLogger);
+    const before = spool.stats().commits;
+    const pending = [0, 1, 2].map((i) => spool.append(body(i), Date.now()));
+    // Queued, not durable: counted, but not publishable yet.
+    expect(spool.peek(0, 10)).toEqual([]);
+    expect(spool.stats()).toMatchObject({ depth: 3, bytes: 300, commits: before });
+    expect(await Promise.all(pending)).toEqual([1, 2, 3]);
+    expect(spool.stats().commits).toBe(before + 1);
+    expect(seqsOf(spool.peek(0, 10))).toEqual([1, 2, 3]);
+    spool.close();
+  });
+
+  it('commits at once when the queue is full, and tells its listeners after each commit', () => {
+    const spool = Spool.open(dir, BIG, silentLogger);
+    let told = 0;
+    spool.onCommitted(() => told++);
+    for (let i = 0; i < COMMIT_MAX_BATCHES; i++) void spool.append(body(i), Date.now());
+    expect(told).toBe(1);
+    expect(spool.peek(0, 1000)).toHaveLength(COMMIT_MAX_BATCHES);
+    spool.close();
+  });
+
+  it('deletes acked batches in the next commit; an acked batch is never handed out again', async () => {
+    const spool = Spool.open(dir, BIG, silentLogger);
+    await Promise.all([0, 1].map((i) => spool.append(body(i), Date.now())));
+    const commits = spool.stats().commits;
+    spool.ack(1);
+    expect(seqsOf(spool.peek(0, 10))).toEqual([2]);
+    expect(spool.stats()).toMatchObject({ depth: 1, bytes: 100, commits });
+    // The DELETE and the next batch share one transaction.
+    expect(await spool.append(body(2), Date.now())).toBe(3);
+    expect(spool.stats().commits).toBe(commits + 1);
+    spool.close();
+    const again = Spool.open(dir, BIG, silentLogger);
+    expect(seqsOf(again.peek(0, 10))).toEqual([2, 3]);
+    again.close();
+  });
+
+  it('SIGKILL before the commit: the queued batches vanish with their seqs, a queued ack replays, nothing stored is lost', async () => {
+    const fixture = fileURLToPath(new URL('./fixtures/spool-process.ts', import.meta.url));
+    const child = runTs(fixture, [dir]);
+    try {
+      await child.waitForLine(/^queued 8$/);
+      expect(await child.kill('SIGKILL')).toBe('SIGKILL');
+    } finally {
+      await child.kill();
+    }
+    expect(child.lines()).toContain('stored 1,2,3,4,5');
+    const spool = Spool.open(dir, BIG, silentLogger);
+    // 1 and 2 were deleted; 3's DELETE was only queued: published again (a duplicate, no loss).
+    expect(seqsOf(spool.peek(0, 10))).toEqual([3, 4, 5]);
+    // 6..8 were never stored and never revealed: handing 6 out again reuses no seq anyone saw.
+    expect(spool.stats().lastSeq).toBe(5);
+    expect(await spool.append(body(9), Date.now())).toBe(6);
+    spool.close();
+  });
+});
+
 describe('Spool ownership', () => {
-  it('refuses a state dir another spool holds, and opens it once that one is closed', () => {
+  it('refuses a state dir another spool holds, and opens it once that one is closed', async () => {
     const first = Spool.open(dir, BIG, silentLogger);
-    first.append(body(1), Date.now());
+    await first.append(body(1), Date.now());
     expect(() => Spool.open(dir, BIG, silentLogger)).toThrow(SpoolInUseError);
     first.close();
     const second = Spool.open(dir, BIG, silentLogger);
-    expect(second.append(body(2), Date.now())).toBe(2);
+    expect(await second.append(body(2), Date.now())).toBe(2);
     second.close();
   });
 });
@@ -96,7 +167,8 @@ describe('Spool bounds', () => {
   it('drops the oldest batches beyond maxBytes, counts them and logs their seqs', () => {
     const { logger, records } = capturingLogger();
     const spool = Spool.open(dir, { maxBytes: 1000, maxAgeSec: 3600 }, logger);
-    for (let i = 0; i < 25; i++) spool.append(body(i, 100), Date.now());
+    for (let i = 0; i < 25; i++) void spool.append(body(i, 100), Date.now());
+    spool.commit();
     const left = spool.peek(0, 100).map((b) => b.seq);
     expect(left).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
     expect(spool.stats()).toMatchObject({ dropped: 15, bytes: 1000, depth: 10, lastSeq: 25 });
@@ -110,19 +182,19 @@ describe('Spool bounds', () => {
     again.close();
   });
 
-  it('drops batches older than maxAgeSec (controllable clock)', () => {
+  it('drops batches older than maxAgeSec (controllable clock)', async () => {
     let now = 1_000_000;
     const spool = Spool.open(
       dir,
       { maxBytes: 1 << 20, maxAgeSec: 60, now: () => now },
       silentLogger,
     );
-    spool.append(body(1), now);
+    await spool.append(body(1), now);
     now += 30_000;
-    spool.append(body(2), now);
+    await spool.append(body(2), now);
     expect(spool.stats().oldestAgeMs).toBe(30_000);
     now += 31_000;
-    spool.append(body(3), now);
+    await spool.append(body(3), now);
     expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([2, 3]);
     expect(spool.stats().dropped).toBe(1);
     spool.close();
@@ -132,12 +204,12 @@ describe('Spool bounds', () => {
 describe('Spool recent window (retainRecent)', () => {
   const seqsOf = (bs: { seq: number }[]) => bs.map((b) => b.seq);
 
-  it('hands out the same batches as SQLite, in order, honouring acks', () => {
+  it('hands out the same batches as SQLite, in order, honouring acks', async () => {
     const t0 = Date.now();
     const spool = Spool.open(dir, BIG, silentLogger);
-    spool.append(body(0), t0 + 1);
+    await spool.append(body(0), t0 + 1);
     spool.retainRecent(true);
-    for (let i = 1; i < 6; i++) spool.append(body(i), t0 + 1 + i);
+    for (let i = 1; i < 6; i++) await spool.append(body(i), t0 + 1 + i);
     // seq 1 predates the window (SQLite), 2..6 come from memory: one ordered answer.
     expect(seqsOf(spool.peek(0, 10))).toEqual([1, 2, 3, 4, 5, 6]);
     expect(seqsOf(spool.peek(2, 2))).toEqual([3, 4]);
@@ -146,6 +218,8 @@ describe('Spool recent window (retainRecent)', () => {
     expect(Buffer.from(body(3)).equals(fromMemory.body)).toBe(true);
     spool.ack(4);
     spool.ack(1);
+    expect(seqsOf(spool.peek(0, 10))).toEqual([2, 3, 5, 6]);
+    spool.commit();
     expect(seqsOf(spool.peek(0, 10))).toEqual([2, 3, 5, 6]);
     // Turned off (disconnected): the same answer, now read back from SQLite.
     spool.retainRecent(false);
@@ -161,7 +235,8 @@ describe('Spool recent window (retainRecent)', () => {
     const spool = Spool.open(dir, BIG, silentLogger);
     spool.retainRecent(true);
     const n = RECENT_MAX_BATCHES + 20;
-    for (let i = 0; i < n; i++) spool.append(body(i), Date.now());
+    for (let i = 0; i < n; i++) void spool.append(body(i), Date.now());
+    spool.commit();
     const all = spool.peek(0, 1000);
     expect(seqsOf(all)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     all.forEach((b, i) => expect(Buffer.from(body(i)).equals(b.body)).toBe(true));
@@ -173,7 +248,8 @@ describe('Spool recent window (retainRecent)', () => {
   it('never hands out a batch the bounds dropped; the drop count equals the missing seqs', () => {
     const spool = Spool.open(dir, { maxBytes: 1000, maxAgeSec: 3600 }, silentLogger);
     spool.retainRecent(true);
-    for (let i = 0; i < 25; i++) spool.append(body(i, 100), Date.now());
+    for (let i = 0; i < 25; i++) void spool.append(body(i, 100), Date.now());
+    spool.commit();
     expect(seqsOf(spool.peek(0, 100))).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
     expect(spool.stats()).toMatchObject({ dropped: 15, depth: 10 });
     spool.close();
@@ -181,7 +257,7 @@ describe('Spool recent window (retainRecent)', () => {
 });
 
 describe('Spool disk failure', () => {
-  it('runs in memory when the state dir cannot be created, logging loudly', () => {
+  it('runs in memory when the state dir cannot be created, logging loudly', async () => {
     const { logger, records } = capturingLogger();
     const notADir = join(dir, 'file');
     writeFileSync(notADir, 'x');
@@ -189,7 +265,9 @@ describe('Spool disk failure', () => {
     expect(records.some((r) => r.level >= 50 && r.msg.includes('SPOOL DISK UNAVAILABLE'))).toBe(
       true,
     );
-    expect([spool.append(body(1), Date.now()), spool.append(body(2), Date.now())]).toEqual([1, 2]);
+    expect(
+      await Promise.all([spool.append(body(1), Date.now()), spool.append(body(2), Date.now())]),
+    ).toEqual([1, 2]);
     expect(spool.stats()).toMatchObject({ diskOk: false, memoryDepth: 2, depth: 2 });
     spool.ack(1);
     expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([2]);
@@ -222,25 +300,25 @@ describe('Spool disk failure', () => {
         const seqs: number[] = [];
         // 256 KiB fill up after a few dozen 8 KiB batches: bounded loop.
         for (let i = 0; i < 200 && spool.stats().diskOk; i++)
-          seqs.push(spool.append(body(i, 8192), now));
+          seqs.push(await spool.append(body(i, 8192), now));
         expect(spool.stats().diskOk).toBe(false);
         expect(records.some((r) => r.level >= 50 && r.msg.includes('SPOOL DISK FAILURE'))).toBe(
           true,
         );
-        for (let i = 0; i < 5; i++) seqs.push(spool.append(body(i, 8192), now));
+        for (let i = 0; i < 5; i++) seqs.push(await spool.append(body(i, 8192), now));
         expect(seqs).toEqual(seqs.map((_, i) => i + 1));
         expect(spool.stats().memoryDepth).toBeGreaterThanOrEqual(5);
         expect(spool.peek(0, 1000).map((b) => b.seq)).toEqual(seqs);
 
         // Within the retry pause the disk is not touched again: still in memory, still counting.
-        const roSeq = spool.append(body(1, 100), now);
+        const roSeq = await spool.append(body(1, 100), now);
         expect(roSeq).toBe(seqs.length + 1);
         expect(spool.stats().diskOk).toBe(false);
 
         // Space again: the memory window goes back to disk and survives a reopen.
         execFileSync('mount', ['-o', 'remount,rw,size=16m', mnt]);
         now += 2000;
-        const last = spool.append(body(2, 100), now);
+        const last = await spool.append(body(2, 100), now);
         expect(spool.stats()).toMatchObject({ diskOk: true, memoryDepth: 0, lastSeq: last });
         spool.close();
         const reopened = Spool.open(mnt, BIG, silentLogger);
