@@ -187,8 +187,8 @@ export function createBme280(config: SensorConfigOf<'bme280'>, bus: SharedI2CBus
   };
   const readByte = (register: number, signal: AbortSignal) =>
     bus.transfer((b) => b.readByte(address, register), { signal });
-  const writeByte = (register: number, value: number, signal: AbortSignal) =>
-    bus.transfer((b) => b.writeByte(address, register, value), { signal });
+  const writeByte = (register: number, value: number, signal: AbortSignal, priority = 0) =>
+    bus.transfer((b) => b.writeByte(address, register, value), { signal, priority });
   /** Waits (outside the bus lock) until the status bits clear; bounded. */
   const waitStatusClear = async (mask: number, what: string, signal: AbortSignal) => {
     for (let i = 0; i < STATUS_POLLS; i++) {
@@ -224,7 +224,7 @@ export function createBme280(config: SensorConfigOf<'bme280'>, bus: SharedI2CBus
       asSensorErrors(async (): Promise<Measurement[]> => {
         if (!cal) throw new SensorError('DEVICE', 'BME280 not opened');
         const calibration = cal;
-        await writeByte(BME280_REG_CTRL_MEAS, ctrlMeas, signal);
+        await writeByte(BME280_REG_CTRL_MEAS, ctrlMeas, signal, measureMs);
         await sleep(measureMs, signal);
         await waitStatusClear(BME280_STATUS_MEASURING, 'measuring', signal);
         const { adcP, adcT, adcH } = bme280AdcValues(

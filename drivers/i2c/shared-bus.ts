@@ -32,6 +32,11 @@ export interface TransferOptions {
    * converts (Si7021): those refusals are expected, not bus trouble.
    */
   retry?: boolean;
+  /**
+   * For a transfer that starts a conversion: how long the conversion takes (ms). Among
+   * transfers waiting for the bus, the one starting the longest wait goes first (Turns).
+   */
+  priority?: number;
 }
 
 export interface SharedI2CBusStats {
@@ -58,6 +63,8 @@ export class SharedI2CBus {
   private readonly retryDelayMs: number;
   private readonly reopenAfter: number;
   private handle: Promise<I2CBus> | undefined;
+  /** The handle once open, so a transfer on a free bus starts in the caller's own turn. */
+  private opened: I2CBus | undefined;
   private consecutiveFailures = 0;
   private readonly touched = new Set<number>();
 
@@ -75,12 +82,12 @@ export class SharedI2CBus {
 
   /** Run fn with the bus to itself. fn must only move bytes: never wait for a conversion in it. */
   async transfer<T>(fn: (bus: I2CBus) => Promise<T>, options: TransferOptions = {}): Promise<T> {
-    const { signal, retry = true } = options;
+    const { signal, retry = true, priority = 0 } = options;
     const attempts = retry ? this.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       try {
-        const result = await this.once(fn, signal);
+        const result = await this.once(fn, signal, priority);
         if (retry) this.consecutiveFailures = 0;
         return result;
       } catch (err) {
@@ -126,13 +133,19 @@ export class SharedI2CBus {
     await this.turns.run(() => this.closeHandle());
   }
 
-  private async once<T>(fn: (bus: I2CBus) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async once<T>(
+    fn: (bus: I2CBus) => Promise<T>,
+    signal: AbortSignal | undefined,
+    priority: number,
+  ): Promise<T> {
     const work = this.turns.run(async () => {
       // Aborted while queued: give the turn back without touching the wire.
       signal?.throwIfAborted();
       this.stats.transfers++;
-      return fn(await this.open());
-    });
+      // No extra hop when the handle is open: the first transfer of a slot goes out (into
+      // i2c-bus's thread pool) while the sampler is still starting the other rounds.
+      return fn(this.opened ?? (await this.open()));
+    }, priority);
     if (!signal) return work;
     // An ioctl cannot be cancelled: the caller stops waiting, the wire is held until it ends.
     work.catch(() => undefined);
@@ -148,10 +161,15 @@ export class SharedI2CBus {
     if (!this.handle) {
       const opening = this.opener(this.busNumber);
       this.handle = opening;
-      // A failed open is retried on the next transfer.
-      opening.catch(() => {
-        if (this.handle === opening) this.handle = undefined;
-      });
+      opening.then(
+        (bus) => {
+          if (this.handle === opening) this.opened = bus;
+        },
+        // A failed open is retried on the next transfer.
+        () => {
+          if (this.handle === opening) this.handle = undefined;
+        },
+      );
     }
     return this.handle;
   }
@@ -170,6 +188,7 @@ export class SharedI2CBus {
   private async closeHandle(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
+    this.opened = undefined;
     if (!handle) return;
     const bus = await handle.catch(() => undefined);
     await bus?.close().catch(() => undefined);

@@ -56,8 +56,8 @@ const command = (cmd: number): Buffer => Buffer.from([cmd >> 8, cmd & 0xff]);
 
 export function createSht3x(config: SensorConfigOf<'sht3x'>, bus: SharedI2CBus): Driver {
   const { address } = config;
-  const send = (cmd: number, signal: AbortSignal) =>
-    bus.transfer((b) => b.i2cWrite(address, 2, command(cmd)), { signal });
+  const send = (cmd: number, signal: AbortSignal, priority = 0) =>
+    bus.transfer((b) => b.i2cWrite(address, 2, command(cmd)), { signal, priority });
   const read = async (length: number, signal: AbortSignal): Promise<Buffer> => {
     const buf = Buffer.alloc(length);
     await bus.transfer((b) => b.i2cRead(address, length, buf), { signal });
@@ -76,7 +76,7 @@ export function createSht3x(config: SensorConfigOf<'sht3x'>, bus: SharedI2CBus):
       }),
     measure: (signal) =>
       asSensorErrors(async (): Promise<Measurement[]> => {
-        await send(SHT3X_CMD_SINGLE_SHOT_HIGH, signal);
+        await send(SHT3X_CMD_SINGLE_SHOT_HIGH, signal, SHT3X_MEASUREMENT_MS);
         await sleep(SHT3X_MEASUREMENT_MS, signal);
         const { temperature, humidity } = sht3xDecode(await read(6, signal));
         return [

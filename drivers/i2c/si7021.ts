@@ -50,6 +50,9 @@ export function si7021UserRegisterFamily(user: number): 'si70xx' | 'htu21d' | un
 }
 export const SI7021_CRC_INIT = 0x00;
 const RESET_MS = 15;
+/** Typical conversion times (RH 12 bit includes its T 14 bit): the bus priority of a start. */
+const SI7021_T_TYP_MS = 7;
+const SI7021_RH_TYP_MS = 17;
 /** Read-poll period and bound while the chip NACKs during a conversion. */
 export const SI7021_POLL_MS = 6;
 export const SI7021_POLL_LIMIT_MS = 100;
@@ -87,7 +90,10 @@ export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus
   const quantities = SUPPORTED.filter((q) => config.quantities.includes(q));
 
   const convert = async (cmd: number, signal: AbortSignal): Promise<number> => {
-    await bus.transfer((b) => b.sendByte(address, cmd), { signal });
+    await bus.transfer((b) => b.sendByte(address, cmd), {
+      signal,
+      priority: cmd === SI7021_CMD_MEASURE_RH_NO_HOLD ? SI7021_RH_TYP_MS : SI7021_T_TYP_MS,
+    });
     const buf = Buffer.alloc(3);
     const deadline = performance.now() + SI7021_POLL_LIMIT_MS;
     for (;;) {

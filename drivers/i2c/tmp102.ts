@@ -83,6 +83,7 @@ export function createTmp102(config: SensorConfigOf<'tmp102'>, bus: SharedI2CBus
         const start = Buffer.from([osConfig1, config2]);
         await bus.transfer((b) => b.writeI2cBlock(address, TMP102_REG_CONFIG, 2, start), {
           signal,
+          priority: TMP102_CONVERSION_TYP_MS,
         });
         // Taken after the write returned: never earlier than the conversion really began.
         const started = performance.now();

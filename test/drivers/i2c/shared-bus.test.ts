@@ -36,6 +36,20 @@ describe('SharedI2CBus', () => {
       expect(sorted[i].start).toBeGreaterThanOrEqual(sorted[i - 1].end);
   });
 
+  it('of the transfers waiting for the bus, the one starting the longest conversion goes first', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x48, new SimulatedTmp102());
+    sim.attach(0x18, new SimulatedMcp9808());
+    await Promise.all([
+      bus.transfer((b) => b.readByte(0x18, 0x05)), // holds the bus
+      bus.transfer((b) => b.readByte(0x18, 0x06)), // a read: priority 0
+      bus.transfer((b) => b.readByte(0x48, 0x01), { priority: 15 }),
+      bus.transfer((b) => b.readByte(0x48, 0x02), { priority: 26 }),
+    ]);
+    expect(sim.transfers.map((t) => t.address)).toEqual([0x18, 0x48, 0x48, 0x18]);
+    expect(sim.overlaps).toBe(0);
+  });
+
   it('without the lock the same transfers do overlap (the check is real)', async () => {
     const { sim } = sharedOver();
     sim.attach(0x48, new SimulatedTmp102());

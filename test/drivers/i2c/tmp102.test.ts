@@ -63,7 +63,7 @@ describe('TMP102 driver against the simulated chip', () => {
 
   it('each round starts a one-shot conversion and reads it once OS says it is complete', async () => {
     const { sim, bus } = sharedOver();
-    // Slower than the typical 26 ms, within the 35 ms maximum: the first looks see OS = 0.
+    // Slower than the typical 26 ms, within the 35 ms maximum: a look at 26 ms sees OS = 0.
     const chip = sim.attach(
       0x48,
       new SimulatedTmp102({ conversionMs: 30, values: { temperature: 20 } }),
@@ -74,7 +74,7 @@ describe('TMP102 driver against the simulated chip', () => {
     const read = rest.at(-1)!;
     const looks = rest.slice(0, -1);
     expect([open.kind, start.kind, read.kind]).toEqual(['write', 'write', 'write-read']);
-    expect(looks.length).toBeGreaterThanOrEqual(2);
+    expect(looks.length).toBeGreaterThanOrEqual(1);
     expect(looks.every((t) => t.kind === 'write-read' && t.error === undefined)).toBe(true);
     // Only a look that found OS = 1 lets the read through, so it follows the conversion's end.
     expect(looks.at(-1)!.start).toBeGreaterThanOrEqual(start.start + 30);
@@ -91,7 +91,7 @@ describe('TMP102 driver against the simulated chip', () => {
     const read = rest.at(-1)!;
     // Clock-based, not timer-based: the loop ends only once 35 ms have passed since the start.
     expect(read.start - start.end).toBeGreaterThanOrEqual(35);
-    expect(rest.length - 1).toBeGreaterThanOrEqual(1);
+    // About one look a millisecond from 26 to 35 ms, however late the timers run.
     expect(rest.length - 1).toBeLessThanOrEqual(12);
   });
 
