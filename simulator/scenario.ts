@@ -17,6 +17,7 @@ import { createSerialSimulation } from './serial/scenario.js';
 import { SimulatedSerialBinding } from './serial/binding.js';
 import { ModbusRtuBusDevice, xyMd02Slave } from './serial/modbus-rtu-bus.js';
 import { AsciiLineDevice } from './serial/ascii-device.js';
+import type { SimulatedI2CBus } from './i2c/bus.js';
 import { createI2CSimulation } from './i2c/scenario.js';
 import { SimulatedW1Tree } from './onewire/w1-tree.js';
 import { Signal } from './signal.js';
@@ -32,6 +33,8 @@ export interface Simulation {
   buffer?: NonNullable<ConfigInput['buffer']>;
   describe(): string;
   close(): Promise<void>;
+  /** The simulated I²C buses by number, for their transfer logs (configured scenario). */
+  i2cBuses?: ReadonlyMap<number, SimulatedI2CBus>;
 }
 
 /** Unused seams still need a binding; this one has no ports. */
@@ -130,12 +133,21 @@ export async function startNetworkFleet(o: NetworkFleetOptions): Promise<Simulat
  * is created at the address / unit / id it names; network sensors keep their URLs (point
  * them at your own test servers).
  */
+export interface ConfiguredSimulationOptions {
+  /**
+   * The fake w1 tree's mode: 'files' (default; reads return at once) or 'fifo' (a read
+   * blocks for the conversion time and holds a thread-pool thread, as the kernel's does).
+   */
+  w1Mode?: 'files' | 'fifo';
+}
+
 export async function simulateConfiguredSensors(
   sensors: SensorConfig[],
   logger: Logger,
+  options: ConfiguredSimulationOptions = {},
 ): Promise<Simulation> {
   const i2c = createI2CSimulation({ forSensors: sensors });
-  const onewire = await oneWireFor(sensors);
+  const onewire = await oneWireFor(sensors, options.w1Mode);
   const seams = new Seams(
     { openI2C: i2c.open, serialBinding: serialDevicesFor(sensors), w1Root: onewire.root },
     logger,
@@ -144,14 +156,16 @@ export async function simulateConfiguredSensors(
     sensors,
     seams,
     describe: () => 'devices created from the configuration',
+    i2cBuses: i2c.buses,
     close: () => onewire.close(),
   };
 }
 
 /** A fake w1 sysfs tree holding the DS18B20s these sensors name. */
-async function oneWireFor(sensors: readonly SensorInput[]) {
+async function oneWireFor(sensors: readonly SensorInput[], mode?: 'files' | 'fifo') {
   const ds = sensors.flatMap((s) => (s.driver === 'ds18b20' ? [s] : []));
   const tree = await SimulatedW1Tree.create({
+    mode,
     devices: ds.map((s, i) => ({
       id: s.deviceId,
       signal: new Signal({ setPoint: 18 + 4 * i, noise: 0.03, seed: 100 + i }),

@@ -5,7 +5,6 @@
  * transfers on one bus at the same time. The bus does not serialise anything itself — that
  * is SharedI2CBus's job, and an overlap here means a caller broke the rule.
  */
-import { setTimeout as wait } from 'node:timers/promises';
 import type { I2CBus } from '../../drivers/types.js';
 import { Nack, type SimulatedI2CDevice } from './device.js';
 
@@ -71,12 +70,19 @@ export function i2cErrnoError(code: string, syscall: string): NodeJS.ErrnoExcept
  * bus's cycle time a model artefact; here the timer takes the whole milliseconds and
  * setImmediate turns (which let I/O and timers run) cover the rest.
  */
-export async function holdWire(ms: number): Promise<void> {
+export function holdWire(ms: number): Promise<void> {
   const end = performance.now() + ms;
-  if (ms >= 2) await wait(ms - 1);
-  for (let i = 0; i < 1_000_000 && performance.now() < end; i++) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+  return new Promise((resolve) => {
+    // One callback re-queued, not a promise per turn: the spin allocates next to nothing,
+    // so it does not bring on the scavenges that would stretch the other transfers.
+    let turns = 0;
+    const check = (): void => {
+      if (performance.now() >= end || ++turns > 1_000_000) resolve();
+      else setImmediate(check);
+    };
+    if (ms >= 2) setTimeout(check, ms - 1);
+    else check();
+  });
 }
 
 export class SimulatedI2CBus implements I2CBus {
@@ -266,14 +272,17 @@ export class SimulatedI2CBus implements I2CBus {
         error = 'ETIMEDOUT';
         holdMs = this.hangMs;
       } else {
+        // A chip acts on a write once its bytes are in (a conversion starts at the end of
+        // the command, not at its START condition); a read after a write comes after it.
+        const afterWrite = out ? now + this.wireMs(1 + out.length) : now;
         try {
           if (out) {
             device.counters.writes++;
-            device.write(out, now);
+            device.write(out, afterWrite);
           }
           if (readLength !== undefined) {
             device.counters.reads++;
-            data = device.read(readLength, now);
+            data = device.read(readLength, afterWrite);
           }
         } catch (err) {
           if (!(err instanceof Nack)) throw err;
