@@ -1,67 +1,176 @@
 /**
  * bench/mixed — the realistic mixed scenario: 2 I²C buses × 8 chips, 2 RS-485 ports × 16
- * XY-MD02 at 9600 baud, 8 DS18B20, on the simulators with their modelled timings, all sampled
- * together by the Sampler on the same slot. Reports each wire's cycle time.
+ * XY-MD02 at 9600 baud, 8 DS18B20, the real drivers on the simulators with their modelled
+ * timings (the 1-Wire tree in "fifo" mode: every read blocks a thread-pool thread for the
+ * 750 ms conversion, as the kernel's does), all sampled by the Sampler on the same slot.
+ * Per wire: cycle time (slot → last reply of every sensor on it) against the physical limit
+ * of that wire (bench/lib/wire-limits.ts; the computation is in docs/benchmarks/mixed.md).
  *
- *   npx tsx bench/mixed.ts [periodMs=2000] [slots=6]
+ *   npx tsx bench/mixed.ts [--period 2000] [--slots 16] [--wires i2c,serial,w1] [--no-align]
+ *                          [--write]
  *
- * Prints JSON on stdout.
+ * Runs with UV_THREADPOOL_SIZE=8 as the systemd unit does (re-executes itself to set it),
+ * so the 1-Wire read limit is 4. Prints JSON on stdout and a Markdown table on stderr;
+ * --write saves the JSON as docs/benchmarks/mixed.json.
  */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { sensorSchema, type SensorConfig } from '../agent/config/schema.js';
 import { silentLogger } from '../agent/ops/logger.js';
-import { sensorSchema } from '../agent/config/schema.js';
 import { Sampler } from '../agent/sampling/sampler.js';
+import { defaultW1Concurrency } from '../drivers/onewire/w1-limiter.js';
 import { createDriver } from '../drivers/registry.js';
 import { sleep } from '../drivers/turns.js';
 import { simulateConfiguredSensors } from '../simulator/scenario.js';
 import { machine } from './lib/machine.js';
 import { instrumented, percentile, RoundLog } from './lib/rounds.js';
+import {
+  ds18b20Chain,
+  i2cChains,
+  rtuLineMs,
+  scheduleWire,
+  type I2CChip,
+  type RtuLine,
+} from './lib/wire-limits.js';
 
-/** Per wire: the time from a slot to the last reply of every sensor on it. */
-export interface MixedResult {
+const self = fileURLToPath(import.meta.url);
+const root = path.resolve(path.dirname(self), '..');
+/** The systemd unit's pool size; the 1-Wire limiter takes half of it. */
+const POOL_SIZE = '8';
+
+const I2C_CHIPS: readonly [I2CChip, number][] = [
+  ['tmp102', 0x48],
+  ['tmp102', 0x49],
+  ['lm75', 0x4c],
+  ['mcp9808', 0x18],
+  ['sht3x', 0x44],
+  ['sht3x', 0x45],
+  ['bme280', 0x76],
+  ['si7021', 0x40],
+];
+/** What a user of these chips reads: every quantity they have. */
+const QUANTITIES: Partial<Record<I2CChip, string[]>> = {
+  bme280: ['temperature', 'pressure', 'humidity'],
+  si7021: ['temperature', 'humidity'],
+};
+const PORTS = ['/dev/ttySIM-a', '/dev/ttySIM-b'];
+const SLAVES_PER_PORT = 16;
+const DS18B20S = 8;
+/** The simulator's XY-MD02 turnaround and DS18B20 conversion (simulator/serial, onewire). */
+const SIM_TURNAROUND_MS = 5;
+const DS18B20_CONVERSION_MS = 750;
+
+export interface WireResult {
   wire: string;
   sensors: number;
   cycles: number;
   cycleMs: { p50: number; max: number };
+  /** Every slot's cycle, in slot order (ms, 0.1 ms resolution). */
+  cyclesMs: number[];
+  /**
+   * From the first round of the slot that started on this wire to its last reply: the
+   * cycle without the sampler's lag behind the slot (its timer's lateness).
+   */
+  fromFirstRoundMs: { p50: number; max: number };
+  /** The wire's physical limit with the conversion times the simulator models. */
+  limitMs: number;
+  /** cycle / limit. */
+  ratio: { p50: number; max: number };
+  /** The same limit for real hardware at datasheet-maximum conversion times (and 1-Wire slots). */
+  hardwareLimitMs: number;
   faults: number;
   /** One example of the last error on this wire, if any. */
   lastError?: string;
 }
 
-/**
- * Samples every sensor every `periodMs` on the same slot for `slots` slots and returns each
- * wire's cycle time.
- */
-async function mixedMain(periodMs: number, slots: number): Promise<MixedResult[]> {
+type WireKind = 'i2c' | 'serial' | 'w1';
+const WIRE_KINDS: readonly WireKind[] = ['i2c', 'serial', 'w1'];
+
+function scenarioSensors(kinds: readonly WireKind[]): SensorConfig[] {
   const raw: Record<string, unknown>[] = [];
-  for (const bus of [1, 2]) {
-    const chips: [string, number][] = [
-      ['tmp102', 0x48],
-      ['tmp102', 0x49],
-      ['lm75', 0x4c],
-      ['mcp9808', 0x18],
-      ['sht3x', 0x44],
-      ['sht3x', 0x45],
-      ['bme280', 0x76],
-      ['si7021', 0x40],
-    ];
-    for (const [driver, address] of chips) {
-      raw.push({ id: `i2c${bus}-${driver}-${address.toString(16)}`, driver, bus, address });
+  for (const bus of kinds.includes('i2c') ? [1, 2] : []) {
+    for (const [driver, address] of I2C_CHIPS) {
+      const quantities = QUANTITIES[driver];
+      raw.push({
+        id: `i2c${bus}-${driver}-${address.toString(16)}`,
+        driver,
+        bus,
+        address,
+        ...(quantities ? { quantities } : {}),
+      });
     }
   }
-  for (const port of ['/dev/ttySIM-a', '/dev/ttySIM-b']) {
-    for (let unitId = 1; unitId <= 16; unitId++) {
+  for (const port of kinds.includes('serial') ? PORTS : []) {
+    for (let unitId = 1; unitId <= SLAVES_PER_PORT; unitId++) {
       raw.push({ id: `rtu${port.slice(-1)}-${unitId}`, driver: 'modbus-rtu', port, unitId });
     }
   }
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < (kinds.includes('w1') ? DS18B20S : 0); i++) {
     raw.push({
       id: `ds${i}`,
       driver: 'ds18b20',
       deviceId: `28-0316a2795a${(0x10 + i).toString(16)}`,
     });
   }
-  const sensors = raw.map((r) => sensorSchema.parse(r));
-  const sim = await simulateConfiguredSensors(sensors, silentLogger);
+  return raw.map((r) => sensorSchema.parse(r));
+}
+
+/**
+ * Physical limit per wire kind (bench/lib/wire-limits.ts): limitMs with the conversion
+ * times the simulator models (the datasheets' typical ones; 1-Wire: the conversion only),
+ * hardwareLimitMs with the datasheet maxima (1-Wire: plus its time slots).
+ */
+export function wireLimits(w1Concurrency: number) {
+  const chips = I2C_CHIPS.map(([chip]) => chip);
+  const i2cTyp = scheduleWire(i2cChains(chips, 'typMs'));
+  const i2cMax = scheduleWire(i2cChains(chips, 'maxMs'));
+  const line: RtuLine = {
+    baudRate: 9600,
+    bitsPerChar: 10, // 8N1, the config default
+    turnaroundMs: SIM_TURNAROUND_MS,
+    slaves: SLAVES_PER_PORT,
+    requestChars: 8, // unit, fn, start (2), count (2), CRC (2)
+    replyChars: 9, // unit, fn, byte count, 2 registers (4), CRC (2)
+  };
+  const rtu = rtuLineMs(line);
+  const ds = (withWire: boolean) =>
+    scheduleWire(
+      Array.from({ length: DS18B20S }, (_, i) => ({
+        name: `ds${i}`,
+        steps: ds18b20Chain(DS18B20_CONVERSION_MS, withWire),
+      })),
+      w1Concurrency,
+    );
+  const w1Sim = ds(false);
+  const w1Hw = ds(true);
+  return {
+    i2c: {
+      limitMs: i2cTyp.makespanMs,
+      hardwareLimitMs: i2cMax.makespanMs,
+      typ: i2cTyp,
+      max: i2cMax,
+    },
+    serial: { limitMs: rtu.lineMs, hardwareLimitMs: rtu.lineMs, line, ...rtu },
+    w1: {
+      limitMs: w1Sim.makespanMs,
+      hardwareLimitMs: w1Hw.makespanMs,
+      concurrency: w1Concurrency,
+      allAtOnceHardwareMs: scheduleWire(
+        Array.from({ length: DS18B20S }, (_, i) => ({
+          name: `ds${i}`,
+          steps: ds18b20Chain(DS18B20_CONVERSION_MS),
+        })),
+      ).makespanMs,
+    },
+  };
+}
+
+async function run(periodMs: number, slots: number, align: boolean, kinds: WireKind[]) {
+  const sensors = scenarioSensors(kinds);
+  const sim = await simulateConfiguredSensors(sensors, silentLogger, { w1Mode: 'fifo' });
   const log = new RoundLog(sensors.length, slots + 4);
   const wires = sensors.map((s) =>
     'bus' in s ? `i2c:${s.bus}` : 'port' in s ? `serial:${s.port}` : 'w1',
@@ -69,6 +178,10 @@ async function mixedMain(periodMs: number, slots: number): Promise<MixedResult[]
   const sampler = new Sampler({
     logger: silentLogger,
     emit: () => undefined,
+    // Every sensor on the same wall-clock slot. Without it each sensor's grid starts when
+    // its loop is launched, and launching 72 loops one after another spreads them over
+    // 20–35 ms (docs/benchmarks/mixed.md).
+    alignToWallClock: align,
     sensors: sensors.map((s, index) => ({
       id: s.id,
       index,
@@ -77,9 +190,13 @@ async function mixedMain(periodMs: number, slots: number): Promise<MixedResult[]
       timeoutMs: periodMs,
     })),
   });
-  const t0 = performance.now();
+  // Slot 0, as the sampler computes it: the next multiple of the period on the wall clock
+  // (aligned), or now (not aligned: the first sensor's own start).
+  const wall = Date.now();
+  const t0 = performance.now() + (align ? (periodMs - (wall % periodMs)) % periodMs : 0);
   sampler.start();
-  await sleep(periodMs * slots);
+  await sleep(t0 + periodMs * slots - performance.now());
+  const schedulingLag = sampler.schedulingLag();
   const errors = new Map<string, string>();
   for (const h of sampler.health()) {
     const wire = wires[sensors.findIndex((s) => s.id === h.id)];
@@ -87,46 +204,139 @@ async function mixedMain(periodMs: number, slots: number): Promise<MixedResult[]
       errors.set(wire, `${h.id}: ${h.lastError.code} ${h.lastError.message}`);
   }
   await sampler.stop();
+  await sim.seams.close();
   await sim.close();
-  const results: MixedResult[] = [];
+
+  const w1Concurrency = defaultW1Concurrency();
+  const limits = wireLimits(w1Concurrency);
+  const results: WireResult[] = [];
   for (const wire of [...new Set(wires)]) {
     const members = wires.flatMap((w, i) => (w === wire ? [i] : []));
     const cycles: number[] = [];
+    const fromFirst: number[] = [];
     let faults = 0;
     // Slot k (after the first, which includes opening every device) is due at t0 + k·period.
     for (let k = 1; k < slots; k++) {
       const due = t0 + k * periodMs;
       let last = Number.NEGATIVE_INFINITY;
+      let first = Number.POSITIVE_INFINITY;
       let complete = true;
       for (const i of members) {
         let found = false;
         for (let j = 0; j < log.counts[i]; j++) {
           const at = i * log.capacity + j;
-          if (log.starts[at] >= due - 1 && log.starts[at] < due + periodMs) {
+          // The round of slot k starts nearest to its due time (the sampler's timers may
+          // fire a fraction of a millisecond early; wall-clock alignment jitters by 1 ms).
+          if (Math.abs(log.starts[at] - due) < periodMs / 2) {
             found = true;
             if (!log.ok[at]) faults++;
             last = Math.max(last, log.ends[at]);
+            first = Math.min(first, log.starts[at]);
           }
         }
         if (!found) complete = false;
       }
-      if (complete) cycles.push(last - due);
+      if (complete) {
+        cycles.push(last - due);
+        fromFirst.push(last - first);
+      }
     }
+    fromFirst.sort((a, b) => a - b);
+    const cyclesMs = cycles.map((c) => Math.round(c * 10) / 10);
     cycles.sort((a, b) => a - b);
+    const kind: WireKind = wire.startsWith('i2c')
+      ? 'i2c'
+      : wire.startsWith('serial')
+        ? 'serial'
+        : 'w1';
+    const { limitMs, hardwareLimitMs } = limits[kind];
+    const p50 = percentile(cycles, 50);
+    const max = cycles[cycles.length - 1] ?? 0;
     results.push({
       wire,
       sensors: members.length,
       cycles: cycles.length,
-      cycleMs: { p50: percentile(cycles, 50), max: cycles[cycles.length - 1] ?? 0 },
+      cycleMs: { p50, max },
+      cyclesMs,
+      fromFirstRoundMs: {
+        p50: percentile(fromFirst, 50),
+        max: fromFirst[fromFirst.length - 1] ?? 0,
+      },
+      limitMs,
+      ratio: { p50: p50 / limitMs, max: max / limitMs },
+      hardwareLimitMs,
       faults,
       lastError: errors.get(wire),
     });
   }
-  return results;
+  return { limits, results, schedulingLag };
 }
 
-const [periodArg, slotsArg] = process.argv.slice(2);
-const results = await mixedMain(Number(periodArg ?? 2000), Number(slotsArg ?? 6));
-process.stdout.write(
-  `${JSON.stringify({ bench: 'sampling-mixed', machine: machine(), results }, null, 2)}\n`,
-);
+const fmt = (v: number, digits: number) =>
+  v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+export function markdownTable(results: readonly WireResult[]): string {
+  const rows = [
+    '| wire | sensors | cycles | cycle p50 (ms) | cycle max (ms) | limit (ms) | p50 / limit | max / limit | from 1st round p50 (ms) | its / limit | faults |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    rows.push(
+      `| ${r.wire} | ${r.sensors} | ${r.cycles} | ${fmt(r.cycleMs.p50, 1)} | ${fmt(r.cycleMs.max, 1)} | ` +
+        `${fmt(r.limitMs, 1)} | ${fmt(r.ratio.p50, 3)} | ${fmt(r.ratio.max, 3)} | ` +
+        `${fmt(r.fromFirstRoundMs.p50, 1)} | ${fmt(r.fromFirstRoundMs.p50 / r.limitMs, 3)} | ${r.faults} |`,
+    );
+  }
+  return `${rows.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      period: { type: 'string', default: '2000' },
+      slots: { type: 'string', default: '16' },
+      write: { type: 'boolean', default: false },
+      'no-align': { type: 'boolean', default: false },
+      wires: { type: 'string', default: WIRE_KINDS.join(',') },
+    },
+  });
+  if (process.env.UV_THREADPOOL_SIZE === undefined) {
+    // The pool size is read when the pool starts: set it for a fresh process.
+    const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
+    const child = spawnSync(process.execPath, [...execArgv, self, ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      env: { ...process.env, UV_THREADPOOL_SIZE: POOL_SIZE },
+    });
+    process.exitCode = child.status ?? 1;
+    return;
+  }
+  const periodMs = Number(values.period);
+  const slots = Number(values.slots);
+  const before = machine();
+  const alignToWallClock = !values['no-align'];
+  const wires = values.wires.split(',') as WireKind[];
+  const unknown = wires.filter((w) => !WIRE_KINDS.includes(w));
+  if (unknown.length > 0) throw new Error(`unknown wire kind: ${unknown.join(', ')}`);
+  const { limits, results, schedulingLag } = await run(periodMs, slots, alignToWallClock, wires);
+  const report = {
+    bench: 'mixed',
+    date: new Date().toISOString(),
+    machine: { ...before, load1After: machine().load1 },
+    uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE),
+    w1ReadLimit: limits.w1.concurrency,
+    periodMs,
+    slots,
+    alignToWallClock,
+    wires,
+    limits,
+    /** The sampler's own measure of how late its slots started (timer lateness). */
+    schedulingLag,
+    results,
+  };
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  process.stdout.write(json);
+  process.stderr.write(markdownTable(results));
+  if (values.write) writeFileSync(path.join(root, 'docs/benchmarks/mixed.json'), json);
+}
+
+await main();
