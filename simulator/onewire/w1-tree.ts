@@ -16,7 +16,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, openSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -237,7 +237,11 @@ export class SimulatedW1Tree {
   }
 
   static async create(o: W1TreeOptions): Promise<SimulatedW1Tree> {
-    const tree = new SimulatedW1Tree(await mkdtemp(join(tmpdir(), 'edge-w1-')), o);
+    await removeOrphanTrees();
+    const tree = new SimulatedW1Tree(
+      await mkdtemp(join(tmpdir(), `${TREE_PREFIX}${process.pid}-`)),
+      o,
+    );
     await mkdir(tree.root, { recursive: true });
     await mkdir(tree.controlDir, { recursive: true });
     for (const d of o.devices) {
@@ -268,5 +272,34 @@ export class SimulatedW1Tree {
       await d.stopWriter();
     }
     await rm(this.base, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+/** Tree directories are named after the process that made them: edge-w1-<pid>-XXXXXX. */
+const TREE_PREFIX = 'edge-w1-';
+
+/**
+ * Remove the trees of processes that are gone: a simulate that was SIGKILLed never ran its
+ * close(), and its tree would stay in /tmp for good.
+ */
+export async function removeOrphanTrees(dir = tmpdir()): Promise<string[]> {
+  const removed: string[] = [];
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = new RegExp(`^${TREE_PREFIX}(\\d+)-`).exec(name);
+    if (!m || isAlive(Number(m[1]))) continue;
+    await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, but someone else's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +8,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ds18b20Celsius, parseW1Slave } from '../../../drivers/onewire/ds18b20.js';
 import { SensorError } from '../../../drivers/types.js';
 import { Signal } from '../../../simulator/signal.js';
-import { crc8Maxim, SimulatedW1Tree, w1SlaveText } from '../../../simulator/onewire/w1-tree.js';
+import {
+  crc8Maxim,
+  removeOrphanTrees,
+  SimulatedW1Tree,
+  w1SlaveText,
+} from '../../../simulator/onewire/w1-tree.js';
 import type { ProbeResult } from '../../../simulator/onewire/threadpool-probe.js';
 
 let tree: SimulatedW1Tree | undefined;
@@ -125,5 +131,25 @@ describe('thread-pool probe (docs/benchmarks/onewire.md)', () => {
     // with at most 2 reads in flight it never waits for one.
     expect(unbounded.maxStatMs).toBeGreaterThan(240);
     expect(bounded.maxStatMs).toBeLessThan(240);
+  });
+});
+
+describe('trees left behind', () => {
+  it('removes the tree of a process that is gone, and keeps those of live ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'w1-orphans-'));
+    try {
+      const child = spawnSync(process.execPath, ['-e', '0']);
+      const dead = child.pid!;
+      mkdirSync(join(dir, `edge-w1-${dead}-abc123`, 'devices'), { recursive: true });
+      mkdirSync(join(dir, `edge-w1-${process.pid}-def456`));
+      mkdirSync(join(dir, 'edge-w1-unrelated'));
+      expect(await removeOrphanTrees(dir)).toEqual([`edge-w1-${dead}-abc123`]);
+      expect(readdirSync(dir).sort()).toEqual([
+        `edge-w1-${process.pid}-def456`,
+        'edge-w1-unrelated',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
