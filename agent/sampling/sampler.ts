@@ -75,6 +75,9 @@ export class Sampler {
   start(): void {
     if (this.started) return;
     this.started = true;
+    // One origin for every sensor, now and after a reload: sensors with the same interval
+    // share their slots instead of each starting its grid when its loop was launched.
+    this.loopContext.origin ??= { now: this.clock.now(), wallNow: this.clock.wallNow() };
     for (const s of this.sensors) this.launch(s);
     this.options.logger.info({ sensors: this.sensors.length }, 'sampling started');
   }

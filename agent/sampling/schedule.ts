@@ -20,6 +20,13 @@ export interface IntervalTicksOptions {
   /** Delay of the first slot (start-up spread), added after any alignment. */
   startOffsetMs?: number;
   /**
+   * Where the grid starts (a monotonic and a wall-clock reading taken together); when the
+   * ticks are created by default. Ticks that share an origin and an interval share their
+   * slots, however long apart they were created: the sampler gives all its sensors one. A
+   * source created after its origin starts at the first slot that is still fresh.
+   */
+  origin?: { now: number; wallNow: number };
+  /**
    * A slot whose round would start later than this after its due time is skipped (counted)
    * rather than run late. Default: half the interval.
    */
@@ -82,15 +89,18 @@ export class IntervalTicks implements TickSource {
     this.signal = opts.signal;
     this.clock = opts.clock ?? realClock;
     this.timers = opts.timers ?? new TimerQueue(this.clock);
-    const wallAtStart = this.clock.wallNow();
+    const origin = opts.origin ?? { now: this.clock.now(), wallNow: this.clock.wallNow() };
+    const wallAtStart = origin.wallNow;
     const align = opts.alignToWallClock
       ? (intervalMs - (((wallAtStart % intervalMs) + intervalMs) % intervalMs)) % intervalMs
       : 0;
     const offset = align + Math.max(0, opts.startOffsetMs ?? 0);
     this.maxLateMs = Math.max(0, opts.maxLateMs ?? intervalMs / 2);
     // One fixed mapping from monotonic to wall time, taken once: wall steps do not move slots.
-    this.t0 = this.clock.now() + offset;
+    this.t0 = origin.now + offset;
     this.wall0 = wallAtStart + offset;
+    // Joining a grid that started earlier is not an overrun: no skips counted.
+    this.k = this.freshSlot(this.clock.now());
     this.entry = new TimerEntry(() => this.onDue());
     // One abort listener for the source's life rather than one per wait.
     if (this.signal) {
@@ -144,19 +154,25 @@ export class IntervalTicks implements TickSource {
 
   /** Slot k to run next: skips the ones that are too late already (counted). */
   private plan(): number {
-    const { intervalMs, t0, maxLateMs } = this;
     const k = this.k;
-    const now = this.clock.now();
-    if (now > t0 + k * intervalMs + maxLateMs) {
+    const fresh = this.freshSlot(this.clock.now());
+    if (fresh > k) {
       // Too late for slot k (the last round overran, or the loop stalled): take the latest
       // due slot if it is still fresh, else wait for the next one. Under overload this
       // sheds rounds instead of queueing them behind each other until they all time out.
-      let latest = Math.floor((now - t0) / intervalMs);
-      if (now - (t0 + latest * intervalMs) > maxLateMs) latest++;
-      this.opts.onSkip?.(latest - k);
-      this.k = latest;
+      this.opts.onSkip?.(fresh - k);
+      this.k = fresh;
     }
-    return t0 + this.k * intervalMs;
+    return this.t0 + this.k * this.intervalMs;
+  }
+
+  /** The earliest slot, from k on, that is not more than maxLateMs late at `now`. */
+  private freshSlot(now: number): number {
+    const { intervalMs, t0, maxLateMs } = this;
+    if (now <= t0 + this.k * intervalMs + maxLateMs) return this.k;
+    let latest = Math.floor((now - t0) / intervalMs);
+    if (now - (t0 + latest * intervalMs) > maxLateMs) latest++;
+    return latest;
   }
 
   /** The planned slot starts at `now`: record its lag, hand out its wall-clock time. */

@@ -40,6 +40,8 @@ export interface LoopContext {
   emit: (reading: Reading, sensorIndex: number) => void | Promise<void>;
   alignToWallClock?: boolean;
   startSpreadMs?: number;
+  /** Where every sensor's grid starts (Sampler.start()), so one interval means one slot. */
+  origin?: { now: number; wallNow: number };
   backoffMinMs?: number;
   backoffMaxMs?: number;
   /** Told the lag of every tick, and whether it marks the end of an earlier round. */
@@ -87,6 +89,7 @@ export class SensorLoop {
         clock: ctx.clock,
         timers: ctx.timers,
         alignToWallClock: ctx.alignToWallClock,
+        origin: ctx.origin,
         startOffsetMs: spreadOffset(sensor.index, ctx.startSpreadMs ?? 0, intervalMs),
         onSkip: this.onSkip,
         onLag: this.onLag,

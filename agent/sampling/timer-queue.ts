@@ -14,6 +14,9 @@ import type { Clock } from './clock.js';
  * ends a fraction of a millisecond early costs less than a second timer turn.
  */
 const EARLY_MS = 0.5;
+/** Waits longer than this are cut short by SLACK_FRACTION of their length (see arm()). */
+const LONG_WAIT_MS = 20;
+const SLACK_FRACTION = 0.002;
 
 export class TimerEntry {
   /** Monotonic due time; meaningful while queued. */
@@ -98,7 +101,11 @@ export class TimerQueue {
     const due = this.heap[0].due;
     this.armedFor = due;
     const timer = this.clock.timer;
-    const ms = Math.max(0, due - this.clock.now());
+    let ms = Math.max(0, due - this.clock.now());
+    // Linux lets a poll timeout slip by ~0.1 % of its length (timer slack): a 2 s wait
+    // ended 1.7–3.4 ms late here. Wake a little early instead; fireDue finds nothing due
+    // yet and arms a short timer for the rest.
+    if (ms > LONG_WAIT_MS) ms -= Math.max(1, ms * SLACK_FRACTION);
     if (timer) {
       this.cancelArmed = timer.call(this.clock, ms, this.fireDue);
     } else {

@@ -198,6 +198,20 @@ describe('Sampler', () => {
     expect(sampler.health().map((h) => h.id)).toEqual(['a', 'b', 'd']);
   });
 
+  it('puts a sensor added by a reload on the grid the others run on, without counting skips', async () => {
+    const a = answers(1);
+    const { sampler, clock, of } = setup([sensor('a', 0, a)]);
+    const wall0 = clock.wallNow();
+    sampler.start();
+    await clock.advance(230);
+    await sampler.replace([sensor('a', 0, a), sensor('late', 1, answers(2))]);
+    for (let i = 0; i < 4; i++) await clock.advance(100);
+    // Slot 2 (due 200) is still fresh at 230: sampled at once, then on the shared grid.
+    expect(of('late').map((r) => r.t - wall0)).toEqual([230, 300, 400, 500, 600]);
+    expect(of('a').map((r) => r.t - wall0)).toEqual([0, 100, 200, 300, 400, 500, 600]);
+    expect(sampler.health().find((h) => h.id === 'late')?.skippedSlots).toBe(0);
+  });
+
   it('replace() compares configKey when given: a fresh driver for an unchanged config is not used', async () => {
     const running = answers(1);
     const fresh = answers(1);

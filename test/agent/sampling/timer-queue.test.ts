@@ -79,4 +79,23 @@ describe('TimerQueue', () => {
     await clock.advance(1);
     expect(fired).toBe(1);
   });
+
+  it('wakes a long wait a little early and fires its entry on time (timer slack)', async () => {
+    const clock = new TestClock(0);
+    const armed: number[] = [];
+    const timer = clock.timer.bind(clock);
+    clock.timer = (ms, fn) => {
+      armed.push(ms);
+      return timer(ms, fn);
+    };
+    const queue = new TimerQueue(clock);
+    let firedAt: number | undefined;
+    queue.schedule(new TimerEntry(() => (firedAt = clock.now())), 2000);
+    await clock.advance(1999);
+    expect(firedAt).toBeUndefined();
+    await clock.advance(1);
+    expect(firedAt).toBe(2000);
+    // First 0.2 % short of 2 s, then a short timer for the rest.
+    expect(armed).toEqual([1996, 4]);
+  });
 });
