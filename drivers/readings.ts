@@ -79,6 +79,8 @@ export function toSensorError(err: unknown, fallback: SensorErrorCode = 'PROTOCO
   return new SensorError(fallback, e?.message ?? String(err), { cause: err });
 }
 
+const timeoutError = () => new DOMException('no answer in time', 'TimeoutError');
+
 /**
  * The signal of one round: aborted with the sensor's signal or after timeoutMs. Plain
  * controller + timer, released when the round ends: AbortSignal.any(AbortSignal.timeout())
@@ -94,10 +96,7 @@ export function roundSignal(
   const onAbort = () => ctl.abort(parent.reason);
   if (parent.aborted) ctl.abort(parent.reason);
   else parent.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(
-    () => ctl.abort(new DOMException('no answer in time', 'TimeoutError')),
-    timeoutMs,
-  );
+  const timer = setTimeout(() => ctl.abort(timeoutError()), timeoutMs);
   return {
     signal: ctl.signal,
     done: () => {
@@ -134,8 +133,6 @@ function giveBack(l: Lease): void {
     freeLeases.push(l);
   }
 }
-
-const timeoutError = () => new DOMException('no answer in time', 'TimeoutError');
 
 /**
  * The rounds of one sensor, the same way for every driver: each bounded by the timeout
@@ -330,7 +327,7 @@ export class SensorRounds {
 
 /**
  * A sensor as an async generator: one array of readings per round, one round per tick.
- * What the sampler runs for every sensor at once.
+ * The sampler runs the same SensorRounds from a callback loop (agent/sampling/sensor-loop.ts).
  */
 export async function* sensorRounds(
   driver: Driver,

@@ -1,6 +1,6 @@
 /**
- * Samples every sensor at once: one async loop per sensor, each pulling its own
- * sensorRounds() generator, all running concurrently on the event loop. A round that is
+ * Samples every sensor at once: one SensorLoop per sensor (wait for the slot, run the round,
+ * emit), all running concurrently on the event loop. A round that is
  * waiting for a reply costs nothing, so the cycle time is the slowest sensor's latency,
  * not the sum; a slow or dead sensor only delays itself (every round has a timeout, and
  * turn-taking on a shared bus happens inside the drivers, per transfer). Slot waits and
@@ -33,7 +33,7 @@ export interface SamplerOptions {
   alignToWallClock?: boolean;
   /** Spread first samples over this many ms so thousands of sensors do not fire at once. */
   startSpreadMs?: number;
-  /** Backoff after failures (forwarded to sensorRounds). */
+  /** Backoff after failures (forwarded to each sensor's SensorRounds). */
   backoffMinMs?: number;
   backoffMaxMs?: number;
 }

@@ -48,7 +48,7 @@ export interface LoopContext {
   onTick(lagMs: number, completedRound: boolean): void;
 }
 
-export const DEFAULT_INTERVAL_MS = 1_000;
+const DEFAULT_INTERVAL_MS = 1_000;
 /** Golden-ratio spread: stable per index, even for any count, unchanged by a reload. */
 const GOLDEN = 0.6180339887498949;
 
