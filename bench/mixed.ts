@@ -7,7 +7,10 @@
  * of that wire (bench/lib/wire-limits.ts; the computation is in docs/benchmarks/mixed.md).
  *
  *   npx tsx bench/mixed.ts [--period 2000] [--slots 16] [--wires i2c,serial,w1] [--no-align]
- *                          [--write]
+ *                          [--write] [--timeline FILE]
+ *
+ * --timeline writes, per slot and I²C bus, every transfer on the simulated wire, every round
+ * and every GC pause, in ms from the slot's due time: where the cycle's time went.
  *
  * Runs with UV_THREADPOOL_SIZE=8 as the systemd unit does (re-executes itself to set it),
  * so the 1-Wire read limit is 4. Prints JSON on stdout and a Markdown table on stderr;
@@ -17,6 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { sensorSchema, type SensorConfig } from '../agent/config/schema.js';
 import { silentLogger } from '../agent/ops/logger.js';
@@ -168,7 +172,55 @@ export function wireLimits(w1Concurrency: number) {
   };
 }
 
-async function run(periodMs: number, slots: number, align: boolean, kinds: WireKind[]) {
+/**
+ * Per slot and I²C bus: every transfer on the simulated wire (start–end, ms from the slot's
+ * due time, address, bytes, NACK) and every round's start / end, as text.
+ */
+function timelines(
+  sim: Awaited<ReturnType<typeof simulateConfiguredSensors>>,
+  sensors: readonly SensorConfig[],
+  log: RoundLog,
+  t0: number,
+  periodMs: number,
+  slots: number,
+  gcs: readonly { start: number; duration: number }[],
+): string {
+  const out: string[] = [];
+  const f = (v: number) => v.toFixed(2).padStart(6);
+  for (const [busNumber, bus] of sim.i2cBuses ?? []) {
+    const members = sensors.flatMap((s, i) => ('bus' in s && s.bus === busNumber ? [i] : []));
+    for (let k = 1; k < slots; k++) {
+      const due = t0 + k * periodMs;
+      out.push(`# i2c:${busNumber} slot ${k}`);
+      for (const i of members) {
+        for (let j = 0; j < log.counts[i]; j++) {
+          const at = i * log.capacity + j;
+          if (Math.abs(log.starts[at] - due) < periodMs / 2)
+            out.push(`round ${f(log.starts[at] - due)} ${f(log.ends[at] - due)} ${sensors[i].id}`);
+        }
+      }
+      for (const g of gcs) {
+        if (g.start - due > -10 && g.start - due < 60)
+          out.push(`gc    ${f(g.start - due)} ${f(g.start + g.duration - due)}`);
+      }
+      for (const t of bus.transfers) {
+        if (Math.abs(t.start - due) >= periodMs / 2) continue;
+        out.push(
+          `wire  ${f(t.start - due)} ${f(t.end - due)} 0x${t.address.toString(16)} ${t.kind} ${t.bytes}B${t.error ? ` ${t.error}` : ''}`,
+        );
+      }
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+async function run(
+  periodMs: number,
+  slots: number,
+  align: boolean,
+  kinds: WireKind[],
+  timelinePath?: string,
+) {
   const sensors = scenarioSensors(kinds);
   const sim = await simulateConfiguredSensors(sensors, silentLogger, { w1Mode: 'fifo' });
   const log = new RoundLog(sensors.length, slots + 4);
@@ -192,10 +244,24 @@ async function run(periodMs: number, slots: number, align: boolean, kinds: WireK
   });
   // Slot 0, as the sampler computes it: the next multiple of the period on the wall clock
   // (aligned), or now (not aligned: the first sensor's own start).
+  const gcs: { start: number; duration: number }[] = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, duration: e.duration });
+  });
+  if (timelinePath) gcObserver.observe({ entryTypes: ['gc'] });
   const wall = Date.now();
   const t0 = performance.now() + (align ? (periodMs - (wall % periodMs)) % periodMs : 0);
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
   sampler.start();
   await sleep(t0 + periodMs * slots - performance.now());
+  // The whole process: the agent's sampler and drivers, and the simulators behind them.
+  const cpuUsed = process.cpuUsage(cpu0);
+  const cpu = {
+    userMs: cpuUsed.user / 1000,
+    systemMs: cpuUsed.system / 1000,
+    percentOfOneCore: ((cpuUsed.user + cpuUsed.system) / 1000 / (performance.now() - wall0)) * 100,
+  };
   const schedulingLag = sampler.schedulingLag();
   const errors = new Map<string, string>();
   for (const h of sampler.health()) {
@@ -204,6 +270,9 @@ async function run(periodMs: number, slots: number, align: boolean, kinds: WireK
       errors.set(wire, `${h.id}: ${h.lastError.code} ${h.lastError.message}`);
   }
   await sampler.stop();
+  if (timelinePath)
+    writeFileSync(timelinePath, timelines(sim, sensors, log, t0, periodMs, slots, gcs));
+  gcObserver.disconnect();
   await sim.seams.close();
   await sim.close();
 
@@ -269,7 +338,7 @@ async function run(periodMs: number, slots: number, align: boolean, kinds: WireK
       lastError: errors.get(wire),
     });
   }
-  return { limits, results, schedulingLag };
+  return { limits, results, schedulingLag, cpu };
 }
 
 const fmt = (v: number, digits: number) =>
@@ -298,6 +367,8 @@ async function main(): Promise<void> {
       write: { type: 'boolean', default: false },
       'no-align': { type: 'boolean', default: false },
       wires: { type: 'string', default: WIRE_KINDS.join(',') },
+      /** Write every I²C slot's transfers and rounds to this file (text). */
+      timeline: { type: 'string' },
     },
   });
   if (process.env.UV_THREADPOOL_SIZE === undefined) {
@@ -317,7 +388,13 @@ async function main(): Promise<void> {
   const wires = values.wires.split(',') as WireKind[];
   const unknown = wires.filter((w) => !WIRE_KINDS.includes(w));
   if (unknown.length > 0) throw new Error(`unknown wire kind: ${unknown.join(', ')}`);
-  const { limits, results, schedulingLag } = await run(periodMs, slots, alignToWallClock, wires);
+  const { limits, results, schedulingLag, cpu } = await run(
+    periodMs,
+    slots,
+    alignToWallClock,
+    wires,
+    values.timeline,
+  );
   const report = {
     bench: 'mixed',
     date: new Date().toISOString(),
@@ -331,11 +408,17 @@ async function main(): Promise<void> {
     limits,
     /** The sampler's own measure of how late its slots started (timer lateness). */
     schedulingLag,
+    /** CPU of the process (agent and simulators) while sampling, slot 0 included. */
+    cpu,
     results,
   };
   const json = `${JSON.stringify(report, null, 2)}\n`;
   process.stdout.write(json);
   process.stderr.write(markdownTable(results));
+  process.stderr.write(
+    `CPU while sampling: ${fmt(cpu.percentOfOneCore, 2)} % of one core (agent and simulators); ` +
+      `slot lag p50 ${fmt(schedulingLag.p50Ms, 2)} ms\n`,
+  );
   if (values.write) writeFileSync(path.join(root, 'docs/benchmarks/mixed.json'), json);
 }
 

@@ -8,13 +8,16 @@
  * slot wait for the wire, the longest conversion starts first (critical path first), so
  * the bus's round ends when its slowest chip is done rather than when the slowest chip's
  * turn happened to come. Each sensor has one transfer pending at a time, so a
- * priority-0 waiter is overtaken at most once per other sensor.
+ * priority-0 waiter is overtaken at most once per other sensor. Callers that ask in the
+ * same synchronous run (one timer callback) compete on priority even for a free wire.
  */
 export class Turns {
   private held = false;
   private readonly queue: { priority: number; seq: number; go: () => void }[] = [];
   private seq = 0;
   private waiting = 0;
+  /** A grant of the free wire is queued (a microtask). */
+  private granting = false;
 
   /** Callers queued or running. */
   get depth(): number {
@@ -24,11 +27,19 @@ export class Turns {
   async run<T>(fn: () => Promise<T>, priority = 0): Promise<T> {
     this.waiting++;
     try {
-      if (this.held) {
-        await new Promise<void>((go) => this.queue.push({ priority, seq: this.seq++, go }));
-      } else {
-        this.held = true;
-      }
+      await new Promise<void>((go) => {
+        this.queue.push({ priority, seq: this.seq++, go });
+        // A free wire is granted at the end of the caller's synchronous run (a microtask),
+        // not at once: the rounds of one slot all ask within one timer callback, and the
+        // first to ask is rarely the one with the longest conversion. A wire granted on the
+        // spot went to whoever the timer fired first (an LM75 read) and was then held for
+        // as long as the slot's burst kept the event loop busy (1–5 ms in the mixed bench)
+        // while the TMP102s, the bus's critical path, waited behind it.
+        if (!this.held && !this.granting) {
+          this.granting = true;
+          queueMicrotask(this.grant);
+        }
+      });
       return await fn();
     } finally {
       this.waiting--;
@@ -36,12 +47,18 @@ export class Turns {
     }
   }
 
+  private readonly grant = (): void => {
+    this.granting = false;
+    if (!this.held) this.handOn();
+  };
+
   /** Give the wire to the highest-priority waiter (the earliest among equals), or free it. */
   private handOn(): void {
     if (this.queue.length === 0) {
       this.held = false;
       return;
     }
+    this.held = true;
     let best = 0;
     for (let i = 1; i < this.queue.length; i++) {
       const q = this.queue[i];
@@ -76,5 +93,46 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       reject(signal?.reason as Error);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Below this much time left, sleepUntil() re-queues setImmediate instead of a timer (ms). */
+const SPIN_BELOW_MS = 2;
+/** Bound on the setImmediate turns of one sleepUntil(); past it, it falls back to 1 ms timers. */
+const SPIN_TURNS = 100_000;
+
+/**
+ * Resolve once performance.now() ≥ `until` — never earlier — or reject when aborted.
+ * sleep(ms) is only millisecond-precise: Node's timers count whole milliseconds from the
+ * event loop's cached time, so a 26 ms sleep ends anywhere between ~25 and 27+ ms. Here a
+ * timer covers all but the last ~1 ms and re-queued setImmediate callbacks (which let I/O and
+ * timers run) wait out the sub-millisecond tail, as the simulated I²C bus does: the spin is
+ * at most ~2 ms per wait. For waits whose end matters to the bus's cycle (a conversion).
+ */
+export function sleepUntil(until: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    let timer: NodeJS.Timeout | undefined;
+    let immediate: NodeJS.Immediate | undefined;
+    let turns = 0;
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      clearImmediate(immediate);
+      reject(signal?.reason as Error);
+    };
+    const check = (): void => {
+      timer = immediate = undefined;
+      const left = until - performance.now();
+      if (left <= 0) {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      } else if (left >= SPIN_BELOW_MS || ++turns > SPIN_TURNS) {
+        timer = setTimeout(check, Math.max(1, Math.floor(left) - 1));
+      } else {
+        immediate = setImmediate(check);
+      }
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    check();
   });
 }

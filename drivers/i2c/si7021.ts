@@ -7,7 +7,8 @@
  * - Measure temperature, no hold master: 0xF3; humidity, no hold master: 0xF5. "No hold"
  *   because hold-master mode stretches the clock, which the Pi's controller mishandles.
  *   While converting the chip NACKs its read address; conversion takes up to 10.8 ms (T,
- *   14 bit) and 12 ms + T for RH, so we poll the read about every 6 ms, for up to 100 ms.
+ *   14 bit) and 12 ms + T for RH, so we poll the read from the typical time (7 / 17 ms)
+ *   on, about every 6 ms, for up to 100 ms.
  * - Result: MSB, LSB, CRC. The two low bits of LSB are status bits (masked).
  *   CRC-8 polynomial 0x31, init 0x00.
  * - T = 175.72 · raw / 65536 − 46.85 °C; RH = 125 · raw / 65536 − 6 %, which may leave
@@ -27,11 +28,12 @@
  * with its own CRC.
  */
 import type { SensorConfigOf } from '../../agent/config/schema.js';
-import { sleep } from '../turns.js';
+import { sleep, sleepUntil } from '../turns.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import { crc8 } from './crc8.js';
 import { asSensorErrors } from './errors.js';
 import type { SharedI2CBus } from './shared-bus.js';
+import { I2C_ISSUE_MARGIN_MS, i2cWireMs } from './wire-time.js';
 
 export const SI7021_CMD_MEASURE_T_NO_HOLD = 0xf3;
 export const SI7021_CMD_MEASURE_RH_NO_HOLD = 0xf5;
@@ -90,14 +92,22 @@ export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus
   const quantities = SUPPORTED.filter((q) => config.quantities.includes(q));
 
   const convert = async (cmd: number, signal: AbortSignal): Promise<number> => {
-    await bus.transfer((b) => b.sendByte(address, cmd), {
-      signal,
-      priority: cmd === SI7021_CMD_MEASURE_RH_NO_HOLD ? SI7021_RH_TYP_MS : SI7021_T_TYP_MS,
-    });
+    const typMs = cmd === SI7021_CMD_MEASURE_RH_NO_HOLD ? SI7021_RH_TYP_MS : SI7021_T_TYP_MS;
+    let issued = 0;
+    await bus.transfer(
+      (b) => {
+        issued = performance.now();
+        return b.sendByte(address, cmd);
+      },
+      { signal, priority: typMs },
+    );
     const buf = Buffer.alloc(3);
     const deadline = performance.now() + SI7021_POLL_LIMIT_MS;
+    // The first poll when a typical chip is done, timed from the command's end on the wire
+    // (address + command: 2 bytes); then every SI7021_POLL_MS. Polling from the command on
+    // cost two refused reads a round and read a typical chip up to 6 ms after its end.
+    await sleepUntil(issued + I2C_ISSUE_MARGIN_MS + i2cWireMs(2) + typMs, signal);
     for (;;) {
-      await sleep(SI7021_POLL_MS, signal);
       try {
         // No retry: a NACK here means "still converting", not bus trouble.
         await bus.transfer((b) => b.i2cRead(address, 3, buf), { signal, retry: false });
@@ -113,6 +123,7 @@ export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus
             },
           );
       }
+      await sleep(SI7021_POLL_MS, signal);
     }
   };
 

@@ -22,17 +22,19 @@
  * samples. The OS/SD/EM bits are written again every round, so a chip that was power-cycled
  * comes back configured.
  *
- * The round ends when the chip says so, not at the worst case: from the typical 26 ms on,
- * the configuration register is read about every millisecond until OS reads 1, and at the
+ * The round ends when the chip says so, not at the worst case: from the typical 26 ms on
+ * (timed from the command's end on the wire), the configuration register is read about
+ * every millisecond until OS reads 1, and at the
  * 35 ms maximum the result is read whatever OS says. A typical part is read ~27 ms after the
  * start instead of 35, for one or two 5-byte reads of bus time.
  */
 import type { SensorConfigOf } from '../../agent/config/schema.js';
-import { sleep } from '../turns.js';
+import { sleep, sleepUntil } from '../turns.js';
 import type { Driver, Measurement } from '../types.js';
 import { int16 } from './bytes.js';
 import { asSensorErrors } from './errors.js';
 import type { SharedI2CBus } from './shared-bus.js';
+import { i2cWireMs } from './wire-time.js';
 
 export const TMP102_REG_TEMPERATURE = 0x00;
 export const TMP102_REG_CONFIG = 0x01;
@@ -81,13 +83,26 @@ export function createTmp102(config: SensorConfigOf<'tmp102'>, bus: SharedI2CBus
     measure: (signal) =>
       asSensorErrors(async (): Promise<Measurement[]> => {
         const start = Buffer.from([osConfig1, config2]);
-        await bus.transfer((b) => b.writeI2cBlock(address, TMP102_REG_CONFIG, 2, start), {
-          signal,
-          priority: TMP102_CONVERSION_TYP_MS,
-        });
-        // Taken after the write returned: never earlier than the conversion really began.
+        let issued = 0;
+        await bus.transfer(
+          (b) => {
+            issued = performance.now();
+            return b.writeI2cBlock(address, TMP102_REG_CONFIG, 2, start);
+          },
+          { signal, priority: TMP102_CONVERSION_TYP_MS },
+        );
+        // The 35 ms maximum counts from when the write returned: never earlier than the
+        // conversion really began.
         const started = performance.now();
-        await sleep(TMP102_CONVERSION_TYP_MS, signal);
+        // The first look, when a typical chip is done: timed from the command's end on the
+        // wire (issued + its 4 bytes), to the sub-millisecond. The write's completion can
+        // reach JavaScript milliseconds late when the slot's burst keeps the loop busy, and a
+        // plain 26 ms timer ends anywhere in 25–27+ ms; either way the look missed the chip's
+        // end and cost one more look a millisecond later (mixed bench). If the ioctl started
+        // a little after it was issued, the look still comes right: OS is latched ~0.3 ms
+        // into the look (address, pointer, repeated START, address), and a look that finds
+        // OS = 0 just means another.
+        await sleepUntil(issued + i2cWireMs(4) + TMP102_CONVERSION_TYP_MS, signal);
         const config = Buffer.alloc(2);
         // Bounded by the datasheet maximum, and by a count in case the clock misbehaves.
         for (let look = 0; look < 64; look++) {

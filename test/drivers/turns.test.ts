@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Turns } from '../../drivers/turns.js';
+import { sleepUntil, Turns } from '../../drivers/turns.js';
 
 /** A task that records when it held the turn and finishes when told. */
 function task(log: string[], name: string) {
@@ -40,11 +40,9 @@ describe('Turns', () => {
     const holder = task(log, 'holder');
     const read = task(log, 'read');
     const start = task(log, 'start');
-    const runs = [
-      turns.run(holder.fn),
-      turns.run(read.fn, 0),
-      turns.run(start.fn, 26), // a conversion start, queued last
-    ];
+    const held = turns.run(holder.fn);
+    await turn(); // the holder has the turn before the others ask
+    const runs = [held, turns.run(read.fn, 0), turns.run(start.fn, 26)]; // the start asks last
     await turn();
     holder.finish();
     await turn();
@@ -55,6 +53,32 @@ describe('Turns', () => {
     expect(log).toEqual(['holder+', 'holder-', 'start+', 'start-', 'read+', 'read-']);
   });
 
+  it('callers asking in one synchronous run compete on priority even for a free turn', async () => {
+    const turns = new Turns();
+    const log: string[] = [];
+    const read = task(log, 'read');
+    const start = task(log, 'start');
+    // As in a slot: the read's round happened to start first, on a free wire.
+    const runs = [turns.run(read.fn, 0), turns.run(start.fn, 26)];
+    expect(log).toEqual([]); // nobody holds it before the run ends
+    await turn();
+    start.finish();
+    await turn();
+    read.finish();
+    await Promise.all(runs);
+    expect(log).toEqual(['start+', 'start-', 'read+', 'read-']);
+  });
+
+  it('a caller alone on a free turn gets it without waiting for a timer turn', async () => {
+    const turns = new Turns();
+    let ran = false;
+    const done = turns.run(async () => (ran = true));
+    await Promise.resolve(); // one microtask for the grant, one for the promise
+    await Promise.resolve();
+    expect(ran).toBe(true);
+    await done;
+  });
+
   it('a failing holder hands the turn on', async () => {
     const turns = new Turns();
     const failed = turns.run(() => Promise.reject(new Error('EIO')));
@@ -62,5 +86,35 @@ describe('Turns', () => {
     await expect(failed).rejects.toThrow('EIO');
     expect(await next).toBe('next');
     expect(turns.depth).toBe(0);
+  });
+});
+
+describe('sleepUntil', () => {
+  it('never resolves before the time it was given', async () => {
+    for (const ms of [0.3, 1.2, 2.5, 7.4]) {
+      const until = performance.now() + ms;
+      await sleepUntil(until);
+      expect(performance.now()).toBeGreaterThanOrEqual(until);
+    }
+  });
+
+  it('resolves at once for a time already past', async () => {
+    let done = false;
+    const p = sleepUntil(performance.now() - 5).then(() => (done = true));
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(done).toBe(true);
+    await p;
+  });
+
+  it('rejects with the reason when aborted, in its timer or in its tail', async () => {
+    for (const ms of [50, 1]) {
+      const controller = new AbortController();
+      const waiting = sleepUntil(performance.now() + ms, controller.signal);
+      controller.abort(new Error('stop'));
+      await expect(waiting).rejects.toThrow('stop');
+    }
+    const aborted = AbortSignal.abort(new Error('already'));
+    await expect(sleepUntil(performance.now() + 10, aborted)).rejects.toThrow('already');
   });
 });

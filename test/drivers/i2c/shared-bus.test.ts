@@ -40,13 +40,37 @@ describe('SharedI2CBus', () => {
     const { sim, bus } = sharedOver();
     sim.attach(0x48, new SimulatedTmp102());
     sim.attach(0x18, new SimulatedMcp9808());
+    const holding = bus.transfer((b) => b.readByte(0x18, 0x05)); // holds the bus
+    await new Promise((r) => setImmediate(r));
     await Promise.all([
-      bus.transfer((b) => b.readByte(0x18, 0x05)), // holds the bus
+      holding,
       bus.transfer((b) => b.readByte(0x18, 0x06)), // a read: priority 0
       bus.transfer((b) => b.readByte(0x48, 0x01), { priority: 15 }),
       bus.transfer((b) => b.readByte(0x48, 0x02), { priority: 26 }),
     ]);
     expect(sim.transfers.map((t) => t.address)).toEqual([0x18, 0x48, 0x48, 0x18]);
+    expect(sim.overlaps).toBe(0);
+  });
+
+  it('transfers asked for in one synchronous run go longest conversion first, even on a free bus', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x48, new SimulatedTmp102());
+    sim.attach(0x18, new SimulatedMcp9808());
+    await bus.transfer((b) => b.readByte(0x18, 0x05)); // opened: no open hop below
+    sim.resetLog();
+    // As the rounds of one slot: the read's round happened to start first.
+    const order: number[] = [];
+    const asked = (priority: number, address: number, register: number) =>
+      bus.transfer(
+        (b) => {
+          order.push(priority);
+          return b.readByte(address, register);
+        },
+        { priority },
+      );
+    await Promise.all([asked(0, 0x18, 0x06), asked(15, 0x48, 0x01), asked(26, 0x48, 0x02)]);
+    expect(order).toEqual([26, 15, 0]);
+    expect(sim.transfers.map((t) => t.address)).toEqual([0x48, 0x48, 0x18]);
     expect(sim.overlaps).toBe(0);
   });
 

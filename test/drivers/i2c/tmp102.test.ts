@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createTmp102, tmp102Celsius, tmp102OneShotConfig } from '../../../drivers/i2c/tmp102.js';
+import {
+  createTmp102,
+  TMP102_CONVERSION_TYP_MS,
+  tmp102Celsius,
+  tmp102OneShotConfig,
+} from '../../../drivers/i2c/tmp102.js';
+import { i2cWireMs } from '../../../drivers/i2c/wire-time.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
 import { common, run, sharedOver } from './helpers.js';
 
@@ -80,6 +86,27 @@ describe('TMP102 driver against the simulated chip', () => {
     expect(looks.at(-1)!.start).toBeGreaterThanOrEqual(start.start + 30);
     expect(read.start).toBeGreaterThanOrEqual(start.start + 30);
     expect(chip.counters.writes).toBe(3 + looks.length);
+  });
+
+  it('the first look comes no earlier than the typical 26 ms after the command left the wire', async () => {
+    const { sim, bus } = sharedOver();
+    sim.attach(0x48, new SimulatedTmp102({ values: { temperature: 21 } }));
+    const { ok } = await run(createTmp102(config, bus), { ticks: 3 });
+    expect(ok.map((r) => r.value)).toEqual([21, 21, 21]);
+    // Per round: the start (a 4-byte write), looks, the read (both 2-byte pointer reads).
+    const rounds = sim.transfers.slice(1);
+    const starts = rounds.flatMap((t, i) => (t.kind === 'write' ? [i] : []));
+    expect(starts).toHaveLength(3);
+    for (const i of starts) {
+      const start = rounds[i];
+      const look = rounds[i + 1];
+      expect(look.kind).toBe('write-read');
+      // The driver times from when it issued the write; the simulated bus stamps its start a
+      // few µs later in the same call.
+      expect(look.start - start.start).toBeGreaterThanOrEqual(
+        i2cWireMs(4) + TMP102_CONVERSION_TYP_MS - 0.05,
+      );
+    }
   });
 
   it('a chip that never reports completion is read at the 35 ms maximum, after a bounded number of looks', async () => {
