@@ -1,6 +1,7 @@
 /**
  * An HTTP server on 127.0.0.1 serving many simulated JSON sensors, each answering after
- * `delayMs` on its own timer (overlapping, never serialised), keep-alive on.
+ * `delayMs` after its request arrived (delay-line.ts; overlapping, never serialised),
+ * keep-alive on.
  *
  *   GET /sensors/<i>  →  200 {"sensor":"sim-<i>","t":<ms>,"data":{"temperature":21.37,"humidity":48.2}}
  *
@@ -9,6 +10,7 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
+import { DelayLine } from './delay-line.js';
 import { listenOn, ServerBookkeeping, type SensorServerStats } from './server-stats.js';
 import { SensorField } from './sensor-field.js';
 
@@ -60,6 +62,7 @@ export async function startHttpSensorServer(
     res.writeHead(status, { 'content-type': 'application/json' }).end(body);
   };
 
+  const line = new DelayLine(options.delayMs);
   const server = http.createServer((req, res) => {
     book.requested();
     const m = /^\/sensors\/(\d+)$/.exec(req.url ?? '');
@@ -72,7 +75,7 @@ export async function startHttpSensorServer(
       if (waiting) book.stopWaiting();
       waiting = false;
     };
-    const timer = setTimeout(() => {
+    const reply = line.add(() => {
       stopWaiting();
       const fault = faults.get(index);
       if (fault === 'timeout') return;
@@ -88,9 +91,9 @@ export async function startHttpSensorServer(
       if (fault === 'missing-path') delete data.temperature;
       if (fault === 'non-numeric') data.temperature = 'n/a';
       respond(res, 200, JSON.stringify({ sensor: `sim-${index}`, t: Date.now(), data }));
-    }, options.delayMs);
+    });
     res.on('close', () => {
-      clearTimeout(timer);
+      line.cancel(reply);
       stopWaiting();
     });
   });
@@ -117,6 +120,7 @@ export async function startHttpSensorServer(
     stats: () => book.stats(),
     close: () =>
       new Promise<void>((resolve) => {
+        line.clear();
         server.close(() => resolve());
         server.closeAllConnections();
         book.destroyAll();

@@ -1,6 +1,6 @@
 /**
  * A Modbus TCP gateway on 127.0.0.1 with many simulated temperature/humidity units behind
- * it, answering after `delayMs` — every request on its own timer, so overlapping requests
+ * it, answering `delayMs` after each request arrives (delay-line.ts) — overlapping requests
  * overlap (a slow field bus behind a gateway that pipelines, as the benchmark needs).
  *
  * Register map: unit ids 1..units, each holding `sensorsPerUnit` sensors in XY-MD02 style
@@ -24,6 +24,7 @@ import {
   registerRaw,
 } from '../../drivers/modbus-pdu.js';
 import type { Quantity } from '../../drivers/types.js';
+import { DelayLine, type DelayedReply } from './delay-line.js';
 import { listenOn, ServerBookkeeping, type SensorServerStats } from './server-stats.js';
 import { SensorField } from './sensor-field.js';
 
@@ -114,16 +115,17 @@ export async function startModbusTcpSensorServer(
     return reply;
   };
 
+  const line = new DelayLine(options.delayMs);
   const server = net.createServer((socket) => {
     book.connected(socket);
     socket.setNoDelay(true);
-    const timers = new Set<NodeJS.Timeout>();
+    const waiting = new Set<DelayedReply>();
     const reader = new MbapReader();
     const writer = new BatchedWriter(socket);
     socket.on('close', () => {
-      for (const t of timers) clearTimeout(t);
-      book.stopWaiting(timers.size);
-      timers.clear();
+      for (const r of waiting) line.cancel(r);
+      book.stopWaiting(waiting.size);
+      waiting.clear();
     });
     socket.on('error', () => undefined); // client resets are part of the game
     socket.on('data', (chunk: Buffer) => {
@@ -137,19 +139,19 @@ export async function startModbusTcpSensorServer(
       for (const frame of frames) {
         book.requested();
         book.startWaiting();
-        const timer = setTimeout(() => {
-          timers.delete(timer);
+        const reply = line.add(() => {
+          waiting.delete(reply);
           book.stopWaiting();
-          const reply = answer(frame);
-          if (reply === 'timeout') return;
-          if (reply === 'drop') return socket.destroy();
-          if (reply === 'garbage') return void socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
+          const pdu = answer(frame);
+          if (pdu === 'timeout') return;
+          if (pdu === 'drop') return socket.destroy();
+          if (pdu === 'garbage') return void socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
           book.responded();
           writer.write(
-            encodeMbap({ transactionId: frame.transactionId, unitId: frame.unitId, pdu: reply }),
+            encodeMbap({ transactionId: frame.transactionId, unitId: frame.unitId, pdu }),
           );
-        }, options.delayMs);
-        timers.add(timer);
+        });
+        waiting.add(reply);
       }
     });
   });
@@ -196,6 +198,7 @@ export async function startModbusTcpSensorServer(
     stats: () => book.stats(),
     close: () =>
       new Promise<void>((resolve) => {
+        line.clear();
         book.destroyAll();
         server.close(() => resolve());
       }),
