@@ -16,7 +16,7 @@
  * time (outside the bus lock) so the first value is a conversion at that resolution.
  */
 import type { SensorConfigOf } from '../../agent/config/schema.js';
-import { sleep } from '../turns.js';
+import { sleepUntil } from '../turns.js';
 import { SensorError, type Driver, type Measurement } from '../types.js';
 import { asSensorErrors } from './errors.js';
 import type { SharedI2CBus } from './shared-bus.js';
@@ -69,7 +69,11 @@ export function createMcp9808(config: SensorConfigOf<'mcp9808'>, bus: SharedI2CB
         await bus.transfer((b) => b.writeByte(address, MCP9808_REG_RESOLUTION, resolution), {
           signal,
         });
-        await sleep(MCP9808_CONVERSION_MS[resolution], signal);
+        // One whole conversion at the new resolution before the first read (T_A reads 0
+        // until then after power-on). Not sleep(): a Node timer counts from the loop's cached
+        // time and may end a fraction of a millisecond early, and then the first reading
+        // was 0 °C (seen in test/drivers/i2c/one-bus.test.ts).
+        await sleepUntil(performance.now() + MCP9808_CONVERSION_MS[resolution], signal);
       }),
     measure: (signal) =>
       asSensorErrors(async (): Promise<Measurement[]> => {

@@ -58,7 +58,7 @@ describe('six sensors on one I²C bus', () => {
         const [lo, hi] = { temperature: [10, 35], humidity: [20, 80], pressure: [95_000, 105_000] }[
           reading.quantity
         ];
-        expect(reading.value).toBeGreaterThan(lo);
+        expect(reading.value, `${drivers[i].kind} ${reading.quantity}`).toBeGreaterThan(lo);
         expect(reading.value).toBeLessThan(hi);
       }
     }
