@@ -9,7 +9,8 @@
  * the bus's round ends when its slowest chip is done rather than when the slowest chip's
  * turn happened to come. Each sensor has one transfer pending at a time, so a
  * priority-0 waiter is overtaken at most once per other sensor. Callers that ask in the
- * same synchronous run (one timer callback) compete on priority even for a free wire.
+ * same synchronous run (one timer callback) compete on priority even for a free wire; only
+ * a caller of the highest priority the wire has seen takes a free wire at once.
  */
 export class Turns {
   private held = false;
@@ -18,6 +19,8 @@ export class Turns {
   private waiting = 0;
   /** A grant of the free wire is queued (a microtask). */
   private granting = false;
+  /** The highest priority ever asked for here: the wire's longest conversion. */
+  private highest = 0;
 
   /** Callers queued or running. */
   get depth(): number {
@@ -26,25 +29,39 @@ export class Turns {
 
   async run<T>(fn: () => Promise<T>, priority = 0): Promise<T> {
     this.waiting++;
+    const highest = priority > 0 && priority >= this.highest;
+    if (priority > this.highest) this.highest = priority;
     try {
-      await new Promise<void>((go) => {
-        this.queue.push({ priority, seq: this.seq++, go });
-        // A free wire is granted at the end of the caller's synchronous run (a microtask),
-        // not at once: the rounds of one slot all ask within one timer callback, and the
-        // first to ask is rarely the one with the longest conversion. A wire granted on the
-        // spot went to whoever the timer fired first (an LM75 read) and was then held for
-        // as long as the slot's burst kept the event loop busy (1–5 ms in the mixed bench)
-        // while the TMP102s, the bus's critical path, waited behind it.
-        if (!this.held && !this.granting) {
-          this.granting = true;
-          queueMicrotask(this.grant);
-        }
-      });
+      if (!this.held && highest) {
+        // The longest conversion this wire has been asked for takes a free wire at once:
+        // nobody can outrank it, and its bytes leave while the slot's timer callback is
+        // still starting the other rounds (on a Pi the ioctl runs on a pool thread
+        // meanwhile), instead of after the callback (1–2.5 ms later in the mixed bench).
+        this.held = true;
+      } else {
+        await this.turn(priority);
+      }
       return await fn();
     } finally {
       this.waiting--;
       this.handOn();
     }
+  }
+
+  private turn(priority: number): Promise<void> {
+    return new Promise<void>((go) => {
+      this.queue.push({ priority, seq: this.seq++, go });
+      // A free wire is granted at the end of the caller's synchronous run (a microtask),
+      // not at once: the rounds of one slot all ask within one timer callback, and the
+      // first to ask is rarely the one with the longest conversion. A wire granted on the
+      // spot went to whoever the timer fired first (an LM75 read) and was then held for
+      // as long as the slot's burst kept the event loop busy (1–5 ms in the mixed bench)
+      // while the TMP102s, the bus's critical path, waited behind it.
+      if (!this.held && !this.granting) {
+        this.granting = true;
+        queueMicrotask(this.grant);
+      }
+    });
   }
 
   private readonly grant = (): void => {

@@ -56,17 +56,37 @@ describe('Turns', () => {
   it('callers asking in one synchronous run compete on priority even for a free turn', async () => {
     const turns = new Turns();
     const log: string[] = [];
+    await turns.run(async () => undefined, 26); // an earlier slot: the wire's longest is 26
     const read = task(log, 'read');
+    const mid = task(log, 'mid');
     const start = task(log, 'start');
     // As in a slot: the read's round happened to start first, on a free wire.
-    const runs = [turns.run(read.fn, 0), turns.run(start.fn, 26)];
-    expect(log).toEqual([]); // nobody holds it before the run ends
+    const runs = [turns.run(read.fn, 0), turns.run(mid.fn, 15), turns.run(start.fn, 26)];
     await turn();
     start.finish();
     await turn();
+    mid.finish();
+    await turn();
     read.finish();
     await Promise.all(runs);
-    expect(log).toEqual(['start+', 'start-', 'read+', 'read-']);
+    expect(log).toEqual(['start+', 'start-', 'mid+', 'mid-', 'read+', 'read-']);
+  });
+
+  it('only the highest priority the turn has seen takes a free turn at once', async () => {
+    const turns = new Turns();
+    const log: string[] = [];
+    const first = task(log, 'first');
+    const runs = [turns.run(first.fn, 26)];
+    expect(log).toEqual(['first+']); // in the caller's own synchronous run
+    first.finish();
+    await Promise.all(runs);
+    const lower = task(log, 'lower');
+    runs.push(turns.run(lower.fn, 15));
+    expect(log).toEqual(['first+', 'first-']); // waits for the end of the run
+    await turn();
+    expect(log).toEqual(['first+', 'first-', 'lower+']);
+    lower.finish();
+    await Promise.all(runs);
   });
 
   it('a caller alone on a free turn gets it without waiting for a timer turn', async () => {

@@ -56,7 +56,8 @@ describe('SharedI2CBus', () => {
     const { sim, bus } = sharedOver();
     sim.attach(0x48, new SimulatedTmp102());
     sim.attach(0x18, new SimulatedMcp9808());
-    await bus.transfer((b) => b.readByte(0x18, 0x05)); // opened: no open hop below
+    // Opened (no open hop below); an earlier slot asked for a 26 ms conversion.
+    await bus.transfer((b) => b.readByte(0x48, 0x01), { priority: 26 });
     sim.resetLog();
     // As the rounds of one slot: the read's round happened to start first.
     const order: number[] = [];
