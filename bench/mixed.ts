@@ -24,6 +24,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { sensorSchema, type SensorConfig } from '../agent/config/schema.js';
 import { silentLogger } from '../agent/ops/logger.js';
+import { realClock, type Clock } from '../agent/sampling/clock.js';
 import { Sampler } from '../agent/sampling/sampler.js';
 import { defaultW1Concurrency } from '../drivers/onewire/w1-limiter.js';
 import { createDriver } from '../drivers/registry.js';
@@ -227,7 +228,27 @@ async function run(
   const wires = sensors.map((s) =>
     'bus' in s ? `i2c:${s.bus}` : 'port' in s ? `serial:${s.port}` : 'w1',
   );
+  // The sampler takes its grid's origin with its clock's first readings in start(): record
+  // them, so each slot is measured from the due time the sampler scheduled it for. (Until
+  // 28 Nov 2026 the bench read the clock itself just before start(); a GC pause between
+  // the two, up to 9 ms in a run, moved every due time that much early: originShiftMs.)
+  let starting = false;
+  let origin: { now?: number; wallNow?: number } = {};
+  const clock: Clock = {
+    ...realClock,
+    now: () => {
+      const t = performance.now();
+      if (starting) origin.now ??= t;
+      return t;
+    },
+    wallNow: () => {
+      const t = Date.now();
+      if (starting) origin.wallNow ??= t;
+      return t;
+    },
+  };
   const sampler = new Sampler({
+    clock,
     logger: silentLogger,
     emit: () => undefined,
     // Every sensor on the same wall-clock slot. Without it each sensor's grid starts when
@@ -242,18 +263,26 @@ async function run(
       timeoutMs: periodMs,
     })),
   });
-  // Slot 0, as the sampler computes it: the next multiple of the period on the wall clock
-  // (aligned), or now (not aligned: the first sensor's own start).
+  // Slot 0 is the next multiple of the period on the wall clock (aligned), or the origin
+  // (not aligned); benchT0 is the bench's own reading of it, kept to report the shift.
   const gcs: { start: number; duration: number }[] = [];
   const gcObserver = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) gcs.push({ start: e.startTime, duration: e.duration });
   });
   if (timelinePath) gcObserver.observe({ entryTypes: ['gc'] });
   const wall = Date.now();
-  const t0 = performance.now() + (align ? (periodMs - (wall % periodMs)) % periodMs : 0);
+  const benchT0 = performance.now() + (align ? (periodMs - (wall % periodMs)) % periodMs : 0);
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
+  starting = true;
   sampler.start();
+  starting = false;
+  if (origin.now === undefined || origin.wallNow === undefined)
+    throw new Error('the sampler took no origin from its clock in start()');
+  const t0 = origin.now + (align ? (periodMs - (origin.wallNow % periodMs)) % periodMs : 0);
+  /** How much later the sampler's slot 0 is than the bench's own reading before start(). */
+  const originShiftMs = t0 - benchT0;
+  origin = {};
   await sleep(t0 + periodMs * slots - performance.now());
   // The whole process: the agent's sampler and drivers, and the simulators behind them.
   const cpuUsed = process.cpuUsage(cpu0);
@@ -338,7 +367,7 @@ async function run(
       lastError: errors.get(wire),
     });
   }
-  return { limits, results, schedulingLag, cpu };
+  return { limits, results, schedulingLag, cpu, originShiftMs };
 }
 
 const fmt = (v: number, digits: number) =>
@@ -388,7 +417,7 @@ async function main(): Promise<void> {
   const wires = values.wires.split(',') as WireKind[];
   const unknown = wires.filter((w) => !WIRE_KINDS.includes(w));
   if (unknown.length > 0) throw new Error(`unknown wire kind: ${unknown.join(', ')}`);
-  const { limits, results, schedulingLag, cpu } = await run(
+  const { limits, results, schedulingLag, cpu, originShiftMs } = await run(
     periodMs,
     slots,
     alignToWallClock,
@@ -410,6 +439,11 @@ async function main(): Promise<void> {
     schedulingLag,
     /** CPU of the process (agent and simulators) while sampling, slot 0 included. */
     cpu,
+    /**
+     * The sampler's slot 0 minus the bench's own clock reading just before start(): what
+     * the cycles measured until 28 Nov 2026 had added (they were from that reading).
+     */
+    originShiftMs,
     results,
   };
   const json = `${JSON.stringify(report, null, 2)}\n`;
@@ -417,7 +451,7 @@ async function main(): Promise<void> {
   process.stderr.write(markdownTable(results));
   process.stderr.write(
     `CPU while sampling: ${fmt(cpu.percentOfOneCore, 2)} % of one core (agent and simulators); ` +
-      `slot lag p50 ${fmt(schedulingLag.p50Ms, 2)} ms\n`,
+      `slot lag p50 ${fmt(schedulingLag.p50Ms, 2)} ms; origin shift ${fmt(originShiftMs, 2)} ms\n`,
   );
   if (values.write) writeFileSync(path.join(root, 'docs/benchmarks/mixed.json'), json);
 }
