@@ -1,7 +1,8 @@
 /**
  * One I²C bus shared by every sensor on it. The bus is one wire: transfers take turns
- * through a FIFO lock (drivers/turns.ts), held only while bytes move, so drivers do their
- * conversion waits outside `transfer()` and all sensors on a bus convert at the same time.
+ * through a lock served by priority (drivers/turns.ts), held only while bytes move, so
+ * drivers do their conversion waits outside `transfer()` and all sensors on a bus convert
+ * at the same time.
  *
  * EIO / EREMOTEIO (errno 121, frequent on the Pi with long wires or marginal pull-ups) are
  * retried here with a short backoff, taken outside the lock so other sensors keep going.
