@@ -464,7 +464,7 @@ export function markdownTable(results: RunResult[]): string {
     rows.push(
       `| ${fmt(r.n, 0)} | ${r.strategy} | ${fmt(r.achievedRateHz, 4)} | ${fmt(r.rateRatio * 100, 2)} | ` +
         `${fmt(r.roundMs.p50, 1)} | ${fmt(r.cycleMs, 0)}${r.cycleExtrapolated ? ' (extrapolated)' : ''} | ` +
-        `${fmt(r.cycleOverLatency, 2)} | ${fmt(r.lag.p99Ms, 1)} | ${fmt(r.cpuPercent, 1)} | ${fmt(r.peakRssMB, 0)} |`,
+        `${fmt(r.cycleOverLatency, 3)} | ${fmt(r.lag.p99Ms, 1)} | ${fmt(r.cpuPercent, 1)} | ${fmt(r.peakRssMB, 0)} |`,
     );
   }
   return `${rows.join('\n')}\n`;
