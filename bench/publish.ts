@@ -29,6 +29,7 @@ import { silentLogger } from '../agent/ops/logger.js';
 import { TelemetryPublisher } from '../agent/publish/publisher.js';
 import { Spool } from '../agent/publish/spool.js';
 import { agentOutage } from './lib/agent-outage.js';
+import { subscriberProcess, until } from './lib/subscriber-process.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -209,33 +210,7 @@ async function subscriber(
   mode: 'telemetry' | 'naive',
 ) {
   const tally: Tally = { seqs: 0, messages: 0, readings: 0, cpuMs: 0 };
-  const child = spawn(
-    process.execPath,
-    ['--input-type=module', '-e', SUBSCRIBER_SOURCE, url, clientId, topic, mode],
-    { stdio: ['pipe', 'pipe', 'inherit'], cwd: process.cwd() },
-  );
-  let buffered = '';
-  let ready = false;
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line === 'ready') ready = true;
-      else if (line.startsWith('{')) Object.assign(tally, JSON.parse(line) as Tally);
-    }
-  });
-  await until(() => ready, 30_000);
-  return {
-    tally,
-    close: async () => {
-      const gone = new Promise((r) => child.once('exit', r));
-      child.stdin!.end();
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(t);
-    },
-  };
+  return subscriberProcess(SUBSCRIBER_SOURCE, [url, clientId, topic, mode], tally);
 }
 
 function makePublisher(url: string, stateDir: string, gateway: string) {
@@ -256,15 +231,6 @@ function makePublisher(url: string, stateDir: string, gateway: string) {
     status: { version: 'bench', startedAt: Date.now(), sensors: [] },
   });
   return { spool, publisher, mqtt: mqttConfig };
-}
-
-async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(5);
-  }
-  return true;
 }
 
 // --- 1. batched, end to end -------------------------------------------------------------

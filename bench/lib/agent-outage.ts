@@ -32,6 +32,7 @@ import Database from 'better-sqlite3';
 import { AGENT_NODE_FLAGS } from '../../agent/ops/node-flags.js';
 import { SPOOL_FILE } from '../../agent/publish/spool.js';
 import { startModbusTcpSensorServer } from '../../simulator/network/modbus-tcp-server.js';
+import { subscriberProcess, until } from './subscriber-process.js';
 
 export interface OutageBroker {
   url: string;
@@ -250,42 +251,7 @@ async function subscriber(url: string, topic: string) {
     maxSeq: 0,
     lastCreatedAt: 0,
   };
-  const child = spawn(
-    process.execPath,
-    ['--input-type=module', '-e', SUBSCRIBER_SOURCE, url, topic],
-    { stdio: ['pipe', 'pipe', 'inherit'], cwd: process.cwd() },
-  );
-  let buf = '';
-  let ready = false;
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line === 'ready') ready = true;
-      else if (line.startsWith('{')) Object.assign(tally, JSON.parse(line) as SubTally);
-    }
-  });
-  await until(() => ready, 30_000);
-  return {
-    tally,
-    close: async () => {
-      const gone = new Promise((r) => child.once('exit', r));
-      child.stdin!.end();
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(t);
-    },
-  };
-}
-
-async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
+  return subscriberProcess(SUBSCRIBER_SOURCE, [url, topic], tally);
 }
 
 // --- the agent --------------------------------------------------------------------------
