@@ -15,7 +15,7 @@
  *   npx tsx bench/publish.ts
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -29,6 +29,7 @@ import { silentLogger } from '../agent/ops/logger.js';
 import { TelemetryPublisher } from '../agent/publish/publisher.js';
 import { Spool } from '../agent/publish/spool.js';
 import { agentOutage } from './lib/agent-outage.js';
+import { procCpuMs } from './lib/machine.js';
 import { subscriberProcess, until } from './lib/subscriber-process.js';
 
 v8.setFlagsFromString('--expose-gc');
@@ -117,18 +118,6 @@ async function mosquitto(dir: string) {
   return { url: `mqtt://127.0.0.1:${port}`, start, stop, pid: () => child?.pid };
 }
 
-/** CPU time (user + system) of a process in ms, from /proc (Linux); 0 when unknown. */
-function procCpuMs(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 (utime, stime) in clock ticks (USER_HZ = 100 on Linux).
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
 const ownCpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;

@@ -32,6 +32,7 @@ import Database from 'better-sqlite3';
 import { AGENT_NODE_FLAGS } from '../../agent/ops/node-flags.js';
 import { SPOOL_FILE } from '../../agent/publish/spool.js';
 import { startModbusTcpSensorServer } from '../../simulator/network/modbus-tcp-server.js';
+import { procCpuMs } from './machine.js';
 import { subscriberProcess, until } from './subscriber-process.js';
 
 export interface OutageBroker {
@@ -80,16 +81,6 @@ function procMem(pid: number): { rssKb: number; anonKb: number; fileKb: number }
     return { rssKb: kb('VmRSS'), anonKb: kb('RssAnon'), fileKb: kb('RssFile') + kb('RssShmem') };
   } catch {
     return undefined;
-  }
-}
-
-function procCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
   }
 }
 
