@@ -4,6 +4,7 @@
  * most `inFlight` rounds may run at once (the 1-Wire read limiter). The limit is the
  * finishing time of an ideal schedule of those chains on a wire with no software cost.
  */
+import { i2cWireMs } from '../../drivers/i2c/wire-time.js';
 
 /** Bytes on the wire (ms it holds the wire), or a wait that other sensors may overlap. */
 export type Step = { readonly wireMs: number } | { readonly waitMs: number };
@@ -101,20 +102,13 @@ export function scheduleWire(chains: readonly Chain[], inFlight = Infinity): Wir
 
 // ───────────────────────────── I²C ─────────────────────────────
 
-/** SCL of the Pi's I²C controller unless dtparam=i2c_arm_baudrate says otherwise. */
-export const I2C_CLOCK_HZ = 100_000;
-
-/**
- * One transfer: 9 clocks per byte (8 bits + ACK/NACK), the address byte(s) included, plus
- * START and STOP, plus a repeated START for a write-then-read. The simulated bus charges the
- * same clocks (it omits the repeated START: 10 µs).
- */
-export function i2cTransferMs(bytes: number, repeatedStart = false, hz = I2C_CLOCK_HZ): number {
-  return ((9 * bytes + 2 + (repeatedStart ? 1 : 0)) / hz) * 1000;
-}
+// One transfer: 9 clocks per byte (8 bits + ACK/NACK), the address byte(s) included, plus
+// START and STOP, plus a repeated START for a write-then-read, at the Pi's default 100 kHz
+// (i2cWireMs, drivers/i2c/wire-time.ts — the drivers time conversions with it, and the
+// simulated bus charges the same clocks without the repeated START: 10 µs).
 
 const w = (bytes: number, repeatedStart = false): Step => ({
-  wireMs: i2cTransferMs(bytes, repeatedStart),
+  wireMs: i2cWireMs(bytes, repeatedStart),
 });
 
 /** Conversion times: typical (what the simulator models) and datasheet maximum. */

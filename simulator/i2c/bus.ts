@@ -5,6 +5,8 @@
  * transfers on one bus at the same time. The bus does not serialise anything itself — that
  * is SharedI2CBus's job, and an overlap here means a caller broke the rule.
  */
+import { i2cWireMs } from '../../drivers/i2c/wire-time.js';
+import { sleepUntil } from '../../drivers/turns.js';
 import type { I2CBus } from '../../drivers/types.js';
 import { Nack, type SimulatedI2CDevice } from './device.js';
 
@@ -65,24 +67,12 @@ export function i2cErrnoError(code: string, syscall: string): NodeJS.ErrnoExcept
 }
 
 /**
- * Waits `ms` of real time with sub-millisecond precision. A bare setTimeout rounds a
- * 0.4 ms transfer up to 1–2 ms, which made every simulated transfer 3× too slow and the
- * bus's cycle time a model artefact; here the timer takes the whole milliseconds and
- * setImmediate turns (which let I/O and timers run) cover the rest.
+ * Holds the wire `ms` of real time with sub-millisecond precision: a bare setTimeout
+ * rounds a 0.4 ms transfer up to 1–2 ms, which made every simulated transfer 3× too slow
+ * and the bus's cycle time a model artefact. The drivers' own precise wait does it.
  */
 export function holdWire(ms: number): Promise<void> {
-  const end = performance.now() + ms;
-  return new Promise((resolve) => {
-    // One callback re-queued, not a promise per turn: the spin allocates next to nothing,
-    // so it does not bring on the scavenges that would stretch the other transfers.
-    let turns = 0;
-    const check = (): void => {
-      if (performance.now() >= end || ++turns > 1_000_000) resolve();
-      else setImmediate(check);
-    };
-    if (ms >= 2) setTimeout(check, ms - 1);
-    else check();
-  });
+  return sleepUntil(performance.now() + ms);
 }
 
 export class SimulatedI2CBus implements I2CBus {
@@ -127,7 +117,7 @@ export class SimulatedI2CBus implements I2CBus {
 
   /** Time the wire needs for `bytes` bytes: 9 clocks each, plus start and stop. */
   wireMs(bytes: number): number {
-    return ((bytes * 9 + 2) / this.clockHz) * 1000;
+    return i2cWireMs(bytes, false, this.clockHz);
   }
 
   /** Clears the transfer log and the overlap count. */
