@@ -30,6 +30,7 @@ import { TelemetryPublisher } from '../agent/publish/publisher.js';
 import { Spool } from '../agent/publish/spool.js';
 import { agentOutage } from './lib/agent-outage.js';
 import { procCpuMs } from './lib/machine.js';
+import { sleep } from '../drivers/turns.js';
 import { subscriberProcess, until } from './lib/subscriber-process.js';
 
 v8.setFlagsFromString('--expose-gc');
@@ -66,7 +67,6 @@ const self = fileURLToPath(import.meta.url);
 // The repository root, whether this runs as bench/publish.ts (tsx) or dist/bench/publish.js.
 const ROOT = resolve(dirname(self), self.includes(`${sep}dist${sep}`) ? '../..' : '..');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
 
 // --- a mosquitto of our own ------------------------------------------------------------

@@ -33,6 +33,7 @@ import { AGENT_NODE_FLAGS } from '../../agent/ops/node-flags.js';
 import { SPOOL_FILE } from '../../agent/publish/spool.js';
 import { startModbusTcpSensorServer } from '../../simulator/network/modbus-tcp-server.js';
 import { procCpuMs } from './machine.js';
+import { sleep } from '../../drivers/turns.js';
 import { subscriberProcess, until } from './subscriber-process.js';
 
 export interface OutageBroker {
@@ -59,7 +60,6 @@ const PROBE_DIR = process.env.BENCH_AGENT_PROBE_DIR ?? '/tmp/agent-outage-probe'
  */
 const CONTROL = process.env.BENCH_AGENT_CONTROL === '1';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (kb: number) => Math.round((kb / 1024) * 10) / 10;
 const round1 = (x: number) => Math.round(x * 10) / 10;
 

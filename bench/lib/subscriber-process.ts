@@ -5,8 +5,7 @@
  * its stdin ends.
  */
 import { spawn } from 'node:child_process';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../../drivers/turns.js';
 
 /** Poll cond every 20 ms; false when timeoutMs passed first. */
 export async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
