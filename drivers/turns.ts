@@ -36,7 +36,7 @@ export class Turns {
         // The longest conversion this wire has been asked for takes a free wire at once:
         // nobody can outrank it, and its bytes leave while the slot's timer callback is
         // still starting the other rounds (on a Pi the ioctl runs on a pool thread
-        // meanwhile), instead of after the callback (1–2.5 ms later in the mixed bench).
+        // meanwhile), instead of after the callback.
         this.held = true;
       } else {
         await this.turn(priority);
@@ -55,7 +55,7 @@ export class Turns {
       // not at once: the rounds of one slot all ask within one timer callback, and the
       // first to ask is rarely the one with the longest conversion. A wire granted on the
       // spot went to whoever the timer fired first (an LM75 read) and was then held for
-      // as long as the slot's burst kept the event loop busy (1–5 ms in the mixed bench)
+      // as long as the slot's burst kept the event loop busy
       // while the TMP102s, the bus's critical path, waited behind it.
       if (!this.held && !this.granting) {
         this.granting = true;

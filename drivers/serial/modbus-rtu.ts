@@ -8,7 +8,7 @@
  * port, its own open/close and queue), so it cannot share one RS-485 line among several
  * sensors through our turn-taking, cannot reopen through our backoff when the adapter is
  * unplugged, and its RTU buffering does not wait the 3.5-character silence by the clock.
- * Framing is 60 lines (drivers/serial/modbus-rtu-frame.ts; the PDU is drivers/modbus-pdu.ts,
+ * The framing is drivers/serial/modbus-rtu-frame.ts (the PDU is drivers/modbus-pdu.ts,
  * shared with Modbus TCP), tested against the vectors above and fuzzed, and it runs unchanged
  * on serialport 13 and the simulator.
  *

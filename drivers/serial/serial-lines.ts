@@ -1,6 +1,6 @@
 /**
  * One shared serial port per device path. Several sensors (Modbus slaves on one RS-485
- * line) use the same port: requests take turns through a FIFO Turns ("serial:<path>"), and
+ * line) use the same port: requests take turns through a priority-ordered Turns ("serial:<path>"), and
  * the wire stays quiet for the Modbus inter-frame silence (3.5 characters) between frames.
  *
  * The port is opened on first use through a serialport binding (the real one from
