@@ -11,6 +11,7 @@ import { AggregationWorker, type AggregatorOptions } from './aggregation/aggrega
 import { Spool } from './publish/spool.js';
 import { TelemetryPublisher } from './publish/publisher.js';
 import { HealthReporter } from './publish/health-reporter.js';
+import { healthReport, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';
 import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
@@ -117,6 +118,7 @@ export class Pipeline {
       publisher,
       logger,
     );
+    pipeline.reporter = health;
     health.start();
     closers.push(() => health.stop());
 
@@ -173,6 +175,7 @@ export class Pipeline {
   }
 
   private notifier: SystemdNotifier | undefined;
+  private reporter: HealthReporter | undefined;
 
   /** SIGHUP: apply a new, already validated config's sensors without restarting the pipeline. */
   async reload(next: Config): Promise<void> {
@@ -228,29 +231,20 @@ export class Pipeline {
     return `${ok}/${sensors.length} sensors ok, ${p.connected ? 'broker connected' : 'broker DOWN'}, spool ${p.spool.depth} batches, ring ${this.ring.counters().fill}`;
   }
 
-  health(): Record<string, unknown> {
-    const ring = this.ring.counters();
-    const p = this.publisher.stats();
-    const sensors = this.sampler.health();
-    return {
+  /** The health report as published (docs/payload.md, docs/schemas/health.schema.json). */
+  health(): HealthReport {
+    return healthReport({
       gateway: this.config.gateway.id,
-      at: Date.now(),
-      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
-      readings: ring.written,
-      drops: { ring: ring.dropped, spool: p.spool.dropped },
-      ring,
-      spool: p.spool,
-      mqtt: {
-        connected: p.connected,
-        reconnects: p.reconnects,
-        inflight: p.inflight,
-        published: p.published,
-      },
-      eventLoopDelayMs: this.loop.snapshot(),
+      now: Date.now(),
+      startedAt: this.startedAt,
+      ring: this.ring.counters(),
+      publisher: this.publisher.stats(),
+      eventLoop: this.loop.snapshot(),
+      sensors: this.sampler.health(),
       workerRestarts: this.worker.restarts,
-      sensors,
       rssBytes: process.memoryUsage.rss(),
-    };
+      healthSkipped: this.reporter?.skipped ?? 0,
+    });
   }
 
   /** The figures the simulate live view shows. */
@@ -275,7 +269,7 @@ export class Pipeline {
     };
   }
 
-  metrics() {
+  metrics(): HealthReport {
     return this.health();
   }
 
