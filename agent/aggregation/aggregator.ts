@@ -14,9 +14,9 @@
  * sensor's quantities are known, else from its first reading — so a subscriber can tell a
  * failing or backing-off sensor (a window with count 0 and its state) from a missing one.
  * A period with no reading at all gets an empty window; its `state` says why, from what the
- * series saw last (see windowState). Only a gap of more than MAX_FILL_PERIODS (the wall
- * clock jumped, e.g. NTP setting the time of a Pi without a real-time clock) is not filled:
- * the series resumes at the current period and the periods passed over are counted.
+ * series saw last (see windowState). A gap of more than MAX_FILL_PERIODS is a jump of the
+ * wall clock (e.g. NTP setting the time of a Pi without a real-time clock), not an outage:
+ * only its last MAX_FILL_PERIODS periods get windows, the earlier ones are counted.
  *
  * A reading whose value is not finite, whose status is Fault, or whose status code is not
  * a known ReadingStatus counts in `faults` and is not aggregated. Flagged readings stay.
@@ -255,7 +255,15 @@ export class Aggregator {
 
   /** Close every window now and emit everything (SIGTERM drain, reload). */
   flush(): void {
-    for (const s of this.series) if (s !== undefined) this.closeAll(s);
+    for (const s of this.series) {
+      if (s === undefined) continue;
+      // Periods that ended before the latest tick get their window even inside the grace.
+      if (s.current === undefined && !Number.isNaN(s.covered) && this.now > 0) {
+        const ended = this.periodOf(this.now);
+        if (s.covered < ended) this.fillTo(s, ended);
+      }
+      this.closeAll(s);
+    }
     this.emitPending();
   }
 

@@ -278,6 +278,17 @@ describe('Aggregator windows', () => {
     ).toEqual([['temperature', 30_000, 1]]);
   });
 
+  it('flush also emits the empty windows of periods that ended inside the grace', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, NaN, ReadingStatus.Fault);
+    agg.tick(21_000); // [0, 10 000) closed; [10 000, 20 000) ended but is within its grace
+    agg.flush();
+    expect(windows().map((w) => [w.start, w.state])).toEqual([
+      [0, 'failing'],
+      [10_000, 'backoff'],
+    ]);
+  });
+
   it('does not fill a clock jump: at most MAX_FILL_PERIODS empty windows, the rest counted', () => {
     const { agg, windows } = collect();
     agg.add(0, 0, 1000, 20, ReadingStatus.Ok);
