@@ -11,13 +11,14 @@ import { AggregationWorker, type AggregatorOptions } from './aggregation/aggrega
 import { Spool } from './publish/spool.js';
 import { TelemetryPublisher } from './publish/publisher.js';
 import { HealthReporter } from './publish/health-reporter.js';
+import { healthReport, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';
 import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
 import { startWatchdog, progressCheck } from './ops/watchdog.js';
 import { startMetricsServer } from './ops/metrics.js';
 import { createDriver, touchI2CAddresses, type Seams } from '../drivers/registry.js';
-import { quantityCode, type Reading } from '../drivers/types.js';
+import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';
 
 export interface PipelineOptions {
@@ -75,15 +76,18 @@ export class Pipeline {
     // Indices are stable for the life of the process so a reload never renumbers a series.
     const indexOf = new Map<string, number>();
     enabled.forEach((s, i) => indexOf.set(s.id, i));
-    const worker = AggregationWorker.start(workerOptions(config, ring, enabled));
+    await touchI2CAddresses(enabled, opts.seams, logger);
+    const sampled = enabled.map((s) => sampledSensor(s, indexOf.get(s.id)!, config, opts.seams));
+    // The drivers know their quantities, so every series has windows from the start.
+    const worker = AggregationWorker.start(
+      workerOptions(config, ring, enabled, quantitiesById(sampled)),
+    );
     worker.onBatch((batch) => {
       publisher.submit(batch.body);
     });
     worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
 
     const emit = emitter(ring, config.buffer.overflow);
-    await touchI2CAddresses(enabled, opts.seams, logger);
-    const sampled = enabled.map((s) => sampledSensor(s, indexOf.get(s.id)!, config, opts.seams));
     const sampler = new Sampler({
       sensors: sampled,
       emit,
@@ -114,6 +118,7 @@ export class Pipeline {
       publisher,
       logger,
     );
+    pipeline.reporter = health;
     health.start();
     closers.push(() => health.stop());
 
@@ -170,6 +175,7 @@ export class Pipeline {
   }
 
   private notifier: SystemdNotifier | undefined;
+  private reporter: HealthReporter | undefined;
 
   /** SIGHUP: apply a new, already validated config's sensors without restarting the pipeline. */
   async reload(next: Config): Promise<void> {
@@ -180,16 +186,19 @@ export class Pipeline {
       if (!this.sensorIndex.has(s.id)) this.sensorIndex.set(s.id, this.nextIndex++);
     }
     const all = [...this.sensorIndex.entries()].sort((a, b) => a[1] - b[1]);
-    const byId = new Map(next.sensors.map((s) => [s.id, s]));
+    const byId = new Map(enabled.map((s) => [s.id, s]));
+    await touchI2CAddresses(enabled, seams, logger);
+    const sampled = enabled.map((s) => sampledSensor(s, this.sensorIndex.get(s.id)!, next, seams));
+    const quantities = quantitiesById(sampled);
     // The worker must know a new sensor before its first reading arrives.
     await this.worker.updateSensors(
       all.map(([id]) => {
         const s = byId.get(id);
-        return { id, driver: s?.driver ?? 'removed', range: s?.range };
+        return s
+          ? { id, driver: s.driver, range: s.range, quantities: quantities.get(id) }
+          : { id, driver: 'removed' };
       }),
     );
-    await touchI2CAddresses(enabled, seams, logger);
-    const sampled = enabled.map((s) => sampledSensor(s, this.sensorIndex.get(s.id)!, next, seams));
     await this.sampler.replace(sampled);
     this.config = next;
     logger.info({ sensors: enabled.map((s) => s.id) }, 'configuration reloaded');
@@ -222,29 +231,20 @@ export class Pipeline {
     return `${ok}/${sensors.length} sensors ok, ${p.connected ? 'broker connected' : 'broker DOWN'}, spool ${p.spool.depth} batches, ring ${this.ring.counters().fill}`;
   }
 
-  health(): Record<string, unknown> {
-    const ring = this.ring.counters();
-    const p = this.publisher.stats();
-    const sensors = this.sampler.health();
-    return {
+  /** The health report as published (docs/payload.md, docs/schemas/health.schema.json). */
+  health(): HealthReport {
+    return healthReport({
       gateway: this.config.gateway.id,
-      at: Date.now(),
-      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
-      readings: ring.written,
-      drops: { ring: ring.dropped, spool: p.spool.dropped },
-      ring,
-      spool: p.spool,
-      mqtt: {
-        connected: p.connected,
-        reconnects: p.reconnects,
-        inflight: p.inflight,
-        published: p.published,
-      },
-      eventLoopDelayMs: this.loop.snapshot(),
+      now: Date.now(),
+      startedAt: this.startedAt,
+      ring: this.ring.counters(),
+      publisher: this.publisher.stats(),
+      eventLoop: this.loop.snapshot(),
+      sensors: this.sampler.health(),
       workerRestarts: this.worker.restarts,
-      sensors,
       rssBytes: process.memoryUsage.rss(),
-    };
+      healthSkipped: this.reporter?.skipped ?? 0,
+    });
   }
 
   /** The figures the simulate live view shows. */
@@ -269,7 +269,7 @@ export class Pipeline {
     };
   }
 
-  metrics() {
+  metrics(): HealthReport {
     return this.health();
   }
 
@@ -284,10 +284,16 @@ export function workerOptions(
   config: Config,
   ring: RingBuffer,
   sensors: SensorConfig[],
+  quantities: ReadonlyMap<string, readonly Quantity[]> = new Map(),
 ): AggregatorOptions {
   return {
     ring: ring.shared,
-    sensors: sensors.map((s) => ({ id: s.id, driver: s.driver, range: s.range })),
+    sensors: sensors.map((s) => ({
+      id: s.id,
+      driver: s.driver,
+      range: s.range,
+      quantities: quantities.get(s.id),
+    })),
     windowMs: config.aggregation.windowMs,
     stuckCount: config.aggregation.stuckCount,
     spikeZ: config.aggregation.spikeZ,
@@ -298,6 +304,10 @@ export function workerOptions(
     maxDelayMs: config.batch.maxDelayMs,
     raw: config.batch.raw,
   };
+}
+
+function quantitiesById(sampled: SampledSensor[]): Map<string, readonly Quantity[]> {
+  return new Map(sampled.map((s) => [s.id, s.driver.quantities]));
 }
 
 function sampledSensor(
@@ -314,6 +324,7 @@ function sampledSensor(
     intervalMs: s.schedule === undefined ? (s.intervalMs ?? config.sampling.intervalMs) : undefined,
     schedule: s.schedule,
     timeoutMs: s.timeoutMs ?? config.sampling.timeoutMs,
+    backoffMaxMs: s.backoffMaxMs ?? config.sampling.backoffMaxMs,
   };
 }
 

@@ -13,12 +13,16 @@ import {
   type SensorErrorCode,
 } from './types.js';
 
+/** Backoff after failures when the caller sets none: 250 ms doubling up to 30 s. */
+export const DEFAULT_BACKOFF_MIN_MS = 250;
+export const DEFAULT_BACKOFF_MAX_MS = 30_000;
+
 export interface RoundsOptions {
   sensor: string;
   timeoutMs: number;
   /** The sensor's signal: aborting it ends the round in flight and every later one (as stop()). */
   signal?: AbortSignal;
-  /** Backoff after failures: min · 2^(n-1), capped at max. */
+  /** Backoff after failures: min · 2^(n-1), capped at max (config sampling.backoffMaxMs). */
   backoffMinMs?: number;
   backoffMaxMs?: number;
   /** Consecutive failures after which the device is closed and reopened. */
@@ -161,8 +165,9 @@ export class SensorRounds {
     private readonly opts: RoundsOptions,
   ) {
     this.now = opts.now ?? Date.now;
-    this.minMs = opts.backoffMinMs ?? 250;
-    this.maxMs = opts.backoffMaxMs ?? 30_000;
+    this.minMs = opts.backoffMinMs ?? DEFAULT_BACKOFF_MIN_MS;
+    // The ceiling is never below the first wait, whatever a caller passes.
+    this.maxMs = Math.max(this.minMs, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
     this.reopenAfter = opts.reopenAfter ?? 3;
     this.timer = (opts.roundTimer ?? setTimeoutRoundTimer)(() => this.onTimeout());
     // One listener for the sensor's life, not one per round (the sampler calls stop()).

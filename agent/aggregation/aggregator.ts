@@ -6,14 +6,22 @@
  * Windows are tumbling, per (sensor, quantity), aligned to the wall clock: a reading at t
  * belongs to [floor(t / windowMs) · windowMs, + windowMs). A window closes when a reading of
  * the same series for a later window arrives, or when the wall clock passes its end by
- * `graceMs` (sensors that went quiet). A reading older than its series' open window (late)
- * goes into a separate window for its own period, emitted on the next tick. Closed windows
- * are coalesced for `coalesceMs` so the windows of one period travel together.
+ * `graceMs` (sensors that went quiet). A reading older than the periods its series already
+ * covered (late) goes into a separate window for its own period, emitted on the next tick.
+ * Closed windows are coalesced for `coalesceMs` so the windows of one period travel together.
+ *
+ * Every series has a window for every period once it exists — from the start when the
+ * sensor's quantities are known, else from its first reading — so a subscriber can tell a
+ * failing or backing-off sensor (a window with count 0 and its state) from a missing one.
+ * A period with no reading at all gets an empty window; its `state` says why, from what the
+ * series saw last (see windowState). A gap of more than MAX_FILL_PERIODS is a jump of the
+ * wall clock (e.g. NTP setting the time of a Pi without a real-time clock), not an outage:
+ * only its last MAX_FILL_PERIODS periods get windows, the earlier ones are counted.
  *
  * A reading whose value is not finite, whose status is Fault, or whose status code is not
  * a known ReadingStatus counts in `faults` and is not aggregated. Flagged readings stay.
  */
-import { QUANTITIES, UNITS, ReadingStatus } from '../../drivers/types.js';
+import { QUANTITIES, UNITS, ReadingStatus, type Quantity } from '../../drivers/types.js';
 import { Welford } from './stats.js';
 import {
   FLAG_POWER_ON,
@@ -37,7 +45,26 @@ export interface SensorSpec {
   driver: string;
   /** Physical range of the temperature, °C (flags "range"). */
   range?: Range;
+  /** The quantities it reports: their series get windows from the start, before any reading. */
+  quantities?: readonly Quantity[];
 }
+
+/**
+ * What a window says about its sensor: ok (values, no faults), degraded (values and faults),
+ * failing (faults only), backoff (no round ended in it and the last one failed: retries are
+ * held back), idle (no round ended in it and the last one succeeded, or none has ended yet:
+ * an interval longer than the window, or a first round still under way).
+ */
+export type WindowState = 'ok' | 'degraded' | 'failing' | 'backoff' | 'idle';
+
+export function windowState(count: number, faults: number, lastRoundFailed: boolean): WindowState {
+  if (count > 0) return faults > 0 ? 'degraded' : 'ok';
+  if (faults > 0) return 'failing';
+  return lastRoundFailed ? 'backoff' : 'idle';
+}
+
+/** Longest gap filled with empty windows; a longer one is a clock jump, not an outage. */
+export const MAX_FILL_PERIODS = 60;
 
 export interface AggregationSettings {
   windowMs: number;
@@ -77,6 +104,8 @@ export interface AggregatorStats {
   unknownSensor: number;
   /** Readings that arrived after their series had moved to a later window. */
   late: number;
+  /** Periods left without a window because the gap exceeded MAX_FILL_PERIODS. */
+  periodsSkipped: number;
   windowsEmitted: number;
   batchesEmitted: number;
   sensors: SensorStats[];
@@ -108,6 +137,10 @@ interface Series {
   readingPrefix: string;
   current: Window | undefined;
   late: Map<number, Window> | undefined;
+  /** End of the latest period this series has a window for (NaN before its first). */
+  covered: number;
+  /** The latest reading of this series was a fault (for the state of empty windows). */
+  lastFailed: boolean;
 }
 
 const QN = QUANTITIES.length;
@@ -127,7 +160,13 @@ export class Aggregator {
   private pendingReadings: EncodedItem[] = [];
   private pendingReadingBytes = 0;
   private readingsSince = 0;
-  private readonly counts = { readings: 0, faults: 0, unknownSensor: 0, late: 0 };
+  private readonly counts = {
+    readings: 0,
+    faults: 0,
+    unknownSensor: 0,
+    late: 0,
+    periodsSkipped: 0,
+  };
   private windowsEmitted = 0;
   private batchesEmitted = 0;
   /** Time of the latest tick, used to time pending output. */
@@ -143,7 +182,10 @@ export class Aggregator {
     this.graceMs = settings.graceMs ?? Math.min(settings.windowMs, 2000);
     this.coalesceMs = settings.coalesceMs ?? Math.min(settings.windowMs / 4, 500);
     this.budget = Math.max(512, settings.maxBytes - HEADER_RESERVE);
-    this.sensors.forEach((s, i) => this.resetSensorStats(i, s));
+    this.sensors.forEach((s, i) => {
+      this.resetSensorStats(i, s);
+      this.openKnownSeries(i, s);
+    });
   }
 
   /** Hot path: one record from the ring. */
@@ -161,19 +203,19 @@ export class Aggregator {
       return;
     }
     let w = s.current;
-    if (w === undefined || t < w.start || t >= w.end) {
-      w = this.windowFor(s, t - (((t % this.windowMs) + this.windowMs) % this.windowMs));
-    }
+    if (w === undefined || t < w.start || t >= w.end) w = this.windowFor(s, this.periodOf(t));
     if (
       !Number.isFinite(value) ||
       (status !== ReadingStatus.Ok && status !== ReadingStatus.Suspect)
     ) {
       w.faults++;
+      s.lastFailed = true;
       this.countFault(sensorIndex);
       // Raw mode shows the failed read too, with v null (docs/payload.md).
       if (this.settings.raw) this.addRaw(s, t, Number.NaN);
       return;
     }
+    s.lastFailed = false;
     const flags = s.detectors.check(value);
     w.stats.add(value);
     this.counts.readings++;
@@ -192,6 +234,12 @@ export class Aggregator {
         this.close(s, s.current);
         s.current = undefined;
       }
+      // Periods that ended (plus the grace) without a reading get their empty window.
+      if (s.current === undefined) {
+        const due = this.periodOf(now - this.graceMs);
+        if (Number.isNaN(s.covered)) s.covered = this.periodOf(now);
+        else if (s.covered < due) this.fillTo(s, due);
+      }
       if (s.late !== undefined) {
         for (const w of s.late.values()) this.close(s, w);
         s.late = undefined;
@@ -207,7 +255,15 @@ export class Aggregator {
 
   /** Close every window now and emit everything (SIGTERM drain, reload). */
   flush(): void {
-    for (const s of this.series) if (s !== undefined) this.closeAll(s);
+    for (const s of this.series) {
+      if (s === undefined) continue;
+      // Periods that ended before the latest tick get their window even inside the grace.
+      if (s.current === undefined && !Number.isNaN(s.covered) && this.now > 0) {
+        const ended = this.periodOf(this.now);
+        if (s.covered < ended) this.fillTo(s, ended);
+      }
+      this.closeAll(s);
+    }
     this.emitPending();
   }
 
@@ -227,6 +283,7 @@ export class Aggregator {
       this.resetSensorStats(i, after);
     }
     this.sensors = [...next];
+    this.sensors.forEach((s, i) => this.openKnownSeries(i, s));
     if (this.pendingWindows.length > 0) this.emitPending();
   }
 
@@ -254,17 +311,53 @@ export class Aggregator {
       readingPrefix: `{"sensor":${id},"quantity":"${q}","t":`,
       current: undefined,
       late: undefined,
+      covered: Number.NaN,
+      lastFailed: false,
     };
     this.series[key] = s;
     return s;
   }
 
+  /** Series of a sensor's known quantities exist before their first reading. */
+  private openKnownSeries(i: number, spec: SensorSpec | null | undefined): void {
+    if (spec === undefined || spec === null) return;
+    for (const q of spec.quantities ?? []) {
+      const code = QUANTITIES.indexOf(q);
+      if (code < 0) continue;
+      const key = i * QN + code;
+      if (this.series[key] === undefined) this.openSeries(key, i, code, spec);
+    }
+  }
+
+  /** Start of the period t falls in. */
+  private periodOf(t: number): number {
+    return t - (((t % this.windowMs) + this.windowMs) % this.windowMs);
+  }
+
+  /**
+   * Empty windows for the periods from s.covered up to `until` (a period start). A gap of
+   * more than MAX_FILL_PERIODS is a clock jump: only its last MAX_FILL_PERIODS are filled.
+   */
+  private fillTo(s: Series, until: number): void {
+    const missing = Math.round((until - s.covered) / this.windowMs);
+    if (missing > MAX_FILL_PERIODS) {
+      this.counts.periodsSkipped += missing - MAX_FILL_PERIODS;
+      s.covered = until - MAX_FILL_PERIODS * this.windowMs;
+    }
+    while (s.covered < until) {
+      this.close(s, new Window(s.covered, s.covered + this.windowMs));
+      s.covered += this.windowMs;
+    }
+  }
+
   private windowFor(s: Series, start: number): Window {
     const cur = s.current;
-    if (cur === undefined || start > cur.start) {
+    if (Number.isNaN(s.covered) || start >= s.covered) {
       if (cur !== undefined) this.close(s, cur);
+      if (!Number.isNaN(s.covered)) this.fillTo(s, start);
       const w = new Window(start, start + this.windowMs);
       s.current = w;
+      s.covered = w.end;
       return w;
     }
     // Late: its own window for its own period.
@@ -293,6 +386,7 @@ export class Aggregator {
       `${s.windowPrefix}${w.start},"end":${w.end},"count":${st.count},` +
       `"min":${v(st.min)},"max":${v(st.max)},"mean":${v(st.mean)},"stddev":${v(st.stddev())},` +
       `"last":${v(st.last)},"faults":${w.faults},` +
+      `"state":"${windowState(st.count, w.faults, s.lastFailed)}",` +
       `"flags":{"range":${w.range},"stuck":${w.stuck},"spike":${w.spike},"powerOn":${w.powerOn}}}`;
     const it = item(json);
     if (this.pendingWindows.length === 0) this.pendingSince = Number.NaN;
@@ -367,6 +461,7 @@ function sameSensor(a: SensorSpec | null | undefined, b: SensorSpec | null | und
     a.id === b.id &&
     a.driver === b.driver &&
     a.range?.min === b.range?.min &&
-    a.range?.max === b.range?.max
+    a.range?.max === b.range?.max &&
+    (a.quantities ?? []).join() === (b.quantities ?? []).join()
   );
 }

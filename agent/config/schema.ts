@@ -7,6 +7,7 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { QUANTITIES } from '../../drivers/types.js';
 import { parseJsonPath } from '../../drivers/network/json-path.js';
+import { DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MIN_MS } from '../../drivers/readings.js';
 
 /** Names that become MQTT topic levels: no `+`, `#`, `/`, spaces. */
 export const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -33,6 +34,8 @@ const i2cAddress = (min: number, max: number) =>
     .describe(`I²C address ${hex(min)}..${hex(max)}`);
 
 const positiveMs = z.number().int().positive();
+/** Ceiling of the retry backoff of a failing sensor: from the first wait up to an hour. */
+const backoffMaxMs = z.number().int().min(DEFAULT_BACKOFF_MIN_MS).max(3_600_000);
 const quantity = z.enum(QUANTITIES);
 const range = z
   .strictObject({ min: z.number(), max: z.number() })
@@ -53,6 +56,11 @@ const sensorCommon = {
   timeoutMs: positiveMs
     .optional()
     .describe('One round must finish within this time, or it counts as a TIMEOUT fault.'),
+  backoffMaxMs: backoffMaxMs
+    .optional()
+    .describe(
+      'Longest wait between retries of this sensor while it fails; default sampling.backoffMaxMs.',
+    ),
   range: range
     .optional()
     .describe(
@@ -435,6 +443,11 @@ const sampling = z.strictObject({
     .default(0)
     .describe('Spread the first sample of each sensor over this many ms.'),
   timeoutMs: positiveMs.default(2000).describe('Default per-round timeout.'),
+  backoffMaxMs: backoffMaxMs
+    .default(DEFAULT_BACKOFF_MAX_MS)
+    .describe(
+      'Longest wait between retries of a failing sensor (the backoff doubles from 250 ms up to this).',
+    ),
 });
 
 const log = z.strictObject({

@@ -3,34 +3,22 @@
  * default: no port is opened unless config.metrics.enabled, and then only on the configured
  * host (127.0.0.1 by default: scrape it through an SSH tunnel or a local node exporter proxy).
  *
- * The figures are the ones the health topic carries (Pipeline.health()), read once per scrape,
- * so the endpoint adds no bookkeeping of its own. Missing fields are simply not exported.
+ * The figures are the ones the health topic carries (Pipeline.health(), a HealthReport),
+ * read once per scrape, so the endpoint adds no bookkeeping of its own.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { HealthReport } from '../publish/health.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
-
-/** The health snapshot, as far as metrics use it (every field optional). */
-export interface MetricsSnapshot {
-  /** Readings written into the ring, ever. */
-  readings?: number;
-  drops?: { ring?: number; spool?: number };
-  spool?: { depth?: number; bytes?: number; oldestAgeMs?: number; diskOk?: boolean };
-  mqtt?: { connected?: boolean; reconnects?: number; inflight?: number; published?: number };
-  eventLoopDelayMs?: { p50Ms?: number; p99Ms?: number; maxMs?: number; meanMs?: number };
-  workerRestarts?: number;
-  sensors?: Array<{ id: string; state?: string; readings?: number; faults?: number }>;
-  uptimeSec?: number;
-}
 
 export interface MetricsServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
-  /** Pipeline.health() fits; called once per scrape. */
-  collect: () => MetricsSnapshot | Record<string, unknown>;
+  /** Pipeline.health(); called once per scrape. */
+  collect: () => HealthReport;
   logger?: Logger;
   /** Node process metrics (CPU, memory, GC, handles) next to ours. Default true. */
   processMetrics?: boolean;
@@ -40,11 +28,6 @@ export interface MetricsServer {
   port: number;
   close(): Promise<void>;
 }
-
-const num = (v: unknown): number | undefined =>
-  typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-const obj = (v: unknown): Record<string, unknown> =>
-  v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {};
 
 /** The agent's metrics in one registry, refreshed from a snapshot. */
 export class AgentMetrics {
@@ -140,69 +123,46 @@ export class AgentMetrics {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Replace every figure with the snapshot's (totals, not increments). */
-  update(snapshot: MetricsSnapshot | Record<string, unknown>): void {
-    const s = obj(snapshot);
-    setTotal(this.readings, num(s.readings));
-    const drops = obj(s.drops);
+  /** Replace every figure with the report's (totals, not increments). */
+  update(h: HealthReport): void {
+    setTotal(this.readings, h.readings);
     this.dropped.reset();
-    for (const where of ['ring', 'spool'] as const) {
-      const v = num(drops[where]);
-      if (v !== undefined) this.dropped.inc({ where }, Math.max(0, v));
-    }
-    const spool = obj(s.spool);
-    setGauge(this.spoolDepth, num(spool.depth));
-    setGauge(this.spoolBytes, num(spool.bytes));
-    const age = num(spool.oldestAgeMs);
-    setGauge(this.spoolAge, age === undefined ? undefined : age / 1000);
-    if (typeof spool.diskOk === 'boolean') this.spoolDiskOk.set(spool.diskOk ? 1 : 0);
+    this.dropped.inc({ where: 'ring' }, Math.max(0, h.drops.ring));
+    this.dropped.inc({ where: 'spool' }, Math.max(0, h.drops.spool));
+    this.spoolDepth.set(h.spool.depth);
+    this.spoolBytes.set(h.spool.bytes);
+    this.spoolAge.set(h.oldestUnsentAgeMs / 1000);
+    this.spoolDiskOk.set(h.spool.diskOk ? 1 : 0);
 
     // Reset labelled series so a sensor removed by a reload disappears.
     this.sensorReadings.reset();
     this.sensorFaults.reset();
     this.sensorUp.reset();
-    for (const raw of Array.isArray(s.sensors) ? (s.sensors as unknown[]) : []) {
-      const sensor = obj(raw);
-      if (typeof sensor.id !== 'string') continue;
+    for (const sensor of h.sensors) {
       const labels = { sensor: sensor.id };
-      const readings = num(sensor.readings);
-      if (readings !== undefined) this.sensorReadings.inc(labels, Math.max(0, readings));
-      const faults = num(sensor.faults);
-      if (faults !== undefined) this.sensorFaults.inc(labels, Math.max(0, faults));
-      if (typeof sensor.state === 'string')
-        this.sensorUp.set(labels, sensor.state === 'ok' ? 1 : 0);
+      this.sensorReadings.inc(labels, Math.max(0, sensor.readings));
+      this.sensorFaults.inc(labels, Math.max(0, sensor.faults));
+      this.sensorUp.set(labels, sensor.state === 'ok' ? 1 : 0);
     }
 
-    const loop = obj(s.eventLoopDelayMs);
     this.loopDelay.reset();
-    for (const [stat, key] of [
-      ['p50', 'p50Ms'],
-      ['p99', 'p99Ms'],
-      ['max', 'maxMs'],
-      ['mean', 'meanMs'],
-    ] as const) {
-      const v = num(loop[key]);
-      if (v !== undefined) this.loopDelay.set({ stat }, v / 1000);
+    for (const stat of ['p50', 'p99', 'max', 'mean'] as const) {
+      this.loopDelay.set({ stat }, h.eventLoopDelayMs[stat] / 1000);
     }
 
-    const mqtt = obj(s.mqtt);
-    if (typeof mqtt.connected === 'boolean') this.mqttConnected.set(mqtt.connected ? 1 : 0);
-    setTotal(this.mqttReconnects, num(mqtt.reconnects));
-    setGauge(this.mqttInflight, num(mqtt.inflight));
-    setTotal(this.mqttPublished, num(mqtt.published));
-    setTotal(this.workerRestarts, num(s.workerRestarts));
-    setGauge(this.uptime, num(s.uptimeSec));
+    this.mqttConnected.set(h.mqtt.connected ? 1 : 0);
+    setTotal(this.mqttReconnects, h.reconnects);
+    this.mqttInflight.set(h.mqtt.inflight);
+    setTotal(this.mqttPublished, h.mqtt.published);
+    setTotal(this.workerRestarts, h.workerRestarts);
+    this.uptime.set(h.uptimeSec);
   }
 }
 
 /** Counters hold totals the pipeline already keeps; prom-client only has inc(), hence reset. */
-function setTotal(counter: Counter, value: number | undefined): void {
-  if (value === undefined) return;
+function setTotal(counter: Counter, value: number): void {
   counter.reset();
   counter.inc(Math.max(0, value));
-}
-function setGauge(gauge: Gauge, value: number | undefined): void {
-  if (value !== undefined) gauge.set(value);
 }
 
 /** Serve GET /metrics on host:port. Resolves once listening; rejects if the bind fails. */

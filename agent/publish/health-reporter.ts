@@ -1,29 +1,35 @@
 /**
  * Periodic health on `<prefix>/<gateway>/health`, scheduled with node-cron (config
- * health.schedule). The integrator supplies the counters through a provider callback
- * (readings, drops, spool depth and bytes, faults per sensor, event-loop delay,
- * reconnects, oldest unsent batch age); a throwing provider is logged, never fatal.
+ * health.schedule). The integrator builds the report (agent/publish/health.ts) through a
+ * provider callback; a throwing provider is logged, never fatal. Reports that could not be
+ * sent (offline) are counted in `skipped`, which the provider puts in the next report.
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../ops/logger.js';
+import type { HealthReport } from './health.js';
 
 export interface HealthSink {
-  publishHealth(report: object): boolean;
+  publishHealth(report: HealthReport): boolean;
 }
 
 export class HealthReporter {
   private task: ScheduledTask | undefined;
-  private skipped = 0;
+  private notSent = 0;
 
   constructor(
     private readonly schedule: string,
-    private readonly provider: () => object,
+    private readonly provider: () => HealthReport,
     private readonly sink: HealthSink,
     private readonly logger: Logger,
   ) {
     if (!cron.validate(schedule)) {
       throw new Error(`health.schedule: not a valid cron expression: "${schedule}"`);
     }
+  }
+
+  /** Reports that could not be sent because the agent was offline, ever. */
+  get skipped(): number {
+    return this.notSent;
   }
 
   start(): void {
@@ -36,15 +42,15 @@ export class HealthReporter {
 
   /** Build and publish one report now; false when it could not be sent (offline). */
   report(): boolean {
-    let report: object;
+    let report: HealthReport;
     try {
       report = this.provider();
     } catch (err) {
       this.logger.error({ err }, 'health provider failed');
       return false;
     }
-    const sent = this.sink.publishHealth({ ...report, healthSkipped: this.skipped });
-    if (!sent) this.skipped++;
+    const sent = this.sink.publishHealth(report);
+    if (!sent) this.notSent++;
     return sent;
   }
 

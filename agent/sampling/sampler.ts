@@ -166,7 +166,8 @@ function changed(a: SampledSensor, b: SampledSensor): boolean {
     !sameDriver ||
     a.intervalMs !== b.intervalMs ||
     a.schedule !== b.schedule ||
-    a.timeoutMs !== b.timeoutMs
+    a.timeoutMs !== b.timeoutMs ||
+    a.backoffMaxMs !== b.backoffMaxMs
   );
 }
 

@@ -26,6 +26,8 @@ export interface LoopSensor {
   intervalMs?: number;
   schedule?: string;
   timeoutMs: number;
+  /** This sensor's backoff ceiling; the sampler's when absent. */
+  backoffMaxMs?: number;
 }
 
 /** What every loop of one sampler shares. */
@@ -235,7 +237,7 @@ function createRounds(
     now: ctx.wallNow,
     roundTimer: ctx.roundTimer,
     backoffMinMs: ctx.backoffMinMs,
-    backoffMaxMs: ctx.backoffMaxMs,
+    backoffMaxMs: sensor.backoffMaxMs ?? ctx.backoffMaxMs,
     onFault: (error, consecutive) => loop.onFault(error, consecutive),
     onSkip: () => loop.health.backoffSkip(),
   });

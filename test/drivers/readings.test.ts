@@ -107,6 +107,38 @@ describe('sensorReadings', () => {
     expect(out.some((r) => r.value === 23)).toBe(true);
   });
 
+  it('doubles the wait between retries of a failing sensor up to backoffMaxMs, never below the first wait', async () => {
+    const attemptsWith = async (opts: { backoffMinMs: number; backoffMaxMs?: number }) => {
+      const { driver, calls } = scriptedDriver(['EIO']);
+      let clock = 0;
+      const attempts: number[] = [];
+      const rounds = new SensorRounds(driver, {
+        sensor: 's1',
+        timeoutMs: 1000,
+        reopenAfter: 1000,
+        now: () => clock,
+        ...opts,
+      });
+      // A tick every 10 ms of the fake clock for 3 s.
+      for (; clock <= 3000; clock += 10) {
+        const before = calls.measure;
+        await rounds.run(clock);
+        if (calls.measure > before) attempts.push(clock);
+      }
+      await rounds.close();
+      return attempts.slice(1).map((t, i) => t - attempts[i]);
+    };
+    const gaps = await attemptsWith({ backoffMinMs: 100, backoffMaxMs: 300 });
+    expect(gaps.slice(0, 4)).toEqual([100, 200, 300, 300]);
+    expect(Math.max(...gaps)).toBe(300);
+    // Without a ceiling given, the default (30 s) lets it grow past a second.
+    expect(await attemptsWith({ backoffMinMs: 100 })).toEqual([100, 200, 400, 800]);
+    // A ceiling below the first wait is raised to it.
+    expect(new Set(await attemptsWith({ backoffMinMs: 100, backoffMaxMs: 10 }))).toEqual(
+      new Set([100]),
+    );
+  });
+
   it('stops yielding when the sensor signal aborts, even mid-round', async () => {
     const { driver } = scriptedDriver(['hang']);
     const ctl = new AbortController();

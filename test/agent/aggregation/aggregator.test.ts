@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   Aggregator,
+  MAX_FILL_PERIODS,
   type AggregationSettings,
   type SensorSpec,
 } from '../../../agent/aggregation/aggregator.js';
@@ -22,6 +23,7 @@ interface WindowJson {
   stddev: number | null;
   last: number | null;
   faults: number;
+  state: string;
   flags: { range: number; stuck: number; spike: number; powerOn: number };
 }
 interface Body {
@@ -54,7 +56,7 @@ function collect(settings: Partial<AggregationSettings> = {}, list = sensors) {
 }
 
 describe('Aggregator windows', () => {
-  it('aligns tumbling windows to the wall clock and matches a two-pass reference per window', () => {
+  it('aligns tumbling windows to the wall clock, one per period of a series, matching a two-pass reference', () => {
     const reading = fc.record({
       sensor: fc.integer({ min: 0, max: 1 }),
       quantity: fc.integer({ min: 0, max: 1 }),
@@ -66,12 +68,22 @@ describe('Aggregator windows', () => {
       fc.property(fc.array(reading, { maxLength: 200 }), (rs) => {
         const { agg, windows } = collect();
         let t = 1_700_000_003_000;
-        const groups = new Map<string, { values: number[]; faults: number; last: number }>();
+        type Group = { values: number[]; faults: number; lastFailed: boolean };
+        const groups = new Map<string, Group>();
+        // Per series: the period of its latest reading, and whether that reading failed.
+        const seriesAt = new Map<string, { start: number; failed: boolean }>();
         for (const r of rs) {
           t += r.dt;
           const start = Math.floor(t / 10_000) * 10_000;
-          const key = `${r.sensor}/${r.quantity}/${start}`;
-          const g = groups.get(key) ?? { values: [], faults: 0, last: NaN };
+          const series = `${r.sensor}/${r.quantity}`;
+          const before = seriesAt.get(series);
+          // Periods the series passed without a reading get an empty window.
+          for (let p = (before?.start ?? start) + 10_000; p < start; p += 10_000) {
+            groups.set(`${series}/${p}`, { values: [], faults: 0, lastFailed: before!.failed });
+          }
+          seriesAt.set(series, { start, failed: r.fault });
+          const key = `${series}/${start}`;
+          const g = groups.get(key) ?? { values: [], faults: 0, lastFailed: false };
           groups.set(key, g);
           if (r.fault) {
             agg.add(r.sensor, r.quantity, t, NaN, ReadingStatus.Fault);
@@ -94,6 +106,17 @@ describe('Aggregator windows', () => {
           expect(g).toBeDefined();
           expect(w.count).toBe(g!.values.length);
           expect(w.faults).toBe(g!.faults);
+          expect(w.state).toBe(
+            g!.values.length > 0
+              ? g!.faults > 0
+                ? 'degraded'
+                : 'ok'
+              : g!.faults > 0
+                ? 'failing'
+                : g!.lastFailed
+                  ? 'backoff'
+                  : 'idle',
+          );
           if (g!.values.length === 0) {
             expect([w.min, w.max, w.mean, w.stddev, w.last]).toEqual([
               null,
@@ -125,7 +148,7 @@ describe('Aggregator windows', () => {
     expect(texts).toEqual([
       '{"windows":[{"sensor":"boiler-in","quantity":"temperature","unit":"Cel","start":20000,' +
         '"end":30000,"count":2,"min":21.5,"max":22.5,"mean":22,"stddev":0.5,"last":22.5,' +
-        '"faults":0,"flags":{"range":0,"stuck":0,"spike":0,"powerOn":0}}]}',
+        '"faults":0,"state":"ok","flags":{"range":0,"stuck":0,"spike":0,"powerOn":0}}]}',
     ]);
   });
 
@@ -204,6 +227,92 @@ describe('Aggregator windows', () => {
         [0, 1, 1],
       ]),
     );
+    expect(agg.stats().late).toBe(1);
+  });
+
+  it('gives a quiet series an empty window per period, saying backoff after a fault and idle after a value', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, 20, ReadingStatus.Ok); // [0, 10 000): ok
+    agg.add(0, 0, 11_000, NaN, ReadingStatus.Fault); // [10 000, 20 000): failing
+    for (let now = 12_000; now <= 52_600; now += 100) agg.tick(now);
+    // [20 000, 50 000): nothing arrived after the fault. [50 000, 60 000) is not over yet.
+    agg.add(0, 0, 61_000, 21, ReadingStatus.Ok); // fills [50 000, 60 000) on arrival
+    agg.add(0, 0, 95_000, 22, ReadingStatus.Ok); // [70 000, 90 000): idle after a value
+    agg.flush();
+    expect(windows().map((w) => [w.start, w.count, w.faults, w.state])).toEqual([
+      [0, 1, 0, 'ok'],
+      [10_000, 0, 1, 'failing'],
+      [20_000, 0, 0, 'backoff'],
+      [30_000, 0, 0, 'backoff'],
+      [40_000, 0, 0, 'backoff'],
+      [50_000, 0, 0, 'backoff'],
+      [60_000, 1, 0, 'ok'],
+      [70_000, 0, 0, 'idle'],
+      [80_000, 0, 0, 'idle'],
+      [90_000, 1, 0, 'ok'],
+    ]);
+    expect(windows().every((w) => w.count > 0 || w.mean === null)).toBe(true);
+  });
+
+  it('with known quantities, every series has windows from the start, before its first reading', () => {
+    const { agg, windows } = collect({}, [
+      { id: 'room', driver: 'sht3x', quantities: ['temperature', 'humidity'] },
+    ]);
+    for (let now = 5000; now <= 32_600; now += 100) agg.tick(now);
+    expect(windows().map((w) => [w.quantity, w.start, w.state])).toEqual([
+      ['temperature', 0, 'idle'],
+      ['humidity', 0, 'idle'],
+      ['temperature', 10_000, 'idle'],
+      ['humidity', 10_000, 'idle'],
+      ['temperature', 20_000, 'idle'],
+      ['humidity', 20_000, 'idle'],
+    ]);
+    // A sensor's quantities may change on a reload: the new series start, the old one closes.
+    agg.updateSensors([{ id: 'room', driver: 'sht3x', quantities: ['temperature'] }]);
+    agg.add(0, 0, 33_000, 20, ReadingStatus.Ok);
+    agg.flush();
+    expect(
+      windows()
+        .slice(6)
+        .map((w) => [w.quantity, w.start, w.count]),
+    ).toEqual([['temperature', 30_000, 1]]);
+  });
+
+  it('flush also emits the empty windows of periods that ended inside the grace', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, NaN, ReadingStatus.Fault);
+    agg.tick(21_000); // [0, 10 000) closed; [10 000, 20 000) ended but is within its grace
+    agg.flush();
+    expect(windows().map((w) => [w.start, w.state])).toEqual([
+      [0, 'failing'],
+      [10_000, 'backoff'],
+    ]);
+  });
+
+  it('does not fill a clock jump: at most MAX_FILL_PERIODS empty windows, the rest counted', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, 20, ReadingStatus.Ok);
+    agg.tick(20_000);
+    const jumped = 10_000 + 10_000 * (MAX_FILL_PERIODS + 500);
+    agg.tick(jumped + 2600);
+    const empty = windows().filter((w) => w.count === 0);
+    expect(empty).toHaveLength(MAX_FILL_PERIODS);
+    expect(empty.at(-1)!.end).toBe(jumped);
+    expect(agg.stats().periodsSkipped).toBe(500);
+  });
+
+  it('a reading for a period its series already covered is late: its own window, counted', () => {
+    const { agg, windows } = collect();
+    agg.add(0, 0, 1000, 20, ReadingStatus.Ok);
+    for (let now = 2000; now <= 22_600; now += 100) agg.tick(now); // [10 000, 20 000) filled
+    agg.add(0, 0, 15_000, 21, ReadingStatus.Ok);
+    agg.tick(22_700);
+    agg.tick(23_300);
+    expect(windows().map((w) => [w.start, w.count])).toEqual([
+      [0, 1],
+      [10_000, 0],
+      [10_000, 1],
+    ]);
     expect(agg.stats().late).toBe(1);
   });
 

@@ -5,8 +5,9 @@ import {
   startMetricsIfEnabled,
   startMetricsServer,
   type MetricsServer,
-  type MetricsSnapshot,
 } from '../../../agent/ops/metrics.js';
+import type { HealthReport } from '../../../agent/publish/health.js';
+import { sampleHealth, sampleSensor } from '../publish/health-sample.js';
 import { captureLogger } from './helpers.js';
 
 const servers: MetricsServer[] = [];
@@ -56,19 +57,8 @@ async function freePort(): Promise<number> {
 
 describe('metrics endpoint', () => {
   it('serves the health figures as Prometheus text on 127.0.0.1, fresh at each scrape', async () => {
-    let snapshot: MetricsSnapshot = {
-      readings: 1200,
-      drops: { ring: 3, spool: 1 },
-      spool: { depth: 7, bytes: 4096, oldestAgeMs: 2500, diskOk: true },
-      mqtt: { connected: false, reconnects: 2, inflight: 0, published: 40 },
-      eventLoopDelayMs: { p50Ms: 1.5, p99Ms: 12, maxMs: 40, meanMs: 2 },
-      workerRestarts: 1,
-      sensors: [
-        { id: 'boiler-in', state: 'ok', readings: 600, faults: 0 },
-        { id: 'boiler-out', state: 'failing', readings: 590, faults: 9 },
-      ],
-      uptimeSec: 120,
-    };
+    let snapshot: HealthReport = sampleHealth();
+    snapshot.mqtt.connected = false;
     const server = await startMetricsServer({
       host: '127.0.0.1',
       port: 0,
@@ -94,26 +84,24 @@ describe('metrics endpoint', () => {
     expect(sample(t, 'edge_agent_mqtt_connected')).toBe(0);
     expect(sample(t, 'edge_agent_mqtt_reconnects_total')).toBe(2);
     expect(sample(t, 'edge_agent_worker_restarts_total')).toBe(1);
+    expect(sample(t, 'edge_agent_uptime_seconds')).toBe(120);
 
     // Next scrape: totals move, a sensor removed by a reload disappears.
-    snapshot = {
-      ...snapshot,
-      readings: 1300,
-      mqtt: { ...snapshot.mqtt, connected: true },
-      sensors: [{ id: 'boiler-in', state: 'ok', readings: 650, faults: 0 }],
-    };
+    snapshot = sampleHealth({
+      ring: { ...snapshot.ring, written: 1300 },
+      sensors: [sampleSensor({ id: 'boiler-in', readings: 650 })],
+    });
     const t2 = (await get(server.port, '/metrics')).body;
     expect(sample(t2, 'edge_agent_readings_total')).toBe(1300);
     expect(sample(t2, 'edge_agent_mqtt_connected')).toBe(1);
     expect(t2).not.toContain('boiler-out');
   });
 
-  it('accepts the pipeline’s loose health record and includes process metrics', async () => {
-    const health: Record<string, unknown> = { readings: 5, sensors: 'not-an-array', spool: null };
-    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: () => health });
+  it('includes the process metrics by default', async () => {
+    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: sampleHealth });
     servers.push(server);
     const t = (await get(server.port, '/metrics')).body;
-    expect(sample(t, 'edge_agent_readings_total')).toBe(5);
+    expect(sample(t, 'edge_agent_readings_total')).toBe(1200);
     expect(t).toContain('process_resident_memory_bytes');
   });
 
@@ -127,7 +115,7 @@ describe('metrics endpoint', () => {
       logger: log.logger,
       collect: () => {
         if (fail) throw new Error('spool closed');
-        return {};
+        return sampleHealth();
       },
     });
     servers.push(server);
@@ -139,7 +127,7 @@ describe('metrics endpoint', () => {
   });
 
   it('binds only the configured host', async () => {
-    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: () => ({}) });
+    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: sampleHealth });
     servers.push(server);
     // Same port on another loopback address of this host is not served.
     const otherLoopback = await new Promise<boolean>((resolve) => {
@@ -154,14 +142,14 @@ describe('metrics endpoint', () => {
     const port = await freePort();
     const server = await startMetricsIfEnabled(
       { enabled: false, host: '127.0.0.1', port },
-      () => ({}),
+      sampleHealth,
     );
     expect(server).toBeUndefined();
     expect(await refused(port)).toBe(true);
 
     const enabled = await startMetricsIfEnabled(
       { enabled: true, host: '127.0.0.1', port },
-      () => ({}),
+      sampleHealth,
     );
     expect(enabled?.port).toBe(port);
     if (enabled) servers.push(enabled);
@@ -169,10 +157,10 @@ describe('metrics endpoint', () => {
   });
 
   it('rejects when the port is taken, instead of running without the endpoint silently', async () => {
-    const first = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: () => ({}) });
+    const first = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: sampleHealth });
     servers.push(first);
     await expect(
-      startMetricsServer({ host: '127.0.0.1', port: first.port, collect: () => ({}) }),
+      startMetricsServer({ host: '127.0.0.1', port: first.port, collect: sampleHealth }),
     ).rejects.toThrow(/EADDRINUSE/);
   });
 });

@@ -15,6 +15,7 @@ export function windowBody(index: number, options: { readings?: number } = {}): 
       stddev: 0.25,
       last: 21,
       faults: 0,
+      state: 'ok',
       flags: { range: 0, stuck: 0, spike: 0, powerOn: 0 },
     },
     {
@@ -30,6 +31,7 @@ export function windowBody(index: number, options: { readings?: number } = {}): 
       stddev: null,
       last: null,
       faults: 3,
+      state: 'failing',
       flags: { range: 0, stuck: 0, spike: 0, powerOn: 0 },
     },
   ];

@@ -7,6 +7,7 @@ import {
 } from '../../../agent/publish/payload.js';
 import { gatewayTopics, parseGatewayTopic } from '../../../agent/publish/topics.js';
 import { windowBody } from './bodies.js';
+import { sampleHealth } from './health-sample.js';
 import { schemaErrors, validateHealth, validateStatus, validateTelemetry } from './schemas.js';
 
 const info = {
@@ -64,13 +65,14 @@ describe('status and health payloads', () => {
     expect(schemaErrors(validateStatus, offline)).toBe('');
     expect(validateStatus({ ...offline, reason: undefined })).toBe(false);
     const health = JSON.parse(
-      healthPayload(
-        'gw-1',
-        { readings: 10, reconnects: 2, spool: { depth: 1, bytes: 10 } },
-        7,
-      ).toString(),
+      healthPayload('gw-1', sampleHealth({ gateway: 'gw-1' }), 7).toString(),
     ) as Record<string, unknown>;
-    expect(health).toMatchObject({ schema: 'edge-agent/health/1', gateway: 'gw-1', readings: 10 });
+    expect(health).toMatchObject({
+      schema: 'edge-agent/health/1',
+      gateway: 'gw-1',
+      t: 7,
+      readings: 1200,
+    });
     expect(schemaErrors(validateHealth, health)).toBe('');
   });
 });

@@ -116,6 +116,33 @@ describe('Sampler', () => {
     expect(flaky.opens).toBe(3);
   });
 
+  it('a sensor’s own backoffMaxMs overrides the sampler’s ceiling', async () => {
+    const failing = () =>
+      new FakeDriver(async () => {
+        throw new SensorError('EIO', 'bus error EIO');
+      });
+    const clock = new TestClock(0);
+    const seen: Reading[] = [];
+    const sampler = new Sampler({
+      sensors: [
+        sensor('default', 0, failing(), { intervalMs: 50 }),
+        sensor('capped', 1, failing(), { intervalMs: 50, backoffMaxMs: 250 }),
+      ],
+      clock,
+      logger: silentLogger,
+      emit: (r) => void seen.push(r),
+      backoffMinMs: 250,
+      backoffMaxMs: 60_000,
+    });
+    samplers.push(sampler);
+    sampler.start();
+    for (let i = 0; i < 100; i++) await clock.advance(50);
+    const attempts = (id: string) => seen.filter((r) => r.sensor === id).length;
+    // 5 s: retries every 250 ms when capped there; 250, 500, 1000, 2000 ms apart otherwise.
+    expect(attempts('capped')).toBeGreaterThanOrEqual(18);
+    expect(attempts('default')).toBeLessThanOrEqual(5);
+  });
+
   it('counts skipped slots when a round overruns, and never bursts', async () => {
     const clock = new TestClock(0);
     // Round 2 takes 350 ms of (test-clock) time: slots 300, 400 and 500 pass meanwhile.

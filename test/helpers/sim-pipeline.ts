@@ -1,0 +1,92 @@
+/**
+ * The whole agent in-process (Pipeline.start) against a real mosquitto, with HTTP JSON
+ * sensors served by the simulator on loopback, so a test can inject a sensor fault for real
+ * and watch what a subscriber receives.
+ *
+ *   const sim = await startSimPipeline({ sensors: 1, config: { aggregation: { windowMs: 200 } } });
+ *   sim.http.inject(0, 'http-500');   // sensor "http-0" fails until inject(0, null)
+ *   ... sim.subscriber.on('/telemetry') ...
+ *   await sim.close();
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig, type ConfigInput } from '../../agent/config/load.js';
+import { silentLogger } from '../../agent/ops/logger.js';
+import { Pipeline } from '../../agent/pipeline.js';
+import { Seams } from '../../drivers/registry.js';
+import {
+  startHttpSensorServer,
+  type HttpSensorServer,
+} from '../../simulator/network/http-server.js';
+import { SimulatedSerialBinding } from '../../simulator/serial/binding.js';
+import { spawnMosquitto, type MosquittoBroker } from './mosquitto.js';
+import { startSubscriber, type TestSubscriber } from './subscriber.js';
+
+export interface SimPipeline {
+  pipeline: Pipeline;
+  broker: MosquittoBroker;
+  /** Subscribed (QoS 1) to the gateway's telemetry and health topics before the start. */
+  subscriber: TestSubscriber;
+  http: HttpSensorServer;
+  /** Sensor i is `http-<i>`, reading http.url(i). */
+  sensorId(i: number): string;
+  /** Stops the pipeline (drain bounded), then everything else. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export async function startSimPipeline(options: {
+  sensors: number;
+  /** Merged over the defaults (gateway gw, the broker's URL, the HTTP sensors). */
+  config?: Omit<ConfigInput, 'gateway' | 'sensors'>;
+  /** Keys added to every sensor entry (e.g. intervalMs, backoffMaxMs). */
+  sensor?: Record<string, unknown>;
+}): Promise<SimPipeline> {
+  const closers: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const broker = await spawnMosquitto();
+    closers.push(() => broker.close());
+    const subscriber = await startSubscriber({
+      url: broker.url,
+      topics: ['edge/gw/telemetry', 'edge/gw/health'],
+    });
+    closers.push(() => subscriber.close());
+    const http = await startHttpSensorServer({ delayMs: 2, sensors: options.sensors });
+    closers.push(() => http.close());
+    const stateDir = mkdtempSync(join(tmpdir(), 'sim-pipeline-'));
+    closers.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    const sensorId = (i: number) => `http-${i}`;
+    const config = validateConfig(
+      {
+        ...options.config,
+        gateway: { id: 'gw' },
+        mqtt: { ...options.config?.mqtt, url: broker.url },
+        sensors: Array.from({ length: options.sensors }, (_, i) => ({
+          id: sensorId(i),
+          driver: 'http-json',
+          url: http.url(i),
+          path: 'data.temperature',
+          ...options.sensor,
+        })) as ConfigInput['sensors'],
+      },
+      'test',
+    );
+    const seams = new Seams(
+      {
+        openI2C: () => Promise.reject(new Error('no I²C in this test')),
+        serialBinding: new SimulatedSerialBinding(),
+      },
+      silentLogger,
+    );
+    closers.push(() => seams.close());
+    const pipeline = await Pipeline.start({ config, seams, stateDir, logger: silentLogger });
+    closers.push(() => pipeline.stop(2000));
+    return { pipeline, broker, subscriber, http, sensorId, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
