@@ -230,7 +230,10 @@ function parseYaml(text: string, source: string): unknown {
   if (doc.errors.length > 0) {
     const lines = doc.errors.slice(0, MAX_SYNTAX_LINES).map((e) => {
       const pos = lineCounter.linePos(e.pos[0]);
-      return `(syntax) line ${pos.line}, column ${pos.col}: ${e.message.split('\n')[0]}`;
+      const message = /call stack/i.test(e.message)
+        ? 'nested too deeply (a configuration is a few levels deep)'
+        : e.message.split('\n')[0];
+      return `(syntax) line ${pos.line}, column ${pos.col}: ${message}`;
     });
     if (doc.errors.length > MAX_SYNTAX_LINES) {
       lines.push(`(syntax) … and ${doc.errors.length - MAX_SYNTAX_LINES} more syntax errors`);
@@ -261,7 +264,7 @@ function parseYaml(text: string, source: string): unknown {
 /** A parser's message without its class name; deep nesting named as such. */
 function parserMessage(err: unknown): string {
   if (err instanceof RangeError && /call stack/i.test(err.message)) {
-    return 'nested too deeply';
+    return 'nested too deeply (a configuration is a few levels deep)';
   }
   return err instanceof Error ? err.message.split('\n')[0] : String(err);
 }
