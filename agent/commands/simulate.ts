@@ -34,7 +34,8 @@ export async function simulateCommand(
   const durationSec = numberOption(values, 'duration', 0, Math.floor(MAX_TIMER_MS / 1000));
   const windowMs = numberOption(values, 'window', 100, DAY_MS);
   const fleetSize = numberOption(values, 'sensors', 1, 100_000);
-  const latencyMs = numberOption(values, 'latency', 0, 10 * MINUTE_MS);
+  // The fleet's round timeout is 5 × latency, within sampling.timeoutMs's 10 min.
+  const latencyMs = numberOption(values, 'latency', 0, MINUTE_MS);
   const intervalMs = numberOption(values, 'interval', 10, DAY_MS);
   if (fleetSize === undefined && (latencyMs !== undefined || intervalMs !== undefined)) {
     throw new UsageError('--latency and --interval go with --sensors N');

@@ -222,11 +222,11 @@ function listenError(
 ): MetricsListenError {
   const at = `${host}:${port}`;
   const why: Record<string, string> = {
-    EADDRINUSE: `metrics.port ${port} on ${host} is already in use; choose another metrics.port or stop the program that holds it`,
-    EACCES: `metrics.port ${port} on ${host} needs privileges the agent does not have; choose a port above 1023`,
-    EADDRNOTAVAIL: `metrics.host ${host} is not an address of this machine; use 127.0.0.1, or an address one of its interfaces has`,
-    ENOTFOUND: `metrics.host ${host} does not resolve; use an IP address such as 127.0.0.1`,
-    EAI_AGAIN: `metrics.host ${host} could not be resolved; use an IP address such as 127.0.0.1`,
+    EADDRINUSE: `metrics.port ${port} on ${host} is already in use (EADDRINUSE); choose another metrics.port or stop the program that holds it`,
+    EACCES: `metrics.port ${port} on ${host} needs privileges the agent does not have (EACCES); choose a port above 1023`,
+    EADDRNOTAVAIL: `metrics.host ${host} is not an address of this machine (EADDRNOTAVAIL); use 127.0.0.1, or an address one of its interfaces has`,
+    ENOTFOUND: `metrics.host ${host} does not resolve (ENOTFOUND); use an IP address such as 127.0.0.1`,
+    EAI_AGAIN: `metrics.host ${host} could not be resolved (EAI_AGAIN); use an IP address such as 127.0.0.1`,
   };
   const code = err.code;
   return new MetricsListenError(
