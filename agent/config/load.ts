@@ -223,7 +223,14 @@ function parseYaml(text: string, source: string): unknown {
   let doc: Document.Parsed;
   try {
     // Merge keys (`<<: *template`) are how YAML users reuse a sensor template.
-    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, merge: true });
+    doc = parseDocument(text, {
+      lineCounter,
+      prettyErrors: false,
+      uniqueKeys: false,
+      merge: true,
+      // Problems become lines of the ConfigError; nothing goes to the process's warnings.
+      logLevel: 'error',
+    });
   } catch (err) {
     throw new ConfigError([`(file): cannot parse the YAML: ${parserMessage(err)}`], source);
   }

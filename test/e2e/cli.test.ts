@@ -1,5 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -155,6 +163,15 @@ describe('edge-agent CLI: bad input and environment faults give one plain line',
     expect(plainFailure(r, 2)).toMatch(/alias/i);
   });
 
+  it('check-config reports a YAML mapping used as a key without a Node warning', () => {
+    const file = config('complex-key.yaml', 'gateway: { id: gw }\n? [a, b]\n: 1\n');
+    const r = agent(['check-config', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n["[ a, b ]"]: unknown key (check the spelling)\n`,
+    );
+  });
+
   it('check-config warns on stderr about a config without enabled sensors, and exits 0', () => {
     const none = agent(['check-config', config('none.yaml', 'gateway: { id: gw }\n')]);
     expect(none.status).toBe(0);
@@ -240,12 +257,31 @@ describe('edge-agent CLI: SIGTERM during start-up', () => {
   // The config is a FIFO: once this test can open it for writing, the agent's JavaScript is
   // running and reading its config, so each signal below arrives during start-up, not before
   // Node itself has started (which no program can handle).
-  it.each([0, 20, 60, 150])(
-    'a SIGTERM %i ms after the config is read ends in a clean stop with exit 0',
-    async (delayMs) => {
-      const fifo = join(dir, `config-${delayMs}.yaml`);
+  it.each([
+    ['run', 0],
+    ['run', 20],
+    ['run', 60],
+    ['run', 150],
+    ['simulate', 0],
+    ['simulate', 60],
+  ])(
+    '%s: a SIGTERM %i ms after the config is read ends in a clean stop with exit 0',
+    async (command, delayMs) => {
+      const fifo = join(dir, `config-${command}-${delayMs}.yaml`);
       spawnSync('mkfifo', [fifo]);
-      const child = spawn(process.execPath, [CLI, 'run', '--config', fifo], {
+      const args =
+        command === 'run'
+          ? ['run', '--config', fifo]
+          : [
+              'simulate',
+              '--config',
+              fifo,
+              '--broker',
+              broker.url,
+              '--state-dir',
+              join(dir, `sim-${delayMs}`),
+            ];
+      const child = spawn(process.execPath, [CLI, ...args], {
         env: { ...process.env, STATE_DIRECTORY: join(dir, `state-${delayMs}`) },
       });
       let stdout = '';
@@ -255,8 +291,21 @@ describe('edge-agent CLI: SIGTERM during start-up', () => {
       const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
         child.on('exit', (code, signal) => resolve({ code, signal })),
       );
-      const writer = await open(fifo, 'w');
-      await writer.writeFile(`gateway: { id: gw }\nmqtt: { url: "${broker.url}" }\n`);
+      // Opening a FIFO for writing waits for its reader; an agent that dies first must not
+      // leave this test waiting: open the read end here to release the writer, then fail.
+      const diedFirst = exited.then((end) => {
+        closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+        return end;
+      });
+      const writer = await Promise.race([open(fifo, 'w'), diedFirst]);
+      if (!('writeFile' in writer)) {
+        throw new Error(
+          `agent ended before reading its config: ${JSON.stringify(writer)}\n${stderr}`,
+        );
+      }
+      await writer.writeFile(
+        `gateway: { id: gw }\nmqtt: { url: "${broker.url}" }\n${command === 'simulate' ? 'sensors:\n  - { id: t, driver: tmp102 }\n' : ''}`,
+      );
       await writer.close();
       if (delayMs > 0) await sleep(delayMs);
       child.kill('SIGTERM');
