@@ -99,6 +99,8 @@ export function configMarkdown(): string {
     '(a longer one would fire after 1 ms). The file is UTF-8 (a byte order mark is fine), at most',
     `${humanize(MAX_CONFIG_BYTES, 'bytes')}, and a key may appear only once in a mapping. YAML anchors, aliases and merge keys`,
     `(\`<<: *template\`) may be used, up to ${MAX_YAML_ALIASES} alias expansions.`,
+    'A configuration without enabled sensors is valid: `check-config` warns about it on stderr',
+    'and exits 0, and `run` logs the warning.',
     '',
   ];
   for (const [section, prop] of Object.entries(root.properties ?? {})) {

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -389,6 +390,19 @@ describe('config files that are not what they should be', () => {
 });
 
 describe('generated docs', () => {
+  it('the editor schema carries the same bounds as check-config', () => {
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    const validate = ajv.compile(JSON.parse(readFileSync('docs/config.schema.json', 'utf8')));
+    expect(validate({ gateway: { id: 'gw' }, mqtt: { reconnectMinMs: 500 } })).toBe(true);
+    expect(validate({ gateway: { id: 'gw' }, mqtt: { reconnectMinMs: 4e9 } })).toBe(false);
+    expect(
+      validate({
+        gateway: { id: 'gw' },
+        sensors: [{ id: 't', driver: 'tmp102', intervalMs: 1e12 }],
+      }),
+    ).toBe(false);
+  });
+
   it('docs/config.schema.json and docs/configuration.md match the schema (run npm run docs:config)', () => {
     expect(JSON.parse(readFileSync('docs/config.schema.json', 'utf8'))).toEqual(configJsonSchema());
     expect(readFileSync('docs/configuration.md', 'utf8')).toBe(configMarkdown());
