@@ -1,6 +1,6 @@
 /**
  * The one schema for the agent's configuration file. The TypeScript types are derived from
- * it, and so is docs/config.schema.json (scripts: `npm run docs:schema`), so the docs, the
+ * it, and so is docs/config.schema.json (`npm run docs:config`), so the docs, the
  * editor validation and the checks never disagree.
  */
 import { isIP } from 'node:net';
@@ -40,7 +40,7 @@ const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
 const i2cAddress = (min: number, max: number) =>
   z
     .number({ error: `must be an I²C address (number ${hex(min)}..${hex(max)})` })
-    .int('must be a whole number')
+    .int({ error: 'must be a whole number', abort: true })
     .refine((a) => a >= min && a <= max, {
       error: (iss) =>
         `must be ${hex(min)}..${hex(max)}, got ${typeof iss.input === 'number' ? hex(iss.input) : quote(iss.input)}`,
@@ -285,6 +285,9 @@ const mqtt = z.strictObject({
   url: z
     .string()
     .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+    .refine((url) => URL.canParse(url), {
+      error: (iss) => `is not a URL the MQTT client can read, got ${quote(iss.input)}`,
+    })
     .default('mqtt://127.0.0.1:1883'),
   clientId: z
     .string()

@@ -236,6 +236,20 @@ describe('edge-agent CLI: bad input and environment faults give one plain line',
     expect(plainFailure(r, 1)).toContain(stateDir);
   });
 
+  it('run with a state directory where the file system refuses one (/proc) exits 1', () => {
+    // Node's recursive mkdir spins forever here, deaf to SIGTERM: SIGKILL bounds the old code.
+    const file = config(
+      'proc-state.yaml',
+      `gateway: { id: gw }\nmqtt: { url: "${broker.url}" }\nspool: { dir: /proc/edge-agent-state }\n`,
+    );
+    const r = spawnSync(process.execPath, [CLI, 'run', '--config', file], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      killSignal: 'SIGKILL',
+    });
+    expect(plainFailure(r, 1)).toContain('/proc/edge-agent-state');
+  });
+
   it('simulate with a state directory it may not create exits 1 naming the directory', () => {
     const stateDir = join(lockedParent, 'sim-state');
     const r = agent(

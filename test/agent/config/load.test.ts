@@ -94,6 +94,12 @@ describe('config validation', () => {
     expect(lines.some((l) => l.startsWith('mqtt.url:'))).toBe(true);
   });
 
+  it('refuses a broker URL the MQTT client cannot parse', () => {
+    expect(problems({ gateway: { id: 'gw' }, mqtt: { url: 'mqtt://[bad' } })).toEqual([
+      'mqtt.url: is not a URL the MQTT client can read, got "mqtt://[bad"',
+    ]);
+  });
+
   it.each(['a+b', 'a#', 'a/b', 'a b', ''])('refuses %j as an MQTT topic level', (id) => {
     expect(problems({ gateway: { id } })[0]).toMatch(/^gateway\.id: /);
   });
