@@ -348,6 +348,14 @@ export function loadConfigFile(file: string): Config {
 export function readConfigText(file: string): string {
   const bytes = readBounded(file);
   if (!isUtf8(bytes)) {
+    const utf16 =
+      (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+    if (utf16) {
+      throw new ConfigError(
+        ['(file): UTF-16 text (a Windows editor?); save the file as UTF-8'],
+        file,
+      );
+    }
     const offset = firstInvalidUtf8(bytes);
     throw new ConfigError(
       [

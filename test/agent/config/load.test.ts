@@ -383,6 +383,13 @@ describe('config files that are not what they should be', () => {
     expect(
       fileProblems(file('latin1.yaml', Buffer.from('gateway: { id: caf\xe9 }\n', 'latin1'))),
     ).toEqual([expect.stringMatching(/^\(file\): not UTF-8 text \(byte 0xe9 at offset 18\)/)]);
+    const utf16 = Buffer.concat([
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('gateway: { id: gw }\n', 'utf16le'),
+    ]);
+    expect(fileProblems(file('utf16.yaml', utf16))).toEqual([
+      '(file): UTF-16 text (a Windows editor?); save the file as UTF-8',
+    ]);
     const huge = file('huge.yaml', `gateway: { id: gw }\n# ${'x'.repeat(10 * 1024 * 1024)}\n`);
     expect(fileProblems(huge)).toEqual([expect.stringMatching(/^\(file\): .*larger than 4 MiB/)]);
     const garbage = Buffer.alloc(3000);
