@@ -111,18 +111,20 @@ function issueLines(issues: readonly z.core.$ZodIssue[], input: unknown): string
       }
       case 'invalid_type': {
         const got = valueAt(input, iss.path);
-        lines.push(`${where}: ${typeProblem(iss.expected, got)}`);
+        lines.push(`${where}: ${typeProblem(iss.expected, got, shown(iss.path))}`);
         break;
       }
       case 'invalid_value':
         lines.push(
-          `${where}: must be one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(valueAt(input, iss.path))}`,
+          `${where}: must be one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}, got ${shown(iss.path)(valueAt(input, iss.path))}`,
         );
         break;
       case 'too_small':
       case 'too_big':
       case 'invalid_format':
-        lines.push(`${where}: ${sizeOrFormatProblem(iss, valueAt(input, iss.path))}`);
+        lines.push(
+          `${where}: ${sizeOrFormatProblem(iss, valueAt(input, iss.path), shown(iss.path))}`,
+        );
         break;
       default:
         lines.push(`${where}: ${iss.message}`);
@@ -131,7 +133,17 @@ function issueLines(issues: readonly z.core.$ZodIssue[], input: unknown): string
   return lines;
 }
 
-function typeProblem(expected: string, got: unknown): string {
+/** Keys whose value may be a secret pasted in the wrong place: never echoed to a log. */
+const SECRET_KEY = /pass(word)?|secret|token|credential/i;
+
+/** How a value at this path is shown in a problem line. */
+function shown(path: readonly PropertyKey[]): (value: unknown) => string {
+  return SECRET_KEY.test(String(path.at(-1) ?? ''))
+    ? () => 'a value not repeated here (it may be a secret)'
+    : describeValue;
+}
+
+function typeProblem(expected: string, got: unknown, show: (value: unknown) => string): string {
   if (got === undefined) return `required (${expected === 'int' ? 'number' : expected})`;
   if (typeof got === 'number' && (expected === 'int' || expected === 'number')) {
     return Number.isFinite(got)
@@ -139,11 +151,15 @@ function typeProblem(expected: string, got: unknown): string {
       : `must be a finite number, got ${got}`;
   }
   const what = expected === 'int' ? 'number' : expected;
-  return `must be ${article(what)}, got ${describeValue(got)}`;
+  return `must be ${article(what)}, got ${show(got)}`;
 }
 
 /** zod's own wording ("Too small: expected string to have >=1 characters") in ours. */
-function sizeOrFormatProblem(iss: z.core.$ZodIssue, got: unknown): string {
+function sizeOrFormatProblem(
+  iss: z.core.$ZodIssue,
+  got: unknown,
+  show: (value: unknown) => string,
+): string {
   if (!/^(Too small|Too big|Invalid string)/.test(iss.message)) return iss.message;
   const { origin, minimum, maximum } = iss as {
     origin?: string;
@@ -152,7 +168,7 @@ function sizeOrFormatProblem(iss: z.core.$ZodIssue, got: unknown): string {
   };
   if (iss.code === 'invalid_format') {
     const pattern = (iss as { pattern?: string }).pattern;
-    return `must match ${pattern ?? (iss as { format?: string }).format ?? 'the expected format'}, got ${describeValue(got)}`;
+    return `must match ${pattern ?? (iss as { format?: string }).format ?? 'the expected format'}, got ${show(got)}`;
   }
   if (origin === 'string') {
     if (iss.code === 'too_small') {
@@ -168,8 +184,8 @@ function sizeOrFormatProblem(iss: z.core.$ZodIssue, got: unknown): string {
       : `must hold at most ${String(maximum)} entries`;
   }
   return iss.code === 'too_small'
-    ? `must be at least ${String(minimum)}, got ${describeValue(got)}`
-    : `must be at most ${String(maximum)}, got ${describeValue(got)}`;
+    ? `must be at least ${String(minimum)}, got ${show(got)}`
+    : `must be at most ${String(maximum)}, got ${show(got)}`;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {

@@ -94,6 +94,23 @@ describe('config validation', () => {
     expect(lines.some((l) => l.startsWith('mqtt.url:'))).toBe(true);
   });
 
+  it('never repeats a value that may be a secret pasted into the wrong key', () => {
+    const lines = [
+      ...problems({ gateway: { id: 'gw' }, mqtt: { passwordFile: ['hunter2'] } }),
+      ...problems({
+        gateway: { id: 'gw' },
+        mqtt: { passwordCredential: 'hunter2 is my password' },
+      }),
+    ];
+    expect(lines).toEqual([
+      'mqtt.passwordFile: must be a string, got a value not repeated here (it may be a secret)',
+      expect.stringMatching(
+        /^mqtt\.passwordCredential: must match .*got a value not repeated here/,
+      ),
+    ]);
+    expect(lines.join('\n')).not.toContain('hunter2');
+  });
+
   it('refuses a broker URL the MQTT client cannot parse', () => {
     expect(problems({ gateway: { id: 'gw' }, mqtt: { url: 'mqtt://[bad' } })).toEqual([
       'mqtt.url: is not a URL the MQTT client can read, got "mqtt://[bad"',
