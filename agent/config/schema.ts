@@ -75,7 +75,7 @@ const sensorCommon = {
   range: range
     .optional()
     .describe(
-      'Physical range: readings outside are flagged (detector "range"). Default: the chip\'s.',
+      'Physical range `{ min, max }` (each within ±1000000): readings outside are flagged (detector "range"). Default: the chip\'s.',
     ),
   enabled: z.boolean().default(true).describe('Off switch without deleting the entry.'),
 };
@@ -435,7 +435,9 @@ const metrics = z.strictObject({
         `must be an IP address of this machine to listen on (127.0.0.1, ::1, 0.0.0.0) or localhost, got ${quote(iss.input)}`,
     })
     .default('127.0.0.1')
-    .describe('Address to bind the metrics endpoint to.'),
+    .describe(
+      'IP address to bind the metrics endpoint to (127.0.0.1, ::1, 0.0.0.0), or localhost.',
+    ),
   port: count(1, 65535).default(9464).describe('Metrics port.'),
 });
 
