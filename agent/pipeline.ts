@@ -151,6 +151,10 @@ export class Pipeline {
         host: config.metrics.host,
         port: config.metrics.port,
         collect: () => pipeline.metrics(),
+      }).catch(async (err: unknown) => {
+        // A port in use must not leave a half-started agent running behind the error.
+        await pipeline.stop(0);
+        throw err;
       });
       logger.info({ port: metrics.port, host: config.metrics.host }, 'metrics endpoint listening');
       closers.push(() => metrics.close());

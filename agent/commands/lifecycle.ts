@@ -8,9 +8,12 @@ import { DEFAULT_DRAIN_MS, type Pipeline } from '../pipeline.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { EXIT_FAILURE, EXIT_OK } from './common.js';
+import type { StopRequests } from './stop-requests.js';
 
 export interface LifecycleOptions {
   logger: Logger;
+  /** Caught since start-up; a stop requested before the pipeline ran is carried out at once. */
+  stops: StopRequests;
   /** Stop gracefully after this many seconds. */
   durationSec?: number;
   drainMs?: number;
@@ -31,7 +34,7 @@ export function installCrashHandlers(logger: Logger): void {
 }
 
 export function runUntilStopped(pipeline: Pipeline, opts: LifecycleOptions): Promise<number> {
-  const { logger } = opts;
+  const { logger, stops } = opts;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (why: string) => {
@@ -49,14 +52,10 @@ export function runUntilStopped(pipeline: Pipeline, opts: LifecycleOptions): Pro
           },
         )
         .finally(() => {
-          process.off('SIGTERM', onTerm);
-          process.off('SIGINT', onInt);
-          process.off('SIGHUP', onHup);
+          stops.release();
           if (timer) clearTimeout(timer);
         });
     };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
     const onHup = () => {
       if (!opts.reloadConfig) {
         logger.warn('SIGHUP: nothing to reload');
@@ -80,12 +79,14 @@ export function runUntilStopped(pipeline: Pipeline, opts: LifecycleOptions): Pro
       }
       pipeline.reload(next).catch((err: unknown) => logger.error({ err }, 'SIGHUP: reload failed'));
     };
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
-    process.on('SIGHUP', onHup);
+    stops.onStop(stop);
+    stops.onReload(onHup);
     const timer =
       opts.durationSec !== undefined
-        ? setTimeout(() => stop(`duration ${opts.durationSec}s elapsed`), opts.durationSec * 1000)
+        ? setTimeout(
+            () => stops.request(`duration ${opts.durationSec}s elapsed`),
+            opts.durationSec * 1000,
+          )
         : undefined;
   });
 }

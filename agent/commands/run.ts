@@ -1,28 +1,30 @@
-import { loadConfigFile } from '../config/load.js';
+import { configWarnings, loadConfigFile } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
 import { hardwareSeams } from '../../drivers/registry.js';
-import { stringOption, type OptionValues } from './common.js';
+import { EXIT_OK, stringOption, type CommandContext, type OptionValues } from './common.js';
 import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { resolveStateDir } from './state-dir.js';
 
 export const DEFAULT_CONFIG = '/etc/edge-agent/config.yaml';
 
 /** `edge-agent run [--config FILE]`: the service. */
-export async function runCommand(values: OptionValues): Promise<number> {
+export async function runCommand(values: OptionValues, { stops }: CommandContext): Promise<number> {
   const file = stringOption(values, 'config') ?? DEFAULT_CONFIG;
   const config = loadConfigFile(file);
   const logger = createLogger(config.log.level);
   installCrashHandlers(logger);
+  for (const warning of configWarnings(config)) logger.warn(warning);
+  const stateDir = resolveStateDir(config.spool.dir, undefined);
+  if (stops.requested) {
+    logger.info({ why: stops.requested }, 'stop requested during start-up; nothing started');
+    return EXIT_OK;
+  }
   const seams = await hardwareSeams(logger);
-  const pipeline = await Pipeline.start({
-    config,
-    seams,
-    stateDir: resolveStateDir(config.spool.dir, undefined),
-    logger,
-  });
+  const pipeline = await Pipeline.start({ config, seams, stateDir, logger });
   return runUntilStopped(pipeline, {
     logger,
+    stops,
     reloadConfig: () => {
       const next = loadConfigFile(file);
       warnRestartOnly(config, next, logger);

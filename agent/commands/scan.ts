@@ -7,7 +7,7 @@ import type { I2CBus } from '../../drivers/types.js';
 import { EXIT_FAILURE, EXIT_OK, numberOption, UsageError, type OptionValues } from './common.js';
 
 export async function scanCommand(values: OptionValues): Promise<number> {
-  const busNumber = numberOption(values, 'bus', 0) ?? 1;
+  const busNumber = numberOption(values, 'bus', 0, 255) ?? 1;
   if (!Number.isInteger(busNumber) || busNumber > 255) {
     throw new UsageError(`--bus must be a whole number 0..255, got "${String(values.bus)}"`);
   }

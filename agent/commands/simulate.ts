@@ -2,7 +2,8 @@
  * `edge-agent simulate`: the whole agent — the same pipeline as `run` — on simulated
  * hardware, with an embedded MQTT broker unless --broker is given.
  */
-import { loadConfigFile, validateConfig } from '../config/load.js';
+import { DAY_MS, MAX_TIMER_MS, MINUTE_MS } from '../config/bounds.js';
+import { configWarnings, loadConfigFile, validateConfig } from '../config/load.js';
 import { NAME_PATTERN, type ConfigInput } from '../config/schema.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
@@ -13,17 +14,29 @@ import {
   simulateConfiguredSensors,
   type Simulation,
 } from '../../simulator/scenario.js';
-import { numberOption, stringOption, UsageError, type OptionValues } from './common.js';
+import {
+  EXIT_OK,
+  numberOption,
+  stringOption,
+  UsageError,
+  type CommandContext,
+  type OptionValues,
+} from './common.js';
 import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { startLiveView } from './live-view.js';
 import { resolveStateDir } from './state-dir.js';
 
-export async function simulateCommand(values: OptionValues): Promise<number> {
-  const durationSec = numberOption(values, 'duration', 0);
-  const windowMs = numberOption(values, 'window', 100);
-  const fleetSize = numberOption(values, 'sensors', 1);
-  const latencyMs = numberOption(values, 'latency', 0);
-  const intervalMs = numberOption(values, 'interval', 10);
+export async function simulateCommand(
+  values: OptionValues,
+  { stops }: CommandContext,
+): Promise<number> {
+  // Timers hold at most MAX_TIMER_MS; the rest are the config's own ranges.
+  const durationSec = numberOption(values, 'duration', 0, Math.floor(MAX_TIMER_MS / 1000));
+  const windowMs = numberOption(values, 'window', 100, DAY_MS);
+  const fleetSize = numberOption(values, 'sensors', 1, 100_000);
+  // The fleet's round timeout is 5 × latency, within sampling.timeoutMs's 10 min.
+  const latencyMs = numberOption(values, 'latency', 0, MINUTE_MS);
+  const intervalMs = numberOption(values, 'interval', 10, DAY_MS);
   if (fleetSize === undefined && (latencyMs !== undefined || intervalMs !== undefined)) {
     throw new UsageError('--latency and --interval go with --sensors N');
   }
@@ -45,6 +58,13 @@ export async function simulateCommand(values: OptionValues): Promise<number> {
     liveView && process.stdout.isTTY ? 'warn' : (userConfig?.log.level ?? 'info'),
   );
   installCrashHandlers(logger);
+  // Before any broker or simulated device is started: a state dir that cannot be made is
+  // the operator's to fix, and nothing needs tearing down.
+  const stateDir = resolveStateDir(userConfig?.spool.dir, stringOption(values, 'state-dir'));
+  if (stops.requested) {
+    logger.info({ why: stops.requested }, 'stop requested during start-up; nothing started');
+    return EXIT_OK;
+  }
 
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async () => {
@@ -88,7 +108,7 @@ export async function simulateCommand(values: OptionValues): Promise<number> {
       sensors: sim.sensors,
     };
     const config = validateConfig(input, 'simulate');
-    const stateDir = resolveStateDir(config.spool.dir, stringOption(values, 'state-dir'));
+    for (const warning of configWarnings(config)) logger.warn(warning);
     process.stdout.write(
       `simulating ${config.sensors.length} sensors (${sim.describe()}); gateway ${config.gateway.id}; ` +
         `telemetry on ${config.mqtt.topicPrefix}/${config.gateway.id}/telemetry; state in ${stateDir}\n`,
@@ -103,6 +123,7 @@ export async function simulateCommand(values: OptionValues): Promise<number> {
     }
     return await runUntilStopped(pipeline, {
       logger,
+      stops,
       durationSec,
       onStopped: async () => {
         await sim.seams.close();

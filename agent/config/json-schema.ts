@@ -3,6 +3,8 @@
  * the zod schema so they cannot drift from what check-config enforces.
  */
 import { z } from 'zod';
+import { humanize, MAX_TIMER_MS, type Unit } from './bounds.js';
+import { MAX_CONFIG_BYTES, MAX_YAML_ALIASES } from './load.js';
 import { configSchema, SENSOR_SCHEMAS } from './schema.js';
 
 type JsonSchema = {
@@ -45,9 +47,16 @@ function typeOf(s: JsonSchema): string {
     s.maximum !== undefined && s.maximum < Number.MAX_SAFE_INTEGER ? s.maximum : undefined;
   const min =
     s.minimum !== undefined && s.minimum > Number.MIN_SAFE_INTEGER ? s.minimum : undefined;
+  const unit = s['x-unit'] as Unit | undefined;
+  const human = (n: number | undefined) => {
+    if (n === undefined || unit === undefined || unit === 'count') return n ?? '';
+    const h = humanize(n, unit);
+    return h === `${n} ${unit}` || n === 0 ? n : `${n} = ${h}`;
+  };
+  const unitName = unit === 'ms' || unit === 's' || unit === 'bytes' ? `, ${unit}` : '';
   const bounds =
     min !== undefined || max !== undefined
-      ? ` (${min ?? ''}..${max ?? ''})`
+      ? `${unitName} (${human(min)}..${human(max)})`
       : s.pattern
         ? ` \`${s.pattern.replace(/\|/g, '\\|')}\``
         : '';
@@ -83,6 +92,15 @@ export function configMarkdown(): string {
     'A YAML or JSON file; `edge-agent check-config FILE` validates it and names every problem',
     'as `path.to.field: what is wrong`. Unknown keys are errors. Editors can validate against',
     '[config.schema.json](config.schema.json).',
+    '',
+    'Every number is bounded: the range is shown beside its type, and a value outside it is an',
+    'error naming the range, e.g. `mqtt.reconnectMinMs: must be at most 3600000 (1 h), got',
+    `4000000000\`. No duration exceeds ${MAX_TIMER_MS} ms, the longest delay a Node.js timer holds`,
+    '(a longer one would fire after 1 ms). The file is UTF-8 (a byte order mark is fine), at most',
+    `${humanize(MAX_CONFIG_BYTES, 'bytes')}, and a key may appear only once in a mapping. YAML anchors, aliases and merge keys`,
+    `(\`<<: *template\`) may be used, up to ${MAX_YAML_ALIASES} alias expansions.`,
+    'A configuration without enabled sensors is valid: `check-config` warns about it on stderr',
+    'and exits 0, and `run` logs the warning.',
     '',
   ];
   for (const [section, prop] of Object.entries(root.properties ?? {})) {

@@ -1,10 +1,25 @@
 /**
  * The one schema for the agent's configuration file. The TypeScript types are derived from
- * it, and so is docs/config.schema.json (scripts: `npm run docs:schema`), so the docs, the
+ * it, and so is docs/config.schema.json (`npm run docs:config`), so the docs, the
  * editor validation and the checks never disagree.
  */
+import { isIP } from 'node:net';
 import cron from 'node-cron';
 import { z } from 'zod';
+import {
+  byteSize,
+  count,
+  DAY_MS,
+  durationMs,
+  durationSec,
+  factor,
+  GIB,
+  HOUR_MS,
+  KIB,
+  MIB,
+  MINUTE_MS,
+} from './bounds.js';
+import { quote, scalarText } from './describe-value.js';
 import { QUANTITIES } from '../../drivers/types.js';
 import { parseJsonPath } from '../../drivers/network/json-path.js';
 import { DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MIN_MS } from '../../drivers/readings.js';
@@ -26,26 +41,30 @@ const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
 const i2cAddress = (min: number, max: number) =>
   z
     .number({ error: `must be an I²C address (number ${hex(min)}..${hex(max)})` })
-    .int('must be a whole number')
+    .int({ error: 'must be a whole number', abort: true })
     .refine((a) => a >= min && a <= max, {
       error: (iss) =>
-        `must be ${hex(min)}..${hex(max)}, got ${typeof iss.input === 'number' ? hex(iss.input) : String(iss.input)}`,
+        `must be ${hex(min)}..${hex(max)}, got ${typeof iss.input === 'number' ? hex(iss.input) : quote(iss.input)}`,
     })
     .describe(`I²C address ${hex(min)}..${hex(max)}`);
 
-const positiveMs = z.number().int().positive();
 /** Ceiling of the retry backoff of a failing sensor: from the first wait up to an hour. */
-const backoffMaxMs = z.number().int().min(DEFAULT_BACKOFF_MIN_MS).max(3_600_000);
+const backoffMaxMs = () => durationMs(DEFAULT_BACKOFF_MIN_MS, HOUR_MS);
+/** How often a sensor may be sampled: from 10 ms to once a day (longer: use a schedule). */
+const samplingIntervalMs = () => durationMs(10, DAY_MS);
+/** One sampling round, conversion and retries included. */
+const roundTimeoutMs = () => durationMs(1, 10 * MINUTE_MS);
+/** A physical value (°C, %RH, hPa …). */
+const physical = () => factor(-1e6, 1e6);
 const quantity = z.enum(QUANTITIES);
 const range = z
-  .strictObject({ min: z.number(), max: z.number() })
+  .strictObject({ min: physical(), max: physical() })
   .refine((r) => r.min < r.max, 'min must be below max');
 
 /** Keys every sensor has, whatever its driver. */
 const sensorCommon = {
   id: name('sensor id').describe('Unique sensor name; becomes the `sensor` field of the payload.'),
-  intervalMs: positiveMs
-    .min(10)
+  intervalMs: samplingIntervalMs()
     .optional()
     .describe('Sampling period; ignored when `schedule` is set.'),
   schedule: z
@@ -53,10 +72,10 @@ const sensorCommon = {
     .min(1)
     .optional()
     .describe('Cron expression (node-cron, seconds field allowed), e.g. "*/5 * * * * *".'),
-  timeoutMs: positiveMs
+  timeoutMs: roundTimeoutMs()
     .optional()
     .describe('One round must finish within this time, or it counts as a TIMEOUT fault.'),
-  backoffMaxMs: backoffMaxMs
+  backoffMaxMs: backoffMaxMs()
     .optional()
     .describe(
       'Longest wait between retries of this sensor while it fails; default sampling.backoffMaxMs.',
@@ -64,13 +83,13 @@ const sensorCommon = {
   range: range
     .optional()
     .describe(
-      'Physical range: readings outside are flagged (detector "range"). Default: the chip\'s.',
+      'Physical range `{ min, max }` (each within ±1000000): readings outside are flagged (detector "range"). Default: the chip\'s.',
     ),
   enabled: z.boolean().default(true).describe('Off switch without deleting the entry.'),
 };
 
 const i2cCommon = {
-  bus: z.number().int().min(0).max(255).default(1).describe('I²C bus number (/dev/i2c-N).'),
+  bus: count(0, 255).default(1).describe('I²C bus number (/dev/i2c-N).'),
 };
 
 const tmp102 = z.strictObject({
@@ -88,11 +107,7 @@ const mcp9808 = z.strictObject({
   ...i2cCommon,
   driver: z.literal('mcp9808'),
   address: i2cAddress(0x18, 0x1f).default(0x18),
-  resolution: z
-    .number()
-    .int()
-    .min(0)
-    .max(3)
+  resolution: count(0, 3)
     .default(3)
     .describe(
       'Resolution register 0..3 = 0.5 / 0.25 / 0.125 / 0.0625 \u00b0C (30 / 65 / 130 / 250 ms).',
@@ -140,13 +155,11 @@ const si7021 = z.strictObject({
 /** How one Modbus register maps to a quantity. */
 const modbusRegister = z.strictObject({
   quantity,
-  address: z
-    .number()
-    .int()
-    .min(0)
-    .max(0xffff)
-    .describe('Register address (0-based, as on the wire).'),
-  scale: z.number().default(0.1).describe('Value = raw × scale.'),
+  address: count(0, 0xffff).describe('Register address (0-based, as on the wire).'),
+  scale: factor(-1e6, 1e6)
+    .refine((v) => v !== 0, { error: 'must not be 0 (every value would read 0)' })
+    .default(0.1)
+    .describe('Value = raw × scale.'),
   signed: z.boolean().default(true).describe('Raw register is int16 (true) or uint16.'),
 });
 /** XY-MD02 and most RS-485 temperature/humidity modules. */
@@ -155,7 +168,7 @@ const XY_MD02_REGISTERS = [
   { quantity: 'humidity' as const, address: 2, scale: 0.1, signed: true },
 ];
 const modbusCommon = {
-  unitId: z.number().int().min(1).max(247).default(1).describe('Modbus slave / unit id.'),
+  unitId: count(1, 247).default(1).describe('Modbus slave / unit id.'),
   function: z
     .literal([3, 4])
     .default(4)
@@ -171,7 +184,7 @@ const serialCommon = {
     .string()
     .min(1, 'must name a serial device, e.g. /dev/ttyUSB0')
     .describe('Serial device, e.g. /dev/ttyUSB0.'),
-  baudRate: z.number().int().positive().default(9600).describe('Line speed.'),
+  baudRate: count(300, 4_000_000).default(9600).describe('Line speed in bit/s.'),
   parity: z
     .enum(['none', 'even', 'odd'])
     .default('none')
@@ -220,7 +233,7 @@ const modbusTcp = z.strictObject({
   ...modbusCommon,
   driver: z.literal('modbus-tcp'),
   host: z.string().min(1).describe('Modbus TCP device or gateway.'),
-  port: z.number().int().min(1).max(65535).default(502).describe('Modbus TCP port.'),
+  port: count(1, 65535).default(502).describe('Modbus TCP port.'),
 });
 const httpJson = z.strictObject({
   ...sensorCommon,
@@ -280,6 +293,9 @@ const mqtt = z.strictObject({
   url: z
     .string()
     .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+    .refine((url) => URL.canParse(url), {
+      error: (iss) => `is not a URL the MQTT client can read, got ${quote(iss.input)}`,
+    })
     .default('mqtt://127.0.0.1:1883'),
   clientId: z
     .string()
@@ -308,26 +324,17 @@ const mqtt = z.strictObject({
   topicPrefix: name('topic prefix')
     .default('edge')
     .describe('First topic level: <prefix>/<gateway>/telemetry.'),
-  keepaliveSec: z.number().int().min(5).max(3600).default(30).describe('MQTT keepalive.'),
-  inflight: z
-    .number()
-    .int()
-    .min(1)
-    .max(1024)
-    .default(16)
-    .describe('Publishes awaiting PUBACK at once.'),
-  reconnectMinMs: positiveMs
+  keepaliveSec: durationSec(5, 3600).default(30).describe('MQTT keepalive.'),
+  inflight: count(1, 1024).default(16).describe('Publishes awaiting PUBACK at once.'),
+  reconnectMinMs: durationMs(10, HOUR_MS)
     .default(500)
     .describe('First reconnect delay; doubles up to reconnectMaxMs, with jitter.'),
-  reconnectMaxMs: positiveMs.default(30_000).describe('Longest reconnect delay.'),
+  reconnectMaxMs: durationMs(10, HOUR_MS).default(30_000).describe('Longest reconnect delay.'),
 });
 
 const buffer = z.strictObject({
-  capacity: z
-    .number()
-    .int()
-    .min(16)
-    .max(1 << 24)
+  // 24 bytes a reading: at most 96 MiB of shared memory, a fifth of a 512 MB Pi.
+  capacity: count(16, 1 << 22)
     .refine((n) => (n & (n - 1)) === 0, {
       error: (iss) => `must be a power of two, got ${String(iss.input)}`,
     })
@@ -342,40 +349,24 @@ const buffer = z.strictObject({
 });
 
 const aggregation = z.strictObject({
-  windowMs: positiveMs
-    .min(100)
+  windowMs: durationMs(100, DAY_MS)
     .default(10_000)
     .describe('Tumbling window length; windows are aligned to the wall clock.'),
-  stuckCount: z
-    .number()
-    .int()
-    .min(2)
+  stuckCount: count(2, 1_000_000)
     .default(30)
     .describe('The same raw value this many times in a row is flagged "stuck".'),
-  spikeZ: z
-    .number()
-    .positive()
+  spikeZ: factor(0.1, 1000)
     .default(8)
     .describe('Robust z-score (against the MAD) above which a reading is a spike.'),
-  spikeHistory: z
-    .number()
-    .int()
-    .min(5)
-    .max(1000)
+  spikeHistory: count(5, 1000)
     .default(31)
     .describe('Recent readings kept per series for the spike detector.'),
-  graceMs: z
-    .number()
-    .int()
-    .min(0)
+  graceMs: durationMs(0, HOUR_MS)
     .optional()
     .describe(
       'How long after its end an open window waits for late readings before it closes. Default: min(windowMs, 2000).',
     ),
-  coalesceMs: z
-    .number()
-    .int()
-    .min(0)
+  coalesceMs: durationMs(0, HOUR_MS)
     .optional()
     .describe(
       "How long closed windows wait for the other sensors' windows of the same period, so they travel in one batch. Raise it when a slow sensor's windows arrive in the next batch. Default: min(windowMs / 4, 500).",
@@ -383,13 +374,10 @@ const aggregation = z.strictObject({
 });
 
 const batch = z.strictObject({
-  maxBytes: z
-    .number()
-    .int()
-    .min(1024)
+  maxBytes: byteSize(KIB, 16 * MIB)
     .default(256 * 1024)
     .describe('A batch is split before it exceeds this many bytes of JSON.'),
-  maxDelayMs: positiveMs
+  maxDelayMs: durationMs(100, HOUR_MS)
     .default(10_000)
     .describe('Publish at least this often, even within a window.'),
   raw: z.boolean().default(false).describe('Include every raw reading in `readings`.'),
@@ -400,16 +388,10 @@ const spool = z.strictObject({
     .string()
     .optional()
     .describe('State directory for the spool; default --state-dir, $STATE_DIRECTORY or ./state.'),
-  maxBytes: z
-    .number()
-    .int()
-    .min(64 * 1024)
+  maxBytes: byteSize(64 * KIB, 64 * GIB)
     .default(256 * 1024 * 1024)
     .describe('Spool size bound; when full the oldest batches are dropped and counted.'),
-  maxAgeSec: z
-    .number()
-    .int()
-    .positive()
+  maxAgeSec: durationSec(60, 365 * 24 * 3600)
     .default(7 * 24 * 3600)
     .describe('Batches older than this are dropped (counted) instead of published.'),
   synchronous: z
@@ -428,22 +410,18 @@ const health = z.strictObject({
 });
 
 const sampling = z.strictObject({
-  intervalMs: positiveMs
-    .min(10)
+  intervalMs: samplingIntervalMs()
     .default(1000)
     .describe('Default period of sensors without intervalMs/schedule.'),
   alignToWallClock: z
     .boolean()
     .default(false)
     .describe("Align interval slots to the wall clock (like Telegraf's round_interval)."),
-  startSpreadMs: z
-    .number()
-    .int()
-    .min(0)
+  startSpreadMs: durationMs(0, HOUR_MS)
     .default(0)
     .describe('Spread the first sample of each sensor over this many ms.'),
-  timeoutMs: positiveMs.default(2000).describe('Default per-round timeout.'),
-  backoffMaxMs: backoffMaxMs
+  timeoutMs: roundTimeoutMs().default(2000).describe('Default per-round timeout.'),
+  backoffMaxMs: backoffMaxMs()
     .default(DEFAULT_BACKOFF_MAX_MS)
     .describe(
       'Longest wait between retries of a failing sensor (the backoff doubles from 250 ms up to this).',
@@ -462,8 +440,18 @@ const metrics = z.strictObject({
     .boolean()
     .default(false)
     .describe('Serve Prometheus metrics (off: no listening port).'),
-  host: z.string().default('127.0.0.1').describe('Address to bind the metrics endpoint to.'),
-  port: z.number().int().min(1).max(65535).default(9464).describe('Metrics port.'),
+  // An address, not a name: a bind address that needs DNS fails at start-up, not here.
+  host: z
+    .string()
+    .refine((h) => h === 'localhost' || isIP(h) !== 0, {
+      error: (iss) =>
+        `must be an IP address of this machine to listen on (127.0.0.1, ::1, 0.0.0.0) or localhost, got ${quote(iss.input)}`,
+    })
+    .default('127.0.0.1')
+    .describe(
+      'IP address to bind the metrics endpoint to (127.0.0.1, ::1, 0.0.0.0), or localhost.',
+    ),
+  port: count(1, 65535).default(9464).describe('Metrics port.'),
 });
 
 export const configSchema = z.strictObject({
@@ -508,7 +496,7 @@ export function crossChecks(input: unknown): CrossIssue[] {
       if (first !== undefined) {
         issues.push({
           path: ['sensors', i, 'id'],
-          message: `duplicate sensor id "${s.id}" (also sensors[${first}].id)`,
+          message: `duplicate sensor id ${quote(s.id)} (also sensors[${first}].id)`,
         });
       } else seenIds.set(s.id, i);
     }
@@ -522,10 +510,10 @@ export function crossChecks(input: unknown): CrossIssue[] {
         });
       } else seenAt.set(where.key, i);
     }
-    if (typeof s.schedule === 'string' && !cron.validate(s.schedule)) {
+    if (typeof s.schedule === 'string' && !validCron(s.schedule)) {
       issues.push({
         path: ['sensors', i, 'schedule'],
-        message: `not a valid cron expression: "${s.schedule}"`,
+        message: `not a valid cron expression: ${quote(s.schedule)}`,
       });
     }
     if (s.intervalMs !== undefined && s.schedule !== undefined) {
@@ -536,10 +524,10 @@ export function crossChecks(input: unknown): CrossIssue[] {
     }
   });
   const health = (root.health ?? {}) as Record<string, unknown>;
-  if (typeof health.schedule === 'string' && !cron.validate(health.schedule)) {
+  if (typeof health.schedule === 'string' && !validCron(health.schedule)) {
     issues.push({
       path: ['health', 'schedule'],
-      message: `not a valid cron expression: "${health.schedule}"`,
+      message: `not a valid cron expression: ${quote(health.schedule)}`,
     });
   }
   const mqtt = (root.mqtt ?? {}) as Record<string, unknown>;
@@ -562,6 +550,16 @@ export function crossChecks(input: unknown): CrossIssue[] {
   return issues;
 }
 
+/** node-cron's check; a cron line is short, and a validator that throws means "invalid". */
+function validCron(expression: string): boolean {
+  if (expression.length > 200) return false;
+  try {
+    return cron.validate(expression);
+  } catch {
+    return false;
+  }
+}
+
 const I2C_DEFAULT_ADDRESS: Record<string, number> = {
   tmp102: 0x48,
   mcp9808: 0x18,
@@ -579,29 +577,37 @@ export function sensorLocation(
   if (typeof d === 'string' && d in I2C_DEFAULT_ADDRESS) {
     const address = s.address ?? I2C_DEFAULT_ADDRESS[d];
     return typeof address === 'number'
-      ? { key: `I²C bus ${String(s.bus ?? 1)} address ${hex(address)}`, field: 'address' }
+      ? { key: `I²C bus ${scalarText(s.bus ?? 1)} address ${hex(address)}`, field: 'address' }
       : undefined;
   }
   // One Modbus unit may hold several sensors at different registers (a multi-channel
   // module, or a TCP gateway): only the same registers of the same unit clash.
   const registers = Array.isArray(s.registers)
-    ? (s.registers as Array<{ address?: unknown }>).map((r) => String(r?.address)).join(',')
+    ? (s.registers as unknown[])
+        .map((r) =>
+          scalarText(
+            r !== null && typeof r === 'object' ? (r as Record<string, unknown>).address : r,
+          ),
+        )
+        .join(',')
     : '1,2';
-  const fn = String(s.function ?? 4);
+  const fn = scalarText(s.function ?? 4);
   if (d === 'modbus-rtu') {
     return {
-      key: `serial port ${String(s.port)} unit ${String(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
+      key: `serial port ${scalarText(s.port)} unit ${scalarText(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
       field: 'unitId',
     };
   }
-  if (d === 'ascii-line') return { key: `serial port ${String(s.port)}`, field: 'port' };
+  if (d === 'ascii-line') return { key: `serial port ${scalarText(s.port)}`, field: 'port' };
   if (d === 'modbus-tcp') {
     return {
-      key: `Modbus TCP ${String(s.host)}:${String(s.port ?? 502)} unit ${String(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
+      key: `Modbus TCP ${scalarText(s.host)}:${scalarText(s.port ?? 502)} unit ${scalarText(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
       field: 'unitId',
     };
   }
-  if (d === 'ds18b20') return { key: `1-Wire device ${String(s.deviceId)}`, field: 'deviceId' };
+  if (d === 'ds18b20') {
+    return { key: `1-Wire device ${scalarText(s.deviceId)}`, field: 'deviceId' };
+  }
   return undefined;
 }
 

@@ -165,7 +165,40 @@ function setTotal(counter: Counter, value: number): void {
   counter.inc(Math.max(0, value));
 }
 
-/** Serve GET /metrics on host:port. Resolves once listening; rejects if the bind fails. */
+/** The endpoint cannot listen: an operator's fix (another port or host), told in one line. */
+export class MetricsListenError extends Error {
+  override name = 'MetricsListenError';
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+function listenError(
+  err: NodeJS.ErrnoException,
+  { host, port }: { host: string; port: number },
+): MetricsListenError {
+  const at = `${host}:${port}`;
+  const why: Record<string, string> = {
+    EADDRINUSE: `metrics.port ${port} on ${host} is already in use (EADDRINUSE); choose another metrics.port or stop the program that holds it`,
+    EACCES: `metrics.port ${port} on ${host} needs privileges the agent does not have (EACCES); choose a port above 1023`,
+    EADDRNOTAVAIL: `metrics.host ${host} is not an address of this machine (EADDRNOTAVAIL); use 127.0.0.1, or an address one of its interfaces has`,
+    ENOTFOUND: `metrics.host ${host} does not resolve (ENOTFOUND); use an IP address such as 127.0.0.1`,
+    EAI_AGAIN: `metrics.host ${host} could not be resolved (EAI_AGAIN); use an IP address such as 127.0.0.1`,
+  };
+  const code = err.code;
+  return new MetricsListenError(
+    (code && why[code]) ?? `metrics endpoint cannot listen on ${at}: ${err.message}`,
+    code,
+  );
+}
+
+/**
+ * Serve GET /metrics on host:port. Resolves once listening; rejects with a MetricsListenError
+ * naming the key to change if the bind fails.
+ */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const logger = options.logger ?? silentLogger;
   const metrics = new AgentMetrics({ processMetrics: options.processMetrics });
@@ -193,9 +226,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
 
   const server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: NodeJS.ErrnoException) => reject(listenError(err, options));
+    server.once('error', fail);
     server.listen({ host: options.host, port: options.port }, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });

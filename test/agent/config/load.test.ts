@@ -1,9 +1,11 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  configWarnings,
   loadConfigFile,
   parseConfigText,
   validateConfig,
@@ -90,6 +92,29 @@ describe('config validation', () => {
     expect(lines).toContain('sensors[1].id: duplicate sensor id "a" (also sensors[0].id)');
     expect(lines).toContain('sensors[4].address: same I²C bus 1 address 0x44 as sensors[3]');
     expect(lines.some((l) => l.startsWith('mqtt.url:'))).toBe(true);
+  });
+
+  it('never repeats a value that may be a secret pasted into the wrong key', () => {
+    const lines = [
+      ...problems({ gateway: { id: 'gw' }, mqtt: { passwordFile: ['hunter2'] } }),
+      ...problems({
+        gateway: { id: 'gw' },
+        mqtt: { passwordCredential: 'hunter2 is my password' },
+      }),
+    ];
+    expect(lines).toEqual([
+      'mqtt.passwordFile: must be a string, got a value not repeated here (it may be a secret)',
+      expect.stringMatching(
+        /^mqtt\.passwordCredential: must match .*got a value not repeated here/,
+      ),
+    ]);
+    expect(lines.join('\n')).not.toContain('hunter2');
+  });
+
+  it('refuses a broker URL the MQTT client cannot parse', () => {
+    expect(problems({ gateway: { id: 'gw' }, mqtt: { url: 'mqtt://[bad' } })).toEqual([
+      'mqtt.url: is not a URL the MQTT client can read, got "mqtt://[bad"',
+    ]);
   });
 
   it.each(['a+b', 'a#', 'a/b', 'a b', ''])('refuses %j as an MQTT topic level', (id) => {
@@ -194,12 +219,220 @@ describe('config files', () => {
 
   it('names an unreadable file', () => {
     expect(() => loadConfigFile(join(dir, 'missing.yaml'))).toThrow(
-      /cannot read .*missing\.yaml: ENOENT/,
+      /cannot read .*missing\.yaml: no such file \(ENOENT\)/,
     );
   });
 });
 
+describe('numeric keys are bounded', () => {
+  const gw = { gateway: { id: 'gw' } };
+  const tmp = (extra: Record<string, unknown>) => ({
+    ...gw,
+    sensors: [{ id: 't', driver: 'tmp102', ...extra }],
+  });
+
+  it('refuses durations Node timers cannot hold or that make no sense, naming the range', () => {
+    expect(problems({ ...gw, mqtt: { reconnectMinMs: 4e9, reconnectMaxMs: 5e9 } })).toEqual([
+      'mqtt.reconnectMinMs: must be at most 3600000 (1 h), got 4000000000',
+      'mqtt.reconnectMaxMs: must be at most 3600000 (1 h), got 5000000000',
+    ]);
+    expect(problems(tmp({ intervalMs: 1e12 }))).toEqual([
+      'sensors[0].intervalMs: must be at most 86400000 (1 d), got 1000000000000',
+    ]);
+    expect(problems(tmp({ timeoutMs: 1e12 }))).toEqual([
+      'sensors[0].timeoutMs: must be at most 600000 (10 min), got 1000000000000',
+    ]);
+    expect(problems({ ...gw, sampling: { timeoutMs: 2 ** 31 } })).toEqual([
+      'sampling.timeoutMs: must be at most 600000 (10 min), got 2147483648',
+    ]);
+  });
+
+  it('gives one message for a negative or fractional value, not two', () => {
+    expect(problems(tmp({ intervalMs: -5 }))).toEqual([
+      'sensors[0].intervalMs: must be at least 10 (10 ms), got -5',
+    ]);
+    expect(problems(tmp({ intervalMs: -5.5 }))).toEqual([
+      'sensors[0].intervalMs: must be a whole number, got -5.5',
+    ]);
+    expect(problems({ ...gw, spool: { maxBytes: 1e15 } })).toEqual([
+      'spool.maxBytes: must be at most 68719476736 (64 GiB), got 1000000000000000',
+    ]);
+  });
+
+  it('every numeric key of the schema has an upper bound; every ms bound fits a Node timer', () => {
+    const unbounded: string[] = [];
+    const walk = (node: unknown, path: string): void => {
+      if (node === null || typeof node !== 'object') return;
+      const s = node as Record<string, unknown>;
+      const numeric = s.type === 'integer' || s.type === 'number';
+      if (numeric && s.enum === undefined && s.const === undefined) {
+        if (typeof s.maximum !== 'number') unbounded.push(path);
+        else if (s['x-unit'] === 'ms' && s.maximum > 2_147_483_647) {
+          unbounded.push(`${path} (timer)`);
+        }
+      }
+      for (const [k, v] of Object.entries(s)) walk(v, k === 'properties' ? path : `${path}.${k}`);
+    };
+    const root = configJsonSchema() as { properties: Record<string, unknown> };
+    for (const [key, prop] of Object.entries(root.properties)) walk(prop, key);
+    expect(unbounded).toEqual([]);
+  });
+});
+
+describe('config warnings', () => {
+  it('warns when no sensor is enabled', () => {
+    expect(configWarnings(validateConfig({ gateway: { id: 'gw' } }))).toEqual([
+      expect.stringMatching(/^sensors: no enabled sensors/),
+    ]);
+    expect(
+      configWarnings(
+        validateConfig({
+          gateway: { id: 'gw' },
+          sensors: [{ id: 't', driver: 'tmp102', enabled: false }],
+        }),
+      ),
+    ).toHaveLength(1);
+    expect(
+      configWarnings(
+        validateConfig({ gateway: { id: 'gw' }, sensors: [{ id: 't', driver: 'tmp102' }] }),
+      ),
+    ).toEqual([]);
+  });
+});
+
+describe('config files that are not what they should be', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-config-odd-'));
+  const file = (name: string, content: string | Buffer) => {
+    const path = join(dir, name);
+    writeFileSync(path, content);
+    return path;
+  };
+  const fileProblems = (path: string): string[] => {
+    try {
+      loadConfigFile(path);
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  };
+
+  it('accepts a UTF-8 byte order mark in JSON and YAML', () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const json = file('bom.json', Buffer.concat([bom, Buffer.from('{"gateway": {"id": "gw"}}')]));
+    expect(loadConfigFile(json).gateway.id).toBe('gw');
+    const yaml = file('bom.yaml', Buffer.concat([bom, Buffer.from('gateway: { id: gw }\n')]));
+    expect(loadConfigFile(yaml).gateway.id).toBe('gw');
+  });
+
+  it('refuses duplicate keys in JSON as in YAML, with their path', () => {
+    const json = file(
+      'dup.json',
+      '{"gateway": {"id": "gw"},\n "sensors": [{"id": "a", "driver": "tmp102", "id": "b"}],\n "gateway": {"id": "x"}}',
+    );
+    expect(fileProblems(json)).toEqual([
+      'sensors[0].id: duplicate key (line 2, column 46); each key may appear once',
+      'gateway: duplicate key (line 3, column 2); each key may appear once',
+    ]);
+    const yaml = file(
+      'dup.yaml',
+      'gateway: { id: gw }\nsensors:\n  - { id: a, driver: tmp102, id: b }\n',
+    );
+    expect(fileProblems(yaml)).toEqual([
+      'sensors[0].id: duplicate key (line 3, column 30); each key may appear once',
+    ]);
+  });
+
+  it('allows 150 aliases of one anchor and YAML merge keys; refuses an alias bomb', () => {
+    const sensors = Array.from(
+      { length: 150 },
+      (_, i) => `  - { <<: *tmp, id: s${i}, address: ${i % 2 === 0 ? '0x48' : '0x49'}, bus: ${i} }`,
+    );
+    const ok = file(
+      'many-aliases.yaml',
+      [
+        'gateway: { id: gw }',
+        'sensors:',
+        '  - &tmp { id: first, driver: tmp102, bus: 200 }',
+        ...sensors.slice(0, 50),
+      ].join('\n'),
+    );
+    expect(loadConfigFile(ok).sensors).toHaveLength(51);
+    const scalars = Array.from(
+      { length: 150 },
+      (_, i) =>
+        `  - { id: s${i}, driver: http-json, url: ${i === 0 ? '&u http://127.0.0.1/t' : '*u'}, path: t }`,
+    );
+    expect(
+      loadConfigFile(
+        file('scalar-aliases.yaml', ['gateway: { id: gw }', 'sensors:', ...scalars].join('\n')),
+      ).sensors,
+    ).toHaveLength(150);
+    const levels = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) {
+      levels.push(`a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
+    }
+    const lines = fileProblems(file('bomb.yaml', ['gateway: { id: gw }', ...levels].join('\n')));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^\(file\): .*aliases/);
+  });
+
+  it('says "must be an array" where a list belongs', () => {
+    expect(problems({ gateway: { id: 'gw' }, sensors: { a: 1 } })).toEqual([
+      'sensors: must be an array, got an object',
+    ]);
+  });
+
+  it('names an empty file, a scalar document, a directory, non-UTF-8 text, a huge file and binary garbage', () => {
+    expect(fileProblems(file('empty.yaml', ''))).toEqual([
+      expect.stringMatching(/^\(file\): empty; .*gateway/),
+    ]);
+    expect(fileProblems(file('comments.yaml', '# nothing here\n'))).toEqual([
+      expect.stringMatching(/^\(file\): empty; /),
+    ]);
+    expect(fileProblems(file('scalar.yaml', 'hello\n'))).toEqual([
+      '(root): must be a mapping of keys (gateway, mqtt, sensors, …), got "hello"',
+    ]);
+    expect(fileProblems(file('list.json', '[1, 2]'))).toEqual([
+      '(root): must be a mapping of keys (gateway, mqtt, sensors, …), got a list',
+    ]);
+    expect(fileProblems(dir)).toEqual([expect.stringMatching(/^\(file\): .* is a directory/)]);
+    expect(
+      fileProblems(file('latin1.yaml', Buffer.from('gateway: { id: caf\xe9 }\n', 'latin1'))),
+    ).toEqual([expect.stringMatching(/^\(file\): not UTF-8 text \(byte 0xe9 at offset 18\)/)]);
+    const utf16 = Buffer.concat([
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('gateway: { id: gw }\n', 'utf16le'),
+    ]);
+    expect(fileProblems(file('utf16.yaml', utf16))).toEqual([
+      '(file): UTF-16 text (a Windows editor?); save the file as UTF-8',
+    ]);
+    const huge = file('huge.yaml', `gateway: { id: gw }\n# ${'x'.repeat(10 * 1024 * 1024)}\n`);
+    expect(fileProblems(huge)).toEqual([expect.stringMatching(/^\(file\): .*larger than 4 MiB/)]);
+    const garbage = Buffer.alloc(3000);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) % 128;
+    const lines = fileProblems(file('garbage.yaml', garbage));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThanOrEqual(11);
+    // eslint-disable-next-line no-control-regex
+    for (const line of lines) expect(line).toMatch(/^[^\x00-\x1f\x7f]*$/);
+  });
+});
+
 describe('generated docs', () => {
+  it('the editor schema carries the same bounds as check-config', () => {
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    const validate = ajv.compile(JSON.parse(readFileSync('docs/config.schema.json', 'utf8')));
+    expect(validate({ gateway: { id: 'gw' }, mqtt: { reconnectMinMs: 500 } })).toBe(true);
+    expect(validate({ gateway: { id: 'gw' }, mqtt: { reconnectMinMs: 4e9 } })).toBe(false);
+    expect(
+      validate({
+        gateway: { id: 'gw' },
+        sensors: [{ id: 't', driver: 'tmp102', intervalMs: 1e12 }],
+      }),
+    ).toBe(false);
+  });
+
   it('docs/config.schema.json and docs/configuration.md match the schema (run npm run docs:config)', () => {
     expect(JSON.parse(readFileSync('docs/config.schema.json', 'utf8'))).toEqual(configJsonSchema());
     expect(readFileSync('docs/configuration.md', 'utf8')).toBe(configMarkdown());

@@ -1,0 +1,183 @@
+/**
+ * The edge-agent command line without the process around it: parse, dispatch to
+ * agent/commands/<name>.ts, and turn a failure into plain lines and an exit code
+ * (report-failure.ts). Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+ * Only light modules are imported up front, so `run` and `simulate` catch their signals
+ * before the heavy ones load.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EXIT_OK, EXIT_USAGE, type CommandOutput, type OptionValues as Values } from './common.js';
+import { StopRequests } from './stop-requests.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Options;
+  /** Help text per option, in the order shown. */
+  help: Record<string, string>;
+  positionals?: { min: number; max: number };
+  run(values: Values, positionals: string[], output: CommandOutput): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  run: {
+    summary: 'run the agent as a service',
+    usage: 'edge-agent run [--config FILE]',
+    options: { config: { type: 'string', short: 'c' } },
+    help: { config: 'configuration file (default /etc/edge-agent/config.yaml)' },
+    run: async (v, _p, output) => {
+      // Before the command's modules load: a SIGTERM from here on ends in a clean stop.
+      const stops = StopRequests.install();
+      return (await import('./run.js')).runCommand(v, { output, stops });
+    },
+  },
+  simulate: {
+    summary: 'run the whole agent on simulated hardware',
+    usage:
+      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS]',
+    options: {
+      config: { type: 'string', short: 'c' },
+      broker: { type: 'string' },
+      gateway: { type: 'string' },
+      'state-dir': { type: 'string' },
+      duration: { type: 'string' },
+      window: { type: 'string' },
+      sensors: { type: 'string' },
+      latency: { type: 'string' },
+      interval: { type: 'string' },
+      raw: { type: 'boolean' },
+    },
+    help: {
+      config:
+        'configuration file; its sensors run against the simulator (default: built-in scenario)',
+      broker: 'MQTT broker URL (default: an embedded broker on 127.0.0.1:1883 or a free port)',
+      gateway: 'gateway id (default sim)',
+      'state-dir': 'directory for the spool (default ./state)',
+      duration: 'stop gracefully after this many seconds (default: run until a signal)',
+      window: 'aggregation window in ms',
+      sensors: 'N simulated network sensors (the concurrency demo)',
+      latency: 'their response latency in ms (default 100)',
+      interval: 'their sampling interval in ms (default 1000)',
+      raw: 'publish raw readings too',
+    },
+    run: async (v, _p, output) => {
+      const stops = StopRequests.install();
+      return (await import('./simulate.js')).simulateCommand(v, { output, stops });
+    },
+  },
+  'check-config': {
+    summary: 'validate a configuration file',
+    usage: 'edge-agent check-config FILE',
+    options: {},
+    help: {},
+    positionals: { min: 1, max: 1 },
+    run: async (_v, p, output) =>
+      (await import('./check-config.js')).checkConfigCommand(p[0], output),
+  },
+  scan: {
+    summary: 'list the I²C addresses that answer, and the likely chip',
+    usage: 'edge-agent scan [--bus N] [--simulated]',
+    options: { bus: { type: 'string' }, simulated: { type: 'boolean' } },
+    help: {
+      bus: 'I²C bus number (default 1)',
+      simulated: 'scan the simulator’s default bus instead of hardware',
+    },
+    run: async (v) => (await import('./scan.js')).scanCommand(v),
+  },
+  tail: {
+    summary: 'subscribe and print telemetry, flagging gaps and duplicates',
+    usage: 'edge-agent tail [--broker URL] [--gateway ID]',
+    options: {
+      broker: { type: 'string' },
+      gateway: { type: 'string' },
+      prefix: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    help: {
+      broker: 'MQTT broker URL (default mqtt://127.0.0.1:1883)',
+      gateway: 'gateway id (default: all, +)',
+      prefix: 'topic prefix (default edge)',
+      json: 'print one JSON object per line',
+    },
+    run: async (v) => (await import('./tail.js')).tailCommand(v),
+  },
+};
+
+function commandHelp(name: string, cmd: Command): string {
+  const lines = [`${cmd.summary}\n\nusage: ${cmd.usage}`];
+  const opts = Object.entries(cmd.help);
+  if (opts.length > 0) {
+    lines.push('\noptions:');
+    for (const [opt, text] of opts) lines.push(`  --${opt.padEnd(12)} ${text}`);
+  }
+  lines.push(`  --${'help'.padEnd(12)} show this help`);
+  return `edge-agent ${name}: ${lines.join('\n')}`;
+}
+
+function mainHelp(): string {
+  const rows = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(13)} ${c.summary}`);
+  return [
+    'edge-agent — sensors to MQTT, concurrently, without loss',
+    '',
+    'usage: edge-agent <command> [options]',
+    '',
+    'commands:',
+    ...rows,
+    '',
+    'edge-agent <command> --help shows the options of a command.',
+    'exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error',
+  ].join('\n');
+}
+
+/** The whole command line: argv without `node cli.js`; returns the exit code. */
+export async function runCli(argv: string[], output: CommandOutput): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    output.stdout(mainHelp() + '\n');
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (name === '--version' || name === '-V') {
+    const { AGENT_VERSION } = await import('../version.js');
+    output.stdout(`${AGENT_VERSION}\n`);
+    return EXIT_OK;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    output.stderr(`edge-agent: unknown command "${name}"\n\n${mainHelp()}\n`);
+    return EXIT_USAGE;
+  }
+  let values: Values;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({
+      args: rest,
+      options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: cmd.positionals !== undefined,
+      strict: true,
+    });
+    values = parsed.values as Values;
+    positionals = parsed.positionals;
+  } catch (err) {
+    output.stderr(`edge-agent ${name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);
+    return EXIT_USAGE;
+  }
+  if (values.help) {
+    output.stdout(commandHelp(name, cmd) + '\n');
+    return EXIT_OK;
+  }
+  const pos = cmd.positionals;
+  if (pos && (positionals.length < pos.min || positionals.length > pos.max)) {
+    output.stderr(`edge-agent ${name}: wrong number of arguments\nusage: ${cmd.usage}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await cmd.run(values, positionals, output);
+  } catch (err) {
+    const { describeFailure } = await import('./report-failure.js');
+    const failure = describeFailure(err, name, cmd.usage);
+    output.stderr(failure.text);
+    return failure.code;
+  }
+}
