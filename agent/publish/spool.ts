@@ -71,6 +71,19 @@ export interface SpoolStats {
   memoryDepth: number;
   /** Transactions that wrote queued batches or acks (batches per commit = group size). */
   commits: number;
+  /** Batches the broker refused for good and that were moved to the dead letters, ever (persisted). */
+  setAside: number;
+  /** Dead letters kept for inspection now (not in depth or bytes). */
+  deadLetters: number;
+  deadLetterBytes: number;
+  /** Dead letters dropped, oldest first, to keep them within their bound, ever (persisted). */
+  deadLettersDropped: number;
+}
+
+/** A batch the broker refused for good, kept for inspection (never published again). */
+export interface DeadLetter extends SpooledBatch {
+  reason: string;
+  setAsideAt: number;
 }
 
 export const SPOOL_FILE = 'spool.sqlite';
@@ -80,6 +93,8 @@ export class SpoolInUseError extends Error {
   override name = 'SpoolInUseError';
 }
 const DISK_RETRY_MS = 1000;
+/** Dead letters may take this share of spool.maxBytes; beyond it the oldest are dropped. */
+export const DEAD_LETTER_SHARE = 0.1;
 const DROP_CHUNK = 256;
 /** Bounds of the recent-batches window (see the header): a few in-flight windows' worth. */
 export const RECENT_MAX_BATCHES = 64;
@@ -132,6 +147,13 @@ export class Spool {
   private cancelCommit: (() => void) | undefined;
   private commits = 0;
   private readonly commitListeners = new Set<() => void>();
+  private setAsideCount = 0;
+  private deadDisk = 0;
+  private deadDiskBytes = 0;
+  private deadDropped = 0;
+  /** Dead letters the disk could not take, in seq order; bounded like those on disk. */
+  private readonly deadMemory = new Map<number, DeadLetter>();
+  private deadMemoryBytes = 0;
   /**
    * Bodies of on-disk batches, in seq order. Invariant: every unacknowledged, undropped
    * on-disk batch with seq >= recentFrom is in this map, so peek reads SQLite only below it.
@@ -172,7 +194,10 @@ export class Spool {
       spool.db.exec(`
         CREATE TABLE IF NOT EXISTS batches (
           seq INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, body BLOB NOT NULL);
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS dead_letters (
+          seq INTEGER PRIMARY KEY, created_at INTEGER, body BLOB, reason TEXT,
+          set_aside_at INTEGER);`);
       const meta = (key: string) =>
         (
           spool.db!.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
@@ -186,6 +211,13 @@ export class Spool {
       spool.lastSeq = Math.max(meta('last_seq'), totals.m ?? 0);
       spool.recentFrom = spool.lastSeq + 1;
       spool.dropped = meta('dropped');
+      spool.setAsideCount = meta('set_aside');
+      spool.deadDropped = meta('dead_letters_dropped');
+      const dead = spool.db
+        .prepare('SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b FROM dead_letters')
+        .get() as { n: number; b: number };
+      spool.deadDisk = dead.n;
+      spool.deadDiskBytes = dead.b;
       spool.diskDepth = totals.n;
       spool.diskBytes = totals.b;
       // A write takes the exclusive lock now, rather than at the first batch.
@@ -335,6 +367,89 @@ export class Spool {
     this.scheduleCommit();
   }
 
+  /**
+   * The broker refused this batch for good: move it out of the publish queue into the dead
+   * letters (one transaction: DELETE from batches, INSERT into dead_letters), so the batches
+   * after it flow on. It is never handed out again and is counted in `setAside`; dead letters
+   * are kept for inspection within DEAD_LETTER_SHARE of maxBytes, the oldest dropped (counted).
+   * False for a seq that is not waiting to be published (unknown, acked, dropped or not yet
+   * committed).
+   */
+  setAside(seq: number, reason: string): boolean {
+    if (this.queued.some((q) => q.batch.seq === seq)) return false;
+    const at = this.now();
+    const inMemory = this.memory.get(seq);
+    if (inMemory) {
+      this.memory.delete(seq);
+      this.memoryBytes -= inMemory.body.length;
+      this.keepDeadInMemory({ ...inMemory, reason, setAsideAt: at });
+      this.countSetAside();
+      return true;
+    }
+    if (!this.db || this.ackedOnDisk.has(seq)) return false;
+    const recent = this.recent.get(seq);
+    try {
+      const row = this.db.transaction(() => {
+        const r = this.sql(
+          'DELETE FROM batches WHERE seq = ? RETURNING created_at AS createdAt, body',
+        ).get(seq) as { createdAt: number; body: Buffer } | undefined;
+        if (!r) return undefined;
+        this.sql(
+          'INSERT OR REPLACE INTO dead_letters (seq, created_at, body, reason, set_aside_at) VALUES (?, ?, ?, ?, ?)',
+        ).run(seq, r.createdAt, r.body, reason, at);
+        this.sql(
+          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+        ).run('set_aside', this.setAsideCount + 1);
+        return r;
+      })();
+      if (!row) return false;
+      this.unremember(seq);
+      this.diskDepth--;
+      this.diskBytes -= row.body.length;
+      this.deadDisk++;
+      this.deadDiskBytes += row.body.length;
+      this.setAsideCount++;
+      this.enforceDeadLetterBound();
+      return true;
+    } catch (err) {
+      this.diskFailed(err, 'set aside');
+      // The disk cannot move it: keep it as an in-memory dead letter and delete the row like
+      // an acked one (pending until the disk works), so it is never handed out again.
+      const bytes = recent?.body.length ?? this.storedBytes(seq);
+      if (bytes === undefined) return false;
+      this.unremember(seq);
+      this.ackedOnDisk.set(seq, bytes);
+      this.ackedBytes += bytes;
+      if (recent) this.keepDeadInMemory({ ...recent, reason, setAsideAt: at });
+      this.countSetAside();
+      return true;
+    }
+  }
+
+  /** The dead letters kept now, oldest first (for inspection and tests). */
+  deadLetters(): DeadLetter[] {
+    const out: DeadLetter[] = [];
+    if (this.db && this.deadDisk > 0) {
+      try {
+        const rows = this.sql(
+          'SELECT seq, created_at, body, reason, set_aside_at FROM dead_letters ORDER BY seq',
+        ).all() as Array<Row & { reason: string; set_aside_at: number }>;
+        for (const r of rows)
+          out.push({
+            seq: r.seq,
+            createdAt: r.created_at,
+            body: r.body,
+            reason: r.reason,
+            setAsideAt: r.set_aside_at,
+          });
+      } catch (err) {
+        this.diskFailed(err, 'read dead letters');
+      }
+    }
+    out.push(...this.deadMemory.values());
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
   /** The synchronous mode SQLite actually runs with; undefined while in memory. */
   syncMode(): 'full' | 'normal' | 'off' | 'extra' | undefined {
     const mode = this.db?.pragma('synchronous', { simple: true }) as number | undefined;
@@ -352,6 +467,10 @@ export class Spool {
       diskOk: this.diskOk,
       memoryDepth: this.memory.size,
       commits: this.commits,
+      setAside: this.setAsideCount,
+      deadLetters: this.deadDisk + this.deadMemory.size,
+      deadLetterBytes: this.deadDiskBytes + this.deadMemoryBytes,
+      deadLettersDropped: this.deadDropped,
     };
   }
 
@@ -595,6 +714,75 @@ export class Spool {
     } catch (err) {
       this.diskFailed(err, 'drop');
       return false;
+    }
+  }
+
+  private keepDeadInMemory(letter: DeadLetter): void {
+    this.unremember(letter.seq);
+    this.deadMemory.set(letter.seq, letter);
+    this.deadMemoryBytes += letter.body.length;
+    this.enforceDeadLetterBound();
+  }
+
+  /** A set-aside counted where the disk could not record it: persisted with the next meta write. */
+  private countSetAside(): void {
+    this.setAsideCount++;
+    this.writeMeta('set_aside', this.setAsideCount);
+  }
+
+  private writeMeta(key: string, value: number): void {
+    if (!this.db || !this.diskOk) return;
+    try {
+      this.sql(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ).run(key, value);
+    } catch (err) {
+      this.diskFailed(err, `write ${key}`);
+    }
+  }
+
+  /** Dead letters stay within DEAD_LETTER_SHARE of maxBytes: drop the oldest, counted. */
+  private enforceDeadLetterBound(): void {
+    const limit = Math.floor(this.options.maxBytes * DEAD_LETTER_SHARE);
+    let droppedNow = 0;
+    // Each pass drops one dead letter: bounded by how many there are.
+    for (let pass = this.deadDisk + this.deadMemory.size; pass > 0; pass--) {
+      if (this.deadDiskBytes + this.deadMemoryBytes <= limit) break;
+      const mem = this.deadMemory.values().next();
+      let diskOldest: number | undefined;
+      if (this.db && this.deadDisk > 0) {
+        try {
+          diskOldest =
+            (this.sql('SELECT min(seq) AS m FROM dead_letters').get() as { m: number | null }).m ??
+            undefined;
+        } catch (err) {
+          this.diskFailed(err, 'bound dead letters');
+        }
+      }
+      if (!mem.done && (diskOldest === undefined || mem.value.seq < diskOldest)) {
+        this.deadMemory.delete(mem.value.seq);
+        this.deadMemoryBytes -= mem.value.body.length;
+      } else if (diskOldest !== undefined) {
+        try {
+          const row = this.sql(
+            'DELETE FROM dead_letters WHERE seq = ? RETURNING length(body) AS n',
+          ).get(diskOldest) as { n: number } | undefined;
+          this.deadDisk--;
+          this.deadDiskBytes -= row?.n ?? 0;
+        } catch (err) {
+          this.diskFailed(err, 'bound dead letters');
+          break;
+        }
+      } else break;
+      this.deadDropped++;
+      droppedNow++;
+    }
+    if (droppedNow > 0) {
+      this.writeMeta('dead_letters_dropped', this.deadDropped);
+      this.logger.warn(
+        { count: droppedNow, deadLettersDropped: this.deadDropped },
+        'dead letters over their bound: dropped the oldest',
+      );
     }
   }
 
