@@ -141,7 +141,9 @@ export class TelemetryPublisher {
     clearTimeout(this.reconnectTimer);
     const client = this.client;
     const log = this.options.logger;
-    const left = this.options.spool.stats().depth;
+    // Batches held in memory (failing disk) do not stay: the spool counts them as dropped at close.
+    const { depth, memoryDepth, unnumbered } = this.options.spool.stats();
+    const left = depth - memoryDepth - unnumbered;
     if (client && this.connected) {
       const sent = await this.publishWithin(
         client,
@@ -323,6 +325,7 @@ export class TelemetryPublisher {
         batch.seq,
         batch.createdAt,
         batch.body,
+        batch.gapBefore,
       );
       client.publish(this.topics.telemetry, payload, { qos }, (err) => {
         if (gen === this.generation) this.onPublished(client, batch.seq, err);

@@ -810,6 +810,15 @@ export class Spool {
       this.memorySettled = 0;
       this.writeMark({ revealed: 0, ceiling: Math.max(mark.ceiling, this.lastSeq) });
     } else {
+      // The gap lies just before the first memory batch: that batch carries the note, unless
+      // it was published already (its bytes must not change).
+      const first = this.memory.values().next().value as SpooledBatch;
+      if (this.pendingGap && first.seq > this.mark.revealed) {
+        first.gapBefore = first.gapBefore
+          ? mergeGap(this.pendingGap, first.gapBefore)
+          : this.pendingGap;
+        this.pendingGap = undefined;
+      }
       // Moves the memory window into the database (or keeps it there if the write fails).
       this.diskOk = false;
       this.retryDisk();
