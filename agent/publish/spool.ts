@@ -715,11 +715,16 @@ export class Spool {
     const ownFirst = firstMemory.done ? this.lastSeq + 1 : firstMemory.value;
 
     const gaps: GapNote[] = [];
-    const lost = salvaged !== undefined || (fresh && mark.ceiling > 0);
+    // A database that lost committed transactions (a damaged WAL is cut at the first bad
+    // frame) is behind what the mark saw it store: treat its tail as lost too.
+    const rolledBack = !fresh && salvaged === undefined && mark.stored > dbLast;
+    const lost = salvaged !== undefined || (fresh && mark.ceiling > 0) || rolledBack;
     if (lost) {
       // The previous database is gone: its unsent rows that were not salvaged are lost, and
       // seqs up to the mark's ceiling may have been assigned. Count that range.
-      const from = Math.max(salvaged?.lastSeq ?? 0, mark.stored, totals.m ?? 0);
+      const from = rolledBack
+        ? dbLast
+        : Math.max(salvaged?.lastSeq ?? 0, mark.stored, totals.m ?? 0);
       const ceiling = Math.max(mark.ceiling, mark.revealed);
       const to = this.numbered ? Math.min(ceiling, ownFirst - 1) : ceiling;
       for (const [first, last] of salvaged?.skipped ?? [])
@@ -741,7 +746,9 @@ export class Spool {
         },
         salvaged
           ? 'SPOOL DATABASE CORRUPT: moved aside for inspection and replaced; readable batches were salvaged and numbering continues. Check the storage (SD card) and delete the moved file when done'
-          : 'SPOOL DATABASE MISSING OR EMPTY while the seq mark shows earlier batches: numbering continues after the mark; unsent batches it held are lost',
+          : rolledBack
+            ? 'SPOOL DATABASE ROLLED BACK (behind the seq mark: damaged or replaced write-ahead log?): numbering continues after the mark; the lost batches are counted. Check the storage (SD card)'
+            : 'SPOOL DATABASE MISSING OR EMPTY while the seq mark shows earlier batches: numbering continues after the mark; unsent batches it held are lost',
       );
     } else if (this.numberedFrom !== undefined) {
       // Numbered from the mark while the database was unavailable: the seqs between the
