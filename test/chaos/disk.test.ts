@@ -7,7 +7,16 @@
  * explained by a `dropped` note of a later batch and counted on the health topic, and
  * telemetry flowing again after the fault.
  */
-import { existsSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -63,20 +72,29 @@ function configFile(dir: string): string {
   return file;
 }
 
-function agent(gw: string, stateDir: string, config: string): AgentProcess {
-  const a = startAgent([
-    'simulate',
-    '--config',
-    config,
-    '--broker',
-    broker.url,
-    '--gateway',
-    gw,
-    '--state-dir',
-    stateDir,
-    '--window',
-    '200',
-  ]);
+function agent(
+  gw: string,
+  stateDir: string,
+  config: string,
+  user?: { uid: number; gid: number },
+): AgentProcess {
+  const a = startAgent(
+    [
+      'simulate',
+      '--config',
+      config,
+      '--broker',
+      broker.url,
+      '--gateway',
+      gw,
+      '--state-dir',
+      stateDir,
+      '--window',
+      '200',
+    ],
+    {},
+    user,
+  );
   cleanups.push(async () => {
     a.kill('SIGKILL');
     await a.exited();
@@ -223,6 +241,47 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     expectConsistent(sub);
     for (const l of second.logs()) expect(JSON.stringify(l)).not.toMatch(/\\n\s+at /);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'chmod 000 on the state dir, then on the database, for an agent not running as root: no crash, no seq reused, used again once readable',
+    async () => {
+      const fs = disk();
+      const gw = 'chaos-chmod';
+      const state = join(fs.dir, 'state');
+      const cfg = configFile(fs.dir);
+      const nobody = { uid: 65534, gid: 65534 };
+      mkdirSync(state);
+      chownSync(state, nobody.uid, nobody.gid);
+      const sub = await subscriber(gw);
+      const first = agent(gw, state, cfg, nobody);
+      await waitForSeq(sub, 3, 'first telemetry');
+      expect((await stopped(first, 'SIGKILL')).signal).toBe('SIGKILL');
+
+      // The directory: neither the database nor the mark can be read.
+      chmodSync(state, 0o000);
+      const second = agent(gw, state, cfg, nobody);
+      await second.waitForLog((l) => l.msg === 'pipeline running', 'start without a state dir');
+      const during = maxSeq(sub);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(maxSeq(sub), 'nothing published while numbering is unknown').toBe(during);
+      chmodSync(state, 0o700);
+      await waitForSeq(sub, during + 5, 'telemetry once the dir is readable', 30_000);
+
+      // The database file alone: numbering continues from the seq mark.
+      chmodSync(join(state, SPOOL_FILE), 0o000);
+      expect((await stopped(second, 'SIGKILL')).signal).toBe('SIGKILL');
+      const third = agent(gw, state, cfg, nobody);
+      const before = maxSeq(sub);
+      await waitForSeq(sub, before + 5, 'telemetry with the database unreadable', 30_000);
+      chmodSync(join(state, SPOOL_FILE), 0o600);
+      await third.waitForLog((l) => l.msg === 'spool database open again', 'reopened', 30_000);
+      await waitForSeq(sub, maxSeq(sub) + 3, 'telemetry after the reopen');
+      await sub.waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health');
+      expect((await stopped(third, 'SIGTERM')).code).toBe(0);
+      expectConsistent(sub);
+      for (const a of [second, third]) expect(a.stderr()).not.toMatch(/\n\s+at /);
+    },
+  );
 
   it('corrupt header, truncated file, garbage mid-file between runs: moved aside, numbering continues', async () => {
     const fs = disk();
