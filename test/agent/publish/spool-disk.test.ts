@@ -3,7 +3,15 @@
  * missing database. Whatever happens, no seq a subscriber may have seen is handed out again,
  * and every seq that will never be published is counted and noted on the next batch.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -312,4 +320,42 @@ describe('memory window and disk failure log (item 5, item 6)', () => {
     },
     30_000,
   );
+});
+
+describe('corruption found while running (item 4)', () => {
+  it('SQLITE_CORRUPT at run time: moved aside at the next retry, readable rows salvaged, numbering continues, nothing stuck', async () => {
+    const dir = join(process.env.TMPDIR ?? '/tmp', `spool-rtc-${process.pid}`);
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { logger, records } = capturingLogger();
+    const spool = Spool.open(dir, BIG, logger);
+    cleanups.push(() => spool.close());
+    // More than SQLite's checkpoint threshold (1000 pages): the early rows reach the file.
+    const n = 1500;
+    for (let i = 1; i <= n; i++) void spool.append(Buffer.alloc(4000, i % 251), Date.now());
+    spool.commit();
+    const path = join(dir, SPOOL_FILE);
+    const bytes = readFileSync(path);
+    const page = Math.floor(bytes.length / 4096 / 10);
+    const garbage = Buffer.alloc(4096 * 4, 0xa5);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, garbage, 0, garbage.length, page * 4096);
+    closeSync(fd);
+    // Replay reads the early rows back from the file.
+    const seen = spool.peek(0, n).length;
+    expect(seen).toBeLessThan(n);
+    const deadline = Date.now() + 10_000;
+    while (!spool.stats().corruptMovedAside && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(spool.stats()).toMatchObject({ corruptMovedAside: 1, diskOk: true });
+    expect(corruptCopies(dir).length).toBeGreaterThan(0);
+    expect(records.filter((r) => r.msg.startsWith('SPOOL DATABASE CORRUPT'))).toHaveLength(1);
+    const left = spool.peek(0, n);
+    for (const b of left) expect(b.body[0]).toBe(b.seq % 251);
+    expect(left.length).toBeGreaterThan(seen);
+    expect(await spool.append(Buffer.from('{}'), Date.now())).toBe(n + 1);
+    const have = new Set(left.map((b) => b.seq));
+    let missing = 0;
+    for (let s = 1; s <= n; s++) if (!have.has(s)) missing++;
+    expect(spool.stats().dropped).toBeGreaterThanOrEqual(missing);
+  }, 30_000);
 });
