@@ -595,10 +595,7 @@ export class Spool {
     // Two rounds at most: the file as it is, then a new one after moving a corrupt one aside.
     for (let round = 0; round < 2; round++) {
       const result = this.tryOpen();
-      if (result === 'ok') {
-        this.adopt(salvaged);
-        return 'ok';
-      }
+      if (result === 'ok') return this.tryAdopt(salvaged);
       if (result === 'in-use') return 'in-use';
       if (result !== 'corrupt' || round > 0) return 'failed';
       try {
@@ -611,6 +608,43 @@ export class Spool {
       }
     }
     return 'failed';
+  }
+
+  /**
+   * Adopt the open database; when that fails (a write on a full disk), the spool's state is
+   * as before, the database is let go, and opening is retried later.
+   */
+  private tryAdopt(salvaged: (Salvage & { movedTo: string }) | undefined): 'ok' | 'failed' {
+    const before = {
+      dropped: this.dropped,
+      lastDrop: this.lastDrop,
+      pendingGap: this.pendingGap,
+      setAsideCount: this.setAsideCount,
+      deadDropped: this.deadDropped,
+      corruptMoved: this.corruptMoved,
+      lastSeq: this.lastSeq,
+      storedSeq: this.storedSeq,
+      numbered: this.numbered,
+      numberedFrom: this.numberedFrom,
+      mark: this.mark,
+    };
+    try {
+      this.adopt(salvaged);
+      return 'ok';
+    } catch (err) {
+      Object.assign(this, before);
+      this.statements.clear();
+      try {
+        this.db?.close();
+      } catch {
+        // Let go of it either way; the next open starts afresh.
+      }
+      this.db = undefined;
+      this.diskOk = false;
+      if (isCorruption(err)) this.corruptSeen = true;
+      this.diskFailed(err, 'open');
+      return 'failed';
+    }
   }
 
   private tryOpen(): 'ok' | 'in-use' | 'corrupt' | 'failed' {
@@ -715,6 +749,8 @@ export class Spool {
     const ownFirst = firstMemory.done ? this.lastSeq + 1 : firstMemory.value;
 
     const gaps: GapNote[] = [];
+    /** Logged once the database took the new state (a failed adopt is retried later). */
+    const announce: Array<() => void> = [];
     // A database that lost committed transactions (a damaged WAL is cut at the first bad
     // frame) is behind what the mark saw it store: treat its tail as lost too.
     const rolledBack = !fresh && salvaged === undefined && mark.stored > dbLast;
@@ -737,18 +773,21 @@ export class Spool {
           });
       if (to > from)
         gaps.push({ count: to - from, firstSeq: from + 1, lastSeq: to, reason: 'database-lost' });
-      this.logger.error(
-        {
-          path: this.path,
-          movedTo: salvaged?.movedTo,
-          salvaged: salvagedSeqs.length,
-          continuesAfter: Math.max(dbLast, to, this.numbered ? this.lastSeq : 0),
-        },
-        salvaged
-          ? 'SPOOL DATABASE CORRUPT: moved aside for inspection and replaced; readable batches were salvaged and numbering continues. Check the storage (SD card) and delete the moved file when done'
-          : rolledBack
-            ? 'SPOOL DATABASE ROLLED BACK (behind the seq mark: damaged or replaced write-ahead log?): numbering continues after the mark; the lost batches are counted. Check the storage (SD card)'
-            : 'SPOOL DATABASE MISSING OR EMPTY while the seq mark shows earlier batches: numbering continues after the mark; unsent batches it held are lost',
+      const continuesAfter = Math.max(dbLast, to, this.numbered ? this.lastSeq : 0);
+      announce.push(() =>
+        this.logger.error(
+          {
+            path: this.path,
+            movedTo: salvaged?.movedTo,
+            salvaged: salvagedSeqs.length,
+            continuesAfter,
+          },
+          salvaged
+            ? 'SPOOL DATABASE CORRUPT: moved aside for inspection and replaced; readable batches were salvaged and numbering continues. Check the storage (SD card) and delete the moved file when done'
+            : rolledBack
+              ? 'SPOOL DATABASE ROLLED BACK (behind the seq mark: damaged or replaced write-ahead log?): numbering continues after the mark; the lost batches are counted. Check the storage (SD card)'
+              : 'SPOOL DATABASE MISSING OR EMPTY while the seq mark shows earlier batches: numbering continues after the mark; unsent batches it held are lost',
+        ),
       );
     } else if (this.numberedFrom !== undefined) {
       // Numbered from the mark while the database was unavailable: the seqs between the
@@ -766,14 +805,18 @@ export class Spool {
       const count = Math.max(0, mark.revealed - dbLast - settled);
       if (count > 0)
         gaps.push({ count, firstSeq: dbLast + 1, lastSeq: mark.revealed, reason: 'lost-at-crash' });
-      this.logger.error(
-        { firstSeq: dbLast + 1, lastSeq: mark.revealed, count },
-        'SPOOL: batches held in memory before the last stop never reached the disk; counted as dropped and their seqs are not reused',
+      announce.push(() =>
+        this.logger.error(
+          { firstSeq: dbLast + 1, lastSeq: mark.revealed, count },
+          'SPOOL: batches held in memory before the last stop never reached the disk; counted as dropped and their seqs are not reused',
+        ),
       );
     } else if (read.state === 'ok' && mark.ceiling < dbLast) {
-      this.logger.warn(
-        { markCeiling: mark.ceiling, dbLastSeq: dbLast },
-        'spool seq mark is behind the database (restored or replaced?); rewriting it',
+      announce.push(() =>
+        this.logger.warn(
+          { markCeiling: mark.ceiling, dbLastSeq: dbLast },
+          'spool seq mark is behind the database (restored or replaced?); rewriting it',
+        ),
       );
     }
     this.numberedFrom = undefined;
@@ -807,6 +850,7 @@ export class Spool {
     })();
     this.numbered = true;
     this.lastDiskTry = 0;
+    for (const say of announce) say();
     this.forgetRecent();
     this.diskTrouble.recovered({ path: this.path }, 'spool database open again');
     this.logger.info({ path: this.path, depth: totals.n, lastSeq: this.lastSeq }, 'spool opened');

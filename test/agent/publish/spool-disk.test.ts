@@ -269,6 +269,32 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
   );
 });
 
+describe('spool on a disk that is full before the start', () => {
+  it.skipIf(noMount !== undefined)(
+    'opens without throwing, numbers from the mark, publishes from memory, and moves back once there is space',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      await spoolWith(disk.dir, 5, 5);
+      disk.fill();
+      const { logger, records } = capturingLogger();
+      const spool = Spool.open(disk.dir, BIG, logger);
+      cleanups.push(() => spool.close());
+      const a = await spool.append(Buffer.alloc(100, 7), Date.now());
+      expect(a).toBeGreaterThan(5);
+      // The mark is written in place on the full disk: the batch may be published.
+      expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([a]);
+      disk.free();
+      const deadline = Date.now() + 20_000;
+      while (!spool.stats().diskOk && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(spool.stats()).toMatchObject({ diskOk: true, memoryDepth: 0 });
+      expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([a]);
+      expect(records.filter((r) => r.msg.startsWith('SPOOL DISK FAILURE'))).toHaveLength(1);
+    },
+    30_000,
+  );
+});
+
 describe('memory window and disk failure log (item 5, item 6)', () => {
   it.skipIf(noMount !== undefined)(
     'memory mode is bounded by memoryMaxBytes on its own: oldest dropped, counted, noted',
