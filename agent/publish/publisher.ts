@@ -82,6 +82,11 @@ export class TelemetryPublisher {
     this.window = options.mqtt.inflight;
     // Batches become publishable when their transaction committed, never before.
     options.spool.onCommitted(() => this.pump());
+    // Older batches back in the spool (its disk readable again): publish them now.
+    options.spool.onRewind((fromSeq) => {
+      this.cursor = Math.min(this.cursor, fromSeq - 1);
+      this.pump();
+    });
   }
 
   /** Connect (and keep reconnecting). Throws MqttSetupError for unreadable credential/TLS files. */
@@ -319,6 +324,7 @@ export class TelemetryPublisher {
     const qos = this.options.mqtt.qos;
     for (const batch of this.options.spool.peek(this.cursor, room)) {
       this.cursor = batch.seq;
+      if (this.inflight.has(batch.seq)) continue; // after a rewind: already on its way
       this.inflight.add(batch.seq);
       const payload = assembleTelemetry(
         this.options.gateway,

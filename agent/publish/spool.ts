@@ -218,6 +218,9 @@ export class Spool {
   private cancelCommit: (() => void) | undefined;
   private commits = 0;
   private readonly commitListeners = new Set<() => void>();
+  private readonly rewindListeners = new Set<(fromSeq: number) => void>();
+  /** Set once the first open attempt is over: later adopts may bring back older batches. */
+  private started = false;
   private setAsideCount = 0;
   private deadDisk = 0;
   private deadDiskBytes = 0;
@@ -266,6 +269,7 @@ export class Spool {
       );
     }
     if (opened !== 'ok') spool.numberFromMark();
+    spool.started = true;
     spool.enforceBounds();
     spool.scheduleRetry();
     return spool;
@@ -336,6 +340,16 @@ export class Spool {
     this.enforceBounds();
     for (const q of queued) q.resolve(q.batch.seq);
     if (batches.length > 0) this.notifyCommitted();
+  }
+
+  /**
+   * Called when batches older than ones already handed out become publishable (a database
+   * that could not be read is open again, or a corrupt one was salvaged) with the lowest such
+   * seq: the publisher rewinds its cursor there, or they would wait for the next reconnect.
+   */
+  onRewind(listener: (fromSeq: number) => void): () => void {
+    this.rewindListeners.add(listener);
+    return () => this.rewindListeners.delete(listener);
   }
 
   /** Called after each commit that stored batches (the publisher pumps then). */
@@ -852,6 +866,10 @@ export class Spool {
     this.lastDiskTry = 0;
     for (const say of announce) say();
     this.forgetRecent();
+    if (this.started && totals.n > 0) {
+      const oldest = this.sql('SELECT min(seq) AS m FROM batches').get() as { m: number };
+      for (const listener of this.rewindListeners) listener(oldest.m);
+    }
     this.diskTrouble.recovered({ path: this.path }, 'spool database open again');
     this.logger.info({ path: this.path, depth: totals.n, lastSeq: this.lastSeq }, 'spool opened');
     this.openMark();

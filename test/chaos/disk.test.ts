@@ -146,13 +146,21 @@ function audit(s: TestSubscriber) {
   return { conflicts, missing, unexplained, notes, dropped: health?.spool?.dropped ?? 0 };
 }
 
+/** Wait (bounded) for a health report that counts every missing seq; expectConsistent judges. */
+async function healthCounts(s: TestSubscriber): Promise<void> {
+  await s
+    .waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health')
+    .catch(() => undefined);
+}
+
 function expectConsistent(s: TestSubscriber): ReturnType<typeof audit> {
   const a = audit(s);
   expect(a.conflicts, 'seqs published twice with different bytes').toEqual([]);
   expect(a.unexplained, 'missing seqs no dropped note explains').toEqual([]);
-  expect(a.dropped, 'health spool.dropped counts every missing seq').toBeGreaterThanOrEqual(
-    a.missing.length,
-  );
+  expect(
+    a.dropped,
+    `health spool.dropped counts every missing seq (${JSON.stringify({ missing: a.missing, notes: a.notes })})`,
+  ).toBeGreaterThanOrEqual(a.missing.length);
   return a;
 }
 
@@ -179,7 +187,7 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     fs.free();
     const second = agent(gw, state, cfg);
     await waitForSeq(sub, before + 5, 'telemetry after the restart');
-    await sub.waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health');
+    await healthCounts(sub);
     expect((await stopped(second, 'SIGTERM')).code).toBe(0);
     expectConsistent(sub);
   });
@@ -211,7 +219,7 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     const second = agent(gw, state, cfg);
     await waitForSeq(sub, before + 5, 'telemetry after the restart');
     await sub.waitFor((x) => audit(x).missing.length === 0 || audit(x).notes.length > 0, 10_000);
-    await sub.waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health');
+    await healthCounts(sub);
     expect((await stopped(second, 'SIGTERM')).code).toBe(0);
     const a = expectConsistent(sub);
     expect(a.missing.length).toBeGreaterThanOrEqual(lost!.count as number);
@@ -236,7 +244,7 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     fs.remount('rw');
     await waitForSeq(sub, during + 5, 'telemetry once writable', 30_000);
     expect(second.child.exitCode).toBeNull();
-    await sub.waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health');
+    await healthCounts(sub);
     expect((await stopped(second, 'SIGTERM')).code).toBe(0);
     expectConsistent(sub);
     for (const l of second.logs()) expect(JSON.stringify(l)).not.toMatch(/\\n\s+at /);
@@ -276,7 +284,7 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
       chmodSync(join(state, SPOOL_FILE), 0o600);
       await third.waitForLog((l) => l.msg === 'spool database open again', 'reopened', 30_000);
       await waitForSeq(sub, maxSeq(sub) + 3, 'telemetry after the reopen');
-      await sub.waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health');
+      await healthCounts(sub);
       expect((await stopped(third, 'SIGTERM')).code).toBe(0);
       expectConsistent(sub);
       for (const a of [second, third]) expect(a.stderr()).not.toMatch(/\n\s+at /);
@@ -330,7 +338,7 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     }
     const last = agent(gw, state, cfg);
     await waitForSeq(sub, maxSeq(sub) + 5, 'telemetry after the damage');
-    await sub.waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health');
+    await healthCounts(sub);
     expect((await stopped(last, 'SIGTERM')).code).toBe(0);
     expectConsistent(sub);
     // Each damage was found at the next start and moved aside, kept for inspection.

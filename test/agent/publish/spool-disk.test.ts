@@ -5,7 +5,9 @@
  */
 import {
   closeSync,
+  mkdirSync,
   openSync,
+  renameSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -15,8 +17,8 @@ import {
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Spool, SPOOL_FILE } from '../../../agent/publish/spool.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DISK_RETRY_MS, REOPEN_MS, Spool, SPOOL_FILE } from '../../../agent/publish/spool.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../helpers/tmpfs.js';
@@ -384,4 +386,32 @@ describe('corruption found while running (item 4)', () => {
     for (let s = 1; s <= n; s++) if (!have.has(s)) missing++;
     expect(spool.stats().dropped).toBeGreaterThanOrEqual(missing);
   }, 30_000);
+});
+
+describe('a database that comes back with older batches', () => {
+  it('tells the publisher to rewind to them, so they are not left until the next reconnect', async () => {
+    vi.useFakeTimers();
+    const dir = join(process.env.TMPDIR ?? '/tmp', `spool-rewind-${process.pid}`);
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    try {
+      await spoolWith(dir, 5, 2);
+      // The database cannot be opened for now (a directory in its place); the mark can.
+      renameSync(join(dir, SPOOL_FILE), join(dir, 'away'));
+      mkdirSync(join(dir, SPOOL_FILE));
+      const spool = Spool.open(dir, BIG, silentLogger);
+      cleanups.push(() => spool.close());
+      const rewinds: number[] = [];
+      spool.onRewind((seq) => rewinds.push(seq));
+      const a = await spool.append(Buffer.alloc(10, 1), Date.now());
+      expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([a]);
+      rmSync(join(dir, SPOOL_FILE), { recursive: true });
+      renameSync(join(dir, 'away'), join(dir, SPOOL_FILE));
+      await vi.advanceTimersByTimeAsync(REOPEN_MS + DISK_RETRY_MS);
+      expect(spool.stats().diskOk).toBe(true);
+      expect(rewinds).toEqual([3]);
+      expect(spool.peek(rewinds[0] - 1, 10).map((b) => b.seq)).toEqual([3, 4, 5, a]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
