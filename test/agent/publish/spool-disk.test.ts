@@ -271,6 +271,38 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
   );
 });
 
+describe('state dir missing under a parent that cannot be written', () => {
+  it.skipIf(noMount !== undefined)(
+    'no crash: batches wait unnumbered, and the dir is created and used once the parent is writable',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      disk.remount('ro');
+      vi.useFakeTimers();
+      try {
+        const { logger, records } = capturingLogger();
+        const spool = Spool.open(join(disk.dir, 'state'), BIG, logger);
+        cleanups.push(() => spool.close());
+        const seqs: number[] = [];
+        void spool.append(Buffer.alloc(10, 1), Date.now()).then((s) => seqs.push(s));
+        await vi.advanceTimersByTimeAsync(REOPEN_MS);
+        expect(seqs).toEqual([]);
+        expect(spool.stats()).toMatchObject({ unnumbered: 1, diskOk: false });
+        expect(records.find((r) => r.msg.startsWith('SPOOL DISK FAILURE'))).toMatchObject({
+          code: expect.stringMatching(/^E[A-Z]+$/),
+        });
+        disk.remount('rw');
+        await vi.advanceTimersByTimeAsync(REOPEN_MS + DISK_RETRY_MS);
+        await vi.advanceTimersByTimeAsync(10);
+        // Nothing was ever written anywhere: this is the gateway's first batch.
+        expect(seqs).toEqual([1]);
+        expect(spool.stats()).toMatchObject({ unnumbered: 0, diskOk: true });
+      } finally {
+        vi.useRealTimers();
+      }
+    },
+  );
+});
+
 describe('spool on a disk that is full before the start', () => {
   it.skipIf(noMount !== undefined)(
     'opens without throwing, numbers from the mark, publishes from memory, and moves back once there is space',
