@@ -391,8 +391,9 @@ export class Spool {
       }
     }
     const fromMemory: SpooledBatch[] = [];
-    // A memory batch is handed out only once the mark made its seq durable.
-    const revealable = this.markOk ? this.mark.revealed : 0;
+    // A memory batch is handed out only once the mark made its seq durable (this.mark is
+    // what was last written successfully).
+    const revealable = this.mark.revealed;
     for (const b of this.memory.values()) {
       if (b.seq > revealable || fromMemory.length >= limit) break;
       if (b.seq > afterSeq) fromMemory.push(b);
@@ -517,7 +518,7 @@ export class Spool {
 
   stats(): SpoolStats {
     const oldest = this.oldest();
-    const revealable = this.markOk ? this.mark.revealed : 0;
+    const revealable = this.mark.revealed;
     let withheld = 0;
     for (const seq of this.memory.keys()) if (seq > revealable) withheld++;
     const stats: SpoolStats = {
@@ -993,7 +994,7 @@ export class Spool {
   private revealMemory(): void {
     if (this.memory.size === 0) return;
     const top = [...this.memory.keys()].pop()!;
-    if (this.markOk && this.mark.revealed >= top) return;
+    if (this.mark.revealed >= top) return;
     if (this.writeMark({ revealed: top + REVEAL_BLOCK })) this.notifyCommitted();
   }
 
