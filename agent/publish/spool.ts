@@ -1001,7 +1001,14 @@ export class Spool {
   /** While anything is not durable, retry it in the background (bounded rate). */
   private scheduleRetry(): void {
     if (this.retryTimer || this.closed) return;
-    this.retryTimer = setInterval(() => this.retryTick(), DISK_RETRY_MS);
+    this.retryTimer = setInterval(() => {
+      // A timer callback that throws would end the process: a disk fault is not worth that.
+      try {
+        this.retryTick();
+      } catch (err) {
+        this.diskFailed(err, 'retry');
+      }
+    }, DISK_RETRY_MS);
     this.retryTimer.unref();
   }
 
