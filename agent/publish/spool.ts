@@ -49,6 +49,9 @@ import type { Logger } from '../ops/logger.js';
 import { DiskTrouble, causeOf } from './disk-trouble.js';
 import { EMPTY_MARK, MARK_FILE, SeqMarkFile, readMark, type SeqMark } from './seq-mark.js';
 import { isCorruption, moveAside, salvage, type Salvage } from './spool-salvage.js';
+import { mergeGap, parseGap, type GapNote } from './gap-note.js';
+
+export type { GapNote };
 
 export interface SpoolOptions {
   /** Bound on the stored payload bytes (not the file size). */
@@ -63,14 +66,6 @@ export interface SpoolOptions {
   commitDelayMs?: number;
   /** Clock, for tests of the age bound. */
   now?: () => number;
-}
-
-/** Seqs the spool dropped before a batch: carried by the next batch appended after the drop. */
-export interface GapNote {
-  count: number;
-  firstSeq: number;
-  lastSeq: number;
-  reason: string;
 }
 
 export interface SpooledBatch {
@@ -1453,34 +1448,4 @@ function fromRow(r: Row): SpooledBatch {
   const gap = parseGap(r.gap);
   if (gap) b.gapBefore = gap;
   return b;
-}
-
-/** A stored gap note, or undefined for none or an unreadable one. */
-function parseGap(value: unknown): GapNote | undefined {
-  if (typeof value !== 'string' || value.length === 0) return undefined;
-  try {
-    const g = JSON.parse(value) as Partial<GapNote>;
-    if (
-      typeof g.count === 'number' &&
-      typeof g.firstSeq === 'number' &&
-      typeof g.lastSeq === 'number' &&
-      typeof g.reason === 'string'
-    )
-      return { count: g.count, firstSeq: g.firstSeq, lastSeq: g.lastSeq, reason: g.reason };
-  } catch {
-    // Not a note: nothing to carry.
-  }
-  return undefined;
-}
-
-/** One note for two drops: counts add up, the range spans both, the reasons are listed. */
-export function mergeGap(a: GapNote | undefined, b: GapNote): GapNote {
-  if (!a) return { ...b };
-  const reasons = new Set([...a.reason.split(','), ...b.reason.split(',')]);
-  return {
-    count: a.count + b.count,
-    firstSeq: Math.min(a.firstSeq, b.firstSeq),
-    lastSeq: Math.max(a.lastSeq, b.lastSeq),
-    reason: [...reasons].join(','),
-  };
 }
