@@ -394,6 +394,11 @@ const spool = z.strictObject({
   maxAgeSec: durationSec(60, 365 * 24 * 3600)
     .default(7 * 24 * 3600)
     .describe('Batches older than this are dropped (counted) instead of published.'),
+  memoryMaxBytes: byteSize(64 * KIB, GIB)
+    .default(8 * MIB)
+    .describe(
+      'Bound on the batches held in memory while the spool disk fails (full, read-only, corrupt); when full the oldest are dropped and counted.',
+    ),
   synchronous: z
     .enum(['full', 'normal'])
     .default('full')

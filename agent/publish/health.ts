@@ -15,6 +15,10 @@ import type { SensorHealth, SensorState } from '../sampling/health.js';
 import { HEALTH_SCHEMA } from './payload.js';
 import type { PublisherStats } from './publisher.js';
 import type { SpoolStats } from './spool.js';
+import type { GapNote } from './gap-note.js';
+
+/** The spool's figures; the latest drop is null before any. */
+export type SpoolHealth = Omit<SpoolStats, 'lastDrop'> & { lastDrop: GapNote | null };
 
 /** The publisher's figures; reconnects and the spool have their own places in the report. */
 export type MqttHealth = Omit<PublisherStats, 'spool' | 'reconnects' | 'lastError'> & {
@@ -50,7 +54,7 @@ export interface HealthReport {
   /** Age of the oldest batch the broker has not acknowledged yet; 0 when all are. */
   oldestUnsentAgeMs: number;
   eventLoopDelayMs: { p50: number; p99: number; max: number; mean: number };
-  spool: SpoolStats;
+  spool: SpoolHealth;
   ring: RingCounters;
   mqtt: MqttHealth;
   workerRestarts: number;
@@ -91,7 +95,7 @@ export function healthReport(i: HealthInputs): HealthReport {
       max: i.eventLoop.maxMs,
       mean: i.eventLoop.meanMs,
     },
-    spool,
+    spool: { ...spool, lastDrop: spool.lastDrop ?? null },
     ring: i.ring,
     mqtt: { ...mqtt, lastError: lastError ?? null },
     workerRestarts: i.workerRestarts,

@@ -9,15 +9,25 @@ export const HEALTH_SCHEMA = 'edge-agent/health/1';
 
 const OPEN_BRACE = 0x7b;
 
+/** Seqs the agent dropped before this batch (see docs/payload.md). */
+export interface DroppedNote {
+  count: number;
+  firstSeq: number;
+  lastSeq: number;
+  reason: string;
+}
+
 /**
- * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` + body minus its `{`.
- * The body must be a JSON object with at least one field (`{"windows":[...]...}`).
+ * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` (+ `"dropped":{..},` when given) +
+ * body minus its `{`. The body must be a JSON object with at least one field
+ * (`{"windows":[...]...}`).
  */
 export function assembleTelemetry(
   gateway: string,
   seq: number,
   createdAt: number,
   body: Uint8Array,
+  dropped?: DroppedNote,
 ): Buffer {
   let start = 0;
   // Tolerate leading whitespace; anything else than an object is a programming error upstream.
@@ -27,7 +37,10 @@ export function assembleTelemetry(
     start++;
   }
   if (body[start] !== OPEN_BRACE) throw new Error('telemetry body must be a JSON object');
-  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},"createdAt":${createdAt},`;
+  const note = dropped
+    ? `"dropped":${JSON.stringify({ count: dropped.count, firstSeq: dropped.firstSeq, lastSeq: dropped.lastSeq, reason: dropped.reason })},`
+    : '';
+  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},"createdAt":${createdAt},${note}`;
   const headerBytes = Buffer.byteLength(header);
   // One allocation, one copy of the body (no intermediate header Buffer).
   const out = Buffer.allocUnsafe(headerBytes + body.length - start - 1);

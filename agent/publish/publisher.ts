@@ -82,6 +82,11 @@ export class TelemetryPublisher {
     this.window = options.mqtt.inflight;
     // Batches become publishable when their transaction committed, never before.
     options.spool.onCommitted(() => this.pump());
+    // Older batches back in the spool (its disk readable again): publish them now.
+    options.spool.onRewind((fromSeq) => {
+      this.cursor = Math.min(this.cursor, fromSeq - 1);
+      this.pump();
+    });
   }
 
   /** Connect (and keep reconnecting). Throws MqttSetupError for unreadable credential/TLS files. */
@@ -141,7 +146,9 @@ export class TelemetryPublisher {
     clearTimeout(this.reconnectTimer);
     const client = this.client;
     const log = this.options.logger;
-    const left = this.options.spool.stats().depth;
+    // Batches held in memory (failing disk) do not stay: the spool counts them as dropped at close.
+    const { depth, memoryDepth, unnumbered } = this.options.spool.stats();
+    const left = depth - memoryDepth - unnumbered;
     if (client && this.connected) {
       const sent = await this.publishWithin(
         client,
@@ -317,12 +324,14 @@ export class TelemetryPublisher {
     const qos = this.options.mqtt.qos;
     for (const batch of this.options.spool.peek(this.cursor, room)) {
       this.cursor = batch.seq;
+      if (this.inflight.has(batch.seq)) continue; // after a rewind: already on its way
       this.inflight.add(batch.seq);
       const payload = assembleTelemetry(
         this.options.gateway,
         batch.seq,
         batch.createdAt,
         batch.body,
+        batch.gapBefore,
       );
       client.publish(this.topics.telemetry, payload, { qos }, (err) => {
         if (gen === this.generation) this.onPublished(client, batch.seq, err);
