@@ -296,7 +296,12 @@ const mqtt = z.strictObject({
     .default(true)
     .describe("Verify the broker's certificate. Turn off only for a lab."),
   qos: z.literal([1, 2]).default(1).describe('QoS of telemetry publishes.'),
-  protocolVersion: z.literal([4, 5]).default(4).describe('4 = MQTT 3.1.1, 5 = MQTT 5.'),
+  protocolVersion: z
+    .literal([4, 5])
+    .optional()
+    .describe(
+      '4 = MQTT 3.1.1, 5 = MQTT 5. Default: MQTT 5 (a refused publish is visible), falling back to 3.1.1 when the broker refuses 5 (under 3.1.1 a publish the ACL denies is acknowledged as if delivered).',
+    ),
   topicPrefix: name('topic prefix')
     .default('edge')
     .describe('First topic level: <prefix>/<gateway>/telemetry.'),

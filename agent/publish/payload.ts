@@ -9,8 +9,15 @@ export const HEALTH_SCHEMA = 'edge-agent/health/1';
 
 const OPEN_BRACE = 0x7b;
 
+/** Part i (1-based) of n, for a batch the broker would not take in one message. */
+export interface TelemetryPart {
+  part: number;
+  parts: number;
+}
+
 /**
- * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` + body minus its `{`.
+ * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` + body minus its `{`; a part of a
+ * split batch also carries `"part":i,"parts":n` after its seq.
  * The body must be a JSON object with at least one field (`{"windows":[...]...}`).
  */
 export function assembleTelemetry(
@@ -18,6 +25,7 @@ export function assembleTelemetry(
   seq: number,
   createdAt: number,
   body: Uint8Array,
+  part?: TelemetryPart,
 ): Buffer {
   let start = 0;
   // Tolerate leading whitespace; anything else than an object is a programming error upstream.
@@ -27,7 +35,8 @@ export function assembleTelemetry(
     start++;
   }
   if (body[start] !== OPEN_BRACE) throw new Error('telemetry body must be a JSON object');
-  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},"createdAt":${createdAt},`;
+  const partOf = part ? `"part":${part.part},"parts":${part.parts},` : '';
+  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},${partOf}"createdAt":${createdAt},`;
   const headerBytes = Buffer.byteLength(header);
   // One allocation, one copy of the body (no intermediate header Buffer).
   const out = Buffer.allocUnsafe(headerBytes + body.length - start - 1);

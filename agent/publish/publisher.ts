@@ -8,22 +8,18 @@
  * connection closes every in-flight batch counts as unsent: the next connection replays the
  * spool from its oldest unacknowledged seq, in order (a duplicate at worst, never a gap).
  */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, {
+  type IClientOptions,
+  type IConnackPacket,
+  type IDisconnectPacket,
+  type MqttClient,
+} from 'mqtt';
 import type { Logger } from '../ops/logger.js';
-import { Backoff } from './backoff.js';
-import {
-  connectionOptions,
-  describeError,
-  isConnackRefusal,
-  type MqttConfig,
-} from './connection-options.js';
-import {
-  assembleTelemetry,
-  healthPayload,
-  offlineStatus,
-  onlineStatus,
-  type StatusInfo,
-} from './payload.js';
+import { Backoff, ReconnectPolicy } from './backoff.js';
+import { explainConnectFailure, publishRefusal } from './broker-errors.js';
+import { connectionOptions, describeError, type MqttConfig } from './connection-options.js';
+import { PartPlanner, type Outgoing } from './part-planner.js';
+import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
 import type { Spool, SpoolStats } from './spool.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
 
@@ -44,49 +40,99 @@ export interface PublisherStats {
   inflight: number;
   /** Batches acknowledged by the broker since start. */
   published: number;
+  /** Telemetry publishes the broker refused since start (PUBACK reason >= 0x80, or closed on). */
+  refusals: number;
+  /** Batches sent in parts since start because the broker would not take them whole. */
+  splits: number;
+  /** Batches set aside (dead letters) since start because not even one window could pass. */
+  setAside: number;
+  /** The MQTT version in use (or being tried): 5, or 4 for 3.1.1. */
+  protocolVersion: 4 | 5;
+  /** The QoS telemetry is published at (below mqtt.qos when the broker refuses that). */
+  qos: 1 | 2;
   spool: SpoolStats;
   lastError?: string;
 }
 
 /** CONNACK refusals (bad password, not authorized) will not heal quickly: retry slower. */
 const REFUSED_BACKOFF_FACTOR = 4;
+/** A connection that stayed up this long resets the backoff even without a publish. */
+const STABLE_CONNECTION_MS = 60_000;
 /** Bound on waiting for the offline status' PUBACK and the DISCONNECT at stop. */
 const GOODBYE_MS = 2000;
+/** Connections closed in a row on our first QoS 2 publishes before QoS 2 counts as refused. */
+const QOS2_CLOSES_TO_DOWNGRADE = 2;
+
+type Key = string;
+const keyOf = (m: Outgoing): Key => `${m.seq}/${m.part}`;
 
 export class TelemetryPublisher {
   private readonly topics: GatewayTopics;
   private readonly info: StatusInfo;
-  private readonly backoff: Backoff;
-  private readonly window: number;
+  private readonly policy: ReconnectPolicy;
+  /** Pauses publishing after a refusal while the connection stays up. */
+  private readonly holdBackoff: Backoff;
+  private readonly planner: PartPlanner;
+  private window: number;
   private client: MqttClient | undefined;
   private clientOptions: IClientOptions | undefined;
   /** Bumped per connection attempt; callbacks of older clients are ignored. */
   private generation = 0;
   private connected = false;
-  private readonly inflight = new Set<number>();
-  /** Highest seq handed to the current connection. */
+  private readonly inflight = new Map<Key, Outgoing>();
+  /** Messages planned for the current connection and not handed to mqtt.js yet, in order. */
+  private queue: Outgoing[] = [];
+  /** Highest seq planned on the current connection. */
   private cursor = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** After a refusal: once in-flight publishes are answered, replay from the oldest batch. */
+  private rewindPending = false;
   private refusedLast = false;
+  private retryNow = false;
   private stopped = false;
   private connects = 0;
   private connectFailures = 0;
   private published = 0;
+  private refusals = 0;
+  private setAsideCount = 0;
   private lastError: string | undefined;
   private readonly progressWaiters = new Set<() => void>();
+  /** Undefined: negotiate (MQTT 5, then 3.1.1 if refused). */
+  private readonly configuredVersion: 4 | 5 | undefined;
+  private protocolVersion: 4 | 5;
+  private qos: 1 | 2;
+  /** A QoS 2 telemetry publish completed in this process: the broker takes QoS 2. */
+  private qos2Works = false;
+  private qos2Closes = 0;
+  /** The current connection got its CONNACK. */
+  private gotConnack = false;
+  private readonly loggedOnce = new Set<string>();
 
   constructor(private readonly options: PublisherOptions) {
     this.topics = gatewayTopics(options.mqtt.topicPrefix, options.gateway);
     this.info = { gateway: options.gateway, ...options.status };
-    this.backoff = new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs);
+    this.policy = new ReconnectPolicy(
+      new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs),
+      STABLE_CONNECTION_MS,
+    );
+    this.holdBackoff = new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs);
+    this.planner = new PartPlanner(options.gateway, this.topics.telemetry);
     this.window = options.mqtt.inflight;
+    this.configuredVersion = options.mqtt.protocolVersion;
+    this.protocolVersion = options.mqtt.protocolVersion ?? 5;
+    this.qos = options.mqtt.qos;
     // Batches become publishable when their transaction committed, never before.
     options.spool.onCommitted(() => this.pump());
   }
 
   /** Connect (and keep reconnecting). Throws MqttSetupError for unreadable credential/TLS files. */
   start(): void {
-    this.clientOptions = connectionOptions(this.options.gateway, this.options.mqtt);
+    this.clientOptions = connectionOptions(
+      this.options.gateway,
+      this.options.mqtt,
+      this.protocolVersion,
+    );
     this.connect();
   }
 
@@ -120,6 +166,11 @@ export class TelemetryPublisher {
       connectFailures: this.connectFailures,
       inflight: this.inflight.size,
       published: this.published,
+      refusals: this.refusals,
+      splits: this.planner.splits(),
+      setAside: this.setAsideCount,
+      protocolVersion: this.protocolVersion,
+      qos: this.qos,
       spool: this.options.spool.stats(),
     };
     if (this.lastError !== undefined) s.lastError = this.lastError;
@@ -139,6 +190,7 @@ export class TelemetryPublisher {
     }
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.holdTimer);
     const client = this.client;
     const log = this.options.logger;
     const left = this.options.spool.stats().depth;
@@ -167,6 +219,7 @@ export class TelemetryPublisher {
     this.client = undefined;
     this.connected = false;
     this.inflight.clear();
+    this.queue = [];
     this.options.spool.retainRecent(false);
     log.info(
       { published: this.published, leftInSpool: left },
@@ -212,6 +265,7 @@ export class TelemetryPublisher {
   private connect(): void {
     if (this.stopped || !this.clientOptions) return;
     const gen = ++this.generation;
+    this.gotConnack = false;
     const client = mqtt.connect(this.options.mqtt.url, {
       ...this.clientOptions,
       will: {
@@ -222,30 +276,54 @@ export class TelemetryPublisher {
       },
     });
     this.client = client;
-    client.on('connect', () => {
-      if (gen === this.generation) this.onConnect(client);
+    client.on('connect', (connack) => {
+      if (gen === this.generation) this.onConnect(client, connack);
     });
     // Always listen: an 'error' without a listener would crash the process.
     client.on('error', (err) => {
       if (gen === this.generation) this.onError(err);
+    });
+    client.on('disconnect', (packet) => {
+      if (gen === this.generation) this.onBrokerDisconnect(packet);
     });
     client.on('close', () => {
       if (gen === this.generation) this.onClose(client);
     });
   }
 
-  private onConnect(client: MqttClient): void {
+  private onConnect(client: MqttClient, connack: IConnackPacket): void {
     this.connected = true;
+    this.gotConnack = true;
     this.refusedLast = false;
-    this.backoff.reset();
+    this.policy.connected();
     this.connects++;
     this.cursor = 0;
     this.inflight.clear();
+    this.queue = [];
+    this.rewindPending = false;
+    const props = connack.properties;
+    this.planner.setBrokerLimit(props?.maximumPacketSize);
+    this.window = Math.min(this.options.mqtt.inflight, props?.receiveMaximum ?? Infinity);
+    if (props?.maximumQoS !== undefined && props.maximumQoS < this.qos) {
+      if (props.maximumQoS === 1) {
+        this.downgradeQos(`the broker announces a maximum QoS of ${props.maximumQoS}`);
+      } else {
+        this.logOnce('qos0', 'warn', {}, MAXIMUM_QOS_0);
+      }
+    }
     // While connected, new batches are handed out from memory instead of read back.
     this.options.spool.retainRecent(true);
     const spool = this.options.spool.stats();
     this.options.logger.info(
-      { url: this.options.mqtt.url, reconnects: this.connects - 1, backlog: spool.depth },
+      {
+        url: this.options.mqtt.url,
+        protocolVersion: this.protocolVersion,
+        ...(props?.maximumPacketSize !== undefined
+          ? { brokerMaxPacketBytes: props.maximumPacketSize }
+          : {}),
+        reconnects: this.connects - 1,
+        backlog: spool.depth,
+      },
       'connected to the MQTT broker',
     );
     client.publish(
@@ -261,30 +339,64 @@ export class TelemetryPublisher {
 
   private onError(err: Error): void {
     this.lastError = describeError(err);
-    if (isConnackRefusal(err)) {
-      this.refusedLast = true;
-      this.options.logger.error(
-        {
-          url: this.options.mqtt.url,
-          error: this.lastError,
-          clientId: this.clientOptions?.clientId,
-        },
-        'MQTT BROKER REFUSED THE CONNECTION (check mqtt.username and the password); retrying with a slower backoff',
-      );
-    } else {
-      this.options.logger.warn(
-        { url: this.options.mqtt.url, error: this.lastError },
-        'MQTT connection error',
-      );
+    const log = this.options.logger;
+    const url = this.options.mqtt.url;
+    if (this.gotConnack) {
+      log.warn({ url, error: this.lastError }, 'MQTT connection error');
+      return;
     }
+    const failure = explainConnectFailure(err, {
+      url,
+      protocolVersion: this.protocolVersion,
+      beforeConnack: true,
+    });
+    if (
+      failure.kind === 'protocol-version' &&
+      this.configuredVersion === undefined &&
+      this.protocolVersion === 5 &&
+      this.clientOptions
+    ) {
+      this.protocolVersion = 4;
+      const { properties: _v5only, ...options } = this.clientOptions;
+      this.clientOptions = { ...options, protocolVersion: 4 };
+      this.retryNow = true;
+      this.logOnce('fallback', 'warn', { url }, MQTT311_FALLBACK);
+      return;
+    }
+    if (failure.kind !== 'network') this.lastError = `${this.lastError}: ${failure.hint}`;
+    if (failure.refused) {
+      this.refusedLast = true;
+      log.error(
+        { url, error: this.lastError, clientId: this.clientOptions?.clientId },
+        `MQTT BROKER REFUSED THE CONNECTION (${failure.hint}); retrying with a slower backoff`,
+      );
+    } else if (failure.kind === 'tls-mismatch') {
+      log.warn({ url, error: this.lastError }, `MQTT connection failed: ${failure.hint}`);
+    } else {
+      log.warn({ url, error: this.lastError }, 'MQTT connection error');
+    }
+  }
+
+  /** An MQTT 5 broker says why it closes the connection (e.g. 0x95 packet too large). */
+  private onBrokerDisconnect(packet: IDisconnectPacket): void {
+    const code = packet.reasonCode ?? 0;
+    if (code < 0x80) return;
+    this.lastError = `broker disconnected us (reason 0x${code.toString(16)}${code === 0x95 ? ', packet too large' : ''})`;
+    this.options.logger.warn({ url: this.options.mqtt.url, reasonCode: code }, this.lastError);
   }
 
   private onClose(client: MqttClient): void {
     const wasConnected = this.connected;
     this.connected = false;
+    // The message the broker was reading when it closed, if any (Map order = send order).
+    const oldest = this.inflight.values().next().value;
     // Whatever was in flight is unsent until a PUBACK says otherwise: replay from the spool.
     this.inflight.clear();
+    this.queue = [];
     this.cursor = 0;
+    this.rewindPending = false;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
     // During the outage batches wait on disk only: memory stays flat.
     this.options.spool.retainRecent(false);
     this.generation++;
@@ -293,7 +405,11 @@ export class TelemetryPublisher {
     this.client = undefined;
     if (!wasConnected) this.connectFailures++;
     if (this.stopped) return;
-    const delay = this.backoff.next(this.refusedLast ? REFUSED_BACKOFF_FACTOR : 1);
+    if (wasConnected && oldest) this.closedOn(oldest);
+    const delay = this.retryNow
+      ? 0
+      : this.policy.delayAfterClose(this.refusedLast ? REFUSED_BACKOFF_FACTOR : 1);
+    this.retryNow = false;
     this.options.logger.warn(
       {
         url: this.options.mqtt.url,
@@ -307,41 +423,191 @@ export class TelemetryPublisher {
     this.notifyProgress();
   }
 
+  /** The broker closed the connection while `message` was the oldest publish in flight. */
+  private closedOn(message: Outgoing): void {
+    this.refusals++;
+    if (this.qos === 2 && !this.qos2Works) {
+      // A broker without QoS 2 (NATS) closes on the first QoS 2 publish, whatever the batch.
+      if (++this.qos2Closes >= QOS2_CLOSES_TO_DOWNGRADE) {
+        this.downgradeQos(
+          `the broker closed the connection on our first QoS 2 publish ${this.qos2Closes} times in a row`,
+        );
+      }
+      return;
+    }
+    this.onRefused(
+      message,
+      true,
+      'the broker closed the connection while it was the oldest publish in flight',
+    );
+  }
+
+  /** A refusal of one message: retried once, then its batch is split, then set aside. */
+  private onRefused(message: Outgoing, sizeRelated: boolean, why: string): void {
+    const log = this.options.logger;
+    const what = describeMessage(message);
+    const bytes = message.payload.length;
+    const outcome = this.planner.refused(message, sizeRelated);
+    if (outcome.kind === 'retry') {
+      log.warn({ seq: message.seq, bytes, why }, `${what} refused; retrying it once`);
+    } else if (outcome.kind === 'split') {
+      log.warn(
+        { seq: message.seq, bytes, partLimitBytes: outcome.limit, why },
+        `${what} (${bytes} bytes) refused twice: sending it in parts of at most ${outcome.limit} bytes. If the broker limits packet size, lower batch.maxBytes below its limit or raise the limit (mosquitto: max_packet_size)`,
+      );
+    } else {
+      this.setAside(message.seq, `${outcome.reason} (${why})`);
+    }
+  }
+
+  private setAside(seq: number, reason: string): void {
+    this.planner.forget(seq);
+    if (this.options.spool.setAside(seq, reason)) this.setAsideCount++;
+    const limit = this.planner.limit();
+    this.options.logger.error(
+      { seq, reason, ...(limit !== undefined ? { payloadLimitBytes: limit } : {}) },
+      `BATCH ${seq} SET ASIDE (kept in the spool's dead letters, not published): ${reason}. Raise the broker's packet limit (mosquitto: max_packet_size) above that size; the batches after it flow on`,
+    );
+  }
+
+  private downgradeQos(why: string): void {
+    if (this.qos !== 2) return;
+    this.qos = 1;
+    this.options.logger.warn(
+      { why },
+      'the broker refuses QoS 2 (mqtt.qos: 2): publishing telemetry at QoS 1, still at-least-once (subscribers dedupe by gateway, seq and part). Set mqtt.qos: 1 to silence this',
+    );
+  }
+
+  /** Pause telemetry after a PUBACK refusal, then replay from the oldest unacknowledged batch. */
+  private hold(factor: number): number | undefined {
+    this.rewindPending = true;
+    this.queue = [];
+    if (this.holdTimer) return undefined;
+    const delay = this.holdBackoff.next(factor);
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      this.pump();
+    }, delay);
+    return delay;
+  }
+
   /** Fill the in-flight window from the spool, oldest first. */
   private pump(): void {
     const client = this.client;
-    if (!this.connected || !client) return;
-    const room = this.window - this.inflight.size;
-    if (room <= 0) return;
+    if (!this.connected || !client || this.holdTimer) return;
+    if (this.rewindPending) {
+      // Replay only once every publish of the refused round is answered: no overlap.
+      if (this.inflight.size > 0) return;
+      this.rewindPending = false;
+      this.cursor = 0;
+      this.queue = [];
+    }
     const gen = this.generation;
-    const qos = this.options.mqtt.qos;
-    for (const batch of this.options.spool.peek(this.cursor, room)) {
-      this.cursor = batch.seq;
-      this.inflight.add(batch.seq);
-      const payload = assembleTelemetry(
-        this.options.gateway,
-        batch.seq,
-        batch.createdAt,
-        batch.body,
-      );
-      client.publish(this.topics.telemetry, payload, { qos }, (err) => {
-        if (gen === this.generation) this.onPublished(client, batch.seq, err);
+    while (this.inflight.size < this.window) {
+      if (this.queue.length === 0 && !this.planMore()) break;
+      const message = this.queue.shift();
+      if (!message) continue;
+      this.inflight.set(keyOf(message), message);
+      client.publish(this.topics.telemetry, message.payload, { qos: this.qos }, (err) => {
+        if (gen === this.generation) this.onPublished(message, err);
       });
     }
   }
 
-  private onPublished(client: MqttClient, seq: number, err: Error | undefined): void {
-    this.inflight.delete(seq);
+  /** Plans the next batches into the queue; false when the spool has nothing more. */
+  private planMore(): boolean {
+    const room = Math.max(1, this.window - this.inflight.size);
+    const batches = this.options.spool.peek(this.cursor, room);
+    if (batches.length === 0) return false;
+    for (const batch of batches) {
+      this.cursor = batch.seq;
+      const plan = this.planner.plan(batch);
+      if (plan.kind === 'set-aside') {
+        this.setAside(batch.seq, plan.reason);
+        continue;
+      }
+      if (plan.split) {
+        const limit = this.planner.limit() ?? 0;
+        this.logOnce(
+          'split',
+          'warn',
+          { seq: batch.seq, bytes: batch.body.length, payloadLimitBytes: limit },
+          `batches exceed what the broker takes in one message (${limit} bytes of payload): sending them in parts. Set batch.maxBytes to at most ${Math.max(0, limit - PART_HEADER_ROOM)} to avoid splitting, or raise the broker's packet limit`,
+        );
+      }
+      this.queue.push(...plan.messages);
+    }
+    return true;
+  }
+
+  private onPublished(message: Outgoing, err: Error | undefined): void {
+    this.inflight.delete(keyOf(message));
     if (err) {
-      // Rejected (e.g. MQTT 5 PUBACK reason code): unsent. Start over on a new connection.
-      this.lastError = describeError(err);
-      this.options.logger.warn({ seq, error: this.lastError }, 'publish rejected; reconnecting');
-      client.end(true);
+      this.onPublishError(message, err);
+      this.pump();
       return;
     }
-    this.options.spool.ack(seq);
-    this.published++;
+    if (this.qos === 2) this.qos2Works = true;
+    this.policy.acknowledged();
+    this.holdBackoff.reset();
+    if (this.planner.acknowledged(message)) {
+      this.options.spool.ack(message.seq);
+      this.published++;
+    }
     this.pump();
     this.notifyProgress();
   }
+
+  private onPublishError(message: Outgoing, err: Error): void {
+    const log = this.options.logger;
+    this.lastError = describeError(err);
+    const refusal = publishRefusal(err, this.topics.telemetry);
+    if (!refusal) {
+      // Not an answer from the broker (e.g. the connection is going): replay after a pause.
+      log.debug({ seq: message.seq, error: this.lastError }, 'publish failed');
+      this.hold(1);
+      return;
+    }
+    this.refusals++;
+    this.lastError = `${this.lastError}: ${refusal.hint}`;
+    if (refusal.topicLevel) {
+      // Not this batch's fault: keep every batch and retry slowly until the broker is fixed.
+      const retryInMs = this.hold(REFUSED_BACKOFF_FACTOR);
+      if (retryInMs !== undefined) {
+        log.error(
+          {
+            topic: this.topics.telemetry,
+            reasonCode: refusal.code,
+            retryInMs,
+            refusals: this.refusals,
+            backlog: this.options.spool.stats().depth,
+          },
+          `MQTT BROKER REFUSES TELEMETRY: ${refusal.hint}. The batches stay in the spool`,
+        );
+      }
+      return;
+    }
+    this.onRefused(message, refusal.tooLarge, refusal.hint);
+    this.hold(1);
+  }
+
+  private logOnce(key: string, level: 'warn' | 'info', fields: object, msg: string): void {
+    if (this.loggedOnce.has(key)) return;
+    this.loggedOnce.add(key);
+    this.options.logger[level](fields, msg);
+  }
+}
+
+/** Room for the publisher's header fields (the worker's HEADER_RESERVE) in batch.maxBytes advice. */
+const PART_HEADER_ROOM = 300;
+
+const MQTT311_FALLBACK =
+  'the broker does not speak MQTT 5: using MQTT 3.1.1. Under 3.1.1 a publish the broker denies (ACL) is acknowledged as if delivered, so such a loss cannot be seen here; see docs/operations.md';
+
+const MAXIMUM_QOS_0 =
+  'the broker announces a maximum QoS of 0: telemetry needs QoS 1 (at-least-once); publishes it refuses stay in the spool';
+
+function describeMessage(m: Outgoing): string {
+  return m.parts === 0 ? `batch ${m.seq}` : `batch ${m.seq} part ${m.part}/${m.parts}`;
 }
