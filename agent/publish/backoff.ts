@@ -23,6 +23,11 @@ export class Backoff {
   reset(): void {
     this.attempt = 0;
   }
+
+  /** Delays handed out since the last reset. */
+  attempts(): number {
+    return this.attempt;
+  }
 }
 
 /**
@@ -48,6 +53,11 @@ export class ReconnectPolicy {
   /** The broker acknowledged a publish: it takes what we send. */
   acknowledged(): void {
     this.backoff.reset();
+  }
+
+  /** Closes and failed attempts in a row without progress (counting the last one). */
+  closesInARow(): number {
+    return this.backoff.attempts();
   }
 
   /** The delay before reconnecting after a close (or a failed attempt). */

@@ -414,6 +414,7 @@ export class TelemetryPublisher {
       {
         url: this.options.mqtt.url,
         retryInMs: delay,
+        closesInARow: this.policy.closesInARow(),
         backlog: this.options.spool.stats().depth,
         error: this.lastError,
       },
