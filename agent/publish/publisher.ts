@@ -89,6 +89,12 @@ export class TelemetryPublisher {
   /** After a refusal: once in-flight publishes are answered, replay from the oldest batch. */
   private rewindPending = false;
   private refusedLast = false;
+  /**
+   * The broker refused the telemetry topic (ACL, topic name, quota) and nothing was
+   * acknowledged since: a close now is that refusal again (some brokers drop the connection
+   * after refusing), not a sign that one batch is too large.
+   */
+  private topicRefused = false;
   private retryNow = false;
   private stopped = false;
   private connects = 0;
@@ -405,10 +411,11 @@ export class TelemetryPublisher {
     this.client = undefined;
     if (!wasConnected) this.connectFailures++;
     if (this.stopped) return;
-    if (wasConnected && oldest) this.closedOn(oldest);
+    if (wasConnected && oldest && !this.topicRefused) this.closedOn(oldest);
+    const slower = this.refusedLast || this.topicRefused;
     const delay = this.retryNow
       ? 0
-      : this.policy.delayAfterClose(this.refusedLast ? REFUSED_BACKOFF_FACTOR : 1);
+      : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
     this.retryNow = false;
     this.options.logger.warn(
       {
@@ -550,6 +557,7 @@ export class TelemetryPublisher {
       return;
     }
     if (this.qos === 2) this.qos2Works = true;
+    this.topicRefused = false;
     this.policy.acknowledged();
     this.holdBackoff.reset();
     if (this.planner.acknowledged(message)) {
@@ -574,6 +582,7 @@ export class TelemetryPublisher {
     this.lastError = `${this.lastError}: ${refusal.hint}`;
     if (refusal.topicLevel) {
       // Not this batch's fault: keep every batch and retry slowly until the broker is fixed.
+      this.topicRefused = true;
       const retryInMs = this.hold(REFUSED_BACKOFF_FACTOR);
       if (retryInMs !== undefined) {
         log.error(

@@ -177,4 +177,95 @@ describe('chaos: a broker that refuses', () => {
     expect(split[0].msg).toMatch(/batch\.maxBytes/);
     expect(split[0].msg).toMatch(/\d{4} bytes/);
   });
+
+  it('ACL denies telemetry under MQTT 5: nothing deleted, refusals counted, a slower retry, and it flows once the ACL allows it', async () => {
+    const dir = tempDir();
+    const acl = join(dir, 'acl');
+    // Anonymous clients may read everything and write status and health, not telemetry.
+    writeFileSync(acl, 'topic read edge/#\ntopic write edge/+/status\ntopic write edge/+/health\n');
+    // A bounded queue: mosquitto 2.0.11 with max_queued_messages 0 (the helper's "unbounded")
+    // drops the connection after each denied MQTT 5 publish ("Bad socket read/write").
+    const b = await mosquitto({
+      persistence: true,
+      extraConfig: [`acl_file ${acl}`, 'max_queued_messages 1000'],
+    });
+    const sub = await subscriber(b.url, 'chaos-acl-5');
+    const h = publisher({ mqtt: { url: b.url, reconnectMinMs: 100, reconnectMaxMs: 1000 } });
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    const seqs: number[] = [];
+    for (let i = 0; i < 5; i++) seqs.push(await h.publisher.submit(windowBody(i)));
+    await waitUntil(() => h.publisher.stats().refusals >= 10, {
+      what: 'the denied batches refused, and refused again on retry',
+    });
+    const stats = h.publisher.stats();
+    // Kept, not deleted: the PUBACK said "not authorized".
+    expect(stats).toMatchObject({ published: 0, setAside: 0, connected: true });
+    expect(stats.spool.depth).toBe(5);
+    const loud = h.log.records.filter((r) => r.msg.includes('MQTT BROKER REFUSES TELEMETRY'));
+    expect(loud.length).toBeGreaterThanOrEqual(1);
+    expect(loud[0].msg).toMatch(/edge\/gw\/telemetry.*not authorized.*ACL/);
+    // Slower than a reconnect: the pause after a topic-level refusal starts at 4x the minimum.
+    expect(Math.min(...loud.map((r) => r.retryInMs as number))).toBeGreaterThanOrEqual(400);
+    // The ACL is fixed: the same batches go out, nothing was lost.
+    writeFileSync(acl, 'topic readwrite edge/#\n');
+    await b.restart();
+    await sub.waitFor(
+      () => seqs.every((s) => delivered(sub).complete(s)),
+      30_000,
+      'all 5 after the fix',
+    );
+    expect(delivered(sub).conflicts).toEqual([]);
+    await waitUntil(() => h.publisher.stats().spool.depth === 0, { what: 'spool drained' });
+  });
+
+  it('ACL denies telemetry and the broker then drops the connection: batches are neither split nor set aside', async () => {
+    const dir = tempDir();
+    const acl = join(dir, 'acl');
+    writeFileSync(acl, 'topic read edge/#\ntopic write edge/+/status\n');
+    // The helper's max_queued_messages 0 makes mosquitto 2.0.11 close the connection right
+    // after a denied MQTT 5 publish: closes that must not be read as "this batch is too large".
+    const b = await mosquitto({ extraConfig: [`acl_file ${acl}`] });
+    const h = publisher({ mqtt: { url: b.url, reconnectMinMs: 100, reconnectMaxMs: 1000 } });
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    for (let i = 0; i < 5; i++) await h.publisher.submit(windowBody(i));
+    await waitUntil(() => h.publisher.stats().reconnects >= 3, { what: 'three reconnects' });
+    const stats = h.publisher.stats();
+    expect(stats).toMatchObject({ published: 0, setAside: 0, splits: 0 });
+    expect(stats.refusals).toBeGreaterThanOrEqual(1);
+    expect(stats.spool.depth).toBe(5);
+    expect(b.log()).toMatch(/Bad socket read\/write/);
+  });
+
+  it.skipIf(!natsServerPath())(
+    'NATS MQTT with qos: 2: falls back to MQTT 3.1.1 and QoS 1 (said once each) instead of reconnecting forever, and telemetry flows',
+    async () => {
+      const server = await spawnNats();
+      cleanups.push(() => server.close());
+      const sub = await subscriber(server.mqttUrl, 'chaos-nats-sub');
+      const h = publisher({
+        mqtt: { url: server.mqttUrl, qos: 2, reconnectMinMs: 100, reconnectMaxMs: 1000 },
+      });
+      h.publisher.start();
+      const seqs: number[] = [];
+      for (let i = 0; i < 5; i++) seqs.push(await h.publisher.submit(windowBody(i)));
+      await sub.waitFor(
+        () => seqs.every((s) => delivered(sub).complete(s)),
+        30_000,
+        'all 5 batches',
+      );
+      const more = await h.publisher.submit(windowBody(5));
+      await sub.waitFor(() => delivered(sub).complete(more), 20_000, 'one more batch');
+      expect(delivered(sub).conflicts).toEqual([]);
+      const stats = h.publisher.stats();
+      expect(stats).toMatchObject({ qos: 1, protocolVersion: 4, setAside: 0 });
+      // Two closes on QoS 2, one refused MQTT 5 attempt: a handful of connects, not a loop.
+      expect(stats.reconnects + stats.connectFailures).toBeLessThanOrEqual(6);
+      const said = (re: RegExp) => h.log.records.filter((r) => re.test(r.msg)).length;
+      expect(said(/refuses QoS 2 \(mqtt\.qos: 2\).*QoS 1/)).toBe(1);
+      expect(said(/does not speak MQTT 5/)).toBe(1);
+      expect(server.log()).toMatch(/QoS=2 not supported/);
+    },
+  );
 });
