@@ -28,7 +28,18 @@ export type Plan =
   { kind: 'send'; messages: Outgoing[]; split: boolean } | { kind: 'set-aside'; reason: string };
 
 export type RefusalOutcome =
-  { kind: 'retry' } | { kind: 'split'; limit: number } | { kind: 'set-aside'; reason: string };
+  | { kind: 'retry' }
+  /** A close on a message no larger than what the broker took before: not about size. */
+  | { kind: 'not-size' }
+  | { kind: 'split'; limit: number }
+  | { kind: 'set-aside'; reason: string };
+
+/**
+ * A close is read as "too large" only above this size: every broker takes a few KiB, and
+ * below it a broker that keeps closing on us refuses something else (an ACL that disconnects,
+ * a quota), which splitting cannot help and which must not set the whole stream aside.
+ */
+export const SIZE_FLOOR_BYTES = 1024;
 
 /** MQTT PUBLISH bytes besides topic and payload: fixed header, topic length, packet id, properties. */
 const PUBLISH_OVERHEAD = 1 + 4 + 2 + 2 + 1;
@@ -52,6 +63,8 @@ export class PartPlanner {
   private announced: number | undefined;
   /** Payload bytes learned from refusals of size (kept for the process' life). */
   private learned: number | undefined;
+  /** The largest telemetry payload the broker acknowledged (sizes up to it do pass). */
+  private largestAcked = 0;
   private splitCount = 0;
 
   constructor(
@@ -130,6 +143,7 @@ export class PartPlanner {
 
   /** A message was acknowledged; true when that completes its batch. */
   acknowledged(message: Outgoing): boolean {
+    this.largestAcked = Math.max(this.largestAcked, message.payload.length);
     if (message.parts === 0) {
       this.batches.delete(message.seq);
       return true;
@@ -144,17 +158,21 @@ export class PartPlanner {
   }
 
   /**
-   * The broker refused a message (PUBACK reason >= 0x80 about this batch, or it closed the
-   * connection while the message was the oldest in flight). `sizeRelated`: the refusal is
-   * about size (packet too large, or a close, which is how a 3.1.1 broker says it), so the
-   * limit learned applies to later batches too.
+   * The broker refused a message: `closed` — it closed the connection while the message was
+   * the oldest in flight (how a 3.1.1 broker refuses a packet over its limit, among other
+   * things); `too-large` — PUBACK or DISCONNECT said packet too large; `refused` — another
+   * PUBACK reason about this batch. A size-related refusal teaches a limit for later batches.
    */
-  refused(message: Outgoing, sizeRelated: boolean): RefusalOutcome {
+  refused(message: Outgoing, cause: 'closed' | 'too-large' | 'refused'): RefusalOutcome {
+    const size = message.payload.length;
+    if (cause === 'closed' && size <= Math.max(SIZE_FLOOR_BYTES, this.largestAcked)) {
+      return { kind: 'not-size' };
+    }
+    const sizeRelated = cause !== 'refused';
     const state = this.batches.get(message.seq) ?? this.newState(message.seq);
     state.refusals++;
     if (state.refusals < 2) return { kind: 'retry' };
     state.refusals = 0;
-    const size = message.payload.length;
     if (state.acked.size > 0) {
       return {
         kind: 'set-aside',
@@ -171,7 +189,7 @@ export class PartPlanner {
         reason: `a single window or reading (${size} bytes) refused twice`,
       };
     }
-    const limit = Math.floor(size / 2);
+    const limit = Math.max(cause === 'closed' ? SIZE_FLOOR_BYTES : 1, Math.floor(size / 2));
     state.limit = limit;
     if (sizeRelated) this.learned = Math.min(this.learned ?? limit, limit);
     return { kind: 'split', limit };

@@ -18,6 +18,7 @@ import type { Logger } from '../ops/logger.js';
 import { Backoff, ReconnectPolicy } from './backoff.js';
 import { explainConnectFailure, publishRefusal } from './broker-errors.js';
 import { connectionOptions, describeError, type MqttConfig } from './connection-options.js';
+import { DeliveryCheck } from './delivery-check.js';
 import { PartPlanner, type Outgoing } from './part-planner.js';
 import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
 import type { Spool, SpoolStats } from './spool.js';
@@ -60,6 +61,8 @@ const REFUSED_BACKOFF_FACTOR = 4;
 const STABLE_CONNECTION_MS = 60_000;
 /** Bound on waiting for the offline status' PUBACK and the DISCONNECT at stop. */
 const GOODBYE_MS = 2000;
+/** Under the 3.1.1 delivery check: how long an acknowledged batch may take to come back. */
+const ECHO_MS = 5000;
 /** Connections closed in a row on our first QoS 2 publishes before QoS 2 counts as refused. */
 const QOS2_CLOSES_TO_DOWNGRADE = 2;
 
@@ -114,6 +117,11 @@ export class TelemetryPublisher {
   /** The current connection got its CONNACK. */
   private gotConnack = false;
   private readonly loggedOnce = new Set<string>();
+  /** The 3.1.1 delivery check of the current connection (mqtt.deliveryCheck). */
+  private check: DeliveryCheck | undefined;
+  /** Acknowledged by the broker, waiting for the delivery check's echo before the spool ack. */
+  private unconfirmed: Outgoing[] = [];
+  private echoTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PublisherOptions) {
     this.topics = gatewayTopics(options.mqtt.topicPrefix, options.gateway);
@@ -197,6 +205,7 @@ export class TelemetryPublisher {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.holdTimer);
+    this.endCheck();
     const client = this.client;
     const log = this.options.logger;
     const left = this.options.spool.stats().depth;
@@ -317,6 +326,10 @@ export class TelemetryPublisher {
         this.logOnce('qos0', 'warn', {}, MAXIMUM_QOS_0);
       }
     }
+    this.startCheck(client);
+    if (this.configuredVersion === 4 && !this.options.mqtt.deliveryCheck) {
+      this.logOnce('blind', 'warn', {}, MQTT311_CONFIGURED);
+    }
     // While connected, new batches are handed out from memory instead of read back.
     this.options.spool.retainRecent(true);
     const spool = this.options.spool.stats();
@@ -403,6 +416,7 @@ export class TelemetryPublisher {
     this.rewindPending = false;
     clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
+    this.endCheck();
     // During the outage batches wait on disk only: memory stays flat.
     this.options.spool.retainRecent(false);
     this.generation++;
@@ -411,7 +425,7 @@ export class TelemetryPublisher {
     this.client = undefined;
     if (!wasConnected) this.connectFailures++;
     if (this.stopped) return;
-    if (wasConnected && oldest && !this.topicRefused) this.closedOn(oldest);
+    if (wasConnected && oldest) this.closedOn(oldest);
     const slower = this.refusedLast || this.topicRefused;
     const delay = this.retryNow
       ? 0
@@ -434,6 +448,8 @@ export class TelemetryPublisher {
   /** The broker closed the connection while `message` was the oldest publish in flight. */
   private closedOn(message: Outgoing): void {
     this.refusals++;
+    // Already refused for the topic and nothing passed since: it is that refusal again.
+    if (this.topicRefused) return;
     if (this.qos === 2 && !this.qos2Works) {
       // A broker without QoS 2 (NATS) closes on the first QoS 2 publish, whatever the batch.
       if (++this.qos2Closes >= QOS2_CLOSES_TO_DOWNGRADE) {
@@ -445,18 +461,29 @@ export class TelemetryPublisher {
     }
     this.onRefused(
       message,
-      true,
+      'closed',
       'the broker closed the connection while it was the oldest publish in flight',
     );
   }
 
   /** A refusal of one message: retried once, then its batch is split, then set aside. */
-  private onRefused(message: Outgoing, sizeRelated: boolean, why: string): void {
+  private onRefused(
+    message: Outgoing,
+    cause: 'closed' | 'too-large' | 'refused',
+    why: string,
+  ): void {
     const log = this.options.logger;
     const what = describeMessage(message);
     const bytes = message.payload.length;
-    const outcome = this.planner.refused(message, sizeRelated);
-    if (outcome.kind === 'retry') {
+    const outcome = this.planner.refused(message, cause);
+    if (outcome.kind === 'not-size') {
+      // Keep everything and retry slowly: this is not one batch's fault.
+      this.topicRefused = true;
+      log.error(
+        { seq: message.seq, bytes, topic: this.topics.telemetry },
+        `MQTT BROKER REFUSES TELEMETRY: it closed the connection on ${what} of only ${bytes} bytes, so not for its size. Check the broker's log (an ACL that disconnects? a quota?) for ${this.topics.telemetry}. The batches stay in the spool`,
+      );
+    } else if (outcome.kind === 'retry') {
       log.warn({ seq: message.seq, bytes, why }, `${what} refused; retrying it once`);
     } else if (outcome.kind === 'split') {
       log.warn(
@@ -504,15 +531,16 @@ export class TelemetryPublisher {
   private pump(): void {
     const client = this.client;
     if (!this.connected || !client || this.holdTimer) return;
+    if (this.check?.state() === 'starting') return;
     if (this.rewindPending) {
       // Replay only once every publish of the refused round is answered: no overlap.
-      if (this.inflight.size > 0) return;
+      if (this.inflight.size > 0 || this.unconfirmed.length > 0) return;
       this.rewindPending = false;
       this.cursor = 0;
       this.queue = [];
     }
     const gen = this.generation;
-    while (this.inflight.size < this.window) {
+    while (this.inflight.size + this.unconfirmed.length < this.window) {
       if (this.queue.length === 0 && !this.planMore()) break;
       const message = this.queue.shift();
       if (!message) continue;
@@ -525,7 +553,7 @@ export class TelemetryPublisher {
 
   /** Plans the next batches into the queue; false when the spool has nothing more. */
   private planMore(): boolean {
-    const room = Math.max(1, this.window - this.inflight.size);
+    const room = Math.max(1, this.window - this.inflight.size - this.unconfirmed.length);
     const batches = this.options.spool.peek(this.cursor, room);
     if (batches.length === 0) return false;
     for (const batch of batches) {
@@ -557,6 +585,23 @@ export class TelemetryPublisher {
       return;
     }
     if (this.qos === 2) this.qos2Works = true;
+    if (this.check?.pending()) {
+      // 3.1.1 acknowledges what its ACL denies: wait for the echo before believing it.
+      this.unconfirmed.push(message);
+      const gen = this.generation;
+      this.echoTimer ??= setTimeout(() => {
+        if (gen === this.generation) this.onNotDelivered();
+      }, ECHO_MS);
+      this.pump();
+      return;
+    }
+    this.delivered(message);
+    this.pump();
+    this.notifyProgress();
+  }
+
+  /** The broker has the message (PUBACK, confirmed by the delivery check when it runs). */
+  private delivered(message: Outgoing): void {
     this.topicRefused = false;
     this.policy.acknowledged();
     this.holdBackoff.reset();
@@ -564,8 +609,73 @@ export class TelemetryPublisher {
       this.options.spool.ack(message.seq);
       this.published++;
     }
+  }
+
+  private startCheck(client: MqttClient): void {
+    this.endCheck();
+    if (!this.options.mqtt.deliveryCheck || this.protocolVersion !== 4 || !this.clientOptions) {
+      return;
+    }
+    const gen = this.generation;
+    const current = () => gen === this.generation && this.client === client;
+    this.check = new DeliveryCheck(
+      this.options.mqtt.url,
+      this.clientOptions,
+      this.topics.telemetry,
+      {
+        ready: () => {
+          if (current()) this.pump();
+        },
+        confirmed: () => {
+          if (current()) this.releaseUnconfirmed();
+        },
+        unverifiable: (why) => {
+          if (!current()) return;
+          this.logOnce('unverifiable', 'warn', { why }, UNVERIFIABLE);
+          this.releaseUnconfirmed();
+        },
+      },
+    );
+    this.check.start();
+  }
+
+  private endCheck(): void {
+    clearTimeout(this.echoTimer);
+    this.echoTimer = undefined;
+    this.unconfirmed = [];
+    this.check?.stop();
+    this.check = undefined;
+  }
+
+  /** The delivery check is settled: what the broker acknowledged leaves the spool. */
+  private releaseUnconfirmed(): void {
+    clearTimeout(this.echoTimer);
+    this.echoTimer = undefined;
+    for (const m of this.unconfirmed.splice(0)) this.delivered(m);
     this.pump();
     this.notifyProgress();
+  }
+
+  /** Acknowledged but never delivered: under 3.1.1 that is how an ACL denial looks. */
+  private onNotDelivered(): void {
+    this.echoTimer = undefined;
+    const count = this.unconfirmed.length;
+    this.unconfirmed = [];
+    this.refusals += count;
+    this.topicRefused = true;
+    const retryInMs = this.hold(REFUSED_BACKOFF_FACTOR);
+    this.lastError = `${count} acknowledged batches not delivered on ${this.topics.telemetry}`;
+    this.options.logger.error(
+      {
+        topic: this.topics.telemetry,
+        notDelivered: count,
+        refusals: this.refusals,
+        retryInMs,
+        backlog: this.options.spool.stats().depth,
+      },
+      `MQTT BROKER REFUSES TELEMETRY: it acknowledged ${count} publishes to ${this.topics.telemetry} but delivered none within ${ECHO_MS / 1000} s (under MQTT 3.1.1 this is how an ACL denial looks): grant this client write access to ${this.topics.telemetry}, or use MQTT 5. The batches stay in the spool`,
+    );
+    this.pump();
   }
 
   private onPublishError(message: Outgoing, err: Error): void {
@@ -598,7 +708,7 @@ export class TelemetryPublisher {
       }
       return;
     }
-    this.onRefused(message, refusal.tooLarge, refusal.hint);
+    this.onRefused(message, refusal.tooLarge ? 'too-large' : 'refused', refusal.hint);
     this.hold(1);
   }
 
@@ -613,7 +723,13 @@ export class TelemetryPublisher {
 const PART_HEADER_ROOM = 300;
 
 const MQTT311_FALLBACK =
-  'the broker does not speak MQTT 5: using MQTT 3.1.1. Under 3.1.1 a publish the broker denies (ACL) is acknowledged as if delivered, so such a loss cannot be seen here; see docs/operations.md';
+  'the broker does not speak MQTT 5: using MQTT 3.1.1. Under 3.1.1 a publish the broker denies (ACL) is acknowledged as if delivered, so such a loss cannot be seen unless mqtt.deliveryCheck is on; see docs/operations.md';
+
+const MQTT311_CONFIGURED =
+  'mqtt.protocolVersion: 4 (MQTT 3.1.1): a publish the broker denies (ACL) is acknowledged as if delivered, so such a loss cannot be seen here. Leave mqtt.protocolVersion unset (MQTT 5) or turn on mqtt.deliveryCheck; see docs/operations.md';
+
+const UNVERIFIABLE =
+  'mqtt.deliveryCheck cannot watch the telemetry topic: publishing as plain MQTT 3.1.1, where a publish the broker denies (ACL) is acknowledged as if delivered';
 
 const MAXIMUM_QOS_0 =
   'the broker announces a maximum QoS of 0: telemetry needs QoS 1 (at-least-once); publishes it refuses stay in the spool';

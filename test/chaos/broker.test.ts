@@ -219,23 +219,86 @@ describe('chaos: a broker that refuses', () => {
     await waitUntil(() => h.publisher.stats().spool.depth === 0, { what: 'spool drained' });
   });
 
-  it('ACL denies telemetry and the broker then drops the connection: batches are neither split nor set aside', async () => {
+  it.each([5, 4] as const)(
+    'ACL denies telemetry and the broker then drops the connection (MQTT %s): batches are neither split nor set aside',
+    async (protocolVersion) => {
+      const dir = tempDir();
+      const acl = join(dir, 'acl');
+      writeFileSync(acl, 'topic read edge/#\ntopic write edge/+/status\n');
+      // The helper's max_queued_messages 0 makes mosquitto 2.0.11 close the connection right
+      // after a denied MQTT 5 publish: closes that must not be read as "this batch is too large".
+      const b = await mosquitto({ extraConfig: [`acl_file ${acl}`] });
+      const h = publisher({
+        mqtt: {
+          url: b.url,
+          protocolVersion,
+          // Under 3.1.1 the broker acknowledges before it drops: only the check can tell.
+          deliveryCheck: protocolVersion === 4,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 1000,
+        },
+      });
+      h.publisher.start();
+      await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+      for (let i = 0; i < 5; i++) await h.publisher.submit(windowBody(i));
+      await waitUntil(() => h.publisher.stats().reconnects >= 3, { what: 'three reconnects' });
+      const stats = h.publisher.stats();
+      expect(stats).toMatchObject({ published: 0, setAside: 0, splits: 0 });
+      expect(stats.refusals).toBeGreaterThanOrEqual(1);
+      expect(stats.spool.depth).toBe(5);
+      expect(b.log()).toMatch(/Bad socket read\/write/);
+    },
+  );
+
+  it('ACL denies telemetry under MQTT 3.1.1: the PUBACK hides it, the delivery check sees it; kept, counted, and flowing after the fix', async () => {
     const dir = tempDir();
     const acl = join(dir, 'acl');
     writeFileSync(acl, 'topic read edge/#\ntopic write edge/+/status\n');
-    // The helper's max_queued_messages 0 makes mosquitto 2.0.11 close the connection right
-    // after a denied MQTT 5 publish: closes that must not be read as "this batch is too large".
-    const b = await mosquitto({ extraConfig: [`acl_file ${acl}`] });
-    const h = publisher({ mqtt: { url: b.url, reconnectMinMs: 100, reconnectMaxMs: 1000 } });
+    // A bounded queue keeps mosquitto 2.0.11 from dropping the connection after the denial.
+    const b = await mosquitto({
+      persistence: true,
+      extraConfig: [`acl_file ${acl}`, 'max_queued_messages 1000'],
+    });
+    const sub = await subscriber(b.url, 'chaos-acl-311');
+    // Plain 3.1.1 first: the broker acknowledges the denied publish, and the agent says it
+    // cannot see that (the documented blind spot).
+    const blind = publisher({ mqtt: { url: b.url, protocolVersion: 4 }, gateway: 'blind' });
+    blind.publisher.start();
+    await waitUntil(() => blind.publisher.stats().connected, { what: 'blind connected' });
+    expect(
+      blind.log.records.filter((r) => /acknowledged as if delivered/.test(r.msg)),
+    ).toHaveLength(1);
+
+    const h = publisher({
+      mqtt: {
+        url: b.url,
+        protocolVersion: 4,
+        deliveryCheck: true,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 1000,
+      },
+    });
     h.publisher.start();
     await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
-    for (let i = 0; i < 5; i++) await h.publisher.submit(windowBody(i));
-    await waitUntil(() => h.publisher.stats().reconnects >= 3, { what: 'three reconnects' });
+    const seqs: number[] = [];
+    for (let i = 0; i < 5; i++) seqs.push(await h.publisher.submit(windowBody(i)));
+    await waitUntil(() => h.publisher.stats().refusals >= 5, {
+      what: 'the acknowledged but undelivered batches counted',
+    });
     const stats = h.publisher.stats();
-    expect(stats).toMatchObject({ published: 0, setAside: 0, splits: 0 });
-    expect(stats.refusals).toBeGreaterThanOrEqual(1);
+    expect(stats).toMatchObject({ published: 0, setAside: 0, splits: 0, protocolVersion: 4 });
     expect(stats.spool.depth).toBe(5);
-    expect(b.log()).toMatch(/Bad socket read\/write/);
+    const loud = h.log.records.filter((r) => r.msg.includes('MQTT BROKER REFUSES TELEMETRY'));
+    expect(loud[0].msg).toMatch(/edge\/gw\/telemetry.*3\.1\.1.*ACL/);
+    writeFileSync(acl, 'topic readwrite edge/#\n');
+    await b.restart();
+    await sub.waitFor(
+      () => seqs.every((s) => delivered(sub).complete(s)),
+      30_000,
+      'all 5 after the fix',
+    );
+    await waitUntil(() => h.publisher.stats().spool.depth === 0, { what: 'spool drained' });
+    expect(delivered(sub).conflicts).toEqual([]);
   });
 
   it.skipIf(!natsServerPath())(

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PartPlanner, type Outgoing } from '../../../agent/publish/part-planner.js';
+import {
+  PartPlanner,
+  SIZE_FLOOR_BYTES,
+  type Outgoing,
+} from '../../../agent/publish/part-planner.js';
 import type { SpooledBatch } from '../../../agent/publish/spool.js';
 import { windowBody } from './bodies.js';
 import { schemaErrors, validateTelemetry } from './schemas.js';
@@ -65,10 +69,10 @@ describe('PartPlanner', () => {
 
   it('retries a refused message once, then splits it to half its size, and learns the limit', () => {
     const planner = new PartPlanner('gw', TOPIC);
-    const b = batch(5, 60);
+    const b = batch(5, 60); // about 5 KiB: above the size floor
     const [whole] = sent(planner, b);
-    expect(planner.refused(whole, true)).toEqual({ kind: 'retry' });
-    const split = planner.refused(whole, true);
+    expect(planner.refused(whole, 'closed')).toEqual({ kind: 'retry' });
+    const split = planner.refused(whole, 'closed');
     expect(split).toEqual({ kind: 'split', limit: Math.floor(whole.payload.length / 2) });
     const parts = sent(planner, b);
     expect(parts.length).toBeGreaterThanOrEqual(2);
@@ -80,11 +84,24 @@ describe('PartPlanner', () => {
   it('never re-splits a batch after one of its parts was delivered: it sets it aside', () => {
     const planner = new PartPlanner('gw', TOPIC);
     planner.setBrokerLimit(2000);
-    const parts = sent(planner, batch(9, 60));
+    const parts = sent(planner, batch(9, 80));
     planner.acknowledged(parts[0]);
-    planner.refused(parts[1], true);
-    const outcome = planner.refused(parts[1], true);
+    planner.refused(parts[1], 'too-large');
+    const outcome = planner.refused(parts[1], 'too-large');
     expect(outcome.kind).toBe('set-aside');
+  });
+
+  it('does not read a close on a small message, or on one no larger than an acknowledged one, as a size limit', () => {
+    const planner = new PartPlanner('gw', TOPIC);
+    const [small] = sent(planner, batch(1));
+    expect(small.payload.length).toBeLessThanOrEqual(SIZE_FLOOR_BYTES);
+    expect(planner.refused(small, 'closed')).toEqual({ kind: 'not-size' });
+    const [big] = sent(planner, batch(2, 60));
+    planner.acknowledged(big);
+    const [same] = sent(planner, batch(3, 60));
+    expect(planner.refused(same, 'closed')).toEqual({ kind: 'not-size' });
+    // An explicit "packet too large" is believed at any size.
+    expect(planner.refused(small, 'too-large')).toEqual({ kind: 'retry' });
   });
 
   it('sets aside a single window refused twice', () => {
@@ -95,7 +112,7 @@ describe('PartPlanner', () => {
       body: Buffer.from('{"windows":[{"sensor":"a"}]}'),
     };
     const [m] = sent(planner, one);
-    planner.refused(m, true);
-    expect(planner.refused(m, true).kind).toBe('set-aside');
+    planner.refused(m, 'too-large');
+    expect(planner.refused(m, 'too-large').kind).toBe('set-aside');
   });
 });
