@@ -415,6 +415,15 @@ const spool = z.strictObject({
     .positive()
     .default(7 * 24 * 3600)
     .describe('Batches older than this are dropped (counted) instead of published.'),
+  memoryMaxBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(1024 * 1024 * 1024)
+    .default(8 * 1024 * 1024)
+    .describe(
+      'Bound on the batches held in memory while the spool disk fails (full, read-only, corrupt); when full the oldest are dropped and counted.',
+    ),
   synchronous: z
     .enum(['full', 'normal'])
     .default('full')

@@ -97,7 +97,8 @@ export class PartPlanner {
     const state = this.batches.get(batch.seq);
     const frozen = state !== undefined && state.acked.size > 0 && state.parts !== undefined;
     const limit = frozen ? undefined : this.limitFor(state);
-    const whole = () => assembleTelemetry(this.gateway, batch.seq, batch.createdAt, batch.body);
+    const whole = () =>
+      assembleTelemetry(this.gateway, batch.seq, batch.createdAt, batch.body, batch.gapBefore);
     if (!frozen) {
       if (limit === undefined) {
         if (state) state.parts = undefined;
@@ -109,8 +110,14 @@ export class PartPlanner {
         return { kind: 'send', messages: [this.wholeMessage(batch.seq, payload)], split: false };
       }
       const header =
-        assembleTelemetry(this.gateway, batch.seq, batch.createdAt, PROBE_BODY, LARGEST_PART)
-          .length - 1;
+        assembleTelemetry(
+          this.gateway,
+          batch.seq,
+          batch.createdAt,
+          PROBE_BODY,
+          batch.gapBefore,
+          LARGEST_PART,
+        ).length - 1;
       const fitted = splitToFit(batch.body, limit - header + 1);
       if (!fitted.fits) {
         return {
@@ -132,10 +139,18 @@ export class PartPlanner {
         seq: batch.seq,
         part,
         parts: parts.length,
-        payload: assembleTelemetry(this.gateway, batch.seq, batch.createdAt, p.body, {
-          part,
-          parts: parts.length,
-        }),
+        // Every part carries the batch's note of seqs dropped before it, if any.
+        payload: assembleTelemetry(
+          this.gateway,
+          batch.seq,
+          batch.createdAt,
+          p.body,
+          batch.gapBefore,
+          {
+            part,
+            parts: parts.length,
+          },
+        ),
       });
     });
     return { kind: 'send', messages, split: true };

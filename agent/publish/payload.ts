@@ -9,6 +9,14 @@ export const HEALTH_SCHEMA = 'edge-agent/health/1';
 
 const OPEN_BRACE = 0x7b;
 
+/** Seqs the agent dropped before this batch (see docs/payload.md). */
+export interface DroppedNote {
+  count: number;
+  firstSeq: number;
+  lastSeq: number;
+  reason: string;
+}
+
 /** Part i (1-based) of n, for a batch the broker would not take in one message. */
 export interface TelemetryPart {
   part: number;
@@ -16,15 +24,16 @@ export interface TelemetryPart {
 }
 
 /**
- * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` + body minus its `{`; a part of a
- * split batch also carries `"part":i,"parts":n` after its seq.
- * The body must be a JSON object with at least one field (`{"windows":[...]...}`).
+ * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` (+ `"dropped":{..},` when given) +
+ * body minus its `{`; a part of a split batch also carries `"part":i,"parts":n` after its
+ * seq. The body must be a JSON object with at least one field (`{"windows":[...]...}`).
  */
 export function assembleTelemetry(
   gateway: string,
   seq: number,
   createdAt: number,
   body: Uint8Array,
+  dropped?: DroppedNote,
   part?: TelemetryPart,
 ): Buffer {
   let start = 0;
@@ -35,8 +44,11 @@ export function assembleTelemetry(
     start++;
   }
   if (body[start] !== OPEN_BRACE) throw new Error('telemetry body must be a JSON object');
+  const note = dropped
+    ? `"dropped":${JSON.stringify({ count: dropped.count, firstSeq: dropped.firstSeq, lastSeq: dropped.lastSeq, reason: dropped.reason })},`
+    : '';
   const partOf = part ? `"part":${part.part},"parts":${part.parts},` : '';
-  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},${partOf}"createdAt":${createdAt},`;
+  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},${partOf}"createdAt":${createdAt},${note}`;
   const headerBytes = Buffer.byteLength(header);
   // One allocation, one copy of the body (no intermediate header Buffer).
   const out = Buffer.allocUnsafe(headerBytes + body.length - start - 1);

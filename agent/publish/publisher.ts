@@ -208,7 +208,9 @@ export class TelemetryPublisher {
     this.endCheck();
     const client = this.client;
     const log = this.options.logger;
-    const left = this.options.spool.stats().depth;
+    // Batches held in memory (failing disk) do not stay: the spool counts them as dropped at close.
+    const { depth, memoryDepth, unnumbered } = this.options.spool.stats();
+    const left = depth - memoryDepth - unnumbered;
     if (client && this.connected) {
       const sent = await this.publishWithin(
         client,

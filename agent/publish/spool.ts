@@ -2,6 +2,10 @@
  * Store-and-forward spool: every batch is written here, with its seq, before it is
  * published, and deleted only when the broker acknowledged it (PUBACK).
  *
+ * The rule everything below keeps: **a seq is handed to the publisher only after it is
+ * durable somewhere the next start reads** (the database, or the seq mark file beside it),
+ * so no start ever hands out a seq a subscriber may already have seen, whatever the disk did.
+ *
  * - SQLite via better-sqlite3 12 (13 crashes on Node 20), WAL. synchronous=FULL by default:
  *   every commit is fsynced, so a power cut (common on a gateway) cannot roll back the last
  *   batches and their seq, which would then be handed out again. `spool.synchronous: normal`
@@ -10,37 +14,49 @@
  *   transaction (with FULL, one fsync for the lot instead of one per batch and one per ack),
  *   committed COMMIT_DELAY_MS after the first of them, or at once when the queue reaches
  *   COMMIT_MAX_*. A queued batch is invisible until its transaction committed: `append`
- *   resolves with its seq, and `peek` hands it out, only then — so nothing is published
- *   before it is durable, and a seq is never revealed before it is stored. A crash before the
- *   commit loses the queued batches (at most COMMIT_DELAY_MS worth, like a batch still on its
- *   way from the worker) together with their seqs, which nobody ever saw: the next start
- *   hands those numbers out again without any subscriber seeing a seq twice.
+ *   resolves with its seq, and `peek` hands it out, only then. A crash before the commit
+ *   loses the queued batches together with their seqs, which nobody ever saw: the next start
+ *   may hand those numbers out again without any subscriber seeing a seq twice.
  *   A queued ack only delays the DELETE: the batch is never handed out again, and if the
  *   DELETE is lost to a crash the batch is replayed (a duplicate, never a loss).
- * - seq is stored in the same transaction as the batch and the highest seq ever stored is
- *   kept in `meta`, so an empty spool, or a restart, continues after it: never reused.
- * - Bounded by payload bytes and by age: the oldest batches are dropped first and counted
- *   (persistently), with their seqs logged, so a subscriber's gap is explained.
- * - A failing disk (full, read-only, I/O error) is logged loudly and the spool keeps going
- *   on an in-memory window under the same bounds, still assigning seqs; it retries the
- *   disk at most once a second and moves the memory window back to disk when it works.
+ * - The seq mark (seq-mark.ts, `spool.seq`) keeps, outside the database, a ceiling no
+ *   assigned seq exceeds (written ahead in blocks of CEILING_BLOCK) and, while the database
+ *   fails, the highest seq that may have been revealed from memory (written ahead in blocks of
+ *   REVEAL_BLOCK). A start reads both and the database and continues after the highest;
+ *   seqs that may have been revealed but whose batches are gone are counted as dropped.
+ * - A failing disk (full, read-only, I/O error): batches live in a memory window bounded by
+ *   `memoryMaxBytes` (drop oldest, counted); they are published once the mark made their seqs
+ *   durable, and withheld while nothing can be written. The database is retried in the
+ *   background (DISK_RETRY_MS; reopened every REOPEN_MS when it could not be opened) and the
+ *   memory window moves back to it when it works.
+ * - A database SQLite reports corrupt (at open: quick_check; later: SQLITE_CORRUPT) is moved
+ *   aside for inspection, its readable rows salvaged into a new one that continues numbering.
+ * - Numbering unknown (neither database nor mark readable): batches wait unnumbered (same
+ *   memory bound) until one of them can be read; numbering never restarts from 1 by guess.
+ * - Every drop is counted (persistently where possible) and the next batch appended after it
+ *   carries a note of the dropped seqs (`gapBefore`), so a subscriber's gap is explained.
+ * - Bounded by payload bytes and by age (wall clock, `createdAt`): the oldest batches are
+ *   dropped first and counted.
  * - Read-back avoidance: while the publisher is connected (`retainRecent(true)`), the bodies
  *   of the batches just written to disk are also kept in a small bounded window (RECENT_*),
- *   so handing them out does not read them back from SQLite; replay after a reconnect or a
- *   restart, and anything older than the window, still comes from SQLite. The window holds
- *   copies of rows that are on disk: it changes no durability, ack or drop rule, and it is
- *   emptied while disconnected so an outage does not grow memory.
+ *   so handing them out does not read them back from SQLite. The window holds copies of rows
+ *   that are on disk: it changes no durability, ack or drop rule.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../ops/logger.js';
+import { DiskTrouble, causeOf } from './disk-trouble.js';
+import { EMPTY_MARK, MARK_FILE, SeqMarkFile, readMark, type SeqMark } from './seq-mark.js';
+import { isCorruption, moveAside, salvage, type Salvage } from './spool-salvage.js';
 
 export interface SpoolOptions {
   /** Bound on the stored payload bytes (not the file size). */
   maxBytes: number;
   /** Batches older than this are dropped. */
   maxAgeSec: number;
+  /** Bound on the batches held in memory while the disk fails (default MEMORY_MAX_BYTES). */
+  memoryMaxBytes?: number;
   /** SQLite synchronous mode; default full (see the header). */
   synchronous?: 'full' | 'normal';
   /** Group commit: longest wait for more appends and acks (default COMMIT_DELAY_MS; 0 = end of turn). */
@@ -49,26 +65,47 @@ export interface SpoolOptions {
   now?: () => number;
 }
 
+/** Seqs the spool dropped before a batch: carried by the next batch appended after the drop. */
+export interface GapNote {
+  count: number;
+  firstSeq: number;
+  lastSeq: number;
+  reason: string;
+}
+
 export interface SpooledBatch {
   seq: number;
   createdAt: number;
   body: Buffer;
+  /** Seqs dropped since the previous note (lower than this seq). */
+  gapBefore?: GapNote;
 }
 
 export interface SpoolStats {
   /** Batches waiting to be acknowledged. */
   depth: number;
   bytes: number;
-  /** Batches dropped by the bounds, ever (persisted). */
+  /** Batches dropped (bounds, disk loss, crash in memory mode), ever (persisted). */
   dropped: number;
+  /** The latest drop: how many, which seqs, why. */
+  lastDrop?: GapNote;
   /** Age of the oldest unacknowledged batch, 0 when empty. */
   oldestAgeMs: number;
   /** The highest seq ever assigned (the last ones may still wait for their commit). */
   lastSeq: number;
-  /** False while the disk fails and batches live in memory only. */
+  /** False while the database fails and batches live in memory only. */
   diskOk: boolean;
+  /** False while the seq mark file cannot be written. */
+  markOk: boolean;
   /** Batches held in memory because the disk failed. */
   memoryDepth: number;
+  memoryBytes: number;
+  /** Memory batches not published yet because their seq is not durable anywhere. */
+  withheld: number;
+  /** Batches waiting for a seq because neither the database nor the mark can be read. */
+  unnumbered: number;
+  /** Corrupt databases moved aside, ever. */
+  corruptMovedAside: number;
   /** Transactions that wrote queued batches or acks (batches per commit = group size). */
   commits: number;
   /** Batches the broker refused for good and that were moved to the dead letters, ever (persisted). */
@@ -92,10 +129,19 @@ export const SPOOL_FILE = 'spool.sqlite';
 export class SpoolInUseError extends Error {
   override name = 'SpoolInUseError';
 }
-const DISK_RETRY_MS = 1000;
+/** While the database fails, a write is retried at most this often. */
+export const DISK_RETRY_MS = 1000;
+/** While the database cannot be opened, opening is retried at most this often. */
+export const REOPEN_MS = 5000;
+/** Default bound of the memory window (spool.memoryMaxBytes). */
+export const MEMORY_MAX_BYTES = 8 * 1024 * 1024;
+/** The mark's ceiling is written this far ahead: one mark write per this many batches. */
+export const CEILING_BLOCK = 64;
+/** While in memory, the revealed mark is written this far ahead. */
+export const REVEAL_BLOCK = 16;
+const DROP_CHUNK = 256;
 /** Dead letters may take this share of spool.maxBytes; beyond it the oldest are dropped. */
 export const DEAD_LETTER_SHARE = 0.1;
-const DROP_CHUNK = 256;
 /** Bounds of the recent-batches window (see the header): a few in-flight windows' worth. */
 export const RECENT_MAX_BATCHES = 64;
 export const RECENT_MAX_BYTES = 8 * 1024 * 1024;
@@ -107,32 +153,57 @@ export const RECENT_MAX_BYTES = 8 * 1024 * 1024;
 export const COMMIT_DELAY_MS = 2;
 /**
  * SQLite's page cache for the spool, in KiB. better-sqlite3 builds SQLite with a 16 MB
- * default (SQLITE_DEFAULT_CACHE_SIZE=-16000). While connected the spool's pages are reused
- * (rows are deleted on PUBACK) and the cache stays small, but during an outage every batch
- * writes new pages and the cache filled up to its 16 MB: the agent's RSS grew by ≈ 14 MB
- * through a 60 s outage at 10,000 readings/s (docs/benchmarks/publish.md). The cached pages
- * are blob pages written once and read, if ever, at replay (oldest first, so not the cached
- * ones); the B-tree interior pages are a few dozen. SQLite's stock default (2 MB) keeps them
- * and bounds the outage's growth.
+ * default; during an outage every batch writes new pages that are read, if ever, at replay
+ * (docs/benchmarks/publish.md). SQLite's stock default (2 MB) keeps the B-tree interior
+ * pages and bounds an outage's memory growth.
  */
 export const PAGE_CACHE_KIB = 2000;
 /** A queue this large is committed at once rather than after the delay. */
 export const COMMIT_MAX_BATCHES = 64;
 export const COMMIT_MAX_BYTES = 16 * 1024 * 1024;
 
-type Row = { seq: number; created_at: number; body: Buffer };
+type Row = { seq: number; created_at: number; body: Buffer; gap: string | null };
+type Unnumbered = { body: Buffer; createdAt: number; resolve: (seq: number) => void };
+
+const UPSERT_META =
+  'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value';
 
 export class Spool {
+  readonly path: string;
   private db: Database.Database | undefined;
-  private diskOk: boolean;
+  private diskOk = false;
   private lastDiskTry = 0;
+  private lastOpenTry = 0;
+  /** Set when SQLite reported corruption at run time: the next retry moves the file aside. */
+  private corruptSeen = false;
+  private corruptMoved = 0;
+  /** False until the database or the mark told us the highest seq ever assigned. */
+  private numbered = false;
+  /** The first seq numbered from the mark while the database was unavailable (this run). */
+  private numberedFrom: number | undefined;
+  private unnumberedLogged = false;
   private lastSeq = 0;
+  /** The highest seq in the database (last_seq meta), as last committed. */
+  private storedSeq = 0;
   private dropped = 0;
+  private lastDrop: GapNote | undefined;
+  /** Drops not yet announced by a batch: the next appended batch carries this note. */
+  private pendingGap: GapNote | undefined;
   private diskDepth = 0;
   private diskBytes = 0;
   /** Batches the disk could not take, in seq order (Map keeps insertion order). */
   private readonly memory = new Map<number, SpooledBatch>();
   private memoryBytes = 0;
+  /** Batches waiting for numbering, oldest first. */
+  private unnumbered: Unnumbered[] = [];
+  private unnumberedBytes = 0;
+  /** Seqs above the stored seq that are settled (published, dropped, set aside) from memory. */
+  private memorySettled = 0;
+  private markFile: SeqMarkFile | undefined;
+  /** The mark as last written (or read): what the next start will see. */
+  private mark: SeqMark = { ...EMPTY_MARK };
+  private markOk = false;
+  private lastMarkTry = 0;
   /**
    * Acked on-disk batches whose DELETE is queued for the next commit (or failed): never
    * hand them out again.
@@ -165,100 +236,70 @@ export class Spool {
   private readonly now: () => number;
   /** Prepared statements, compiled once per connection. */
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly diskTrouble: DiskTrouble;
+  private readonly markTrouble: DiskTrouble;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   private constructor(
-    readonly path: string,
+    readonly dir: string,
     private readonly options: SpoolOptions,
     private readonly logger: Logger,
   ) {
+    this.path = join(dir, SPOOL_FILE);
     this.now = options.now ?? Date.now;
-    this.diskOk = false;
+    this.diskTrouble = new DiskTrouble(logger, 'spool disk', this.now);
+    this.markTrouble = new DiskTrouble(logger, 'spool seq mark', this.now);
   }
 
   /**
    * Open (or create) the spool in `dir`. Throws SpoolInUseError when another process holds
-   * it; any other disk trouble is logged and the spool runs in memory.
+   * it; any other disk trouble is logged and the spool runs in memory, retrying the disk.
    */
   static open(dir: string, options: SpoolOptions, logger: Logger): Spool {
-    const spool = new Spool(join(dir, SPOOL_FILE), options, logger);
-    try {
-      mkdirSync(dir, { recursive: true });
-      // timeout 0: another process holding the lock is an answer, not something to wait for.
-      spool.db = new Database(spool.path, { timeout: 0 });
-      // One writer per state dir: two agents sharing it would hand out the same seqs.
-      // EXCLUSIVE also keeps the WAL index in process memory (no -shm file).
-      spool.db.pragma('locking_mode = EXCLUSIVE');
-      spool.db.pragma('journal_mode = WAL');
-      spool.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-      spool.db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
-      spool.db.exec(`
-        CREATE TABLE IF NOT EXISTS batches (
-          seq INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, body BLOB NOT NULL);
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS dead_letters (
-          seq INTEGER PRIMARY KEY, created_at INTEGER, body BLOB, reason TEXT,
-          set_aside_at INTEGER);`);
-      const meta = (key: string) =>
-        (
-          spool.db!.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
-            { value: number } | undefined
-        )?.value ?? 0;
-      const totals = spool.db
-        .prepare(
-          'SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b, max(seq) AS m FROM batches',
-        )
-        .get() as { n: number; b: number; m: number | null };
-      spool.lastSeq = Math.max(meta('last_seq'), totals.m ?? 0);
-      spool.recentFrom = spool.lastSeq + 1;
-      spool.dropped = meta('dropped');
-      spool.setAsideCount = meta('set_aside');
-      spool.deadDropped = meta('dead_letters_dropped');
-      const dead = spool.db
-        .prepare('SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b FROM dead_letters')
-        .get() as { n: number; b: number };
-      spool.deadDisk = dead.n;
-      spool.deadDiskBytes = dead.b;
-      spool.diskDepth = totals.n;
-      spool.diskBytes = totals.b;
-      // A write takes the exclusive lock now, rather than at the first batch.
-      spool.db
-        .prepare(
-          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-        )
-        .run('opened_at', Date.now());
-      spool.diskOk = true;
-      logger.info({ path: spool.path, depth: totals.n, lastSeq: spool.lastSeq }, 'spool opened');
-    } catch (err) {
-      spool.db?.close();
-      spool.db = undefined;
-      const code = (err as { code?: string }).code;
-      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-        throw new SpoolInUseError(
-          `the spool ${spool.path} is in use by another process (another edge-agent on the same state directory?)`,
-        );
-      }
-      // Without a disk we still run, but the seqs already used are unknown: say so.
-      logger.error(
-        { err, path: spool.path },
-        'SPOOL DISK UNAVAILABLE: cannot open the spool; batches are kept in memory only and seq starts again at 1',
+    const spool = new Spool(dir, options, logger);
+    spool.lastOpenTry = spool.now();
+    const opened = spool.openDatabase();
+    if (opened === 'in-use') {
+      throw new SpoolInUseError(
+        `the spool ${spool.path} is in use by another process (another edge-agent on the same state directory?)`,
       );
     }
+    if (opened !== 'ok') spool.numberFromMark();
     spool.enforceBounds();
+    spool.scheduleRetry();
     return spool;
   }
 
   /**
    * Queue a batch for the next commit; resolves with its seq once it is stored (see the
    * header), never rejects: with a failing disk it resolves once the batch is in the memory
-   * window. The spool keeps a reference to `body` (no copy): do not modify it afterwards.
+   * window, and while numbering is unknown once a seq can be given. The spool keeps a
+   * reference to `body` (no copy): do not modify it afterwards.
    */
   append(body: Uint8Array, createdAt: number): Promise<number> {
-    const seq = this.lastSeq + 1;
-    this.lastSeq = seq;
     const view = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    if (!this.numbered) {
+      return new Promise((resolve) => {
+        this.unnumbered.push({ body: view, createdAt, resolve });
+        this.unnumberedBytes += view.length;
+        this.enforceMemoryBound();
+      });
+    }
+    return new Promise((resolve) => this.appendNumbered(view, createdAt, resolve));
+  }
+
+  private appendNumbered(view: Buffer, createdAt: number, resolve: (seq: number) => void): void {
+    const seq = this.lastSeq + 1;
+    this.lastSeq = seq;
     const batch: SpooledBatch = { seq, createdAt, body: view };
+    if (this.pendingGap) {
+      batch.gapBefore = this.pendingGap;
+      this.pendingGap = undefined;
+    }
+    if (seq > this.mark.ceiling) this.writeMark({ ceiling: seq + CEILING_BLOCK });
     this.retryDisk();
     if (!this.diskOk) {
       // Whatever is still queued goes to memory first: the memory window stays in seq order.
@@ -266,15 +307,14 @@ export class Spool {
       this.keepInMemory([batch]);
       this.enforceBounds();
       this.notifyCommitted();
-      return Promise.resolve(seq);
+      resolve(seq);
+      return;
     }
-    return new Promise((resolve) => {
-      this.queued.push({ batch, resolve });
-      this.queuedBytes += view.length;
-      if (this.queued.length >= COMMIT_MAX_BATCHES || this.queuedBytes >= COMMIT_MAX_BYTES)
-        this.commit();
-      else this.scheduleCommit();
-    });
+    this.queued.push({ batch, resolve });
+    this.queuedBytes += view.length;
+    if (this.queued.length >= COMMIT_MAX_BATCHES || this.queuedBytes >= COMMIT_MAX_BYTES)
+      this.commit();
+    else this.scheduleCommit();
   }
 
   /**
@@ -313,18 +353,17 @@ export class Spool {
     if (!on) this.forgetRecent();
   }
 
-  /** Up to `limit` unacknowledged batches with seq > afterSeq, in seq order. */
+  /** Up to `limit` unacknowledged batches with seq > afterSeq whose seq is durable, in seq order. */
   peek(afterSeq: number, limit: number): SpooledBatch[] {
     const fromDisk: SpooledBatch[] = [];
     // Older than the recent window: read back from SQLite (replay).
     if (this.db && this.diskDepth > 0 && afterSeq + 1 < this.recentFrom) {
       try {
         const rows = this.sql(
-          'SELECT seq, created_at, body FROM batches WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
+          'SELECT seq, created_at, body, gap FROM batches WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
         ).all(afterSeq, this.recentFrom, limit + this.ackedOnDisk.size) as Row[];
         for (const r of rows) {
-          if (!this.ackedOnDisk.has(r.seq))
-            fromDisk.push({ seq: r.seq, createdAt: r.created_at, body: r.body });
+          if (!this.ackedOnDisk.has(r.seq)) fromDisk.push(fromRow(r));
           if (fromDisk.length >= limit) break;
         }
       } catch (err) {
@@ -338,9 +377,11 @@ export class Spool {
       }
     }
     const fromMemory: SpooledBatch[] = [];
+    // A memory batch is handed out only once the mark made its seq durable.
+    const revealable = this.markOk ? this.mark.revealed : 0;
     for (const b of this.memory.values()) {
+      if (b.seq > revealable || fromMemory.length >= limit) break;
       if (b.seq > afterSeq) fromMemory.push(b);
-      if (fromMemory.length >= limit) break;
     }
     if (fromMemory.length === 0) return fromDisk.slice(0, limit);
     return [...fromDisk, ...fromMemory].sort((a, b) => a.seq - b.seq).slice(0, limit);
@@ -356,10 +397,14 @@ export class Spool {
     if (inMemory) {
       this.memory.delete(seq);
       this.memoryBytes -= inMemory.body.length;
+      // The next start must not count a published seq as lost.
+      this.memorySettled++;
+      this.writeMark({});
       return;
     }
     // Queued batches were never handed out: only committed seqs can be acknowledged.
-    if (!this.db || this.ackedOnDisk.has(seq) || seq > this.lastSeq - this.queued.length) return;
+    if (!this.db || this.ackedOnDisk.has(seq) || this.queued.some((q) => q.batch.seq === seq))
+      return;
     const bytes = recent?.body.length ?? this.storedBytes(seq);
     if (bytes === undefined) return; // dropped meanwhile
     this.ackedOnDisk.set(seq, bytes);
@@ -382,8 +427,10 @@ export class Spool {
     if (inMemory) {
       this.memory.delete(seq);
       this.memoryBytes -= inMemory.body.length;
+      this.memorySettled++;
       this.keepDeadInMemory({ ...inMemory, reason, setAsideAt: at });
       this.countSetAside();
+      this.writeMark({});
       return true;
     }
     if (!this.db || this.ackedOnDisk.has(seq)) return false;
@@ -397,9 +444,7 @@ export class Spool {
         this.sql(
           'INSERT OR REPLACE INTO dead_letters (seq, created_at, body, reason, set_aside_at) VALUES (?, ?, ?, ?, ?)',
         ).run(seq, r.createdAt, r.body, reason, at);
-        this.sql(
-          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-        ).run('set_aside', this.setAsideCount + 1);
+        this.sql(UPSERT_META).run('set_aside', this.setAsideCount + 1);
         return r;
       })();
       if (!row) return false;
@@ -458,34 +503,471 @@ export class Spool {
 
   stats(): SpoolStats {
     const oldest = this.oldest();
-    return {
-      depth: this.diskDepth - this.ackedOnDisk.size + this.memory.size + this.queued.length,
-      bytes: this.diskBytes - this.ackedBytes + this.memoryBytes + this.queuedBytes,
+    const revealable = this.markOk ? this.mark.revealed : 0;
+    let withheld = 0;
+    for (const seq of this.memory.keys()) if (seq > revealable) withheld++;
+    const stats: SpoolStats = {
+      depth:
+        this.diskDepth -
+        this.ackedOnDisk.size +
+        this.memory.size +
+        this.queued.length +
+        this.unnumbered.length,
+      bytes:
+        this.diskBytes -
+        this.ackedBytes +
+        this.memoryBytes +
+        this.queuedBytes +
+        this.unnumberedBytes,
       dropped: this.dropped,
       oldestAgeMs: oldest ? Math.max(0, this.now() - oldest.createdAt) : 0,
       lastSeq: this.lastSeq,
       diskOk: this.diskOk,
+      markOk: this.markOk,
       memoryDepth: this.memory.size,
+      memoryBytes: this.memoryBytes + this.unnumberedBytes,
+      withheld,
+      unnumbered: this.unnumbered.length,
+      corruptMovedAside: this.corruptMoved,
       commits: this.commits,
       setAside: this.setAsideCount,
       deadLetters: this.deadDisk + this.deadMemory.size,
       deadLetterBytes: this.deadDiskBytes + this.deadMemoryBytes,
       deadLettersDropped: this.deadDropped,
     };
+    if (this.lastDrop) stats.lastDrop = { ...this.lastDrop };
+    return stats;
   }
 
-  /** Commits what is queued, then closes the database. */
+  /**
+   * Commits what is queued and closes the database. Batches that exist only in memory (the
+   * disk still fails) cannot be kept: they are counted as dropped and logged, never
+   * announced as kept; the next start counts their seqs from the mark as well.
+   */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
     this.commit();
+    if (this.memory.size > 0 && this.db) {
+      this.lastDiskTry = 0;
+      this.retryDisk();
+    }
+    if (this.memory.size > 0 || this.unnumbered.length > 0) {
+      const seqs = [...this.memory.keys()];
+      const lost = seqs.length + this.unnumbered.length;
+      this.dropped += lost;
+      const note =
+        seqs.length > 0
+          ? { count: seqs.length, firstSeq: seqs[0], lastSeq: seqs[seqs.length - 1] }
+          : {};
+      this.logger.error(
+        { ...note, unnumbered: this.unnumbered.length, dropped: this.dropped },
+        `SPOOL: ${lost} batches held in memory could not be written to disk and are lost at this stop (counted as dropped)`,
+      );
+      this.memory.clear();
+      this.memoryBytes = 0;
+      this.unnumbered = [];
+      this.unnumberedBytes = 0;
+    }
     this.forgetRecent();
     this.statements.clear();
     try {
       this.db?.close();
     } catch (err) {
-      this.logger.warn({ err }, 'spool close failed');
+      this.logger.warn(causeOf(err), 'spool close failed');
     }
     this.db = undefined;
+    this.diskOk = false;
+    this.markFile?.close();
+    this.markFile = undefined;
   }
+
+  // ---- opening, numbering, recovery ----
+
+  /**
+   * Open the database and adopt it: 'ok', 'in-use' (another process), 'corrupt' (moved
+   * aside but a new one could not be made) or 'failed'.
+   */
+  private openDatabase(): 'ok' | 'in-use' | 'failed' {
+    let salvaged: (Salvage & { movedTo: string }) | undefined;
+    // Two rounds at most: the file as it is, then a new one after moving a corrupt one aside.
+    for (let round = 0; round < 2; round++) {
+      const result = this.tryOpen();
+      if (result === 'ok') {
+        this.adopt(salvaged);
+        return 'ok';
+      }
+      if (result === 'in-use') return 'in-use';
+      if (result !== 'corrupt' || round > 0) return 'failed';
+      try {
+        const movedTo = moveAside(this.path, new Date(this.now()));
+        this.corruptMoved++;
+        salvaged = { ...salvage(movedTo, this.options.maxBytes), movedTo };
+      } catch (err) {
+        this.diskFailed(err, 'move the corrupt database aside');
+        return 'failed';
+      }
+    }
+    return 'failed';
+  }
+
+  private tryOpen(): 'ok' | 'in-use' | 'corrupt' | 'failed' {
+    let db: Database.Database | undefined;
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      // timeout 0: another process holding the lock is an answer, not something to wait for.
+      db = new Database(this.path, { timeout: 0 });
+      // One writer per state dir: two agents sharing it would hand out the same seqs.
+      // EXCLUSIVE also keeps the WAL index in process memory (no -shm file).
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
+      // A damaged page would otherwise surface as batches that never publish.
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') {
+        db.close();
+        this.logger.error(
+          { path: this.path, check: String(check).slice(0, 200) },
+          'spool database failed its integrity check',
+        );
+        return 'corrupt';
+      }
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS batches (
+          seq INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, body BLOB NOT NULL, gap TEXT);
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS dead_letters (
+          seq INTEGER PRIMARY KEY, created_at INTEGER, body BLOB, reason TEXT,
+          set_aside_at INTEGER);`);
+      const columns = db.prepare('PRAGMA table_info(batches)').all() as { name: string }[];
+      if (!columns.some((c) => c.name === 'gap'))
+        db.exec('ALTER TABLE batches ADD COLUMN gap TEXT');
+      // A write takes the exclusive lock now, rather than at the first batch.
+      db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_at', 0);
+      this.db = db;
+      this.statements.clear();
+      return 'ok';
+    } catch (err) {
+      try {
+        db?.close();
+      } catch {
+        // Closing a handle that failed to open has nothing left to release.
+      }
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return 'in-use';
+      if (isCorruption(err)) return 'corrupt';
+      this.diskFailed(err, 'open');
+      return 'failed';
+    }
+  }
+
+  /**
+   * The database is open: read its state, check it against the mark, continue numbering after
+   * the highest seq either knows, count seqs that may have been revealed but are gone, and
+   * move memory batches into it.
+   */
+  private adopt(salvaged: (Salvage & { movedTo: string }) | undefined): void {
+    const db = this.db!;
+    const metaValue = (key: string) =>
+      (this.sql('SELECT value FROM meta WHERE key = ?').get(key) as { value: unknown } | undefined)
+        ?.value;
+    const meta = (key: string) => {
+      const v = metaValue(key);
+      return typeof v === 'number' ? v : 0;
+    };
+    const fresh = metaValue('last_seq') === undefined && metaValue('opened_at') === undefined;
+    const read = readMark(this.dir);
+    if (read.state === 'ok') this.mark = read.mark;
+    else if (read.state === 'corrupt' || read.state === 'unreadable')
+      this.logger.warn(
+        {
+          path: join(this.dir, MARK_FILE),
+          ...(read.state === 'unreadable' ? causeOf(read.error) : { code: 'CORRUPT' }),
+        },
+        'spool seq mark unreadable; the database alone gives the numbering',
+      );
+    const mark = this.mark;
+
+    const salvagedSeqs: number[] = [];
+    if (salvaged) {
+      const insert = this.sql(
+        'INSERT OR IGNORE INTO batches (seq, created_at, body, gap) VALUES (?, ?, ?, ?)',
+      );
+      db.transaction(() => {
+        for (const r of salvaged.rows) {
+          if (this.ackedOnDisk.has(r.seq)) continue;
+          insert.run(r.seq, r.createdAt, r.body, r.gap);
+          salvagedSeqs.push(r.seq);
+        }
+      })();
+      this.ackedOnDisk.clear();
+      this.ackedBytes = 0;
+    }
+    const totals = this.sql(
+      'SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b, max(seq) AS m FROM batches',
+    ).get() as { n: number; b: number; m: number | null };
+    const dbLast = Math.max(meta('last_seq'), totals.m ?? 0, salvaged?.lastSeq ?? 0);
+    // Seqs this process assigned that are not in the database (memory batches) start here.
+    const firstMemory = this.memory.keys().next();
+    const ownFirst = firstMemory.done ? this.lastSeq + 1 : firstMemory.value;
+
+    const gaps: GapNote[] = [];
+    const lost = salvaged !== undefined || (fresh && mark.ceiling > 0);
+    if (lost) {
+      // The previous database is gone: its unsent rows that were not salvaged are lost, and
+      // seqs up to the mark's ceiling may have been assigned. Count that range.
+      const from = Math.max(salvaged?.lastSeq ?? 0, mark.stored, totals.m ?? 0);
+      const ceiling = Math.max(mark.ceiling, mark.revealed);
+      const to = this.numbered ? Math.min(ceiling, ownFirst - 1) : ceiling;
+      for (const [first, last] of salvaged?.skipped ?? [])
+        if (last <= from)
+          gaps.push({
+            count: last - first + 1,
+            firstSeq: first,
+            lastSeq: last,
+            reason: 'database-lost',
+          });
+      if (to > from)
+        gaps.push({ count: to - from, firstSeq: from + 1, lastSeq: to, reason: 'database-lost' });
+      this.logger.error(
+        {
+          path: this.path,
+          movedTo: salvaged?.movedTo,
+          salvaged: salvagedSeqs.length,
+          continuesAfter: Math.max(dbLast, to, this.numbered ? this.lastSeq : 0),
+        },
+        salvaged
+          ? 'SPOOL DATABASE CORRUPT: moved aside for inspection and replaced; readable batches were salvaged and numbering continues. Check the storage (SD card) and delete the moved file when done'
+          : 'SPOOL DATABASE MISSING OR EMPTY while the seq mark shows earlier batches: numbering continues after the mark; unsent batches it held are lost',
+      );
+    } else if (this.numberedFrom !== undefined) {
+      // Numbered from the mark while the database was unavailable: the seqs between the
+      // database's last and our first may have been used by an earlier run, or never.
+      if (this.numberedFrom - 1 > dbLast)
+        gaps.push({
+          count: this.numberedFrom - 1 - dbLast,
+          firstSeq: dbLast + 1,
+          lastSeq: this.numberedFrom - 1,
+          reason: 'skipped-while-unavailable',
+        });
+    } else if (mark.revealed > dbLast) {
+      // Batches revealed from memory never reached the database before the agent stopped.
+      const settled = mark.stored === dbLast ? mark.revealedCounted : 0;
+      const count = Math.max(0, mark.revealed - dbLast - settled);
+      if (count > 0)
+        gaps.push({ count, firstSeq: dbLast + 1, lastSeq: mark.revealed, reason: 'lost-at-crash' });
+      this.logger.error(
+        { firstSeq: dbLast + 1, lastSeq: mark.revealed, count },
+        'SPOOL: batches held in memory before the last stop never reached the disk; counted as dropped and their seqs are not reused',
+      );
+    } else if (read.state === 'ok' && mark.ceiling < dbLast) {
+      this.logger.warn(
+        { markCeiling: mark.ceiling, dbLastSeq: dbLast },
+        'spool seq mark is behind the database (restored or replaced?); rewriting it',
+      );
+    }
+    this.numberedFrom = undefined;
+
+    this.dropped = Math.max(this.dropped, meta('dropped'), salvaged?.dropped ?? 0, mark.dropped);
+    this.setAsideCount = Math.max(this.setAsideCount, meta('set_aside'), salvaged?.setAside ?? 0);
+    this.deadDropped = Math.max(this.deadDropped, meta('dead_letters_dropped'));
+    this.corruptMoved = Math.max(this.corruptMoved, meta('corrupt_moved') + (salvaged ? 1 : 0));
+    const storedGap = parseGap(metaValue('pending_gap'));
+    if (storedGap) this.pendingGap = mergeGap(this.pendingGap, storedGap);
+    const dead = this.sql(
+      'SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b FROM dead_letters',
+    ).get() as { n: number; b: number };
+    this.deadDisk = dead.n;
+    this.deadDiskBytes = dead.b;
+    this.diskDepth = totals.n;
+    this.diskBytes = totals.b;
+
+    // The database records every seq up to here; our memory batches follow when moved.
+    const durableTop = Math.max(dbLast, 0, ...gaps.map((g) => g.lastSeq));
+    for (const g of gaps) this.countDrop(g);
+    this.lastSeq = Math.max(this.numbered ? this.lastSeq : 0, durableTop);
+    this.storedSeq = durableTop;
+    db.transaction(() => {
+      const set = this.sql(UPSERT_META);
+      set.run('last_seq', durableTop);
+      set.run('dropped', this.dropped);
+      set.run('corrupt_moved', this.corruptMoved);
+      set.run('opened_at', this.now());
+      set.run('pending_gap', this.pendingGap ? JSON.stringify(this.pendingGap) : 0);
+    })();
+    this.numbered = true;
+    this.lastDiskTry = 0;
+    this.forgetRecent();
+    this.diskTrouble.recovered({ path: this.path }, 'spool database open again');
+    this.logger.info({ path: this.path, depth: totals.n, lastSeq: this.lastSeq }, 'spool opened');
+    this.openMark();
+    if (this.memory.size === 0) {
+      this.diskOk = true;
+      // The database holds every revealed seq: the mark drops its revealed part.
+      this.memorySettled = 0;
+      this.writeMark({ revealed: 0, ceiling: Math.max(mark.ceiling, this.lastSeq) });
+    } else {
+      // The gap lies just before the first memory batch: that batch carries the note, unless
+      // it was published already (its bytes must not change).
+      const first = this.memory.values().next().value as SpooledBatch;
+      if (this.pendingGap && first.seq > this.mark.revealed) {
+        first.gapBefore = first.gapBefore
+          ? mergeGap(this.pendingGap, first.gapBefore)
+          : this.pendingGap;
+        this.pendingGap = undefined;
+      }
+      // Moves the memory window into the database (or keeps it there if the write fails).
+      this.diskOk = false;
+      this.retryDisk();
+    }
+    this.numberWaiting();
+  }
+
+  /** The database cannot be opened: take the numbering from the mark, if it can be read. */
+  private numberFromMark(): void {
+    if (this.numbered) return;
+    const read = readMark(this.dir);
+    if (read.state !== 'ok') {
+      if (this.unnumberedLogged) return;
+      this.unnumberedLogged = true;
+      this.logger.error(
+        {
+          path: this.path,
+          mark: read.state,
+          ...(read.state === 'unreadable' ? causeOf(read.error) : {}),
+        },
+        'SPOOL UNAVAILABLE and the seq mark cannot be read: batches wait in memory, unnumbered and unpublished, until the state directory can be read (seq numbering never restarts)',
+      );
+      return;
+    }
+    this.mark = read.mark;
+    // Everything up to the ceiling may have been assigned (and revealed): continue after it.
+    this.lastSeq = Math.max(read.mark.ceiling, read.mark.revealed);
+    this.numberedFrom = this.lastSeq + 1;
+    this.storedSeq = read.mark.stored;
+    this.dropped = Math.max(this.dropped, read.mark.dropped);
+    this.numbered = true;
+    this.openMark();
+    this.logger.warn(
+      { path: this.path, continuesAfter: this.lastSeq },
+      'spool database unavailable: numbering continues after the seq mark; batches are kept in memory and published once their seq is durable',
+    );
+    this.numberWaiting();
+  }
+
+  /** Give the batches that waited for numbering their seqs, oldest first. */
+  private numberWaiting(): void {
+    if (!this.numbered || this.unnumbered.length === 0) return;
+    const waiting = this.unnumbered;
+    this.unnumbered = [];
+    this.unnumberedBytes = 0;
+    for (const w of waiting) this.appendNumbered(w.body, w.createdAt, w.resolve);
+  }
+
+  private openMark(): void {
+    if (this.markFile) return;
+    try {
+      this.markFile = SeqMarkFile.open(this.dir);
+    } catch (err) {
+      this.markOk = false;
+      this.markTrouble.failed(
+        err,
+        { path: join(this.dir, MARK_FILE) },
+        'SPOOL SEQ MARK cannot be opened: batches held in memory are not published until their seq is durable',
+      );
+    }
+  }
+
+  /**
+   * Write the mark with `change` applied (fsynced). On failure the in-memory mark keeps what
+   * was last written, so nothing is revealed on its strength.
+   */
+  private writeMark(change: Partial<SeqMark>): boolean {
+    if (!this.markFile) {
+      if (this.now() - this.lastMarkTry < DISK_RETRY_MS && this.lastMarkTry > 0) return false;
+      this.lastMarkTry = this.now();
+      this.openMark();
+      if (!this.markFile) return false;
+    }
+    const next: SeqMark = {
+      ...this.mark,
+      dropped: this.dropped,
+      stored: this.storedSeq,
+      revealedCounted: this.memorySettled,
+      ...change,
+    };
+    next.ceiling = Math.max(next.ceiling, next.revealed, this.lastSeq);
+    try {
+      this.markFile.write(next);
+      this.mark = next;
+      this.markOk = true;
+      this.markTrouble.recovered(
+        { path: join(this.dir, MARK_FILE) },
+        'spool seq mark writable again',
+      );
+      return true;
+    } catch (err) {
+      this.markOk = false;
+      this.markTrouble.failed(
+        err,
+        { path: join(this.dir, MARK_FILE) },
+        'SPOOL SEQ MARK cannot be written: batches held in memory are not published until their seq is durable',
+      );
+      return false;
+    }
+  }
+
+  /** Memory batches become publishable when the mark covers their seqs. */
+  private revealMemory(): void {
+    if (this.memory.size === 0) return;
+    const top = [...this.memory.keys()].pop()!;
+    if (this.markOk && this.mark.revealed >= top) return;
+    if (this.writeMark({ revealed: top + REVEAL_BLOCK })) this.notifyCommitted();
+  }
+
+  /** While anything is not durable, retry it in the background (bounded rate). */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setInterval(() => this.retryTick(), DISK_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  private retryTick(): void {
+    if (this.closed) return;
+    if (!this.db || this.corruptSeen) {
+      if (this.now() - this.lastOpenTry >= REOPEN_MS || this.corruptSeen) {
+        this.lastOpenTry = this.now();
+        if (this.corruptSeen) this.dropDatabase();
+        if (this.openDatabase() !== 'ok') this.numberFromMark();
+      }
+    } else if (!this.diskOk) {
+      this.retryDisk();
+    }
+    if (!this.diskOk && this.memory.size > 0) this.revealMemory();
+    this.enforceBounds();
+  }
+
+  /** Runtime corruption: let go of the database so the next open moves it aside. */
+  private dropDatabase(): void {
+    this.statements.clear();
+    try {
+      this.db?.close();
+    } catch {
+      // A corrupt database may fail to close cleanly; it is moved aside next.
+    }
+    this.db = undefined;
+    this.diskOk = false;
+    this.corruptSeen = false;
+    this.recent.clear();
+    this.recentBytes = 0;
+    this.diskDepth = 0;
+    this.diskBytes = 0;
+  }
+
+  // ---- writing ----
 
   private sql(text: string): Database.Statement {
     let stmt = this.statements.get(text);
@@ -531,11 +1013,16 @@ export class Spool {
       this.memory.set(b.seq, b);
       this.memoryBytes += b.body.length;
     }
+    if (batches.length > 0) {
+      this.revealMemory();
+      this.enforceMemoryBound();
+    }
   }
 
   /**
-   * One transaction: the pending DELETEs of acked batches, the inserts, and `last_seq`
-   * (when given). With synchronous=FULL it is fsynced once, before this returns.
+   * One transaction: the pending DELETEs of acked batches, the inserts, `last_seq` (when
+   * given) and the pending gap note. With synchronous=FULL it is fsynced once, before this
+   * returns.
    */
   private writeToDisk(batches: SpooledBatch[], lastSeq: number | undefined): boolean {
     const db = this.db;
@@ -543,10 +1030,10 @@ export class Spool {
     const deletes = this.pendingDeletes();
     try {
       const remove = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n');
-      const insert = this.sql('INSERT INTO batches (seq, created_at, body) VALUES (?, ?, ?)');
-      const setMeta = this.sql(
-        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      const insert = this.sql(
+        'INSERT INTO batches (seq, created_at, body, gap) VALUES (?, ?, ?, ?)',
       );
+      const setMeta = this.sql(UPSERT_META);
       let removed = 0;
       let removedBytes = 0;
       db.transaction(() => {
@@ -557,10 +1044,16 @@ export class Spool {
             removedBytes += row.n;
           }
         }
-        for (const b of batches) insert.run(b.seq, b.createdAt, b.body);
+        for (const b of batches)
+          insert.run(b.seq, b.createdAt, b.body, b.gapBefore ? JSON.stringify(b.gapBefore) : null);
         if (lastSeq !== undefined) setMeta.run('last_seq', lastSeq);
+        if (batches.some((b) => b.gapBefore)) {
+          setMeta.run('dropped', this.dropped);
+          setMeta.run('pending_gap', this.pendingGap ? JSON.stringify(this.pendingGap) : 0);
+        }
       })();
       this.commits++;
+      if (lastSeq !== undefined) this.storedSeq = Math.max(this.storedSeq, lastSeq);
       for (const seq of deletes) this.settleAck(seq);
       this.diskDepth -= removed;
       this.diskBytes -= removedBytes;
@@ -625,33 +1118,58 @@ export class Spool {
   private forgetRecent(): void {
     this.recent.clear();
     this.recentBytes = 0;
-    // Queued batches are not on disk yet: the commit remembers them (or moves recentFrom).
-    this.recentFrom = this.lastSeq - this.queued.length + 1;
+    // Queued and memory batches are not on disk: the commit remembers them (or moves recentFrom).
+    const firstMemory = this.memory.keys().next();
+    const firstQueued = this.queued[0]?.batch.seq;
+    this.recentFrom = Math.min(
+      firstQueued ?? Infinity,
+      firstMemory.done ? Infinity : firstMemory.value,
+      this.lastSeq + 1,
+    );
   }
 
   private diskFailed(err: unknown, op: string): void {
     this.lastDiskTry = this.now();
+    if (isCorruption(err)) this.corruptSeen = true;
+    this.diskTrouble.failed(
+      err,
+      { path: this.path, op },
+      'SPOOL DISK FAILURE: keeping batches in memory (bounded by spool.memoryMaxBytes) until the disk works again',
+    );
     if (!this.diskOk) return;
     this.diskOk = false;
-    this.logger.error(
-      { err, path: this.path, op },
-      'SPOOL DISK FAILURE: keeping batches in memory (same bounds) until the disk works again',
-    );
+    this.scheduleRetry();
   }
 
   /** While the disk is failing, try again at most once a second; move memory back on success. */
   private retryDisk(): void {
-    if (this.diskOk || !this.db || this.now() - this.lastDiskTry < DISK_RETRY_MS) return;
+    if (this.diskOk || !this.db || this.corruptSeen) return;
+    if (this.now() - this.lastDiskTry < DISK_RETRY_MS) return;
     this.lastDiskTry = this.now();
     this.diskOk = true;
     // Nothing is queued while the disk fails: every seq assigned so far is in `pending`.
     const pending = [...this.memory.values()];
     // With nothing pending this probes with the metadata write alone.
     if (!this.writeToDisk(pending, this.lastSeq)) return;
-    this.forgetRecent();
     this.memory.clear();
     this.memoryBytes = 0;
-    this.logger.warn({ path: this.path, moved: pending.length }, 'spool disk works again');
+    this.forgetRecent();
+    this.writeMetaCounters();
+    // Every assigned seq is in the database now: the mark drops its revealed part.
+    this.memorySettled = 0;
+    this.writeMark({ revealed: 0 });
+    this.diskTrouble.recovered(
+      { path: this.path, moved: pending.length },
+      'spool disk works again',
+    );
+    if (pending.length > 0) this.notifyCommitted();
+  }
+
+  private writeMetaCounters(): void {
+    this.writeMeta('dropped', this.dropped);
+    this.writeMeta('set_aside', this.setAsideCount);
+    this.writeMeta('dead_letters_dropped', this.deadDropped);
+    this.writeMeta('pending_gap', this.pendingGap ? JSON.stringify(this.pendingGap) : 0);
   }
 
   private oldest(): { seq: number; createdAt: number; onDisk: boolean } | undefined {
@@ -668,8 +1186,12 @@ export class Spool {
     const m = mem.done ? undefined : mem.value;
     if (disk && (!m || disk.seq < m.seq))
       return { seq: disk.seq, createdAt: disk.created_at, onDisk: true };
-    return m ? { seq: m.seq, createdAt: m.createdAt, onDisk: false } : undefined;
+    if (m) return { seq: m.seq, createdAt: m.createdAt, onDisk: false };
+    const u = this.unnumbered[0];
+    return u ? { seq: 0, createdAt: u.createdAt, onDisk: false } : undefined;
   }
+
+  // ---- bounds and drops ----
 
   /** Drop the oldest batches while over the byte or age bound; count and log them. */
   private enforceBounds(): void {
@@ -679,15 +1201,43 @@ export class Spool {
     for (let pass = 0; pass < 1_000_000; pass++) {
       const overBytes = this.diskBytes + this.memoryBytes > this.options.maxBytes;
       const oldest = this.oldest();
-      if (!oldest) break;
+      if (!oldest || oldest.seq === 0) break;
       const tooOld = this.now() - oldest.createdAt > maxAgeMs;
       if (!overBytes && !tooOld) break;
       const outcome = this.dropOne(oldest.seq, oldest.onDisk);
       if (!outcome) break;
       if (outcome === 'dropped') droppedSeqs.push(oldest.seq);
-      if (droppedSeqs.length >= DROP_CHUNK) this.reportDrops(droppedSeqs.splice(0));
+      if (droppedSeqs.length >= DROP_CHUNK) this.reportDrops(droppedSeqs.splice(0), 'spool-bound');
     }
-    if (droppedSeqs.length > 0) this.reportDrops(droppedSeqs);
+    if (droppedSeqs.length > 0) this.reportDrops(droppedSeqs, 'spool-bound');
+  }
+
+  /** The memory window (and batches waiting for numbering) stay within memoryMaxBytes. */
+  private enforceMemoryBound(): void {
+    const limit = Math.min(this.options.memoryMaxBytes ?? MEMORY_MAX_BYTES, this.options.maxBytes);
+    const droppedSeqs: number[] = [];
+    let droppedUnnumbered = 0;
+    // Each pass drops one batch: bounded by how many there are.
+    for (let pass = this.memory.size + this.unnumbered.length; pass > 0; pass--) {
+      if (this.memoryBytes + this.unnumberedBytes <= limit) break;
+      const first = this.memory.values().next();
+      if (!first.done) {
+        this.dropOne(first.value.seq, false);
+        droppedSeqs.push(first.value.seq);
+        continue;
+      }
+      const u = this.unnumbered.shift();
+      if (!u) break;
+      this.unnumberedBytes -= u.body.length;
+      this.dropped++;
+      droppedUnnumbered++;
+    }
+    if (droppedSeqs.length > 0) this.reportDrops(droppedSeqs, 'memory-bound');
+    if (droppedUnnumbered > 0)
+      this.logger.warn(
+        { count: droppedUnnumbered, dropped: this.dropped },
+        'spool memory bound (spool.memoryMaxBytes) reached: dropped the oldest unnumbered batches',
+      );
   }
 
   /** Drop one batch; a row whose ack was not deleted yet is 'settled', not counted. */
@@ -697,25 +1247,61 @@ export class Spool {
       if (!b) return false;
       this.memory.delete(seq);
       this.memoryBytes -= b.body.length;
+      this.memorySettled++;
       this.dropped++;
+      if (b.gapBefore) this.pendingGap = mergeGap(this.pendingGap, b.gapBefore);
       return 'dropped';
     }
     try {
-      const row = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n').get(
-        seq,
-      ) as { n: number } | undefined;
+      const row = this.sql(
+        'DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n, gap',
+      ).get(seq) as { n: number; gap: string | null } | undefined;
       if (!row) return false;
       this.unremember(seq);
       this.diskDepth--;
       this.diskBytes -= row.n;
       if (this.settleAck(seq)) return 'settled';
       this.dropped++;
+      const carried = parseGap(row.gap);
+      if (carried) this.pendingGap = mergeGap(this.pendingGap, carried);
       return 'dropped';
     } catch (err) {
       this.diskFailed(err, 'drop');
       return false;
     }
   }
+
+  /** A drop decided at open (not one batch at a time): count it and note it for the next batch. */
+  private countDrop(note: GapNote): void {
+    this.dropped += note.count;
+    this.lastDrop = note;
+    this.pendingGap = mergeGap(this.pendingGap, note);
+  }
+
+  private reportDrops(seqs: number[], reason: string): void {
+    const note: GapNote = {
+      count: seqs.length,
+      firstSeq: seqs[0],
+      lastSeq: seqs[seqs.length - 1],
+      reason,
+    };
+    this.lastDrop = note;
+    this.pendingGap = mergeGap(this.pendingGap, note);
+    if (this.db && this.diskOk) {
+      this.writeMeta('dropped', this.dropped);
+      this.writeMeta('pending_gap', JSON.stringify(this.pendingGap));
+    } else {
+      this.writeMark({});
+    }
+    this.logger.warn(
+      { ...note, dropped: this.dropped },
+      reason === 'memory-bound'
+        ? 'spool memory bound (spool.memoryMaxBytes) reached while the disk fails: dropped the oldest batches'
+        : 'spool full or too old: dropped the oldest batches',
+    );
+  }
+
+  // ---- dead letters ----
 
   private keepDeadInMemory(letter: DeadLetter): void {
     this.unremember(letter.seq);
@@ -730,12 +1316,10 @@ export class Spool {
     this.writeMeta('set_aside', this.setAsideCount);
   }
 
-  private writeMeta(key: string, value: number): void {
+  private writeMeta(key: string, value: number | string): void {
     if (!this.db || !this.diskOk) return;
     try {
-      this.sql(
-        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-      ).run(key, value);
+      this.sql(UPSERT_META).run(key, value);
     } catch (err) {
       this.diskFailed(err, `write ${key}`);
     }
@@ -785,25 +1369,41 @@ export class Spool {
       );
     }
   }
+}
 
-  private reportDrops(seqs: number[]): void {
-    if (this.db && this.diskOk) {
-      try {
-        this.sql(
-          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-        ).run('dropped', this.dropped);
-      } catch (err) {
-        this.diskFailed(err, 'count drops');
-      }
-    }
-    this.logger.warn(
-      {
-        count: seqs.length,
-        firstSeq: seqs[0],
-        lastSeq: seqs[seqs.length - 1],
-        dropped: this.dropped,
-      },
-      'spool full or too old: dropped the oldest batches',
-    );
+function fromRow(r: Row): SpooledBatch {
+  const b: SpooledBatch = { seq: r.seq, createdAt: r.created_at, body: r.body };
+  const gap = parseGap(r.gap);
+  if (gap) b.gapBefore = gap;
+  return b;
+}
+
+/** A stored gap note, or undefined for none or an unreadable one. */
+function parseGap(value: unknown): GapNote | undefined {
+  if (typeof value !== 'string' || value.length === 0) return undefined;
+  try {
+    const g = JSON.parse(value) as Partial<GapNote>;
+    if (
+      typeof g.count === 'number' &&
+      typeof g.firstSeq === 'number' &&
+      typeof g.lastSeq === 'number' &&
+      typeof g.reason === 'string'
+    )
+      return { count: g.count, firstSeq: g.firstSeq, lastSeq: g.lastSeq, reason: g.reason };
+  } catch {
+    // Not a note: nothing to carry.
   }
+  return undefined;
+}
+
+/** One note for two drops: counts add up, the range spans both, the reasons are listed. */
+export function mergeGap(a: GapNote | undefined, b: GapNote): GapNote {
+  if (!a) return { ...b };
+  const reasons = new Set([...a.reason.split(','), ...b.reason.split(',')]);
+  return {
+    count: a.count + b.count,
+    firstSeq: Math.min(a.firstSeq, b.firstSeq),
+    lastSeq: Math.max(a.lastSeq, b.lastSeq),
+    reason: [...reasons].join(','),
+  };
 }

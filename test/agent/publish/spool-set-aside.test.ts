@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -95,9 +95,12 @@ describe('Spool.setAside (dead letters)', () => {
   });
 
   it('sets aside a batch held in memory (disk unavailable) into the bounded in-memory dead letters', async () => {
-    const notADir = join(dir, 'file');
-    writeFileSync(notADir, 'x');
-    const spool = Spool.open(join(notADir, 'state'), BIG, silentLogger);
+    // The database cannot be opened (a directory in its place); the seq mark still works.
+    const first = Spool.open(dir, BIG, silentLogger);
+    first.close();
+    rmSync(join(dir, SPOOL_FILE));
+    mkdirSync(join(dir, SPOOL_FILE));
+    const spool = Spool.open(dir, BIG, silentLogger);
     const seqs = [await spool.append(body(1), Date.now()), await spool.append(body(2), Date.now())];
     expect(spool.stats().diskOk).toBe(false);
     expect(spool.setAside(seqs[0], 'refused')).toBe(true);

@@ -1,12 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  COMMIT_DELAY_MS,
   COMMIT_MAX_BATCHES,
+  DISK_RETRY_MS,
+  REOPEN_MS,
   RECENT_MAX_BATCHES,
   Spool,
   SpoolInUseError,
@@ -257,20 +260,39 @@ describe('Spool recent window (retainRecent)', () => {
 });
 
 describe('Spool disk failure', () => {
-  it('runs in memory when the state dir cannot be created, logging loudly', async () => {
-    const { logger, records } = capturingLogger();
-    const notADir = join(dir, 'file');
-    writeFileSync(notADir, 'x');
-    const spool = Spool.open(join(notADir, 'state'), BIG, logger);
-    expect(records.some((r) => r.level >= 50 && r.msg.includes('SPOOL DISK UNAVAILABLE'))).toBe(
-      true,
-    );
-    expect(
-      await Promise.all([spool.append(body(1), Date.now()), spool.append(body(2), Date.now())]),
-    ).toEqual([1, 2]);
-    expect(spool.stats()).toMatchObject({ diskOk: false, memoryDepth: 2, depth: 2 });
-    spool.ack(1);
-    expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([2]);
+  it('never restarts numbering when neither the database nor the mark can be read: batches wait unnumbered, then continue after the last seq', async () => {
+    vi.useFakeTimers();
+    try {
+      const state = join(dir, 'state');
+      const first = Spool.open(state, BIG, silentLogger);
+      for (let i = 1; i <= 3; i++) void first.append(body(i), Date.now());
+      first.close();
+      // The state dir is replaced by a file: nothing in it can be read or created.
+      renameSync(state, join(dir, 'away'));
+      writeFileSync(state, 'x');
+      const { logger, records } = capturingLogger();
+      const spool = Spool.open(state, BIG, logger);
+      const seqs: number[] = [];
+      void spool.append(body(4), Date.now()).then((s) => seqs.push(s));
+      void spool.append(body(5), Date.now()).then((s) => seqs.push(s));
+      await vi.advanceTimersByTimeAsync(REOPEN_MS * 2);
+      expect(seqs).toEqual([]);
+      expect(spool.peek(0, 10)).toEqual([]);
+      expect(spool.stats()).toMatchObject({ diskOk: false, unnumbered: 2, depth: 2 });
+      const unavailable = records.filter((r) => r.msg.includes('SPOOL UNAVAILABLE'));
+      expect(unavailable).toHaveLength(1);
+      // Back: opened again in the background, the waiting batches continue the numbering.
+      rmSync(state);
+      renameSync(join(dir, 'away'), state);
+      await vi.advanceTimersByTimeAsync(REOPEN_MS + DISK_RETRY_MS);
+      await vi.advanceTimersByTimeAsync(COMMIT_DELAY_MS + 1);
+      expect(seqs).toEqual([4, 5]);
+      expect(spool.stats()).toMatchObject({ diskOk: true, unnumbered: 0, lastSeq: 5, dropped: 0 });
+      expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([1, 2, 3, 4, 5]);
+      spool.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   // A real full disk: a tiny tmpfs (needs CAP_SYS_ADMIN, e.g. root).

@@ -1,0 +1,315 @@
+/**
+ * The spool on a disk that fails for real: a full tmpfs, a read-only remount, a corrupt or
+ * missing database. Whatever happens, no seq a subscriber may have seen is handed out again,
+ * and every seq that will never be published is counted and noted on the next batch.
+ */
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Spool, SPOOL_FILE } from '../../../agent/publish/spool.js';
+import { silentLogger } from '../../../agent/ops/logger.js';
+import { runTs } from '../../helpers/process.js';
+import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../helpers/tmpfs.js';
+
+const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
+const noMount = tmpfsUnavailable();
+if (noMount) process.stdout.write(`spool-disk tests skipped: ${noMount}\n`);
+
+function capturingLogger() {
+  const records: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => records.push(JSON.parse(line) as (typeof records)[number]) },
+  );
+  return { logger, records };
+}
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+function tmpfs(size: number): Tmpfs {
+  const fs = mountTmpfs(size);
+  cleanups.push(() => fs.close());
+  return fs;
+}
+
+describe('spool on a full disk (item 1)', () => {
+  it.skipIf(noMount !== undefined)(
+    'SIGKILL after memory batches were revealed: the restart reuses none of their seqs and counts the lost ones',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      const fixture = fileURLToPath(
+        new URL('./fixtures/spool-full-disk-process.ts', import.meta.url),
+      );
+      const child = runTs(fixture, [disk.dir, join(disk.dir, 'filler')]);
+      cleanups.push(() => child.kill());
+      await child.waitForLine(/^ready /, 60_000);
+      expect(await child.kill('SIGKILL')).toBe('SIGKILL');
+      const revealed = new Map<number, number>();
+      const acked = new Set<number>();
+      for (const l of child.lines()) {
+        const r = /^revealed (\d+) (\d+)$/.exec(l);
+        if (r) revealed.set(Number(r[1]), Number(r[2]));
+        const a = /^acked (\d+)$/.exec(l);
+        if (a) acked.add(Number(a[1]));
+      }
+      const ready = JSON.parse(
+        /^ready (.*)$/.exec(child.lines().find((l) => l.startsWith('ready'))!)![1],
+      ) as {
+        diskOk: boolean;
+        memoryDepth: number;
+      };
+      expect(ready.diskOk).toBe(false);
+      // Memory batches were published while the disk was full (the broker was up).
+      const maxRevealed = Math.max(...revealed.keys());
+      expect(acked.size).toBeGreaterThan(0);
+      expect(maxRevealed).toBeGreaterThan(3);
+
+      disk.free();
+      const spool = Spool.open(disk.dir, BIG, silentLogger);
+      cleanups.push(() => spool.close());
+      // What survived is handed out with the same bytes it was revealed with.
+      for (const b of spool.peek(0, 1000)) {
+        if (revealed.has(b.seq)) expect(b.body[0]).toBe(revealed.get(b.seq));
+      }
+      const next = await spool.append(Buffer.from('{"windows":[]}'), Date.now());
+      expect(next).toBeGreaterThan(maxRevealed);
+      const stored = new Set(spool.peek(0, 1000).map((b) => b.seq));
+      const unacked = [...revealed.keys()].filter((s) => !acked.has(s) && !stored.has(s) && s > 3);
+      expect(unacked.length).toBeGreaterThan(0);
+      // Every seq below `next` that is neither stored nor acked is counted and explained.
+      const note = spool.peek(next - 1, 1)[0].gapBefore!;
+      expect(note).toBeDefined();
+      for (const s of unacked) {
+        expect(s).toBeGreaterThanOrEqual(note.firstSeq);
+        expect(s).toBeLessThanOrEqual(note.lastSeq);
+      }
+      const missing: number[] = [];
+      for (let s = 4; s < next; s++) if (!acked.has(s) && !stored.has(s)) missing.push(s);
+      expect(note.count).toBe(missing.length);
+      expect(note.lastSeq).toBe(next - 1);
+      expect(spool.stats().dropped).toBe(missing.length);
+    },
+    90_000,
+  );
+
+  it.skipIf(noMount !== undefined)(
+    'SIGTERM-like close with the disk still full: memory batches are counted as dropped, never announced as kept; the restart counts and notes them once',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      const { logger, records } = capturingLogger();
+      const spool = Spool.open(disk.dir, BIG, logger);
+      await spool.append(Buffer.alloc(100, 1), Date.now());
+      disk.fill();
+      const seqs: number[] = [];
+      for (let i = 0; i < 100 && spool.stats().diskOk; i++)
+        seqs.push(await spool.append(Buffer.alloc(8192, 2), Date.now()));
+      for (let i = 0; i < 5; i++) seqs.push(await spool.append(Buffer.alloc(8192, 3), Date.now()));
+      const inMemory = spool.stats().memoryDepth;
+      expect(inMemory).toBeGreaterThanOrEqual(5);
+      spool.close();
+      const lostLog = records.find((r) => r.msg.includes('could not be written to disk'));
+      expect(lostLog).toMatchObject({ count: inMemory });
+      expect(spool.stats().dropped).toBe(inMemory);
+
+      disk.free();
+      const again = Spool.open(disk.dir, BIG, silentLogger);
+      cleanups.push(() => again.close());
+      const next = await again.append(Buffer.from('{"windows":[]}'), Date.now());
+      expect(next).toBeGreaterThan(Math.max(...seqs));
+      const note = again.peek(next - 1, 1)[0].gapBefore!;
+      const stored = again.peek(0, 1000).filter((b) => b.seq < next).length;
+      // Every seq between the stored ones and `next` is counted exactly once.
+      expect(note).toMatchObject({ reason: 'lost-at-crash', lastSeq: next - 1 });
+      expect(again.stats().dropped).toBe(next - 1 - stored);
+      expect(note.count).toBe(next - 1 - stored);
+    },
+    60_000,
+  );
+});
+
+/** A spool with `n` committed batches (bodies byte `seq % 251`), the first `acked` acknowledged. */
+async function spoolWith(dir: string, n: number, acked: number, size = 100): Promise<void> {
+  const spool = Spool.open(dir, BIG, silentLogger);
+  for (let i = 1; i <= n; i++) void spool.append(Buffer.alloc(size, i % 251), Date.now());
+  spool.commit();
+  for (let i = 1; i <= acked; i++) spool.ack(i);
+  spool.close();
+}
+
+function corruptCopies(dir: string): string[] {
+  return readdirSync(dir).filter((f) => f.startsWith(`${SPOOL_FILE}.corrupt-`));
+}
+
+describe('spool that cannot be opened as it was (item 2, item 4)', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const fresh = () => {
+    dir = join(
+      process.env.TMPDIR ?? '/tmp',
+      `spool-open-${process.pid}-${Math.random().toString(16).slice(2)}`,
+    );
+    return dir;
+  };
+
+  it('corrupt header: moved aside (kept, counted, logged once with what to do), numbering continues', async () => {
+    await spoolWith(fresh(), 5, 2);
+    const path = join(dir, SPOOL_FILE);
+    const bytes = readFileSync(path);
+    bytes.fill(0x5a, 0, 100);
+    writeFileSync(path, bytes);
+    const { logger, records } = capturingLogger();
+    const spool = Spool.open(dir, BIG, logger);
+    cleanups.push(() => spool.close());
+    const next = await spool.append(Buffer.from('{}'), Date.now());
+    expect(next).toBeGreaterThan(5);
+    expect(corruptCopies(dir)).toHaveLength(1);
+    expect(spool.stats()).toMatchObject({ corruptMovedAside: 1, diskOk: true });
+    const said = records.filter((r) => r.msg.includes('SPOOL DATABASE CORRUPT'));
+    expect(said).toHaveLength(1);
+    expect(said[0].msg).toMatch(/delete the moved file/);
+    expect(said[0].stack).toBeUndefined();
+    // 3..5 were unsent in the lost file: counted and noted on the next batch.
+    const note = spool.peek(next - 1, 1)[0].gapBefore!;
+    expect(note.firstSeq).toBeLessThanOrEqual(3);
+    expect(note.lastSeq).toBe(next - 1);
+    expect(spool.stats().dropped).toBe(note.count);
+  });
+
+  it('truncated file: moved aside, numbering continues', async () => {
+    await spoolWith(fresh(), 40, 0, 2000);
+    const path = join(dir, SPOOL_FILE);
+    writeFileSync(path, readFileSync(path).subarray(0, 3 * 4096));
+    const spool = Spool.open(dir, BIG, silentLogger);
+    cleanups.push(() => spool.close());
+    expect(await spool.append(Buffer.from('{}'), Date.now())).toBeGreaterThan(40);
+    expect(corruptCopies(dir)).toHaveLength(1);
+  });
+
+  it('deleted file: the seq mark continues the numbering and counts what the file held', async () => {
+    await spoolWith(fresh(), 5, 2);
+    rmSync(join(dir, SPOOL_FILE));
+    const spool = Spool.open(dir, BIG, silentLogger);
+    cleanups.push(() => spool.close());
+    const next = await spool.append(Buffer.from('{}'), Date.now());
+    expect(next).toBeGreaterThan(5);
+    const note = spool.peek(0, 10)[0].gapBefore!;
+    expect(note).toMatchObject({ reason: 'database-lost', lastSeq: next - 1 });
+    expect(note.firstSeq).toBeLessThanOrEqual(3);
+  });
+
+  it('garbage mid-file: quick_check at open moves it aside and salvages the readable rows; nothing is stuck', async () => {
+    await spoolWith(fresh(), 300, 0, 1000);
+    const path = join(dir, SPOOL_FILE);
+    const bytes = readFileSync(path);
+    const page = Math.floor(bytes.length / 4096 / 2);
+    bytes.fill(0xa5, page * 4096, page * 4096 + 4096);
+    writeFileSync(path, bytes);
+    const spool = Spool.open(dir, BIG, silentLogger);
+    cleanups.push(() => spool.close());
+    expect(corruptCopies(dir)).toHaveLength(1);
+    const left = spool.peek(0, 1000);
+    // Salvaged rows are the original bytes; the rest is counted.
+    for (const b of left) expect(b.body[0]).toBe(b.seq % 251);
+    expect(left.length).toBeGreaterThan(100);
+    const next = await spool.append(Buffer.from('{}'), Date.now());
+    expect(next).toBeGreaterThan(300);
+    const have = new Set(left.map((b) => b.seq));
+    const missing: number[] = [];
+    for (let s = 1; s < next; s++) if (!have.has(s)) missing.push(s);
+    expect(spool.stats().dropped).toBeGreaterThanOrEqual(missing.length);
+  });
+
+  it.skipIf(noMount !== undefined)(
+    'read-only file system: no seq reused, memory batches withheld until durable, the disk used again when writable without a restart',
+    async () => {
+      const disk = tmpfs(1024 * 1024);
+      fresh();
+      await spoolWith(disk.dir, 5, 5);
+      disk.remount('ro');
+      const { logger, records } = capturingLogger();
+      let now = Date.now();
+      const spool = Spool.open(disk.dir, { ...BIG, now: () => now }, logger);
+      cleanups.push(() => spool.close());
+      const a = await spool.append(Buffer.alloc(100, 7), now);
+      const b = await spool.append(Buffer.alloc(100, 8), now);
+      expect(a).toBeGreaterThan(5);
+      expect(b).toBe(a + 1);
+      // Nothing durable can be written: nothing is published.
+      expect(spool.peek(0, 10)).toEqual([]);
+      expect(spool.stats()).toMatchObject({ diskOk: false, markOk: false, withheld: 2 });
+      expect(records.filter((r) => r.level >= 50)).not.toHaveLength(0);
+      for (const r of records)
+        expect(r.stack ?? (r.err as { stack?: string })?.stack).toBeUndefined();
+
+      disk.remount('rw');
+      now += 60_000;
+      // The background retry (once a second, real timers) reopens the database.
+      const deadline = Date.now() + 20_000;
+      while (!spool.stats().diskOk && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(spool.stats()).toMatchObject({ diskOk: true, withheld: 0, memoryDepth: 0 });
+      expect(spool.peek(0, 10).map((x) => x.seq)).toEqual([a, b]);
+      // The seqs skipped between the database's last and ours are counted, and noted.
+      expect(spool.stats().dropped).toBe(a - 1 - 5);
+      expect(spool.peek(0, 1)[0].gapBefore).toMatchObject({ firstSeq: 6, lastSeq: a - 1 });
+    },
+    40_000,
+  );
+});
+
+describe('memory window and disk failure log (item 5, item 6)', () => {
+  it.skipIf(noMount !== undefined)(
+    'memory mode is bounded by memoryMaxBytes on its own: oldest dropped, counted, noted',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      const spool = Spool.open(disk.dir, { ...BIG, memoryMaxBytes: 64 * 1024 }, silentLogger);
+      cleanups.push(() => spool.close());
+      disk.fill();
+      for (let i = 0; i < 100 && spool.stats().diskOk; i++)
+        await spool.append(Buffer.alloc(8192, 1), Date.now());
+      const first = spool.stats().lastSeq;
+      for (let i = 0; i < 20; i++) await spool.append(Buffer.alloc(8192, 2), Date.now());
+      const s = spool.stats();
+      expect(s.memoryDepth).toBeLessThanOrEqual(8);
+      expect(s.memoryBytes).toBeLessThanOrEqual(64 * 1024);
+      expect(s.dropped).toBeGreaterThanOrEqual(20 - 8);
+      expect(s.lastDrop).toMatchObject({ reason: 'memory-bound' });
+      expect(s.lastSeq).toBe(first + 20);
+    },
+    30_000,
+  );
+
+  it.skipIf(noMount !== undefined)(
+    'a disk failure is logged once with its cause (code, message, no stack), then rate-limited; recovery once',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      const { logger, records } = capturingLogger();
+      let now = Date.now();
+      const spool = Spool.open(disk.dir, { ...BIG, now: () => now }, logger);
+      cleanups.push(() => spool.close());
+      disk.fill();
+      for (let i = 0; i < 100 && spool.stats().diskOk; i++)
+        await spool.append(Buffer.alloc(8192, 1), now);
+      // 30 s of batches, one a second: each one retries the disk.
+      for (let i = 0; i < 30; i++) {
+        now += 1000;
+        await spool.append(Buffer.alloc(100, 2), now);
+      }
+      const failures = records.filter((r) => r.msg.startsWith('SPOOL DISK FAILURE'));
+      expect(failures).toHaveLength(1);
+      expect(failures[0]).toMatchObject({ code: expect.stringMatching(/^SQLITE_FULL|ENOSPC/) });
+      expect(typeof failures[0].error).toBe('string');
+      expect(JSON.stringify(records)).not.toMatch(/\n\s+at /);
+      disk.free();
+      now += 2000;
+      await spool.append(Buffer.alloc(100, 3), now);
+      expect(spool.stats().diskOk).toBe(true);
+      expect(records.filter((r) => r.msg === 'spool disk works again')).toHaveLength(1);
+    },
+    30_000,
+  );
+});
