@@ -53,7 +53,13 @@ const TLS_MISMATCH_SIGNS =
  */
 export function explainConnectFailure(
   err: unknown,
-  context: { url: string; protocolVersion: 4 | 5; beforeConnack: boolean },
+  context: {
+    url: string;
+    protocolVersion: 4 | 5;
+    /** mqtt.protocolVersion unset: 5 was tried first, then 3.1.1. */
+    negotiated: boolean;
+    beforeConnack: boolean;
+  },
 ): ConnectFailure {
   const code = numericCode(err);
   const version = context.protocolVersion === 5 ? 'MQTT 5' : 'MQTT 3.1.1';
@@ -62,8 +68,9 @@ export function explainConnectFailure(
       return {
         kind: 'protocol-version',
         refused: true,
-        hint:
-          context.protocolVersion === 5
+        hint: context.negotiated
+          ? 'the broker refuses both MQTT 5 and MQTT 3.1.1 (mqtt.protocolVersion unset): check that the URL points to an MQTT broker'
+          : context.protocolVersion === 5
             ? `the broker refuses ${version} (mqtt.protocolVersion: 5); it likely speaks MQTT 3.1.1 only: set mqtt.protocolVersion: 4, or leave it unset to fall back automatically`
             : `the broker refuses ${version} (mqtt.protocolVersion: 4); set mqtt.protocolVersion: 5 or leave it unset`,
       };

@@ -17,6 +17,7 @@ import mqtt, {
 import type { Logger } from '../ops/logger.js';
 import { Backoff, ReconnectPolicy } from './backoff.js';
 import { explainConnectFailure, publishRefusal } from './broker-errors.js';
+import { BrokerTerms } from './broker-terms.js';
 import { connectionOptions, describeError, type MqttConfig } from './connection-options.js';
 import { DeliveryCheck } from './delivery-check.js';
 import { PartPlanner, type Outgoing } from './part-planner.js';
@@ -63,8 +64,6 @@ const STABLE_CONNECTION_MS = 60_000;
 const GOODBYE_MS = 2000;
 /** Under the 3.1.1 delivery check: how long an acknowledged batch may take to come back. */
 const ECHO_MS = 5000;
-/** Connections closed in a row on our first QoS 2 publishes before QoS 2 counts as refused. */
-const QOS2_CLOSES_TO_DOWNGRADE = 2;
 
 type Key = string;
 const keyOf = (m: Outgoing): Key => `${m.seq}/${m.part}`;
@@ -107,13 +106,7 @@ export class TelemetryPublisher {
   private setAsideCount = 0;
   private lastError: string | undefined;
   private readonly progressWaiters = new Set<() => void>();
-  /** Undefined: negotiate (MQTT 5, then 3.1.1 if refused). */
-  private readonly configuredVersion: 4 | 5 | undefined;
-  private protocolVersion: 4 | 5;
-  private qos: 1 | 2;
-  /** A QoS 2 telemetry publish completed in this process: the broker takes QoS 2. */
-  private qos2Works = false;
-  private qos2Closes = 0;
+  private readonly terms: BrokerTerms;
   /** The current connection got its CONNACK. */
   private gotConnack = false;
   private readonly loggedOnce = new Set<string>();
@@ -133,9 +126,7 @@ export class TelemetryPublisher {
     this.holdBackoff = new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs);
     this.planner = new PartPlanner(options.gateway, this.topics.telemetry);
     this.window = options.mqtt.inflight;
-    this.configuredVersion = options.mqtt.protocolVersion;
-    this.protocolVersion = options.mqtt.protocolVersion ?? 5;
-    this.qos = options.mqtt.qos;
+    this.terms = new BrokerTerms(options.mqtt, options.logger);
     // Batches become publishable when their transaction committed, never before.
     options.spool.onCommitted(() => this.pump());
   }
@@ -145,7 +136,7 @@ export class TelemetryPublisher {
     this.clientOptions = connectionOptions(
       this.options.gateway,
       this.options.mqtt,
-      this.protocolVersion,
+      this.terms.protocolVersion,
     );
     this.connect();
   }
@@ -183,8 +174,8 @@ export class TelemetryPublisher {
       refusals: this.refusals,
       splits: this.planner.splits(),
       setAside: this.setAsideCount,
-      protocolVersion: this.protocolVersion,
-      qos: this.qos,
+      protocolVersion: this.terms.protocolVersion,
+      qos: this.terms.qos,
       spool: this.options.spool.stats(),
     };
     if (this.lastError !== undefined) s.lastError = this.lastError;
@@ -321,24 +312,15 @@ export class TelemetryPublisher {
     const props = connack.properties;
     this.planner.setBrokerLimit(props?.maximumPacketSize);
     this.window = Math.min(this.options.mqtt.inflight, props?.receiveMaximum ?? Infinity);
-    if (props?.maximumQoS !== undefined && props.maximumQoS < this.qos) {
-      if (props.maximumQoS === 1) {
-        this.downgradeQos(`the broker announces a maximum QoS of ${props.maximumQoS}`);
-      } else {
-        this.logOnce('qos0', 'warn', {}, MAXIMUM_QOS_0);
-      }
-    }
+    this.terms.connected(props?.maximumQoS);
     this.startCheck(client);
-    if (this.configuredVersion === 4 && !this.options.mqtt.deliveryCheck) {
-      this.logOnce('blind', 'warn', {}, MQTT311_CONFIGURED);
-    }
     // While connected, new batches are handed out from memory instead of read back.
     this.options.spool.retainRecent(true);
     const spool = this.options.spool.stats();
     this.options.logger.info(
       {
         url: this.options.mqtt.url,
-        protocolVersion: this.protocolVersion,
+        protocolVersion: this.terms.protocolVersion,
         ...(props?.maximumPacketSize !== undefined
           ? { brokerMaxPacketBytes: props.maximumPacketSize }
           : {}),
@@ -368,20 +350,14 @@ export class TelemetryPublisher {
     }
     const failure = explainConnectFailure(err, {
       url,
-      protocolVersion: this.protocolVersion,
+      protocolVersion: this.terms.protocolVersion,
+      negotiated: this.terms.negotiated(),
       beforeConnack: true,
     });
-    if (
-      failure.kind === 'protocol-version' &&
-      this.configuredVersion === undefined &&
-      this.protocolVersion === 5 &&
-      this.clientOptions
-    ) {
-      this.protocolVersion = 4;
+    if (failure.kind === 'protocol-version' && this.clientOptions && this.terms.versionRefused()) {
       const { properties: _v5only, ...options } = this.clientOptions;
-      this.clientOptions = { ...options, protocolVersion: 4 };
+      this.clientOptions = { ...options, protocolVersion: this.terms.protocolVersion };
       this.retryNow = true;
-      this.logOnce('fallback', 'warn', { url }, MQTT311_FALLBACK);
       return;
     }
     if (failure.kind !== 'network') this.lastError = `${this.lastError}: ${failure.hint}`;
@@ -452,15 +428,7 @@ export class TelemetryPublisher {
     this.refusals++;
     // Already refused for the topic and nothing passed since: it is that refusal again.
     if (this.topicRefused) return;
-    if (this.qos === 2 && !this.qos2Works) {
-      // A broker without QoS 2 (NATS) closes on the first QoS 2 publish, whatever the batch.
-      if (++this.qos2Closes >= QOS2_CLOSES_TO_DOWNGRADE) {
-        this.downgradeQos(
-          `the broker closed the connection on our first QoS 2 publish ${this.qos2Closes} times in a row`,
-        );
-      }
-      return;
-    }
+    if (this.terms.closedOnPublish()) return;
     this.onRefused(
       message,
       'closed',
@@ -507,15 +475,6 @@ export class TelemetryPublisher {
     );
   }
 
-  private downgradeQos(why: string): void {
-    if (this.qos !== 2) return;
-    this.qos = 1;
-    this.options.logger.warn(
-      { why },
-      'the broker refuses QoS 2 (mqtt.qos: 2): publishing telemetry at QoS 1, still at-least-once (subscribers dedupe by gateway, seq and part). Set mqtt.qos: 1 to silence this',
-    );
-  }
-
   /** Pause telemetry after a PUBACK refusal, then replay from the oldest unacknowledged batch. */
   private hold(factor: number): number | undefined {
     this.rewindPending = true;
@@ -547,7 +506,7 @@ export class TelemetryPublisher {
       const message = this.queue.shift();
       if (!message) continue;
       this.inflight.set(keyOf(message), message);
-      client.publish(this.topics.telemetry, message.payload, { qos: this.qos }, (err) => {
+      client.publish(this.topics.telemetry, message.payload, { qos: this.terms.qos }, (err) => {
         if (gen === this.generation) this.onPublished(message, err);
       });
     }
@@ -586,7 +545,7 @@ export class TelemetryPublisher {
       this.pump();
       return;
     }
-    if (this.qos === 2) this.qos2Works = true;
+    this.terms.acknowledged();
     if (this.check?.pending()) {
       // 3.1.1 acknowledges what its ACL denies: wait for the echo before believing it.
       this.unconfirmed.push(message);
@@ -615,7 +574,11 @@ export class TelemetryPublisher {
 
   private startCheck(client: MqttClient): void {
     this.endCheck();
-    if (!this.options.mqtt.deliveryCheck || this.protocolVersion !== 4 || !this.clientOptions) {
+    if (
+      !this.options.mqtt.deliveryCheck ||
+      this.terms.protocolVersion !== 4 ||
+      !this.clientOptions
+    ) {
       return;
     }
     const gen = this.generation;
@@ -724,17 +687,8 @@ export class TelemetryPublisher {
 /** Room for the publisher's header fields (the worker's HEADER_RESERVE) in batch.maxBytes advice. */
 const PART_HEADER_ROOM = 300;
 
-const MQTT311_FALLBACK =
-  'the broker does not speak MQTT 5: using MQTT 3.1.1. Under 3.1.1 a publish the broker denies (ACL) is acknowledged as if delivered, so such a loss cannot be seen unless mqtt.deliveryCheck is on; see docs/operations.md';
-
-const MQTT311_CONFIGURED =
-  'mqtt.protocolVersion: 4 (MQTT 3.1.1): a publish the broker denies (ACL) is acknowledged as if delivered, so such a loss cannot be seen here. Leave mqtt.protocolVersion unset (MQTT 5) or turn on mqtt.deliveryCheck; see docs/operations.md';
-
 const UNVERIFIABLE =
   'mqtt.deliveryCheck cannot watch the telemetry topic: publishing as plain MQTT 3.1.1, where a publish the broker denies (ACL) is acknowledged as if delivered';
-
-const MAXIMUM_QOS_0 =
-  'the broker announces a maximum QoS of 0: telemetry needs QoS 1 (at-least-once); publishes it refuses stay in the spool';
 
 function describeMessage(m: Outgoing): string {
   return m.parts === 0 ? `batch ${m.seq}` : `batch ${m.seq} part ${m.part}/${m.parts}`;
