@@ -13,29 +13,56 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
 /** Bound on connecting and subscribing the watcher. */
 const WATCHER_START_MS = 10_000;
+/** How long an acknowledged publish may take to come back through the watcher. */
+export const ECHO_MS = 5000;
 
 export type DeliveryCheckState = 'starting' | 'watching' | 'confirmed' | 'unverifiable';
 
-export interface DeliveryCheckEvents {
+export interface DeliveryCheckEvents<M> {
   /** The watcher is subscribed: publishing may start. */
   ready(): void;
-  /** One of our telemetry messages came back: the broker delivers what it acknowledges. */
-  confirmed(): void;
-  /** The check cannot be made (why); publish as plain 3.1.1 would. */
-  unverifiable(why: string): void;
+  /** One of our telemetry messages came back: the waiting ones were delivered. */
+  confirmed(delivered: M[]): void;
+  /** The check cannot be made (why); the waiting ones go as plain 3.1.1 would have them. */
+  unverifiable(why: string, released: M[]): void;
+  /** Acknowledged, yet none came back within ECHO_MS: how a 3.1.1 ACL denial looks. */
+  notDelivered(kept: M[]): void;
 }
 
-export class DeliveryCheck {
+/** `M`: the publisher's message, held here between its PUBACK and the echo. */
+export class DeliveryCheck<M> {
   private client: MqttClient | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private echoTimer: NodeJS.Timeout | undefined;
   private current: DeliveryCheckState = 'starting';
+  private waiting: M[] = [];
 
   constructor(
     private readonly url: string,
     private readonly options: IClientOptions,
     private readonly topic: string,
-    private readonly events: DeliveryCheckEvents,
+    private readonly events: DeliveryCheckEvents<M>,
   ) {}
+
+  /** Acknowledged messages waiting for the echo; they still take room in the window. */
+  waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * The broker acknowledged `message`. True when the check keeps it until the echo (the
+   * caller must not remove it from the spool yet); false once delivery is settled.
+   */
+  hold(message: M): boolean {
+    if (!this.pending()) return false;
+    this.waiting.push(message);
+    this.echoTimer ??= setTimeout(() => {
+      this.echoTimer = undefined;
+      if (!this.pending()) return;
+      this.events.notDelivered(this.waiting.splice(0));
+    }, ECHO_MS);
+    return true;
+  }
 
   state(): DeliveryCheckState {
     return this.current;
@@ -80,13 +107,14 @@ export class DeliveryCheck {
       if (topic !== this.topic || this.current !== 'watching') return;
       this.current = 'confirmed';
       this.close();
-      this.events.confirmed();
+      this.events.confirmed(this.waiting.splice(0));
     });
   }
 
-  /** The publisher's connection is gone: so is the watcher. */
+  /** The publisher's connection is gone: so is the watcher; the waiting ones stay unsent. */
   stop(): void {
     if (this.pending()) this.current = 'unverifiable';
+    this.waiting = [];
     this.close();
   }
 
@@ -94,11 +122,13 @@ export class DeliveryCheck {
     if (!this.pending()) return;
     this.current = 'unverifiable';
     this.close();
-    this.events.unverifiable(why);
+    this.events.unverifiable(why, this.waiting.splice(0));
   }
 
   private close(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.echoTimer);
+    this.echoTimer = undefined;
     const client = this.client;
     this.client = undefined;
     client?.removeAllListeners('close');

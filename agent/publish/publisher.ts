@@ -7,6 +7,13 @@
  * reconnects is lost. Here nothing is handed to mqtt.js unless we are connected, and when a
  * connection closes every in-flight batch counts as unsent: the next connection replays the
  * spool from its oldest unacknowledged seq, in order (a duplicate at worst, never a gap).
+ *
+ * A broker that refuses must not stall the spool (docs/operations.md, "When the broker
+ * refuses"): a refused publish (PUBACK reason >= 0x80, or the connection closed on it) is
+ * never taken as delivered. A batch refused twice is split (part-planner.ts) and one that
+ * cannot pass at all is set aside, so the batches after it flow on; a refusal of the topic
+ * (ACL) keeps every batch and pauses with a slower backoff. The reconnect backoff starts over
+ * only when a publish is acknowledged (backoff.ts), not on CONNACK.
  */
 import mqtt, {
   type IClientOptions,
@@ -19,7 +26,7 @@ import { Backoff, ReconnectPolicy } from './backoff.js';
 import { explainConnectFailure, publishRefusal } from './broker-errors.js';
 import { BrokerTerms } from './broker-terms.js';
 import { connectionOptions, describeError, type MqttConfig } from './connection-options.js';
-import { DeliveryCheck } from './delivery-check.js';
+import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
 import { PartPlanner, type Outgoing } from './part-planner.js';
 import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
 import type { Spool, SpoolStats } from './spool.js';
@@ -62,8 +69,6 @@ const REFUSED_BACKOFF_FACTOR = 4;
 const STABLE_CONNECTION_MS = 60_000;
 /** Bound on waiting for the offline status' PUBACK and the DISCONNECT at stop. */
 const GOODBYE_MS = 2000;
-/** Under the 3.1.1 delivery check: how long an acknowledged batch may take to come back. */
-const ECHO_MS = 5000;
 
 type Key = string;
 const keyOf = (m: Outgoing): Key => `${m.seq}/${m.part}`;
@@ -111,10 +116,7 @@ export class TelemetryPublisher {
   private gotConnack = false;
   private readonly loggedOnce = new Set<string>();
   /** The 3.1.1 delivery check of the current connection (mqtt.deliveryCheck). */
-  private check: DeliveryCheck | undefined;
-  /** Acknowledged by the broker, waiting for the delivery check's echo before the spool ack. */
-  private unconfirmed: Outgoing[] = [];
-  private echoTimer: NodeJS.Timeout | undefined;
+  private check: DeliveryCheck<Outgoing> | undefined;
 
   constructor(private readonly options: PublisherOptions) {
     this.topics = gatewayTopics(options.mqtt.topicPrefix, options.gateway);
@@ -495,13 +497,13 @@ export class TelemetryPublisher {
     if (this.check?.state() === 'starting') return;
     if (this.rewindPending) {
       // Replay only once every publish of the refused round is answered: no overlap.
-      if (this.inflight.size > 0 || this.unconfirmed.length > 0) return;
+      if (this.inflight.size > 0 || this.waitingForEcho() > 0) return;
       this.rewindPending = false;
       this.cursor = 0;
       this.queue = [];
     }
     const gen = this.generation;
-    while (this.inflight.size + this.unconfirmed.length < this.window) {
+    while (this.inflight.size + this.waitingForEcho() < this.window) {
       if (this.queue.length === 0 && !this.planMore()) break;
       const message = this.queue.shift();
       if (!message) continue;
@@ -514,7 +516,7 @@ export class TelemetryPublisher {
 
   /** Plans the next batches into the queue; false when the spool has nothing more. */
   private planMore(): boolean {
-    const room = Math.max(1, this.window - this.inflight.size - this.unconfirmed.length);
+    const room = Math.max(1, this.window - this.inflight.size - this.waitingForEcho());
     const batches = this.options.spool.peek(this.cursor, room);
     if (batches.length === 0) return false;
     for (const batch of batches) {
@@ -546,13 +548,8 @@ export class TelemetryPublisher {
       return;
     }
     this.terms.acknowledged();
-    if (this.check?.pending()) {
-      // 3.1.1 acknowledges what its ACL denies: wait for the echo before believing it.
-      this.unconfirmed.push(message);
-      const gen = this.generation;
-      this.echoTimer ??= setTimeout(() => {
-        if (gen === this.generation) this.onNotDelivered();
-      }, ECHO_MS);
+    // 3.1.1 acknowledges what its ACL denies: with the check on, wait for the echo.
+    if (this.check?.hold(message)) {
       this.pump();
       return;
     }
@@ -591,13 +588,16 @@ export class TelemetryPublisher {
         ready: () => {
           if (current()) this.pump();
         },
-        confirmed: () => {
-          if (current()) this.releaseUnconfirmed();
+        confirmed: (delivered) => {
+          if (current()) this.release(delivered);
         },
-        unverifiable: (why) => {
+        unverifiable: (why, released) => {
           if (!current()) return;
           this.logOnce('unverifiable', 'warn', { why }, UNVERIFIABLE);
-          this.releaseUnconfirmed();
+          this.release(released);
+        },
+        notDelivered: (kept) => {
+          if (current()) this.onNotDelivered(kept.length);
         },
       },
     );
@@ -605,27 +605,23 @@ export class TelemetryPublisher {
   }
 
   private endCheck(): void {
-    clearTimeout(this.echoTimer);
-    this.echoTimer = undefined;
-    this.unconfirmed = [];
     this.check?.stop();
     this.check = undefined;
   }
 
+  private waitingForEcho(): number {
+    return this.check?.waitingCount() ?? 0;
+  }
+
   /** The delivery check is settled: what the broker acknowledged leaves the spool. */
-  private releaseUnconfirmed(): void {
-    clearTimeout(this.echoTimer);
-    this.echoTimer = undefined;
-    for (const m of this.unconfirmed.splice(0)) this.delivered(m);
+  private release(messages: Outgoing[]): void {
+    for (const m of messages) this.delivered(m);
     this.pump();
     this.notifyProgress();
   }
 
-  /** Acknowledged but never delivered: under 3.1.1 that is how an ACL denial looks. */
-  private onNotDelivered(): void {
-    this.echoTimer = undefined;
-    const count = this.unconfirmed.length;
-    this.unconfirmed = [];
+  /** Acknowledged but never delivered (kept in the spool): how a 3.1.1 ACL denial looks. */
+  private onNotDelivered(count: number): void {
     this.refusals += count;
     this.topicRefused = true;
     const retryInMs = this.hold(REFUSED_BACKOFF_FACTOR);
