@@ -469,8 +469,13 @@ export class TelemetryPublisher {
 
   private setAside(seq: number, reason: string): void {
     this.planner.forget(seq);
-    if (this.options.spool.setAside(seq, reason)) this.setAsideCount++;
     const limit = this.planner.limit();
+    if (!this.options.spool.setAside(seq, reason)) {
+      // Acked or dropped meanwhile, or not committed yet: it is skipped on this connection only.
+      this.options.logger.warn({ seq, reason }, `batch ${seq} could not be set aside: ${reason}`);
+      return;
+    }
+    this.setAsideCount++;
     this.options.logger.error(
       { seq, reason, ...(limit !== undefined ? { payloadLimitBytes: limit } : {}) },
       `BATCH ${seq} SET ASIDE (kept in the spool's dead letters, not published): ${reason}. Raise the broker's packet limit (mosquitto: max_packet_size) above that size; the batches after it flow on`,

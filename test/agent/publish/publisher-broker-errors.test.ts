@@ -117,3 +117,19 @@ describe('publisher: TLS and plain ports mixed up', () => {
     expect(messages(h).some((m) => /mqtt:\/\/ to a TLS port/.test(m))).toBe(true);
   });
 });
+
+describe('publisher: QoS the broker announces', () => {
+  it('mqtt.qos: 2 with a broker announcing maximum QoS 1 (MQTT 5): publishes at QoS 1, says so once, no refusal', async () => {
+    const b = await spawnMosquitto({ extraConfig: ['max_qos 1'] });
+    cleanups.push(() => b.close());
+    const sub = await startSubscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
+    cleanups.push(() => sub.close());
+    const h = publisher({ mqtt: { url: b.url, qos: 2 } });
+    h.publisher.start();
+    const seqs = await Promise.all([0, 1, 2].map((i) => h.publisher.submit(windowBody(i))));
+    await sub.waitFor((s) => seqs.every((q) => s.telemetrySeqs().includes(q)), 20_000, 'batches');
+    expect(h.publisher.stats()).toMatchObject({ qos: 1, refusals: 0, reconnects: 0 });
+    const said = messages(h).filter((m) => /refuses QoS 2 \(mqtt\.qos: 2\)/.test(m));
+    expect(said).toHaveLength(1);
+  });
+});
