@@ -59,6 +59,8 @@ interface BatchState {
 
 export class PartPlanner {
   private readonly batches = new Map<number, BatchState>();
+  /** The broker's Maximum Packet Size (this connection), as announced. */
+  private announcedPacket: number | undefined;
   /** Payload bytes the broker announced it takes in one message (this connection). */
   private announced: number | undefined;
   /** Payload bytes learned from refusals of size (kept for the process' life). */
@@ -74,6 +76,7 @@ export class PartPlanner {
 
   /** The broker's Maximum Packet Size from CONNACK, or undefined when it announced none. */
   setBrokerLimit(maxPacketSize: number | undefined): void {
+    this.announcedPacket = maxPacketSize;
     this.announced =
       maxPacketSize === undefined
         ? undefined
@@ -85,6 +88,16 @@ export class PartPlanner {
     if (this.announced === undefined) return this.learned;
     if (this.learned === undefined) return this.announced;
     return Math.min(this.announced, this.learned);
+  }
+
+  /** What limits a message, in words for the log: the announced or the learned limit. */
+  describeLimit(): string {
+    const limit = this.limit();
+    if (limit === undefined) return 'no known limit';
+    if (this.announced !== undefined && limit === this.announced) {
+      return `the broker's Maximum Packet Size of ${this.announcedPacket} bytes, ${limit} bytes of payload`;
+    }
+    return `about ${limit} bytes of payload, learned from the broker's refusals`;
   }
 
   /** Batches sent in parts since start. */

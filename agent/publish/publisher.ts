@@ -531,13 +531,18 @@ export class TelemetryPublisher {
         this.setAside(batch.seq, plan.reason);
         continue;
       }
-      if (plan.split) {
-        const limit = this.planner.limit() ?? 0;
+      const limit = this.planner.limit();
+      if (plan.split && limit !== undefined) {
+        const maxBytes = limit - PART_HEADER_ROOM;
+        const advice =
+          maxBytes >= MIN_BATCH_MAX_BYTES
+            ? `set batch.maxBytes to at most ${maxBytes} to avoid splitting, or raise the broker's packet limit`
+            : `raise the broker's packet limit (batch.maxBytes cannot go below ${MIN_BATCH_MAX_BYTES})`;
         this.logOnce(
           'split',
           'warn',
           { seq: batch.seq, bytes: batch.body.length, payloadLimitBytes: limit },
-          `batches exceed what the broker takes in one message (${limit} bytes of payload): sending them in parts. Set batch.maxBytes to at most ${Math.max(0, limit - PART_HEADER_ROOM)} to avoid splitting, or raise the broker's packet limit`,
+          `batches exceed what the broker takes in one message (${this.planner.describeLimit()}): sending them in parts; ${advice}`,
         );
       }
       this.queue.push(...plan.messages);
@@ -687,6 +692,8 @@ export class TelemetryPublisher {
 
 /** Room for the publisher's header fields (the worker's HEADER_RESERVE) in batch.maxBytes advice. */
 const PART_HEADER_ROOM = 300;
+/** The schema's minimum of batch.maxBytes. */
+const MIN_BATCH_MAX_BYTES = 1024;
 
 const UNVERIFIABLE =
   'mqtt.deliveryCheck cannot watch the telemetry topic: publishing as plain MQTT 3.1.1, where a publish the broker denies (ACL) is acknowledged as if delivered';
