@@ -1,8 +1,8 @@
 /**
  * Which messages carry a spooled batch to the broker: the batch whole, or in parts when it
  * does not fit the broker's limit — the limit it announced (MQTT 5 Maximum Packet Size) or
- * the one learned from its refusals (a batch refused twice in a row is split to half the
- * refused size; a broker speaking 3.1.1 just closes the connection).
+ * the one learned from its refusals (a message refused twice in a row is split one size step
+ * further down; a broker speaking 3.1.1 just closes the connection).
  *
  * Rules kept here:
  * - The parts of batch N all carry seq N and `part`/`parts`; the batch is done only when
@@ -11,6 +11,9 @@
  *   (gateway, seq, part) must never get different data under a key it already stored. A part
  *   of such a batch that is refused again is not split further: the batch is set aside.
  * - A batch whose single item (one window or reading) still cannot pass is set aside.
+ * - Parts are cut to a size step (SIZE_STEP_BYTES times a power of two), the largest below
+ *   the limit, never to the limit itself: whatever order refusals came in, before or after
+ *   a restart, a broker with a given limit gets the same parts of a batch.
  */
 import { bodyItems, itemCount, splitToFit, type PartBody } from './batch-parts.js';
 import { assembleTelemetry } from './payload.js';
@@ -40,6 +43,16 @@ export type RefusalOutcome =
  * a quota), which splitting cannot help and which must not set the whole stream aside.
  */
 export const SIZE_FLOOR_BYTES = 1024;
+
+/** Part sizes are this times a power of two. */
+export const SIZE_STEP_BYTES = 256;
+
+/** The largest size step at or below `bytes` (SIZE_STEP_BYTES at least). */
+export function stepAtOrBelow(bytes: number): number {
+  let step = SIZE_STEP_BYTES;
+  while (step * 2 <= bytes) step *= 2;
+  return step;
+}
 
 /** MQTT PUBLISH bytes besides topic and payload: fixed header, topic length, packet id, properties. */
 const PUBLISH_OVERHEAD = 1 + 4 + 2 + 2 + 1;
@@ -131,7 +144,9 @@ export class PartPlanner {
           batch.gapBefore,
           LARGEST_PART,
         ).length - 1;
-      const fitted = splitToFit(batch.body, limit - header + 1);
+      let fitted = splitToFit(batch.body, stepAtOrBelow(limit) - header + 1);
+      // An item between the step and the limit still passes: cut to the limit itself then.
+      if (!fitted.fits) fitted = splitToFit(batch.body, limit - header + 1);
       if (!fitted.fits) {
         return {
           kind: 'set-aside',
@@ -217,7 +232,8 @@ export class PartPlanner {
         reason: `a single window or reading (${size} bytes) refused twice`,
       };
     }
-    const limit = Math.max(cause === 'closed' ? SIZE_FLOOR_BYTES : 1, Math.floor(size / 2));
+    // One step below the refused size (a refused step is never tried again for this batch).
+    const limit = Math.max(cause === 'closed' ? SIZE_FLOOR_BYTES : 1, stepAtOrBelow(size - 1));
     state.limit = limit;
     if (sizeRelated) this.learned = Math.min(this.learned ?? limit, limit);
     return { kind: 'split', limit };

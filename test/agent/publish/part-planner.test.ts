@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   PartPlanner,
   SIZE_FLOOR_BYTES,
+  SIZE_STEP_BYTES,
+  stepAtOrBelow,
   type Outgoing,
 } from '../../../agent/publish/part-planner.js';
 import type { SpooledBatch } from '../../../agent/publish/spool.js';
@@ -67,18 +69,33 @@ describe('PartPlanner', () => {
       expect(plan.reason).toMatch(/single window .* at most \d+ bytes/);
   });
 
-  it('retries a refused message once, then splits it to half its size, and learns the limit', () => {
+  it('retries a refused message once, then splits it one size step down, and learns the limit', () => {
     const planner = new PartPlanner('gw', TOPIC);
     const b = batch(5, 60); // about 5 KiB: above the size floor
     const [whole] = sent(planner, b);
+    expect(whole.payload.length).toBeGreaterThan(4096);
+    expect(whole.payload.length).toBeLessThan(8192);
     expect(planner.refused(whole, 'closed')).toEqual({ kind: 'retry' });
     const split = planner.refused(whole, 'closed');
-    expect(split).toEqual({ kind: 'split', limit: Math.floor(whole.payload.length / 2) });
+    expect(split).toEqual({ kind: 'split', limit: 4096 });
     const parts = sent(planner, b);
     expect(parts.length).toBeGreaterThanOrEqual(2);
-    for (const p of parts) expect(p.payload.length).toBeLessThanOrEqual(whole.payload.length / 2);
+    for (const p of parts) expect(p.payload.length).toBeLessThanOrEqual(4096);
     // A later batch of the same size is split before it is sent (the limit was learned).
     expect(sent(planner, batch(6, 60)).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('cuts the same parts whatever limit in the same size step led there (a restart sends the same bytes)', () => {
+    const b = batch(8, 120);
+    const cut = (limit: number) => {
+      const planner = new PartPlanner('gw', TOPIC);
+      planner.setBrokerLimit(limit);
+      return sent(planner, b).map((m) => m.payload.toString());
+    };
+    expect(cut(3000)).toEqual(cut(2500));
+    expect(cut(3000).length).toBeGreaterThan(1);
+    expect(stepAtOrBelow(3000)).toBe(2048);
+    expect(stepAtOrBelow(100)).toBe(SIZE_STEP_BYTES);
   });
 
   it('never re-splits a batch after one of its parts was delivered: it sets it aside', () => {
