@@ -32,7 +32,7 @@ export type Plan =
 
 export type RefusalOutcome =
   | { kind: 'retry' }
-  /** A close on a message no larger than what the broker took before: not about size. */
+  /** Closed on twice, yet no larger than what the broker took before: not about size. */
   | { kind: 'not-size' }
   | { kind: 'split'; limit: number }
   | { kind: 'set-aside'; reason: string };
@@ -208,14 +208,15 @@ export class PartPlanner {
    */
   refused(message: Outgoing, cause: 'closed' | 'too-large' | 'refused'): RefusalOutcome {
     const size = message.payload.length;
+    const state = this.batches.get(message.seq) ?? this.newState(message.seq);
+    // Once is not a pattern (a broker that dies with the message in flight closes on it too).
+    state.refusals++;
+    if (state.refusals < 2) return { kind: 'retry' };
+    state.refusals = 0;
     if (cause === 'closed' && size <= Math.max(SIZE_FLOOR_BYTES, this.largestAcked)) {
       return { kind: 'not-size' };
     }
     const sizeRelated = cause !== 'refused';
-    const state = this.batches.get(message.seq) ?? this.newState(message.seq);
-    state.refusals++;
-    if (state.refusals < 2) return { kind: 'retry' };
-    state.refusals = 0;
     if (state.acked.size > 0) {
       return {
         kind: 'set-aside',

@@ -427,10 +427,11 @@ export class TelemetryPublisher {
 
   /** The broker closed the connection while `message` was the oldest publish in flight. */
   private closedOn(message: Outgoing): void {
-    this.refusals++;
     // Already refused for the topic and nothing passed since: it is that refusal again.
-    if (this.topicRefused) return;
-    if (this.terms.closedOnPublish()) return;
+    if (this.topicRefused || this.terms.closedOnPublish()) {
+      this.refusals++;
+      return;
+    }
     this.onRefused(
       message,
       'closed',
@@ -448,6 +449,8 @@ export class TelemetryPublisher {
     const what = describeMessage(message);
     const bytes = message.payload.length;
     const outcome = this.planner.refused(message, cause);
+    // A single close may be an outage; a PUBACK refusal was counted when it came.
+    if (cause === 'closed' && outcome.kind !== 'retry') this.refusals++;
     if (outcome.kind === 'not-size') {
       // Keep everything and retry slowly: this is not one batch's fault.
       this.topicRefused = true;
@@ -456,7 +459,9 @@ export class TelemetryPublisher {
         `MQTT BROKER REFUSES TELEMETRY: it closed the connection on ${what} of only ${bytes} bytes, so not for its size. Check the broker's log (an ACL that disconnects? a quota?) for ${this.topics.telemetry}. The batches stay in the spool`,
       );
     } else if (outcome.kind === 'retry') {
-      log.warn({ seq: message.seq, bytes, why }, `${what} refused; retrying it once`);
+      if (cause === 'closed') {
+        log.debug({ seq: message.seq, bytes }, `${what} was in flight when the connection closed`);
+      } else log.warn({ seq: message.seq, bytes, why }, `${what} refused; retrying it once`);
     } else if (outcome.kind === 'split') {
       log.warn(
         { seq: message.seq, bytes, partLimitBytes: outcome.limit, why },

@@ -112,10 +112,13 @@ describe('PartPlanner', () => {
     const planner = new PartPlanner('gw', TOPIC);
     const [small] = sent(planner, batch(1));
     expect(small.payload.length).toBeLessThanOrEqual(SIZE_FLOOR_BYTES);
+    // Once may be an outage; twice in a row is a refusal, and not for its size.
+    expect(planner.refused(small, 'closed')).toEqual({ kind: 'retry' });
     expect(planner.refused(small, 'closed')).toEqual({ kind: 'not-size' });
     const [big] = sent(planner, batch(2, 60));
     planner.acknowledged(big);
     const [same] = sent(planner, batch(3, 60));
+    planner.refused(same, 'closed');
     expect(planner.refused(same, 'closed')).toEqual({ kind: 'not-size' });
     // An explicit "packet too large" is believed at any size.
     expect(planner.refused(small, 'too-large')).toEqual({ kind: 'retry' });
