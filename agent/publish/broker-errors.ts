@@ -174,3 +174,24 @@ export function publishRefusal(err: unknown, topic: string): PublishRefusal | un
     hint: `the broker refused the batch (${reason})`,
   };
 }
+
+/**
+ * Tells a batch the broker refuses from a stream it refuses. A refusal that is not about
+ * size or the topic (0x80 unspecified, 0x83 implementation specific, 0x99 payload format
+ * invalid, …) for two different batches with nothing acknowledged between is about the
+ * stream: splitting cannot help and setting batches aside would discard good data.
+ */
+export class RefusalPattern {
+  private readonly seqs = new Set<number>();
+
+  /** The broker took a publish: refusals so far were about their batches. */
+  acknowledged(): void {
+    this.seqs.clear();
+  }
+
+  /** True when this refusal, with the ones before it, is about the stream. */
+  refused(seq: number): boolean {
+    this.seqs.add(seq);
+    return this.seqs.size >= 2;
+  }
+}

@@ -23,7 +23,7 @@ import mqtt, {
 } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
 import { Backoff, ReconnectPolicy } from './backoff.js';
-import { explainConnectFailure, publishRefusal } from './broker-errors.js';
+import { explainConnectFailure, publishRefusal, RefusalPattern } from './broker-errors.js';
 import { BrokerTerms } from './broker-terms.js';
 import { connectionOptions, describeError, type MqttConfig } from './connection-options.js';
 import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
@@ -102,6 +102,7 @@ export class TelemetryPublisher {
    * after refusing), not a sign that one batch is too large.
    */
   private topicRefused = false;
+  private readonly refusalPattern = new RefusalPattern();
   private retryNow = false;
   private stopped = false;
   private connects = 0;
@@ -576,6 +577,7 @@ export class TelemetryPublisher {
   /** The broker has the message (PUBACK, confirmed by the delivery check when it runs). */
   private delivered(message: Outgoing): void {
     this.topicRefused = false;
+    this.refusalPattern.acknowledged();
     this.policy.acknowledged();
     this.holdBackoff.reset();
     if (this.planner.acknowledged(message)) {
@@ -666,7 +668,9 @@ export class TelemetryPublisher {
     }
     this.refusals++;
     this.lastError = `${this.lastError}: ${refusal.hint}`;
-    if (refusal.topicLevel) {
+    const streamLevel =
+      refusal.topicLevel || (!refusal.tooLarge && this.refusalPattern.refused(message.seq));
+    if (streamLevel) {
       // Not this batch's fault: keep every batch and retry slowly until the broker is fixed.
       this.topicRefused = true;
       const retryInMs = this.hold(REFUSED_BACKOFF_FACTOR);
@@ -679,7 +683,7 @@ export class TelemetryPublisher {
             refusals: this.refusals,
             backlog: this.options.spool.stats().depth,
           },
-          `MQTT BROKER REFUSES TELEMETRY: ${refusal.hint}. The batches stay in the spool`,
+          `MQTT BROKER REFUSES TELEMETRY: ${refusal.hint}${refusal.topicLevel ? '' : ' for every batch, not one'}. The batches stay in the spool`,
         );
       }
       return;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { explainConnectFailure, publishRefusal } from '../../../agent/publish/broker-errors.js';
+import {
+  explainConnectFailure,
+  publishRefusal,
+  RefusalPattern,
+} from '../../../agent/publish/broker-errors.js';
 
 const withCode = (code: number | string, message = 'x') =>
   Object.assign(new Error(message), { code });
@@ -62,5 +66,16 @@ describe('explainConnectFailure', () => {
       kind: 'network',
       refused: false,
     });
+  });
+});
+
+describe('RefusalPattern', () => {
+  it('a refusal repeated for one batch is about that batch; two batches refused with nothing acknowledged between is about the stream', () => {
+    const pattern = new RefusalPattern();
+    expect(pattern.refused(7)).toBe(false);
+    expect(pattern.refused(7)).toBe(false);
+    expect(pattern.refused(8)).toBe(true);
+    pattern.acknowledged();
+    expect(pattern.refused(9)).toBe(false);
   });
 });
