@@ -49,6 +49,11 @@ export class DeliveryCheck<M> {
     return this.waiting.length;
   }
 
+  /** Whether a waiting message matches. */
+  isWaiting(match: (message: M) => boolean): boolean {
+    return this.waiting.some(match);
+  }
+
   /**
    * The broker acknowledged `message`. True when the check keeps it until the echo (the
    * caller must not remove it from the spool yet); false once delivery is settled.

@@ -132,6 +132,11 @@ export class TelemetryPublisher {
     this.terms = new BrokerTerms(options.mqtt, options.logger);
     // Batches become publishable when their transaction committed, never before.
     options.spool.onCommitted(() => this.pump());
+    // Older batches back in the spool (its disk readable again): publish them now.
+    options.spool.onRewind((fromSeq) => {
+      this.cursor = Math.min(this.cursor, fromSeq - 1);
+      this.pump();
+    });
   }
 
   /** Connect (and keep reconnecting). Throws MqttSetupError for unreadable credential/TLS files. */
@@ -532,6 +537,7 @@ export class TelemetryPublisher {
     if (batches.length === 0) return false;
     for (const batch of batches) {
       this.cursor = batch.seq;
+      if (this.outstanding(batch.seq)) continue; // after a spool rewind: already on its way
       const plan = this.planner.plan(batch);
       if (plan.kind === 'set-aside') {
         this.setAside(batch.seq, plan.reason);
@@ -554,6 +560,16 @@ export class TelemetryPublisher {
       this.queue.push(...plan.messages);
     }
     return true;
+  }
+
+  /** A message of this batch is queued, in flight, or waiting for the delivery check. */
+  private outstanding(seq: number): boolean {
+    const ofSeq = (m: Outgoing) => m.seq === seq;
+    return (
+      this.queue.some(ofSeq) ||
+      [...this.inflight.values()].some(ofSeq) ||
+      (this.check?.isWaiting(ofSeq) ?? false)
+    );
   }
 
   private onPublished(message: Outgoing, err: Error | undefined): void {

@@ -15,8 +15,10 @@ export function isCorruption(err: unknown): boolean {
 
 /** The damaged database and its journal files, renamed to `<file>.corrupt-<ISO time>…`. */
 export function moveAside(path: string, at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
-  const target = `${path}.corrupt-${stamp}`;
+  const stamp = at.toISOString().replace(/[-:]/g, '');
+  let target = `${path}.corrupt-${stamp}`;
+  // Never overwrite an earlier copy kept for inspection (bounded: a few tries).
+  for (let n = 1; n < 100 && existsSync(target); n++) target = `${path}.corrupt-${stamp}.${n}`;
   renameSync(path, target);
   // The WAL holds committed batches too: it moves with the file, under the name SQLite
   // looks for beside the moved file, so salvage and later inspection read both.

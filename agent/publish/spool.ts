@@ -49,6 +49,9 @@ import type { Logger } from '../ops/logger.js';
 import { DiskTrouble, causeOf } from './disk-trouble.js';
 import { EMPTY_MARK, MARK_FILE, SeqMarkFile, readMark, type SeqMark } from './seq-mark.js';
 import { isCorruption, moveAside, salvage, type Salvage } from './spool-salvage.js';
+import { mergeGap, parseGap, type GapNote } from './gap-note.js';
+
+export type { GapNote };
 
 export interface SpoolOptions {
   /** Bound on the stored payload bytes (not the file size). */
@@ -63,14 +66,6 @@ export interface SpoolOptions {
   commitDelayMs?: number;
   /** Clock, for tests of the age bound. */
   now?: () => number;
-}
-
-/** Seqs the spool dropped before a batch: carried by the next batch appended after the drop. */
-export interface GapNote {
-  count: number;
-  firstSeq: number;
-  lastSeq: number;
-  reason: string;
 }
 
 export interface SpooledBatch {
@@ -218,6 +213,9 @@ export class Spool {
   private cancelCommit: (() => void) | undefined;
   private commits = 0;
   private readonly commitListeners = new Set<() => void>();
+  private readonly rewindListeners = new Set<(fromSeq: number) => void>();
+  /** Set once the first open attempt is over: later adopts may bring back older batches. */
+  private started = false;
   private setAsideCount = 0;
   private deadDisk = 0;
   private deadDiskBytes = 0;
@@ -266,6 +264,7 @@ export class Spool {
       );
     }
     if (opened !== 'ok') spool.numberFromMark();
+    spool.started = true;
     spool.enforceBounds();
     spool.scheduleRetry();
     return spool;
@@ -338,6 +337,16 @@ export class Spool {
     if (batches.length > 0) this.notifyCommitted();
   }
 
+  /**
+   * Called when batches older than ones already handed out become publishable (a database
+   * that could not be read is open again, or a corrupt one was salvaged) with the lowest such
+   * seq: the publisher rewinds its cursor there, or they would wait for the next reconnect.
+   */
+  onRewind(listener: (fromSeq: number) => void): () => void {
+    this.rewindListeners.add(listener);
+    return () => this.rewindListeners.delete(listener);
+  }
+
   /** Called after each commit that stored batches (the publisher pumps then). */
   onCommitted(listener: () => void): () => void {
     this.commitListeners.add(listener);
@@ -377,8 +386,9 @@ export class Spool {
       }
     }
     const fromMemory: SpooledBatch[] = [];
-    // A memory batch is handed out only once the mark made its seq durable.
-    const revealable = this.markOk ? this.mark.revealed : 0;
+    // A memory batch is handed out only once the mark made its seq durable (this.mark is
+    // what was last written successfully).
+    const revealable = this.mark.revealed;
     for (const b of this.memory.values()) {
       if (b.seq > revealable || fromMemory.length >= limit) break;
       if (b.seq > afterSeq) fromMemory.push(b);
@@ -503,7 +513,7 @@ export class Spool {
 
   stats(): SpoolStats {
     const oldest = this.oldest();
-    const revealable = this.markOk ? this.mark.revealed : 0;
+    const revealable = this.mark.revealed;
     let withheld = 0;
     for (const seq of this.memory.keys()) if (seq > revealable) withheld++;
     const stats: SpoolStats = {
@@ -595,10 +605,7 @@ export class Spool {
     // Two rounds at most: the file as it is, then a new one after moving a corrupt one aside.
     for (let round = 0; round < 2; round++) {
       const result = this.tryOpen();
-      if (result === 'ok') {
-        this.adopt(salvaged);
-        return 'ok';
-      }
+      if (result === 'ok') return this.tryAdopt(salvaged);
       if (result === 'in-use') return 'in-use';
       if (result !== 'corrupt' || round > 0) return 'failed';
       try {
@@ -611,6 +618,43 @@ export class Spool {
       }
     }
     return 'failed';
+  }
+
+  /**
+   * Adopt the open database; when that fails (a write on a full disk), the spool's state is
+   * as before, the database is let go, and opening is retried later.
+   */
+  private tryAdopt(salvaged: (Salvage & { movedTo: string }) | undefined): 'ok' | 'failed' {
+    const before = {
+      dropped: this.dropped,
+      lastDrop: this.lastDrop,
+      pendingGap: this.pendingGap,
+      setAsideCount: this.setAsideCount,
+      deadDropped: this.deadDropped,
+      corruptMoved: this.corruptMoved,
+      lastSeq: this.lastSeq,
+      storedSeq: this.storedSeq,
+      numbered: this.numbered,
+      numberedFrom: this.numberedFrom,
+      mark: this.mark,
+    };
+    try {
+      this.adopt(salvaged);
+      return 'ok';
+    } catch (err) {
+      Object.assign(this, before);
+      this.statements.clear();
+      try {
+        this.db?.close();
+      } catch {
+        // Let go of it either way; the next open starts afresh.
+      }
+      this.db = undefined;
+      this.diskOk = false;
+      if (isCorruption(err)) this.corruptSeen = true;
+      this.diskFailed(err, 'open');
+      return 'failed';
+    }
   }
 
   private tryOpen(): 'ok' | 'in-use' | 'corrupt' | 'failed' {
@@ -715,11 +759,18 @@ export class Spool {
     const ownFirst = firstMemory.done ? this.lastSeq + 1 : firstMemory.value;
 
     const gaps: GapNote[] = [];
-    const lost = salvaged !== undefined || (fresh && mark.ceiling > 0);
+    /** Logged once the database took the new state (a failed adopt is retried later). */
+    const announce: Array<() => void> = [];
+    // A database that lost committed transactions (a damaged WAL is cut at the first bad
+    // frame) is behind what the mark saw it store: treat its tail as lost too.
+    const rolledBack = !fresh && salvaged === undefined && mark.stored > dbLast;
+    const lost = salvaged !== undefined || (fresh && mark.ceiling > 0) || rolledBack;
     if (lost) {
       // The previous database is gone: its unsent rows that were not salvaged are lost, and
       // seqs up to the mark's ceiling may have been assigned. Count that range.
-      const from = Math.max(salvaged?.lastSeq ?? 0, mark.stored, totals.m ?? 0);
+      const from = rolledBack
+        ? dbLast
+        : Math.max(salvaged?.lastSeq ?? 0, mark.stored, totals.m ?? 0);
       const ceiling = Math.max(mark.ceiling, mark.revealed);
       const to = this.numbered ? Math.min(ceiling, ownFirst - 1) : ceiling;
       for (const [first, last] of salvaged?.skipped ?? [])
@@ -732,16 +783,21 @@ export class Spool {
           });
       if (to > from)
         gaps.push({ count: to - from, firstSeq: from + 1, lastSeq: to, reason: 'database-lost' });
-      this.logger.error(
-        {
-          path: this.path,
-          movedTo: salvaged?.movedTo,
-          salvaged: salvagedSeqs.length,
-          continuesAfter: Math.max(dbLast, to, this.numbered ? this.lastSeq : 0),
-        },
-        salvaged
-          ? 'SPOOL DATABASE CORRUPT: moved aside for inspection and replaced; readable batches were salvaged and numbering continues. Check the storage (SD card) and delete the moved file when done'
-          : 'SPOOL DATABASE MISSING OR EMPTY while the seq mark shows earlier batches: numbering continues after the mark; unsent batches it held are lost',
+      const continuesAfter = Math.max(dbLast, to, this.numbered ? this.lastSeq : 0);
+      announce.push(() =>
+        this.logger.error(
+          {
+            path: this.path,
+            movedTo: salvaged?.movedTo,
+            salvaged: salvagedSeqs.length,
+            continuesAfter,
+          },
+          salvaged
+            ? 'SPOOL DATABASE CORRUPT: moved aside for inspection and replaced; readable batches were salvaged and numbering continues. Check the storage (SD card) and delete the moved file when done'
+            : rolledBack
+              ? 'SPOOL DATABASE ROLLED BACK (behind the seq mark: damaged or replaced write-ahead log?): numbering continues after the mark; the lost batches are counted. Check the storage (SD card)'
+              : 'SPOOL DATABASE MISSING OR EMPTY while the seq mark shows earlier batches: numbering continues after the mark; unsent batches it held are lost',
+        ),
       );
     } else if (this.numberedFrom !== undefined) {
       // Numbered from the mark while the database was unavailable: the seqs between the
@@ -759,14 +815,18 @@ export class Spool {
       const count = Math.max(0, mark.revealed - dbLast - settled);
       if (count > 0)
         gaps.push({ count, firstSeq: dbLast + 1, lastSeq: mark.revealed, reason: 'lost-at-crash' });
-      this.logger.error(
-        { firstSeq: dbLast + 1, lastSeq: mark.revealed, count },
-        'SPOOL: batches held in memory before the last stop never reached the disk; counted as dropped and their seqs are not reused',
+      announce.push(() =>
+        this.logger.error(
+          { firstSeq: dbLast + 1, lastSeq: mark.revealed, count },
+          'SPOOL: batches held in memory before the last stop never reached the disk; counted as dropped and their seqs are not reused',
+        ),
       );
     } else if (read.state === 'ok' && mark.ceiling < dbLast) {
-      this.logger.warn(
-        { markCeiling: mark.ceiling, dbLastSeq: dbLast },
-        'spool seq mark is behind the database (restored or replaced?); rewriting it',
+      announce.push(() =>
+        this.logger.warn(
+          { markCeiling: mark.ceiling, dbLastSeq: dbLast },
+          'spool seq mark is behind the database (restored or replaced?); rewriting it',
+        ),
       );
     }
     this.numberedFrom = undefined;
@@ -800,7 +860,12 @@ export class Spool {
     })();
     this.numbered = true;
     this.lastDiskTry = 0;
+    for (const say of announce) say();
     this.forgetRecent();
+    if (this.started && totals.n > 0) {
+      const oldest = this.sql('SELECT min(seq) AS m FROM batches').get() as { m: number };
+      for (const listener of this.rewindListeners) listener(oldest.m);
+    }
     this.diskTrouble.recovered({ path: this.path }, 'spool database open again');
     this.logger.info({ path: this.path, depth: totals.n, lastSeq: this.lastSeq }, 'spool opened');
     this.openMark();
@@ -924,14 +989,21 @@ export class Spool {
   private revealMemory(): void {
     if (this.memory.size === 0) return;
     const top = [...this.memory.keys()].pop()!;
-    if (this.markOk && this.mark.revealed >= top) return;
+    if (this.mark.revealed >= top) return;
     if (this.writeMark({ revealed: top + REVEAL_BLOCK })) this.notifyCommitted();
   }
 
   /** While anything is not durable, retry it in the background (bounded rate). */
   private scheduleRetry(): void {
     if (this.retryTimer || this.closed) return;
-    this.retryTimer = setInterval(() => this.retryTick(), DISK_RETRY_MS);
+    this.retryTimer = setInterval(() => {
+      // A timer callback that throws would end the process: a disk fault is not worth that.
+      try {
+        this.retryTick();
+      } catch (err) {
+        this.diskFailed(err, 'retry');
+      }
+    }, DISK_RETRY_MS);
     this.retryTimer.unref();
   }
 
@@ -1376,34 +1448,4 @@ function fromRow(r: Row): SpooledBatch {
   const gap = parseGap(r.gap);
   if (gap) b.gapBefore = gap;
   return b;
-}
-
-/** A stored gap note, or undefined for none or an unreadable one. */
-function parseGap(value: unknown): GapNote | undefined {
-  if (typeof value !== 'string' || value.length === 0) return undefined;
-  try {
-    const g = JSON.parse(value) as Partial<GapNote>;
-    if (
-      typeof g.count === 'number' &&
-      typeof g.firstSeq === 'number' &&
-      typeof g.lastSeq === 'number' &&
-      typeof g.reason === 'string'
-    )
-      return { count: g.count, firstSeq: g.firstSeq, lastSeq: g.lastSeq, reason: g.reason };
-  } catch {
-    // Not a note: nothing to carry.
-  }
-  return undefined;
-}
-
-/** One note for two drops: counts add up, the range spans both, the reasons are listed. */
-export function mergeGap(a: GapNote | undefined, b: GapNote): GapNote {
-  if (!a) return { ...b };
-  const reasons = new Set([...a.reason.split(','), ...b.reason.split(',')]);
-  return {
-    count: a.count + b.count,
-    firstSeq: Math.min(a.firstSeq, b.firstSeq),
-    lastSeq: Math.max(a.lastSeq, b.lastSeq),
-    reason: [...reasons].join(','),
-  };
 }

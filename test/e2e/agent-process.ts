@@ -23,10 +23,16 @@ export interface AgentProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
-export function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
+export function startAgent(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  /** Run as this user (tests of permissions, which root would bypass). */
+  user?: { uid: number; gid: number },
+): AgentProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(user ?? {}),
   });
   let out = '';
   let err = '';

@@ -3,12 +3,22 @@
  * missing database. Whatever happens, no seq a subscriber may have seen is handed out again,
  * and every seq that will never be published is counted and noted on the next batch.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Spool, SPOOL_FILE } from '../../../agent/publish/spool.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DISK_RETRY_MS, REOPEN_MS, Spool, SPOOL_FILE } from '../../../agent/publish/spool.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../helpers/tmpfs.js';
@@ -261,6 +271,64 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
   );
 });
 
+describe('state dir missing under a parent that cannot be written', () => {
+  it.skipIf(noMount !== undefined)(
+    'no crash: batches wait unnumbered, and the dir is created and used once the parent is writable',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      disk.remount('ro');
+      vi.useFakeTimers();
+      try {
+        const { logger, records } = capturingLogger();
+        const spool = Spool.open(join(disk.dir, 'state'), BIG, logger);
+        cleanups.push(() => spool.close());
+        const seqs: number[] = [];
+        void spool.append(Buffer.alloc(10, 1), Date.now()).then((s) => seqs.push(s));
+        await vi.advanceTimersByTimeAsync(REOPEN_MS);
+        expect(seqs).toEqual([]);
+        expect(spool.stats()).toMatchObject({ unnumbered: 1, diskOk: false });
+        expect(records.find((r) => r.msg.startsWith('SPOOL DISK FAILURE'))).toMatchObject({
+          code: expect.stringMatching(/^E[A-Z]+$/),
+        });
+        disk.remount('rw');
+        await vi.advanceTimersByTimeAsync(REOPEN_MS + DISK_RETRY_MS);
+        await vi.advanceTimersByTimeAsync(10);
+        // Nothing was ever written anywhere: this is the gateway's first batch.
+        expect(seqs).toEqual([1]);
+        expect(spool.stats()).toMatchObject({ unnumbered: 0, diskOk: true });
+      } finally {
+        vi.useRealTimers();
+      }
+    },
+  );
+});
+
+describe('spool on a disk that is full before the start', () => {
+  it.skipIf(noMount !== undefined)(
+    'opens without throwing, numbers from the mark, publishes from memory, and moves back once there is space',
+    async () => {
+      const disk = tmpfs(256 * 1024);
+      await spoolWith(disk.dir, 5, 5);
+      disk.fill();
+      const { logger, records } = capturingLogger();
+      const spool = Spool.open(disk.dir, BIG, logger);
+      cleanups.push(() => spool.close());
+      const a = await spool.append(Buffer.alloc(100, 7), Date.now());
+      expect(a).toBeGreaterThan(5);
+      // The mark is written in place on the full disk: the batch may be published.
+      expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([a]);
+      disk.free();
+      const deadline = Date.now() + 20_000;
+      while (!spool.stats().diskOk && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(spool.stats()).toMatchObject({ diskOk: true, memoryDepth: 0 });
+      expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([a]);
+      expect(records.filter((r) => r.msg.startsWith('SPOOL DISK FAILURE'))).toHaveLength(1);
+    },
+    30_000,
+  );
+});
+
 describe('memory window and disk failure log (item 5, item 6)', () => {
   it.skipIf(noMount !== undefined)(
     'memory mode is bounded by memoryMaxBytes on its own: oldest dropped, counted, noted',
@@ -312,4 +380,70 @@ describe('memory window and disk failure log (item 5, item 6)', () => {
     },
     30_000,
   );
+});
+
+describe('corruption found while running (item 4)', () => {
+  it('SQLITE_CORRUPT at run time: moved aside at the next retry, readable rows salvaged, numbering continues, nothing stuck', async () => {
+    const dir = join(process.env.TMPDIR ?? '/tmp', `spool-rtc-${process.pid}`);
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { logger, records } = capturingLogger();
+    const spool = Spool.open(dir, BIG, logger);
+    cleanups.push(() => spool.close());
+    // More than SQLite's checkpoint threshold (1000 pages): the early rows reach the file.
+    const n = 1500;
+    for (let i = 1; i <= n; i++) void spool.append(Buffer.alloc(4000, i % 251), Date.now());
+    spool.commit();
+    const path = join(dir, SPOOL_FILE);
+    const bytes = readFileSync(path);
+    const page = Math.floor(bytes.length / 4096 / 10);
+    const garbage = Buffer.alloc(4096 * 4, 0xa5);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, garbage, 0, garbage.length, page * 4096);
+    closeSync(fd);
+    // Replay reads the early rows back from the file.
+    const seen = spool.peek(0, n).length;
+    expect(seen).toBeLessThan(n);
+    const deadline = Date.now() + 10_000;
+    while (!spool.stats().corruptMovedAside && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(spool.stats()).toMatchObject({ corruptMovedAside: 1, diskOk: true });
+    expect(corruptCopies(dir).length).toBeGreaterThan(0);
+    expect(records.filter((r) => r.msg.startsWith('SPOOL DATABASE CORRUPT'))).toHaveLength(1);
+    const left = spool.peek(0, n);
+    for (const b of left) expect(b.body[0]).toBe(b.seq % 251);
+    expect(left.length).toBeGreaterThan(seen);
+    expect(await spool.append(Buffer.from('{}'), Date.now())).toBe(n + 1);
+    const have = new Set(left.map((b) => b.seq));
+    let missing = 0;
+    for (let s = 1; s <= n; s++) if (!have.has(s)) missing++;
+    expect(spool.stats().dropped).toBeGreaterThanOrEqual(missing);
+  }, 30_000);
+});
+
+describe('a database that comes back with older batches', () => {
+  it('tells the publisher to rewind to them, so they are not left until the next reconnect', async () => {
+    vi.useFakeTimers();
+    const dir = join(process.env.TMPDIR ?? '/tmp', `spool-rewind-${process.pid}`);
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    try {
+      await spoolWith(dir, 5, 2);
+      // The database cannot be opened for now (a directory in its place); the mark can.
+      renameSync(join(dir, SPOOL_FILE), join(dir, 'away'));
+      mkdirSync(join(dir, SPOOL_FILE));
+      const spool = Spool.open(dir, BIG, silentLogger);
+      cleanups.push(() => spool.close());
+      const rewinds: number[] = [];
+      spool.onRewind((seq) => rewinds.push(seq));
+      const a = await spool.append(Buffer.alloc(10, 1), Date.now());
+      expect(spool.peek(0, 10).map((b) => b.seq)).toEqual([a]);
+      rmSync(join(dir, SPOOL_FILE), { recursive: true });
+      renameSync(join(dir, 'away'), join(dir, SPOOL_FILE));
+      await vi.advanceTimersByTimeAsync(REOPEN_MS + DISK_RETRY_MS);
+      expect(spool.stats().diskOk).toBe(true);
+      expect(rewinds).toEqual([3]);
+      expect(spool.peek(rewinds[0] - 1, 10).map((b) => b.seq)).toEqual([3, 4, 5, a]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

@@ -1,0 +1,373 @@
+/**
+ * Chaos on the spool's disk, end to end: the real agent process (`dist/agent/cli.js
+ * simulate`) publishing to a real mosquitto, its state dir on a real 2 MB tmpfs that is
+ * filled with dd, remounted read-only, or whose database is damaged between runs; SIGKILL
+ * and SIGTERM at chosen and random points. A QoS 1 persistent subscriber checks what every
+ * consumer relies on: no seq published twice with different bytes, every missing seq
+ * explained by a `dropped` note of a later batch and counted on the health topic, and
+ * telemetry flowing again after the fault.
+ */
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SPOOL_FILE } from '../../agent/publish/spool.js';
+import { CLI, startAgent, type AgentProcess } from '../e2e/agent-process.js';
+import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
+import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../helpers/tmpfs.js';
+
+const noMount = tmpfsUnavailable();
+const noBuild = existsSync(CLI) ? undefined : `${CLI} is missing (npm run build)`;
+const skip = noMount ?? noBuild;
+if (skip) process.stdout.write(`chaos/disk tests skipped: ${skip}\n`);
+
+let broker: MosquittoBroker;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+beforeAll(async () => {
+  if (!skip) broker = await spawnMosquitto({ persistence: true });
+});
+afterAll(async () => {
+  await broker?.close();
+});
+afterEach(async () => {
+  // Processes first, then the file systems they used (a lazy unmount even if one lingers).
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      await c();
+    } catch {
+      // Cleanup of a test that already failed: keep tearing the rest down.
+    }
+  }
+});
+
+function disk(): Tmpfs {
+  const fs = mountTmpfs(2 * 1024 * 1024);
+  cleanups.push(() => fs.close());
+  return fs;
+}
+
+/** One sensor sampled every 50 ms, 200 ms windows, health every second. */
+function configFile(dir: string): string {
+  const file = join(dir, 'chaos.yaml');
+  writeFileSync(
+    file,
+    [
+      'gateway: { id: chaos }',
+      "health: { schedule: '* * * * * *' }",
+      'spool: { memoryMaxBytes: 262144 }',
+      'sensors:',
+      '  - { id: t1, driver: tmp102, bus: 1, address: 0x48, intervalMs: 50 }',
+    ].join('\n'),
+  );
+  return file;
+}
+
+function agent(
+  gw: string,
+  stateDir: string,
+  config: string,
+  user?: { uid: number; gid: number },
+): AgentProcess {
+  const a = startAgent(
+    [
+      'simulate',
+      '--config',
+      config,
+      '--broker',
+      broker.url,
+      '--gateway',
+      gw,
+      '--state-dir',
+      stateDir,
+      '--window',
+      '200',
+    ],
+    {},
+    user,
+  );
+  cleanups.push(async () => {
+    a.kill('SIGKILL');
+    await a.exited();
+  });
+  return a;
+}
+
+async function subscriber(gw: string): Promise<TestSubscriber> {
+  const s = await startSubscriber({
+    url: broker.url,
+    topics: [`edge/${gw}/telemetry`, `edge/${gw}/health`],
+    clientId: `chaos-${gw}-${process.pid}`,
+    clean: false,
+  });
+  cleanups.push(() => s.close());
+  return s;
+}
+
+const maxSeq = (s: TestSubscriber) => Math.max(0, ...s.telemetrySeqs());
+const waitForSeq = (s: TestSubscriber, above: number, what: string, ms = 20_000) =>
+  s.waitFor((x) => maxSeq(x) > above, ms, what);
+
+interface Note {
+  count: number;
+  firstSeq: number;
+  lastSeq: number;
+  reason: string;
+}
+
+/** What the subscriber saw: seqs with two different payloads, missing seqs no note explains. */
+function audit(s: TestSubscriber) {
+  const bytes = new Map<number, string>();
+  const conflicts: number[] = [];
+  const notes: Note[] = [];
+  for (const m of s.on('/telemetry')) {
+    const seq = m.json?.seq as number;
+    const b64 = m.payload.toString('base64');
+    if (bytes.has(seq) && bytes.get(seq) !== b64) conflicts.push(seq);
+    bytes.set(seq, b64);
+    if (m.json?.dropped) notes.push(m.json.dropped as Note);
+  }
+  const top = Math.max(0, ...bytes.keys());
+  const missing: number[] = [];
+  for (let seq = 1; seq <= top; seq++) if (!bytes.has(seq)) missing.push(seq);
+  const unexplained = missing.filter(
+    (seq) => !notes.some((n) => seq >= n.firstSeq && seq <= n.lastSeq),
+  );
+  const health = s.on('/health').at(-1)?.json as { spool?: { dropped?: number } } | undefined;
+  return { conflicts, missing, unexplained, notes, dropped: health?.spool?.dropped ?? 0 };
+}
+
+/** Wait (bounded) for a health report that counts every missing seq; expectConsistent judges. */
+async function healthCounts(s: TestSubscriber): Promise<void> {
+  await s
+    .waitFor((x) => audit(x).dropped >= audit(x).missing.length, 10_000, 'health')
+    .catch(() => undefined);
+}
+
+function expectConsistent(s: TestSubscriber): ReturnType<typeof audit> {
+  const a = audit(s);
+  expect(a.conflicts, 'seqs published twice with different bytes').toEqual([]);
+  expect(a.unexplained, 'missing seqs no dropped note explains').toEqual([]);
+  expect(
+    a.dropped,
+    `health spool.dropped counts every missing seq (${JSON.stringify({ missing: a.missing, notes: a.notes })})`,
+  ).toBeGreaterThanOrEqual(a.missing.length);
+  return a;
+}
+
+const stopped = async (a: AgentProcess, signal: NodeJS.Signals) => {
+  a.kill(signal);
+  return a.exited();
+};
+
+describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real agent', () => {
+  it('disk full while the broker is up, then SIGKILL, free, restart: no seq reused, every loss counted', async () => {
+    const fs = disk();
+    const gw = 'chaos-full-up';
+    const state = join(fs.dir, 'state');
+    const cfg = configFile(fs.dir);
+    const sub = await subscriber(gw);
+    const first = agent(gw, state, cfg);
+    await waitForSeq(sub, 5, 'first telemetry');
+    fs.fill();
+    await first.waitForLog((l) => String(l.msg).startsWith('SPOOL DISK FAILURE'), 'disk failure');
+    // Memory batches keep being published (their seqs are durable in the mark).
+    await waitForSeq(sub, maxSeq(sub) + 5, 'telemetry from memory');
+    expect((await stopped(first, 'SIGKILL')).signal).toBe('SIGKILL');
+    const before = maxSeq(sub);
+    fs.free();
+    const second = agent(gw, state, cfg);
+    await waitForSeq(sub, before + 5, 'telemetry after the restart');
+    await healthCounts(sub);
+    expect((await stopped(second, 'SIGTERM')).code).toBe(0);
+    expectConsistent(sub);
+  });
+
+  it('disk full with the broker down, then SIGTERM: memory batches are reported lost, never as kept; counted after the restart', async () => {
+    const fs = disk();
+    const gw = 'chaos-full-down';
+    const state = join(fs.dir, 'state');
+    const cfg = configFile(fs.dir);
+    const sub = await subscriber(gw);
+    const first = agent(gw, state, cfg);
+    await waitForSeq(sub, 3, 'first telemetry');
+    await broker.stop();
+    cleanups.push(() => (broker.running() ? undefined : broker.restart()));
+    fs.fill();
+    await first.waitForLog((l) => String(l.msg).startsWith('SPOOL DISK FAILURE'), 'disk failure');
+    // A few batches into memory (5 windows a second).
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await stopped(first, 'SIGTERM')).code).toBe(0);
+    const lost = first.logs().find((l) => String(l.msg).includes('could not be written to disk'));
+    expect(lost, 'the stop says memory batches are lost').toBeDefined();
+    expect(lost!.count as number).toBeGreaterThan(0);
+    const kept = first.logs().find((l) => String(l.msg).includes('publisher stopped'));
+    expect(kept?.leftInSpool).toBeDefined();
+
+    fs.free();
+    await broker.restart();
+    const before = maxSeq(sub);
+    const second = agent(gw, state, cfg);
+    await waitForSeq(sub, before + 5, 'telemetry after the restart');
+    await sub.waitFor((x) => audit(x).missing.length === 0 || audit(x).notes.length > 0, 10_000);
+    await healthCounts(sub);
+    expect((await stopped(second, 'SIGTERM')).code).toBe(0);
+    const a = expectConsistent(sub);
+    expect(a.missing.length).toBeGreaterThanOrEqual(lost!.count as number);
+  });
+
+  it('read-only file system at start, writable later: nothing published unless durable, the disk used again without a restart', async () => {
+    const fs = disk();
+    const gw = 'chaos-ro';
+    const state = join(fs.dir, 'state');
+    const cfg = configFile(fs.dir);
+    const sub = await subscriber(gw);
+    const first = agent(gw, state, cfg);
+    await waitForSeq(sub, 3, 'first telemetry');
+    expect((await stopped(first, 'SIGTERM')).code).toBe(0);
+    fs.remount('ro');
+    const second = agent(gw, state, cfg);
+    await second.waitForLog((l) => l.msg === 'pipeline running', 'start on a read-only disk');
+    const during = maxSeq(sub);
+    await new Promise((r) => setTimeout(r, 1500));
+    // Nothing durable can be written: nothing new is published.
+    expect(maxSeq(sub)).toBe(during);
+    fs.remount('rw');
+    await waitForSeq(sub, during + 5, 'telemetry once writable', 30_000);
+    expect(second.child.exitCode).toBeNull();
+    await healthCounts(sub);
+    expect((await stopped(second, 'SIGTERM')).code).toBe(0);
+    expectConsistent(sub);
+    for (const l of second.logs()) expect(JSON.stringify(l)).not.toMatch(/\\n\s+at /);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'chmod 000 on the state dir, then on the database, for an agent not running as root: no crash, no seq reused, used again once readable',
+    async () => {
+      const fs = disk();
+      const gw = 'chaos-chmod';
+      const state = join(fs.dir, 'state');
+      const cfg = configFile(fs.dir);
+      const nobody = { uid: 65534, gid: 65534 };
+      mkdirSync(state);
+      chownSync(state, nobody.uid, nobody.gid);
+      const sub = await subscriber(gw);
+      const first = agent(gw, state, cfg, nobody);
+      await waitForSeq(sub, 3, 'first telemetry');
+      expect((await stopped(first, 'SIGKILL')).signal).toBe('SIGKILL');
+
+      // The directory: neither the database nor the mark can be read.
+      chmodSync(state, 0o000);
+      const second = agent(gw, state, cfg, nobody);
+      await second.waitForLog((l) => l.msg === 'pipeline running', 'start without a state dir');
+      const during = maxSeq(sub);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(maxSeq(sub), 'nothing published while numbering is unknown').toBe(during);
+      chmodSync(state, 0o700);
+      await waitForSeq(sub, during + 5, 'telemetry once the dir is readable', 30_000);
+
+      // The database file alone: numbering continues from the seq mark.
+      chmodSync(join(state, SPOOL_FILE), 0o000);
+      expect((await stopped(second, 'SIGKILL')).signal).toBe('SIGKILL');
+      const third = agent(gw, state, cfg, nobody);
+      const before = maxSeq(sub);
+      await waitForSeq(sub, before + 5, 'telemetry with the database unreadable', 30_000);
+      chmodSync(join(state, SPOOL_FILE), 0o600);
+      await third.waitForLog((l) => l.msg === 'spool database open again', 'reopened', 30_000);
+      await waitForSeq(sub, maxSeq(sub) + 3, 'telemetry after the reopen');
+      await healthCounts(sub);
+      expect((await stopped(third, 'SIGTERM')).code).toBe(0);
+      expectConsistent(sub);
+      for (const a of [second, third]) expect(a.stderr()).not.toMatch(/\n\s+at /);
+    },
+  );
+
+  it('corrupt header, truncated file, garbage mid-file between runs: moved aside, numbering continues', async () => {
+    const fs = disk();
+    const gw = 'chaos-corrupt';
+    const state = join(fs.dir, 'state');
+    const cfg = configFile(fs.dir);
+    const db = join(state, SPOOL_FILE);
+    const sub = await subscriber(gw);
+    const damages: Array<[string, () => void]> = [
+      [
+        'corrupt header',
+        () => {
+          const b = readFileSync(db);
+          b.fill(0x5a, 0, 100);
+          writeFileSync(db, b);
+        },
+      ],
+      ['truncated', () => truncateSync(db, 4096 + 100)],
+      [
+        'garbage mid-file',
+        () => {
+          const b = readFileSync(db);
+          const page = Math.max(1, Math.floor(b.length / 4096 / 2));
+          b.fill(0xa5, page * 4096, Math.min(b.length, page * 4096 + 4096));
+          writeFileSync(db, b);
+        },
+      ],
+    ];
+    for (const [what, damage] of damages) {
+      const run = agent(gw, state, cfg);
+      await waitForSeq(sub, maxSeq(sub) + 3, `telemetry before: ${what}`);
+      // Unsent batches in the file: the broker away for a moment.
+      await broker.stop();
+      await new Promise((r) => setTimeout(r, 800));
+      expect((await stopped(run, 'SIGKILL')).signal).toBe('SIGKILL');
+      await broker.restart();
+      // Fold the WAL into the file (as a clean stop does), so the damage hits committed rows.
+      try {
+        const folded = new Database(db);
+        folded.pragma('wal_checkpoint(TRUNCATE)');
+        folded.close();
+      } catch {
+        // Still damaged from the previous round (an agent that did not move it aside).
+      }
+      damage();
+    }
+    const last = agent(gw, state, cfg);
+    await waitForSeq(sub, maxSeq(sub) + 5, 'telemetry after the damage');
+    await healthCounts(sub);
+    expect((await stopped(last, 'SIGTERM')).code).toBe(0);
+    expectConsistent(sub);
+    // Each damage was found at the next start and moved aside, kept for inspection.
+    expect(readdirSync(state).filter((f) => /\.corrupt-[^-]+$/.test(f))).toHaveLength(3);
+  });
+
+  it('SIGKILL at random points with the broker going away and back: no seq reused, no loss unexplained', async () => {
+    const fs = disk();
+    const gw = 'chaos-kill';
+    const state = join(fs.dir, 'state');
+    const cfg = configFile(fs.dir);
+    const sub = await subscriber(gw);
+    for (let round = 0; round < 4; round++) {
+      const run = agent(gw, state, cfg);
+      await run.waitForLog((l) => l.msg === 'pipeline running', 'start');
+      if (round % 2 === 1) await broker.stop();
+      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 1500)));
+      expect((await stopped(run, 'SIGKILL')).signal).toBe('SIGKILL');
+      if (!broker.running()) await broker.restart();
+    }
+    const last = agent(gw, state, cfg);
+    await waitForSeq(sub, maxSeq(sub) + 5, 'telemetry after the kills');
+    await sub.waitFor(
+      (x) => audit(x).missing.length === 0,
+      15_000,
+      'replay of every spooled batch',
+    );
+    expect((await stopped(last, 'SIGTERM')).code).toBe(0);
+    const a = expectConsistent(sub);
+    expect(a.missing).toEqual([]);
+  });
+});
