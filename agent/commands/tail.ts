@@ -8,7 +8,7 @@
  * SIGINT/SIGTERM: exit 0.
  */
 import mqtt from 'mqtt';
-import { SeqTracker, type SeqCheck } from '../publish/seq-tracker.js';
+import { SeqTracker, type PartOf, type SeqCheck } from '../publish/seq-tracker.js';
 import { parseGatewayTopic } from '../publish/topics.js';
 import { EXIT_FAILURE, EXIT_OK, stringOption, UsageError, type OptionValues } from './common.js';
 
@@ -27,6 +27,8 @@ function checkText(check: SeqCheck): string {
       return '  DUPLICATE';
     case 'late':
       return '  LATE (fills an earlier gap)';
+    case 'part':
+      return '  (next part)';
     default:
       return '';
   }
@@ -47,7 +49,16 @@ export function describeBatch(msg: Json, check: SeqCheck): string {
   });
   const more = windows.length > SHOWN_WINDOWS ? ` +${windows.length - SHOWN_WINDOWS} more` : '';
   const raw = readings > 0 ? ` readings=${readings}` : '';
-  return `${String(msg.gateway)} seq ${String(msg.seq)} windows=${windows.length}${raw} ${shown.join(' ')}${more}${checkText(check)}`;
+  const part = partOf(msg);
+  const partText = part ? ` part ${part.part}/${part.parts}` : '';
+  return `${String(msg.gateway)} seq ${String(msg.seq)}${partText} windows=${windows.length}${raw} ${shown.join(' ')}${more}${checkText(check)}`;
+}
+
+/** The part fields of a split batch's message, when both are there. */
+export function partOf(msg: Json): PartOf | undefined {
+  return typeof msg.part === 'number' && typeof msg.parts === 'number'
+    ? { part: msg.part, parts: msg.parts }
+    : undefined;
 }
 
 export function describeStatus(gateway: string, msg: Json | undefined): string {
@@ -145,12 +156,14 @@ export async function tailCommand(values: OptionValues): Promise<number> {
         else out(`${time()} ${where.gateway} INVALID telemetry payload (${payload.length} bytes)`);
         return;
       }
-      const check = tracker.observe(where.gateway, msg.seq);
+      const part = partOf(msg);
+      const check = tracker.observe(where.gateway, msg.seq, part);
       if (json) {
         event({
           event: 'telemetry',
           gateway: where.gateway,
           seq: msg.seq,
+          ...(part ?? {}),
           createdAt: msg.createdAt,
           windows: Array.isArray(msg.windows) ? msg.windows.length : 0,
           readings: Array.isArray(msg.readings) ? msg.readings.length : 0,

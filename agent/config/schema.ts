@@ -320,7 +320,18 @@ const mqtt = z.strictObject({
     .default(true)
     .describe("Verify the broker's certificate. Turn off only for a lab."),
   qos: z.literal([1, 2]).default(1).describe('QoS of telemetry publishes.'),
-  protocolVersion: z.literal([4, 5]).default(4).describe('4 = MQTT 3.1.1, 5 = MQTT 5.'),
+  protocolVersion: z
+    .literal([4, 5])
+    .optional()
+    .describe(
+      '4 = MQTT 3.1.1, 5 = MQTT 5. Default: MQTT 5 (a refused publish is visible), falling back to 3.1.1 when the broker refuses 5 (under 3.1.1 a publish the ACL denies is acknowledged as if delivered).',
+    ),
+  deliveryCheck: z
+    .boolean()
+    .default(false)
+    .describe(
+      'MQTT 3.1.1 only: a broker acknowledges a publish its ACL denies as if delivered. When on, a second short-lived connection subscribes to the telemetry topic after each connect, and batches leave the spool only once one has come back (not delivered: kept and counted as refused). Needs read access to the telemetry topic.',
+    ),
   topicPrefix: name('topic prefix')
     .default('edge')
     .describe('First topic level: <prefix>/<gateway>/telemetry.'),

@@ -53,14 +53,22 @@ export function defaultClientId(gateway: string): string {
   return `edge-agent-${gateway}`;
 }
 
-/** Everything except the Last Will and the reconnect policy, which the publisher owns. */
-export function connectionOptions(gateway: string, mqtt: MqttConfig): IClientOptions {
+/**
+ * Everything except the Last Will and the reconnect policy, which the publisher owns.
+ * `protocolVersion` is the one to try now: mqtt.protocolVersion, or the negotiated one
+ * when it is unset (see publisher.ts).
+ */
+export function connectionOptions(
+  gateway: string,
+  mqtt: MqttConfig,
+  protocolVersion: 4 | 5,
+): IClientOptions {
   const password = readPassword(mqtt);
   const options: IClientOptions = {
     clientId: mqtt.clientId ?? defaultClientId(gateway),
     clean: false,
     keepalive: mqtt.keepaliveSec,
-    protocolVersion: mqtt.protocolVersion,
+    protocolVersion,
     connectTimeout: CONNECT_TIMEOUT_MS,
     // We drive reconnects ourselves (our backoff, our replay); see publisher.ts.
     reconnectPeriod: 0,
@@ -68,19 +76,13 @@ export function connectionOptions(gateway: string, mqtt: MqttConfig): IClientOpt
     queueQoSZero: false,
     rejectUnauthorized: mqtt.rejectUnauthorized,
   };
-  if (mqtt.protocolVersion === 5)
-    options.properties = { sessionExpiryInterval: SESSION_EXPIRY_SEC };
+  if (protocolVersion === 5) options.properties = { sessionExpiryInterval: SESSION_EXPIRY_SEC };
   if (mqtt.username !== undefined) options.username = mqtt.username;
   if (password !== undefined) options.password = password;
   if (mqtt.caFile !== undefined) options.ca = readText(mqtt.caFile, 'CA');
   if (mqtt.certFile !== undefined) options.cert = readText(mqtt.certFile, 'client certificate');
   if (mqtt.keyFile !== undefined) options.key = readText(mqtt.keyFile, 'client key');
   return options;
-}
-
-/** A refusal in CONNACK (bad credentials, not authorized, …) rather than a network error. */
-export function isConnackRefusal(err: unknown): boolean {
-  return typeof (err as { code?: unknown }).code === 'number';
 }
 
 /** One line for logs and stats; never includes options (they hold the password). */

@@ -17,10 +17,16 @@ export interface DroppedNote {
   reason: string;
 }
 
+/** Part i (1-based) of n, for a batch the broker would not take in one message. */
+export interface TelemetryPart {
+  part: number;
+  parts: number;
+}
+
 /**
  * `{"schema":..,"gateway":..,"seq":..,"createdAt":..,` (+ `"dropped":{..},` when given) +
- * body minus its `{`. The body must be a JSON object with at least one field
- * (`{"windows":[...]...}`).
+ * body minus its `{`; a part of a split batch also carries `"part":i,"parts":n` after its
+ * seq. The body must be a JSON object with at least one field (`{"windows":[...]...}`).
  */
 export function assembleTelemetry(
   gateway: string,
@@ -28,6 +34,7 @@ export function assembleTelemetry(
   createdAt: number,
   body: Uint8Array,
   dropped?: DroppedNote,
+  part?: TelemetryPart,
 ): Buffer {
   let start = 0;
   // Tolerate leading whitespace; anything else than an object is a programming error upstream.
@@ -40,7 +47,8 @@ export function assembleTelemetry(
   const note = dropped
     ? `"dropped":${JSON.stringify({ count: dropped.count, firstSeq: dropped.firstSeq, lastSeq: dropped.lastSeq, reason: dropped.reason })},`
     : '';
-  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},"createdAt":${createdAt},${note}`;
+  const partOf = part ? `"part":${part.part},"parts":${part.parts},` : '';
+  const header = `{"schema":"${TELEMETRY_SCHEMA}","gateway":${JSON.stringify(gateway)},"seq":${seq},${partOf}"createdAt":${createdAt},${note}`;
   const headerBytes = Buffer.byteLength(header);
   // One allocation, one copy of the body (no intermediate header Buffer).
   const out = Buffer.allocUnsafe(headerBytes + body.length - start - 1);

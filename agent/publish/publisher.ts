@@ -7,23 +7,28 @@
  * reconnects is lost. Here nothing is handed to mqtt.js unless we are connected, and when a
  * connection closes every in-flight batch counts as unsent: the next connection replays the
  * spool from its oldest unacknowledged seq, in order (a duplicate at worst, never a gap).
+ *
+ * A broker that refuses must not stall the spool (docs/operations.md, "When the broker
+ * refuses"): a refused publish (PUBACK reason >= 0x80, or the connection closed on it) is
+ * never taken as delivered. A batch refused twice is split (part-planner.ts) and one that
+ * cannot pass at all is set aside, so the batches after it flow on; a refusal of the topic
+ * (ACL) keeps every batch and pauses with a slower backoff. The reconnect backoff starts over
+ * only when a publish is acknowledged (backoff.ts), not on CONNACK.
  */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, {
+  type IClientOptions,
+  type IConnackPacket,
+  type IDisconnectPacket,
+  type MqttClient,
+} from 'mqtt';
 import type { Logger } from '../ops/logger.js';
-import { Backoff } from './backoff.js';
-import {
-  connectionOptions,
-  describeError,
-  isConnackRefusal,
-  type MqttConfig,
-} from './connection-options.js';
-import {
-  assembleTelemetry,
-  healthPayload,
-  offlineStatus,
-  onlineStatus,
-  type StatusInfo,
-} from './payload.js';
+import { Backoff, ReconnectPolicy } from './backoff.js';
+import { explainConnectFailure, publishRefusal, RefusalPattern } from './broker-errors.js';
+import { BrokerTerms } from './broker-terms.js';
+import { connectionOptions, describeError, type MqttConfig } from './connection-options.js';
+import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
+import { PartPlanner, type Outgoing } from './part-planner.js';
+import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
 import type { Spool, SpoolStats } from './spool.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
 
@@ -44,42 +49,87 @@ export interface PublisherStats {
   inflight: number;
   /** Batches acknowledged by the broker since start. */
   published: number;
+  /** Telemetry publishes the broker refused since start (PUBACK reason >= 0x80, or closed on). */
+  refusals: number;
+  /** Batches sent in parts since start because the broker would not take them whole. */
+  splits: number;
+  /** Batches set aside (dead letters) since start because not even one window could pass. */
+  setAside: number;
+  /** The MQTT version in use (or being tried): 5, or 4 for 3.1.1. */
+  protocolVersion: 4 | 5;
+  /** The QoS telemetry is published at (below mqtt.qos when the broker refuses that). */
+  qos: 1 | 2;
   spool: SpoolStats;
   lastError?: string;
 }
 
 /** CONNACK refusals (bad password, not authorized) will not heal quickly: retry slower. */
 const REFUSED_BACKOFF_FACTOR = 4;
+/** A connection that stayed up this long resets the backoff even without a publish. */
+const STABLE_CONNECTION_MS = 60_000;
 /** Bound on waiting for the offline status' PUBACK and the DISCONNECT at stop. */
 const GOODBYE_MS = 2000;
+
+type Key = string;
+const keyOf = (m: Outgoing): Key => `${m.seq}/${m.part}`;
 
 export class TelemetryPublisher {
   private readonly topics: GatewayTopics;
   private readonly info: StatusInfo;
-  private readonly backoff: Backoff;
-  private readonly window: number;
+  private readonly policy: ReconnectPolicy;
+  /** Pauses publishing after a refusal while the connection stays up. */
+  private readonly holdBackoff: Backoff;
+  private readonly planner: PartPlanner;
+  private window: number;
   private client: MqttClient | undefined;
   private clientOptions: IClientOptions | undefined;
   /** Bumped per connection attempt; callbacks of older clients are ignored. */
   private generation = 0;
   private connected = false;
-  private readonly inflight = new Set<number>();
-  /** Highest seq handed to the current connection. */
+  private readonly inflight = new Map<Key, Outgoing>();
+  /** Messages planned for the current connection and not handed to mqtt.js yet, in order. */
+  private queue: Outgoing[] = [];
+  /** Highest seq planned on the current connection. */
   private cursor = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** After a refusal: once in-flight publishes are answered, replay from the oldest batch. */
+  private rewindPending = false;
   private refusedLast = false;
+  /**
+   * The broker refused the telemetry topic (ACL, topic name, quota) and nothing was
+   * acknowledged since: a close now is that refusal again (some brokers drop the connection
+   * after refusing), not a sign that one batch is too large.
+   */
+  private topicRefused = false;
+  private readonly refusalPattern = new RefusalPattern();
+  private retryNow = false;
   private stopped = false;
   private connects = 0;
   private connectFailures = 0;
   private published = 0;
+  private refusals = 0;
+  private setAsideCount = 0;
   private lastError: string | undefined;
   private readonly progressWaiters = new Set<() => void>();
+  private readonly terms: BrokerTerms;
+  /** The current connection got its CONNACK. */
+  private gotConnack = false;
+  private readonly loggedOnce = new Set<string>();
+  /** The 3.1.1 delivery check of the current connection (mqtt.deliveryCheck). */
+  private check: DeliveryCheck<Outgoing> | undefined;
 
   constructor(private readonly options: PublisherOptions) {
     this.topics = gatewayTopics(options.mqtt.topicPrefix, options.gateway);
     this.info = { gateway: options.gateway, ...options.status };
-    this.backoff = new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs);
+    this.policy = new ReconnectPolicy(
+      new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs),
+      STABLE_CONNECTION_MS,
+    );
+    this.holdBackoff = new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs);
+    this.planner = new PartPlanner(options.gateway, this.topics.telemetry);
     this.window = options.mqtt.inflight;
+    this.terms = new BrokerTerms(options.mqtt, options.logger);
     // Batches become publishable when their transaction committed, never before.
     options.spool.onCommitted(() => this.pump());
     // Older batches back in the spool (its disk readable again): publish them now.
@@ -91,7 +141,11 @@ export class TelemetryPublisher {
 
   /** Connect (and keep reconnecting). Throws MqttSetupError for unreadable credential/TLS files. */
   start(): void {
-    this.clientOptions = connectionOptions(this.options.gateway, this.options.mqtt);
+    this.clientOptions = connectionOptions(
+      this.options.gateway,
+      this.options.mqtt,
+      this.terms.protocolVersion,
+    );
     this.connect();
   }
 
@@ -125,6 +179,11 @@ export class TelemetryPublisher {
       connectFailures: this.connectFailures,
       inflight: this.inflight.size,
       published: this.published,
+      refusals: this.refusals,
+      splits: this.planner.splits(),
+      setAside: this.setAsideCount,
+      protocolVersion: this.terms.protocolVersion,
+      qos: this.terms.qos,
       spool: this.options.spool.stats(),
     };
     if (this.lastError !== undefined) s.lastError = this.lastError;
@@ -144,6 +203,8 @@ export class TelemetryPublisher {
     }
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.holdTimer);
+    this.endCheck();
     const client = this.client;
     const log = this.options.logger;
     // Batches held in memory (failing disk) do not stay: the spool counts them as dropped at close.
@@ -174,6 +235,7 @@ export class TelemetryPublisher {
     this.client = undefined;
     this.connected = false;
     this.inflight.clear();
+    this.queue = [];
     this.options.spool.retainRecent(false);
     log.info(
       { published: this.published, leftInSpool: left },
@@ -219,6 +281,7 @@ export class TelemetryPublisher {
   private connect(): void {
     if (this.stopped || !this.clientOptions) return;
     const gen = ++this.generation;
+    this.gotConnack = false;
     const client = mqtt.connect(this.options.mqtt.url, {
       ...this.clientOptions,
       will: {
@@ -229,30 +292,49 @@ export class TelemetryPublisher {
       },
     });
     this.client = client;
-    client.on('connect', () => {
-      if (gen === this.generation) this.onConnect(client);
+    client.on('connect', (connack) => {
+      if (gen === this.generation) this.onConnect(client, connack);
     });
     // Always listen: an 'error' without a listener would crash the process.
     client.on('error', (err) => {
       if (gen === this.generation) this.onError(err);
+    });
+    client.on('disconnect', (packet) => {
+      if (gen === this.generation) this.onBrokerDisconnect(packet);
     });
     client.on('close', () => {
       if (gen === this.generation) this.onClose(client);
     });
   }
 
-  private onConnect(client: MqttClient): void {
+  private onConnect(client: MqttClient, connack: IConnackPacket): void {
     this.connected = true;
+    this.gotConnack = true;
     this.refusedLast = false;
-    this.backoff.reset();
+    this.policy.connected();
     this.connects++;
     this.cursor = 0;
     this.inflight.clear();
+    this.queue = [];
+    this.rewindPending = false;
+    const props = connack.properties;
+    this.planner.setBrokerLimit(props?.maximumPacketSize);
+    this.window = Math.min(this.options.mqtt.inflight, props?.receiveMaximum ?? Infinity);
+    this.terms.connected(props?.maximumQoS);
+    this.startCheck(client);
     // While connected, new batches are handed out from memory instead of read back.
     this.options.spool.retainRecent(true);
     const spool = this.options.spool.stats();
     this.options.logger.info(
-      { url: this.options.mqtt.url, reconnects: this.connects - 1, backlog: spool.depth },
+      {
+        url: this.options.mqtt.url,
+        protocolVersion: this.terms.protocolVersion,
+        ...(props?.maximumPacketSize !== undefined
+          ? { brokerMaxPacketBytes: props.maximumPacketSize }
+          : {}),
+        reconnects: this.connects - 1,
+        backlog: spool.depth,
+      },
       'connected to the MQTT broker',
     );
     client.publish(
@@ -268,30 +350,59 @@ export class TelemetryPublisher {
 
   private onError(err: Error): void {
     this.lastError = describeError(err);
-    if (isConnackRefusal(err)) {
-      this.refusedLast = true;
-      this.options.logger.error(
-        {
-          url: this.options.mqtt.url,
-          error: this.lastError,
-          clientId: this.clientOptions?.clientId,
-        },
-        'MQTT BROKER REFUSED THE CONNECTION (check mqtt.username and the password); retrying with a slower backoff',
-      );
-    } else {
-      this.options.logger.warn(
-        { url: this.options.mqtt.url, error: this.lastError },
-        'MQTT connection error',
-      );
+    const log = this.options.logger;
+    const url = this.options.mqtt.url;
+    if (this.gotConnack) {
+      log.warn({ url, error: this.lastError }, 'MQTT connection error');
+      return;
     }
+    const failure = explainConnectFailure(err, {
+      url,
+      protocolVersion: this.terms.protocolVersion,
+      negotiated: this.terms.negotiated(),
+      beforeConnack: true,
+    });
+    if (failure.kind === 'protocol-version' && this.clientOptions && this.terms.versionRefused()) {
+      const { properties: _v5only, ...options } = this.clientOptions;
+      this.clientOptions = { ...options, protocolVersion: this.terms.protocolVersion };
+      this.retryNow = true;
+      return;
+    }
+    if (failure.kind !== 'network') this.lastError = `${this.lastError}: ${failure.hint}`;
+    if (failure.refused) {
+      this.refusedLast = true;
+      log.error(
+        { url, error: this.lastError, clientId: this.clientOptions?.clientId },
+        `MQTT BROKER REFUSED THE CONNECTION (${failure.hint}); retrying with a slower backoff`,
+      );
+    } else if (failure.kind === 'tls-mismatch') {
+      log.warn({ url, error: this.lastError }, `MQTT connection failed: ${failure.hint}`);
+    } else {
+      log.warn({ url, error: this.lastError }, 'MQTT connection error');
+    }
+  }
+
+  /** An MQTT 5 broker says why it closes the connection (e.g. 0x95 packet too large). */
+  private onBrokerDisconnect(packet: IDisconnectPacket): void {
+    const code = packet.reasonCode ?? 0;
+    if (code < 0x80) return;
+    this.lastError = `broker disconnected us (reason 0x${code.toString(16)}${code === 0x95 ? ', packet too large' : ''})`;
+    this.options.logger.warn({ url: this.options.mqtt.url, reasonCode: code }, this.lastError);
   }
 
   private onClose(client: MqttClient): void {
     const wasConnected = this.connected;
     this.connected = false;
+    // The message the broker was reading when it closed, if any (Map order = send order).
+    const oldest = this.inflight.values().next().value;
     // Whatever was in flight is unsent until a PUBACK says otherwise: replay from the spool.
     this.inflight.clear();
+    this.queue = [];
     this.cursor = 0;
+    this.rewindPending = false;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    this.endCheck();
     // During the outage batches wait on disk only: memory stays flat.
     this.options.spool.retainRecent(false);
     this.generation++;
@@ -300,11 +411,17 @@ export class TelemetryPublisher {
     this.client = undefined;
     if (!wasConnected) this.connectFailures++;
     if (this.stopped) return;
-    const delay = this.backoff.next(this.refusedLast ? REFUSED_BACKOFF_FACTOR : 1);
+    if (wasConnected && oldest) this.closedOn(oldest);
+    const slower = this.refusedLast || this.topicRefused;
+    const delay = this.retryNow
+      ? 0
+      : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
+    this.retryNow = false;
     this.options.logger.warn(
       {
         url: this.options.mqtt.url,
         retryInMs: delay,
+        closesInARow: this.policy.closesInARow(),
         backlog: this.options.spool.stats().depth,
         error: this.lastError,
       },
@@ -314,43 +431,298 @@ export class TelemetryPublisher {
     this.notifyProgress();
   }
 
+  /** The broker closed the connection while `message` was the oldest publish in flight. */
+  private closedOn(message: Outgoing): void {
+    // Already refused for the topic and nothing passed since: it is that refusal again.
+    if (this.topicRefused || this.terms.closedOnPublish()) {
+      this.refusals++;
+      return;
+    }
+    this.onRefused(
+      message,
+      'closed',
+      'the broker closed the connection while it was the oldest publish in flight',
+    );
+  }
+
+  /** A refusal of one message: retried once, then its batch is split, then set aside. */
+  private onRefused(
+    message: Outgoing,
+    cause: 'closed' | 'too-large' | 'refused',
+    why: string,
+  ): void {
+    const log = this.options.logger;
+    const what = describeMessage(message);
+    const bytes = message.payload.length;
+    const outcome = this.planner.refused(message, cause);
+    // A single close may be an outage; a PUBACK refusal was counted when it came.
+    if (cause === 'closed' && outcome.kind !== 'retry') this.refusals++;
+    if (outcome.kind === 'not-size') {
+      // Keep everything and retry slowly: this is not one batch's fault.
+      this.topicRefused = true;
+      log.error(
+        { seq: message.seq, bytes, topic: this.topics.telemetry },
+        `MQTT BROKER REFUSES TELEMETRY: it closed the connection on ${what} of only ${bytes} bytes, so not for its size. Check the broker's log (an ACL that disconnects? a quota?) for ${this.topics.telemetry}. The batches stay in the spool`,
+      );
+    } else if (outcome.kind === 'retry') {
+      if (cause === 'closed') {
+        log.debug({ seq: message.seq, bytes }, `${what} was in flight when the connection closed`);
+      } else log.warn({ seq: message.seq, bytes, why }, `${what} refused; retrying it once`);
+    } else if (outcome.kind === 'split') {
+      log.warn(
+        { seq: message.seq, bytes, partLimitBytes: outcome.limit, why },
+        `${what} (${bytes} bytes) refused twice: sending it in parts of at most ${outcome.limit} bytes. If the broker limits packet size, lower batch.maxBytes below its limit or raise the limit (mosquitto: max_packet_size)`,
+      );
+    } else {
+      this.setAside(message.seq, `${outcome.reason} (${why})`);
+    }
+  }
+
+  private setAside(seq: number, reason: string): void {
+    this.planner.forget(seq);
+    const limit = this.planner.limit();
+    if (!this.options.spool.setAside(seq, reason)) {
+      // Acked or dropped meanwhile, or not committed yet: it is skipped on this connection only.
+      this.options.logger.warn({ seq, reason }, `batch ${seq} could not be set aside: ${reason}`);
+      return;
+    }
+    this.setAsideCount++;
+    this.options.logger.error(
+      { seq, reason, ...(limit !== undefined ? { payloadLimitBytes: limit } : {}) },
+      `BATCH ${seq} SET ASIDE (kept in the spool's dead letters, not published): ${reason}. Raise the broker's packet limit (mosquitto: max_packet_size) above that size; the batches after it flow on`,
+    );
+  }
+
+  /** Pause telemetry after a PUBACK refusal, then replay from the oldest unacknowledged batch. */
+  private hold(factor: number): number | undefined {
+    this.rewindPending = true;
+    this.queue = [];
+    if (this.holdTimer) return undefined;
+    const delay = this.holdBackoff.next(factor);
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      this.pump();
+    }, delay);
+    return delay;
+  }
+
   /** Fill the in-flight window from the spool, oldest first. */
   private pump(): void {
     const client = this.client;
-    if (!this.connected || !client) return;
-    const room = this.window - this.inflight.size;
-    if (room <= 0) return;
+    if (!this.connected || !client || this.holdTimer) return;
+    if (this.check?.state() === 'starting') return;
+    if (this.rewindPending) {
+      // Replay only once every publish of the refused round is answered: no overlap.
+      if (this.inflight.size > 0 || this.waitingForEcho() > 0) return;
+      this.rewindPending = false;
+      this.cursor = 0;
+      this.queue = [];
+    }
     const gen = this.generation;
-    const qos = this.options.mqtt.qos;
-    for (const batch of this.options.spool.peek(this.cursor, room)) {
-      this.cursor = batch.seq;
-      if (this.inflight.has(batch.seq)) continue; // after a rewind: already on its way
-      this.inflight.add(batch.seq);
-      const payload = assembleTelemetry(
-        this.options.gateway,
-        batch.seq,
-        batch.createdAt,
-        batch.body,
-        batch.gapBefore,
-      );
-      client.publish(this.topics.telemetry, payload, { qos }, (err) => {
-        if (gen === this.generation) this.onPublished(client, batch.seq, err);
+    while (this.inflight.size + this.waitingForEcho() < this.window) {
+      if (this.queue.length === 0 && !this.planMore()) break;
+      const message = this.queue.shift();
+      if (!message) continue;
+      this.inflight.set(keyOf(message), message);
+      client.publish(this.topics.telemetry, message.payload, { qos: this.terms.qos }, (err) => {
+        if (gen === this.generation) this.onPublished(message, err);
       });
     }
   }
 
-  private onPublished(client: MqttClient, seq: number, err: Error | undefined): void {
-    this.inflight.delete(seq);
+  /** Plans the next batches into the queue; false when the spool has nothing more. */
+  private planMore(): boolean {
+    const room = Math.max(1, this.window - this.inflight.size - this.waitingForEcho());
+    const batches = this.options.spool.peek(this.cursor, room);
+    if (batches.length === 0) return false;
+    for (const batch of batches) {
+      this.cursor = batch.seq;
+      if (this.outstanding(batch.seq)) continue; // after a spool rewind: already on its way
+      const plan = this.planner.plan(batch);
+      if (plan.kind === 'set-aside') {
+        this.setAside(batch.seq, plan.reason);
+        continue;
+      }
+      const limit = this.planner.limit();
+      if (plan.split && limit !== undefined) {
+        const maxBytes = limit - PART_HEADER_ROOM;
+        const advice =
+          maxBytes >= MIN_BATCH_MAX_BYTES
+            ? `set batch.maxBytes to at most ${maxBytes} to avoid splitting, or raise the broker's packet limit`
+            : `raise the broker's packet limit (batch.maxBytes cannot go below ${MIN_BATCH_MAX_BYTES})`;
+        this.logOnce(
+          'split',
+          'warn',
+          { seq: batch.seq, bytes: batch.body.length, payloadLimitBytes: limit },
+          `batches exceed what the broker takes in one message (${this.planner.describeLimit()}): sending them in parts; ${advice}`,
+        );
+      }
+      this.queue.push(...plan.messages);
+    }
+    return true;
+  }
+
+  /** A message of this batch is queued, in flight, or waiting for the delivery check. */
+  private outstanding(seq: number): boolean {
+    const ofSeq = (m: Outgoing) => m.seq === seq;
+    return (
+      this.queue.some(ofSeq) ||
+      [...this.inflight.values()].some(ofSeq) ||
+      (this.check?.isWaiting(ofSeq) ?? false)
+    );
+  }
+
+  private onPublished(message: Outgoing, err: Error | undefined): void {
+    this.inflight.delete(keyOf(message));
     if (err) {
-      // Rejected (e.g. MQTT 5 PUBACK reason code): unsent. Start over on a new connection.
-      this.lastError = describeError(err);
-      this.options.logger.warn({ seq, error: this.lastError }, 'publish rejected; reconnecting');
-      client.end(true);
+      this.onPublishError(message, err);
+      this.pump();
       return;
     }
-    this.options.spool.ack(seq);
-    this.published++;
+    this.terms.acknowledged();
+    // 3.1.1 acknowledges what its ACL denies: with the check on, wait for the echo.
+    if (this.check?.hold(message)) {
+      this.pump();
+      return;
+    }
+    this.delivered(message);
     this.pump();
     this.notifyProgress();
   }
+
+  /** The broker has the message (PUBACK, confirmed by the delivery check when it runs). */
+  private delivered(message: Outgoing): void {
+    this.topicRefused = false;
+    this.refusalPattern.acknowledged();
+    this.policy.acknowledged();
+    this.holdBackoff.reset();
+    if (this.planner.acknowledged(message)) {
+      this.options.spool.ack(message.seq);
+      this.published++;
+    }
+  }
+
+  private startCheck(client: MqttClient): void {
+    this.endCheck();
+    if (
+      !this.options.mqtt.deliveryCheck ||
+      this.terms.protocolVersion !== 4 ||
+      !this.clientOptions
+    ) {
+      return;
+    }
+    const gen = this.generation;
+    const current = () => gen === this.generation && this.client === client;
+    this.check = new DeliveryCheck(
+      this.options.mqtt.url,
+      this.clientOptions,
+      this.topics.telemetry,
+      {
+        ready: () => {
+          if (current()) this.pump();
+        },
+        confirmed: (delivered) => {
+          if (current()) this.release(delivered);
+        },
+        unverifiable: (why, released) => {
+          if (!current()) return;
+          this.logOnce('unverifiable', 'warn', { why }, UNVERIFIABLE);
+          this.release(released);
+        },
+        notDelivered: (kept) => {
+          if (current()) this.onNotDelivered(kept.length);
+        },
+      },
+    );
+    this.check.start();
+  }
+
+  private endCheck(): void {
+    this.check?.stop();
+    this.check = undefined;
+  }
+
+  private waitingForEcho(): number {
+    return this.check?.waitingCount() ?? 0;
+  }
+
+  /** The delivery check is settled: what the broker acknowledged leaves the spool. */
+  private release(messages: Outgoing[]): void {
+    for (const m of messages) this.delivered(m);
+    this.pump();
+    this.notifyProgress();
+  }
+
+  /** Acknowledged but never delivered (kept in the spool): how a 3.1.1 ACL denial looks. */
+  private onNotDelivered(count: number): void {
+    this.refusals += count;
+    this.topicRefused = true;
+    const retryInMs = this.hold(REFUSED_BACKOFF_FACTOR);
+    this.lastError = `${count} acknowledged batches not delivered on ${this.topics.telemetry}`;
+    this.options.logger.error(
+      {
+        topic: this.topics.telemetry,
+        notDelivered: count,
+        refusals: this.refusals,
+        retryInMs,
+        backlog: this.options.spool.stats().depth,
+      },
+      `MQTT BROKER REFUSES TELEMETRY: it acknowledged ${count} publishes to ${this.topics.telemetry} but delivered none within ${ECHO_MS / 1000} s (under MQTT 3.1.1 this is how an ACL denial looks): grant this client write access to ${this.topics.telemetry}, or use MQTT 5. The batches stay in the spool`,
+    );
+    this.pump();
+  }
+
+  private onPublishError(message: Outgoing, err: Error): void {
+    const log = this.options.logger;
+    this.lastError = describeError(err);
+    const refusal = publishRefusal(err, this.topics.telemetry);
+    if (!refusal) {
+      // Not an answer from the broker (e.g. the connection is going): replay after a pause.
+      log.debug({ seq: message.seq, error: this.lastError }, 'publish failed');
+      this.hold(1);
+      return;
+    }
+    this.refusals++;
+    this.lastError = `${this.lastError}: ${refusal.hint}`;
+    const streamLevel =
+      refusal.topicLevel || (!refusal.tooLarge && this.refusalPattern.refused(message.seq));
+    if (streamLevel) {
+      // Not this batch's fault: keep every batch and retry slowly until the broker is fixed.
+      this.topicRefused = true;
+      const retryInMs = this.hold(REFUSED_BACKOFF_FACTOR);
+      if (retryInMs !== undefined) {
+        log.error(
+          {
+            topic: this.topics.telemetry,
+            reasonCode: refusal.code,
+            retryInMs,
+            refusals: this.refusals,
+            backlog: this.options.spool.stats().depth,
+          },
+          `MQTT BROKER REFUSES TELEMETRY: ${refusal.hint}${refusal.topicLevel ? '' : ' for every batch, not one'}. The batches stay in the spool`,
+        );
+      }
+      return;
+    }
+    this.onRefused(message, refusal.tooLarge ? 'too-large' : 'refused', refusal.hint);
+    this.hold(1);
+  }
+
+  private logOnce(key: string, level: 'warn' | 'info', fields: object, msg: string): void {
+    if (this.loggedOnce.has(key)) return;
+    this.loggedOnce.add(key);
+    this.options.logger[level](fields, msg);
+  }
+}
+
+/** Room for the publisher's header fields (the worker's HEADER_RESERVE) in batch.maxBytes advice. */
+const PART_HEADER_ROOM = 300;
+/** The schema's minimum of batch.maxBytes. */
+const MIN_BATCH_MAX_BYTES = 1024;
+
+const UNVERIFIABLE =
+  'mqtt.deliveryCheck cannot watch the telemetry topic: publishing as plain MQTT 3.1.1, where a publish the broker denies (ACL) is acknowledged as if delivered';
+
+function describeMessage(m: Outgoing): string {
+  return m.parts === 0 ? `batch ${m.seq}` : `batch ${m.seq} part ${m.part}/${m.parts}`;
 }

@@ -37,6 +37,8 @@ export interface MosquittoBroker {
   log(): string;
   stop(): Promise<void>;
   kill(): Promise<void>;
+  /** SIGSTOP: a hung broker — connections stay open, nothing is answered (kill() still works). */
+  freeze(): void;
   restart(): Promise<void>;
   /** Stop and delete the temp dir. Safe to call twice. */
   close(): Promise<void>;
@@ -126,6 +128,9 @@ export async function spawnMosquitto(options: MosquittoOptions = {}): Promise<Mo
     log: () => output,
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
+    freeze: () => {
+      if (child && !exited(child)) child.kill('SIGSTOP');
+    },
     async restart() {
       await signal('SIGTERM');
       await start();

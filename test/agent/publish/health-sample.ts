@@ -30,6 +30,11 @@ export function sampleHealthInputs(over: Partial<HealthInputs> = {}): HealthInpu
       connectFailures: 5,
       inflight: 1,
       published: 40,
+      refusals: 0,
+      splits: 0,
+      setAside: 0,
+      protocolVersion: 5,
+      qos: 1,
       spool: {
         depth: 7,
         bytes: 4096,

@@ -42,6 +42,18 @@ describe('assembleTelemetry', () => {
     expect(() => assembleTelemetry('gw', 1, 0, new TextEncoder().encode('[1]'))).toThrow(/object/);
   });
 
+  it('a part of a split batch carries part and parts after its seq, and the schema wants both or neither', () => {
+    const out = assembleTelemetry('gw', 9, 5, windowBody(0), undefined, { part: 2, parts: 3 });
+    expect(out.toString()).toMatch(
+      /^\{"schema":"edge-agent\/telemetry\/1","gateway":"gw","seq":9,"part":2,"parts":3,"createdAt":5,/,
+    );
+    const parsed = JSON.parse(out.toString()) as Record<string, unknown>;
+    expect(schemaErrors(validateTelemetry, parsed)).toBe('');
+    const { parts: _parts, ...partOnly } = parsed;
+    expect(validateTelemetry(partOnly)).toBe(false);
+    expect(validateTelemetry({ ...parsed, part: 0 })).toBe(false);
+  });
+
   it('produces payloads the telemetry schema rejects when a required field is wrong', () => {
     const ok = JSON.parse(assembleTelemetry('gw', 1, 5, windowBody(0)).toString()) as Record<
       string,

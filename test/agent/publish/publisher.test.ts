@@ -107,7 +107,32 @@ describe('TelemetryPublisher with mosquitto', () => {
     const stats = h.publisher.stats();
     expect(stats.reconnects).toBe(2);
     expect(stats.spool.dropped).toBe(0);
+    // A broker that goes away is not a broker that refuses: no refusal, split or alarm.
+    expect(stats).toMatchObject({ refusals: 0, splits: 0, setAside: 0 });
+    expect(h.log.records.filter((r) => r.level >= 50).map((r) => r.msg)).toEqual([]);
     await waitUntil(() => h.publisher.stats().spool.depth === 0, { what: 'spool drained' });
+  });
+
+  it('a broker that dies with batches in flight is not a broker that refuses: no refusal, split or alarm', async () => {
+    const b = await broker();
+    const h = publisher({ mqtt: { url: b.url } });
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    // Hung, then killed: the batches are in flight when the connection closes.
+    b.freeze();
+    await feed(h, 3, 0);
+    await waitUntil(() => h.publisher.stats().inflight === 3, { what: '3 in flight' });
+    await b.kill();
+    await waitUntil(() => !h.publisher.stats().connected, { what: 'disconnected' });
+    await b.restart();
+    await waitUntil(() => h.publisher.stats().spool.depth === 0, { what: 'replayed' });
+    expect(h.publisher.stats()).toMatchObject({
+      published: 3,
+      refusals: 0,
+      splits: 0,
+      setAside: 0,
+    });
+    expect(h.log.records.filter((r) => r.level >= 50).map((r) => r.msg)).toEqual([]);
   });
 
   it('with a tiny spool and a long outage drops the oldest, and the drop count equals the missing seqs', async () => {

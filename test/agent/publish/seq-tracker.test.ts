@@ -23,3 +23,35 @@ describe('SeqTracker', () => {
     expect(t.missingOf('b')).toEqual([2]);
   });
 });
+
+describe('SeqTracker with split batches', () => {
+  it('keys on (gateway, seq, part): new parts are not duplicates, repeated parts are', () => {
+    const t = new SeqTracker();
+    const of3 = (part: number) => ({ part, parts: 3 });
+    const kinds = [
+      t.observe('a', 1),
+      t.observe('a', 2, of3(1)),
+      t.observe('a', 2, of3(2)),
+      t.observe('a', 2, of3(2)),
+      t.observe('a', 2, of3(3)),
+      t.observe('a', 3),
+      t.observe('a', 2, of3(1)),
+      t.observe('a', 5, of3(2)),
+      t.observe('a', 4, { part: 1, parts: 2 }),
+      t.observe('a', 4, { part: 2, parts: 2 }),
+    ].map((k) => k.kind);
+    expect(kinds).toEqual([
+      'first',
+      'next',
+      'part',
+      'duplicate',
+      'part',
+      'next',
+      'duplicate',
+      'gap',
+      'late',
+      'part',
+    ]);
+    expect(t.missingOf('a')).toEqual([]);
+  });
+});

@@ -78,4 +78,41 @@ describe('edge-agent tail', () => {
     expect(await p.exited).toBe(1);
     expect(p.stderr()).toMatch(/cannot reach the broker at mqtt:\/\/127\.0\.0\.1:1 .*ECONNREFUSED/);
   });
+
+  it('understands batches in parts: a new part is not a duplicate, a repeated part is', async () => {
+    const broker = await spawnMosquitto();
+    cleanups.push(() => broker.close());
+    const json = runTs(cli, ['tail', '--broker', broker.url, '--json']);
+    cleanups.push(() => json.kill());
+    const text = runTs(cli, ['tail', '--broker', broker.url]);
+    cleanups.push(() => text.kill());
+    await waitUntil(
+      () => json.stderr().includes('connected') && text.stderr().includes('connected'),
+      { what: 'tail connected' },
+    );
+    const part = (seq: number, i: number, n: number) =>
+      assembleTelemetry('gw1', seq, 7, windowBody(seq), undefined, { part: i, parts: n });
+    await publishAll(
+      broker.url,
+      [batch('gw1', 1), part(2, 1, 2), part(2, 2, 2), part(2, 2, 2), batch('gw1', 3)].map(
+        (p): [string, Buffer] => ['edge/gw1/telemetry', p],
+      ),
+    );
+    await waitUntil(() => json.lines().length >= 5, { what: '5 JSON events' });
+    const events = json.lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.map((e) => `${String(e.seq)}:${String(e.part)}:${String(e.check)}`)).toEqual([
+      '1:undefined:first',
+      '2:1:next',
+      '2:2:part',
+      '2:2:duplicate',
+      '3:undefined:next',
+    ]);
+    expect(events[1]).toMatchObject({ parts: 2 });
+    await waitUntil(() => text.lines().length >= 5, { what: '5 text lines' });
+    expect(text.lines()[1]).toMatch(/gw1 seq 2 part 1\/2 windows=2/);
+    expect(text.lines()[2]).not.toMatch(/DUPLICATE|GAP/);
+    expect(text.lines()[3]).toMatch(/seq 2 part 2\/2 .*DUPLICATE/);
+    expect(await json.kill('SIGINT')).toBe(0);
+    expect(await text.kill('SIGINT')).toBe(0);
+  });
 });

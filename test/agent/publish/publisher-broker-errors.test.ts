@@ -1,0 +1,135 @@
+/**
+ * What the publisher says when the broker will not talk to it: the protocol version it
+ * refuses (with the automatic fallback to 3.1.1), TLS spoken to a plain port and the reverse.
+ * Real brokers: mosquitto, the embedded Aedes (3.1.1 only) and nats-server (3.1.1 only).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startAedes } from '../../helpers/aedes.js';
+import { spawnMosquitto } from '../../helpers/mosquitto.js';
+import { natsServerPath, spawnNats } from '../../helpers/nats.js';
+import { startSubscriber } from '../../helpers/subscriber.js';
+import { makeTestPki } from '../../helpers/tls.js';
+import { waitUntil } from '../../helpers/wait.js';
+import { windowBody } from './bodies.js';
+import { makePublisher, type Harness } from './setup.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
+  const h = makePublisher(options);
+  cleanups.push(() => h.dispose());
+  return h;
+}
+const messages = (h: Harness) => h.log.records.map((r) => r.msg);
+
+const nats = natsServerPath();
+if (!nats)
+  console.log('skipping the nats-server cases: nats-server is not installed (.ci/run installs it)');
+
+describe('publisher: protocol version', () => {
+  it('speaks MQTT 5 by default to a broker that does', async () => {
+    const b = await spawnMosquitto();
+    cleanups.push(() => b.close());
+    const h = publisher({ mqtt: { url: b.url } });
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    expect(h.publisher.stats().protocolVersion).toBe(5);
+    expect(messages(h).some((m) => m.includes('3.1.1'))).toBe(false);
+  });
+
+  it('falls back to 3.1.1 when the broker refuses 5 (embedded Aedes), says so once, and delivers', async () => {
+    const aedes = await startAedes();
+    cleanups.push(() => aedes.close());
+    const sub = await startSubscriber({ url: aedes.url, topics: ['edge/gw/telemetry'] });
+    cleanups.push(() => sub.close());
+    const h = publisher({ mqtt: { url: aedes.url } });
+    h.publisher.start();
+    const seq = await h.publisher.submit(windowBody(0));
+    await sub.waitFor((s) => s.telemetrySeqs().includes(seq), 20_000, 'batch over 3.1.1');
+    const stats = h.publisher.stats();
+    expect(stats).toMatchObject({ protocolVersion: 4, connected: true, connectFailures: 1 });
+    const fallback = messages(h).filter((m) => m.includes('does not speak MQTT 5'));
+    expect(fallback).toHaveLength(1);
+    expect(fallback[0]).toMatch(/3\.1\.1.*ACL.*acknowledged as if delivered/);
+    // The refused attempt is not a credentials problem and is retried at once, not backed off.
+    expect(messages(h).some((m) => m.includes('REFUSED'))).toBe(false);
+  });
+
+  it.skipIf(!nats)(
+    'mqtt.protocolVersion: 5 against a 3.1.1-only broker (NATS) names the protocol version, not the password',
+    async () => {
+      const server = await spawnNats();
+      cleanups.push(() => server.close());
+      const h = publisher({
+        mqtt: { url: server.mqttUrl, protocolVersion: 5, reconnectMinMs: 50, reconnectMaxMs: 200 },
+      });
+      h.publisher.start();
+      await waitUntil(() => h.publisher.stats().connectFailures >= 2, { what: 'refusals' });
+      const refused = h.log.records.filter((r) => r.level >= 50 && r.msg.includes('REFUSED'));
+      expect(refused.length).toBeGreaterThanOrEqual(1);
+      expect(refused[0].msg).toMatch(/refuses MQTT 5 \(mqtt\.protocolVersion: 5\).*3\.1\.1/);
+      expect(refused[0].msg).not.toMatch(/username|password/);
+      expect(h.publisher.stats().lastError).toMatch(/mqtt\.protocolVersion/);
+      expect(h.publisher.stats().protocolVersion).toBe(5);
+    },
+  );
+});
+
+describe('publisher: TLS and plain ports mixed up', () => {
+  async function tlsBroker() {
+    const pkiDir = mkdtempSync(join(tmpdir(), 'pki-'));
+    cleanups.push(async () => rmSync(pkiDir, { recursive: true, force: true }));
+    const pki = makeTestPki(pkiDir);
+    const b = await spawnMosquitto({ tls: pki });
+    cleanups.push(() => b.close());
+    return { b, pki };
+  }
+
+  it('mqtts:// to the plain port: says the port likely speaks plain MQTT', async () => {
+    const { b, pki } = await tlsBroker();
+    const h = publisher({
+      mqtt: {
+        url: `mqtts://localhost:${b.port}`,
+        caFile: pki.caFile,
+        reconnectMinMs: 50,
+        reconnectMaxMs: 200,
+      },
+    });
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connectFailures >= 2, { what: 'failures' });
+    expect(h.publisher.stats().lastError).toMatch(/plain MQTT, not TLS.*use mqtt:\/\//);
+    expect(messages(h).some((m) => /mqtts:\/\/ to a plain port/.test(m))).toBe(true);
+  });
+
+  it('mqtt:// to the TLS port: says the port likely expects TLS', async () => {
+    const { b } = await tlsBroker();
+    const h = publisher({
+      mqtt: { url: `mqtt://127.0.0.1:${b.tlsPort}`, reconnectMinMs: 50, reconnectMaxMs: 200 },
+    });
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connectFailures >= 2, { what: 'failures' });
+    expect(h.publisher.stats().lastError).toMatch(/expects TLS.*use mqtts:\/\//);
+    expect(messages(h).some((m) => /mqtt:\/\/ to a TLS port/.test(m))).toBe(true);
+  });
+});
+
+describe('publisher: QoS the broker announces', () => {
+  it('mqtt.qos: 2 with a broker announcing maximum QoS 1 (MQTT 5): publishes at QoS 1, says so once, no refusal', async () => {
+    const b = await spawnMosquitto({ extraConfig: ['max_qos 1'] });
+    cleanups.push(() => b.close());
+    const sub = await startSubscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
+    cleanups.push(() => sub.close());
+    const h = publisher({ mqtt: { url: b.url, qos: 2 } });
+    h.publisher.start();
+    const seqs = await Promise.all([0, 1, 2].map((i) => h.publisher.submit(windowBody(i))));
+    await sub.waitFor((s) => seqs.every((q) => s.telemetrySeqs().includes(q)), 20_000, 'batches');
+    expect(h.publisher.stats()).toMatchObject({ qos: 1, refusals: 0, reconnects: 0 });
+    const said = messages(h).filter((m) => /refuses QoS 2 \(mqtt\.qos: 2\)/.test(m));
+    expect(said).toHaveLength(1);
+  });
+});
