@@ -10,6 +10,7 @@
 import mqtt from 'mqtt';
 import { SeqTracker, type PartOf, type SeqCheck } from '../publish/seq-tracker.js';
 import { parseGatewayTopic } from '../publish/topics.js';
+import type { DroppedNote } from '../publish/payload.js';
 import { EXIT_FAILURE, EXIT_OK, stringOption, UsageError, type OptionValues } from './common.js';
 
 const FIRST_CONNECT_TIMEOUT_MS = 10_000;
@@ -44,14 +45,32 @@ export function describeBatch(msg: Json, check: SeqCheck): string {
   const readings = Array.isArray(msg.readings) ? msg.readings.length : 0;
   const shown = windows.slice(0, SHOWN_WINDOWS).map((w) => {
     const faults = typeof w.faults === 'number' && w.faults > 0 ? ` faults=${w.faults}` : '';
-    const value = w.count === 0 ? 'no data' : `${num(w.mean)} ${String(w.unit ?? '')}`.trim();
+    // An empty window says why: failing, backoff or idle (docs/payload.md).
+    const empty = typeof w.state === 'string' ? w.state : 'no data';
+    const value = w.count === 0 ? empty : `${num(w.mean)} ${String(w.unit ?? '')}`.trim();
     return `${String(w.sensor)}=${value}${faults}`;
   });
   const more = windows.length > SHOWN_WINDOWS ? ` +${windows.length - SHOWN_WINDOWS} more` : '';
   const raw = readings > 0 ? ` readings=${readings}` : '';
   const part = partOf(msg);
   const partText = part ? ` part ${part.part}/${part.parts}` : '';
-  return `${String(msg.gateway)} seq ${String(msg.seq)}${partText} windows=${windows.length}${raw} ${shown.join(' ')}${more}${checkText(check)}`;
+  const dropped = droppedOf(msg);
+  const droppedText = dropped
+    ? `  (agent dropped ${dropped.count}: seq ${dropped.firstSeq}..${dropped.lastSeq}, ${dropped.reason})`
+    : '';
+  return `${String(msg.gateway)} seq ${String(msg.seq)}${partText} windows=${windows.length}${raw} ${shown.join(' ')}${more}${checkText(check)}${droppedText}`;
+}
+
+/** The agent's note of the batches it dropped before this one, when the message has one. */
+export function droppedOf(msg: Json): DroppedNote | undefined {
+  const d = msg.dropped as Partial<DroppedNote> | undefined;
+  return d &&
+    typeof d.count === 'number' &&
+    typeof d.firstSeq === 'number' &&
+    typeof d.lastSeq === 'number' &&
+    typeof d.reason === 'string'
+    ? { count: d.count, firstSeq: d.firstSeq, lastSeq: d.lastSeq, reason: d.reason }
+    : undefined;
 }
 
 /** The part fields of a split batch's message, when both are there. */
@@ -169,6 +188,7 @@ export async function tailCommand(values: OptionValues): Promise<number> {
           readings: Array.isArray(msg.readings) ? msg.readings.length : 0,
           check: check.kind,
           ...(check.kind === 'gap' ? { missing: [check.from, check.to] } : {}),
+          ...(msg.dropped !== undefined ? { dropped: droppedOf(msg) ?? null } : {}),
         });
       } else out(`${time()} ${describeBatch(msg, check)}`);
     });

@@ -2,7 +2,11 @@
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { assembleTelemetry, onlineStatus } from '../../../agent/publish/payload.js';
+import {
+  assembleTelemetry,
+  onlineStatus,
+  type DroppedNote,
+} from '../../../agent/publish/payload.js';
 import { spawnMosquitto } from '../../helpers/mosquitto.js';
 import { runTs } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
@@ -20,7 +24,10 @@ async function publishAll(url: string, messages: [string, Buffer][]): Promise<vo
   await client.endAsync();
 }
 
-const batch = (gw: string, seq: number) => assembleTelemetry(gw, seq, Date.now(), windowBody(seq));
+const batch = (gw: string, seq: number, dropped?: DroppedNote) =>
+  assembleTelemetry(gw, seq, Date.now(), windowBody(seq), dropped);
+/** The agent's own note on seq 5 of the seqs it dropped before it. */
+const note: DroppedNote = { count: 2, firstSeq: 3, lastSeq: 4, reason: 'lost-at-crash' };
 
 describe('edge-agent tail', () => {
   it('prints batches and status, flags gaps and duplicates per gateway, exits 0 on SIGINT', async () => {
@@ -42,7 +49,10 @@ describe('edge-agent tail', () => {
     );
     await publishAll(broker.url, [
       ['edge/gw1/status', status],
-      ...[1, 2, 2, 5, 3].map((s): [string, Buffer] => ['edge/gw1/telemetry', batch('gw1', s)]),
+      ...[1, 2, 2, 5, 3].map((s): [string, Buffer] => [
+        'edge/gw1/telemetry',
+        batch('gw1', s, s === 5 ? note : undefined),
+      ]),
       ['edge/gw2/telemetry', batch('gw2', 7)],
     ]);
     await waitUntil(() => json.lines().length >= 7, { what: '7 JSON events' });
@@ -58,15 +68,19 @@ describe('edge-agent tail', () => {
       'gw1:3:late',
       'gw2:7:first',
     ]);
-    expect(events[4]).toMatchObject({ missing: [3, 4], windows: 2 });
+    expect(events[4]).toMatchObject({ missing: [3, 4], windows: 2, dropped: note });
+    expect(events[2]).not.toHaveProperty('dropped');
 
     await waitUntil(() => text.lines().length >= 6, { what: '6 text lines' });
     const lines = text.lines();
     expect(lines.some((l) => l.includes('gw2'))).toBe(false);
     expect(lines[0]).toMatch(/gw1 status online version 9\.9\.9/);
     expect(lines[3]).toMatch(/gw1 seq 2 windows=2 .*DUPLICATE/);
-    expect(lines[4]).toMatch(/gw1 seq 5 .*GAP: seq 3\.\.4 missing \(2\)/);
-    expect(lines[1]).toMatch(/boiler-in=21\.5 Cel dead-probe=no data faults=3/);
+    expect(lines[4]).toMatch(
+      /gw1 seq 5 .*GAP: seq 3\.\.4 missing \(2\) {2}\(agent dropped 2: seq 3\.\.4, lost-at-crash\)/,
+    );
+    expect(lines[3]).not.toMatch(/agent dropped/);
+    expect(lines[1]).toMatch(/boiler-in=21\.5 Cel dead-probe=failing faults=3/);
 
     expect(await json.kill('SIGINT')).toBe(0);
     expect(await text.kill('SIGINT')).toBe(0);
