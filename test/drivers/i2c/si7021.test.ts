@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   createSi7021,
+  SI7021_POLL_LIMIT_MS,
+  SI7021_POLL_MS,
   si7021Celsius,
   si7021Crc,
   si7021Humidity,
   si7021UserRegisterFamily,
   si7021Word,
 } from '../../../drivers/i2c/si7021.js';
-import { SimulatedSi7021 } from '../../../simulator/i2c/chips/si7021.js';
+import { SimulatedSi7021, type Si7021Options } from '../../../simulator/i2c/chips/si7021.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
 import { common, run, sharedOver } from './helpers.js';
 
@@ -46,6 +48,30 @@ describe('Si7021 / HTU21D conversions and CRC', () => {
   });
 });
 
+/** Longer than the driver's poll limit (SI7021_POLL_LIMIT_MS), shorter than a clock step. */
+const CONVERSION_MS = 500;
+const STEP_MS = 1000;
+
+/**
+ * An Si7021 whose conversion ends only once it has refused a read: its bus clock is real
+ * time plus STEP_MS for every NACK it gave. Each conversion is then refused exactly once,
+ * however late the driver's first poll comes within its own (real-time) poll limit; on real
+ * time alone a poll delayed past the conversion's end finds it done and no NACK happens.
+ */
+function chipDoneAfterOneRefusal(options: Si7021Options, busOptions: { nackCode?: 'EREMOTEIO' }) {
+  const chip = new SimulatedSi7021({
+    temperatureMs: CONVERSION_MS,
+    humidityMs: CONVERSION_MS,
+    ...options,
+  });
+  const { sim, bus } = sharedOver({
+    ...busOptions,
+    now: () => performance.now() + chip.counters.nacks * STEP_MS,
+  });
+  sim.attach(0x40, chip);
+  return { chip, sim, bus };
+}
+
 describe('Si7021 driver against the simulated chip', () => {
   const config = {
     ...common,
@@ -56,14 +82,9 @@ describe('Si7021 driver against the simulated chip', () => {
   };
 
   it('polls through the NACKs of a conversion and reads temperature and humidity', async () => {
-    const { sim, bus } = sharedOver();
-    const chip = sim.attach(
-      0x40,
-      new SimulatedSi7021({
-        temperatureMs: 20,
-        humidityMs: 30,
-        values: { temperature: -8.4, humidity: 71 },
-      }),
+    const { chip, sim, bus } = chipDoneAfterOneRefusal(
+      { values: { temperature: -8.4, humidity: 71 } },
+      {},
     );
     const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
     expect(faults).toEqual([]);
@@ -75,8 +96,11 @@ describe('Si7021 driver against the simulated chip', () => {
     ]);
     expect(ok[0].value).toBeCloseTo(-8.4, 1);
     expect(ok[1].value).toBeCloseTo(71, 1);
-    // The read was refused while converting, and retried.
-    expect(chip.counters.nacks).toBeGreaterThanOrEqual(4);
+    // Each round's read was refused while converting, and read again: one plain read NACKed,
+    // then one answered, per round.
+    expect(chip.counters.nacks).toBe(2);
+    const reads = sim.transfers.filter((t) => t.kind === 'read');
+    expect(reads.map((t) => t.error)).toEqual(['ENXIO', undefined, 'ENXIO', undefined]);
     // Expected refusals are not bus trouble.
     expect(bus.stats.failures).toBe(0);
     expect(bus.stats.reopens).toBe(0);
@@ -115,8 +139,10 @@ describe('Si7021 driver against the simulated chip', () => {
   });
 
   it('on the Pi a NACK arrives as EREMOTEIO: still polled, never a bus reopen', async () => {
-    const { sim, bus } = sharedOver({ nackCode: 'EREMOTEIO' });
-    sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 25, values: { temperature: 5 } }));
+    const { chip, sim, bus } = chipDoneAfterOneRefusal(
+      { values: { temperature: 5 } },
+      { nackCode: 'EREMOTEIO' },
+    );
     const { ok, faults } = await run(
       createSi7021({ ...config, quantities: ['temperature'] }, bus),
       {
@@ -125,13 +151,19 @@ describe('Si7021 driver against the simulated chip', () => {
     );
     expect(faults).toEqual([]);
     expect(ok.map((r) => Math.round(r.value))).toEqual([5, 5, 5]);
+    expect(chip.counters.nacks).toBe(3);
+    expect(sim.transfers.filter((t) => t.error !== undefined).map((t) => t.error)).toEqual([
+      'EREMOTEIO',
+      'EREMOTEIO',
+      'EREMOTEIO',
+    ]);
     expect(bus.stats.reopens).toBe(0);
     expect(sim.closes).toBe(0);
   });
 
   it('a conversion that never ends is a TIMEOUT after about 100 ms of polling', async () => {
     const { sim, bus } = sharedOver();
-    const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 400 }));
+    const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 60_000 }));
     const { faults, ok } = await run(
       createSi7021({ ...config, quantities: ['temperature'] }, bus),
       {
@@ -140,9 +172,21 @@ describe('Si7021 driver against the simulated chip', () => {
     );
     expect(ok).toEqual([]);
     expect(faults.map((f) => f.code)).toEqual(['TIMEOUT']);
-    // Polled about every 6 ms for 100 ms, bounded.
-    expect(chip.counters.nacks).toBeGreaterThanOrEqual(5);
-    expect(chip.counters.nacks).toBeLessThanOrEqual(20);
+    // Writes: the reset at open, then the measure command.
+    const command = sim.transfers.filter((t) => t.kind === 'write').at(-1)!;
+    const polls = sim.transfers.filter((t) => t.kind === 'read');
+    expect(polls.length).toBe(chip.counters.nacks);
+    expect(polls.every((t) => t.error === 'ENXIO')).toBe(true);
+    // It gave up only once the limit had passed (the last refusal ends a few µs before the
+    // driver looks at its clock, well within one poll period) ...
+    expect(polls.at(-1)!.end - command.end).toBeGreaterThanOrEqual(
+      SI7021_POLL_LIMIT_MS - SI7021_POLL_MS,
+    );
+    // ... and never polled faster than its period (Node's timers may fire up to 1 ms early),
+    // so the number of polls is bounded by the limit, however fast the machine.
+    for (let i = 1; i < polls.length; i++)
+      expect(polls[i].start - polls[i - 1].end).toBeGreaterThanOrEqual(SI7021_POLL_MS - 1);
+    expect(polls.length).toBeLessThanOrEqual(20);
   });
 
   it('works with an HTU21D (no electronic ID) and reports a corrupted CRC as a CRC fault', async () => {
