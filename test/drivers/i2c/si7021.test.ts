@@ -9,8 +9,10 @@ import {
   si7021UserRegisterFamily,
   si7021Word,
 } from '../../../drivers/i2c/si7021.js';
-import { SimulatedSi7021, type Si7021Options } from '../../../simulator/i2c/chips/si7021.js';
+import type { SimulatedI2CBus, TransferRecord } from '../../../simulator/i2c/bus.js';
+import { SimulatedSi7021 } from '../../../simulator/i2c/chips/si7021.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
+import { onVirtualTime } from '../../helpers/virtual-time.js';
 import { common, run, sharedOver } from './helpers.js';
 
 describe('Si7021 / HTU21D conversions and CRC', () => {
@@ -48,28 +50,18 @@ describe('Si7021 / HTU21D conversions and CRC', () => {
   });
 });
 
-/** Longer than the driver's poll limit (SI7021_POLL_LIMIT_MS), shorter than a clock step. */
-const CONVERSION_MS = 500;
-const STEP_MS = 1000;
-
-/**
- * An Si7021 whose conversion ends only once it has refused a read: its bus clock is real
- * time plus STEP_MS for every NACK it gave. Each conversion is then refused exactly once,
- * however late the driver's first poll comes within its own (real-time) poll limit; on real
- * time alone a poll delayed past the conversion's end finds it done and no NACK happens.
- */
-function chipDoneAfterOneRefusal(options: Si7021Options, busOptions: { nackCode?: 'EREMOTEIO' }) {
-  const chip = new SimulatedSi7021({
-    temperatureMs: CONVERSION_MS,
-    humidityMs: CONVERSION_MS,
-    ...options,
-  });
-  const { sim, bus } = sharedOver({
-    ...busOptions,
-    now: () => performance.now() + chip.counters.nacks * STEP_MS,
-  });
-  sim.attach(0x40, chip);
-  return { chip, sim, bus };
+/** Each measure command (the writes after the reset at open) with the reads that followed it. */
+function rounds(sim: SimulatedI2CBus): { command: TransferRecord; reads: TransferRecord[] }[] {
+  const commands = sim.transfers.filter((t) => t.kind === 'write').slice(1);
+  return commands.map((command, i) => ({
+    command,
+    reads: sim.transfers.filter(
+      (t) =>
+        t.kind === 'read' &&
+        t.start > command.end &&
+        t.start < (commands[i + 1]?.start ?? Infinity),
+    ),
+  }));
 }
 
 describe('Si7021 driver against the simulated chip', () => {
@@ -81,12 +73,23 @@ describe('Si7021 driver against the simulated chip', () => {
     quantities: ['temperature' as const, 'humidity' as const],
   };
 
+  // The conversion tests run on a virtual clock (test/helpers/virtual-time.ts): when the
+  // driver polls and when the chip is done are then the same on any machine, so the number of
+  // refusals is a fact of the driver's schedule, not of how busy the machine is.
+
   it('polls through the NACKs of a conversion and reads temperature and humidity', async () => {
-    const { chip, sim, bus } = chipDoneAfterOneRefusal(
-      { values: { temperature: -8.4, humidity: 71 } },
-      {},
-    );
-    const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
+    const { sim, bus, chip, ok, faults } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver();
+      const chip = sim.attach(
+        0x40,
+        new SimulatedSi7021({
+          temperatureMs: 20,
+          humidityMs: 30,
+          values: { temperature: -8.4, humidity: 71 },
+        }),
+      );
+      return { sim, bus, chip, ...(await run(createSi7021(config, bus), { ticks: 2 })) };
+    });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.quantity)).toEqual([
       'temperature',
@@ -96,11 +99,18 @@ describe('Si7021 driver against the simulated chip', () => {
     ]);
     expect(ok[0].value).toBeCloseTo(-8.4, 1);
     expect(ok[1].value).toBeCloseTo(71, 1);
-    // Each round's read was refused while converting, and read again: one plain read NACKed,
-    // then one answered, per round.
-    expect(chip.counters.nacks).toBe(2);
-    const reads = sim.transfers.filter((t) => t.kind === 'read');
-    expect(reads.map((t) => t.error)).toEqual(['ENXIO', undefined, 'ENXIO', undefined]);
+    // Per round: the 0xF5 command, then reads refused while converting (the first at the
+    // typical 17 ms, then every 6 ms), then the first read after the 30 ms end answered.
+    const measured = rounds(sim);
+    expect(measured).toHaveLength(2);
+    for (const { command, reads } of measured) {
+      const answered = reads.at(-1)!;
+      expect(answered.error).toBeUndefined();
+      expect(reads.slice(0, -1).map((t) => t.error)).toEqual(['ENXIO', 'ENXIO', 'ENXIO']);
+      expect(answered.start - command.end).toBeGreaterThanOrEqual(30);
+      expect(answered.start - command.end).toBeLessThan(30 + SI7021_POLL_MS);
+    }
+    expect(chip.counters.nacks).toBe(6);
     // Expected refusals are not bus trouble.
     expect(bus.stats.failures).toBe(0);
     expect(bus.stats.reopens).toBe(0);
@@ -139,53 +149,51 @@ describe('Si7021 driver against the simulated chip', () => {
   });
 
   it('on the Pi a NACK arrives as EREMOTEIO: still polled, never a bus reopen', async () => {
-    const { chip, sim, bus } = chipDoneAfterOneRefusal(
-      { values: { temperature: 5 } },
-      { nackCode: 'EREMOTEIO' },
-    );
-    const { ok, faults } = await run(
-      createSi7021({ ...config, quantities: ['temperature'] }, bus),
-      {
-        ticks: 3,
-      },
-    );
+    const { sim, bus, chip, ok, faults } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver({ nackCode: 'EREMOTEIO' });
+      const chip = sim.attach(
+        0x40,
+        new SimulatedSi7021({ temperatureMs: 25, values: { temperature: 5 } }),
+      );
+      const driver = createSi7021({ ...config, quantities: ['temperature'] }, bus);
+      return { sim, bus, chip, ...(await run(driver, { ticks: 3 })) };
+    });
     expect(faults).toEqual([]);
     expect(ok.map((r) => Math.round(r.value))).toEqual([5, 5, 5]);
-    expect(chip.counters.nacks).toBe(3);
-    expect(sim.transfers.filter((t) => t.error !== undefined).map((t) => t.error)).toEqual([
-      'EREMOTEIO',
-      'EREMOTEIO',
-      'EREMOTEIO',
-    ]);
+    // Polled from the typical 7 ms on: refused until the 25 ms end, then answered.
+    const measured = rounds(sim);
+    expect(measured).toHaveLength(3);
+    for (const { command, reads } of measured) {
+      expect(reads.length).toBeGreaterThan(1);
+      expect(reads.slice(0, -1).every((t) => t.error === 'EREMOTEIO')).toBe(true);
+      expect(reads.at(-1)!.error).toBeUndefined();
+      expect(reads.at(-1)!.start - command.end).toBeGreaterThanOrEqual(25);
+    }
+    expect(chip.counters.nacks).toBe(measured.reduce((n, r) => n + r.reads.length - 1, 0));
     expect(bus.stats.reopens).toBe(0);
     expect(sim.closes).toBe(0);
   });
 
   it('a conversion that never ends is a TIMEOUT after about 100 ms of polling', async () => {
-    const { sim, bus } = sharedOver();
-    const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 60_000 }));
-    const { faults, ok } = await run(
-      createSi7021({ ...config, quantities: ['temperature'] }, bus),
-      {
-        ticks: 1,
-      },
-    );
+    const { sim, chip, faults, ok } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver();
+      const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 400 }));
+      const driver = createSi7021({ ...config, quantities: ['temperature'] }, bus);
+      return { sim, chip, ...(await run(driver, { ticks: 1 })) };
+    });
     expect(ok).toEqual([]);
     expect(faults.map((f) => f.code)).toEqual(['TIMEOUT']);
-    // Writes: the reset at open, then the measure command.
+    // Writes: the reset at open, then the measure command; every poll after it refused.
     const command = sim.transfers.filter((t) => t.kind === 'write').at(-1)!;
     const polls = sim.transfers.filter((t) => t.kind === 'read');
-    expect(polls.length).toBe(chip.counters.nacks);
     expect(polls.every((t) => t.error === 'ENXIO')).toBe(true);
-    // It gave up only once the limit had passed (the last refusal ends a few µs before the
-    // driver looks at its clock, well within one poll period) ...
-    expect(polls.at(-1)!.end - command.end).toBeGreaterThanOrEqual(
-      SI7021_POLL_LIMIT_MS - SI7021_POLL_MS,
-    );
-    // ... and never polled faster than its period (Node's timers may fire up to 1 ms early),
-    // so the number of polls is bounded by the limit, however fast the machine.
+    expect(polls).toHaveLength(chip.counters.nacks);
+    // Polled about every 6 ms (never faster) until the 100 ms limit had passed, then gave up.
     for (let i = 1; i < polls.length; i++)
       expect(polls[i].start - polls[i - 1].end).toBeGreaterThanOrEqual(SI7021_POLL_MS - 1);
+    expect(polls.at(-2)!.end - command.end).toBeLessThan(SI7021_POLL_LIMIT_MS);
+    expect(polls.at(-1)!.end - command.end).toBeGreaterThanOrEqual(SI7021_POLL_LIMIT_MS);
+    expect(polls.length).toBeGreaterThanOrEqual(5);
     expect(polls.length).toBeLessThanOrEqual(20);
   });
 
