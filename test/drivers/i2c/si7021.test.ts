@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
   createSi7021,
+  SI7021_POLL_LIMIT_MS,
+  SI7021_POLL_MS,
   si7021Celsius,
   si7021Crc,
   si7021Humidity,
   si7021UserRegisterFamily,
   si7021Word,
 } from '../../../drivers/i2c/si7021.js';
+import type { SimulatedI2CBus, TransferRecord } from '../../../simulator/i2c/bus.js';
 import { SimulatedSi7021 } from '../../../simulator/i2c/chips/si7021.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
+import { onVirtualTime } from '../../helpers/virtual-time.js';
 import { common, run, sharedOver } from './helpers.js';
 
 describe('Si7021 / HTU21D conversions and CRC', () => {
@@ -46,6 +50,20 @@ describe('Si7021 / HTU21D conversions and CRC', () => {
   });
 });
 
+/** Each measure command (the writes after the reset at open) with the reads that followed it. */
+function rounds(sim: SimulatedI2CBus): { command: TransferRecord; reads: TransferRecord[] }[] {
+  const commands = sim.transfers.filter((t) => t.kind === 'write').slice(1);
+  return commands.map((command, i) => ({
+    command,
+    reads: sim.transfers.filter(
+      (t) =>
+        t.kind === 'read' &&
+        t.start > command.end &&
+        t.start < (commands[i + 1]?.start ?? Infinity),
+    ),
+  }));
+}
+
 describe('Si7021 driver against the simulated chip', () => {
   const config = {
     ...common,
@@ -55,17 +73,24 @@ describe('Si7021 driver against the simulated chip', () => {
     quantities: ['temperature' as const, 'humidity' as const],
   };
 
+  // The conversion tests run on a virtual clock (test/helpers/virtual-time.ts): when the
+  // driver polls and when the chip is done are then the same on any machine, so the number of
+  // refusals is a fact of the driver's schedule, not of how busy the machine is, and a good
+  // round never becomes a TIMEOUT because a starved process polled after the 100 ms limit.
+
   it('polls through the NACKs of a conversion and reads temperature and humidity', async () => {
-    const { sim, bus } = sharedOver();
-    const chip = sim.attach(
-      0x40,
-      new SimulatedSi7021({
-        temperatureMs: 20,
-        humidityMs: 30,
-        values: { temperature: -8.4, humidity: 71 },
-      }),
-    );
-    const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
+    const { sim, bus, chip, ok, faults } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver();
+      const chip = sim.attach(
+        0x40,
+        new SimulatedSi7021({
+          temperatureMs: 20,
+          humidityMs: 30,
+          values: { temperature: -8.4, humidity: 71 },
+        }),
+      );
+      return { sim, bus, chip, ...(await run(createSi7021(config, bus), { ticks: 2 })) };
+    });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.quantity)).toEqual([
       'temperature',
@@ -75,17 +100,29 @@ describe('Si7021 driver against the simulated chip', () => {
     ]);
     expect(ok[0].value).toBeCloseTo(-8.4, 1);
     expect(ok[1].value).toBeCloseTo(71, 1);
-    // The read was refused while converting, and retried.
-    expect(chip.counters.nacks).toBeGreaterThanOrEqual(4);
+    // Per round: the 0xF5 command, then reads refused while converting (the first at the
+    // typical 17 ms, then every 6 ms), then the first read after the 30 ms end answered.
+    const measured = rounds(sim);
+    expect(measured).toHaveLength(2);
+    for (const { command, reads } of measured) {
+      const answered = reads.at(-1)!;
+      expect(answered.error).toBeUndefined();
+      expect(reads.slice(0, -1).map((t) => t.error)).toEqual(['ENXIO', 'ENXIO', 'ENXIO']);
+      expect(answered.start - command.end).toBeGreaterThanOrEqual(30);
+      expect(answered.start - command.end).toBeLessThan(30 + SI7021_POLL_MS);
+    }
+    expect(chip.counters.nacks).toBe(6);
     // Expected refusals are not bus trouble.
     expect(bus.stats.failures).toBe(0);
     expect(bus.stats.reopens).toBe(0);
   });
 
   it('an Si7021 wanting both quantities converts once: RH, then 0xE0 for its temperature', async () => {
-    const { sim, bus } = sharedOver();
-    sim.attach(0x40, new SimulatedSi7021({ values: { temperature: 31.5, humidity: 40 } }));
-    const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
+    const { sim, ok, faults } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver();
+      sim.attach(0x40, new SimulatedSi7021({ values: { temperature: 31.5, humidity: 40 } }));
+      return { sim, ...(await run(createSi7021(config, bus), { ticks: 2 })) };
+    });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.quantity)).toEqual([
       'temperature',
@@ -102,12 +139,14 @@ describe('Si7021 driver against the simulated chip', () => {
   });
 
   it('an HTU21D (no 0xE0) converts temperature and humidity separately', async () => {
-    const { sim, bus } = sharedOver();
-    sim.attach(
-      0x40,
-      new SimulatedSi7021({ deviceId: undefined, values: { temperature: 18, humidity: 65 } }),
-    );
-    const { ok, faults } = await run(createSi7021(config, bus), { ticks: 2 });
+    const { sim, ok, faults } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver();
+      sim.attach(
+        0x40,
+        new SimulatedSi7021({ deviceId: undefined, values: { temperature: 18, humidity: 65 } }),
+      );
+      return { sim, ...(await run(createSi7021(config, bus), { ticks: 2 })) };
+    });
     expect(faults).toEqual([]);
     expect(ok.map((r) => Math.round(r.value))).toEqual([18, 65, 18, 65]);
     expect(sim.transfers.filter((t) => t.kind === 'write' && t.bytes === 2)).toHaveLength(5);
@@ -115,51 +154,68 @@ describe('Si7021 driver against the simulated chip', () => {
   });
 
   it('on the Pi a NACK arrives as EREMOTEIO: still polled, never a bus reopen', async () => {
-    const { sim, bus } = sharedOver({ nackCode: 'EREMOTEIO' });
-    sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 25, values: { temperature: 5 } }));
-    const { ok, faults } = await run(
-      createSi7021({ ...config, quantities: ['temperature'] }, bus),
-      {
-        ticks: 3,
-      },
-    );
+    const { sim, bus, chip, ok, faults } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver({ nackCode: 'EREMOTEIO' });
+      const chip = sim.attach(
+        0x40,
+        new SimulatedSi7021({ temperatureMs: 25, values: { temperature: 5 } }),
+      );
+      const driver = createSi7021({ ...config, quantities: ['temperature'] }, bus);
+      return { sim, bus, chip, ...(await run(driver, { ticks: 3 })) };
+    });
     expect(faults).toEqual([]);
     expect(ok.map((r) => Math.round(r.value))).toEqual([5, 5, 5]);
+    // Polled from the typical 7 ms on: refused until the 25 ms end, then answered.
+    const measured = rounds(sim);
+    expect(measured).toHaveLength(3);
+    for (const { command, reads } of measured) {
+      expect(reads.length).toBeGreaterThan(1);
+      expect(reads.slice(0, -1).every((t) => t.error === 'EREMOTEIO')).toBe(true);
+      expect(reads.at(-1)!.error).toBeUndefined();
+      expect(reads.at(-1)!.start - command.end).toBeGreaterThanOrEqual(25);
+    }
+    expect(chip.counters.nacks).toBe(measured.reduce((n, r) => n + r.reads.length - 1, 0));
     expect(bus.stats.reopens).toBe(0);
     expect(sim.closes).toBe(0);
   });
 
   it('a conversion that never ends is a TIMEOUT after about 100 ms of polling', async () => {
-    const { sim, bus } = sharedOver();
-    const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 400 }));
-    const { faults, ok } = await run(
-      createSi7021({ ...config, quantities: ['temperature'] }, bus),
-      {
-        ticks: 1,
-      },
-    );
+    const { sim, chip, faults, ok } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver();
+      const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 400 }));
+      const driver = createSi7021({ ...config, quantities: ['temperature'] }, bus);
+      return { sim, chip, ...(await run(driver, { ticks: 1 })) };
+    });
     expect(ok).toEqual([]);
     expect(faults.map((f) => f.code)).toEqual(['TIMEOUT']);
-    // Polled about every 6 ms for 100 ms, bounded.
-    expect(chip.counters.nacks).toBeGreaterThanOrEqual(5);
-    expect(chip.counters.nacks).toBeLessThanOrEqual(20);
+    // Writes: the reset at open, then the measure command; every poll after it refused.
+    const command = sim.transfers.filter((t) => t.kind === 'write').at(-1)!;
+    const polls = sim.transfers.filter((t) => t.kind === 'read');
+    expect(polls.every((t) => t.error === 'ENXIO')).toBe(true);
+    expect(polls).toHaveLength(chip.counters.nacks);
+    // Polled about every 6 ms (never faster) until the 100 ms limit had passed, then gave up.
+    for (let i = 1; i < polls.length; i++)
+      expect(polls[i].start - polls[i - 1].end).toBeGreaterThanOrEqual(SI7021_POLL_MS - 1);
+    expect(polls.at(-2)!.end - command.end).toBeLessThan(SI7021_POLL_LIMIT_MS);
+    expect(polls.at(-1)!.end - command.end).toBeGreaterThanOrEqual(SI7021_POLL_LIMIT_MS);
+    expect(polls.length).toBeGreaterThanOrEqual(5);
+    expect(polls.length).toBeLessThanOrEqual(20);
   });
 
   it('works with an HTU21D (no electronic ID) and reports a corrupted CRC as a CRC fault', async () => {
-    const { sim, bus } = sharedOver();
-    const chip = sim.attach(
-      0x40,
-      new SimulatedSi7021({ deviceId: undefined, values: { temperature: 22 } }),
-    );
-    const { faults, ok } = await run(
-      createSi7021({ ...config, quantities: ['temperature'] }, bus),
-      {
+    const { faults, ok } = await onVirtualTime(async () => {
+      const { sim, bus } = sharedOver();
+      const chip = sim.attach(
+        0x40,
+        new SimulatedSi7021({ deviceId: undefined, values: { temperature: 22 } }),
+      );
+      return run(createSi7021({ ...config, quantities: ['temperature'] }, bus), {
         ticks: 3,
         beforeTick: (i) => {
           if (i === 1) chip.inject('crc', { transfers: 1 });
         },
-      },
-    );
+      });
+    });
     expect(faults.map((f) => f.code)).toEqual(['CRC']);
     expect(ok).toHaveLength(2);
     for (const r of ok) expect(r.value).toBeCloseTo(22, 1);

@@ -175,15 +175,11 @@ describe('http-json driver against the simulated server', () => {
     );
     const round = () =>
       Promise.all(drivers.map((d) => readAll(d, { timeoutMs: 10_000, ticks: ticks(1, 0) })));
-    const started = Date.now();
     const first = await round();
-    const elapsed = Date.now() - started;
     expect(first.flat().map((r) => r.status)).toEqual(Array(200).fill(ReadingStatus.Ok));
-    // Serialised: 200 × 100 ms = 20 s. A wide bound, not a benchmark; the count below is
-    // the real proof that the requests overlapped.
-    expect(elapsed).toBeLessThan(40 * 100);
     // A serialising client would never have more than 1 waiting; connection set-up spreads
-    // the first round's arrivals, so the bound is loose.
+    // the first round's arrivals, so the bound is loose. (A count, not the elapsed time, which
+    // depends on the machine's speed.)
     expect(server.stats().peakWaiting).toBeGreaterThanOrEqual(50);
     const afterFirst = server.stats().connections;
     expect(afterFirst).toBeLessThanOrEqual(200);

@@ -161,22 +161,20 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     const drivers = Array.from({ length: 200 }, (_, i) =>
       createModbusTcp(configFor(server, i * 37), pool),
     );
-    const started = Date.now();
     const results = await Promise.all(
       drivers.map((d) => readAll(d, { timeoutMs: 10_000, ticks: ticks(2, 0) })),
     );
-    const elapsed = Date.now() - started;
     expect(results.flat().every((r) => r.status === ReadingStatus.Ok)).toBe(true);
     expect(results.flat()).toHaveLength(200 * 2 * 2);
-    // Serialised this would take 2 × 200 × 100 ms = 40 s; a wide bound, not a benchmark.
-    expect(elapsed).toBeLessThan(20 * 100 * 2);
     expect(server.stats()).toMatchObject({
       requests: 400,
       responses: 400,
       connections: 1,
       waiting: 0,
     });
-    // Most of the 200 requests of a round were waiting at the server at the same time.
+    // Most of the 200 requests of a round were waiting at the server at the same time, where
+    // serialised requests never have more than one waiting. (A count, not the elapsed time,
+    // which depends on the machine's speed.)
     expect(server.stats().peakWaiting).toBeGreaterThanOrEqual(100);
     expect(pool.stats()).toMatchObject({ connects: 1, requests: 400, inFlight: 0 });
   });

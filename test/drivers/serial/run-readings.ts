@@ -6,8 +6,12 @@ import type { Driver, Reading, SensorError } from '../../../drivers/types.js';
 export interface RunOptions {
   /** Stop once this holds (checked after every reading). */
   until: (readings: Reading[], faults: SensorError[]) => boolean;
-  /** Called after every reading, e.g. to inject a fault mid-run. */
-  onReading?: (r: Reading, readings: Reading[], faults: SensorError[]) => void;
+  /**
+   * Called after every reading, e.g. to inject a fault mid-run. The next tick waits for a
+   * returned promise, so a change made here is in place before the next round, however slow
+   * the machine.
+   */
+  onReading?: (r: Reading, readings: Reading[], faults: SensorError[]) => void | Promise<void>;
   periodMs?: number;
   maxTicks?: number;
   timeoutMs?: number;
@@ -46,7 +50,7 @@ export async function runReadings(
   try {
     for await (const r of gen) {
       readings.push(r);
-      o.onReading?.(r, readings, faults);
+      await o.onReading?.(r, readings, faults);
       if (o.until(readings, faults)) break;
     }
   } finally {

@@ -29,9 +29,7 @@ function get(url: string): Promise<{ status: number; body: string }> {
 describe('simulated HTTP JSON sensors', () => {
   it('serves plausible JSON per sensor after the delay, concurrently', async () => {
     server = await startHttpSensorServer({ delayMs: 100, sensors: 100 });
-    const started = Date.now();
     const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => get(server!.url(i))));
-    expect(Date.now() - started).toBeLessThan(2500); // serialised: 5 s
     replies.forEach((r, i) => {
       expect(r.status).toBe(200);
       const doc = JSON.parse(r.body) as {
@@ -45,6 +43,8 @@ describe('simulated HTTP JSON sensors', () => {
     });
     expect(server.stats()).toMatchObject({ requests: 50, responses: 50 });
     expect(server.requestsFor(3)).toBe(1);
+    // Concurrently, not serialised: a server answering one request at a time never has more
+    // than one waiting. (A count, not the elapsed time, which depends on the machine's speed.)
     expect(server.stats().peakWaiting).toBeGreaterThanOrEqual(10);
     expect(server.stats().waiting).toBe(0);
   });

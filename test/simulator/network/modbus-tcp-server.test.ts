@@ -50,10 +50,7 @@ describe('simulated Modbus TCP gateway', () => {
       unitId: 1 + (i % 10),
       pdu: encodeReadRequest(4, 1 + 2 * (i % 10), 2),
     }));
-    const started = Date.now();
     const replies = await exchange(server.port, frames);
-    // Serialised it would be 50 × 100 ms = 5 s; wide bound.
-    expect(Date.now() - started).toBeLessThan(2500);
     expect(replies.map((r) => r.transactionId).sort()).toEqual(
       frames.map((f) => f.transactionId).sort(),
     );
@@ -73,7 +70,8 @@ describe('simulated Modbus TCP gateway', () => {
       openConnections: 1,
     });
     expect(server.device(3).requests).toBe(5);
-    // Serialised answering would never have more than one request waiting.
+    // Serialised answering would never have more than one request waiting. (A count, not the
+    // elapsed time, which depends on the machine's speed.)
     expect(server.stats().peakWaiting).toBeGreaterThanOrEqual(25);
     expect(server.stats().waiting).toBe(0);
   });
