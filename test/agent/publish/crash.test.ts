@@ -54,9 +54,9 @@ describe('publisher process crash and signals', () => {
     expect(await second.kill('SIGTERM')).toBe(0);
     expect(second.stdout()).toContain('stopped depth=0');
     const after = seqsPrinted(second);
-    // seq continues after the highest ever assigned (SIGKILL may have spooled one unprinted batch).
+    // seq continues after the highest ever assigned; batches the SIGKILL left committed but
+    // unprinted are published too, so any jump shows as a gap in the subscriber check below.
     expect(after[0]).toBeGreaterThan(lastBefore);
-    expect(after[0]).toBeLessThanOrEqual(lastBefore + 2);
     const last = after[after.length - 1];
 
     await sub.waitFor(
