@@ -643,14 +643,7 @@ export class Spool {
       return 'ok';
     } catch (err) {
       Object.assign(this, before);
-      this.statements.clear();
-      try {
-        this.db?.close();
-      } catch {
-        // Let go of it either way; the next open starts afresh.
-      }
-      this.db = undefined;
-      this.diskOk = false;
+      this.letGoOfDatabase();
       if (isCorruption(err)) this.corruptSeen = true;
       this.diskFailed(err, 'open');
       return 'failed';
@@ -1024,19 +1017,23 @@ export class Spool {
 
   /** Runtime corruption: let go of the database so the next open moves it aside. */
   private dropDatabase(): void {
-    this.statements.clear();
-    try {
-      this.db?.close();
-    } catch {
-      // A corrupt database may fail to close cleanly; it is moved aside next.
-    }
-    this.db = undefined;
-    this.diskOk = false;
+    this.letGoOfDatabase();
     this.corruptSeen = false;
     this.recent.clear();
     this.recentBytes = 0;
     this.diskDepth = 0;
     this.diskBytes = 0;
+  }
+  /** Close the connection whatever state it is in (a corrupt one may fail to close cleanly). */
+  private letGoOfDatabase(): void {
+    this.statements.clear();
+    try {
+      this.db?.close();
+    } catch {
+      // Let go of it either way; the next open starts afresh.
+    }
+    this.db = undefined;
+    this.diskOk = false;
   }
 
   // ---- writing ----
