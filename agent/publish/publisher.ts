@@ -413,11 +413,11 @@ export class TelemetryPublisher {
     if (this.stopped) return;
     if (wasConnected && oldest) this.closedOn(oldest);
     const slower = this.refusedLast || this.topicRefused;
-    const delay = this.retryNow
-      ? 0
-      : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
+    // A retry at once follows the protocol fallback, which was logged once already.
+    const fallback = this.retryNow;
+    const delay = fallback ? 0 : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
     this.retryNow = false;
-    this.options.logger.warn(
+    this.options.logger[fallback ? 'debug' : 'warn'](
       {
         url: this.options.mqtt.url,
         retryInMs: delay,

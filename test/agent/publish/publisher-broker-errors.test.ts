@@ -56,8 +56,10 @@ describe('publisher: protocol version', () => {
     const fallback = messages(h).filter((m) => m.includes('does not speak MQTT 5'));
     expect(fallback).toHaveLength(1);
     expect(fallback[0]).toMatch(/3\.1\.1.*ACL.*acknowledged as if delivered/);
-    // The refused attempt is not a credentials problem and is retried at once, not backed off.
+    // The refused attempt is not a credentials problem and is retried at once, not backed off,
+    // and the fallback line is the only warning about it.
     expect(messages(h).some((m) => m.includes('REFUSED'))).toBe(false);
+    expect(h.log.records.filter((r) => r.level >= 40).map((r) => r.msg)).toEqual(fallback);
   });
 
   it.skipIf(!nats)(
