@@ -8,6 +8,7 @@ import type { Config, SensorConfig } from './config/schema.js';
 import type { Logger } from './ops/logger.js';
 import { RingBuffer } from './queue/ring-buffer.js';
 import { AggregationWorker, type AggregatorOptions } from './aggregation/aggregation-worker.js';
+import type { SensorSpec } from './aggregation/aggregator.js';
 import { Spool } from './publish/spool.js';
 import { TelemetryPublisher } from './publish/publisher.js';
 import { HealthReporter } from './publish/health-reporter.js';
@@ -17,7 +18,8 @@ import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
 import { startWatchdog, progressCheck } from './ops/watchdog.js';
 import { startMetricsServer } from './ops/metrics.js';
-import { createDriver, touchI2CAddresses, type Seams } from '../drivers/registry.js';
+import { createDriver, temperatureRangeOf, touchI2CAddresses } from '../drivers/registry.js';
+import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -198,9 +200,7 @@ export class Pipeline {
     await this.worker.updateSensors(
       all.map(([id]) => {
         const s = byId.get(id);
-        return s
-          ? { id, driver: s.driver, range: s.range, quantities: quantities.get(id) }
-          : { id, driver: 'removed' };
+        return s ? sensorSpec(s, quantities) : { id, driver: 'removed' };
       }),
     );
     await this.sampler.replace(sampled);
@@ -292,12 +292,7 @@ export function workerOptions(
 ): AggregatorOptions {
   return {
     ring: ring.shared,
-    sensors: sensors.map((s) => ({
-      id: s.id,
-      driver: s.driver,
-      range: s.range,
-      quantities: quantities.get(s.id),
-    })),
+    sensors: sensors.map((s) => sensorSpec(s, quantities)),
     windowMs: config.aggregation.windowMs,
     stuckCount: config.aggregation.stuckCount,
     spikeZ: config.aggregation.spikeZ,
@@ -307,6 +302,19 @@ export function workerOptions(
     maxBytes: config.batch.maxBytes,
     maxDelayMs: config.batch.maxDelayMs,
     raw: config.batch.raw,
+  };
+}
+
+/** What the worker knows of a sensor; its range is the configured one, else its chip's. */
+function sensorSpec(
+  s: SensorConfig,
+  quantities: ReadonlyMap<string, readonly Quantity[]>,
+): SensorSpec {
+  return {
+    id: s.id,
+    driver: s.driver,
+    range: s.range ?? temperatureRangeOf(s.driver),
+    quantities: quantities.get(s.id),
   };
 }
 

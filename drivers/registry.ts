@@ -1,98 +1,85 @@
 /**
- * Config `driver` name → driver, and the seams drivers talk through. Hardware and the
- * simulator differ only in the openers handed to Seams; the drivers are the same code.
+ * The drivers the agent knows: the list of their descriptors. The config's sensor union,
+ * DRIVER_NAMES, the docs, the range detector's defaults, the "two sensors in one place"
+ * check and `scan` are built from it; adding a chip adds its descriptor here.
  */
-import type { Logger } from '../agent/ops/logger.js';
-import type { SensorConfig } from '../agent/config/schema.js';
-import type { Driver, I2CBus } from './types.js';
-import { SharedI2CBus, openI2CBus } from './i2c/shared-bus.js';
-import { createTmp102 } from './i2c/tmp102.js';
-import { createMcp9808 } from './i2c/mcp9808.js';
-import { createLm75 } from './i2c/lm75.js';
-import { createSht3x } from './i2c/sht3x.js';
-import { createBme280 } from './i2c/bme280.js';
-import { createSi7021 } from './i2c/si7021.js';
-import { SerialLines, type SerialBinding } from './serial/serial-lines.js';
-import { createModbusRtu } from './serial/modbus-rtu.js';
-import { createAsciiLine } from './serial/ascii-line.js';
-import { createDs18b20 } from './onewire/ds18b20.js';
-import { ModbusTcpPool } from './network/modbus-tcp-pool.js';
-import { createModbusTcp } from './network/modbus-tcp.js';
-import { createHttpJson } from './network/http-json.js';
-import { KeepAliveHttpClient, type HttpJsonClient } from './network/http-client.js';
+import { z } from 'zod';
+import { scalarText } from './config/describe-value.js';
+import { hex } from './config/sensor-keys.js';
+import type { DriverDescriptor, Range, SensorPlace, SensorSchema } from './descriptor.js';
+import type { Seams } from './seams.js';
+import type { Driver, Logger } from './types.js';
+import { tmp102 } from './i2c/tmp102.js';
+import { mcp9808 } from './i2c/mcp9808.js';
+import { lm75 } from './i2c/lm75.js';
+import { sht3x } from './i2c/sht3x.js';
+import { bme280 } from './i2c/bme280.js';
+import { si7021 } from './i2c/si7021.js';
+import { modbusRtu } from './serial/modbus-rtu.js';
+import { asciiLine } from './serial/ascii-line.js';
+import { ds18b20 } from './onewire/ds18b20.js';
+import { modbusTcp } from './network/modbus-tcp.js';
+import { httpJson } from './network/http-json.js';
 
-export interface SeamOpeners {
-  openI2C(busNumber: number): Promise<I2CBus>;
-  serialBinding: SerialBinding;
-  /** Replaces every DS18B20's w1Root (the simulator's fake sysfs tree). */
-  w1Root?: string;
-  http?: HttpJsonClient;
+/** In the order the docs list them. */
+export const DRIVERS = [
+  tmp102,
+  mcp9808,
+  lm75,
+  sht3x,
+  bme280,
+  si7021,
+  modbusRtu,
+  asciiLine,
+  ds18b20,
+  modbusTcp,
+  httpJson,
+] as const;
+
+type SchemaOf<D> = D extends DriverDescriptor<infer S> ? S : never;
+type Schemas<T extends readonly unknown[]> = { [K in keyof T]: SchemaOf<T[K]> };
+
+export type DriverName = (typeof DRIVERS)[number]['name'];
+export const DRIVER_NAMES: readonly DriverName[] = DRIVERS.map((d) => d.name);
+
+/** The schemas of a list of descriptors, element for element. */
+function schemasOf<T extends readonly DriverDescriptor[]>(drivers: T): Schemas<T> {
+  // map keeps length and order, so element i is the schema of descriptor i.
+  return drivers.map((d): SensorSchema => d.schema) as unknown as Schemas<T>;
 }
 
-/** The shared handles: one SharedI2CBus per bus, one SerialLine per port, one TCP pool. */
-export class Seams {
-  private readonly buses = new Map<number, SharedI2CBus>();
-  readonly serial: SerialLines;
-  readonly modbusTcp: ModbusTcpPool;
-  readonly http: HttpJsonClient & { destroy?(): void };
+/** One config entry under `sensors`, told apart by its `driver`. */
+export const sensorSchema = z.discriminatedUnion('driver', schemasOf(DRIVERS));
+export type SensorConfig = z.output<typeof sensorSchema>;
+export type SensorConfigOf<D extends DriverName> = Extract<SensorConfig, { driver: D }>;
 
-  constructor(
-    readonly openers: SeamOpeners,
-    logger: Logger,
-  ) {
-    this.serial = new SerialLines(openers.serialBinding, logger);
-    this.modbusTcp = new ModbusTcpPool({ logger });
-    this.http = openers.http ?? new KeepAliveHttpClient();
-  }
-
-  i2c(busNumber: number): SharedI2CBus {
-    let bus = this.buses.get(busNumber);
-    if (!bus) this.buses.set(busNumber, (bus = new SharedI2CBus(busNumber, this.openers.openI2C)));
-    return bus;
-  }
-
-  async close(): Promise<void> {
-    await Promise.allSettled([
-      ...[...this.buses.values()].map((b) => b.close()),
-      this.serial.closeAll(),
-      this.modbusTcp.close(),
-    ]);
-    // Keep-alive sockets would otherwise hold the event loop open after a stop.
-    this.http.destroy?.();
-  }
-}
-
-export async function hardwareSeams(logger: Logger): Promise<Seams> {
-  // Loaded lazily: the native serial binding is only needed on a gateway.
-  const { autoDetect } = await import('@serialport/bindings-cpp');
-  return new Seams({ openI2C: openI2CBus, serialBinding: autoDetect() }, logger);
-}
+const BY_NAME: ReadonlyMap<string, DriverDescriptor> = new Map(
+  DRIVERS.map((d): [string, DriverDescriptor] => [d.name, d]),
+);
 
 export function createDriver(s: SensorConfig, seams: Seams): Driver {
-  switch (s.driver) {
-    case 'tmp102':
-      return createTmp102(s, seams.i2c(s.bus));
-    case 'mcp9808':
-      return createMcp9808(s, seams.i2c(s.bus));
-    case 'lm75':
-      return createLm75(s, seams.i2c(s.bus));
-    case 'sht3x':
-      return createSht3x(s, seams.i2c(s.bus));
-    case 'bme280':
-      return createBme280(s, seams.i2c(s.bus));
-    case 'si7021':
-      return createSi7021(s, seams.i2c(s.bus));
-    case 'modbus-rtu':
-      return createModbusRtu(s, seams.serial);
-    case 'ascii-line':
-      return createAsciiLine(s, seams.serial);
-    case 'ds18b20':
-      return createDs18b20(seams.openers.w1Root ? { ...s, w1Root: seams.openers.w1Root } : s);
-    case 'modbus-tcp':
-      return createModbusTcp(s, seams.modbusTcp);
-    case 'http-json':
-      return createHttpJson(s, seams.http);
+  // The descriptor found by `s.driver` is the one whose schema produced `s`.
+  return BY_NAME.get(s.driver)!.create(s, seams);
+}
+
+/** The chip's datasheet temperature range, °C; undefined for drivers of no one chip. */
+export function temperatureRangeOf(driver: string): Range | undefined {
+  return BY_NAME.get(driver)?.temperatureRange;
+}
+
+/**
+ * Where a sensor physically sits, for the "two sensors in one place" check; read from an
+ * entry that may not have passed validation. An I²C sensor sits at its bus and address.
+ */
+export function sensorLocation(entry: Readonly<Record<string, unknown>>): SensorPlace | undefined {
+  const d = typeof entry.driver === 'string' ? BY_NAME.get(entry.driver) : undefined;
+  if (d?.i2c) {
+    const address = entry.address ?? d.i2c.defaultAddress;
+    return typeof address === 'number'
+      ? { key: `I²C bus ${scalarText(entry.bus ?? 1)} address ${hex(address)}`, field: 'address' }
+      : undefined;
   }
+  return d?.location?.(entry);
 }
 
 /**

@@ -123,3 +123,22 @@ export interface I2CBus {
   scan(): Promise<number[]>;
   close(): Promise<void>;
 }
+
+/**
+ * What drivers log through: the agent hands in its pino logger, which has this shape.
+ * Fields first, then the message, as pino takes them.
+ */
+export interface Logger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+/** Discards everything: the default where no logger is handed in. */
+export const nullLogger: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  child: () => nullLogger,
+};

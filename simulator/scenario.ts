@@ -10,7 +10,7 @@
  */
 import type { Logger } from '../agent/ops/logger.js';
 import type { ConfigInput, SensorConfig } from '../agent/config/schema.js';
-import { Seams } from '../drivers/registry.js';
+import { Seams } from '../drivers/seams.js';
 import { startHttpSensorServer } from './network/http-server.js';
 import { startModbusTcpSensorServer } from './network/modbus-tcp-server.js';
 import { createSerialSimulation } from './serial/scenario.js';

@@ -21,16 +21,10 @@
  * A reading whose value is not finite, whose status is Fault, or whose status code is not
  * a known ReadingStatus counts in `faults` and is not aggregated. Flagged readings stay.
  */
+import type { Range } from '../../drivers/descriptor.js';
 import { QUANTITIES, UNITS, ReadingStatus, type Quantity } from '../../drivers/types.js';
 import { Welford } from './stats.js';
-import {
-  FLAG_POWER_ON,
-  FLAG_RANGE,
-  FLAG_SPIKE,
-  FLAG_STUCK,
-  SeriesDetectors,
-  type Range,
-} from './detectors.js';
+import { FLAG_POWER_ON, FLAG_RANGE, FLAG_SPIKE, FLAG_STUCK, SeriesDetectors } from './detectors.js';
 import {
   HEADER_RESERVE,
   item,
@@ -43,7 +37,10 @@ import {
 export interface SensorSpec {
   id: string;
   driver: string;
-  /** Physical range of the temperature, °C (flags "range"). */
+  /**
+   * Range of the temperature, °C (flags "range"): the configured one, else the chip's
+   * datasheet range; none: only what is physically possible.
+   */
   range?: Range;
   /** The quantities it reports: their series get windows from the start, before any reading. */
   quantities?: readonly Quantity[];

@@ -2,8 +2,8 @@
  * Fault detectors: they FLAG readings (the values stay in the window statistics); the flags
  * are counted per window and per sensor. All pure or self-contained per series.
  *
- * - range:   value outside the sensor's physical range (configured `range`, in °C, for
- *            temperature; otherwise the chip's datasheet range; humidity 0..100 %RH).
+ * - range:   value outside the sensor's physical range (for temperature the configured
+ *            `range` in °C, else the chip's datasheet range; humidity 0..100 %RH).
  * - stuck:   the same value N times in a row (`stuckCount`); the N-th and every further
  *            repetition is flagged. A dead ADC or a frozen bus often repeats one reading.
  * - spike:   modified z-score (Iglewicz & Hoaglin) of the value against the median and the
@@ -16,26 +16,13 @@
  *            conversion did not happen, e.g. after a brown-out on parasitic power.
  */
 
+import type { Range } from '../../drivers/descriptor.js';
+
 export const FLAG_RANGE = 1;
 export const FLAG_STUCK = 2;
 export const FLAG_SPIKE = 4;
 export const FLAG_POWER_ON = 8;
 
-export interface Range {
-  min: number;
-  max: number;
-}
-
-/** Datasheet operating ranges of the temperature sensors (°C). */
-const TEMPERATURE_RANGES: Readonly<Record<string, Range>> = {
-  tmp102: { min: -55, max: 150 },
-  mcp9808: { min: -40, max: 125 },
-  lm75: { min: -55, max: 125 },
-  sht3x: { min: -40, max: 125 },
-  bme280: { min: -40, max: 85 },
-  si7021: { min: -40, max: 125 },
-  ds18b20: { min: -55, max: 125 },
-};
 /** Physically possible, whatever the chip. */
 const PHYSICAL: Readonly<Record<string, Range>> = {
   temperature: { min: -273.15, max: Number.POSITIVE_INFINITY },
@@ -44,11 +31,13 @@ const PHYSICAL: Readonly<Record<string, Range>> = {
   pressure: { min: 30_000, max: 110_000 },
 };
 
-/** The range a value of this sensor and quantity must lie in. */
-export function rangeFor(driver: string, quantity: string, configured?: Range): Range {
-  if (quantity === 'temperature') {
-    return configured ?? TEMPERATURE_RANGES[driver] ?? PHYSICAL.temperature;
-  }
+/**
+ * The range a value of this quantity must lie in. A temperature has the sensor's own range
+ * (configured, else its chip's datasheet range: the agent resolves it from the driver's
+ * descriptor, so the worker need not load the drivers).
+ */
+export function rangeFor(quantity: string, temperatureRange?: Range): Range {
+  if (quantity === 'temperature') return temperatureRange ?? PHYSICAL.temperature;
   return PHYSICAL[quantity] ?? { min: Number.NEGATIVE_INFINITY, max: Number.POSITIVE_INFINITY };
 }
 
@@ -155,8 +144,13 @@ export class SeriesDetectors {
   /** Ring slot (k..2k−1) of the oldest value once full, of the next free one before. */
   private next: number;
 
-  constructor(settings: DetectorSettings, driver: string, quantity: string, configured?: Range) {
-    const range = rangeFor(driver, quantity, configured);
+  constructor(
+    settings: DetectorSettings,
+    driver: string,
+    quantity: string,
+    temperatureRange?: Range,
+  ) {
+    const range = rangeFor(quantity, temperatureRange);
     this.min = range.min;
     this.max = range.max;
     this.powerOnCheck = driver === 'ds18b20' && quantity === 'temperature';

@@ -1,7 +1,7 @@
 import { configWarnings, loadConfigFile } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
-import { hardwareSeams } from '../../drivers/registry.js';
+import { hardwareSeams } from '../../drivers/seams.js';
 import { EXIT_OK, stringOption, type CommandContext, type OptionValues } from './common.js';
 import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { resolveStateDir } from './state-dir.js';

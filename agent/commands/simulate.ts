@@ -2,9 +2,10 @@
  * `edge-agent simulate`: the whole agent — the same pipeline as `run` — on simulated
  * hardware, with an embedded MQTT broker unless --broker is given.
  */
-import { DAY_MS, MAX_TIMER_MS, MINUTE_MS } from '../config/bounds.js';
+import { DAY_MS, MAX_TIMER_MS, MINUTE_MS } from '../../drivers/config/bounds.js';
 import { configWarnings, loadConfigFile, validateConfig } from '../config/load.js';
-import { NAME_PATTERN, type ConfigInput } from '../config/schema.js';
+import { NAME_PATTERN } from '../../drivers/config/sensor-keys.js';
+import type { ConfigInput } from '../config/schema.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
 import { startEmbeddedBroker } from '../../simulator/broker.js';

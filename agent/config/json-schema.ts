@@ -3,9 +3,10 @@
  * the zod schema so they cannot drift from what check-config enforces.
  */
 import { z } from 'zod';
-import { humanize, MAX_TIMER_MS, type Unit } from './bounds.js';
+import { humanize, MAX_TIMER_MS, type Unit } from '../../drivers/config/bounds.js';
 import { MAX_CONFIG_BYTES, MAX_YAML_ALIASES } from './load.js';
-import { configSchema, SENSOR_SCHEMAS } from './schema.js';
+import { configSchema } from './schema.js';
+import { DRIVERS } from '../../drivers/registry.js';
 
 type JsonSchema = {
   type?: string | string[];
@@ -122,9 +123,9 @@ export function configMarkdown(): string {
     '`id`, `intervalMs` or `schedule`, `timeoutMs`, `range`, `enabled`.',
     '',
   );
-  for (const [driver, schema] of Object.entries(SENSOR_SCHEMAS)) {
+  for (const { name, schema } of DRIVERS) {
     const js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
-    parts.push(`### driver \`${driver}\``, '', HEADER, ...rows(js, ''), '');
+    parts.push(`### driver \`${name}\``, '', HEADER, ...rows(js, ''), '');
   }
   return parts.join('\n').replace(/\n{3,}/g, '\n\n');
 }

@@ -16,8 +16,8 @@ import {
   type Document,
 } from 'yaml';
 import type { z } from 'zod';
-import { humanize, MIB } from './bounds.js';
-import { describeValue, quote } from './describe-value.js';
+import { humanize, MIB } from '../../drivers/config/bounds.js';
+import { describeValue, quote } from '../../drivers/config/describe-value.js';
 import { duplicateJsonKeys } from './json-duplicates.js';
 import {
   configSchema,

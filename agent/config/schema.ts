@@ -17,277 +17,25 @@ import {
   HOUR_MS,
   KIB,
   MIB,
-  MINUTE_MS,
-} from './bounds.js';
-import { quote, scalarText } from './describe-value.js';
-import { QUANTITIES } from '../../drivers/types.js';
-import { parseJsonPath } from '../../drivers/network/json-path.js';
-import { DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_MIN_MS } from '../../drivers/readings.js';
+} from '../../drivers/config/bounds.js';
+import { quote } from '../../drivers/config/describe-value.js';
+import {
+  backoffMaxMs,
+  roundTimeoutMs,
+  samplingIntervalMs,
+  topicLevelName,
+} from '../../drivers/config/sensor-keys.js';
+import { DEFAULT_BACKOFF_MAX_MS } from '../../drivers/readings.js';
+import { sensorLocation, sensorSchema } from '../../drivers/registry.js';
 
-/** Names that become MQTT topic levels: no `+`, `#`, `/`, spaces. */
-export const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
-const name = (what: string) =>
-  z
-    .string()
-    .min(1, `${what} must not be empty`)
-    .max(64, `${what} must be at most 64 characters`)
-    .regex(
-      NAME_PATTERN,
-      `${what} may only contain A-Z a-z 0-9 _ - (it becomes an MQTT topic level)`,
-    );
-
-const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
-/** An I²C address, restricted to the range a chip can be strapped to. */
-const i2cAddress = (min: number, max: number) =>
-  z
-    .number({ error: `must be an I²C address (number ${hex(min)}..${hex(max)})` })
-    .int({ error: 'must be a whole number', abort: true })
-    .refine((a) => a >= min && a <= max, {
-      error: (iss) =>
-        `must be ${hex(min)}..${hex(max)}, got ${typeof iss.input === 'number' ? hex(iss.input) : quote(iss.input)}`,
-    })
-    .describe(`I²C address ${hex(min)}..${hex(max)}`);
-
-/** Ceiling of the retry backoff of a failing sensor: from the first wait up to an hour. */
-const backoffMaxMs = () => durationMs(DEFAULT_BACKOFF_MIN_MS, HOUR_MS);
-/** How often a sensor may be sampled: from 10 ms to once a day (longer: use a schedule). */
-const samplingIntervalMs = () => durationMs(10, DAY_MS);
-/** One sampling round, conversion and retries included. */
-const roundTimeoutMs = () => durationMs(1, 10 * MINUTE_MS);
-/** A physical value (°C, %RH, hPa …). */
-const physical = () => factor(-1e6, 1e6);
-const quantity = z.enum(QUANTITIES);
-const range = z
-  .strictObject({ min: physical(), max: physical() })
-  .refine((r) => r.min < r.max, 'min must be below max');
-
-/** Keys every sensor has, whatever its driver. */
-const sensorCommon = {
-  id: name('sensor id').describe('Unique sensor name; becomes the `sensor` field of the payload.'),
-  intervalMs: samplingIntervalMs()
-    .optional()
-    .describe('Sampling period; ignored when `schedule` is set.'),
-  schedule: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Cron expression (node-cron, seconds field allowed), e.g. "*/5 * * * * *".'),
-  timeoutMs: roundTimeoutMs()
-    .optional()
-    .describe('One round must finish within this time, or it counts as a TIMEOUT fault.'),
-  backoffMaxMs: backoffMaxMs()
-    .optional()
-    .describe(
-      'Longest wait between retries of this sensor while it fails; default sampling.backoffMaxMs.',
-    ),
-  range: range
-    .optional()
-    .describe(
-      'Physical range `{ min, max }` (each within ±1000000): readings outside are flagged (detector "range"). Default: the chip\'s.',
-    ),
-  enabled: z.boolean().default(true).describe('Off switch without deleting the entry.'),
-};
-
-const i2cCommon = {
-  bus: count(0, 255).default(1).describe('I²C bus number (/dev/i2c-N).'),
-};
-
-const tmp102 = z.strictObject({
-  ...sensorCommon,
-  ...i2cCommon,
-  driver: z.literal('tmp102'),
-  address: i2cAddress(0x48, 0x4b).default(0x48),
-  extended: z
-    .boolean()
-    .default(false)
-    .describe('Extended 13-bit mode (EM bit): range up to 150 \u00b0C.'),
-});
-const mcp9808 = z.strictObject({
-  ...sensorCommon,
-  ...i2cCommon,
-  driver: z.literal('mcp9808'),
-  address: i2cAddress(0x18, 0x1f).default(0x18),
-  resolution: count(0, 3)
-    .default(3)
-    .describe(
-      'Resolution register 0..3 = 0.5 / 0.25 / 0.125 / 0.0625 \u00b0C (30 / 65 / 130 / 250 ms).',
-    ),
-});
-const lm75 = z.strictObject({
-  ...sensorCommon,
-  ...i2cCommon,
-  driver: z.literal('lm75'),
-  address: i2cAddress(0x48, 0x4f).default(0x48),
-  resolutionBits: z
-    .literal([9, 11])
-    .default(9)
-    .describe('9 bits (LM75, 0.5 \u00b0C) or 11 bits (LM75A, 0.125 \u00b0C).'),
-});
-const sht3x = z.strictObject({
-  ...sensorCommon,
-  ...i2cCommon,
-  driver: z.literal('sht3x'),
-  address: i2cAddress(0x44, 0x45).default(0x44),
-});
-const bme280 = z.strictObject({
-  ...sensorCommon,
-  ...i2cCommon,
-  driver: z.literal('bme280'),
-  address: i2cAddress(0x76, 0x77).default(0x76),
-  quantities: z
-    .array(quantity)
-    .min(1)
-    .default(['temperature'])
-    .describe('Temperature is always reported; pressure and humidity are optional.'),
-});
-const si7021 = z.strictObject({
-  ...sensorCommon,
-  ...i2cCommon,
-  driver: z.literal('si7021'),
-  address: i2cAddress(0x40, 0x40).default(0x40),
-  quantities: z
-    .array(quantity)
-    .min(1)
-    .default(['temperature'])
-    .describe('Quantities to report: temperature and/or humidity.'),
-});
-
-/** How one Modbus register maps to a quantity. */
-const modbusRegister = z.strictObject({
-  quantity,
-  address: count(0, 0xffff).describe('Register address (0-based, as on the wire).'),
-  scale: factor(-1e6, 1e6)
-    .refine((v) => v !== 0, { error: 'must not be 0 (every value would read 0)' })
-    .default(0.1)
-    .describe('Value = raw × scale.'),
-  signed: z.boolean().default(true).describe('Raw register is int16 (true) or uint16.'),
-});
-/** XY-MD02 and most RS-485 temperature/humidity modules. */
-const XY_MD02_REGISTERS = [
-  { quantity: 'temperature' as const, address: 1, scale: 0.1, signed: true },
-  { quantity: 'humidity' as const, address: 2, scale: 0.1, signed: true },
-];
-const modbusCommon = {
-  unitId: count(1, 247).default(1).describe('Modbus slave / unit id.'),
-  function: z
-    .literal([3, 4])
-    .default(4)
-    .describe('3 = read holding registers, 4 = read input registers.'),
-  registers: z
-    .array(modbusRegister)
-    .min(1)
-    .default(XY_MD02_REGISTERS)
-    .describe('Registers to read; default: XY-MD02 (temperature 0x0001, humidity 0x0002, ×0.1).'),
-};
-const serialCommon = {
-  port: z
-    .string()
-    .min(1, 'must name a serial device, e.g. /dev/ttyUSB0')
-    .describe('Serial device, e.g. /dev/ttyUSB0.'),
-  baudRate: count(300, 4_000_000).default(9600).describe('Line speed in bit/s.'),
-  parity: z
-    .enum(['none', 'even', 'odd'])
-    .default('none')
-    .describe('Parity (XY-MD02 sources disagree between 8N1 and 8E1).'),
-  dataBits: z.literal([7, 8]).default(8).describe('Data bits.'),
-  stopBits: z.literal([1, 2]).default(1).describe('Stop bits.'),
-};
-const modbusRtu = z.strictObject({
-  ...sensorCommon,
-  ...serialCommon,
-  ...modbusCommon,
-  driver: z.literal('modbus-rtu'),
-});
-const asciiLine = z.strictObject({
-  ...sensorCommon,
-  ...serialCommon,
-  driver: z.literal('ascii-line'),
-  pattern: z
-    .string()
-    .default('^\\s*(?:[A-Za-z]+\\s*[=:]\\s*)?(-?\\d+(?:\\.\\d+)?)\\s*$')
-    .refine(
-      (p) => {
-        try {
-          new RegExp(p);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { error: 'must be a valid regular expression' },
-    )
-    .describe('Regular expression with one capture group holding the number.'),
-  quantity: quantity.default('temperature'),
-});
-const ds18b20 = z.strictObject({
-  ...sensorCommon,
-  driver: z.literal('ds18b20'),
-  deviceId: z
-    .string()
-    .regex(/^[0-9a-f]{2}-[0-9a-f]{12}$/, 'must look like 28-0316a2795aff')
-    .describe('1-Wire id as it appears in sysfs, e.g. 28-0316a2795aff.'),
-  w1Root: z.string().default('/sys/bus/w1/devices').describe('sysfs root of the w1 bus.'),
-});
-const modbusTcp = z.strictObject({
-  ...sensorCommon,
-  ...modbusCommon,
-  driver: z.literal('modbus-tcp'),
-  host: z.string().min(1).describe('Modbus TCP device or gateway.'),
-  port: count(1, 65535).default(502).describe('Modbus TCP port.'),
-});
-const httpJson = z.strictObject({
-  ...sensorCommon,
-  driver: z.literal('http-json'),
-  url: z
-    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
-    .describe('URL answering with a JSON body.'),
-  path: z
-    .string()
-    .min(1)
-    .superRefine((p, ctx) => {
-      try {
-        parseJsonPath(p);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      }
-    })
-    .describe(
-      'Dotted path to the number in the JSON body, e.g. "data.temperature" or "sensors[0].t".',
-    ),
-  quantity: quantity.default('temperature'),
-});
-
-export const SENSOR_SCHEMAS = {
-  tmp102,
-  mcp9808,
-  lm75,
-  sht3x,
-  bme280,
-  si7021,
-  'modbus-rtu': modbusRtu,
-  'ascii-line': asciiLine,
-  ds18b20,
-  'modbus-tcp': modbusTcp,
-  'http-json': httpJson,
-} as const;
-export type DriverName = keyof typeof SENSOR_SCHEMAS;
-export const DRIVER_NAMES = Object.keys(SENSOR_SCHEMAS) as DriverName[];
-
-export const sensorSchema = z.discriminatedUnion('driver', [
-  tmp102,
-  mcp9808,
-  lm75,
-  sht3x,
-  bme280,
-  si7021,
-  modbusRtu,
-  asciiLine,
-  ds18b20,
-  modbusTcp,
-  httpJson,
-]);
-export type SensorConfig = z.infer<typeof sensorSchema>;
-export type SensorConfigOf<D extends DriverName> = Extract<SensorConfig, { driver: D }>;
+// The sensors part of the config is built from the drivers' list; its names are the config's.
+export {
+  DRIVER_NAMES,
+  sensorSchema,
+  type DriverName,
+  type SensorConfig,
+  type SensorConfigOf,
+} from '../../drivers/registry.js';
 
 const mqtt = z.strictObject({
   url: z
@@ -332,7 +80,7 @@ const mqtt = z.strictObject({
     .describe(
       'MQTT 3.1.1 only: a broker acknowledges a publish its ACL denies as if delivered. When on, a second short-lived connection subscribes to the telemetry topic after each connect, and batches leave the spool only once one has come back (not delivered: kept and counted as refused). Needs read access to the telemetry topic.',
     ),
-  topicPrefix: name('topic prefix')
+  topicPrefix: topicLevelName('topic prefix')
     .default('edge')
     .describe('First topic level: <prefix>/<gateway>/telemetry.'),
   keepaliveSec: durationSec(5, 3600).default(30).describe('MQTT keepalive.'),
@@ -473,7 +221,9 @@ const metrics = z.strictObject({
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
-      id: name('gateway id').describe('This gateway’s name; the second MQTT topic level.'),
+      id: topicLevelName('gateway id').describe(
+        'This gateway’s name; the second MQTT topic level.',
+      ),
     })
     .describe('Who this agent is.'),
   mqtt: mqtt.prefault({}),
@@ -574,57 +324,6 @@ function validCron(expression: string): boolean {
   } catch {
     return false;
   }
-}
-
-const I2C_DEFAULT_ADDRESS: Record<string, number> = {
-  tmp102: 0x48,
-  mcp9808: 0x18,
-  lm75: 0x48,
-  sht3x: 0x44,
-  bme280: 0x76,
-  si7021: 0x40,
-};
-
-/** Where a sensor physically sits, for the "two sensors on one address" check. */
-export function sensorLocation(
-  s: Record<string, unknown>,
-): { key: string; field: string } | undefined {
-  const d = s.driver;
-  if (typeof d === 'string' && d in I2C_DEFAULT_ADDRESS) {
-    const address = s.address ?? I2C_DEFAULT_ADDRESS[d];
-    return typeof address === 'number'
-      ? { key: `I²C bus ${scalarText(s.bus ?? 1)} address ${hex(address)}`, field: 'address' }
-      : undefined;
-  }
-  // One Modbus unit may hold several sensors at different registers (a multi-channel
-  // module, or a TCP gateway): only the same registers of the same unit clash.
-  const registers = Array.isArray(s.registers)
-    ? (s.registers as unknown[])
-        .map((r) =>
-          scalarText(
-            r !== null && typeof r === 'object' ? (r as Record<string, unknown>).address : r,
-          ),
-        )
-        .join(',')
-    : '1,2';
-  const fn = scalarText(s.function ?? 4);
-  if (d === 'modbus-rtu') {
-    return {
-      key: `serial port ${scalarText(s.port)} unit ${scalarText(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
-      field: 'unitId',
-    };
-  }
-  if (d === 'ascii-line') return { key: `serial port ${scalarText(s.port)}`, field: 'port' };
-  if (d === 'modbus-tcp') {
-    return {
-      key: `Modbus TCP ${scalarText(s.host)}:${scalarText(s.port ?? 502)} unit ${scalarText(s.unitId ?? 1)} registers ${registers} (function ${fn})`,
-      field: 'unitId',
-    };
-  }
-  if (d === 'ds18b20') {
-    return { key: `1-Wire device ${scalarText(s.deviceId)}`, field: 'deviceId' };
-  }
-  return undefined;
 }
 
 export type Config = z.infer<typeof configSchema>;

@@ -20,7 +20,11 @@
  *   T3 = −1000, adc_T = 519888 → t_fine = 128422, 25.08 °C; with the BMP280 example's
  *   pressure trimming, adc_P = 415148 → 100653.27 Pa.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { hex, quantity, sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor, I2CChip } from '../descriptor.js';
+import { i2cAddressKey, i2cBusKey } from './config.js';
+import { attempt } from './probe.js';
 import { sleep } from '../turns.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import { asSensorErrors } from './errors.js';
@@ -170,7 +174,7 @@ export function bme280MeasurementMs(osrT: number, osrP: number, osrH: number): n
 
 const SUPPORTED: readonly Quantity[] = ['temperature', 'pressure', 'humidity'];
 
-export function createBme280(config: SensorConfigOf<'bme280'>, bus: SharedI2CBus): Driver {
+export function createBme280(config: Bme280Config, bus: SharedI2CBus): Driver {
   const { address } = config;
   // Temperature is always measured: pressure and humidity compensation need its t_fine.
   const quantities = SUPPORTED.filter((q) => q === 'temperature' || config.quantities.includes(q));
@@ -248,3 +252,40 @@ export function createBme280(config: SensorConfigOf<'bme280'>, bus: SharedI2CBus
       }),
   };
 }
+
+const BME280_CHIP: I2CChip = {
+  label: 'BME280',
+  minAddress: 0x76,
+  maxAddress: 0x77,
+  defaultAddress: 0x76,
+  identify: async (bus, address) => {
+    const id = await attempt(() => bus.readByte(address, BME280_REG_CHIP_ID));
+    if (id === BME280_CHIP_ID) return `BME280 (chip id ${hex(id)})`;
+    if (id === BMP280_CHIP_ID) return `BMP280 (chip id ${hex(id)}, no humidity)`;
+    if (id === 0x61) return `BME680 (chip id ${hex(id)}, not supported)`;
+    return id === undefined
+      ? 'unknown (BME280 address, chip id unreadable)'
+      : `unknown (chip id ${hex(id)})`;
+  },
+};
+
+const bme280Schema = z.strictObject({
+  ...sensorKeys,
+  ...i2cBusKey,
+  driver: z.literal('bme280'),
+  address: i2cAddressKey(BME280_CHIP),
+  quantities: z
+    .array(quantity)
+    .min(1)
+    .default(['temperature'])
+    .describe('Temperature is always reported; pressure and humidity are optional.'),
+});
+export type Bme280Config = z.output<typeof bme280Schema>;
+
+export const bme280: DriverDescriptor<typeof bme280Schema> = {
+  name: 'bme280',
+  schema: bme280Schema,
+  temperatureRange: { min: -40, max: 85 },
+  i2c: BME280_CHIP,
+  create: (config, seams) => createBme280(config, seams.i2c(config.bus)),
+};

@@ -11,7 +11,10 @@
  * - Converts continuously (LM75A every 100 ms, conversion ~10 ms); a read returns the last
  *   complete conversion, so a round is one 2-byte read.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor, I2CChip } from '../descriptor.js';
+import { i2cAddressKey, i2cBusKey } from './config.js';
 import { sleep } from '../turns.js';
 import type { Driver, Measurement } from '../types.js';
 import { int16 } from './bytes.js';
@@ -29,7 +32,7 @@ export function lm75Celsius(raw: number, bits: number): number {
   return (int16(raw) >> (16 - bits)) * 2 ** (8 - bits);
 }
 
-export function createLm75(config: SensorConfigOf<'lm75'>, bus: SharedI2CBus): Driver {
+export function createLm75(config: Lm75Config, bus: SharedI2CBus): Driver {
   const { address, resolutionBits } = config;
   return {
     kind: 'lm75',
@@ -59,3 +62,31 @@ export function createLm75(config: SensorConfigOf<'lm75'>, bus: SharedI2CBus): D
       }),
   };
 }
+
+/** No ID register: where it may share addresses with a TMP102, `scan` names both. */
+const LM75_CHIP: I2CChip = {
+  label: 'LM75',
+  minAddress: 0x48,
+  maxAddress: 0x4f,
+  defaultAddress: 0x48,
+};
+
+const lm75Schema = z.strictObject({
+  ...sensorKeys,
+  ...i2cBusKey,
+  driver: z.literal('lm75'),
+  address: i2cAddressKey(LM75_CHIP),
+  resolutionBits: z
+    .literal([9, 11])
+    .default(9)
+    .describe('9 bits (LM75, 0.5 \u00b0C) or 11 bits (LM75A, 0.125 \u00b0C).'),
+});
+export type Lm75Config = z.output<typeof lm75Schema>;
+
+export const lm75: DriverDescriptor<typeof lm75Schema> = {
+  name: 'lm75',
+  schema: lm75Schema,
+  temperatureRange: { min: -55, max: 125 },
+  i2c: LM75_CHIP,
+  create: (config, seams) => createLm75(config, seams.i2c(config.bus)),
+};

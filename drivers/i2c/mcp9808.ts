@@ -15,7 +15,12 @@
  * So a round is one 2-byte read. After open() sets the resolution we wait one conversion
  * time (outside the bus lock) so the first value is a conversion at that resolution.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { count } from '../config/bounds.js';
+import { hex, sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor, I2CChip } from '../descriptor.js';
+import { i2cAddressKey, i2cBusKey } from './config.js';
+import { attempt, read16 } from './probe.js';
 import { sleepUntil } from '../turns.js';
 import { SensorError, type Driver, type Measurement } from '../types.js';
 import { asSensorErrors } from './errors.js';
@@ -48,7 +53,7 @@ export function mcp9808IdMismatch(
   return undefined;
 }
 
-export function createMcp9808(config: SensorConfigOf<'mcp9808'>, bus: SharedI2CBus): Driver {
+export function createMcp9808(config: Mcp9808Config, bus: SharedI2CBus): Driver {
   const { address, resolution } = config;
   const read16 = async (register: number, signal: AbortSignal): Promise<number> => {
     const buf = Buffer.alloc(2);
@@ -82,3 +87,42 @@ export function createMcp9808(config: SensorConfigOf<'mcp9808'>, bus: SharedI2CB
       }),
   };
 }
+
+const MCP9808_CHIP: I2CChip = {
+  label: 'MCP9808',
+  minAddress: 0x18,
+  maxAddress: 0x1f,
+  defaultAddress: 0x18,
+  identify: async (bus, address) => {
+    const ids = await attempt(async () => [
+      await read16(bus, address, MCP9808_REG_MANUFACTURER_ID),
+      await read16(bus, address, MCP9808_REG_DEVICE_ID),
+    ]);
+    if (!ids) return 'unknown (MCP9808 address range, ID registers unreadable)';
+    const mismatch = mcp9808IdMismatch(ids[0], ids[1]);
+    return mismatch
+      ? `unknown (MCP9808 address range, but ${mismatch})`
+      : `MCP9808 (manufacturer ${hex(ids[0], 4)}, device ${hex(ids[1] >> 8)} rev ${hex(ids[1] & 0xff)})`;
+  },
+};
+
+const mcp9808Schema = z.strictObject({
+  ...sensorKeys,
+  ...i2cBusKey,
+  driver: z.literal('mcp9808'),
+  address: i2cAddressKey(MCP9808_CHIP),
+  resolution: count(0, 3)
+    .default(3)
+    .describe(
+      'Resolution register 0..3 = 0.5 / 0.25 / 0.125 / 0.0625 \u00b0C (30 / 65 / 130 / 250 ms).',
+    ),
+});
+export type Mcp9808Config = z.output<typeof mcp9808Schema>;
+
+export const mcp9808: DriverDescriptor<typeof mcp9808Schema> = {
+  name: 'mcp9808',
+  schema: mcp9808Schema,
+  temperatureRange: { min: -40, max: 125 },
+  i2c: MCP9808_CHIP,
+  create: (config, seams) => createMcp9808(config, seams.i2c(config.bus)),
+};

@@ -12,7 +12,11 @@
  * - T = −45 + 175 · raw / 65535 °C, RH = 100 · raw / 65535 %.
  * - Soft reset 0x30A2, ready after 1.5 ms.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor, I2CChip } from '../descriptor.js';
+import { i2cAddressKey, i2cBusKey } from './config.js';
+import { attempt } from './probe.js';
 import { sleep } from '../turns.js';
 import { SensorError, type Driver, type Measurement } from '../types.js';
 import { crc8 } from './crc8.js';
@@ -54,7 +58,7 @@ export function sht3xDecode(frame: Uint8Array): { temperature: number; humidity:
 
 const command = (cmd: number): Buffer => Buffer.from([cmd >> 8, cmd & 0xff]);
 
-export function createSht3x(config: SensorConfigOf<'sht3x'>, bus: SharedI2CBus): Driver {
+export function createSht3x(config: Sht3xConfig, bus: SharedI2CBus): Driver {
   const { address } = config;
   const send = (cmd: number, signal: AbortSignal, priority = 0) =>
     bus.transfer((b) => b.i2cWrite(address, 2, command(cmd)), { signal, priority });
@@ -86,3 +90,36 @@ export function createSht3x(config: SensorConfigOf<'sht3x'>, bus: SharedI2CBus):
       }),
   };
 }
+
+const SHT3X_CHIP: I2CChip = {
+  label: 'SHT3x',
+  minAddress: 0x44,
+  maxAddress: 0x45,
+  defaultAddress: 0x44,
+  // The status register: harmless to read, and its CRC tells an SHT3x.
+  identify: async (bus, address) => {
+    const ok = await attempt(async () => {
+      await bus.i2cWrite(address, 2, Buffer.from([0xf3, 0x2d]));
+      const buf = Buffer.alloc(3);
+      await bus.i2cRead(address, 3, buf);
+      return crc8(buf.subarray(0, 2), 0xff) === buf[2];
+    });
+    return ok ? 'SHT3x (status register CRC ok)' : 'SHT3x (likely; status register unreadable)';
+  },
+};
+
+const sht3xSchema = z.strictObject({
+  ...sensorKeys,
+  ...i2cBusKey,
+  driver: z.literal('sht3x'),
+  address: i2cAddressKey(SHT3X_CHIP),
+});
+export type Sht3xConfig = z.output<typeof sht3xSchema>;
+
+export const sht3x: DriverDescriptor<typeof sht3xSchema> = {
+  name: 'sht3x',
+  schema: sht3xSchema,
+  temperatureRange: { min: -40, max: 125 },
+  i2c: SHT3X_CHIP,
+  create: (config, seams) => createSht3x(config, seams.i2c(config.bus)),
+};

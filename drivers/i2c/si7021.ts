@@ -27,7 +27,11 @@
  * the two values from the same instant. An HTU21D converts T and RH separately, each frame
  * with its own CRC.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { hex, quantity, sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor, I2CChip } from '../descriptor.js';
+import { i2cAddressKey, i2cBusKey } from './config.js';
+import { attempt } from './probe.js';
 import { sleep, sleepUntil } from '../turns.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import { crc8 } from './crc8.js';
@@ -84,7 +88,7 @@ const isNack = (err: unknown): boolean => {
 
 const SUPPORTED: readonly Quantity[] = ['temperature', 'humidity'];
 
-export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus): Driver {
+export function createSi7021(config: Si7021Config, bus: SharedI2CBus): Driver {
   const { address } = config;
   const unsupported = config.quantities.filter((q) => !SUPPORTED.includes(q));
   if (unsupported.length > 0)
@@ -181,3 +185,51 @@ export function createSi7021(config: SensorConfigOf<'si7021'>, bus: SharedI2CBus
       }),
   };
 }
+
+const SI70XX_IDS: Record<number, string> = { 0x0d: 'Si7013', 0x14: 'Si7020', 0x15: 'Si7021' };
+
+const SI7021_CHIP: I2CChip = {
+  label: 'Si7021',
+  minAddress: 0x40,
+  maxAddress: 0x40,
+  defaultAddress: 0x40,
+  identify: async (bus, address) => {
+    // The user register first: a plain register read, harmless for whatever else sits at
+    // 0x40 (INA219, PCA9685, HDC1080); only a chip that looks like an Si70xx gets the
+    // two-byte electronic-ID command.
+    const user = await attempt(() => bus.readByte(address, SI7021_CMD_READ_USER_REG));
+    const family = user === undefined ? undefined : si7021UserRegisterFamily(user);
+    if (family === 'htu21d') return 'HTU21D (user register 0x02 family)';
+    if (family === undefined) return 'unknown (Si7021/HTU21D address)';
+    const snb3 = await attempt(async () => {
+      await bus.i2cWrite(address, 2, Buffer.from([0xfc, 0xc9]));
+      const buf = Buffer.alloc(3);
+      await bus.i2cRead(address, 3, buf);
+      return crc8(buf.subarray(0, 2), 0x00) === buf[2] ? buf[0] : undefined;
+    });
+    if (snb3 !== undefined && SI70XX_IDS[snb3])
+      return `${SI70XX_IDS[snb3]} (electronic id ${hex(snb3)})`;
+    return 'Si7021-compatible (no electronic ID)';
+  },
+};
+
+const si7021Schema = z.strictObject({
+  ...sensorKeys,
+  ...i2cBusKey,
+  driver: z.literal('si7021'),
+  address: i2cAddressKey(SI7021_CHIP),
+  quantities: z
+    .array(quantity)
+    .min(1)
+    .default(['temperature'])
+    .describe('Quantities to report: temperature and/or humidity.'),
+});
+export type Si7021Config = z.output<typeof si7021Schema>;
+
+export const si7021: DriverDescriptor<typeof si7021Schema> = {
+  name: 'si7021',
+  schema: si7021Schema,
+  temperatureRange: { min: -40, max: 125 },
+  i2c: SI7021_CHIP,
+  create: (config, seams) => createSi7021(config, seams.i2c(config.bus)),
+};

@@ -28,7 +28,11 @@
  * 35 ms maximum the result is read whatever OS says. A typical part is read ~27 ms after the
  * start instead of 35, for one or two 5-byte reads of bus time.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { hex, sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor, I2CChip } from '../descriptor.js';
+import { i2cAddressKey, i2cBusKey } from './config.js';
+import { attempt, read16 } from './probe.js';
 import { sleep, sleepUntil } from '../turns.js';
 import type { Driver, Measurement } from '../types.js';
 import { int16 } from './bytes.js';
@@ -67,7 +71,7 @@ export function tmp102OneShotConfig(extended: boolean): [number, number] {
   return [CONFIG1_OS | CONFIG1_R1R0 | CONFIG1_SD, CONFIG2_CR_4HZ | (extended ? CONFIG2_EM : 0)];
 }
 
-export function createTmp102(config: SensorConfigOf<'tmp102'>, bus: SharedI2CBus): Driver {
+export function createTmp102(config: Tmp102Config, bus: SharedI2CBus): Driver {
   const { address, extended } = config;
   const [osConfig1, config2] = tmp102OneShotConfig(extended);
   return {
@@ -121,3 +125,38 @@ export function createTmp102(config: SensorConfigOf<'tmp102'>, bus: SharedI2CBus
       }),
   };
 }
+
+const TMP102_CHIP: I2CChip = {
+  label: 'TMP102',
+  minAddress: 0x48,
+  maxAddress: 0x4b,
+  defaultAddress: 0x48,
+  // TMP102's configuration is 16 bits with read-only R1:R0 = 11; an LM75's (which shares
+  // these addresses) is 8 bits with bits 7..5 reserved 0.
+  identify: async (bus, address) => {
+    const cfg = await attempt(() => read16(bus, address, TMP102_REG_CONFIG));
+    return cfg !== undefined && (cfg & 0x6000) === 0x6000
+      ? `TMP102 (likely: configuration ${hex(cfg, 4)})`
+      : undefined;
+  },
+};
+
+const tmp102Schema = z.strictObject({
+  ...sensorKeys,
+  ...i2cBusKey,
+  driver: z.literal('tmp102'),
+  address: i2cAddressKey(TMP102_CHIP),
+  extended: z
+    .boolean()
+    .default(false)
+    .describe('Extended 13-bit mode (EM bit): range up to 150 \u00b0C.'),
+});
+export type Tmp102Config = z.output<typeof tmp102Schema>;
+
+export const tmp102: DriverDescriptor<typeof tmp102Schema> = {
+  name: 'tmp102',
+  schema: tmp102Schema,
+  temperatureRange: { min: -55, max: 150 },
+  i2c: TMP102_CHIP,
+  create: (config, seams) => createTmp102(config, seams.i2c(config.bus)),
+};

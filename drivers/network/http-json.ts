@@ -11,7 +11,9 @@
  * TIMEOUT; connection refused/reset → DISCONNECTED. An invalid path in the config fails
  * every round with PROTOCOL (and says so) rather than crashing the agent.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { quantity, sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor } from '../descriptor.js';
 import { SensorError, type Driver, type Measurement } from '../types.js';
 import { sharedHttpClient, type HttpJsonClient } from './http-client.js';
 import { numericValue, parseJsonPath, valueAtPath, type JsonPath } from './json-path.js';
@@ -24,7 +26,7 @@ export type {
 } from './http-client.js';
 export { KeepAliveHttpClient, sharedHttpClient } from './http-client.js';
 
-export type HttpJsonConfig = Pick<SensorConfigOf<'http-json'>, 'url' | 'path' | 'quantity'>;
+export type HttpJsonConfig = Pick<z.output<typeof httpJsonSchema>, 'url' | 'path' | 'quantity'>;
 
 /** The reading in a response, or a PROTOCOL SensorError saying why there is none. */
 export function readingFromResponse(
@@ -93,3 +95,32 @@ export function createHttpJson(
     },
   };
 }
+
+const httpJsonSchema = z.strictObject({
+  ...sensorKeys,
+  driver: z.literal('http-json'),
+  url: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .describe('URL answering with a JSON body.'),
+  path: z
+    .string()
+    .min(1)
+    .superRefine((p, ctx) => {
+      try {
+        parseJsonPath(p);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .describe(
+      'Dotted path to the number in the JSON body, e.g. "data.temperature" or "sensors[0].t".',
+    ),
+  quantity: quantity.default('temperature'),
+});
+
+/** Any number of sensors may read one URL: no place to clash on. */
+export const httpJson: DriverDescriptor<typeof httpJsonSchema> = {
+  name: 'http-json',
+  schema: httpJsonSchema,
+  create: (config, seams) => createHttpJson(config, seams.http),
+};

@@ -13,8 +13,7 @@
  * request outstanding on it with DISCONNECTED and is forgotten; the next request dials again.
  */
 import net from 'node:net';
-import type { Logger } from '../../agent/ops/logger.js';
-import { SensorError } from '../types.js';
+import { SensorError, type Logger } from '../types.js';
 import { BatchedWriter } from './batched-writer.js';
 import { encodeMbap, MbapFramingError, MbapReader, type MbapFrame } from './mbap.js';
 

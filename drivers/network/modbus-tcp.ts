@@ -14,7 +14,12 @@
  * sensor, so close() has nothing to release and there is no resource key: network sensors
  * run fully in parallel.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { count } from '../config/bounds.js';
+import { scalarText } from '../config/describe-value.js';
+import { sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor } from '../descriptor.js';
+import { modbusKeys, modbusUnitText } from '../modbus-config.js';
 import type { Driver, Measurement } from '../types.js';
 import {
   decodeReadResponse,
@@ -28,7 +33,7 @@ export { ModbusTcpPool } from './modbus-tcp-pool.js';
 export type { ModbusTcpPoolOptions, ModbusTcpPoolStats } from './modbus-tcp-pool.js';
 
 export type ModbusTcpConfig = Pick<
-  SensorConfigOf<'modbus-tcp'>,
+  z.output<typeof modbusTcpSchema>,
   'host' | 'port' | 'unitId' | 'function' | 'registers'
 >;
 
@@ -80,3 +85,21 @@ function spanReader(
     }));
   };
 }
+
+const modbusTcpSchema = z.strictObject({
+  ...sensorKeys,
+  ...modbusKeys,
+  driver: z.literal('modbus-tcp'),
+  host: z.string().min(1).describe('Modbus TCP device or gateway.'),
+  port: count(1, 65535).default(502).describe('Modbus TCP port.'),
+});
+
+export const modbusTcp: DriverDescriptor<typeof modbusTcpSchema> = {
+  name: 'modbus-tcp',
+  schema: modbusTcpSchema,
+  location: (entry) => ({
+    key: `Modbus TCP ${scalarText(entry.host)}:${scalarText(entry.port ?? 502)} ${modbusUnitText(entry)}`,
+    field: 'unitId',
+  }),
+  create: (config, seams) => createModbusTcp(config, seams.modbusTcp),
+};

@@ -26,7 +26,10 @@
  */
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { scalarText } from '../config/describe-value.js';
+import { sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor } from '../descriptor.js';
 import { ReadingStatus, SensorError, type Driver, type Measurement } from '../types.js';
 import { sharedW1Reads, type ReadLimiter } from './w1-limiter.js';
 
@@ -63,10 +66,7 @@ export interface Ds18b20Options {
   limiter?: ReadLimiter;
 }
 
-export function createDs18b20(
-  config: SensorConfigOf<'ds18b20'>,
-  options: Ds18b20Options = {},
-): Driver {
+export function createDs18b20(config: Ds18b20Config, options: Ds18b20Options = {}): Driver {
   const dir = join(config.w1Root, config.deviceId);
   const limiter = options.limiter ?? sharedW1Reads;
   let file: 'w1_slave' | 'temperature' = 'w1_slave';
@@ -129,3 +129,24 @@ export function createDs18b20(
     },
   };
 }
+
+const ds18b20Schema = z.strictObject({
+  ...sensorKeys,
+  driver: z.literal('ds18b20'),
+  deviceId: z
+    .string()
+    .regex(/^[0-9a-f]{2}-[0-9a-f]{12}$/, 'must look like 28-0316a2795aff')
+    .describe('1-Wire id as it appears in sysfs, e.g. 28-0316a2795aff.'),
+  w1Root: z.string().default('/sys/bus/w1/devices').describe('sysfs root of the w1 bus.'),
+});
+export type Ds18b20Config = z.output<typeof ds18b20Schema>;
+
+export const ds18b20: DriverDescriptor<typeof ds18b20Schema> = {
+  name: 'ds18b20',
+  schema: ds18b20Schema,
+  temperatureRange: { min: -55, max: 125 },
+  location: (entry) => ({ key: `1-Wire device ${scalarText(entry.deviceId)}`, field: 'deviceId' }),
+  // The seams' w1Root (the simulator's fake sysfs tree) replaces every configured one.
+  create: (config, seams) =>
+    createDs18b20(seams.openers.w1Root ? { ...config, w1Root: seams.openers.w1Root } : config),
+};

@@ -12,9 +12,12 @@
  * sampled every second yields each line once, and a faster printer is down-sampled to the
  * freshest value rather than queued.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
-import { silentLogger, type Logger } from '../../agent/ops/logger.js';
-import { SensorError, type Driver, type Measurement } from '../types.js';
+import { z } from 'zod';
+import { scalarText } from '../config/describe-value.js';
+import { quantity, sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor } from '../descriptor.js';
+import { serialKeys } from './config.js';
+import { nullLogger, SensorError, type Driver, type Logger, type Measurement } from '../types.js';
 import type { SerialLines } from './serial-lines.js';
 
 export type AsciiLineResult =
@@ -65,9 +68,9 @@ export interface AsciiLineDriver extends Driver {
 }
 
 export function createAsciiLine(
-  config: SensorConfigOf<'ascii-line'>,
+  config: AsciiLineConfig,
   lines: SerialLines,
-  logger: Logger = silentLogger,
+  logger: Logger = nullLogger,
 ): AsciiLineDriver {
   const line = lines.line({
     path: config.port,
@@ -167,3 +170,34 @@ export function createAsciiLine(
     },
   };
 }
+
+const asciiLineSchema = z.strictObject({
+  ...sensorKeys,
+  ...serialKeys,
+  driver: z.literal('ascii-line'),
+  pattern: z
+    .string()
+    .default('^\\s*(?:[A-Za-z]+\\s*[=:]\\s*)?(-?\\d+(?:\\.\\d+)?)\\s*$')
+    .refine(
+      (p) => {
+        try {
+          new RegExp(p);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { error: 'must be a valid regular expression' },
+    )
+    .describe('Regular expression with one capture group holding the number.'),
+  quantity: quantity.default('temperature'),
+});
+export type AsciiLineConfig = z.output<typeof asciiLineSchema>;
+
+/** A line device streams values: it owns its port. */
+export const asciiLine: DriverDescriptor<typeof asciiLineSchema> = {
+  name: 'ascii-line',
+  schema: asciiLineSchema,
+  location: (entry) => ({ key: `serial port ${scalarText(entry.port)}`, field: 'port' }),
+  create: (config, seams) => createAsciiLine(config, seams.serial),
+};

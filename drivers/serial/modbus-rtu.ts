@@ -15,7 +15,12 @@
  * Errors: no reply in time → TIMEOUT; bad CRC → CRC; exception reply (function | 0x80) →
  * PROTOCOL with the exception code (ModbusException); port gone → DISCONNECTED.
  */
-import type { SensorConfigOf } from '../../agent/config/schema.js';
+import { z } from 'zod';
+import { scalarText } from '../config/describe-value.js';
+import { sensorKeys } from '../config/sensor-keys.js';
+import type { DriverDescriptor } from '../descriptor.js';
+import { modbusKeys, modbusUnitText } from '../modbus-config.js';
+import { serialKeys } from './config.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import { roundSignal } from '../readings.js';
 import {
@@ -33,7 +38,7 @@ export interface ModbusRtuOptions {
   responseTimeoutMs?: number;
 }
 
-export type ModbusRtuConfig = SensorConfigOf<'modbus-rtu'>;
+export type ModbusRtuConfig = z.output<typeof modbusRtuSchema>;
 
 export function createModbusRtu(
   config: ModbusRtuConfig,
@@ -107,3 +112,20 @@ export function createModbusRtu(
     },
   };
 }
+
+const modbusRtuSchema = z.strictObject({
+  ...sensorKeys,
+  ...serialKeys,
+  ...modbusKeys,
+  driver: z.literal('modbus-rtu'),
+});
+
+export const modbusRtu: DriverDescriptor<typeof modbusRtuSchema> = {
+  name: 'modbus-rtu',
+  schema: modbusRtuSchema,
+  location: (entry) => ({
+    key: `serial port ${scalarText(entry.port)} ${modbusUnitText(entry)}`,
+    field: 'unitId',
+  }),
+  create: (config, seams) => createModbusRtu(config, seams.serial),
+};

@@ -10,9 +10,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { SerialPortStream, type OpenOptions } from '@serialport/stream';
-import { silentLogger, type Logger } from '../../agent/ops/logger.js';
 import { Turns, TurnsRegistry, sleep } from '../turns.js';
-import { SensorError } from '../types.js';
+import { nullLogger, SensorError, type Logger } from '../types.js';
 import { characterTimeMs, interFrameSilenceMs } from './modbus-rtu-frame.js';
 
 /**
@@ -288,7 +287,7 @@ export class SerialLines {
 
   constructor(
     private readonly binding: SerialBinding,
-    private readonly logger: Logger = silentLogger,
+    private readonly logger: Logger = nullLogger,
     private readonly options: SerialLinesOptions = {},
   ) {
     this.turns = options.turns ?? new TurnsRegistry();

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { validateConfig, type ConfigInput } from '../../agent/config/load.js';
 import { silentLogger } from '../../agent/ops/logger.js';
 import { Pipeline } from '../../agent/pipeline.js';
-import { Seams } from '../../drivers/registry.js';
+import { Seams } from '../../drivers/seams.js';
 import {
   startHttpSensorServer,
   type HttpSensorServer,

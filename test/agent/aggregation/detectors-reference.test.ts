@@ -18,8 +18,9 @@ import {
   sortedMad,
   sortedMedian,
   type DetectorSettings,
-  type Range,
 } from '../../../agent/aggregation/detectors.js';
+import type { Range } from '../../../drivers/descriptor.js';
+import { temperatureRangeOf } from '../../../drivers/registry.js';
 
 /** The detectors as the doc comment defines them, with no incremental state. */
 function referenceFlags(
@@ -29,7 +30,7 @@ function referenceFlags(
   values: readonly number[],
   configured?: Range,
 ): number[] {
-  const range = rangeFor(driver, quantity, configured);
+  const range = rangeFor(quantity, configured);
   const history: number[] = [];
   let last = Number.NaN;
   let run = 0;
@@ -82,9 +83,11 @@ describe('SeriesDetectors against the sort-based reference', () => {
         fc.option(fc.constant({ min: 0, max: 50 }), { nil: undefined }),
         sequence,
         (settings, { driver, quantity }, configured, values) => {
-          const d = new SeriesDetectors(settings, driver, quantity, configured);
+          // The sensor's range as the agent resolves it: configured, else its chip's.
+          const range = configured ?? temperatureRangeOf(driver);
+          const d = new SeriesDetectors(settings, driver, quantity, range);
           const got = values.map((x) => d.check(x));
-          expect(got).toEqual(referenceFlags(settings, driver, quantity, values, configured));
+          expect(got).toEqual(referenceFlags(settings, driver, quantity, values, range));
         },
       ),
       { numRuns: 400 },

@@ -14,6 +14,7 @@ import {
   sortedMad,
   sortedMedian,
 } from '../../../agent/aggregation/detectors.js';
+import { temperatureRangeOf } from '../../../drivers/registry.js';
 
 const settings = { stuckCount: 4, spikeZ: 8, spikeHistory: 11 };
 
@@ -42,12 +43,12 @@ describe('median / MAD', () => {
 
 describe('range and power-on', () => {
   it('uses the configured range for temperature and physical bounds for humidity', () => {
-    expect(rangeFor('tmp102', 'temperature')).toEqual({ min: -55, max: 150 });
-    expect(rangeFor('tmp102', 'temperature', { min: 0, max: 50 })).toEqual({ min: 0, max: 50 });
-    expect(outOfRange(101, rangeFor('sht3x', 'humidity'))).toBe(true);
-    expect(outOfRange(-0.1, rangeFor('sht3x', 'humidity'))).toBe(true);
-    expect(outOfRange(55, rangeFor('sht3x', 'humidity'))).toBe(false);
-    expect(outOfRange(-300, rangeFor('http-json', 'temperature'))).toBe(true);
+    expect(rangeFor('temperature', temperatureRangeOf('tmp102'))).toEqual({ min: -55, max: 150 });
+    expect(rangeFor('temperature', { min: 0, max: 50 })).toEqual({ min: 0, max: 50 });
+    expect(outOfRange(101, rangeFor('humidity'))).toBe(true);
+    expect(outOfRange(-0.1, rangeFor('humidity'))).toBe(true);
+    expect(outOfRange(55, rangeFor('humidity'))).toBe(false);
+    expect(outOfRange(-300, rangeFor('temperature', temperatureRangeOf('http-json')))).toBe(true);
   });
 
   it('recognises the DS18B20 power-on value only for a DS18B20 temperature', () => {
@@ -59,7 +60,12 @@ describe('range and power-on', () => {
 
 describe('SeriesDetectors', () => {
   it('flags a value out of range and a DS18B20 85.0 °C, keeping the rest clean', () => {
-    const d = new SeriesDetectors(settings, 'ds18b20', 'temperature');
+    const d = new SeriesDetectors(
+      settings,
+      'ds18b20',
+      'temperature',
+      temperatureRangeOf('ds18b20'),
+    );
     expect(d.check(21.5)).toBe(0);
     expect(d.check(85) & FLAG_POWER_ON).toBe(FLAG_POWER_ON);
     expect(d.check(130) & FLAG_RANGE).toBe(FLAG_RANGE);
