@@ -10,7 +10,7 @@
  * (the simulated Modbus TCP gateway, 100 sensors per unit id); and one fresh agent process
  * per (strategy, N), so CPU % and peak RSS belong to that run alone.
  *
- *   npx tsx bench/sampling.ts [--ns 10,100,1000,10000] [--window 10] [--no-write]
+ *   npm run bench:sampling -- [--ns 10,100,1000,10000] [--window 10] [--no-write]
  *
  * Prints JSON on stdout; writes docs/benchmarks/sampling.md and docs/sampling-rate.svg.
  */
@@ -30,6 +30,7 @@ import { sleep } from '../drivers/turns.js';
 import type { Driver } from '../drivers/types.js';
 import { startModbusTcpSensorServer } from '../simulator/network/modbus-tcp-server.js';
 import { machine, type Machine } from './lib/machine.js';
+import { repoRoot } from './lib/repo-root.js';
 import { lineChartSvg } from './lib/plot.js';
 import { instrumented, percentile, RoundLog } from './lib/rounds.js';
 
@@ -50,11 +51,7 @@ const STRATEGIES = ['sequential', 'naive', 'sampler'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 const self = fileURLToPath(import.meta.url);
-// The repository root, whether this runs as bench/sampling.ts (tsx) or dist/bench/sampling.js.
-const root = path.resolve(
-  path.dirname(self),
-  self.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..',
-);
+const root = repoRoot(import.meta.url);
 
 export interface RunResult {
   strategy: Strategy;
