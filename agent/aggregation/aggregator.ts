@@ -216,7 +216,9 @@ export class Aggregator {
       return;
     }
     s.lastFailed = false;
-    const flags = s.detectors.check(value);
+    // A Suspect value is the driver's verdict that the chip did not measure (a power-on value).
+    let flags = s.detectors.check(value);
+    if (status === ReadingStatus.Suspect) flags |= FLAG_POWER_ON;
     w.stats.add(value);
     this.counts.readings++;
     const ss = this.sensorStats[sensorIndex];

@@ -6,12 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  FLAG_POWER_ON,
   FLAG_RANGE,
   FLAG_SPIKE,
   FLAG_STUCK,
   SeriesDetectors,
-  isPowerOnValue,
   outOfRange,
   rangeFor,
   referenceRobustZ,
@@ -36,7 +34,6 @@ function referenceFlags(
   return values.map((x) => {
     let flags = 0;
     if (outOfRange(x, range)) flags |= FLAG_RANGE;
-    if (isPowerOnValue(driver, quantity, x)) flags |= FLAG_POWER_ON;
     run = x === last ? run + 1 : 1;
     last = x;
     if (run >= settings.stuckCount) flags |= FLAG_STUCK;

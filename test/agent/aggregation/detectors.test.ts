@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  FLAG_POWER_ON,
   FLAG_RANGE,
   FLAG_SPIKE,
   FLAG_STUCK,
   SeriesDetectors,
-  isPowerOnValue,
   outOfRange,
   rangeFor,
   referenceRobustZ,
@@ -49,19 +47,13 @@ describe('range and power-on', () => {
     expect(outOfRange(55, rangeFor('sht3x', 'humidity'))).toBe(false);
     expect(outOfRange(-300, rangeFor('http-json', 'temperature'))).toBe(true);
   });
-
-  it('recognises the DS18B20 power-on value only for a DS18B20 temperature', () => {
-    expect(isPowerOnValue('ds18b20', 'temperature', 85)).toBe(true);
-    expect(isPowerOnValue('ds18b20', 'temperature', 85.0625)).toBe(false);
-    expect(isPowerOnValue('tmp102', 'temperature', 85)).toBe(false);
-  });
 });
 
 describe('SeriesDetectors', () => {
-  it('flags a value out of range and a DS18B20 85.0 °C, keeping the rest clean', () => {
+  it('flags a value out of range, keeping the rest clean (85 °C too: the driver judges that)', () => {
     const d = new SeriesDetectors(settings, 'ds18b20', 'temperature');
     expect(d.check(21.5)).toBe(0);
-    expect(d.check(85) & FLAG_POWER_ON).toBe(FLAG_POWER_ON);
+    expect(d.check(85)).toBe(0);
     expect(d.check(130) & FLAG_RANGE).toBe(FLAG_RANGE);
   });
 
