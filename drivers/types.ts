@@ -23,7 +23,6 @@ export const quantityCode = (q: Quantity): number => QUANTITIES.indexOf(q);
  */
 export const ReadingStatus = { Ok: 0, Suspect: 1, Fault: 2 } as const;
 export type ReadingStatus = (typeof ReadingStatus)[keyof typeof ReadingStatus];
-export const isReadingStatus = (n: number): n is ReadingStatus => n === 0 || n === 1 || n === 2;
 
 /** One sample of one quantity of one sensor, as it enters the ring buffer. */
 export interface Reading {
