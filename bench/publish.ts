@@ -51,7 +51,7 @@ const SYNC = process.env.BENCH_SYNC === 'normal' ? 'normal' : 'full';
 /**
  * Where the batched phase encodes its bodies: `worker` (default: a worker thread, as the
  * agent's aggregation worker does, so encoding goes on while the main thread waits in an
- * fsync) or `main` (the bench's main thread, with the publisher, as measured before).
+ * fsync) or `main` (the bench's main thread, with the publisher).
  */
 const PRODUCER = process.env.BENCH_PRODUCER === 'main' ? 'main' : 'worker';
 
