@@ -229,9 +229,8 @@ async function run(
     'bus' in s ? `i2c:${s.bus}` : 'port' in s ? `serial:${s.port}` : 'w1',
   );
   // The sampler takes its grid's origin with its clock's first readings in start(): record
-  // them, so each slot is measured from the due time the sampler scheduled it for. (Until
-  // 28 Nov 2026 the bench read the clock itself just before start(); a GC pause between
-  // the two, up to 9 ms in a run, moved every due time that much early: originShiftMs.)
+  // them, so each slot is measured from the due time the sampler scheduled it for: a clock
+  // reading of the bench's own before start() can be a GC pause early (originShiftMs).
   let starting = false;
   let origin: { now?: number; wallNow?: number } = {};
   const clock: Clock = {
@@ -440,8 +439,8 @@ async function main(): Promise<void> {
     /** CPU of the process (agent and simulators) while sampling, slot 0 included. */
     cpu,
     /**
-     * The sampler's slot 0 minus the bench's own clock reading just before start(): what
-     * the cycles measured until 28 Nov 2026 had added (they were from that reading).
+     * The sampler's slot 0 minus the bench's own clock reading just before start(): the
+     * error a cycle would carry if it were timed from the bench's reading.
      */
     originShiftMs,
     results,

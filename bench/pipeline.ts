@@ -5,7 +5,7 @@
  *   (b) the bare SharedArrayBuffer ring with no aggregation (the practical limit);
  * plus loss accounting under each overflow policy and heap growth. Prints JSON.
  *
- *   npx tsx bench/pipeline.ts            (or node dist/bench/pipeline.js after a build)
+ *   npm run bench:pipeline               (tsx bench/pipeline.ts)
  *   BENCH_READINGS=4000000 BENCH_ROUNDS=3 BENCH_POSTMESSAGE_READINGS=300000 (the defaults)
  */
 import os from 'node:os';

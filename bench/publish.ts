@@ -18,8 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import os from 'node:os';
-import { dirname, join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
@@ -30,6 +29,7 @@ import { TelemetryPublisher } from '../agent/publish/publisher.js';
 import { Spool } from '../agent/publish/spool.js';
 import { agentOutage } from './lib/agent-outage.js';
 import { procCpuMs } from './lib/machine.js';
+import { repoRoot } from './lib/repo-root.js';
 import { sleep } from '../drivers/turns.js';
 import { subscriberProcess, until } from './lib/subscriber-process.js';
 
@@ -51,7 +51,7 @@ const SYNC = process.env.BENCH_SYNC === 'normal' ? 'normal' : 'full';
 /**
  * Where the batched phase encodes its bodies: `worker` (default: a worker thread, as the
  * agent's aggregation worker does, so encoding goes on while the main thread waits in an
- * fsync) or `main` (the bench's main thread, with the publisher, as measured before).
+ * fsync) or `main` (the bench's main thread, with the publisher).
  */
 const PRODUCER = process.env.BENCH_PRODUCER === 'main' ? 'main' : 'worker';
 
@@ -63,9 +63,7 @@ const PRODUCER = process.env.BENCH_PRODUCER === 'main' ? 'main' : 'worker';
 const PHASES = new Set(
   (process.env.BENCH_PHASES ?? 'batched,agentSide,naive,outage,agentOutage').split(','),
 );
-const self = fileURLToPath(import.meta.url);
-// The repository root, whether this runs as bench/publish.ts (tsx) or dist/bench/publish.js.
-const ROOT = resolve(dirname(self), self.includes(`${sep}dist${sep}`) ? '../..' : '..');
+const ROOT = repoRoot(import.meta.url);
 
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
 

@@ -10,7 +10,7 @@
  * (the simulated Modbus TCP gateway, 100 sensors per unit id); and one fresh agent process
  * per (strategy, N), so CPU % and peak RSS belong to that run alone.
  *
- *   npx tsx bench/sampling.ts [--ns 10,100,1000,10000] [--window 10] [--no-write]
+ *   npm run bench:sampling -- [--ns 10,100,1000,10000] [--window 10] [--no-write]
  *
  * Prints JSON on stdout; writes docs/benchmarks/sampling.md and docs/sampling-rate.svg.
  */
@@ -25,11 +25,13 @@ import { AGENT_NODE_FLAGS } from '../agent/ops/node-flags.js';
 import { startEventLoopMonitor, type EventLoopSnapshot } from '../agent/sampling/event-loop.js';
 import { Sampler, type SampledSensor } from '../agent/sampling/sampler.js';
 import { SchedulingLag, type LagSnapshot } from '../agent/sampling/scheduling-lag.js';
-import { createModbusTcp, ModbusTcpPool } from '../drivers/network/modbus-tcp.js';
+import { ModbusTcpPool } from '../drivers/network/modbus-tcp-pool.js';
+import { createModbusTcp } from '../drivers/network/modbus-tcp.js';
 import { sleep } from '../drivers/turns.js';
 import type { Driver } from '../drivers/types.js';
 import { startModbusTcpSensorServer } from '../simulator/network/modbus-tcp-server.js';
 import { machine, type Machine } from './lib/machine.js';
+import { repoRoot } from './lib/repo-root.js';
 import { lineChartSvg } from './lib/plot.js';
 import { instrumented, percentile, RoundLog } from './lib/rounds.js';
 
@@ -50,11 +52,7 @@ const STRATEGIES = ['sequential', 'naive', 'sampler'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 const self = fileURLToPath(import.meta.url);
-// The repository root, whether this runs as bench/sampling.ts (tsx) or dist/bench/sampling.js.
-const root = path.resolve(
-  path.dirname(self),
-  self.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..',
-);
+const root = repoRoot(import.meta.url);
 
 export interface RunResult {
   strategy: Strategy;

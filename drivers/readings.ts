@@ -86,10 +86,10 @@ export function toSensorError(err: unknown, fallback: SensorErrorCode = 'PROTOCO
 const timeoutError = () => new DOMException('no answer in time', 'TimeoutError');
 
 /**
- * The signal of one round: aborted with the sensor's signal or after timeoutMs. Plain
- * controller + timer, released when the round ends: AbortSignal.any(AbortSignal.timeout())
- * costs ~3x the CPU on Node 20 and its timeout signals linger until GC (hundreds of MB at
- * 10,000 sensors × 1 Hz, measured), and a timeout signal nobody references can be collected
+ * The signal of one round: aborted with the sensor's signal or after timeoutMs. A plain
+ * controller and timer, both released when the round ends, so a round leaves nothing for
+ * the GC to find later; AbortSignal.any(AbortSignal.timeout()) keeps its timeout signals
+ * alive until GC, costs more CPU per round, and can collect an unreferenced timeout signal
  * before it fires.
  */
 export function roundSignal(

@@ -24,8 +24,6 @@ import type {
 } from './aggregator.js';
 import type { ControlMessage, WorkerInit, WorkerMessage } from './protocol.js';
 
-export type { SensorSpec } from './aggregator.js';
-
 export interface AggregatorOptions extends AggregationSettings {
   ring: SharedArrayBuffer;
   /** Index = sensorIndex in the ring records. null/undefined for an unused index. */

@@ -213,7 +213,9 @@ export class Aggregator {
       return;
     }
     s.lastFailed = false;
-    const flags = s.detectors.check(value);
+    // A Suspect value is the driver's verdict that the chip did not measure (a power-on value).
+    let flags = s.detectors.check(value);
+    if (status === ReadingStatus.Suspect) flags |= FLAG_POWER_ON;
     w.stats.add(value);
     this.counts.readings++;
     const ss = this.sensorStats[sensorIndex];
@@ -303,7 +305,7 @@ export class Aggregator {
     const s: Series = {
       sensor,
       quantity: q,
-      detectors: new SeriesDetectors(this.settings, spec.driver, q, spec.range),
+      detectors: new SeriesDetectors(this.settings, q, spec.range),
       windowPrefix: `{"sensor":${id},"quantity":"${q}","unit":"${UNITS[q]}","start":`,
       readingPrefix: `{"sensor":${id},"quantity":"${q}","t":`,
       current: undefined,

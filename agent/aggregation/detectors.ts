@@ -12,8 +12,10 @@
  *            previous values. When MAD is 0 (more than half the history identical, common
  *            with quantised sensors) no spike is judged: a mean-absolute-deviation fallback
  *            would flag every one-LSB step of a quiet sensor.
- * - powerOn: a DS18B20 reads 85.0 °C (its power-on reset value of the scratchpad) when a
- *            conversion did not happen, e.g. after a brown-out on parasitic power.
+ *
+ * The power-on flag (FLAG_POWER_ON) is not a detector here: the driver that knows its chip
+ * marks such a reading Suspect (the DS18B20's 85 °C power-on value, drivers/onewire/ds18b20.ts)
+ * and the aggregator counts Suspect readings under it, so the rule lives in one place.
  */
 
 import type { Range } from '../../drivers/descriptor.js';
@@ -43,12 +45,6 @@ export function rangeFor(quantity: string, temperatureRange?: Range): Range {
 
 export function outOfRange(value: number, range: Range): boolean {
   return value < range.min || value > range.max;
-}
-
-/** The DS18B20 power-on reset value read back as if it were a temperature. */
-export const DS18B20_POWER_ON_C = 85;
-export function isPowerOnValue(driver: string, quantity: string, value: number): boolean {
-  return driver === 'ds18b20' && quantity === 'temperature' && value === DS18B20_POWER_ON_C;
 }
 
 /** Median of an ascending array's first n entries. */
@@ -132,7 +128,6 @@ const MIN_SPIKE_HISTORY = 5;
 export class SeriesDetectors {
   private readonly min: number;
   private readonly max: number;
-  private readonly powerOnCheck: boolean;
   private readonly stuckCount: number;
   private readonly spikeZ: number;
   private readonly k: number;
@@ -144,16 +139,10 @@ export class SeriesDetectors {
   /** Ring slot (k..2k−1) of the oldest value once full, of the next free one before. */
   private next: number;
 
-  constructor(
-    settings: DetectorSettings,
-    driver: string,
-    quantity: string,
-    temperatureRange?: Range,
-  ) {
+  constructor(settings: DetectorSettings, quantity: string, temperatureRange?: Range) {
     const range = rangeFor(quantity, temperatureRange);
     this.min = range.min;
     this.max = range.max;
-    this.powerOnCheck = driver === 'ds18b20' && quantity === 'temperature';
     this.stuckCount = settings.stuckCount;
     this.spikeZ = settings.spikeZ;
     this.k = settings.spikeHistory;
@@ -164,7 +153,6 @@ export class SeriesDetectors {
   check(value: number): number {
     let flags = 0;
     if (value < this.min || value > this.max) flags |= FLAG_RANGE;
-    if (this.powerOnCheck && value === DS18B20_POWER_ON_C) flags |= FLAG_POWER_ON;
     if (value === this.last) {
       if (++this.run >= this.stuckCount) flags |= FLAG_STUCK;
     } else {

@@ -32,7 +32,6 @@ import { sensorLocation, sensorSchema } from '../../drivers/registry.js';
 export {
   DRIVER_NAMES,
   sensorSchema,
-  type DriverName,
   type SensorConfig,
   type SensorConfigOf,
 } from '../../drivers/registry.js';

@@ -32,17 +32,6 @@ function numericCode(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-/** A refusal in CONNACK (bad credentials, not authorized, …) rather than a network error. */
-export function isConnackRefusal(err: unknown): boolean {
-  return numericCode(err) !== undefined;
-}
-
-/** The broker refused the protocol version we asked for. */
-export function isProtocolRefusal(err: unknown): boolean {
-  const code = numericCode(err);
-  return code !== undefined && PROTOCOL_REFUSED.has(code);
-}
-
 const TLS_MISMATCH_SIGNS =
   /ECONNRESET|EPIPE|socket hang up|before secure TLS connection|wrong version number|packet length too long|unknown protocol|Invalid header|EPROTO/i;
 

@@ -147,10 +147,9 @@ export const RECENT_MAX_BYTES = 8 * 1024 * 1024;
  */
 export const COMMIT_DELAY_MS = 2;
 /**
- * SQLite's page cache for the spool, in KiB. better-sqlite3 builds SQLite with a 16 MB
- * default; during an outage every batch writes new pages that are read, if ever, at replay
- * (docs/benchmarks/publish.md). SQLite's stock default (2 MB) keeps the B-tree interior
- * pages and bounds an outage's memory growth.
+ * SQLite's page cache for the spool, in KiB: enough for the B-tree interior pages, not for
+ * the data pages an outage writes (read, if ever, at replay), so memory stays bounded however
+ * long the outage. SQLite's stock default, which better-sqlite3's build raises.
  */
 export const PAGE_CACHE_KIB = 2000;
 /** A queue this large is committed at once rather than after the delay. */

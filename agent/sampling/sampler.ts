@@ -15,8 +15,6 @@ import { SchedulingLag, type LagSnapshot } from './scheduling-lag.js';
 import { SensorLoop, type LoopContext, type LoopSensor } from './sensor-loop.js';
 import { TimerQueue } from './timer-queue.js';
 
-export type { SensorHealth, SensorState } from './health.js';
-
 export interface SampledSensor extends LoopSensor {
   /**
    * Fingerprint of the sensor's configuration. When given, replace() compares it instead

@@ -8,8 +8,6 @@ import { createTask, validateDetailed } from 'node-cron';
 import { realClock, type Clock } from './clock.js';
 import { TimerEntry, TimerQueue } from './timer-queue.js';
 
-export { realClock, TestClock, type Clock } from './clock.js';
-
 export interface IntervalTicksOptions {
   intervalMs: number;
   clock?: Clock;

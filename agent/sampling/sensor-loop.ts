@@ -2,13 +2,12 @@
  * The life of one sampled sensor: wait for its slot, run a round, hand its readings to
  * emit, keep its health — until stopped. The sampler runs one per sensor, all at once.
  *
- * A small state machine driven by callbacks rather than an async loop: at 10,000 sensors
- * × 1 Hz, a suspended async frame (or generator) per sensor keeps its last round's values
- * and a promise per wait alive through the one-second wait, so they are promoted to the
- * old generation and V8 grows the heap to match (10,000 sensors: peak RSS 240 MB before,
- * 156–193 MB after; docs/benchmarks/sampling.md). Waiting here holds nothing but a reused TimerQueue entry.
- * The same loop as an async generator, for other consumers, is sensorRounds()
- * (drivers/readings.ts).
+ * A small state machine driven by callbacks rather than an async loop, so that a waiting
+ * sensor holds nothing but its reused TimerQueue entry: a suspended async frame per sensor
+ * would keep its last round's values and a promise alive through every wait, long enough
+ * for V8 to promote them to the old generation (the RSS target at 10,000 sensors,
+ * docs/benchmarks/sampling.md). The same loop as an async generator, for other consumers,
+ * is sensorRounds() (drivers/readings.ts).
  */
 import { SensorRounds } from '../../drivers/readings.js';
 import { ReadingStatus, type Driver, type Reading, type SensorError } from '../../drivers/types.js';

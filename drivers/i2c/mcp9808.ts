@@ -76,8 +76,8 @@ export function createMcp9808(config: Mcp9808Config, bus: SharedI2CBus): Driver 
         });
         // One whole conversion at the new resolution before the first read (T_A reads 0
         // until then after power-on). Not sleep(): a Node timer counts from the loop's cached
-        // time and may end a fraction of a millisecond early, and then the first reading
-        // was 0 °C (seen in test/drivers/i2c/one-bus.test.ts).
+        // time and may end a fraction of a millisecond early, when the first reading would
+        // still be 0 °C (test/drivers/i2c/one-bus.test.ts).
         await sleepUntil(performance.now() + MCP9808_CONVERSION_MS[resolution], signal);
       }),
     measure: (signal) =>

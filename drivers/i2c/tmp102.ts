@@ -98,14 +98,9 @@ export function createTmp102(config: Tmp102Config, bus: SharedI2CBus): Driver {
         // The 35 ms maximum counts from when the write returned: never earlier than the
         // conversion really began.
         const started = performance.now();
-        // The first look, when a typical chip is done: timed from the command's end on the
-        // wire (issued + its 4 bytes), to the sub-millisecond. The write's completion can
-        // reach JavaScript milliseconds late when the slot's burst keeps the loop busy, and a
-        // plain 26 ms timer ends anywhere in 25–27+ ms; either way the look missed the chip's
-        // end and cost one more look a millisecond later (mixed bench). If the ioctl started
-        // a little after it was issued, the look still comes right: OS is latched ~0.3 ms
-        // into the look (address, pointer, repeated START, address), and a look that finds
-        // OS = 0 just means another.
+        // The first look comes when a typical chip is done, timed from the command's end on
+        // the wire (issued + its 4 bytes) rather than from when JavaScript saw the write
+        // complete, which a busy loop delays. A look that finds OS = 0 only costs another.
         await sleepUntil(issued + i2cWireMs(4) + TMP102_CONVERSION_TYP_MS, signal);
         const config = Buffer.alloc(2);
         // Bounded by the datasheet maximum, and by a count in case the clock misbehaves.

@@ -18,14 +18,6 @@ import { SensorError, type Driver, type Measurement } from '../types.js';
 import { sharedHttpClient, type HttpJsonClient } from './http-client.js';
 import { numericValue, parseJsonPath, valueAtPath, type JsonPath } from './json-path.js';
 
-export type {
-  HttpJsonClient,
-  HttpJsonResponse,
-  KeepAliveHttpClientOptions,
-  KeepAliveHttpClientStats,
-} from './http-client.js';
-export { KeepAliveHttpClient, sharedHttpClient } from './http-client.js';
-
 export type HttpJsonConfig = Pick<z.output<typeof httpJsonSchema>, 'url' | 'path' | 'quantity'>;
 
 /** The reading in a response, or a PROTOCOL SensorError saying why there is none. */

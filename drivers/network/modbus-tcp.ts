@@ -29,9 +29,6 @@ import {
 } from '../modbus-pdu.js';
 import type { ModbusTcpPool } from './modbus-tcp-pool.js';
 
-export { ModbusTcpPool } from './modbus-tcp-pool.js';
-export type { ModbusTcpPoolOptions, ModbusTcpPoolStats } from './modbus-tcp-pool.js';
-
 export type ModbusTcpConfig = Pick<
   z.output<typeof modbusTcpSchema>,
   'host' | 'port' | 'unitId' | 'function' | 'registers'

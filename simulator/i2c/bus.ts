@@ -67,9 +67,9 @@ export function i2cErrnoError(code: string, syscall: string): NodeJS.ErrnoExcept
 }
 
 /**
- * Holds the wire `ms` of real time with sub-millisecond precision: a bare setTimeout
- * rounds a 0.4 ms transfer up to 1–2 ms, which made every simulated transfer 3× too slow
- * and the bus's cycle time a model artefact. The drivers' own precise wait does it.
+ * Holds the wire `ms` of real time with sub-millisecond precision, so a simulated bus's cycle
+ * time is the wire's and not the timer's: a bare setTimeout rounds a sub-millisecond
+ * transfer up to whole milliseconds. The drivers' own precise wait does it.
  */
 export function holdWire(ms: number): Promise<void> {
   return sleepUntil(performance.now() + ms);

@@ -1,9 +1,9 @@
 /**
  * The simulated devices' fixed latency: every request waits `delayMs` from its arrival,
- * then its reply leaves. A bare setTimeout per request fires 0–2 ms late on an idle
- * loop (libuv keeps time in whole milliseconds and re-polls when it wakes a fraction
- * early), so "a sensor answering after 100 ms" answered after 100–104 ms and the
- * benchmark charged the simulator's error to the agent. Here:
+ * then its reply leaves, on time to a fraction of a millisecond, so that a benchmark charges
+ * the agent only for its own lateness. A bare setTimeout per request cannot promise that
+ * (libuv keeps time in whole milliseconds and re-polls when it wakes a fraction early),
+ * hence:
  *
  * - one queue per server: with a fixed delay, due times come in arrival order, so a FIFO
  *   is already sorted, and one timer serves the head;

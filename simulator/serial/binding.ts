@@ -58,10 +58,10 @@ class SimulatedPort implements PortBinding, DevicePort {
   private readonly rx: Buffer[] = [];
   private pendingRead: (() => void) | undefined;
   /**
-   * Deliveries still on the wire, in time order, behind one timer. One setTimeout per chunk
-   * is not enough: Node keeps one list per duration, and when the loop runs late it may
-   * fire a 9 ms timer before an 8 ms one set in the same tick, so a reply's last byte
-   * overtook its first eight (seen as CRC mismatches in about 1 of 100 Modbus replies).
+   * Deliveries still on the wire, in time order, behind one timer, so bytes arrive in the
+   * order they were sent. One setTimeout per chunk cannot promise that: Node keeps one list
+   * per duration, and when the loop runs late it may fire a 9 ms timer before an 8 ms one
+   * set in the same tick, letting a reply's last byte overtake its first.
    */
   private readonly due: { at: number; fn: () => void }[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -180,7 +180,7 @@ class SimulatedPort implements PortBinding, DevicePort {
 
   private fire(): void {
     this.timer = undefined;
-    // Within the timers' 1 ms grain counts as due (as the per-chunk timers' truncation did).
+    // Within the timers' 1 ms grain counts as due: a timer cannot be asked for less.
     const now = performance.now() + 1;
     while (this.due.length > 0 && this.due[0].at <= now) this.due.shift()!.fn();
     this.arm();

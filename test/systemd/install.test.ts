@@ -61,6 +61,8 @@ describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
     expect(r.stdout).toMatch(/config\.yaml: ok \(gateway boiler-room-1/); // check-config ran
 
     expect(exists('opt/edge-agent/dist/agent/cli.js')).toBe(true);
+    // Only what the agent runs goes onto a gateway: the benchmarks are not built into dist/.
+    expect(exists('opt/edge-agent/dist/bench')).toBe(false);
     expect(exists('opt/edge-agent/package.json')).toBe(true);
     expect(exists('opt/edge-agent/package-lock.json')).toBe(true);
     // npm ran in the staged copy, which then replaced the (absent) installation.

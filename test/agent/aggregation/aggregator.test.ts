@@ -148,7 +148,7 @@ describe('Aggregator windows', () => {
     expect(texts).toEqual([
       '{"windows":[{"sensor":"boiler-in","quantity":"temperature","unit":"Cel","start":20000,' +
         '"end":30000,"count":2,"min":21.5,"max":22.5,"mean":22,"stddev":0.5,"last":22.5,' +
-        '"faults":0,"state":"ok","flags":{"range":0,"stuck":0,"spike":0,"powerOn":0}}]}',
+        '"faults":0,"state":"ok","flags":{"range":0,"stuck":0,"spike":0,"powerOn":1}}]}',
     ]);
   });
 
@@ -187,13 +187,29 @@ describe('Aggregator windows', () => {
       { id: 'w1', driver: 'ds18b20', range: { min: 0, max: 60 } },
     ]);
     const values = [20, 85, 85, 85, 70];
-    values.forEach((v, i) => agg.add(0, 0, 5000 + i, v, ReadingStatus.Ok));
+    // The driver marks its power-on values Suspect (drivers/onewire/ds18b20.ts).
+    values.forEach((v, i) =>
+      agg.add(0, 0, 5000 + i, v, v === 85 ? ReadingStatus.Suspect : ReadingStatus.Ok),
+    );
     agg.flush();
     const [w] = windows();
     expect(w.count).toBe(5);
     expect(w.max).toBe(85);
     expect(w.flags).toEqual({ range: 4, stuck: 1, spike: 0, powerOn: 3 });
     expect(agg.stats().sensors[0].flags).toEqual({ range: 4, stuck: 1, spike: 0, powerOn: 3 });
+  });
+
+  it('counts power-on values by the driver verdict alone: a real 85 °C the driver kept Ok is not flagged', () => {
+    const { agg, windows } = collect({}, [{ id: 'w1', driver: 'ds18b20' }]);
+    // The driver marks the first 85 °C after power-on Suspect; once it has read 84.5 °C, an
+    // 85 °C is a real temperature and stays Ok.
+    agg.add(0, 0, 5000, 85, ReadingStatus.Suspect);
+    agg.add(0, 0, 5001, 84.5, ReadingStatus.Ok);
+    agg.add(0, 0, 5002, 85, ReadingStatus.Ok);
+    agg.flush();
+    const [w] = windows();
+    expect(w.count).toBe(3);
+    expect(w.flags.powerOn).toBe(1);
   });
 
   it('closes a window when the series moves on and emits it after coalescing', () => {

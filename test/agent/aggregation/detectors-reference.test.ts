@@ -6,12 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  FLAG_POWER_ON,
   FLAG_RANGE,
   FLAG_SPIKE,
   FLAG_STUCK,
   SeriesDetectors,
-  isPowerOnValue,
   outOfRange,
   rangeFor,
   referenceRobustZ,
@@ -25,7 +23,6 @@ import { temperatureRangeOf } from '../../../drivers/registry.js';
 /** The detectors as the doc comment defines them, with no incremental state. */
 function referenceFlags(
   settings: DetectorSettings,
-  driver: string,
   quantity: string,
   values: readonly number[],
   configured?: Range,
@@ -37,7 +34,6 @@ function referenceFlags(
   return values.map((x) => {
     let flags = 0;
     if (outOfRange(x, range)) flags |= FLAG_RANGE;
-    if (isPowerOnValue(driver, quantity, x)) flags |= FLAG_POWER_ON;
     run = x === last ? run + 1 : 1;
     last = x;
     if (run >= settings.stuckCount) flags |= FLAG_STUCK;
@@ -85,9 +81,9 @@ describe('SeriesDetectors against the sort-based reference', () => {
         (settings, { driver, quantity }, configured, values) => {
           // The sensor's range as the agent resolves it: configured, else its chip's.
           const range = configured ?? temperatureRangeOf(driver);
-          const d = new SeriesDetectors(settings, driver, quantity, range);
+          const d = new SeriesDetectors(settings, quantity, range);
           const got = values.map((x) => d.check(x));
-          expect(got).toEqual(referenceFlags(settings, driver, quantity, values, range));
+          expect(got).toEqual(referenceFlags(settings, quantity, values, range));
         },
       ),
       { numRuns: 400 },

@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  FLAG_POWER_ON,
   FLAG_RANGE,
   FLAG_SPIKE,
   FLAG_STUCK,
   SeriesDetectors,
-  isPowerOnValue,
   outOfRange,
   rangeFor,
   referenceRobustZ,
@@ -50,31 +48,20 @@ describe('range and power-on', () => {
     expect(outOfRange(55, rangeFor('humidity'))).toBe(false);
     expect(outOfRange(-300, rangeFor('temperature', temperatureRangeOf('http-json')))).toBe(true);
   });
-
-  it('recognises the DS18B20 power-on value only for a DS18B20 temperature', () => {
-    expect(isPowerOnValue('ds18b20', 'temperature', 85)).toBe(true);
-    expect(isPowerOnValue('ds18b20', 'temperature', 85.0625)).toBe(false);
-    expect(isPowerOnValue('tmp102', 'temperature', 85)).toBe(false);
-  });
 });
 
 describe('SeriesDetectors', () => {
-  it('flags a value out of range and a DS18B20 85.0 °C, keeping the rest clean', () => {
-    const d = new SeriesDetectors(
-      settings,
-      'ds18b20',
-      'temperature',
-      temperatureRangeOf('ds18b20'),
-    );
+  it('flags a value out of range, keeping the rest clean (85 °C too: the driver judges that)', () => {
+    const d = new SeriesDetectors(settings, 'temperature', temperatureRangeOf('ds18b20'));
     expect(d.check(21.5)).toBe(0);
-    expect(d.check(85) & FLAG_POWER_ON).toBe(FLAG_POWER_ON);
+    expect(d.check(85)).toBe(0);
     expect(d.check(130) & FLAG_RANGE).toBe(FLAG_RANGE);
   });
 
   it('flags the N-th and further repetitions of one value as stuck, exactly', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 2 }), { maxLength: 200 }), (xs) => {
-        const d = new SeriesDetectors({ ...settings, spikeZ: 1e9 }, 'lm75', 'temperature');
+        const d = new SeriesDetectors({ ...settings, spikeZ: 1e9 }, 'temperature');
         let run = 0;
         let prev: number | undefined;
         for (const x of xs) {
@@ -93,7 +80,7 @@ describe('SeriesDetectors', () => {
         fc.array(fc.double({ min: 19, max: 21, noNaN: true }), { minLength: 20, maxLength: 80 }),
         fc.double({ min: -50, max: 100, noNaN: true }),
         (noise, probe) => {
-          const d = new SeriesDetectors({ ...settings, stuckCount: 1e9 }, 'lm75', 'temperature');
+          const d = new SeriesDetectors({ ...settings, stuckCount: 1e9 }, 'temperature');
           const history: number[] = [];
           for (const x of noise) {
             const want = history.length >= 5 && referenceRobustZ(history, x) > settings.spikeZ;
@@ -114,7 +101,7 @@ describe('SeriesDetectors', () => {
       fc.property(
         fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 150 }),
         (steps) => {
-          const d = new SeriesDetectors({ ...settings, stuckCount: 1e9 }, 'lm75', 'temperature');
+          const d = new SeriesDetectors({ ...settings, stuckCount: 1e9 }, 'temperature');
           const history: number[] = [];
           for (const k of steps) {
             // 0.0625 °C steps, with a rare big jump (k = 6).
@@ -131,7 +118,7 @@ describe('SeriesDetectors', () => {
   });
 
   it('a 30 °C jump in a 20 ± 0.1 °C signal is a spike; the next normal value is not', () => {
-    const d = new SeriesDetectors(settings, 'sht3x', 'temperature');
+    const d = new SeriesDetectors(settings, 'temperature');
     for (let i = 0; i < 20; i++) d.check(20 + (i % 3) * 0.1);
     expect(d.check(50) & FLAG_SPIKE).toBe(FLAG_SPIKE);
     expect(d.check(20.1) & FLAG_SPIKE).toBe(0);

@@ -2,12 +2,12 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   CronExpressionError,
-  TestClock,
   cronTicks,
   intervalTicks,
   validateCron,
   type TickSource,
 } from '../../../agent/sampling/schedule.js';
+import { TestClock } from '../../../agent/sampling/clock.js';
 
 interface Pulled {
   wall: number;

@@ -1,11 +1,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createHttpJson,
-  KeepAliveHttpClient,
-  readingFromResponse,
-} from '../../../drivers/network/http-json.js';
+import { KeepAliveHttpClient } from '../../../drivers/network/http-client.js';
+import { createHttpJson, readingFromResponse } from '../../../drivers/network/http-json.js';
 import { parseJsonPath } from '../../../drivers/network/json-path.js';
 import { ReadingStatus, SensorError, type Reading } from '../../../drivers/types.js';
 import {

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createModbusTcp, ModbusTcpPool } from '../../../drivers/network/modbus-tcp.js';
+import { ModbusTcpPool } from '../../../drivers/network/modbus-tcp-pool.js';
+import { createModbusTcp } from '../../../drivers/network/modbus-tcp.js';
 import { encodeReadRequest } from '../../../drivers/modbus-pdu.js';
 import { ReadingStatus, SensorError, type Reading } from '../../../drivers/types.js';
 import {
