@@ -375,6 +375,8 @@ async function agentRun(n: number, shared: Shared) {
     steady: {
       ...brief(steady),
       cpuMs: steady.cpuMs,
+      cpuMainThreadMs: steady.cpuMainThreadMs,
+      cpuOtherThreadsMs: steady.cpuOtherThreadsMs,
       nominalReadingsPerSec: n * QUANTITIES,
       // Window-based: exact when the window spans whole aggregation windows (the default).
       achievedReadingsPerSec: r1(published.readings / steady.seconds),
@@ -446,6 +448,8 @@ async function nodeRedRun(n: number, install: NodeRedInstall, shared: Shared) {
     steady: {
       ...brief(steady),
       cpuMs: steady.cpuMs,
+      cpuMainThreadMs: steady.cpuMainThreadMs,
+      cpuOtherThreadsMs: steady.cpuOtherThreadsMs,
       nominalReadingsPerSec: n * QUANTITIES,
       // Window-based: exact when the window spans whole aggregation windows (the default).
       achievedReadingsPerSec: r1(published.readings / steady.seconds),

@@ -17,6 +17,11 @@ export interface ModuleCost {
   note: string;
   rssMB: number;
   rssDeltaMB: number;
+  /** Resident pages of the node executable itself (file-backed: code, the V8 snapshot, ICU data). */
+  binaryMB: number;
+  binaryDeltaMB: number;
+  /** Threads of the process after the step (libuv's pool starts on first use). */
+  threads: number;
   heapUsedMB: number;
   heapDeltaMB: number;
 }
@@ -54,6 +59,11 @@ const STEPS: { module: string; note: string; load: string }[] = [
     note: "the agent's own modules and what they import that is not above",
     load: 'await import(RUN)',
   },
+  {
+    module: 'a node-cron task scheduled',
+    note: "the health report's schedule (node-cron times tasks through Intl.DateTimeFormat)",
+    load: "(await import('node-cron')).default.schedule('*/30 * * * * *', () => {}).stop()",
+  },
 ];
 
 function script(root: string): string {
@@ -64,6 +74,10 @@ function script(root: string): string {
     `const req = createRequire(${JSON.stringify(path.join(root, 'package.json'))});`,
     `const RUN = ${JSON.stringify(run)};`,
     'const rssKb = () => Number(/^VmRSS:\\s+(\\d+)/m.exec(readFileSync("/proc/self/status", "utf8"))[1]);',
+    "import { realpathSync } from 'node:fs';",
+    'const exe = realpathSync(process.execPath);',
+    'const threads = () => Number(/^Threads:\\s+(\\d+)/m.exec(readFileSync("/proc/self/status", "utf8"))[1]);',
+    'const binaryKb = () => { let kb = 0, mine = false; for (const l of readFileSync("/proc/self/smaps", "utf8").split("\\n")) { const h = /^[0-9a-f]+-[0-9a-f]+ \\S+ \\S+ \\S+ \\d+\\s*(.*)$/.exec(l); if (h) mine = h[1].trim() === exe; else if (mine && l.startsWith("Rss:")) kb += Number(/\\d+/.exec(l)[0]); } return kb; };',
     'const settle = async () => { for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 50)); } };',
     'const out = [];',
   ];
@@ -71,7 +85,7 @@ function script(root: string): string {
     lines.push(
       `${s.load};`,
       'await settle();',
-      'out.push([rssKb(), process.memoryUsage().heapUsed]);',
+      'out.push([rssKb(), process.memoryUsage().heapUsed, binaryKb(), threads()]);',
     );
   }
   lines.push('process.stdout.write(JSON.stringify(out));');
@@ -93,16 +107,19 @@ export async function moduleCosts(root: string): Promise<ModuleCost[]> {
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   clearTimeout(timer);
   if (code !== 0) throw new Error(`module cost script failed (${code}): ${err.slice(-500)}`);
-  const rows = JSON.parse(out) as [number, number][];
+  const rows = JSON.parse(out) as [number, number, number, number][];
   const r1 = (x: number) => Math.round(x * 10) / 10;
   return STEPS.map((s, i) => {
-    const [rss, heap] = rows[i];
-    const [prevRss, prevHeap] = rows[Math.max(0, i - 1)];
+    const [rss, heap, bin, threads] = rows[i];
+    const [prevRss, prevHeap, prevBin] = rows[Math.max(0, i - 1)];
     return {
       module: s.module,
       note: s.note,
       rssMB: r1(rss / 1024),
       rssDeltaMB: i === 0 ? 0 : r1((rss - prevRss) / 1024),
+      binaryMB: r1(bin / 1024),
+      threads,
+      binaryDeltaMB: i === 0 ? 0 : r1((bin - prevBin) / 1024),
       heapUsedMB: r1(heap / 1048576),
       heapDeltaMB: i === 0 ? 0 : r1((heap - prevHeap) / 1048576),
     };

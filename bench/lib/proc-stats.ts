@@ -3,7 +3,7 @@
  * memory, CPU time and bytes it caused to be written to storage. Every reader returns
  * undefined once the process is gone, so a window can tell "exited" from "zero".
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { sleep } from '../../drivers/turns.js';
 import { procCpuMs } from './machine.js';
 
@@ -48,6 +48,30 @@ export function procIo(pid: number): ProcIo | undefined {
   }
 }
 
+/** CPU ms of the main thread (TID = PID) and of all other threads together, from /proc. */
+export function procThreadCpuMs(pid: number): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return { main, others };
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = (Number(f[11]) + Number(f[12])) * 10;
+      if (tid === String(pid)) main += ms;
+      else others += ms;
+    } catch {
+      // a thread that ended between the listing and the read
+    }
+  }
+  return { main, others };
+}
+
 export interface WindowSample {
   /** ms since the window started. */
   t: number;
@@ -63,6 +87,9 @@ export interface WindowStats {
   anonMedianMB: number;
   fileMedianMB: number;
   cpuMs: number;
+  /** CPU ms of the main thread; the rest (aggregation worker, libuv pool, V8's GC helpers) in cpuOtherThreadsMs. */
+  cpuMainThreadMs: number;
+  cpuOtherThreadsMs: number;
   /** CPU time / wall time, in % of one core. */
   cpuPercent: number;
   writeBytes: number;
@@ -90,6 +117,7 @@ export async function sampleWindow(
 ): Promise<WindowStats> {
   const io0 = procIo(pid);
   const cpu0 = procCpuMs(pid);
+  const threads0 = procThreadCpuMs(pid);
   const t0 = performance.now();
   const mem: ProcMemory[] = [];
   const count = Math.max(1, Math.ceil((seconds * 1000) / everyMs));
@@ -101,6 +129,7 @@ export async function sampleWindow(
   }
   const io1 = procIo(pid);
   const cpuMs = procCpuMs(pid) - cpu0;
+  const threads1 = procThreadCpuMs(pid);
   const wallMs = performance.now() - t0;
   const rss = mem.map((m) => m.rssKb);
   return {
@@ -112,6 +141,8 @@ export async function sampleWindow(
     anonMedianMB: mb(median(mem.map((m) => m.anonKb))),
     fileMedianMB: mb(median(mem.map((m) => m.fileKb))),
     cpuMs,
+    cpuMainThreadMs: threads1.main - threads0.main,
+    cpuOtherThreadsMs: threads1.others - threads0.others,
     cpuPercent: Math.round((cpuMs / wallMs) * 1000) / 10,
     writeBytes: io0 && io1 ? io1.writeBytes - io0.writeBytes : NaN,
     cancelledWriteBytes: io0 && io1 ? io1.cancelledWriteBytes - io0.cancelledWriteBytes : NaN,
