@@ -17,7 +17,7 @@ import { sleep } from '../../drivers/turns.js';
 import type { SensorAddress } from './sensor-server-process.js';
 
 export const NODE_RED_PACKAGES = ['node-red@4', 'node-red-contrib-modbus@5.23.3'];
-/** As the Pi's `node-red-pi` launcher starts Node-RED. */
+/** The agent's old-space limit; Node-RED's own launcher sets none. */
 export const NODE_RED_NODE_FLAGS = ['--max-old-space-size=256'];
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 
