@@ -18,12 +18,15 @@
  * that arrived in the same window; then the broker is stopped for an outage window
  * (write_bytes against the payload of the batches created meanwhile, delivered after the
  * broker returns), and a graceful stop. Every seq must arrive (at-least-once, no gap).
+ * Then, in this process, the agent's Spool class on one real body per N: bytes written per
+ * batch stored as is and deflated (bench/lib/spool-writes.ts).
  *
  *   npm run bench:footprint                       # builds, then the full run (~15 min)
  *   BENCH_FOOTPRINT_QUICK=1 npx tsx bench/footprint.ts   # 3 s warm-up, 5 s windows
  *
  * Environment: BENCH_FOOTPRINT_WARMUP_SEC (20), _MEASURE_SEC (60), _OUTAGE_SEC (30),
- * _NS (10,100,1000), _NODE_RED_NS (10,100), _PARTS (floor,modules,agent,node-red),
+ * _NS (10,100,1000), _NODE_RED_NS (10,100), _PARTS (floor,modules,agent,spool,node-red),
+ * _SPOOL_ROUNDS (100),
  * _NODE_FLAGS (replace the agent's node flags), _NODE_ARGS (append to them),
  * _SPOOL_SYNC (full|normal), _DIR (work dir on a disk, not tmpfs: write_bytes does not
  * count tmpfs), _NODE_RED_DIR (scratch install), _WRITE (1: docs/benchmarks/footprint.json
@@ -34,6 +37,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
+  readFileSync,
   realpathSync,
   rmSync,
   statfsSync,
@@ -66,6 +70,7 @@ import {
   type SensorServerProcess,
 } from './lib/sensor-server-process.js';
 import { until } from './lib/subscriber-process.js';
+import { spoolWrites, type SpoolWrites } from './lib/spool-writes.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
 
 const env = process.env;
@@ -78,7 +83,9 @@ const MEASURE_SEC = num('BENCH_FOOTPRINT_MEASURE_SEC', QUICK ? 5 : 60);
 const OUTAGE_SEC = num('BENCH_FOOTPRINT_OUTAGE_SEC', QUICK ? 5 : 30);
 const NS = list('BENCH_FOOTPRINT_NS', [10, 100, 1000]);
 const NODE_RED_NS = list('BENCH_FOOTPRINT_NODE_RED_NS', [10, 100]);
-const PARTS = new Set((env.BENCH_FOOTPRINT_PARTS ?? 'floor,modules,agent,node-red').split(','));
+const PARTS = new Set(
+  (env.BENCH_FOOTPRINT_PARTS ?? 'floor,modules,agent,spool,node-red').split(','),
+);
 const FLAGS_REPLACED = env.BENCH_FOOTPRINT_NODE_FLAGS !== undefined;
 const AGENT_FLAGS = [
   ...(FLAGS_REPLACED
@@ -87,6 +94,8 @@ const AGENT_FLAGS = [
   ...(env.BENCH_FOOTPRINT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
 ];
 const SPOOL_SYNC = env.BENCH_FOOTPRINT_SPOOL_SYNC === 'normal' ? 'normal' : 'full';
+/** Batches per spool-writes measurement (append, then ack, each its own commit). */
+const SPOOL_ROUNDS = num('BENCH_FOOTPRINT_SPOOL_ROUNDS', QUICK ? 20 : 100);
 /** Extra environment for the agent (and the floor), e.g. "MALLOC_ARENA_MAX=2". */
 const AGENT_ENV: Record<string, string> = Object.fromEntries(
   (env.BENCH_FOOTPRINT_AGENT_ENV ?? '')
@@ -467,6 +476,15 @@ async function nodeRedRun(n: number, install: NodeRedInstall, shared: Shared) {
   };
 }
 
+/** One N's spool-writes figures: as the agent commits, deflated, one commit per batch, both. */
+interface SpoolWritesRow {
+  sensors: number;
+  plain: SpoolWrites;
+  deflated: SpoolWrites;
+  oneCommit: SpoolWrites;
+  deflatedOneCommit: SpoolWrites;
+}
+
 // --- report ---------------------------------------------------------------------------
 
 type AgentResult = Awaited<ReturnType<typeof agentRun>>;
@@ -541,6 +559,7 @@ function plot(agent: AgentResult[], floor: FloorResult[], nodeRed: NodeRedResult
 }
 
 function tables(r: {
+  spoolWrites: (SpoolWritesRow | { sensors: number; error: string })[];
   floor: FloorResult[];
   agent: AgentResult[];
   nodeRed: NodeRedResult[];
@@ -579,6 +598,17 @@ function tables(r: {
       `| ${a.sensors} | ${o.seconds} | ${o.rssPeakMB} | ${r2(o.writeBytes / 1048576)} | ${r2(o.payloadBytesCreated / 1048576)} | ${o.writeAmplification} | ${o.replaySeconds} |`,
     );
   }
+  out.push(
+    '',
+    '| sensors | payload B | writes / payload | deflated B | writes / payload, deflated | deflate µs | writes / payload, one commit per batch | both |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|',
+  );
+  for (const w of r.spoolWrites) {
+    if ('error' in w) continue;
+    out.push(
+      `| ${w.sensors} | ${w.plain.payloadBytes} | ${w.plain.writesPerPayload} | ${w.deflated.storedBytes} | ${w.deflated.writesPerPayload} | ${w.deflated.deflateUs} | ${w.oneCommit.writesPerPayload} | ${w.deflatedOneCommit.writesPerPayload} |`,
+    );
+  }
   out.push('', '| module | RSS after MB | + RSS MB | + heap MB | note |', '|---|--:|--:|--:|---|');
   for (const m of r.modules)
     out.push(`| ${m.module} | ${m.rssMB} | ${m.rssDeltaMB} | ${m.heapDeltaMB} | ${m.note} |`);
@@ -605,7 +635,16 @@ async function main(): Promise<void> {
     nodeRed: NodeRedResult[];
     nodeRedInstall: (NodeRedInstall & { error?: undefined }) | { error: string } | null;
     nodeRedErrors: { sensors: number; error: string }[];
-  } = { floor: [], modules: [], agent: [], nodeRed: [], nodeRedInstall: null, nodeRedErrors: [] };
+    spoolWrites: (SpoolWritesRow | { sensors: number; error: string })[];
+  } = {
+    spoolWrites: [],
+    floor: [],
+    modules: [],
+    agent: [],
+    nodeRed: [],
+    nodeRedInstall: null,
+    nodeRedErrors: [],
+  };
 
   // Installing first, so npm's own load is not in any window.
   let install: NodeRedInstall | undefined;
@@ -634,7 +673,7 @@ async function main(): Promise<void> {
     sensors: maxN,
   });
   cleanups.push(() => sensors.close());
-  const sub = await telemetryTally(broker.url);
+  const sub = await telemetryTally(broker.url, WORK);
   cleanups.push(() => sub.close());
   const shared: Shared = { broker, sensors, tally: sub.tally };
 
@@ -642,6 +681,31 @@ async function main(): Promise<void> {
     for (const n of NS) {
       process.stderr.write(`bench: agent, ${n} sensors\n`);
       report.agent.push(await agentRun(n, shared));
+    }
+  // After the agent runs: their subscriber kept one real body per N (sample-<gateway>.json).
+  if (PARTS.has('spool'))
+    for (const n of NS) {
+      const file = path.join(WORK, `sample-fp-agent-${n}.json`);
+      if (!existsSync(file)) {
+        report.spoolWrites.push({
+          sensors: n,
+          error: `no sample body (${file}): run the agent part first`,
+        });
+        continue;
+      }
+      const body = readFileSync(file);
+      const opts = { rounds: SPOOL_ROUNDS, synchronous: SPOOL_SYNC } as const;
+      report.spoolWrites.push({
+        sensors: n,
+        plain: await spoolWrites(WORK, body, { ...opts, compress: false }),
+        deflated: await spoolWrites(WORK, body, { ...opts, compress: true }),
+        oneCommit: await spoolWrites(WORK, body, { ...opts, compress: false, ackWithNext: true }),
+        deflatedOneCommit: await spoolWrites(WORK, body, {
+          ...opts,
+          compress: true,
+          ackWithNext: true,
+        }),
+      });
     }
   if (install)
     for (const n of NODE_RED_NS) {

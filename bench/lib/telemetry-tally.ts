@@ -3,6 +3,7 @@
  * records every telemetry message of every gateway under `edge/`: seq, createdAt, payload
  * bytes, readings (the sum of the windows' counts) and arrival time; plus the bytes of the
  * health and status topics. clean: false, so a broker restart with persistence loses none.
+ * One real payload per gateway is kept in a file, for what-if measurements on real bodies.
  */
 import { subscriberProcess } from './subscriber-process.js';
 
@@ -11,6 +12,8 @@ export type TelemetryRecord = [number, number, number, number, number];
 
 export interface GatewayTally {
   telemetry: TelemetryRecord[];
+  /** Size of the kept sample body. */
+  sampleBytes?: number;
   healthBytes: number;
   healthMessages: number;
   statusBytes: number;
@@ -22,7 +25,8 @@ export interface Tally {
 
 const SOURCE = `
 import mqtt from 'mqtt';
-const [url] = process.argv.slice(1);
+import { writeFileSync } from 'node:fs';
+const [url, sampleDir] = process.argv.slice(1);
 const gateways = {};
 let changed = false;
 const client = await mqtt.connectAsync(url, { clientId: 'bench-footprint-tally', clean: false, reconnectPeriod: 200 });
@@ -39,6 +43,13 @@ client.on('message', (topic, payload) => {
       for (const w of m.windows ?? []) readings += w.count ?? 0;
     } catch {}
     g.telemetry.push([seq, createdAt, payload.length, readings, Date.now()]);
+    // The largest of messages 3..8 of a gateway (past the partial first windows; a window
+    // split into several batches has a small tail) as a sample body.
+    const n = g.telemetry.length;
+    if (sampleDir && n >= 3 && n <= 8 && payload.length > (g.sampleBytes ?? 0)) {
+      g.sampleBytes = payload.length;
+      writeFileSync(sampleDir + '/sample-' + gw + '.json', payload);
+    }
   } else if (kind === 'health') {
     g.healthBytes += payload.length;
     g.healthMessages++;
@@ -55,8 +66,9 @@ process.stdin.on('end', () => client.endAsync(true).then(() => process.exit(0)))
 process.stdin.resume();
 `;
 
-export async function telemetryTally(url: string) {
-  return subscriberProcess<Tally>(SOURCE, [url], { gateways: {} });
+/** sampleDir: where the fourth telemetry message of each gateway is kept, as sample-<gw>.json. */
+export async function telemetryTally(url: string, sampleDir: string) {
+  return subscriberProcess<Tally>(SOURCE, [url, sampleDir], { gateways: {} });
 }
 
 export function gatewayTally(t: Tally, gateway: string): GatewayTally {
