@@ -30,7 +30,7 @@
  * _NODE_FLAGS (replace the agent's node flags), _NODE_ARGS (append to them),
  * _SPOOL_SYNC (full|normal), _DIR (work dir on a disk, not tmpfs: write_bytes does not
  * count tmpfs), _NODE_RED_DIR (scratch install), _WRITE (1: docs/benchmarks/footprint.json
- * and .svg; default on for a full run with default flags, else bench/out/).
+ * and .svg; default on for a full run with default settings, else bench/out/).
  * Prints the report as JSON on stdout and Markdown tables on stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -109,6 +109,10 @@ const DEFAULT_RUN =
   !env.BENCH_FOOTPRINT_NODE_ARGS &&
   SPOOL_SYNC === 'full' &&
   Object.keys(AGENT_ENV).length === 0 &&
+  !env.BENCH_FOOTPRINT_PARTS &&
+  !env.BENCH_FOOTPRINT_NS &&
+  !env.BENCH_FOOTPRINT_NODE_RED_NS &&
+  !env.BENCH_FOOTPRINT_OUTAGE_SEC &&
   !env.BENCH_FOOTPRINT_WARMUP_SEC &&
   !env.BENCH_FOOTPRINT_MEASURE_SEC;
 const WRITE_DOCS = env.BENCH_FOOTPRINT_WRITE ? env.BENCH_FOOTPRINT_WRITE === '1' : DEFAULT_RUN;
