@@ -72,12 +72,6 @@ export function procThreadCpuMs(pid: number): { main: number; others: number } {
   return { main, others };
 }
 
-export interface WindowSample {
-  /** ms since the window started. */
-  t: number;
-  rssKb: number;
-}
-
 export interface WindowStats {
   seconds: number;
   samples: number;
