@@ -439,11 +439,13 @@ export class Spool {
       this.memorySettled++;
       this.keepDeadInMemory({ ...inMemory, reason, setAsideAt: at });
       this.countSetAside();
+      this.pendingGap = mergeGap(this.pendingGap, setAsideNote(seq));
       this.writeMark({});
       return true;
     }
     if (!this.db || this.ackedOnDisk.has(seq)) return false;
     const recent = this.recent.get(seq);
+    const gap = mergeGap(this.pendingGap, setAsideNote(seq));
     try {
       const row = this.db.transaction(() => {
         const r = this.sql(
@@ -454,9 +456,11 @@ export class Spool {
           'INSERT OR REPLACE INTO dead_letters (seq, created_at, body, reason, set_aside_at) VALUES (?, ?, ?, ?, ?)',
         ).run(seq, r.createdAt, r.body, reason, at);
         this.sql(UPSERT_META).run('set_aside', this.setAsideCount + 1);
+        this.sql(UPSERT_META).run('pending_gap', JSON.stringify(gap));
         return r;
       })();
       if (!row) return false;
+      this.pendingGap = gap;
       this.unremember(seq);
       this.diskDepth--;
       this.diskBytes -= row.body.length;
@@ -476,6 +480,7 @@ export class Spool {
       this.ackedBytes += bytes;
       if (recent) this.keepDeadInMemory({ ...recent, reason, setAsideAt: at });
       this.countSetAside();
+      this.pendingGap = gap;
       return true;
     }
   }
@@ -1444,4 +1449,9 @@ function fromRow(r: Row): SpooledBatch {
   const gap = parseGap(r.gap);
   if (gap) b.gapBefore = gap;
   return b;
+}
+
+/** A set-aside seq is missing for subscribers too: the next batch's note names it. */
+function setAsideNote(seq: number): GapNote {
+  return { count: 1, firstSeq: seq, lastSeq: seq, reason: 'set-aside' };
 }

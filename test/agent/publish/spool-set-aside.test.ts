@@ -51,8 +51,15 @@ describe('Spool.setAside (dead letters)', () => {
       reason: 'packet too large (broker limit 3000)',
     });
     expect(Buffer.from(body(2)).equals(letter.body)).toBe(true);
-    // The next seq is not affected.
+    // The next seq is not affected, and the next batch names the set-aside seq, so the
+    // subscriber's gap is explained like any other (the note survived the restart).
     expect(await again.append(body(5), Date.now())).toBe(5);
+    expect(again.peek(4, 1)[0].gapBefore).toEqual({
+      count: 1,
+      firstSeq: 2,
+      lastSeq: 2,
+      reason: 'set-aside',
+    });
     again.close();
     const db = new Database(join(dir, SPOOL_FILE), { readonly: true });
     expect(db.prepare('SELECT seq, reason FROM dead_letters').all()).toEqual([
