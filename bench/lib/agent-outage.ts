@@ -24,7 +24,7 @@
  * BENCH_AGENT_PROBE_DIR (default /tmp/agent-outage-probe).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +33,7 @@ import { AGENT_NODE_FLAGS } from '../../agent/ops/node-flags.js';
 import { SPOOL_FILE } from '../../agent/publish/spool.js';
 import { startModbusTcpSensorServer } from '../../simulator/network/modbus-tcp-server.js';
 import { procCpuMs } from './machine.js';
+import { procMemory } from './proc-stats.js';
 import { sleep } from '../../drivers/turns.js';
 import { subscriberProcess, until } from './subscriber-process.js';
 
@@ -71,17 +72,6 @@ interface MemSample {
   fileKb: number;
   /** process.memoryUsage() in the agent, probe mode only (bytes). */
   heap?: { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
-}
-
-/** VmRSS and its parts (kB) from /proc/<pid>/status; undefined once the process is gone. */
-function procMem(pid: number): { rssKb: number; anonKb: number; fileKb: number } | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
-    return { rssKb: kb('VmRSS'), anonKb: kb('RssAnon'), fileKb: kb('RssFile') + kb('RssShmem') };
-  } catch {
-    return undefined;
-  }
 }
 
 function median(xs: number[]): number {
@@ -392,7 +382,7 @@ export async function agentOutage(
       // Bounded: one sample per SAMPLE_MS for `seconds`.
       for (let i = 0; i < Math.ceil((seconds * 1000) / SAMPLE_MS); i++) {
         await sleep(Math.max(0, t0 + (i + 1) * SAMPLE_MS - performance.now()));
-        const m = procMem(agent.pid);
+        const m = procMemory(agent.pid);
         if (!m) throw new Error(`the agent exited: ${agent.stderr()}`);
         const heap = PROBE ? await inspector?.memoryUsage() : undefined;
         samples.push({
@@ -407,7 +397,7 @@ export async function agentOutage(
       if (!inspector) return undefined;
       await inspector.gc();
       await sleep(300);
-      return procMem(agent.pid)?.rssKb;
+      return procMemory(agent.pid)?.rssKb;
     };
 
     // Steady state, broker up: the baseline.
@@ -524,7 +514,7 @@ export async function agentOutage(
     };
   } finally {
     inspector?.close();
-    if (procMem(agent.pid)) {
+    if (procMemory(agent.pid)) {
       agent.signal('SIGKILL');
       await agent.exited;
     }

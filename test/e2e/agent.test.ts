@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { missingSeqs, startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
-import { listenNotifySocket, type NotifyListener } from '../agent/ops/helpers.js';
+import { listenNotifySocket, type NotifyListener } from '../helpers/notify-socket.js';
 import {
   startHttpSensorServer,
   type HttpSensorServer,

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listenNotifySocket, type NotifyListener } from '../agent/ops/helpers.js';
+import { listenNotifySocket, type NotifyListener } from '../helpers/notify-socket.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const unit = readFileSync(join(REPO, 'systemd/edge-agent.service'), 'utf8');

@@ -6,7 +6,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SystemdNotifier, type DatagramSocket } from '../../../agent/ops/sd-notify.js';
-import { captureLogger, listenNotifySocket, type NotifyListener } from './helpers.js';
+import { captureLogger } from './helpers.js';
+import { listenNotifySocket, type NotifyListener } from '../../helpers/notify-socket.js';
 
 let listener: NotifyListener | undefined;
 afterEach(() => {

@@ -7,7 +7,8 @@ import {
   startWatchdog,
   type Watchdog,
 } from '../../../agent/ops/watchdog.js';
-import { captureLogger, listenNotifySocket, type NotifyListener } from './helpers.js';
+import { captureLogger } from './helpers.js';
+import { listenNotifySocket, type NotifyListener } from '../../helpers/notify-socket.js';
 
 const running: Watchdog[] = [];
 let listener: NotifyListener | undefined;
