@@ -61,7 +61,7 @@ import {
   startNodeRed,
   type NodeRedInstall,
 } from './lib/node-red.js';
-import { listenNotifySocket } from './lib/notify-socket.js';
+import { listenNotifySocket, readyAt as notifiedReadyAt } from '../test/helpers/notify-socket.js';
 import { lineChartSvg } from './lib/plot.js';
 import { procIo, procMemory, procSmaps, sampleWindow, type WindowStats } from './lib/proc-stats.js';
 import {
@@ -248,6 +248,30 @@ function arrivedBetween(tally: Tally, gateway: string, from: number, to: number)
   };
 }
 
+/** The steady window's figures, computed the same way for the agent and for Node-RED. */
+function steadyFigures(
+  steady: WindowStats,
+  published: ReturnType<typeof arrivedBetween>,
+  sensors: number,
+) {
+  return {
+    ...brief(steady),
+    cpuMs: steady.cpuMs,
+    cpuMainThreadMs: steady.cpuMainThreadMs,
+    cpuOtherThreadsMs: steady.cpuOtherThreadsMs,
+    nominalReadingsPerSec: sensors * QUANTITIES,
+    // Window-based: exact when the window spans whole aggregation windows (the default).
+    achievedReadingsPerSec: r1(published.readings / steady.seconds),
+    cpuUsPerReading: r1((steady.cpuMs * 1000) / (sensors * QUANTITIES * steady.seconds)),
+    writeBytes: steady.writeBytes,
+    telemetryMessages: published.messages,
+    telemetryPayloadBytes: published.bytes,
+    writeBytesPerHourMB: r1(((steady.writeBytes / steady.seconds) * 3.6e3) / 1048576),
+    payloadBytesPerHourMB: r1(((published.bytes / steady.seconds) * 3.6e3) / 1048576),
+    rssSamplesMB: steady.rssSamplesMB,
+  };
+}
+
 function seqGaps(tally: Tally, gateway: string) {
   const seqs = distinct(tally, gateway)
     .map((r) => r[0])
@@ -319,9 +343,9 @@ async function agentRun(n: number, shared: Shared) {
     },
   });
   const alive = () => agent.child.exitCode === null && agent.child.signalCode === null;
-  if (!(await until(() => notify.readyAt() !== undefined || !alive(), 60_000)) || !alive())
+  if (!(await until(() => notifiedReadyAt(notify) !== undefined || !alive(), 60_000)) || !alive())
     throw new Error(`agent N=${n}: no READY=1 within 60 s: ${agent.output().slice(-2000)}`);
-  const readyAt = notify.readyAt()!;
+  const readyAt = notifiedReadyAt(notify)!;
   const gw = () => gatewayTally(tally, gateway);
   if (!(await until(() => gw().telemetry.length > 0, 60_000)))
     throw new Error(`agent N=${n}: no telemetry within 60 s: ${agent.output().slice(-2000)}`);
@@ -386,24 +410,11 @@ async function agentRun(n: number, shared: Shared) {
     spoolSynchronous: SPOOL_SYNC,
     startup: { readyMs: readyAt - t0, firstTelemetryMs: firstAt - t0, rssAtFirstBatchMB },
     steady: {
-      ...brief(steady),
-      cpuMs: steady.cpuMs,
-      cpuMainThreadMs: steady.cpuMainThreadMs,
-      cpuOtherThreadsMs: steady.cpuOtherThreadsMs,
-      nominalReadingsPerSec: n * QUANTITIES,
-      // Window-based: exact when the window spans whole aggregation windows (the default).
-      achievedReadingsPerSec: r1(published.readings / steady.seconds),
-      cpuUsPerReading: r1((steady.cpuMs * 1000) / (n * QUANTITIES * steady.seconds)),
-      writeBytes: steady.writeBytes,
+      ...steadyFigures(steady, published, n),
       cancelledWriteBytes: steady.cancelledWriteBytes,
-      telemetryMessages: published.messages,
-      telemetryPayloadBytes: published.bytes,
-      writeBytesPerHourMB: r1(((steady.writeBytes / steady.seconds) * 3.6e3) / 1048576),
-      payloadBytesPerHourMB: r1(((published.bytes / steady.seconds) * 3.6e3) / 1048576),
       writeAmplification: published.bytes > 0 ? r2(steady.writeBytes / published.bytes) : null,
       spoolFiles,
       rssByMapping,
-      rssSamplesMB: steady.rssSamplesMB,
     },
     outage,
     health: { messages: g.healthMessages, bytes: g.healthBytes },
@@ -459,21 +470,8 @@ async function nodeRedRun(n: number, install: NodeRedInstall, shared: Shared) {
     nodeFlags: NODE_RED_NODE_FLAGS,
     startup: { startedFlowsMs: startedAt - t0, firstTelemetryMs: firstAt - t0 },
     steady: {
-      ...brief(steady),
-      cpuMs: steady.cpuMs,
-      cpuMainThreadMs: steady.cpuMainThreadMs,
-      cpuOtherThreadsMs: steady.cpuOtherThreadsMs,
-      nominalReadingsPerSec: n * QUANTITIES,
-      // Window-based: exact when the window spans whole aggregation windows (the default).
-      achievedReadingsPerSec: r1(published.readings / steady.seconds),
-      cpuUsPerReading: r1((steady.cpuMs * 1000) / (n * QUANTITIES * steady.seconds)),
-      writeBytes: steady.writeBytes,
-      telemetryMessages: published.messages,
-      telemetryPayloadBytes: published.bytes,
-      writeBytesPerHourMB: r1(((steady.writeBytes / steady.seconds) * 3.6e3) / 1048576),
-      payloadBytesPerHourMB: r1(((published.bytes / steady.seconds) * 3.6e3) / 1048576),
+      ...steadyFigures(steady, published, n),
       rssByMapping,
-      rssSamplesMB: steady.rssSamplesMB,
     },
     loadavgStart: load0,
     loadavgEnd: load(),
