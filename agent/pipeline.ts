@@ -1,6 +1,7 @@
 /**
- * The assembled agent: sampler → ring → aggregation worker → spool → MQTT publisher, plus
- * health, watchdog and metrics. `run` and `simulate` differ only in the seams they pass and
+ * The assembled agent: sampler → ring → aggregation worker → spool → MQTT publisher
+ * (buildParts() builds them, the constructor takes them), plus the operational extras —
+ * health reports, watchdog, status line, metrics — started by agent/ops/operations.ts. `run` and `simulate` differ only in the seams they pass and
  * in who owns the broker; everything here is the same code on hardware and in the simulator.
  */
 import { performance } from 'node:perf_hooks';
@@ -11,13 +12,11 @@ import { AggregationWorker, type AggregatorOptions } from './aggregation/aggrega
 import type { SensorSpec } from './aggregation/aggregator.js';
 import { Spool } from './publish/spool.js';
 import { TelemetryPublisher } from './publish/publisher.js';
-import { HealthReporter } from './publish/health-reporter.js';
 import { healthReport, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';
 import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
-import { startWatchdog, progressCheck } from './ops/watchdog.js';
-import { startMetricsServer } from './ops/metrics.js';
+import { Operations } from './ops/operations.js';
 import { createDriver, temperatureRangeOf, touchI2CAddresses } from '../drivers/registry.js';
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
@@ -31,165 +30,105 @@ export interface PipelineOptions {
   notifier?: SystemdNotifier;
 }
 
+/** Everything a Pipeline is made of, built by buildParts(); nothing is running yet but the publisher and the worker. */
+export interface PipelineParts {
+  config: Config;
+  options: PipelineOptions;
+  notifier: SystemdNotifier;
+  ring: RingBuffer;
+  worker: AggregationWorker;
+  spool: Spool;
+  publisher: TelemetryPublisher;
+  sampler: Sampler;
+  eventLoop: EventLoopMonitor;
+  /** Each sensor's series index; stable for the life of the process, so a reload never renumbers a series. */
+  sensorIndex: Map<string, number>;
+  /** Intervals of the interval-scheduled sensors at start (the watchdog's progress bound). */
+  intervalsMs: number[];
+}
+
+type EventLoopMonitor = ReturnType<typeof startEventLoopMonitor>;
+
 /** Default bound for SIGTERM: publish what we can within this, then disconnect. */
 export const DEFAULT_DRAIN_MS = 10_000;
 
 export class Pipeline {
-  private sensorIndex = new Map<string, number>();
-  private nextIndex = 0;
+  private config: Config;
+  private readonly opts: PipelineOptions;
+  private readonly notifier: SystemdNotifier;
+  private readonly ring: RingBuffer;
+  private readonly worker: AggregationWorker;
+  private readonly spool: Spool;
+  private readonly publisher: TelemetryPublisher;
+  private readonly sampler: Sampler;
+  private readonly loop: EventLoopMonitor;
+  private readonly sensorIndex: Map<string, number>;
+  private readonly operations: Operations;
   private readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
 
-  private constructor(
-    private config: Config,
-    private readonly opts: PipelineOptions,
-    private readonly ring: RingBuffer,
-    private readonly worker: AggregationWorker,
-    private readonly spool: Spool,
-    private readonly publisher: TelemetryPublisher,
-    private readonly sampler: Sampler,
-    private readonly loop: ReturnType<typeof startEventLoopMonitor>,
-    private readonly closers: Array<() => Promise<void> | void>,
-  ) {}
-
-  static async start(opts: PipelineOptions): Promise<Pipeline> {
-    const { config, logger } = opts;
-    const notifier = opts.notifier ?? SystemdNotifier.fromEnv(process.env, logger);
-    const closers: Array<() => Promise<void> | void> = [];
-    const enabled = config.sensors.filter((s) => s.enabled);
-
-    const ring = RingBuffer.create(config.buffer.capacity, config.buffer.overflow);
-    const spool = Spool.open(opts.stateDir, config.spool, logger);
-    const publisher = new TelemetryPublisher({
-      gateway: config.gateway.id,
-      mqtt: config.mqtt,
-      spool,
-      logger,
-      status: { version: AGENT_VERSION, startedAt: Date.now(), sensors: enabled.map((s) => s.id) },
-    });
-    try {
-      // First, so an unreadable password or TLS file fails before any thread is started.
-      publisher.start();
-    } catch (err) {
-      spool.close();
-      throw err;
-    }
-
-    // Indices are stable for the life of the process so a reload never renumbers a series.
-    const indexOf = new Map<string, number>();
-    enabled.forEach((s, i) => indexOf.set(s.id, i));
-    await touchI2CAddresses(enabled, opts.seams, logger);
-    const sampled = enabled.map((s) => sampledSensor(s, indexOf.get(s.id)!, config, opts.seams));
-    // The drivers know their quantities, so every series has windows from the start.
-    const worker = AggregationWorker.start(
-      workerOptions(config, ring, enabled, quantitiesById(sampled)),
-    );
-    worker.onBatch((batch) => {
-      publisher.submit(batch.body);
-    });
-    worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
-
-    const emit = emitter(ring, config.buffer.overflow);
-    const sampler = new Sampler({
-      sensors: sampled,
-      emit,
-      logger,
-      alignToWallClock: config.sampling.alignToWallClock,
-      startSpreadMs: config.sampling.startSpreadMs,
-    });
-    const loop = startEventLoopMonitor();
-    const pipeline = new Pipeline(
-      config,
-      opts,
-      ring,
-      worker,
-      spool,
-      publisher,
-      sampler,
-      loop,
-      closers,
-    );
-    pipeline.sensorIndex = indexOf;
-    pipeline.nextIndex = enabled.length;
-
-    sampler.start();
-
-    const health = new HealthReporter(
-      config.health.schedule,
-      () => pipeline.health(),
-      publisher,
-      logger,
-    );
-    pipeline.reporter = health;
-    health.start();
-    closers.push(() => health.stop());
-
-    const watchdogMs = notifier.watchdogIntervalMs();
-    if (watchdogMs !== undefined) {
-      const checks = [
-        { name: 'aggregation worker draining the ring', healthy: () => worker.isDraining() },
-      ];
-      // Progress is only expected from interval sensors, and no sooner than three of the
-      // slowest one's intervals (cron-scheduled sensors may legitimately be quiet for hours).
-      const intervals = sampled.flatMap((s) => (s.intervalMs !== undefined ? [s.intervalMs] : []));
-      if (intervals.length > 0) {
-        const progress = progressCheck(
-          'sampling progressing',
-          () => sampler.progress(),
-          Math.max(30_000, 3 * Math.max(...intervals)),
-        );
-        // A reload may leave no sensors at all: nothing to progress then.
-        checks.push({
-          name: progress.name,
-          healthy: () => sampler.health().length === 0 || progress.healthy(),
-        });
-      }
-      const wd = startWatchdog({ notifier, intervalMs: watchdogMs, logger, checks });
-      closers.push(() => wd.stop());
-    }
-
-    if (config.metrics.enabled) {
-      const metrics = await startMetricsServer({
-        host: config.metrics.host,
-        port: config.metrics.port,
-        collect: () => pipeline.metrics(),
-      }).catch(async (err: unknown) => {
-        // A port in use must not leave a half-started agent running behind the error.
-        await pipeline.stop(0);
-        throw err;
-      });
-      logger.info({ port: metrics.port, host: config.metrics.host }, 'metrics endpoint listening');
-      closers.push(() => metrics.close());
-    }
-
-    const statusTimer = setInterval(() => notifier.status(pipeline.statusLine()), 5_000);
-    statusTimer.unref();
-    closers.push(() => clearInterval(statusTimer));
-    notifier.status(pipeline.statusLine());
-    notifier.ready();
-    closers.push(() => notifier.close());
-    pipeline.notifier = notifier;
-    logger.info(
-      {
-        sensors: enabled.map((s) => ({ id: s.id, driver: s.driver })),
-        gateway: config.gateway.id,
-        stateDir: opts.stateDir,
+  constructor(parts: PipelineParts) {
+    this.config = parts.config;
+    this.opts = parts.options;
+    this.notifier = parts.notifier;
+    this.ring = parts.ring;
+    this.worker = parts.worker;
+    this.spool = parts.spool;
+    this.publisher = parts.publisher;
+    this.sampler = parts.sampler;
+    this.loop = parts.eventLoop;
+    this.sensorIndex = parts.sensorIndex;
+    this.operations = new Operations({
+      config: parts.config,
+      logger: parts.options.logger,
+      notifier: parts.notifier,
+      sink: parts.publisher,
+      intervalsMs: parts.intervalsMs,
+      pipeline: {
+        health: () => this.health(),
+        statusLine: () => this.statusLine(),
+        workerDraining: () => this.worker.isDraining(),
+        samplingProgress: () => this.sampler.progress(),
+        sampledSensors: () => this.sampler.health().length,
       },
-      'pipeline running',
-    );
+    });
+  }
+
+  /** Build the pipeline, start sampling, then the operational extras (agent/ops/operations.ts). */
+  static async start(opts: PipelineOptions): Promise<Pipeline> {
+    const pipeline = new Pipeline(await buildParts(opts));
+    await pipeline.run();
     return pipeline;
   }
 
-  private notifier: SystemdNotifier | undefined;
-  private reporter: HealthReporter | undefined;
+  private async run(): Promise<void> {
+    const { logger, stateDir } = this.opts;
+    this.sampler.start();
+    try {
+      await this.operations.start();
+    } catch (err) {
+      // A port in use must not leave a half-started agent running behind the error.
+      await this.stop(0);
+      throw err;
+    }
+    const enabled = this.config.sensors.filter((s) => s.enabled);
+    logger.info(
+      {
+        sensors: enabled.map((s) => ({ id: s.id, driver: s.driver })),
+        gateway: this.config.gateway.id,
+        stateDir,
+      },
+      'pipeline running',
+    );
+  }
 
   /** SIGHUP: apply a new, already validated config's sensors without restarting the pipeline. */
   async reload(next: Config): Promise<void> {
     const { logger, seams } = this.opts;
-    this.notifier?.reloading();
+    this.notifier.reloading();
     const enabled = next.sensors.filter((s) => s.enabled);
     for (const s of enabled) {
-      if (!this.sensorIndex.has(s.id)) this.sensorIndex.set(s.id, this.nextIndex++);
+      if (!this.sensorIndex.has(s.id)) this.sensorIndex.set(s.id, this.sensorIndex.size);
     }
     const all = [...this.sensorIndex.entries()].sort((a, b) => a[1] - b[1]);
     const byId = new Map(enabled.map((s) => [s.id, s]));
@@ -206,7 +145,7 @@ export class Pipeline {
     await this.sampler.replace(sampled);
     this.config = next;
     logger.info({ sensors: enabled.map((s) => s.id) }, 'configuration reloaded');
-    this.notifier?.ready();
+    this.notifier.ready();
   }
 
   /** SIGTERM: stop sampling, close windows, spool them, publish within drainMs, disconnect. */
@@ -214,13 +153,13 @@ export class Pipeline {
     this.stopping ??= (async () => {
       const { logger } = this.opts;
       const deadline = performance.now() + drainMs;
-      this.notifier?.stopping();
+      this.notifier.stopping();
       await this.sampler.stop();
       await this.worker.flush();
       await this.publisher.stop({ drainMs: Math.max(0, deadline - performance.now()) });
       await this.worker.stop();
       this.loop.stop();
-      for (const close of this.closers.reverse()) await close();
+      await this.operations.stop();
       this.spool.close();
       const ring = this.ring.counters();
       logger.info({ readings: ring.written, dropped: ring.dropped }, 'pipeline stopped');
@@ -247,7 +186,7 @@ export class Pipeline {
       sensors: this.sampler.health(),
       workerRestarts: this.worker.restarts,
       rssBytes: process.memoryUsage.rss(),
-      healthSkipped: this.reporter?.skipped ?? 0,
+      healthSkipped: this.operations.healthSkipped,
     });
   }
 
@@ -273,14 +212,71 @@ export class Pipeline {
     };
   }
 
-  metrics(): HealthReport {
-    return this.health();
-  }
-
   /** The current config (after reloads). */
   get currentConfig(): Config {
     return this.config;
   }
+}
+
+/**
+ * Build every part of the pipeline from the configuration: the publisher is started first
+ * (an unreadable password or TLS file fails before any thread is started), then the
+ * aggregation worker; the sampler is created, not started.
+ */
+export async function buildParts(options: PipelineOptions): Promise<PipelineParts> {
+  const { config, logger, seams } = options;
+  const notifier = options.notifier ?? SystemdNotifier.fromEnv(process.env, logger);
+  const enabled = config.sensors.filter((s) => s.enabled);
+
+  const ring = RingBuffer.create(config.buffer.capacity, config.buffer.overflow);
+  const spool = Spool.open(options.stateDir, config.spool, logger);
+  const publisher = new TelemetryPublisher({
+    gateway: config.gateway.id,
+    mqtt: config.mqtt,
+    spool,
+    logger,
+    status: { version: AGENT_VERSION, startedAt: Date.now(), sensors: enabled.map((s) => s.id) },
+  });
+  try {
+    publisher.start();
+  } catch (err) {
+    spool.close();
+    throw err;
+  }
+
+  const sensorIndex = new Map<string, number>();
+  enabled.forEach((s, i) => sensorIndex.set(s.id, i));
+  await touchI2CAddresses(enabled, seams, logger);
+  const sampled = enabled.map((s) => sampledSensor(s, sensorIndex.get(s.id)!, config, seams));
+  // The drivers know their quantities, so every series has windows from the start.
+  const worker = AggregationWorker.start(
+    workerOptions(config, ring, enabled, quantitiesById(sampled)),
+  );
+  worker.onBatch((batch) => {
+    publisher.submit(batch.body);
+  });
+  worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
+
+  const sampler = new Sampler({
+    sensors: sampled,
+    emit: emitter(ring, config.buffer.overflow),
+    logger,
+    alignToWallClock: config.sampling.alignToWallClock,
+    startSpreadMs: config.sampling.startSpreadMs,
+  });
+  return {
+    config,
+    options,
+    notifier,
+    ring,
+    worker,
+    spool,
+    publisher,
+    sampler,
+    eventLoop: startEventLoopMonitor(),
+    sensorIndex,
+    intervalsMs: sampled.flatMap((s) => (s.intervalMs !== undefined ? [s.intervalMs] : [])),
+  };
 }
 
 /** What the aggregation worker is started with (exported for tests). */

@@ -30,7 +30,7 @@ import { Spool } from '../agent/publish/spool.js';
 import { agentOutage } from './lib/agent-outage.js';
 import { procCpuMs } from './lib/machine.js';
 import { repoRoot } from './lib/repo-root.js';
-import { sleep } from '../drivers/turns.js';
+import { sleep } from '../drivers/time.js';
 import { subscriberProcess, until } from './lib/subscriber-process.js';
 
 v8.setFlagsFromString('--expose-gc');

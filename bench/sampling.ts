@@ -1,21 +1,25 @@
 /**
  * bench/sampling — N network sensors, each answering over real loopback TCP (Modbus TCP)
- * after 100 ms, target interval 1 s, three ways side by side:
+ * after 100 ms, target interval 1 s, side by side:
  *   sequential — one sensor after another (the "before" picture);
  *   naive      — one sleep-then-read loop per sensor, concurrent but drifting by the
  *                read time every cycle;
- *   sampler    — the agent's Sampler (drift-free grid, timeouts, start-up spread).
+ *   sampler    — the agent's Sampler (drift-free grid, timeouts, start-up spread);
+ *   baseline   — the Sampler of another checkout of this repository (--baseline DIR, its
+ *                bench compiled there with tsc -p tsconfig.bench.json), run against the same
+ *                gateway process in the same invocation, to compare two versions.
  *
  * Three kinds of process keep the figures honest: this orchestrator; one server process
  * (the simulated Modbus TCP gateway, 100 sensors per unit id); and one fresh agent process
  * per (strategy, N), so CPU % and peak RSS belong to that run alone.
  *
  *   npm run bench:sampling -- [--ns 10,100,1000,10000] [--window 10] [--no-write]
+ *     [--strategies sequential,naive,sampler,baseline --baseline DIR]
  *
  * Prints JSON on stdout; writes docs/benchmarks/sampling.md and docs/sampling-rate.svg.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +31,7 @@ import { Sampler, type SampledSensor } from '../agent/sampling/sampler.js';
 import { SchedulingLag, type LagSnapshot } from '../agent/sampling/scheduling-lag.js';
 import { ModbusTcpPool } from '../drivers/network/modbus-tcp-pool.js';
 import { createModbusTcp } from '../drivers/network/modbus-tcp.js';
-import { sleep } from '../drivers/turns.js';
+import { sleep } from '../drivers/time.js';
 import type { Driver } from '../drivers/types.js';
 import { startModbusTcpSensorServer } from '../simulator/network/modbus-tcp-server.js';
 import { machine, type Machine } from './lib/machine.js';
@@ -48,7 +52,7 @@ const CONNECTIONS = 4;
  * the same slot, which is what the cycle-time figure (10 sensors) measures.
  */
 const SPREAD_FROM_N = 100;
-const STRATEGIES = ['sequential', 'naive', 'sampler'] as const;
+const STRATEGIES = ['sequential', 'naive', 'sampler', 'baseline'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 const self = fileURLToPath(import.meta.url);
@@ -328,15 +332,20 @@ async function agentMain(strategy: Strategy, n: number, port: number, windowS: n
 
 // ───────────────────────────── processes ─────────────────────────────
 
-function forkSelf(args: string[]): ChildProcess {
-  const execArgv: string[] = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
+/** The compiled sampling bench of the --baseline checkout. */
+function baselineScript(dir: string): string {
+  return path.resolve(dir, 'bench/out/dist/bench/sampling.js');
+}
+
+function forkSelf(args: string[], script = self): ChildProcess {
+  const execArgv: string[] = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
   if (args[0] === '--agent') {
     // Every strategy's agent runs with the heap settings the agent ships with; extra flags,
     // e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof", come after them.
     execArgv.push(...AGENT_NODE_FLAGS);
     execArgv.push(...(process.env.BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean));
   }
-  return fork(self, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function firstMessage<T>(child: ChildProcess, timeoutMs: number): Promise<T> {
@@ -390,6 +399,7 @@ async function orchestrate(
   strategies: Strategy[],
   windowS: number,
   write: boolean,
+  baseline: string | undefined,
 ): Promise<void> {
   const units = Math.ceil(Math.max(...ns) / SENSORS_PER_UNIT);
   const server = forkSelf(['--serve', String(units)]);
@@ -402,9 +412,17 @@ async function orchestrate(
         if (server.exitCode !== null) throw new Error('the sensor server process died');
         const cpuBefore = await serverCpu(server);
         const startedAt = performance.now();
-        const child = forkSelf(['--agent', strategy, String(n), String(port), String(windowS)]);
+        // The baseline checkout's agent runs its own Sampler under the name "sampler".
+        const child =
+          strategy === 'baseline'
+            ? forkSelf(
+                ['--agent', 'sampler', String(n), String(port), String(windowS)],
+                baselineScript(baseline!),
+              )
+            : forkSelf(['--agent', strategy, String(n), String(port), String(windowS)]);
         const budget = WARMUP_MS + windowS * 1000 + 60_000;
         const r = await firstMessage<RunResult>(child, budget);
+        r.strategy = strategy;
         await new Promise((resolve) =>
           child.exitCode !== null ? resolve(0) : child.once('exit', resolve),
         );
@@ -481,7 +499,7 @@ function plot(results: RunResult[]): string {
       points: results
         .filter((r) => r.strategy === strategy)
         .map((r) => [r.n, Math.max(r.achievedRateHz, 1e-4)] as [number, number]),
-    })),
+    })).filter((series) => series.points.length > 0),
   });
 }
 
@@ -499,9 +517,10 @@ async function main(): Promise<void> {
     options: {
       ns: { type: 'string', default: '10,100,1000,10000' },
       window: { type: 'string', default: '10' },
-      strategies: { type: 'string', default: STRATEGIES.join(',') },
+      strategies: { type: 'string', default: 'sequential,naive,sampler' },
       'no-write': { type: 'boolean', default: false },
       'from-json': { type: 'string' },
+      baseline: { type: 'string' },
     },
   });
   if (values['from-json']) {
@@ -513,7 +532,16 @@ async function main(): Promise<void> {
   const strategies = values.strategies.split(',') as Strategy[];
   const unknown = strategies.filter((x) => !STRATEGIES.includes(x));
   if (unknown.length > 0) throw new Error(`unknown strategy: ${unknown.join(', ')}`);
-  await orchestrate(ns, strategies, Number(values.window), !values['no-write']);
+  const baseline = values.baseline;
+  if (strategies.includes('baseline')) {
+    if (!baseline) throw new Error('--strategies baseline needs --baseline DIR (another checkout)');
+    if (!existsSync(baselineScript(baseline))) {
+      throw new Error(
+        `--baseline ${baseline}: no ${baselineScript(baseline)}; run "npx tsc -p tsconfig.bench.json" there first`,
+      );
+    }
+  }
+  await orchestrate(ns, strategies, Number(values.window), !values['no-write'], baseline);
 }
 
 await main();

@@ -47,7 +47,7 @@ export interface Measurement {
  * A driver instance bound to one sensor. `measure` performs one complete round — start a
  * conversion, wait for it, read, check CRC, convert — and either resolves with measurements
  * or rejects with a SensorError. Retrying, backoff, timeouts and turning the rounds into an
- * async generator of Readings are done once, for every driver, in drivers/readings.ts.
+ * async generator of Readings are done once, for every driver, in drivers/rounds.ts.
  */
 export interface Driver {
   /** Registry name, e.g. "tmp102". */

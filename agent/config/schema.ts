@@ -25,7 +25,7 @@ import {
   samplingIntervalMs,
   topicLevelName,
 } from '../../drivers/config/sensor-keys.js';
-import { DEFAULT_BACKOFF_MAX_MS } from '../../drivers/readings.js';
+import { DEFAULT_BACKOFF_MAX_MS } from '../../drivers/rounds.js';
 import { sensorLocation, sensorSchema } from '../../drivers/registry.js';
 
 // The sensors part of the config is built from the drivers' list; its names are the config's.

@@ -22,7 +22,7 @@ export interface SensorHealth {
   faults: number;
 }
 
-/** Consecutive failures from which a sensor counts as failing (readings.ts reopens at 3). */
+/** Consecutive failures from which a sensor counts as failing (drivers/rounds.ts reopens at 3). */
 export const FAILING_AFTER = 3;
 const RATE_RING = 16;
 

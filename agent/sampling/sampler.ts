@@ -1,5 +1,5 @@
 /**
- * Samples every sensor at once: one SensorLoop per sensor (wait for the slot, run the round,
+ * Samples every sensor at once: one SensorRun per sensor (for await over its round generator:
  * emit), all running concurrently on the event loop. A round that is
  * waiting for a reply costs nothing, so the cycle time is the slowest sensor's latency,
  * not the sum; a slow or dead sensor only delays itself (every round has a timeout, and
@@ -9,13 +9,13 @@
  */
 import type { Reading } from '../../drivers/types.js';
 import type { Logger } from '../ops/logger.js';
-import { realClock, type Clock } from './clock.js';
+import { realClock, type Clock } from '../../drivers/time.js';
 import type { SensorHealth } from './health.js';
 import { SchedulingLag, type LagSnapshot } from './scheduling-lag.js';
-import { SensorLoop, type LoopContext, type LoopSensor } from './sensor-loop.js';
+import { SensorRun, type RunContext, type RunSensor } from './sensor-run.js';
 import { TimerQueue } from './timer-queue.js';
 
-export interface SampledSensor extends LoopSensor {
+export interface SampledSensor extends RunSensor {
   /**
    * Fingerprint of the sensor's configuration. When given, replace() compares it instead
    * of the driver instance to decide whether the sensor changed.
@@ -31,14 +31,14 @@ export interface SamplerOptions {
   alignToWallClock?: boolean;
   /** Spread first samples over this many ms so thousands of sensors do not fire at once. */
   startSpreadMs?: number;
-  /** Backoff after failures (forwarded to each sensor's SensorRounds). */
+  /** Backoff after failures (forwarded to each sensor's RoundEngine). */
   backoffMinMs?: number;
   backoffMaxMs?: number;
 }
 
 export class Sampler {
-  private readonly running = new Map<string, SensorLoop>();
-  private readonly loopContext: LoopContext;
+  private readonly running = new Map<string, SensorRun>();
+  private readonly runContext: RunContext;
   private readonly clock: Clock;
   private readonly lag = new SchedulingLag();
   private readonly timers: TimerQueue;
@@ -50,7 +50,7 @@ export class Sampler {
     this.clock = options.clock ?? realClock;
     this.timers = new TimerQueue(this.clock);
     const clock = this.clock;
-    this.loopContext = {
+    this.runContext = {
       clock,
       wallNow: () => clock.wallNow(),
       timers: this.timers,
@@ -75,7 +75,7 @@ export class Sampler {
     this.started = true;
     // One origin for every sensor, now and after a reload: sensors with the same interval
     // share their slots instead of each starting its grid when its loop was launched.
-    this.loopContext.origin ??= { now: this.clock.now(), wallNow: this.clock.wallNow() };
+    this.runContext.origin ??= { now: this.clock.now(), wallNow: this.clock.wallNow() };
     for (const s of this.sensors) this.launch(s);
     this.options.logger.info({ sensors: this.sensors.length }, 'sampling started');
   }
@@ -94,7 +94,7 @@ export class Sampler {
   async replace(sensors: SampledSensor[]): Promise<void> {
     assertUniqueIds(sensors);
     const next = new Map(sensors.map((s) => [s.id, s]));
-    const toStop: SensorLoop[] = [];
+    const toStop: SensorRun[] = [];
     const toStart: SampledSensor[] = [];
     for (const [id, r] of this.running) {
       const wanted = next.get(id);
@@ -151,7 +151,7 @@ export class Sampler {
   }
 
   private launch(sensor: SampledSensor): void {
-    this.running.set(sensor.id, new SensorLoop(sensor, this.loopContext));
+    this.running.set(sensor.id, new SensorRun(sensor, this.runContext));
   }
 }
 

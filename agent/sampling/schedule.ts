@@ -1,12 +1,13 @@
 /**
- * Tick sources for sensorReadings(): each value is the wall-clock time a sample is due.
- * The readings generator pulls the next tick only after a round has finished, so a tick
+ * Tick sources for the round generator (drivers/rounds.ts): each value is the wall-clock
+ * time a sample is due. The generator pulls the next tick only after a round has finished, so a tick
  * source sees an overrun as a late pull — and answers it by skipping slots, never by
  * firing the missed ones back to back.
  */
 import { createTask, validateDetailed } from 'node-cron';
-import { realClock, type Clock } from './clock.js';
-import { TimerEntry, TimerQueue } from './timer-queue.js';
+import { realClock, type Clock } from '../../drivers/time.js';
+import type { SlotTicks } from '../../drivers/rounds.js';
+import { EARLY_MS, TimerQueue } from './timer-queue.js';
 
 export interface IntervalTicksOptions {
   intervalMs: number;
@@ -49,10 +50,11 @@ export interface TickSource extends AsyncIterableIterator<number> {
  * aborts or return() is called.
  *
  * A class rather than an async generator, on the hot path of every sensor, with two ways
- * to pull: next() (an async iterator, one promise per pull) and wait(fn) (a callback, no
- * allocation at all: what the sampler uses, so 10,000 sensors waiting for their slot keep
- * nothing per wait alive into the old generation). Every sensor of a sampler shares one
- * TimerQueue (pass `timers`), so sensors due together wake in one timer callback.
+ * to pull: next() (an async iterator) and the SlotTicks methods plan/wake/take that the
+ * round generator (drivers/rounds.ts) uses, whose wait is the shared TimerQueue's promise
+ * for the slot's millisecond: no allocation per wait, so 10,000 sensors waiting for their
+ * slot keep nothing per wait alive into the old generation. Every sensor of a sampler
+ * shares one TimerQueue (pass `timers`).
  */
 export function intervalTicks(opts: IntervalTicksOptions): IntervalTicks {
   return new IntervalTicks(opts);
@@ -60,7 +62,7 @@ export function intervalTicks(opts: IntervalTicksOptions): IntervalTicks {
 
 const DONE: IteratorResult<number> = Object.freeze({ done: true, value: undefined });
 
-export class IntervalTicks implements TickSource {
+export class IntervalTicks implements TickSource, SlotTicks {
   private readonly clock: Clock;
   private readonly timers: TimerQueue;
   private readonly intervalMs: number;
@@ -68,14 +70,12 @@ export class IntervalTicks implements TickSource {
   private readonly t0: number;
   private readonly wall0: number;
   private readonly signal: AbortSignal | undefined;
-  private readonly entry: TimerEntry;
   private k = 0;
-  private ended = false;
-  /** The pending pull's callback (wait) … */
-  private waiter: ((wallDue: number) => void) | undefined;
-  /** … and, for next(), its promise's resolve. */
-  private resolveNext: ((r: IteratorResult<number>) => void) | undefined;
-  private waitingFor = 0;
+  private done = false;
+  /** Monotonic due time of the planned slot. */
+  private planned = 0;
+  /** A next() is under way. */
+  private pulling = false;
   private readonly onAbort: (() => void) | undefined;
 
   constructor(private readonly opts: IntervalTicksOptions) {
@@ -99,10 +99,9 @@ export class IntervalTicks implements TickSource {
     this.wall0 = wallAtStart + offset;
     // Joining a grid that started earlier is not an overrun: no skips counted.
     this.k = this.freshSlot(this.clock.now());
-    this.entry = new TimerEntry(() => this.onDue());
     // One abort listener for the source's life rather than one per wait.
     if (this.signal) {
-      this.onAbort = () => this.return();
+      this.onAbort = () => void this.return();
       this.signal.addEventListener('abort', this.onAbort, { once: true });
     }
   }
@@ -111,47 +110,16 @@ export class IntervalTicks implements TickSource {
     return this;
   }
 
-  /**
-   * Call fn with the next slot's wall-clock due time when it is due (synchronously when it
-   * already is). False, and fn never called, when the ticks have ended; a return() while
-   * waiting drops fn.
-   */
-  wait(fn: (wallDue: number) => void): boolean {
-    if (this.ended || this.signal?.aborted) {
+  get ended(): boolean {
+    return this.done;
+  }
+
+  /** Plan the next slot, skipping the ones that are too late already (counted); false once ended. */
+  plan(): boolean {
+    if (this.done || this.signal?.aborted) {
       this.end();
       return false;
     }
-    if (this.waiter) throw new Error('intervalTicks: a pull is already pending');
-    const due = this.plan();
-    const now = this.clock.now();
-    if (now >= due) {
-      fn(this.take(now));
-      return true;
-    }
-    this.waiter = fn;
-    this.waitingFor = due;
-    this.timers.schedule(this.entry, due);
-    return true;
-  }
-
-  next(): Promise<IteratorResult<number>> {
-    if (this.waiter)
-      return Promise.reject(new Error('intervalTicks: next() while a pull is pending'));
-    return new Promise((resolve) => {
-      this.resolveNext = resolve;
-      if (!this.wait(this.deliverNext)) this.finishNext();
-    });
-  }
-
-  /** End the ticks; a pull waiting for its slot resolves as done (next) or is dropped (wait). */
-  return(): Promise<IteratorResult<number>> {
-    this.waiter = undefined;
-    this.finishNext();
-    return Promise.resolve(this.end());
-  }
-
-  /** Slot k to run next: skips the ones that are too late already (counted). */
-  private plan(): number {
     const k = this.k;
     const fresh = this.freshSlot(this.clock.now());
     if (fresh > k) {
@@ -161,7 +129,39 @@ export class IntervalTicks implements TickSource {
       this.opts.onSkip?.(fresh - k);
       this.k = fresh;
     }
-    return this.t0 + this.k * this.intervalMs;
+    this.planned = this.t0 + this.k * this.intervalMs;
+    return true;
+  }
+
+  /** The shared promise to await before the planned slot is due; undefined once due or ended. */
+  wake(): Promise<void> | undefined {
+    if (this.done || this.clock.now() + EARLY_MS >= this.planned) return undefined;
+    return this.timers.until(this.planned);
+  }
+
+  /** The planned slot starts now: record its lag, hand out its wall-clock due time. */
+  take(): number {
+    const k = this.k++;
+    // The queue may wake a fraction of a millisecond early; the slot is still this one.
+    this.opts.onLag?.(Math.max(0, this.clock.now() - this.planned));
+    return this.wall0 + k * this.intervalMs;
+  }
+
+  async next(): Promise<IteratorResult<number>> {
+    if (this.pulling) throw new Error('intervalTicks: next() while a pull is pending');
+    this.pulling = true;
+    try {
+      if (!this.plan()) return DONE;
+      for (let wake = this.wake(); wake; wake = this.wake()) await wake;
+      return this.done ? DONE : { done: false, value: this.take() };
+    } finally {
+      this.pulling = false;
+    }
+  }
+
+  /** End the ticks; a pull waiting for its slot ends at once (next() resolves as done). */
+  return(): Promise<IteratorResult<number>> {
+    return Promise.resolve(this.end());
   }
 
   /** The earliest slot, from k on, that is not more than maxLateMs late at `now`. */
@@ -173,37 +173,10 @@ export class IntervalTicks implements TickSource {
     return latest;
   }
 
-  /** The planned slot starts at `now`: record its lag, hand out its wall-clock time. */
-  private take(now: number): number {
-    const k = this.k++;
-    this.opts.onLag?.(Math.max(0, now - (this.t0 + k * this.intervalMs)));
-    return this.wall0 + k * this.intervalMs;
-  }
-
-  private onDue(): void {
-    const fn = this.waiter;
-    this.waiter = undefined;
-    if (!fn) return;
-    // The queue may fire a fraction of a millisecond early; the slot is still this one.
-    fn(this.take(Math.max(this.clock.now(), this.waitingFor)));
-  }
-
-  private readonly deliverNext = (wallDue: number): void => {
-    const resolve = this.resolveNext;
-    this.resolveNext = undefined;
-    resolve?.({ done: false, value: wallDue });
-  };
-
-  private finishNext(): void {
-    const resolve = this.resolveNext;
-    this.resolveNext = undefined;
-    resolve?.(this.end());
-  }
-
   private end(): IteratorResult<number> {
-    if (!this.ended) {
-      this.ended = true;
-      this.timers.cancel(this.entry);
+    if (!this.done) {
+      this.done = true;
+      this.timers.wakeEarly(this.planned);
       if (this.onAbort) this.signal?.removeEventListener('abort', this.onAbort);
     }
     return DONE;

@@ -5,15 +5,17 @@
  * bound for the same socket leave one syscall each. Here every waiter owns one reusable
  * entry in a binary min-heap; a single clock timer is armed for the earliest, and when it
  * fires every entry due by then fires in the same callback — their work reaches the
- * sockets within one tick, where BatchedWriter coalesces it.
+ * sockets within one tick, where BatchedWriter coalesces it. until() serves async waiters
+ * the same way: one promise per millisecond that anyone waits for, shared by every waiter
+ * due in it.
  */
-import type { Clock } from './clock.js';
+import type { Clock } from '../../drivers/time.js';
 
 /**
  * Entries fire at most this early (ms): timers are millisecond-grained, and a wait that
  * ends a fraction of a millisecond early costs less than a second timer turn.
  */
-const EARLY_MS = 0.5;
+export const EARLY_MS = 0.5;
 /** Waits longer than this are cut short by SLACK_FRACTION of their length (see arm()). */
 const LONG_WAIT_MS = 20;
 const SLACK_FRACTION = 0.002;
@@ -33,8 +35,28 @@ export class TimerEntry {
   }
 }
 
+/** The waits of one millisecond: one promise, settled when its entry fires. */
+class Wake {
+  readonly promise: Promise<void>;
+  readonly entry: TimerEntry;
+  private resolve!: () => void;
+
+  constructor(
+    readonly key: number,
+    queue: TimerQueue,
+  ) {
+    this.promise = new Promise<void>((resolve) => (this.resolve = resolve));
+    this.entry = new TimerEntry(() => queue.settle(this));
+  }
+
+  settle(): void {
+    this.resolve();
+  }
+}
+
 export class TimerQueue {
   private readonly heap: TimerEntry[] = [];
+  private readonly wakes = new Map<number, Wake>();
   private inserted = 0;
   private armedFor = Number.POSITIVE_INFINITY;
   private cancelArmed: (() => void) | undefined;
@@ -60,6 +82,39 @@ export class TimerQueue {
   /** A reusable one-shot timer on this queue: start(ms) arms it, stop() disarms it. */
   oneShot(fire: () => void): OneShot {
     return new OneShot(this, new TimerEntry(fire));
+  }
+
+  /**
+   * A promise that settles at monotonic time `due`, rounded up to the millisecond (at most
+   * EARLY_MS before `due`), shared by every wait for the same millisecond: waiting
+   * allocates nothing per waiter. It settles early when wakeEarly() is called for it.
+   */
+  until(due: number): Promise<void> {
+    const key = Math.ceil(due);
+    let wake = this.wakes.get(key);
+    if (wake === undefined) {
+      wake = new Wake(key, this);
+      this.wakes.set(key, wake);
+      this.schedule(wake.entry, key);
+    }
+    return wake.promise;
+  }
+
+  /**
+   * Settle the until(due) promise now (a waiter that is being stopped), and with it every
+   * other wait of that millisecond: those find their slot not yet due and wait again.
+   */
+  wakeEarly(due: number): void {
+    const wake = this.wakes.get(Math.ceil(due));
+    if (wake === undefined) return;
+    this.cancel(wake.entry);
+    this.settle(wake);
+  }
+
+  /** @internal A Wake's entry fired (or was woken early). */
+  settle(wake: Wake): void {
+    if (this.wakes.get(wake.key) === wake) this.wakes.delete(wake.key);
+    wake.settle();
   }
 
   /** Monotonic now, as this queue's clock tells it. */

@@ -34,7 +34,7 @@ import { SPOOL_FILE } from '../../agent/publish/spool.js';
 import { startModbusTcpSensorServer } from '../../simulator/network/modbus-tcp-server.js';
 import { procCpuMs } from './machine.js';
 import { procMemory } from './proc-stats.js';
-import { sleep } from '../../drivers/turns.js';
+import { sleep } from '../../drivers/time.js';
 import { subscriberProcess, until } from './subscriber-process.js';
 
 export interface OutageBroker {

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { sleep } from '../../drivers/turns.js';
+import { sleep } from '../../drivers/time.js';
 import type { SensorAddress } from './sensor-server-process.js';
 
 export const NODE_RED_PACKAGES = ['node-red@4', 'node-red-contrib-modbus@5.23.3'];

@@ -4,7 +4,7 @@
  * undefined once the process is gone, so a window can tell "exited" from "zero".
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { sleep } from '../../drivers/turns.js';
+import { sleep } from '../../drivers/time.js';
 import { procCpuMs } from './machine.js';
 
 export interface ProcMemory {

@@ -5,7 +5,7 @@
  * its stdin ends.
  */
 import { spawn } from 'node:child_process';
-import { sleep } from '../../drivers/turns.js';
+import { sleep } from '../../drivers/time.js';
 
 /** Poll cond every 20 ms; false when timeoutMs passed first. */
 export async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {

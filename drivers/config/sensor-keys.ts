@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { DAY_MS, durationMs, factor, HOUR_MS, MINUTE_MS } from './bounds.js';
 import { QUANTITIES } from '../types.js';
-import { DEFAULT_BACKOFF_MIN_MS } from '../readings.js';
+import { DEFAULT_BACKOFF_MIN_MS } from '../rounds.js';
 
 /** Names that become MQTT topic levels: no `+`, `#`, `/`, spaces. */
 export const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;

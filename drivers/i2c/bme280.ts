@@ -25,7 +25,7 @@ import { hex, quantity, sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor, I2CChip } from '../descriptor.js';
 import { i2cAddressKey, i2cBusKey } from './config.js';
 import { attempt } from './probe.js';
-import { sleep } from '../turns.js';
+import { sleep } from '../time.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import { asSensorErrors } from './errors.js';
 import type { SharedI2CBus } from './shared-bus.js';

@@ -2,7 +2,7 @@
  * Maps what an I²C transfer throws (errno errors from i2c-bus or the simulator, aborts) to
  * the SensorError codes counted in the health report.
  */
-import { toSensorError } from '../readings.js';
+import { toSensorError } from '../rounds.js';
 import { SensorError } from '../types.js';
 
 export function i2cSensorError(err: unknown): SensorError {

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor, I2CChip } from '../descriptor.js';
 import { i2cAddressKey, i2cBusKey } from './config.js';
-import { sleep } from '../turns.js';
+import { sleep } from '../time.js';
 import type { Driver, Measurement } from '../types.js';
 import { int16 } from './bytes.js';
 import { asSensorErrors } from './errors.js';

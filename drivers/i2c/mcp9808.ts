@@ -21,7 +21,7 @@ import { hex, sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor, I2CChip } from '../descriptor.js';
 import { i2cAddressKey, i2cBusKey } from './config.js';
 import { attempt, read16 } from './probe.js';
-import { sleepUntil } from '../turns.js';
+import { sleepUntil } from '../time.js';
 import { SensorError, type Driver, type Measurement } from '../types.js';
 import { asSensorErrors } from './errors.js';
 import type { SharedI2CBus } from './shared-bus.js';

@@ -12,7 +12,8 @@
  */
 import { access, constants } from 'node:fs/promises';
 import type { I2CBus } from '../types.js';
-import { sleep, Turns } from '../turns.js';
+import { Turns } from '../turns.js';
+import { sleep } from '../time.js';
 
 export interface SharedI2CBusOptions {
   /** The bus's turn-taking lock; pass the sampling engine's one to share it. */

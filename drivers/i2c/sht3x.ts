@@ -17,7 +17,7 @@ import { sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor, I2CChip } from '../descriptor.js';
 import { i2cAddressKey, i2cBusKey } from './config.js';
 import { attempt } from './probe.js';
-import { sleep } from '../turns.js';
+import { sleep } from '../time.js';
 import { SensorError, type Driver, type Measurement } from '../types.js';
 import { crc8 } from './crc8.js';
 import { asSensorErrors } from './errors.js';

@@ -32,7 +32,7 @@ import { hex, quantity, sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor, I2CChip } from '../descriptor.js';
 import { i2cAddressKey, i2cBusKey } from './config.js';
 import { attempt } from './probe.js';
-import { sleep, sleepUntil } from '../turns.js';
+import { sleep, sleepUntil } from '../time.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import { crc8 } from './crc8.js';
 import { asSensorErrors } from './errors.js';

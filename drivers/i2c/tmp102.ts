@@ -33,7 +33,7 @@ import { hex, sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor, I2CChip } from '../descriptor.js';
 import { i2cAddressKey, i2cBusKey } from './config.js';
 import { attempt, read16 } from './probe.js';
-import { sleep, sleepUntil } from '../turns.js';
+import { sleep, sleepUntil } from '../time.js';
 import type { Driver, Measurement } from '../types.js';
 import { int16 } from './bytes.js';
 import { asSensorErrors } from './errors.js';

@@ -22,7 +22,7 @@ import type { DriverDescriptor } from '../descriptor.js';
 import { modbusKeys, modbusUnitText } from '../modbus-config.js';
 import { serialKeys } from './config.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
-import { roundSignal } from '../readings.js';
+import { roundSignal } from '../rounds.js';
 import {
   decodeReadResponse,
   encodeReadRequest,

@@ -10,7 +10,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { SerialPortStream, type OpenOptions } from '@serialport/stream';
-import { Turns, TurnsRegistry, sleep } from '../turns.js';
+import { Turns, TurnsRegistry } from '../turns.js';
+import { sleep } from '../time.js';
 import { nullLogger, SensorError, type Logger } from '../types.js';
 import { characterTimeMs, interFrameSilenceMs } from './modbus-rtu-frame.js';
 

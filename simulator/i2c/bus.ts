@@ -6,7 +6,7 @@
  * is SharedI2CBus's job, and an overlap here means a caller broke the rule.
  */
 import { i2cWireMs } from '../../drivers/i2c/wire-time.js';
-import { sleepUntil } from '../../drivers/turns.js';
+import { sleepUntil } from '../../drivers/time.js';
 import type { I2CBus } from '../../drivers/types.js';
 import { Nack, type SimulatedI2CDevice } from './device.js';
 

@@ -1,5 +1,5 @@
 /**
- * The sampler lends one round signal to many rounds in turn (drivers/readings.ts), so a
+ * The sampler lends one round signal to many rounds in turn (drivers/rounds.ts), so a
  * driver must not pile things up on it round after round: abort listeners must not grow
  * with the rounds (the Modbus TCP pool keeps one per signal and connection, on purpose),
  * and there must be no AbortSignal.any() dependant (Node 20 never prunes those).

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { sleepUntil, Turns } from '../../drivers/turns.js';
+import { Turns } from '../../drivers/turns.js';
+import { sleepUntil } from '../../drivers/time.js';
 
 /** A task that records when it held the turn and finishes when told. */
 function task(log: string[], name: string) {

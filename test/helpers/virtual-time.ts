@@ -14,7 +14,7 @@ export interface VirtualTimeOptions {
  * a simulated chip's conversion, the wire time of a transfer — then happens at the same
  * virtual instants on an idle and on a starved machine, so a test can assert how many polls
  * a conversion took. setImmediate and microtasks stay real: sub-millisecond waits that spin
- * on setImmediate (drivers/turns.ts sleepUntil) see the clock move one step per turn.
+ * on setImmediate (drivers/time.ts sleepUntil) see the clock move one step per turn.
  *
  * Create the simulated devices inside `body`: they take their power-on time from the clock.
  * Only for code that does no real I/O (the simulated I²C bus, in-memory fakes).

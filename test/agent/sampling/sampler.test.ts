@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../../agent/ops/logger.js';
-import { TestClock } from '../../../agent/sampling/clock.js';
+import { TestClock } from '../../../drivers/time.js';
 import { Sampler, type SampledSensor } from '../../../agent/sampling/sampler.js';
 import {
   ReadingStatus,
@@ -271,6 +271,25 @@ describe('Sampler', () => {
     await clock.advance(1000);
     expect(seen).toHaveLength(count);
     expect(clock.pending).toBe(0);
+  });
+
+  it('a sensor stopped while it waits for a long slot closes at once; one due in the same millisecond keeps its slot', async () => {
+    const slow = answers(1);
+    const other = answers(2);
+    const { sampler, clock, of } = setup([
+      sensor('slow', 0, slow, { intervalMs: 60_000 }),
+      sensor('other', 1, other, { intervalMs: 60_000 }),
+    ]);
+    const wall0 = clock.wallNow();
+    sampler.start();
+    await clock.advance(1000);
+    // Both wait for the slot at 60 s (one shared wait); removing one wakes it early.
+    await sampler.replace([sensor('other', 1, other, { intervalMs: 60_000 })]);
+    expect(slow.closes).toBe(1);
+    expect(of('other').map((r) => r.t - wall0)).toEqual([0]);
+    await clock.advance(59_000);
+    expect(of('other').map((r) => r.t - wall0)).toEqual([0, 60_000]);
+    expect(of('slow')).toHaveLength(1);
   });
 
   it('keeps sampling when emit throws', async () => {

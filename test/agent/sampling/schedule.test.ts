@@ -7,7 +7,7 @@ import {
   validateCron,
   type TickSource,
 } from '../../../agent/sampling/schedule.js';
-import { TestClock } from '../../../agent/sampling/clock.js';
+import { TestClock } from '../../../drivers/time.js';
 
 interface Pulled {
   wall: number;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TestClock } from '../../../agent/sampling/clock.js';
+import { TestClock } from '../../../drivers/time.js';
 import { TimerEntry, TimerQueue } from '../../../agent/sampling/timer-queue.js';
 
 describe('TimerQueue', () => {
@@ -29,6 +29,42 @@ describe('TimerQueue', () => {
       ),
       { numRuns: 50 },
     );
+  });
+
+  it('until(): waits due in the same millisecond share one promise, settled at that millisecond', async () => {
+    const clock = new TestClock(0);
+    const queue = new TimerQueue(clock);
+    const a = queue.until(99.2);
+    const b = queue.until(99.7);
+    const c = queue.until(150);
+    expect(a).toBe(b);
+    expect(c).not.toBe(a);
+    const settled: string[] = [];
+    void a.then(() => settled.push(`a@${clock.now()}`));
+    void c.then(() => settled.push(`c@${clock.now()}`));
+    await clock.advance(99);
+    expect(settled).toEqual([]);
+    await clock.advance(100);
+    expect(settled).toEqual(['a@100', 'c@150']);
+    // A settled millisecond is not reused: a later wait for it gets a fresh promise.
+    expect(queue.until(250)).not.toBe(a);
+  });
+
+  it('wakeEarly() settles a shared wait now and leaves the other milliseconds queued', async () => {
+    const clock = new TestClock(0);
+    const queue = new TimerQueue(clock);
+    const settled: string[] = [];
+    void queue.until(500).then(() => settled.push(`500@${clock.now()}`));
+    void queue.until(800).then(() => settled.push(`800@${clock.now()}`));
+    await clock.advance(100);
+    queue.wakeEarly(499.5);
+    queue.wakeEarly(123); // nobody waits for it: a no-op
+    await clock.advance(0);
+    expect(settled).toEqual(['500@100']);
+    expect(queue.size).toBe(1);
+    await clock.advance(1000);
+    expect(settled).toEqual(['500@100', '800@800']);
+    expect(clock.pending).toBe(0);
   });
 
   it('never fires a cancelled entry; rescheduling moves it; cancel is idempotent', async () => {

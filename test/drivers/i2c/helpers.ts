@@ -1,7 +1,7 @@
 /** Test helpers: a SharedI2CBus over a simulated bus, and a bounded run of sensorReadings. */
-import { sensorReadings } from '../../../drivers/readings.js';
+import { sensorReadings } from '../../../drivers/rounds.js';
 import { SharedI2CBus, type SharedI2CBusOptions } from '../../../drivers/i2c/shared-bus.js';
-import { sleep } from '../../../drivers/turns.js';
+import { sleep } from '../../../drivers/time.js';
 import type { Driver, Reading, SensorError } from '../../../drivers/types.js';
 import { SimulatedI2CBus, type SimulatedI2CBusOptions } from '../../../simulator/i2c/bus.js';
 

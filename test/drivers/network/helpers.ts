@@ -1,6 +1,6 @@
 /** Shared test plumbing for the network drivers: bounded tick sources and collectors. */
-import { sensorReadings, type ReadingsOptions } from '../../../drivers/readings.js';
-import { sleep } from '../../../drivers/turns.js';
+import { sensorReadings, type SensorRoundsOptions } from '../../../drivers/rounds.js';
+import { sleep } from '../../../drivers/time.js';
 import type { Driver, Reading } from '../../../drivers/types.js';
 
 /** `count` ticks, `everyMs` apart; `before(i)` runs before tick i (fault injection). */
@@ -19,7 +19,7 @@ export async function* ticks(
 /** Every reading a driver yields for these ticks, with sensible test defaults. */
 export async function readAll(
   driver: Driver,
-  opts: Partial<ReadingsOptions> & Pick<ReadingsOptions, 'ticks'>,
+  opts: Partial<SensorRoundsOptions> & Pick<SensorRoundsOptions, 'ticks'>,
 ): Promise<Reading[]> {
   const out: Reading[] = [];
   const gen = sensorReadings(driver, {

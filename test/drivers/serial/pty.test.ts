@@ -16,7 +16,7 @@ import { decodeReadRequest, encodeReadResponse } from '../../../drivers/modbus-p
 import { createModbusRtu } from '../../../drivers/serial/modbus-rtu.js';
 import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-rtu-frame.js';
 import { SerialLines } from '../../../drivers/serial/serial-lines.js';
-import { sleep } from '../../../drivers/turns.js';
+import { sleep } from '../../../drivers/time.js';
 import { ReadingStatus, type Reading } from '../../../drivers/types.js';
 import { runReadings } from './run-readings.js';
 

@@ -1,6 +1,6 @@
 /** Test helper: run a driver through sensorReadings() on a bounded tick stream. */
-import { sensorReadings } from '../../../drivers/readings.js';
-import { sleep } from '../../../drivers/turns.js';
+import { sensorReadings } from '../../../drivers/rounds.js';
+import { sleep } from '../../../drivers/time.js';
 import type { Driver, Reading, SensorError } from '../../../drivers/types.js';
 
 export interface RunOptions {

@@ -1,8 +1,9 @@
 /**
- * Turns a Driver into an async generator of Readings, the same way for every driver: one
- * round per tick, each round bounded by a timeout, failures turned into Fault readings
- * (value NaN, counted by the worker) with backoff, and the device closed and reopened after
- * repeated failures. Nothing a device does makes an exception escape the generator.
+ * The round engine: turns a Driver into an async generator of Readings, the same way for
+ * every driver and for every consumer (the agent's sampler, the driver tests): one round per
+ * tick, each round bounded by a timeout, failures turned into Fault readings (value NaN,
+ * counted by the worker) with backoff, and the device closed and reopened after repeated
+ * failures. Nothing a device does makes an exception escape the generator.
  */
 import {
   ReadingStatus,
@@ -17,7 +18,7 @@ import {
 export const DEFAULT_BACKOFF_MIN_MS = 250;
 export const DEFAULT_BACKOFF_MAX_MS = 30_000;
 
-export interface RoundsOptions {
+export interface RoundEngineOptions {
   sensor: string;
   timeoutMs: number;
   /** The sensor's signal: aborting it ends the round in flight and every later one (as stop()). */
@@ -42,10 +43,10 @@ export interface RoundsOptions {
   roundTimer?: (onTimeout: () => void) => RoundTimer;
 }
 
-export interface ReadingsOptions extends RoundsOptions {
+export interface SensorRoundsOptions extends RoundEngineOptions {
   signal: AbortSignal;
   /** Each value is the wall-clock time (ms) at which a sample is due; the generator ends with it. */
-  ticks: AsyncIterable<number>;
+  ticks: Ticks;
 }
 
 /** A reusable one-shot timer: start() arms it for ms from now, stop() disarms it. */
@@ -144,7 +145,7 @@ function giveBack(l: Lease): void {
  * readings with backoff, the device closed and reopened after repeated failures. Per-round
  * state is reused, so a round allocates little beyond its promises and readings.
  */
-export class SensorRounds {
+export class RoundEngine {
   private readonly now: () => number;
   private readonly minMs: number;
   private readonly maxMs: number;
@@ -157,12 +158,12 @@ export class SensorRounds {
   private failures = 0;
   private retryAt = 0;
   private measuredAt = 0;
-  private stopped = false;
+  private ended = false;
   private onStop: (() => void) | undefined;
 
   constructor(
     private readonly driver: Driver,
-    private readonly opts: RoundsOptions,
+    private readonly opts: RoundEngineOptions,
   ) {
     this.now = opts.now ?? Date.now;
     this.minMs = opts.backoffMinMs ?? DEFAULT_BACKOFF_MIN_MS;
@@ -179,10 +180,15 @@ export class SensorRounds {
     }
   }
 
+  /** stop() has been called (or the sensor's signal aborted). */
+  get stopped(): boolean {
+    return this.ended;
+  }
+
   /** End the round in flight at once (no fault) and every later one. */
   stop(reason: unknown = new DOMException('sensor stopped', 'AbortError')): void {
-    if (this.stopped) return;
-    this.stopped = true;
+    if (this.ended) return;
+    this.ended = true;
     this.endRound(reason);
   }
 
@@ -192,7 +198,7 @@ export class SensorRounds {
    */
   async run(due: number): Promise<Reading[] | undefined> {
     const { opts } = this;
-    if (this.stopped) return undefined;
+    if (this.ended) return undefined;
     if (this.failures > 0 && this.now() < this.retryAt) {
       opts.onSkip?.(due);
       return undefined;
@@ -201,7 +207,7 @@ export class SensorRounds {
     try {
       measurements = await this.bounded();
     } catch (err) {
-      if (this.stopped) return undefined;
+      if (this.ended) return undefined;
       return this.failed(toSensorError(err));
     }
     this.failures = 0;
@@ -331,33 +337,79 @@ export class SensorRounds {
 }
 
 /**
- * A sensor as an async generator: one array of readings per round, one round per tick.
- * The sampler runs the same SensorRounds from a callback loop (agent/sampling/sensor-loop.ts).
+ * Ticks the generator can wait for without allocating per wait (the sampler's IntervalTicks,
+ * agent/sampling/schedule.ts): the wait is a promise shared by every sensor due in the same
+ * millisecond, from one timer queue, so 10,000 sensors waiting for their slots keep no
+ * per-sensor promise alive through the wait.
  */
-export async function* sensorRounds(
-  driver: Driver,
-  opts: ReadingsOptions,
-): AsyncGenerator<Reading[]> {
-  const rounds = new SensorRounds(driver, opts);
-  const ticks = opts.ticks[Symbol.asyncIterator]();
+export interface SlotTicks {
+  /** Plan the next slot (late ones skipped and counted); false once the ticks have ended. */
+  plan(): boolean;
+  /**
+   * A promise to await before the planned slot is due, or undefined once it is due or the
+   * ticks have ended. It may settle early (a stop wakes it): ask again after it settles.
+   */
+  wake(): Promise<void> | undefined;
+  /** Start the planned slot now: its wall-clock due time. */
+  take(): number;
+  readonly ended: boolean;
+  return(): unknown;
+}
+
+/** When rounds are due: wall-clock due times, from any async iterable or from SlotTicks. */
+export type Ticks = AsyncIterable<number> | SlotTicks;
+
+function isSlotTicks(ticks: Ticks): ticks is SlotTicks {
+  return typeof (ticks as Partial<SlotTicks>).wake === 'function';
+}
+
+/**
+ * The rounds of one engine as an async generator: one array of readings per round, one
+ * round per tick, until the ticks end or the engine is stopped; then the device is closed.
+ * A round's readings are dropped from the generator's frame once yielded, so a waiting
+ * sensor holds nothing of its last round.
+ */
+export async function* engineRounds(engine: RoundEngine, ticks: Ticks): AsyncGenerator<Reading[]> {
+  const slots = isSlotTicks(ticks) ? ticks : undefined;
+  const pull = slots ? undefined : (ticks as AsyncIterable<number>)[Symbol.asyncIterator]();
+  let readings: Reading[] | undefined;
   try {
     for (;;) {
-      const tick = await ticks.next();
-      if (tick.done || opts.signal.aborted) return;
-      const readings = await rounds.run(tick.value);
-      if (opts.signal.aborted) return;
-      if (readings) yield readings;
+      let due: number;
+      if (slots) {
+        if (!slots.plan()) return;
+        for (let wake = slots.wake(); wake; wake = slots.wake()) await wake;
+        if (slots.ended) return;
+        due = slots.take();
+      } else {
+        const tick = await pull!.next();
+        if (tick.done) return;
+        due = tick.value;
+      }
+      if (engine.stopped) return;
+      readings = await engine.run(due);
+      if (engine.stopped) return;
+      if (readings) {
+        yield readings;
+        readings = undefined;
+      }
     }
   } finally {
-    await ticks.return?.();
-    await rounds.close();
+    if (slots) slots.return();
+    else await pull?.return?.();
+    await engine.close();
   }
+}
+
+/** A sensor as an async generator: one array of readings per round, one round per tick. */
+export function sensorRounds(driver: Driver, opts: SensorRoundsOptions): AsyncGenerator<Reading[]> {
+  return engineRounds(new RoundEngine(driver, opts), opts.ticks);
 }
 
 /** The same, one reading at a time. */
 export async function* sensorReadings(
   driver: Driver,
-  opts: ReadingsOptions,
+  opts: SensorRoundsOptions,
 ): AsyncGenerator<Reading> {
   for await (const readings of sensorRounds(driver, opts)) yield* readings;
 }

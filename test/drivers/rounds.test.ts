@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  roundSignal,
-  SensorRounds,
-  sensorReadings,
-  toSensorError,
-} from '../../drivers/readings.js';
-import { sleep } from '../../drivers/turns.js';
+import { roundSignal, RoundEngine, sensorReadings, toSensorError } from '../../drivers/rounds.js';
+import { sleep } from '../../drivers/time.js';
 import {
   ReadingStatus,
   SensorError,
@@ -112,7 +107,7 @@ describe('sensorReadings', () => {
       const { driver, calls } = scriptedDriver(['EIO']);
       let clock = 0;
       const attempts: number[] = [];
-      const rounds = new SensorRounds(driver, {
+      const rounds = new RoundEngine(driver, {
         sensor: 's1',
         timeoutMs: 1000,
         reopenAfter: 1000,
@@ -155,7 +150,7 @@ describe('sensorReadings', () => {
   });
 });
 
-describe('SensorRounds', () => {
+describe('RoundEngine', () => {
   const hung: Driver = {
     kind: 'hung',
     quantities: ['temperature', 'humidity'],
@@ -166,7 +161,7 @@ describe('SensorRounds', () => {
 
   it('ends a round the driver never ends as a TIMEOUT fault, and a close that never ends', async () => {
     const faults: string[] = [];
-    const rounds = new SensorRounds(hung, {
+    const rounds = new RoundEngine(hung, {
       sensor: 'h',
       timeoutMs: 30,
       closeTimeoutMs: 30,
@@ -189,7 +184,7 @@ describe('SensorRounds', () => {
   it('ends a hung round at once when the sensor stops, without a fault', async () => {
     const ctl = new AbortController();
     const faults: string[] = [];
-    const rounds = new SensorRounds(hung, {
+    const rounds = new RoundEngine(hung, {
       sensor: 'h',
       timeoutMs: 60_000,
       signal: ctl.signal,
@@ -215,7 +210,7 @@ describe('SensorRounds', () => {
         return Promise.resolve([{ quantity: 'temperature', value: 1 }]);
       },
     };
-    const rounds = new SensorRounds(driver, {
+    const rounds = new RoundEngine(driver, {
       sensor: 's',
       timeoutMs: 20,
       backoffMinMs: 0,
@@ -239,7 +234,7 @@ describe('SensorRounds', () => {
 
   it('passes a driver error through as its fault code, without waiting for the timeout', async () => {
     const faults: string[] = [];
-    const rounds = new SensorRounds(
+    const rounds = new RoundEngine(
       {
         kind: 'eio',
         quantities: ['temperature'],

@@ -1,9 +1,67 @@
 /**
- * Time as the sampler sees it. Schedules run on a monotonic clock (performance.now), so
- * an NTP step or a manual date change never bunches or stretches samples; the wall clock
- * only labels them. The test clock lets tests move time by hand, without real waiting.
+ * Time for drivers and the sampler: abortable waits (sleep, and sleepUntil for waits whose
+ * end must not come early), and the Clock the sampler schedules by. Schedules run on a
+ * monotonic clock (performance.now), so an NTP step or a manual date change never bunches
+ * or stretches samples; the wall clock only labels them. The test clock lets tests move
+ * time by hand, without real waiting.
  */
-import { sleep as realSleep } from '../../drivers/turns.js';
+
+/** Resolve after ms, or reject with the signal's reason when aborted first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Below this much time left, sleepUntil() re-queues setImmediate instead of a timer (ms). */
+const SPIN_BELOW_MS = 2;
+/** Bound on the setImmediate turns of one sleepUntil(); past it, it falls back to 1 ms timers. */
+const SPIN_TURNS = 100_000;
+
+/**
+ * Resolve once performance.now() ≥ `until` — never earlier — or reject when aborted.
+ * sleep(ms) is only millisecond-precise: Node's timers count whole milliseconds from the
+ * event loop's cached time, so a 26 ms sleep ends anywhere between ~25 and 27+ ms. Here a
+ * timer covers all but the last ~1 ms and re-queued setImmediate callbacks (which let I/O and
+ * timers run) wait out the sub-millisecond tail, as the simulated I²C bus does: the spin is
+ * at most ~2 ms per wait. For waits whose end matters to the bus's cycle (a conversion).
+ */
+export function sleepUntil(until: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    let timer: NodeJS.Timeout | undefined;
+    let immediate: NodeJS.Immediate | undefined;
+    let turns = 0;
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      clearImmediate(immediate);
+      reject(signal?.reason as Error);
+    };
+    const check = (): void => {
+      timer = immediate = undefined;
+      const left = until - performance.now();
+      if (left <= 0) {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      } else if (left >= SPIN_BELOW_MS || ++turns > SPIN_TURNS) {
+        timer = setTimeout(check, Math.max(1, Math.floor(left) - 1));
+      } else {
+        immediate = setImmediate(check);
+      }
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    check();
+  });
+}
 
 export interface Clock {
   /** Monotonic milliseconds (arbitrary origin), for scheduling. */
@@ -22,7 +80,7 @@ export interface Clock {
 export const realClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
-  sleep: (ms, signal) => realSleep(Math.max(0, ms), signal),
+  sleep: (ms, signal) => sleep(Math.max(0, ms), signal),
   timer: (ms, fn) => {
     const t = setTimeout(fn, Math.max(0, ms));
     return () => clearTimeout(t);

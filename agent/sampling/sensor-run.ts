@@ -1,23 +1,23 @@
 /**
- * The life of one sampled sensor: wait for its slot, run a round, hand its readings to
- * emit, keep its health — until stopped. The sampler runs one per sensor, all at once.
+ * The life of one sampled sensor: `for await` over its round generator (drivers/rounds.ts),
+ * each round's readings handed to emit, its health kept — until stopped. The sampler runs
+ * one per sensor, all at once.
  *
- * A small state machine driven by callbacks rather than an async loop, so that a waiting
- * sensor holds nothing but its reused TimerQueue entry: a suspended async frame per sensor
- * would keep its last round's values and a promise alive through every wait, long enough
- * for V8 to promote them to the old generation (the RSS target at 10,000 sensors,
- * docs/benchmarks/sampling.md). The same loop as an async generator, for other consumers,
- * is sensorRounds() (drivers/readings.ts).
+ * Waiting for a slot holds nothing per sensor beyond the generator's frame: the wait is the
+ * shared TimerQueue's promise for the slot's millisecond, and the generator drops a round's
+ * readings once they are yielded, so nothing of a round lives through the next wait long
+ * enough to be promoted to V8's old generation (the RSS target at 10,000 sensors,
+ * docs/benchmarks/sampling.md).
  */
-import { SensorRounds } from '../../drivers/readings.js';
+import { engineRounds, RoundEngine } from '../../drivers/rounds.js';
+import type { Clock } from '../../drivers/time.js';
 import { ReadingStatus, type Driver, type Reading, type SensorError } from '../../drivers/types.js';
 import type { Logger } from '../ops/logger.js';
-import type { Clock } from './clock.js';
 import { SensorHealthTracker } from './health.js';
 import { cronTicks, IntervalTicks } from './schedule.js';
 import type { OneShot, TimerQueue } from './timer-queue.js';
 
-export interface LoopSensor {
+export interface RunSensor {
   id: string;
   driver: Driver;
   /** Position in the configuration; passed to emit. */
@@ -29,13 +29,13 @@ export interface LoopSensor {
   backoffMaxMs?: number;
 }
 
-/** What every loop of one sampler shares. */
-export interface LoopContext {
+/** What every sensor run of one sampler shares. */
+export interface RunContext {
   clock: Clock;
-  /** clock.wallNow, bound once for every loop. */
+  /** clock.wallNow, bound once for every run. */
   wallNow: () => number;
   timers: TimerQueue;
-  /** timers.oneShot, bound once for every loop. */
+  /** timers.oneShot, bound once for every run. */
   roundTimer: (onTimeout: () => void) => OneShot;
   logger: Logger;
   emit: (reading: Reading, sensorIndex: number) => void | Promise<void>;
@@ -53,27 +53,22 @@ const DEFAULT_INTERVAL_MS = 1_000;
 /** Golden-ratio spread: stable per index, even for any count, unchanged by a reload. */
 const GOLDEN = 0.6180339887498949;
 
-export class SensorLoop {
+export class SensorRun {
   readonly health: SensorHealthTracker;
-  /** Settles once the loop has ended and the driver is closed; never rejects. */
+  /** Settles once the run has ended and the driver is closed; never rejects. */
   readonly done: Promise<void>;
   private readonly ticks: IntervalTicks | AsyncGenerator<number>;
-  private readonly rounds: SensorRounds;
+  private readonly engine: RoundEngine;
   /** Only cron ticks need a signal (node-cron tasks); interval ticks end with return(). */
   private readonly cronStop: AbortController | undefined;
-  private stopped = false;
-  private finished = false;
-  /** A round (or its delivery) is under way: a stop lets it end and then finishes. */
-  private busy = false;
-  private resolveDone!: () => void;
   private ticksSoFar = 0;
   private roundSucceeded = false;
   private failingBefore = false;
 
   constructor(
     /** Current settings; the sampler updates index etc. on a reload without a restart. */
-    public sensor: LoopSensor,
-    private readonly ctx: LoopContext,
+    public sensor: RunSensor,
+    private readonly ctx: RunContext,
   ) {
     const intervalMs = sensor.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.health = new SensorHealthTracker(sensor.id, Math.max(10_000, 10 * intervalMs));
@@ -96,22 +91,39 @@ export class SensorLoop {
         onLag: this.onLag,
       });
     }
-    this.rounds = createRounds(sensor.driver, sensor, this, ctx);
-    this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.next();
+    this.engine = new RoundEngine(sensor.driver, {
+      sensor: sensor.id,
+      timeoutMs: sensor.timeoutMs,
+      now: ctx.wallNow,
+      roundTimer: ctx.roundTimer,
+      backoffMinMs: ctx.backoffMinMs,
+      backoffMaxMs: sensor.backoffMaxMs ?? ctx.backoffMaxMs,
+      onFault: (error, consecutive) => this.onFault(error, consecutive),
+      onSkip: () => this.health.backoffSkip(),
+    });
+    this.done = this.run(engineRounds(this.engine, this.ticks));
   }
 
-  /** End the loop: the round in flight ends at once; `done` settles once the driver is closed. */
+  /** End the run: the round in flight ends at once; `done` settles once the driver is closed. */
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
     this.cronStop?.abort();
     void this.ticks.return(undefined);
-    this.rounds.stop();
-    if (!this.busy) void this.finish();
+    this.engine.stop();
   }
 
-  onFault(error: SensorError, consecutive: number): void {
+  private async run(rounds: AsyncGenerator<Reading[]>): Promise<void> {
+    try {
+      for await (const readings of rounds) {
+        const blocked = this.deliver(readings);
+        if (blocked) await blocked;
+      }
+    } catch (err) {
+      // An error ends this sensor's run, logged, and no other.
+      this.ctx.logger.error({ sensor: this.sensor.id, err }, 'sensor loop ended by an error');
+    }
+  }
+
+  private onFault(error: SensorError, consecutive: number): void {
     const { ctx } = this;
     this.health.fault(error, consecutive, ctx.clock.wallNow());
     // Log the transitions, not every failed round of a sensor that stays down.
@@ -133,53 +145,6 @@ export class SensorLoop {
     this.ctx.onTick(lagMs, this.ticksSoFar++ > 0);
     this.roundSucceeded = false;
   };
-
-  /** Wait for the next slot (or cron tick), then run its round. */
-  private next(): void {
-    if (this.stopped) return void this.finish();
-    this.busy = false;
-    const { ticks } = this;
-    if (ticks instanceof IntervalTicks) {
-      if (!ticks.wait(this.startRound)) void this.finish();
-      return;
-    }
-    ticks
-      .next()
-      .then((tick) => (tick.done ? void this.finish() : this.startRound(tick.value)), this.failed);
-  }
-
-  private readonly startRound = (wallDue: number): void => {
-    if (this.stopped) return void this.finish();
-    this.busy = true;
-    this.rounds.run(wallDue).then(this.afterRound, this.failed);
-  };
-
-  private readonly afterRound = (readings: Reading[] | undefined): void => {
-    if (this.stopped) return void this.finish();
-    const blocked = readings ? this.deliver(readings) : undefined;
-    if (blocked) blocked.then(() => this.next(), this.failed);
-    else this.next();
-  };
-
-  /** An error ends this sensor's loop, logged, and no other. */
-  private readonly failed = (err: unknown): void => {
-    this.ctx.logger.error({ sensor: this.sensor.id, err }, 'sensor loop ended by an error');
-    this.stopped = true;
-    void this.finish();
-  };
-
-  private async finish(): Promise<void> {
-    if (this.finished) return;
-    this.finished = true;
-    try {
-      await this.ticks.return(undefined);
-      await this.rounds.close();
-    } catch (err) {
-      this.ctx.logger.error({ sensor: this.sensor.id, err }, 'closing the sensor failed');
-    } finally {
-      this.resolveDone();
-    }
-  }
 
   /** Health bookkeeping and emit; a promise only when an emit is waiting (a blocking ring). */
   private deliver(readings: Reading[]): Promise<void> | undefined {
@@ -222,24 +187,6 @@ export class SensorLoop {
   private emitFailed(err: unknown): void {
     this.ctx.logger.error({ sensor: this.sensor.id, err }, 'emit failed; reading lost');
   }
-}
-
-function createRounds(
-  driver: Driver,
-  sensor: LoopSensor,
-  loop: SensorLoop,
-  ctx: LoopContext,
-): SensorRounds {
-  return new SensorRounds(driver, {
-    sensor: sensor.id,
-    timeoutMs: sensor.timeoutMs,
-    now: ctx.wallNow,
-    roundTimer: ctx.roundTimer,
-    backoffMinMs: ctx.backoffMinMs,
-    backoffMaxMs: sensor.backoffMaxMs ?? ctx.backoffMaxMs,
-    onFault: (error, consecutive) => loop.onFault(error, consecutive),
-    onSkip: () => loop.health.backoffSkip(),
-  });
 }
 
 function spreadOffset(index: number, spreadMs: number, intervalMs: number): number {
