@@ -1,6 +1,6 @@
 /**
  * What the spool writes per batch, on real telemetry bodies, in this process: the agent's
- * own Spool (agent/publish/spool.ts) in a directory on disk, each batch appended (one
+ * own Spool (agent/publish/spool/spool.ts) in a directory on disk, each batch appended (one
  * commit) and then acknowledged (the DELETE in a commit of its own, as after a PUBACK),
  * `rounds` times; write_bytes of this process over those rounds against the payload bytes.
  * With `compress`, the body is stored deflated (zlib level 1): what spooling compressed
@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { silentLogger } from '../../agent/ops/logger.js';
-import { Spool } from '../../agent/publish/spool.js';
+import { Spool } from '../../agent/publish/spool/spool.js';
 import { procIo } from './proc-stats.js';
 
 export interface SpoolWrites {

@@ -10,10 +10,10 @@ import {
   COMMIT_MAX_BATCHES,
   DISK_RETRY_MS,
   REOPEN_MS,
-  RECENT_MAX_BATCHES,
   Spool,
   SpoolInUseError,
-} from '../../../agent/publish/spool.js';
+} from '../../../agent/publish/spool/spool.js';
+import { RECENT_MAX_BATCHES } from '../../../agent/publish/spool/sqlite-store.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
 
