@@ -17,7 +17,10 @@
  *   `append` resolves with its seq, and `peek` hands it out, only then. A crash before the
  *   commit loses the queued batches together with their seqs, which nobody ever saw: the next
  *   start may hand those numbers out again without any subscriber seeing a seq twice.
- *   A queued ack only delays the DELETE (the store's pending deletes).
+ *   An ack only delays the DELETE (the store's pending deletes): it rides in the next batch's
+ *   commit, so a batch costs one commit rather than two. Acks alone are committed after
+ *   ACK_COMMIT_DELAY_MS, or at once when COMMIT_MAX_BATCHES of them wait. A DELETE lost to a
+ *   crash replays its batch with the same bytes: a duplicate, never a loss.
  * - The seq mark (seq-mark.ts, `spool.seq`) keeps, outside the database, a ceiling no
  *   assigned seq exceeds (written ahead in blocks of CEILING_BLOCK) and, while the database
  *   fails, the highest seq that may have been revealed from memory (written ahead in blocks of
@@ -58,6 +61,10 @@ export interface SpoolOptions {
   synchronous?: 'full' | 'normal';
   /** Group commit: longest wait for more appends and acks (default COMMIT_DELAY_MS; 0 = end of turn). */
   commitDelayMs?: number;
+  /** Longest wait of acks for a batch to share its commit (default ACK_COMMIT_DELAY_MS). */
+  ackCommitDelayMs?: number;
+  /** Store bodies deflated where that makes them smaller (default true; see body-codec.ts). */
+  deflateBodies?: boolean;
   /** Clock, for tests of the age bound. */
   now?: () => number;
 }
@@ -121,7 +128,12 @@ export const DEAD_LETTER_SHARE = 0.1;
  * groups batches that arrive a little apart. Short next to any window (seconds).
  */
 export const COMMIT_DELAY_MS = 2;
-/** A queue this large is committed at once rather than after the delay. */
+/**
+ * Acks with no batch to ride with are committed after this long: a window period of up to a
+ * minute costs one commit per batch, and a crash replays at most this much (duplicates).
+ */
+export const ACK_COMMIT_DELAY_MS = 60_000;
+/** A queue this large (appends, or acks waiting) is committed at once rather than after the delay. */
 export const COMMIT_MAX_BATCHES = 64;
 export const COMMIT_MAX_BYTES = 16 * 1024 * 1024;
 
@@ -166,6 +178,8 @@ export class Spool {
   private queuedBytes = 0;
   /** Cancels the scheduled commit; set while one is scheduled. */
   private cancelCommit: (() => void) | undefined;
+  /** The commit of acks that no batch took along; set while one is scheduled. */
+  private ackTimer: NodeJS.Timeout | undefined;
   private commits = 0;
   private readonly commitListeners = new Set<() => void>();
   private readonly rewindListeners = new Set<(fromSeq: number) => void>();
@@ -186,6 +200,7 @@ export class Spool {
   ) {
     this.disk = new SqliteStore(dir, {
       synchronous: options.synchronous,
+      deflate: options.deflateBodies ?? true,
       logger,
       failed: (err, op) => this.diskFailed(err, op),
     });
@@ -328,7 +343,7 @@ export class Spool {
     }
     // Queued batches were never handed out: only committed seqs can be acknowledged.
     if (this.queued.some((q) => q.batch.seq === seq)) return;
-    if (this.disk.ack(seq)) this.scheduleCommit();
+    if (this.disk.ack(seq)) this.scheduleAckCommit();
   }
 
   /**
@@ -460,11 +475,13 @@ export class Spool {
    * Open the database and adopt it: 'ok', 'in-use' (another process), or 'failed' (including
    * a corrupt one moved aside when a new one could not be made).
    */
-  private openDatabase(): 'ok' | 'in-use' | 'failed' {
+  private openDatabase(knownCorrupt = false): 'ok' | 'in-use' | 'failed' {
     let salvaged: (Salvage & { movedTo: string }) | undefined;
     // Two rounds at most: the file as it is, then a new one after moving a corrupt one aside.
+    // Damage seen while running is moved aside without reopening the file first: quick_check
+    // reads the pages, not the stored bodies, so it may pass a file whose rows cannot be read.
     for (let round = 0; round < 2; round++) {
-      const result = this.tryOpen();
+      const result = knownCorrupt && round === 0 ? 'corrupt' : this.tryOpen();
       if (result === 'ok') return this.tryAdopt(salvaged);
       if (result === 'in-use') return 'in-use';
       if (result !== 'corrupt' || round > 0) return 'failed';
@@ -798,8 +815,9 @@ export class Spool {
     if (!this.disk.isOpen || this.corruptSeen) {
       if (this.now() - this.lastOpenTry >= REOPEN_MS || this.corruptSeen) {
         this.lastOpenTry = this.now();
-        if (this.corruptSeen) this.dropDatabase();
-        if (this.openDatabase() !== 'ok') this.numberFromMark();
+        const corrupt = this.corruptSeen;
+        if (corrupt) this.dropDatabase();
+        if (this.openDatabase(corrupt) !== 'ok') this.numberFromMark();
       }
     } else if (!this.diskOk) {
       this.retryDisk();
@@ -841,6 +859,22 @@ export class Spool {
   private cancelScheduledCommit(): void {
     this.cancelCommit?.();
     this.cancelCommit = undefined;
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+  }
+
+  /** Acks wait for the next batch's commit, bounded in count and time (see the header). */
+  private scheduleAckCommit(): void {
+    if (this.disk.pendingDeletes >= COMMIT_MAX_BATCHES) {
+      this.scheduleCommit();
+      return;
+    }
+    if (this.ackTimer || this.cancelCommit) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      this.commit();
+    }, this.options.ackCommitDelayMs ?? ACK_COMMIT_DELAY_MS);
+    this.ackTimer.unref();
   }
 
   private notifyCommitted(): void {

@@ -9,6 +9,9 @@
  *   SIGKILL (the WAL is in the page cache).
  * - `PRAGMA quick_check` at open: a damaged page would otherwise surface as batches that never
  *   publish. The Spool moves a corrupt file aside (salvage.ts).
+ * - Bodies are stored deflated when that makes them smaller (body-codec.ts, column `enc`); the
+ *   `size` column keeps the payload bytes, which the bounds count. Rows without them (a file
+ *   from before) are read as stored. Columns missing from an older file are added at open.
  * - Pending deletes: an acknowledged row is never read again, and its DELETE goes into the next
  *   `write` transaction (one fsync for the batches and the acks). If that DELETE is lost to a
  *   crash, the batch is replayed: a duplicate, never a loss.
@@ -26,6 +29,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../../ops/logger.js';
+import { decodeBody, encodeBody } from './body-codec.js';
 import { parseGap } from './gap-note.js';
 import { isCorruption } from './salvage.js';
 import type { BatchStore, DeadLetter, DroppedRow, SpooledBatch } from './store.js';
@@ -46,13 +50,24 @@ export type MetaEntry = readonly [key: string, value: number | string];
 
 export type OpenResult = 'ok' | 'in-use' | 'corrupt';
 
-type Row = { seq: number; created_at: number; body: Buffer; gap: string | null };
+type Row = { seq: number; created_at: number; body: Buffer; gap: string | null; enc: unknown };
+
+/** Payload bytes of a row: `size`, or the stored length for rows written as is without it. */
+const PAYLOAD = 'coalesce(size, length(body))';
+/** Columns of `batches` added after its first version, with their types. */
+const ADDED_COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ['gap', 'TEXT'],
+  ['enc', 'INTEGER'],
+  ['size', 'INTEGER'],
+];
 
 const UPSERT_META =
   'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value';
 
 export interface SqliteStoreOptions {
   synchronous?: 'full' | 'normal';
+  /** Store bodies deflated where that makes them smaller (default true). */
+  deflate?: boolean;
   logger: Logger;
   /** A disk failure during a BatchStore method (the method then returns what it did). */
   failed: (err: unknown, op: string) => void;
@@ -135,14 +150,16 @@ export class SqliteStore implements BatchStore {
       }
       db.exec(`
         CREATE TABLE IF NOT EXISTS batches (
-          seq INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, body BLOB NOT NULL, gap TEXT);
+          seq INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, body BLOB NOT NULL, gap TEXT,
+          enc INTEGER, size INTEGER);
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS dead_letters (
           seq INTEGER PRIMARY KEY, created_at INTEGER, body BLOB, reason TEXT,
           set_aside_at INTEGER);`);
       const columns = db.prepare('PRAGMA table_info(batches)').all() as { name: string }[];
-      if (!columns.some((c) => c.name === 'gap'))
-        db.exec('ALTER TABLE batches ADD COLUMN gap TEXT');
+      for (const [name, type] of ADDED_COLUMNS)
+        if (!columns.some((c) => c.name === name))
+          db.exec(`ALTER TABLE batches ADD COLUMN ${name} ${type}`);
       // A write takes the exclusive lock now, rather than at the first batch.
       db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_at', 0);
       this.db = db;
@@ -164,7 +181,7 @@ export class SqliteStore implements BatchStore {
   /** Count the rows of the open database; its batch count, bytes and highest seq. */
   load(): { depth: number; bytes: number; maxSeq: number | null } {
     const totals = this.sql(
-      'SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b, max(seq) AS m FROM batches',
+      `SELECT count(*) AS n, coalesce(sum(${PAYLOAD}), 0) AS b, max(seq) AS m FROM batches`,
     ).get() as { n: number; b: number; m: number | null };
     const dead = this.sql(
       'SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b FROM dead_letters',
@@ -261,10 +278,11 @@ export class SqliteStore implements BatchStore {
     if (!db) return false;
     const deletes = [...this.acked.keys()];
     try {
-      const remove = this.sql('DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n');
+      const remove = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n`);
       const insert = this.sql(
-        'INSERT INTO batches (seq, created_at, body, gap) VALUES (?, ?, ?, ?)',
+        'INSERT INTO batches (seq, created_at, body, gap, enc, size) VALUES (?, ?, ?, ?, ?, ?)',
       );
+      const deflate = this.options.deflate ?? true;
       const setMeta = this.sql(UPSERT_META);
       let removed = 0;
       let removedBytes = 0;
@@ -276,8 +294,11 @@ export class SqliteStore implements BatchStore {
             removedBytes += row.n;
           }
         }
-        for (const b of batches)
-          insert.run(b.seq, b.createdAt, b.body, b.gapBefore ? JSON.stringify(b.gapBefore) : null);
+        for (const b of batches) {
+          const { stored, enc } = encodeBody(b.body, deflate);
+          const gap = b.gapBefore ? JSON.stringify(b.gapBefore) : null;
+          insert.run(b.seq, b.createdAt, stored, gap, enc, b.body.length);
+        }
         for (const [key, value] of meta) setMeta.run(key, value);
       })();
       for (const seq of deletes) this.settleAck(seq);
@@ -303,7 +324,7 @@ export class SqliteStore implements BatchStore {
     if (this.db && this.rows > 0 && afterSeq + 1 < this.recentFrom) {
       try {
         const rows = this.sql(
-          'SELECT seq, created_at, body, gap FROM batches WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
+          'SELECT seq, created_at, body, gap, enc FROM batches WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
         ).all(afterSeq, this.recentFrom, limit + this.acked.size) as Row[];
         for (const r of rows) {
           if (!this.acked.has(r.seq)) out.push(fromRow(r));
@@ -356,9 +377,9 @@ export class SqliteStore implements BatchStore {
   drop(seq: number): DroppedRow | 'acked' | undefined {
     if (!this.db) return undefined;
     try {
-      const row = this.sql(
-        'DELETE FROM batches WHERE seq = ? RETURNING length(body) AS n, gap',
-      ).get(seq) as { n: number; gap: string | null } | undefined;
+      const row = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n, gap`).get(
+        seq,
+      ) as { n: number; gap: string | null } | undefined;
       if (!row) return undefined;
       this.unremember(seq);
       this.rows--;
@@ -383,15 +404,18 @@ export class SqliteStore implements BatchStore {
     try {
       const row = db.transaction(() => {
         const r = this.sql(
-          'DELETE FROM batches WHERE seq = ? RETURNING created_at AS createdAt, body, gap',
-        ).get(seq) as { createdAt: number; body: Buffer; gap: string | null } | undefined;
+          'DELETE FROM batches WHERE seq = ? RETURNING created_at AS createdAt, body, gap, enc',
+        ).get(seq) as
+          { createdAt: number; body: Buffer; gap: string | null; enc: unknown } | undefined;
         if (!r) return undefined;
+        // Dead letters are kept as published, for inspection with any SQLite tool.
+        const body = decodeBody(r.body, r.enc, seq);
         this.sql(
           'INSERT OR REPLACE INTO dead_letters (seq, created_at, body, reason, set_aside_at) VALUES (?, ?, ?, ?, ?)',
-        ).run(seq, r.createdAt, r.body, reason, at);
+        ).run(seq, r.createdAt, body, reason, at);
         const set = this.sql(UPSERT_META);
         for (const [key, value] of meta) set.run(key, value);
-        return r;
+        return { ...r, body };
       })();
       if (!row) return undefined;
       this.unremember(seq);
@@ -530,7 +554,7 @@ export class SqliteStore implements BatchStore {
   /** Payload bytes of a row; undefined when it is not there, 0 when it cannot be read. */
   private lengthOf(seq: number): number | undefined {
     try {
-      const row = this.sql('SELECT length(body) AS n FROM batches WHERE seq = ?').get(seq) as
+      const row = this.sql(`SELECT ${PAYLOAD} AS n FROM batches WHERE seq = ?`).get(seq) as
         { n: number } | undefined;
       return row?.n;
     } catch (err) {
@@ -550,7 +574,11 @@ export class SqliteStore implements BatchStore {
 }
 
 function fromRow(r: Row): SpooledBatch {
-  const b: SpooledBatch = { seq: r.seq, createdAt: r.created_at, body: r.body };
+  const b: SpooledBatch = {
+    seq: r.seq,
+    createdAt: r.created_at,
+    body: decodeBody(r.body, r.enc, r.seq),
+  };
   const gap = parseGap(r.gap);
   if (gap) b.gapBefore = gap;
   return b;

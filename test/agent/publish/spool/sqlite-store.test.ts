@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../../agent/ops/logger.js';
+import { isCorruption } from '../../../../agent/publish/spool/salvage.js';
 import { SPOOL_FILE, SqliteStore } from '../../../../agent/publish/spool/sqlite-store.js';
 import type { SpooledBatch } from '../../../../agent/publish/spool/store.js';
 
@@ -75,6 +76,54 @@ describe('SqliteStore', () => {
     store.close();
     const again = open();
     expect(seqsOf(again.read(0, 10))).toEqual([1, 3]); // the DELETE of 1 was rolled back too
+  });
+
+  it('stores a compressible body deflated, reads it back byte for byte, counts its payload bytes', () => {
+    const store = open();
+    const json = Buffer.from(JSON.stringify({ readings: Array(200).fill({ t: 21.5, rh: 40 }) }));
+    const small = Buffer.from('{"a":1}');
+    store.write([
+      { seq: 1, createdAt: 1, body: json },
+      { seq: 2, createdAt: 2, body: small },
+    ]);
+    expect([store.bytes, store.heldBytes]).toEqual([
+      json.length + small.length,
+      json.length + small.length,
+    ]);
+    store.close();
+    const again = open();
+    expect(again.read(0, 10).map((b) => b.body)).toEqual([json, small]);
+    expect(again.bytes).toBe(json.length + small.length);
+    expect(again.drop(1)).toEqual({ bytes: json.length });
+    again.close();
+    const db = new Database(join(dir, SPOOL_FILE), { readonly: true });
+    const row = db
+      .prepare('SELECT length(body) AS stored, enc, size FROM batches WHERE seq = 2')
+      .get();
+    db.close();
+    expect(row).toEqual({ stored: small.length, enc: null, size: small.length });
+    expect(failures).toEqual([]);
+  });
+
+  it('a stored body that cannot be inflated is reported as corruption; the rows before it read', () => {
+    const store = open();
+    const json = (n: number) => Buffer.from(JSON.stringify({ n, readings: Array(300).fill(n) }));
+    store.write([1, 2, 3].map((seq) => ({ seq, createdAt: seq, body: json(seq) })));
+    store.close();
+    const db = new Database(join(dir, SPOOL_FILE));
+    db.prepare('UPDATE batches SET body = ? WHERE seq = 2').run(Buffer.alloc(40, 0xff));
+    db.close();
+    const errors: unknown[] = [];
+    const again = new SqliteStore(dir, {
+      logger: silentLogger,
+      failed: (err) => errors.push(err),
+    });
+    stores.push(again);
+    expect(again.open()).toBe('ok');
+    again.load();
+    expect(again.read(0, 10).map((b) => b.body)).toEqual([json(1)]);
+    expect(errors).toHaveLength(1);
+    expect(isCorruption(errors[0])).toBe(true);
   });
 
   it('reads a spool written before batches carried a gap note (no gap column)', () => {

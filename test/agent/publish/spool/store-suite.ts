@@ -14,9 +14,12 @@ export interface StoreUnderTest {
 
 const note: GapNote = { count: 2, firstSeq: 3, lastSeq: 4, reason: 'spool-bound' };
 
-/** A batch whose body names its seq, `size` bytes long. */
+/** Body sizes are counted in units of this many bytes: large enough to be worth deflating. */
+const U = 100;
+
+/** A batch whose body names its seq, `size` units long. */
 function batch(seq: number, size = 10, gapBefore?: GapNote): SpooledBatch {
-  const body = Buffer.alloc(size, 0x61 + (seq % 26));
+  const body = Buffer.alloc(size * U, 0x61 + (seq % 26));
   const b: SpooledBatch = { seq, createdAt: 1_000 + seq, body };
   if (gapBefore) b.gapBefore = gapBefore;
   return b;
@@ -56,7 +59,7 @@ export function storeSuite(name: string, create: () => StoreUnderTest): void {
       expect(rows[2].gapBefore).toEqual(note);
       expect(rows[2].body.equals(batch(5, 30).body)).toBe(true);
       expect(rows[0].gapBefore).toBeUndefined();
-      expect([store.depth, store.bytes, store.heldBytes]).toEqual([3, 60, 60]);
+      expect([store.depth, store.bytes, store.heldBytes]).toEqual([3, 60 * U, 60 * U]);
       expect(store.oldest()).toEqual({ seq: 1, createdAt: 1_001 });
     });
 
@@ -74,19 +77,19 @@ export function storeSuite(name: string, create: () => StoreUnderTest): void {
       store.write([batch(1), batch(2), batch(3)]);
       expect(store.ack(2)).toBe(true);
       expect(seqsOf(store.read(0, 10))).toEqual([1, 3]);
-      expect([store.depth, store.bytes]).toEqual([2, 20]);
+      expect([store.depth, store.bytes]).toEqual([2, 20 * U]);
       expect(store.ack(2)).toBe(false);
       expect(store.ack(99)).toBe(false);
       expect(store.write([batch(4)])).toBe(true);
       expect(seqsOf(store.read(0, 10))).toEqual([1, 3, 4]);
-      expect([store.depth, store.bytes, store.heldBytes]).toEqual([3, 30, 30]);
+      expect([store.depth, store.bytes, store.heldBytes]).toEqual([3, 30 * U, 30 * U]);
     });
 
     it('drops a row and returns what it carried; an acknowledged row is never a drop', () => {
       const store = open();
       store.write([batch(1, 10), batch(5, 25, note), batch(6)]);
-      expect(store.drop(1)).toEqual({ bytes: 10 });
-      expect(store.drop(5)).toEqual({ bytes: 25, gapBefore: note });
+      expect(store.drop(1)).toEqual({ bytes: 10 * U });
+      expect(store.drop(5)).toEqual({ bytes: 25 * U, gapBefore: note });
       expect(store.drop(5)).toBeUndefined();
       expect(store.drop(42)).toBeUndefined();
       store.ack(6);
@@ -109,8 +112,8 @@ export function storeSuite(name: string, create: () => StoreUnderTest): void {
       });
       expect(store.setAside(4, 'refused', 7_001)).toMatchObject({ seq: 4 });
       expect(seqsOf(store.read(0, 10))).toEqual([1, 3]);
-      expect([store.depth, store.bytes]).toEqual([2, 20]);
-      expect([store.deadLetterCount, store.deadLetterBytes]).toEqual([2, 20]);
+      expect([store.depth, store.bytes]).toEqual([2, 20 * U]);
+      expect([store.deadLetterCount, store.deadLetterBytes]).toEqual([2, 20 * U]);
       const letters = store.deadLetters();
       expect(seqsOf(letters)).toEqual([2, 4]);
       expect(letters[0].body.equals(batch(2, 15).body)).toBe(true);
@@ -131,7 +134,7 @@ export function storeSuite(name: string, create: () => StoreUnderTest): void {
       expect(store.dropDeadLetter(1)).toBe(true);
       expect(store.oldestDeadLetter()).toBe(3);
       expect(seqsOf(store.deadLetters())).toEqual([3]);
-      expect([store.deadLetterCount, store.deadLetterBytes]).toEqual([1, 10]);
+      expect([store.deadLetterCount, store.deadLetterBytes]).toEqual([1, 10 * U]);
       expect(seqsOf(store.read(0, 10))).toEqual([2]);
     });
   });
