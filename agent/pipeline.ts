@@ -10,7 +10,7 @@ import type { Logger } from './ops/logger.js';
 import { RingBuffer } from './queue/ring-buffer.js';
 import { AggregationWorker, type AggregatorOptions } from './aggregation/aggregation-worker.js';
 import type { SensorSpec } from './aggregation/aggregator.js';
-import { Spool } from './publish/spool.js';
+import { Spool } from './publish/spool/spool.js';
 import { TelemetryPublisher } from './publish/publisher.js';
 import { healthReport, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';

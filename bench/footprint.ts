@@ -48,7 +48,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_NODE_FLAGS } from '../agent/ops/node-flags.js';
-import { SPOOL_FILE } from '../agent/publish/spool.js';
+import { SPOOL_FILE } from '../agent/publish/spool/sqlite-store.js';
 import { sleep } from '../drivers/time.js';
 import { spawnMosquitto, type MosquittoBroker } from '../test/helpers/mosquitto.js';
 import { freePort } from '../test/helpers/ports.js';

@@ -26,7 +26,7 @@ import mqtt from 'mqtt';
 import { configSchema } from '../agent/config/schema.js';
 import { silentLogger } from '../agent/ops/logger.js';
 import { TelemetryPublisher } from '../agent/publish/publisher.js';
-import { Spool } from '../agent/publish/spool.js';
+import { Spool } from '../agent/publish/spool/spool.js';
 import { agentOutage } from './lib/agent-outage.js';
 import { procCpuMs } from './lib/machine.js';
 import { repoRoot } from './lib/repo-root.js';

@@ -14,8 +14,8 @@ import type { EventLoopSnapshot } from '../sampling/event-loop.js';
 import type { SensorHealth, SensorState } from '../sampling/health.js';
 import { HEALTH_SCHEMA } from './payload.js';
 import type { PublisherStats } from './publisher.js';
-import type { SpoolStats } from './spool.js';
-import type { GapNote } from './gap-note.js';
+import type { SpoolStats } from './spool/spool.js';
+import type { GapNote } from './spool/gap-note.js';
 
 /** The spool's figures; the latest drop is null before any. */
 export type SpoolHealth = Omit<SpoolStats, 'lastDrop'> & { lastDrop: GapNote | null };

@@ -17,7 +17,7 @@
  */
 import { bodyItems, itemCount, splitToFit, type PartBody } from './batch-parts.js';
 import { assembleTelemetry } from './payload.js';
-import type { SpooledBatch } from './spool.js';
+import type { SpooledBatch } from './spool/store.js';
 
 /** One MQTT message: a whole batch (part 0 of 0) or part `part` (1-based) of `parts`. */
 export interface Outgoing {

@@ -29,7 +29,7 @@ import { connectionOptions, describeError, type MqttConfig } from './connection-
 import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
 import { PartPlanner, type Outgoing } from './part-planner.js';
 import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
-import type { Spool, SpoolStats } from './spool.js';
+import type { Spool, SpoolStats } from './spool/spool.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
 
 export interface PublisherOptions {

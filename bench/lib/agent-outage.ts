@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AGENT_NODE_FLAGS } from '../../agent/ops/node-flags.js';
-import { SPOOL_FILE } from '../../agent/publish/spool.js';
+import { SPOOL_FILE } from '../../agent/publish/spool/sqlite-store.js';
 import { startModbusTcpSensorServer } from '../../simulator/network/modbus-tcp-server.js';
 import { procCpuMs } from './machine.js';
 import { procMemory } from './proc-stats.js';
@@ -241,8 +241,8 @@ async function subscriber(url: string, topic: string) {
 function agentCli(root: string): string {
   const cli = path.join(root, 'dist/agent/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} not found: run \`npm run build\` first`);
-  const src = path.join(root, 'agent/publish/spool.ts');
-  const built = path.join(root, 'dist/agent/publish/spool.js');
+  const src = path.join(root, 'agent/publish/spool/spool.ts');
+  const built = path.join(root, 'dist/agent/publish/spool/spool.js');
   if (existsSync(src) && existsSync(built) && statSync(src).mtimeMs > statSync(built).mtimeMs)
     process.stderr.write('bench: dist/ is older than agent/ sources; run `npm run build`\n');
   return cli;

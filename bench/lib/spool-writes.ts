@@ -1,17 +1,18 @@
 /**
  * What the spool writes per batch, on real telemetry bodies, in this process: the agent's
- * own Spool (agent/publish/spool.ts) in a directory on disk, each batch appended (one
+ * own Spool (agent/publish/spool/spool.ts) in a directory on disk, each batch appended (one
  * commit) and then acknowledged (the DELETE in a commit of its own, as after a PUBACK),
  * `rounds` times; write_bytes of this process over those rounds against the payload bytes.
- * With `compress`, the body is stored deflated (zlib level 1): what spooling compressed
- * bodies would write, without changing the agent. With `ackWithNext`, a batch's DELETE
- * waits for the next batch's commit: what one commit per batch would write.
+ * With `compress`, the Spool stores bodies deflated (its default, body-codec.ts); without,
+ * as is. With `ackWithNext`, a batch's DELETE rides in the next batch's commit (the Spool's
+ * default); without, each ack is committed on its own (what the Spool did before).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { silentLogger } from '../../agent/ops/logger.js';
-import { Spool } from '../../agent/publish/spool.js';
+import { DEFLATE_LEVEL } from '../../agent/publish/spool/body-codec.js';
+import { Spool } from '../../agent/publish/spool/spool.js';
 import { procIo } from './proc-stats.js';
 
 export interface SpoolWrites {
@@ -38,25 +39,30 @@ export async function spoolWrites(
   const dir = mkdtempSync(path.join(workDir, 'spool-writes-'));
   const spool = Spool.open(
     dir,
-    { maxBytes: 256 * 1024 * 1024, maxAgeSec: 7 * 24 * 3600, synchronous: options.synchronous },
+    {
+      maxBytes: 256 * 1024 * 1024,
+      maxAgeSec: 7 * 24 * 3600,
+      synchronous: options.synchronous,
+      deflateBodies: options.compress,
+    },
     silentLogger,
   );
   try {
-    const stored = options.compress ? deflateRawSync(body, { level: 1 }) : body;
+    const stored = options.compress ? deflateRawSync(body, { level: DEFLATE_LEVEL }) : body;
     // Timed after a first call (zlib's set-up), over 20 bodies.
     const t0 = performance.now();
-    for (let i = 0; i < 20 && options.compress; i++) deflateRawSync(body, { level: 1 });
+    for (let i = 0; i < 20 && options.compress; i++) deflateRawSync(body, { level: DEFLATE_LEVEL });
     const deflateUs = options.compress ? Math.round(((performance.now() - t0) * 1000) / 20) : null;
     let previous: number | undefined;
     const cycle = async () => {
       if (options.ackWithNext) {
         // The previous batch's DELETE rides in the same transaction as this INSERT.
-        const appended = spool.append(stored, Date.now());
+        const appended = spool.append(body, Date.now());
         if (previous !== undefined) spool.ack(previous);
         previous = await appended;
         return;
       }
-      const seq = await spool.append(stored, Date.now());
+      const seq = await spool.append(body, Date.now());
       spool.ack(seq);
       spool.commit();
     };

@@ -20,7 +20,7 @@ import {
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SPOOL_FILE } from '../../agent/publish/spool.js';
+import { SPOOL_FILE } from '../../agent/publish/spool/sqlite-store.js';
 import { CLI, startAgent, type AgentProcess } from '../e2e/agent-process.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';

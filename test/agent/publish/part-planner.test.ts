@@ -6,7 +6,7 @@ import {
   stepAtOrBelow,
   type Outgoing,
 } from '../../../agent/publish/part-planner.js';
-import type { SpooledBatch } from '../../../agent/publish/spool.js';
+import type { SpooledBatch } from '../../../agent/publish/spool/store.js';
 import { windowBody } from './bodies.js';
 import { schemaErrors, validateTelemetry } from './schemas.js';
 

@@ -3,7 +3,12 @@ import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EMPTY_MARK, MARK_FILE, SeqMarkFile, readMark } from '../../../agent/publish/seq-mark.js';
+import {
+  EMPTY_MARK,
+  MARK_FILE,
+  SeqMarkFile,
+  readMark,
+} from '../../../agent/publish/spool/seq-mark.js';
 
 let dir: string;
 beforeEach(() => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { configSchema } from '../../../agent/config/schema.js';
 import { TelemetryPublisher } from '../../../agent/publish/publisher.js';
-import { Spool, type SpoolOptions } from '../../../agent/publish/spool.js';
+import { Spool, type SpoolOptions } from '../../../agent/publish/spool/spool.js';
 
 export type MqttInput = Record<string, unknown>;
 

@@ -14,11 +14,13 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DISK_RETRY_MS, REOPEN_MS, Spool, SPOOL_FILE } from '../../../agent/publish/spool.js';
+import { DISK_RETRY_MS, REOPEN_MS, Spool } from '../../../agent/publish/spool/spool.js';
+import { SPOOL_FILE } from '../../../agent/publish/spool/sqlite-store.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../helpers/tmpfs.js';
@@ -390,8 +392,13 @@ describe('corruption found while running (item 4)', () => {
     const spool = Spool.open(dir, BIG, logger);
     cleanups.push(() => spool.close());
     // More than SQLite's checkpoint threshold (1000 pages): the early rows reach the file.
+    // Random bodies (first byte `seq % 251`) stay that large when the spool deflates them.
     const n = 1500;
-    for (let i = 1; i <= n; i++) void spool.append(Buffer.alloc(4000, i % 251), Date.now());
+    for (let i = 1; i <= n; i++) {
+      const body = randomBytes(4000);
+      body[0] = i % 251;
+      void spool.append(body, Date.now());
+    }
     spool.commit();
     const path = join(dir, SPOOL_FILE);
     const bytes = readFileSync(path);

@@ -1,7 +1,7 @@
 /** The `dropped` note a batch carries in its header, as the telemetry schema describes it. */
 import { describe, expect, it } from 'vitest';
 import { assembleTelemetry } from '../../../agent/publish/payload.js';
-import { mergeGap } from '../../../agent/publish/gap-note.js';
+import { mergeGap } from '../../../agent/publish/spool/gap-note.js';
 import { schemaErrors, validateTelemetry } from './schemas.js';
 
 const body = Buffer.from('{"windows":[]}');

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEAD_LETTER_SHARE, SPOOL_FILE, Spool } from '../../../agent/publish/spool.js';
+import { DEAD_LETTER_SHARE, Spool } from '../../../agent/publish/spool/spool.js';
+import { SPOOL_FILE } from '../../../agent/publish/spool/sqlite-store.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };

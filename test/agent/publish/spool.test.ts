@@ -3,17 +3,19 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  ACK_COMMIT_DELAY_MS,
   COMMIT_DELAY_MS,
   COMMIT_MAX_BATCHES,
   DISK_RETRY_MS,
   REOPEN_MS,
-  RECENT_MAX_BATCHES,
   Spool,
   SpoolInUseError,
-} from '../../../agent/publish/spool.js';
+} from '../../../agent/publish/spool/spool.js';
+import { RECENT_MAX_BATCHES } from '../../../agent/publish/spool/sqlite-store.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
 
@@ -132,6 +134,54 @@ describe('Spool group commit', () => {
     const again = Spool.open(dir, BIG, silentLogger);
     expect(seqsOf(again.peek(0, 10))).toEqual([2, 3]);
     again.close();
+  });
+
+  it('an ack alone commits nothing: its DELETE rides with the next batch, or waits ACK_COMMIT_DELAY_MS', async () => {
+    vi.useFakeTimers();
+    try {
+      const spool = Spool.open(dir, BIG, silentLogger);
+      void spool.append(body(0), Date.now());
+      await vi.advanceTimersByTimeAsync(COMMIT_DELAY_MS + 1);
+      const commits = spool.stats().commits;
+      spool.ack(1);
+      await vi.advanceTimersByTimeAsync(ACK_COMMIT_DELAY_MS - 1);
+      expect(spool.stats()).toMatchObject({ commits, depth: 0 });
+      void spool.append(body(1), Date.now());
+      await vi.advanceTimersByTimeAsync(COMMIT_DELAY_MS + 1);
+      expect(spool.stats().commits).toBe(commits + 1);
+      // Alone: after the delay, in one commit.
+      spool.ack(2);
+      await vi.advanceTimersByTimeAsync(ACK_COMMIT_DELAY_MS - 1);
+      expect(spool.stats().commits).toBe(commits + 1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(spool.stats().commits).toBe(commits + 2);
+      // Nothing left for close to write: both DELETEs were in those commits.
+      spool.close();
+      expect(spool.stats().commits).toBe(commits + 2);
+    } finally {
+      vi.useRealTimers();
+    }
+    const db = new Database(join(dir, 'spool.sqlite'), { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n FROM batches').get()).toEqual({ n: 0 });
+    db.close();
+  });
+
+  it('COMMIT_MAX_BATCHES acks waiting are committed without waiting for a batch', async () => {
+    vi.useFakeTimers();
+    try {
+      const spool = Spool.open(dir, BIG, silentLogger);
+      for (let i = 0; i < COMMIT_MAX_BATCHES; i++) void spool.append(body(i), Date.now());
+      const commits = spool.stats().commits;
+      for (let seq = 1; seq < COMMIT_MAX_BATCHES; seq++) spool.ack(seq);
+      await vi.advanceTimersByTimeAsync(COMMIT_DELAY_MS + 1);
+      expect(spool.stats().commits).toBe(commits);
+      spool.ack(COMMIT_MAX_BATCHES);
+      await vi.advanceTimersByTimeAsync(COMMIT_DELAY_MS + 1);
+      expect(spool.stats()).toMatchObject({ commits: commits + 1, depth: 0 });
+      spool.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('SIGKILL before the commit: the queued batches vanish with their seqs, a queued ack replays, nothing stored is lost', async () => {

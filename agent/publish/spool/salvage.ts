@@ -4,6 +4,7 @@
  */
 import { existsSync, renameSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { decodeBody } from './body-codec.js';
 import { syncDir } from './seq-mark.js';
 import { dirname } from 'node:path';
 
@@ -70,28 +71,37 @@ export function salvage(path: string, maxBytes: number): Salvage {
     out.lastSeq = meta('last_seq');
     out.dropped = meta('dropped');
     out.setAside = meta('set_aside');
-    const hasGap = (() => {
+    const columns = (() => {
       try {
-        return (db.prepare('PRAGMA table_info(batches)').all() as { name: string }[]).some(
-          (c) => c.name === 'gap',
+        return (db.prepare('PRAGMA table_info(batches)').all() as { name: string }[]).map(
+          (c) => c.name,
         );
       } catch {
-        return false;
+        return [];
       }
     })();
+    const column = (name: string) => (columns.includes(name) ? name : `NULL AS ${name}`);
     const select = db.prepare(
-      `SELECT seq, created_at AS createdAt, body, ${hasGap ? 'gap' : 'NULL AS gap'} FROM batches WHERE seq > ? ORDER BY seq`,
+      `SELECT seq, created_at AS createdAt, body, ${column('gap')}, ${column('enc')} FROM batches WHERE seq > ? ORDER BY seq`,
     );
     let after = 0;
     let bytes = 0;
     let step = 1;
     for (let attempt = 0; attempt <= SKIP_ATTEMPTS; attempt++) {
       try {
-        for (const row of select.iterate(after) as Iterable<SalvagedRow>) {
-          if (bytes + row.body.length > maxBytes) return out;
-          out.rows.push(row);
-          bytes += row.body.length;
-          after = row.seq;
+        for (const stored of select.iterate(after) as Iterable<SalvagedRow & { enc: unknown }>) {
+          after = stored.seq;
+          let body: Buffer;
+          try {
+            body = decodeBody(stored.body, stored.enc, stored.seq);
+          } catch {
+            // A damaged body: this row is lost.
+            out.skipped.push([stored.seq, stored.seq]);
+            continue;
+          }
+          if (bytes + body.length > maxBytes) return out;
+          out.rows.push({ seq: stored.seq, createdAt: stored.createdAt, body, gap: stored.gap });
+          bytes += body.length;
         }
         return out;
       } catch {

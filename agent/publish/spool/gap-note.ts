@@ -2,7 +2,7 @@
  * The note a batch carries of the seqs the spool dropped before it (`dropped` in the
  * telemetry header, docs/payload.md), kept in the spool as JSON text.
  */
-import type { DroppedNote } from './payload.js';
+import type { DroppedNote } from '../payload.js';
 
 /** Seqs dropped before a batch: how many, their range, why (reasons comma-separated). */
 export type GapNote = DroppedNote;

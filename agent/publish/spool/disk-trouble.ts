@@ -3,7 +3,7 @@
  * line with its cause (code and message, never a stack); repeats at most once per
  * REPEAT_MS with how many failures there were since; the recovery once.
  */
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../../ops/logger.js';
 
 export const REPEAT_MS = 60_000;
 
