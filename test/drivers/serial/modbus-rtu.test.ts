@@ -9,7 +9,7 @@ import {
   SimulatedModbusSlave,
 } from '../../../simulator/serial/modbus-rtu-bus.js';
 import { createSerialSimulation, SIM_RS485_PATH } from '../../../simulator/serial/scenario.js';
-import { runReadings } from './run-readings.js';
+import { runDriver } from '../../helpers/run-driver.js';
 
 const PATH = '/dev/ttyTEST0';
 const rtu = (o: Record<string, unknown>) =>
@@ -40,7 +40,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     const binding = new SimulatedSerialBinding().add(PATH, bus);
     lines = new SerialLines(binding);
     const driver = createModbusRtu(rtu({}), lines);
-    const { readings } = await runReadings(driver, { until: (rs) => ok(rs).length >= 4 });
+    const { readings } = await runDriver(driver, { until: (rs) => ok(rs).length >= 4 });
     const t = ok(readings).filter((r) => r.quantity === 'temperature');
     const h = ok(readings).filter((r) => r.quantity === 'humidity');
     expect(t.map((r) => r.value)).toEqual([-11.2, -11.2]);
@@ -59,7 +59,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
       function: 3,
       registers: [{ quantity: 'temperature', address: 10, scale: 0.01, signed: false }],
     });
-    const { readings } = await runReadings(createModbusRtu(config, lines), {
+    const { readings } = await runDriver(createModbusRtu(config, lines), {
       until: (rs) => ok(rs).length >= 1,
     });
     expect(ok(readings)[0].value).toBe(655.34);
@@ -70,8 +70,8 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     lines = new SerialLines(sim.binding);
     const [a, b] = sim.sensors;
     const run = (c: typeof a) =>
-      runReadings(createModbusRtu(c as SensorConfigOf<'modbus-rtu'>, lines!), {
-        periodMs: 1,
+      runDriver(createModbusRtu(c as SensorConfigOf<'modbus-rtu'>, lines!), {
+        intervalMs: 1,
         until: (rs) => ok(rs).length >= 20,
       });
     const [ra, rb] = await Promise.all([run(a), run(b)]);
@@ -98,7 +98,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     );
     const driver = createModbusRtu(rtu({}), lines, { responseTimeoutMs: 150 });
     let injected = false;
-    const { readings, faults } = await runReadings(driver, {
+    const { readings, faults } = await runDriver(driver, {
       reopenAfter: 10,
       onReading: () => {
         if (injected) return;
@@ -126,7 +126,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
       ),
     );
     const driver = createModbusRtu(rtu({ unitId: 9 }), lines, { responseTimeoutMs: 100 });
-    const { faults } = await runReadings(driver, { until: (_rs, fs) => fs.length >= 2 });
+    const { faults } = await runDriver(driver, { until: (_rs, fs) => fs.length >= 2 });
     expect(faults.map((f) => f.code)).toEqual(['TIMEOUT', 'TIMEOUT']);
   });
 
@@ -138,9 +138,9 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     lines = new SerialLines(binding, undefined, { reopenMinMs: 20, reopenMaxMs: 100 });
     const driver = createModbusRtu(rtu({}), lines, { responseTimeoutMs: 200 });
     let phase: 'before' | 'unplugged' | 'replugged' = 'before';
-    const { readings, faults } = await runReadings(driver, {
-      periodMs: 20,
-      maxTicks: 500,
+    const { readings, faults } = await runDriver(driver, {
+      intervalMs: 20,
+      ticks: 500,
       onReading: (r, rs) => {
         if (phase === 'before' && ok(rs).length >= 2) {
           phase = 'unplugged';
@@ -172,9 +172,9 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     binding.unplug(PATH);
     lines = new SerialLines(binding, undefined, { reopenMinMs: 10, reopenMaxMs: 50 });
     const driver = createModbusRtu(rtu({}), lines);
-    const { readings, faults } = await runReadings(driver, {
-      periodMs: 10,
-      maxTicks: 500,
+    const { readings, faults } = await runDriver(driver, {
+      intervalMs: 10,
+      ticks: 500,
       onReading: (_r, _rs, fs) => {
         if (fs.length === 3) binding.replug(PATH);
       },
@@ -198,7 +198,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
       new ModbusRtuBusDevice([fixedSlave(1, { 1: 1, 2: 2 })]),
     );
     lines = new SerialLines(binding);
-    const { faults } = await runReadings(
+    const { faults } = await runDriver(
       createModbusRtu(rtu({}), lines, { responseTimeoutMs: 100 }),
       {
         until: (_rs, fs) => fs.length >= 2,

@@ -18,7 +18,7 @@ import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-r
 import { SerialLines } from '../../../drivers/serial/serial-lines.js';
 import { sleep } from '../../../drivers/turns.js';
 import { ReadingStatus, type Reading } from '../../../drivers/types.js';
-import { runReadings } from './run-readings.js';
+import { runDriver } from '../../helpers/run-driver.js';
 
 const haveSocat = spawnSync('socat', ['-V']).status === 0;
 
@@ -105,7 +105,7 @@ describe.skipIf(!haveSocat)('serial drivers over a real pty pair (socat)', () =>
         { quantity: 'humidity', address: 2 },
       ],
     }) as SensorConfigOf<'modbus-rtu'>;
-    const { readings, faults } = await runReadings(createModbusRtu(config, lines), {
+    const { readings, faults } = await runDriver(createModbusRtu(config, lines), {
       until: (rs) => ok(rs).length >= 4,
     });
     expect(faults).toEqual([]);
@@ -127,9 +127,9 @@ describe.skipIf(!haveSocat)('serial drivers over a real pty pair (socat)', () =>
     }) as SensorConfigOf<'ascii-line'>;
     const driver = createAsciiLine(config, lines);
     let phase: 'before' | 'unplugged' | 'replugging' | 'replugged' = 'before';
-    const { faults } = await runReadings(driver, {
-      periodMs: 20,
-      maxTicks: 1000,
+    const { faults } = await runDriver(driver, {
+      intervalMs: 20,
+      ticks: 1000,
       timeoutMs: 300,
       onReading: (r, rs, fs) => {
         if (phase === 'before' && ok(rs).length >= 2) {
