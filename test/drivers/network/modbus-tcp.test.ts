@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -232,6 +233,24 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     expect(seen).toEqual(['DISCONNECTED', 'DISCONNECTED', 'DISCONNECTED']);
     expect(second?.stats().connections).toBe(1);
     expect(pool.stats().connects).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a reconnect leaves no abort listener of the dead connection on the reused round signal', async () => {
+    let server = await setUp(1);
+    const port = server.port;
+    const driver = createModbusTcp(configFor(server, 0), newPool());
+    // The sampler lends one signal to many rounds; a gateway that drops and comes back
+    // must not leave one listener (and its dead socket) per reconnect on it.
+    const signal = new AbortController().signal;
+    const counts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await driver.measure(signal);
+      counts.push(getEventListeners(signal, 'abort').length);
+      await server.close();
+      await expect(driver.measure(signal)).rejects.toMatchObject({ code: 'DISCONNECTED' });
+      server = await setUp(1, port);
+    }
+    expect(counts).toEqual([1, 1, 1, 1]);
   });
 
   it('fails in-flight requests when the pool is closed', async () => {
