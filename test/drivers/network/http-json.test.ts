@@ -10,7 +10,7 @@ import {
   type HttpFault,
   type HttpSensorServer,
 } from '../../../simulator/network/http-server.js';
-import { runDriver } from '../../helpers/run-driver.js';
+import { rig, runDriver } from '../../helpers/run-driver.js';
 
 let servers: HttpSensorServer[] = [];
 let clients: KeepAliveHttpClient[] = [];
@@ -75,7 +75,12 @@ describe('http-json driver against the simulated server', () => {
   it('reads plausible temperatures through sensorReadings, over one kept-alive connection', async () => {
     const server = await setUp(5);
     const client = newClient();
-    const driver = createHttpJson(config(server.url(4)), client);
+    // Made as the agent makes it: from the entry, over seams with this client.
+    const driver = rig({ http: client }).driver({
+      id: 'h',
+      driver: 'http-json',
+      ...config(server.url(4)),
+    });
     expect(driver.resource).toBeUndefined();
     const readings = await runDriver(driver, { ticks: 5, intervalMs: 10 }).then((r) => r.readings);
     expect(readings).toHaveLength(5);

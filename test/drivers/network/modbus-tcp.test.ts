@@ -11,11 +11,14 @@ import {
   type ModbusFault,
   type ModbusTcpSensorServer,
 } from '../../../simulator/network/modbus-tcp-server.js';
-import { runDriver } from '../../helpers/run-driver.js';
+import { rig, runDriver, type Rig } from '../../helpers/run-driver.js';
 
 let servers: ModbusTcpSensorServer[] = [];
 let pools: ModbusTcpPool[] = [];
+let rigs: Rig[] = [];
 afterEach(async () => {
+  await Promise.all(rigs.map((r) => r.close()));
+  rigs = [];
   await Promise.all(pools.map((p) => p.close()));
   await Promise.all(servers.map((s) => s.close()));
   servers = [];
@@ -43,7 +46,10 @@ const okOf = (rs: Reading[]) => rs.filter((r) => r.status === ReadingStatus.Ok);
 describe('modbus-tcp driver against the simulated gateway', () => {
   it('reads plausible temperature and humidity through sensorReadings', async () => {
     const server = await setUp(5);
-    const driver = createModbusTcp(configFor(server, 3), newPool());
+    // Made as the agent makes it: from the entry, over seams with their own pool.
+    const hardware = rig();
+    rigs.push(hardware);
+    const driver = hardware.driver({ id: 'm', driver: 'modbus-tcp', ...configFor(server, 3) });
     expect(driver.resource).toBeUndefined();
     const readings = await runDriver(driver, { ticks: 3, intervalMs: 10 }).then((r) => r.readings);
     expect(readings.map((r) => r.quantity)).toEqual(

@@ -9,7 +9,7 @@ import {
   SimulatedModbusSlave,
 } from '../../../simulator/serial/modbus-rtu-bus.js';
 import { createSerialSimulation, SIM_RS485_PATH } from '../../../simulator/serial/scenario.js';
-import { runDriver } from '../../helpers/run-driver.js';
+import { rig, runDriver, type Rig } from '../../helpers/run-driver.js';
 
 const PATH = '/dev/ttyTEST0';
 const rtu = (o: Record<string, unknown>) =>
@@ -21,9 +21,12 @@ const rtu = (o: Record<string, unknown>) =>
   }) as SensorConfigOf<'modbus-rtu'>;
 
 let lines: SerialLines | undefined;
+let hardware: Rig | undefined;
 afterEach(async () => {
   await lines?.closeAll();
   lines = undefined;
+  await hardware?.close();
+  hardware = undefined;
 });
 
 /** A slave with fixed registers, so values are exact. */
@@ -37,9 +40,8 @@ const ok = (rs: Reading[]) => rs.filter((r) => r.status === ReadingStatus.Ok);
 describe('modbus-rtu driver on the simulated RS-485 line', () => {
   it('reads temperature and humidity of an XY-MD02 in one request, signed and scaled', async () => {
     const bus = new ModbusRtuBusDevice([fixedSlave(1, { 1: 0xff90, 2: 456 })]);
-    const binding = new SimulatedSerialBinding().add(PATH, bus);
-    lines = new SerialLines(binding);
-    const driver = createModbusRtu(rtu({}), lines);
+    hardware = rig({ serial: new SimulatedSerialBinding().add(PATH, bus) });
+    const driver = hardware.driver({ id: 'x', driver: 'modbus-rtu', port: PATH });
     const { readings } = await runDriver(driver, { until: (rs) => ok(rs).length >= 4 });
     const t = ok(readings).filter((r) => r.quantity === 'temperature');
     const h = ok(readings).filter((r) => r.quantity === 'humidity');
@@ -53,13 +55,16 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     const bus = new ModbusRtuBusDevice([
       new SimulatedModbusSlave({ unitId: 5, holding: { 10: () => 0xfffe }, turnaroundMs: 1 }),
     ]);
-    lines = new SerialLines(new SimulatedSerialBinding().add(PATH, bus));
-    const config = rtu({
+    hardware = rig({ serial: new SimulatedSerialBinding().add(PATH, bus) });
+    const driver = hardware.driver({
+      id: 'x',
+      driver: 'modbus-rtu',
+      port: PATH,
       unitId: 5,
       function: 3,
       registers: [{ quantity: 'temperature', address: 10, scale: 0.01, signed: false }],
     });
-    const { readings } = await runDriver(createModbusRtu(config, lines), {
+    const { readings } = await runDriver(driver, {
       until: (rs) => ok(rs).length >= 1,
     });
     expect(ok(readings)[0].value).toBe(655.34);
@@ -67,10 +72,10 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
 
   it('lets two slaves share the port without their frames colliding', async () => {
     const sim = createSerialSimulation();
-    lines = new SerialLines(sim.binding);
+    hardware = rig({ serial: sim.binding });
     const [a, b] = sim.sensors;
     const run = (c: typeof a) =>
-      runDriver(createModbusRtu(c as SensorConfigOf<'modbus-rtu'>, lines!), {
+      runDriver(hardware!.driver(c), {
         intervalMs: 1,
         until: (rs) => ok(rs).length >= 20,
       });
