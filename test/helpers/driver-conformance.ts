@@ -1,18 +1,18 @@
 /**
- * The conformance suite every driver passes, on simulated hardware (test/drivers/conformance
- * .test.ts, one suite per descriptor in DRIVERS) and, opt-in, on real hardware
+ * The conformance suite every driver passes: on simulated hardware, one suite per descriptor
+ * in DRIVERS (test/drivers/conformance.test.ts), and opt-in on real hardware
  * (test/drivers/conformance-hw.test.ts). It talks to the `Driver` interface directly:
  *
  * - open, measure, close, open again, measure: every round yields exactly the driver's
  *   declared quantities, once each, with finite values;
  * - rounds on one reused signal leave no growing abort listeners and no AbortSignal.any()
  *   dependants (the sampler lends one round signal to many rounds);
- * - an aborted measure rejects with the abort (the signal's reason, an error caused by it, or
- *   a TIMEOUT SensorError) and leaves no abort listener; where the bench can hang the device, the abort comes while
- *   the measure waits on it, so nothing but the abort can end it;
- * - a device fault (missing device, CRC error, timeout, …) makes the next measure, bounded by a
- *   round timeout as the engine bounds it, reject with a SensorError of the fault's codes,
- *   never anything else.
+ * - an aborted measure rejects with the abort (the signal's reason, an error caused by it,
+ *   or a TIMEOUT SensorError) and leaves no abort listener; where the bench can hang the
+ *   device, the abort comes while the measure waits on it, so only the abort can end it;
+ * - a device fault (missing device, CRC error, timeout, …) makes the next measure, bounded
+ *   by a round timeout as the engine bounds it, reject with a SensorError of the fault's
+ *   codes, never anything else, and leaves no more abort listeners than a good round.
  */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
