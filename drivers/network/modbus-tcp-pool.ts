@@ -70,9 +70,10 @@ class Connection {
   /**
    * Signals this connection listens to: one abort listener per signal, not per request.
    * The sampler lends one signal to many rounds in turn, and EventTarget's add/remove cost
-   * ~350 bytes and a measurable share of a round's CPU each.
+   * ~350 bytes and a measurable share of a round's CPU each. A connection that fails takes
+   * its listeners off, so a reused signal does not keep one per dead connection.
    */
-  private readonly watched = new WeakSet<AbortSignal>();
+  private readonly watched = new Map<AbortSignal, () => void>();
 
   constructor(
     readonly endpoint: string,
@@ -123,8 +124,12 @@ class Connection {
     const chunksAtSend = this.dataChunks;
     if (signal.aborted) return Promise.reject(this.timedOut(unitId, chunksAtSend));
     if (!this.watched.has(signal)) {
-      this.watched.add(signal);
-      signal.addEventListener('abort', () => this.abortAll(signal), { once: true });
+      const onAbort = () => {
+        this.watched.delete(signal);
+        this.abortAll(signal);
+      };
+      this.watched.set(signal, onAbort);
+      signal.addEventListener('abort', onAbort, { once: true });
     }
     return new Promise<Buffer>((resolve, reject) => {
       // Only a connection with work to do keeps the process alive.
@@ -197,6 +202,8 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
+    for (const [signal, onAbort] of this.watched) signal.removeEventListener('abort', onAbort);
+    this.watched.clear();
     const waiting = [...this.outstanding.values()];
     this.outstanding.clear();
     for (const w of waiting) w.reject(err);

@@ -6,7 +6,6 @@ import {
   bme280ParseCalibration,
   bme280Pascal,
   bme280Temperature,
-  createBme280,
 } from '../../../drivers/i2c/bme280.js';
 import {
   bme280AdcForHumidity,
@@ -16,7 +15,7 @@ import {
   EXAMPLE_BME280_CALIBRATION as CAL,
   SimulatedBme280,
 } from '../../../simulator/i2c/chips/bme280.js';
-import { common, run, sharedOver } from './helpers.js';
+import { i2cRig, runDriver } from '../../helpers/run-driver.js';
 
 describe('BME280 compensation (Bosch integer formulas)', () => {
   it('datasheet example: T1 27504, T2 26435, T3 −1000, adc_T 519888 → 25.08 °C, t_fine 128422', () => {
@@ -69,7 +68,6 @@ describe('BME280 compensation (Bosch integer formulas)', () => {
 
 describe('BME280 driver against the simulated chip', () => {
   const config = {
-    ...common,
     id: 'b',
     driver: 'bme280' as const,
     address: 0x77,
@@ -77,12 +75,12 @@ describe('BME280 driver against the simulated chip', () => {
   };
 
   it('forced mode: temperature (below zero), pressure and humidity', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(
       0x77,
       new SimulatedBme280({ values: { temperature: -5.25, pressure: 98_000, humidity: 70 } }),
     );
-    const { ok, faults } = await run(createBme280(config, bus), { ticks: 2 });
+    const { ok, faults } = await runDriver(driver(config), { ticks: 2 });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.quantity)).toEqual([
       'temperature',
@@ -98,11 +96,11 @@ describe('BME280 driver against the simulated chip', () => {
   });
 
   it('temperature only by default; pressure and humidity are skipped by the chip', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x77, new SimulatedBme280({ values: { temperature: 12 } }));
-    const driver = createBme280({ ...config, quantities: ['humidity'] }, bus);
-    expect(driver.quantities).toEqual(['temperature', 'humidity']);
-    const t = await run(createBme280({ ...config, quantities: ['temperature'] }, bus), {
+    const humidity = driver({ ...config, quantities: ['humidity'] });
+    expect(humidity.quantities).toEqual(['temperature', 'humidity']);
+    const t = await runDriver(driver({ ...config, quantities: ['temperature'] }), {
       ticks: 1,
     });
     expect(t.ok.map((r) => r.quantity)).toEqual(['temperature']);
@@ -110,21 +108,21 @@ describe('BME280 driver against the simulated chip', () => {
   });
 
   it('a BMP280 (chip id 0x58) is refused with a DEVICE fault', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x77, new SimulatedBme280({ chipId: 0x58 }));
-    const { faults, ok } = await run(createBme280(config, bus), { ticks: 1 });
+    const { faults, ok } = await runDriver(driver(config), { ticks: 1 });
     expect(ok).toEqual([]);
     expect(faults[0].code).toBe('DEVICE');
     expect(faults[0].message).toMatch(/BMP280/);
   });
 
   it('after a power loss the chip skips humidity (0x8000): faults, reopen, then readings again', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     const chip = sim.attach(
       0x77,
       new SimulatedBme280({ values: { temperature: 20, humidity: 50 } }),
     );
-    const { faults, readings } = await run(createBme280(config, bus), {
+    const { faults, readings } = await runDriver(driver(config), {
       ticks: 7,
       beforeTick: (i) => {
         if (i === 1) chip.powerOn();

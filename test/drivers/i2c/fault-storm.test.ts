@@ -5,15 +5,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SharedI2CBus } from '../../../drivers/i2c/shared-bus.js';
-import { createBme280 } from '../../../drivers/i2c/bme280.js';
-import { createSht3x } from '../../../drivers/i2c/sht3x.js';
-import { createSi7021 } from '../../../drivers/i2c/si7021.js';
-import { createTmp102 } from '../../../drivers/i2c/tmp102.js';
 import { createDefaultSimulatedI2CBus } from '../../../simulator/i2c/default-bus.js';
 import type { I2CFault } from '../../../simulator/i2c/device.js';
 import { onVirtualTime } from '../../helpers/virtual-time.js';
-import { common, run } from './helpers.js';
+import { rig, runDriver } from '../../helpers/run-driver.js';
 
 const STORM_FAULTS: I2CFault[] = [
   'eio',
@@ -41,31 +36,21 @@ describe('fault storms on one bus', () => {
         // a busy machine runs the drivers' timers (an Si7021 polled late times out).
         const { sim, drivers, results } = await onVirtualTime(async () => {
           const sim = createDefaultSimulatedI2CBus({ hangMs: 80 });
-          const bus = new SharedI2CBus(1, async () => sim.bus);
+          const { driver: make } = rig({ i2c: sim.bus });
           const drivers = {
-            tmp102: createTmp102(
-              { ...common, id: 'a', driver: 'tmp102', address: 0x48, extended: false },
-              bus,
-            ),
-            sht3x: createSht3x({ ...common, id: 'b', driver: 'sht3x', address: 0x44 }, bus),
-            bme280: createBme280(
-              {
-                ...common,
-                id: 'c',
-                driver: 'bme280',
-                address: 0x76,
-                quantities: ['temperature', 'humidity'],
-              },
-              bus,
-            ),
-            si7021: createSi7021(
-              { ...common, id: 'd', driver: 'si7021', address: 0x40, quantities: ['temperature'] },
-              bus,
-            ),
+            tmp102: make({ id: 'a', driver: 'tmp102', address: 0x48, extended: false }),
+            sht3x: make({ id: 'b', driver: 'sht3x', address: 0x44 }),
+            bme280: make({
+              id: 'c',
+              driver: 'bme280',
+              address: 0x76,
+              quantities: ['temperature', 'humidity'],
+            }),
+            si7021: make({ id: 'd', driver: 'si7021', address: 0x40, quantities: ['temperature'] }),
           };
           const results = await Promise.all(
             CHIPS.map((name) =>
-              run(drivers[name], {
+              runDriver(drivers[name], {
                 ticks: 16,
                 intervalMs: 25,
                 timeoutMs: 1000,

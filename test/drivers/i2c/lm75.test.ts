@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createLm75, lm75Celsius } from '../../../drivers/i2c/lm75.js';
+import { lm75Celsius } from '../../../drivers/i2c/lm75.js';
 import { SimulatedLm75 } from '../../../simulator/i2c/chips/lm75.js';
-import { common, run, sharedOver } from './helpers.js';
+import { i2cRig, runDriver } from '../../helpers/run-driver.js';
 
 describe('lm75Celsius (LM75A datasheet table 9 / LM75 table 1)', () => {
   it.each([
@@ -33,7 +33,6 @@ describe('lm75Celsius (LM75A datasheet table 9 / LM75 table 1)', () => {
 
 describe('LM75 driver against the simulated chip', () => {
   const config = {
-    ...common,
     id: 'l',
     driver: 'lm75' as const,
     address: 0x4f,
@@ -41,28 +40,28 @@ describe('LM75 driver against the simulated chip', () => {
   };
 
   it('LM75A: 0.125 °C resolution, negative values', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x4f, new SimulatedLm75({ resolutionBits: 11, values: { temperature: -18.2 } }));
-    const { ok, faults } = await run(createLm75(config, bus), { ticks: 2, intervalMs: 30 });
+    const { ok, faults } = await runDriver(driver(config), { ticks: 2, intervalMs: 30 });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.value)).toEqual([-18.25, -18.25]);
   });
 
   it('LM75: 0.5 °C resolution', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x4f, new SimulatedLm75({ resolutionBits: 9, values: { temperature: 21.3 } }));
-    const { ok } = await run(createLm75({ ...config, resolutionBits: 9 }, bus), { ticks: 1 });
+    const { ok } = await runDriver(driver({ ...config, resolutionBits: 9 }), { ticks: 1 });
     expect(ok[0].value).toBe(21.5);
   });
 
   it('wakes a chip left in shutdown', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     const chip = sim.attach(0x4f, new SimulatedLm75({ values: { temperature: 40 } }));
     // Shutdown with a stale 0 °C in the register.
     await sim.writeByte(0x4f, 0x01, 0x01);
     chip.powerOn();
     await sim.writeByte(0x4f, 0x01, 0x01);
-    const { ok } = await run(createLm75(config, bus), { ticks: 1 });
+    const { ok } = await runDriver(driver(config), { ticks: 1 });
     expect(ok[0].value).toBe(40);
     expect(await sim.readByte(0x4f, 0x01)).toBe(0);
   });

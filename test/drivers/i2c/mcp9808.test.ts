@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
-  createMcp9808,
   MCP9808_CONVERSION_MS,
   mcp9808Celsius,
   mcp9808IdMismatch,
 } from '../../../drivers/i2c/mcp9808.js';
 import { SimulatedMcp9808 } from '../../../simulator/i2c/chips/mcp9808.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
-import { common, run, sharedOver } from './helpers.js';
+import { i2cRig, runDriver } from '../../helpers/run-driver.js';
 
 describe('mcp9808Celsius (datasheet equation 5-1)', () => {
   it.each([
@@ -37,12 +36,12 @@ describe('mcp9808Celsius (datasheet equation 5-1)', () => {
 });
 
 describe('MCP9808 driver against the simulated chip', () => {
-  const config = { ...common, id: 'm', driver: 'mcp9808' as const, address: 0x18, resolution: 3 };
+  const config = { id: 'm', driver: 'mcp9808' as const, address: 0x18, resolution: 3 };
 
   it('reads negative temperatures with the alert flags set, at the configured resolution', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     const chip = sim.attach(0x18, new SimulatedMcp9808({ values: { temperature: -7.3 } }));
-    const { ok, faults } = await run(createMcp9808({ ...config, resolution: 1 }, bus), {
+    const { ok, faults } = await runDriver(driver({ ...config, resolution: 1 }), {
       ticks: 2,
     });
     expect(faults).toEqual([]);
@@ -52,18 +51,18 @@ describe('MCP9808 driver against the simulated chip', () => {
   });
 
   it('rejects a chip whose ID registers are not an MCP9808 (DEVICE)', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     // A TMP102 strapped oddly answers at 0x18 in this test: its registers 6/7 read otherwise.
     sim.attach(0x18, new SimulatedTmp102());
-    const { faults, ok } = await run(createMcp9808(config, bus), { ticks: 2 });
+    const { faults, ok } = await runDriver(driver(config), { ticks: 2 });
     expect(ok).toEqual([]);
     expect(faults.map((f) => f.code)).toEqual(['DEVICE', 'DEVICE']);
   });
 
   it('waits one conversion after setting the resolution before the first read', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x18, new SimulatedMcp9808({ values: { temperature: 31 } }));
-    const { ok } = await run(createMcp9808({ ...config, resolution: 0 }, bus), { ticks: 1 });
+    const { ok } = await runDriver(driver({ ...config, resolution: 0 }), { ticks: 1 });
     // The power-on T_A of 0 °C would show if the driver read too early.
     expect(ok[0].value).toBe(31);
     const write = sim.transfers.find((t) => t.kind === 'write')!;

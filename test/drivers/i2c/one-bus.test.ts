@@ -3,44 +3,29 @@
  * turns (no two transfers on the wire at once) while conversion waits overlap.
  */
 import { describe, expect, it } from 'vitest';
-import { SharedI2CBus } from '../../../drivers/i2c/shared-bus.js';
-import { createBme280 } from '../../../drivers/i2c/bme280.js';
-import { createLm75 } from '../../../drivers/i2c/lm75.js';
-import { createMcp9808 } from '../../../drivers/i2c/mcp9808.js';
-import { createSht3x } from '../../../drivers/i2c/sht3x.js';
-import { createSi7021 } from '../../../drivers/i2c/si7021.js';
-import { createTmp102 } from '../../../drivers/i2c/tmp102.js';
 import type { Driver } from '../../../drivers/types.js';
 import { createDefaultSimulatedI2CBus } from '../../../simulator/i2c/default-bus.js';
 import { onVirtualTime } from '../../helpers/virtual-time.js';
-import { common, run } from './helpers.js';
+import { rig, runDriver, type Rig } from '../../helpers/run-driver.js';
 
-function allDrivers(bus: SharedI2CBus): Driver[] {
+function allDrivers(make: Rig['driver']): Driver[] {
   return [
-    createTmp102({ ...common, id: 'a', driver: 'tmp102', address: 0x48, extended: false }, bus),
-    createLm75({ ...common, id: 'b', driver: 'lm75', address: 0x49, resolutionBits: 11 }, bus),
-    createMcp9808({ ...common, id: 'c', driver: 'mcp9808', address: 0x18, resolution: 3 }, bus),
-    createSht3x({ ...common, id: 'd', driver: 'sht3x', address: 0x44 }, bus),
-    createBme280(
-      {
-        ...common,
-        id: 'e',
-        driver: 'bme280',
-        address: 0x76,
-        quantities: ['temperature', 'pressure', 'humidity'],
-      },
-      bus,
-    ),
-    createSi7021(
-      {
-        ...common,
-        id: 'f',
-        driver: 'si7021',
-        address: 0x40,
-        quantities: ['temperature', 'humidity'],
-      },
-      bus,
-    ),
+    make({ id: 'a', driver: 'tmp102', address: 0x48, extended: false }),
+    make({ id: 'b', driver: 'lm75', address: 0x49, resolutionBits: 11 }),
+    make({ id: 'c', driver: 'mcp9808', address: 0x18, resolution: 3 }),
+    make({ id: 'd', driver: 'sht3x', address: 0x44 }),
+    make({
+      id: 'e',
+      driver: 'bme280',
+      address: 0x76,
+      quantities: ['temperature', 'pressure', 'humidity'],
+    }),
+    make({
+      id: 'f',
+      driver: 'si7021',
+      address: 0x40,
+      quantities: ['temperature', 'humidity'],
+    }),
   ];
 }
 
@@ -50,10 +35,12 @@ describe('six sensors on one I²C bus', () => {
     // 100 ms limit and turn a good round into a TIMEOUT.
     const { sim, drivers, results } = await onVirtualTime(async () => {
       const sim = createDefaultSimulatedI2CBus({ clockHz: 400_000 });
-      const bus = new SharedI2CBus(1, async () => sim.bus);
-      const drivers = allDrivers(bus);
-      await bus.touch([0x48, 0x49, 0x18, 0x44, 0x76, 0x40]);
-      const results = await Promise.all(drivers.map((d) => run(d, { ticks: 5, intervalMs: 60 })));
+      const { driver: make, seams } = rig({ i2c: sim.bus });
+      const drivers = allDrivers(make);
+      await seams.i2c(1).touch([0x48, 0x49, 0x18, 0x44, 0x76, 0x40]);
+      const results = await Promise.all(
+        drivers.map((d) => runDriver(d, { ticks: 5, intervalMs: 60 })),
+      );
       return { sim, drivers, results };
     });
 

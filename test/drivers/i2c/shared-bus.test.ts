@@ -1,10 +1,28 @@
 import { describe, expect, it } from 'vitest';
-import { I2CBusOpenError, openI2CBus, SharedI2CBus } from '../../../drivers/i2c/shared-bus.js';
-import { SimulatedI2CBus } from '../../../simulator/i2c/bus.js';
+import {
+  I2CBusOpenError,
+  openI2CBus,
+  SharedI2CBus,
+  type SharedI2CBusOptions,
+} from '../../../drivers/i2c/shared-bus.js';
+import { SimulatedI2CBus, type SimulatedI2CBusOptions } from '../../../simulator/i2c/bus.js';
 import { Turns } from '../../../drivers/turns.js';
 import { SimulatedMcp9808 } from '../../../simulator/i2c/chips/mcp9808.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
-import { sharedOver } from './helpers.js';
+
+/** A SharedI2CBus over a fresh simulated bus, counting its opens. */
+function sharedOver(
+  options: SimulatedI2CBusOptions = {},
+  busOptions: SharedI2CBusOptions = {},
+): { sim: SimulatedI2CBus; bus: SharedI2CBus; opens: () => number } {
+  const sim = new SimulatedI2CBus(options);
+  let opens = 0;
+  const open = async () => {
+    opens++;
+    return sim;
+  };
+  return { sim, bus: new SharedI2CBus(1, open, busOptions), opens: () => opens };
+}
 
 const code = async (p: Promise<unknown>): Promise<string | undefined> => {
   try {

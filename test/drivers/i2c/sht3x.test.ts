@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import {
-  createSht3x,
-  sht3xCelsius,
-  sht3xCrc,
-  sht3xDecode,
-  sht3xHumidity,
-} from '../../../drivers/i2c/sht3x.js';
+import { sht3xCelsius, sht3xCrc, sht3xDecode, sht3xHumidity } from '../../../drivers/i2c/sht3x.js';
 import { SensorError } from '../../../drivers/types.js';
 import { SimulatedSht3x } from '../../../simulator/i2c/chips/sht3x.js';
 import { onVirtualTime } from '../../helpers/virtual-time.js';
-import { common, run, sharedOver } from './helpers.js';
+import { i2cRig, runDriver } from '../../helpers/run-driver.js';
 
 describe('SHT3x conversions and CRC (datasheet §4.12, §4.13)', () => {
   it('CRC-8 0x31 / init 0xFF: 0xBE 0xEF → 0x92', () => {
@@ -61,12 +55,12 @@ describe('SHT3x conversions and CRC (datasheet §4.12, §4.13)', () => {
 });
 
 describe('SHT3x driver against the simulated chip', () => {
-  const config = { ...common, id: 'h', driver: 'sht3x' as const, address: 0x45 };
+  const config = { id: 'h', driver: 'sht3x' as const, address: 0x45 };
 
   it('reports temperature (below zero) and humidity', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x45, new SimulatedSht3x({ values: { temperature: -20.5, humidity: 65 } }));
-    const { ok, faults } = await run(createSht3x(config, bus), { ticks: 2 });
+    const { ok, faults } = await runDriver(driver(config), { ticks: 2 });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.quantity)).toEqual([
       'temperature',
@@ -79,12 +73,12 @@ describe('SHT3x driver against the simulated chip', () => {
   });
 
   it('a corrupted CRC is a CRC fault, and the next round is good again', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     const chip = sim.attach(
       0x45,
       new SimulatedSht3x({ values: { temperature: 18, humidity: 30 } }),
     );
-    const { faults, readings } = await run(createSht3x(config, bus), {
+    const { faults, readings } = await runDriver(driver(config), {
       ticks: 4,
       beforeTick: (i) => {
         if (i === 1) chip.inject('crc', { transfers: 1 });
@@ -96,9 +90,9 @@ describe('SHT3x driver against the simulated chip', () => {
   });
 
   it('a sensor still measuring NACKs the read: the driver waits long enough that it never does', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     const chip = sim.attach(0x45, new SimulatedSht3x({ measurementMs: 14 }));
-    const { faults } = await run(createSht3x(config, bus), { ticks: 3 });
+    const { faults } = await runDriver(driver(config), { ticks: 3 });
     expect(faults).toEqual([]);
     expect(chip.counters.nacks).toBe(0);
   });
@@ -107,9 +101,9 @@ describe('SHT3x driver against the simulated chip', () => {
     // On a virtual clock: on real time a busy machine can delay the read past 40 ms, when the
     // chip is done and answers.
     const { faults, ok } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver();
+      const { sim, driver } = i2cRig();
       sim.attach(0x45, new SimulatedSht3x({ measurementMs: 40 }));
-      return run(createSht3x(config, bus), { ticks: 3 });
+      return runDriver(driver(config), { ticks: 3 });
     });
     expect(ok).toEqual([]);
     expect(faults.length).toBe(3);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  createSi7021,
   SI7021_POLL_LIMIT_MS,
   SI7021_POLL_MS,
   si7021Celsius,
@@ -13,7 +12,7 @@ import type { SimulatedI2CBus, TransferRecord } from '../../../simulator/i2c/bus
 import { SimulatedSi7021 } from '../../../simulator/i2c/chips/si7021.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
 import { onVirtualTime } from '../../helpers/virtual-time.js';
-import { common, run, sharedOver } from './helpers.js';
+import { i2cRig, runDriver } from '../../helpers/run-driver.js';
 
 describe('Si7021 / HTU21D conversions and CRC', () => {
   it('CRC-8 0x31 / init 0x00 (HTU21D datasheet examples)', () => {
@@ -66,7 +65,6 @@ function rounds(sim: SimulatedI2CBus): { command: TransferRecord; reads: Transfe
 
 describe('Si7021 driver against the simulated chip', () => {
   const config = {
-    ...common,
     id: 'si',
     driver: 'si7021' as const,
     address: 0x40,
@@ -80,7 +78,8 @@ describe('Si7021 driver against the simulated chip', () => {
 
   it('polls through the NACKs of a conversion and reads temperature and humidity', async () => {
     const { sim, bus, chip, ok, faults } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver();
+      const { sim, seams, driver } = i2cRig();
+      const bus = seams.i2c(1);
       const chip = sim.attach(
         0x40,
         new SimulatedSi7021({
@@ -89,7 +88,7 @@ describe('Si7021 driver against the simulated chip', () => {
           values: { temperature: -8.4, humidity: 71 },
         }),
       );
-      return { sim, bus, chip, ...(await run(createSi7021(config, bus), { ticks: 2 })) };
+      return { sim, bus, chip, ...(await runDriver(driver(config), { ticks: 2 })) };
     });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.quantity)).toEqual([
@@ -119,9 +118,9 @@ describe('Si7021 driver against the simulated chip', () => {
 
   it('an Si7021 wanting both quantities converts once: RH, then 0xE0 for its temperature', async () => {
     const { sim, ok, faults } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver();
+      const { sim, driver } = i2cRig();
       sim.attach(0x40, new SimulatedSi7021({ values: { temperature: 31.5, humidity: 40 } }));
-      return { sim, ...(await run(createSi7021(config, bus), { ticks: 2 })) };
+      return { sim, ...(await runDriver(driver(config), { ticks: 2 })) };
     });
     expect(faults).toEqual([]);
     expect(ok.map((r) => r.quantity)).toEqual([
@@ -140,12 +139,12 @@ describe('Si7021 driver against the simulated chip', () => {
 
   it('an HTU21D (no 0xE0) converts temperature and humidity separately', async () => {
     const { sim, ok, faults } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver();
+      const { sim, driver } = i2cRig();
       sim.attach(
         0x40,
         new SimulatedSi7021({ deviceId: undefined, values: { temperature: 18, humidity: 65 } }),
       );
-      return { sim, ...(await run(createSi7021(config, bus), { ticks: 2 })) };
+      return { sim, ...(await runDriver(driver(config), { ticks: 2 })) };
     });
     expect(faults).toEqual([]);
     expect(ok.map((r) => Math.round(r.value))).toEqual([18, 65, 18, 65]);
@@ -155,13 +154,14 @@ describe('Si7021 driver against the simulated chip', () => {
 
   it('on the Pi a NACK arrives as EREMOTEIO: still polled, never a bus reopen', async () => {
     const { sim, bus, chip, ok, faults } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver({ nackCode: 'EREMOTEIO' });
+      const { sim, seams, driver } = i2cRig({ nackCode: 'EREMOTEIO' });
+      const bus = seams.i2c(1);
       const chip = sim.attach(
         0x40,
         new SimulatedSi7021({ temperatureMs: 25, values: { temperature: 5 } }),
       );
-      const driver = createSi7021({ ...config, quantities: ['temperature'] }, bus);
-      return { sim, bus, chip, ...(await run(driver, { ticks: 3 })) };
+      const d = driver({ ...config, quantities: ['temperature'] });
+      return { sim, bus, chip, ...(await runDriver(d, { ticks: 3 })) };
     });
     expect(faults).toEqual([]);
     expect(ok.map((r) => Math.round(r.value))).toEqual([5, 5, 5]);
@@ -181,10 +181,10 @@ describe('Si7021 driver against the simulated chip', () => {
 
   it('a conversion that never ends is a TIMEOUT after about 100 ms of polling', async () => {
     const { sim, chip, faults, ok } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver();
+      const { sim, driver } = i2cRig();
       const chip = sim.attach(0x40, new SimulatedSi7021({ temperatureMs: 400 }));
-      const driver = createSi7021({ ...config, quantities: ['temperature'] }, bus);
-      return { sim, chip, ...(await run(driver, { ticks: 1 })) };
+      const d = driver({ ...config, quantities: ['temperature'] });
+      return { sim, chip, ...(await runDriver(d, { ticks: 1 })) };
     });
     expect(ok).toEqual([]);
     expect(faults.map((f) => f.code)).toEqual(['TIMEOUT']);
@@ -204,12 +204,12 @@ describe('Si7021 driver against the simulated chip', () => {
 
   it('works with an HTU21D (no electronic ID) and reports a corrupted CRC as a CRC fault', async () => {
     const { faults, ok } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver();
+      const { sim, driver } = i2cRig();
       const chip = sim.attach(
         0x40,
         new SimulatedSi7021({ deviceId: undefined, values: { temperature: 22 } }),
       );
-      return run(createSi7021({ ...config, quantities: ['temperature'] }, bus), {
+      return runDriver(driver({ ...config, quantities: ['temperature'] }), {
         ticks: 3,
         beforeTick: (i) => {
           if (i === 1) chip.inject('crc', { transfers: 1 });
@@ -222,14 +222,11 @@ describe('Si7021 driver against the simulated chip', () => {
   });
 
   it('a chip at 0x40 whose user register is no Si7021/HTU21D one is refused (DEVICE)', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x40, new SimulatedTmp102()); // reads 0x50 where the user register would be
-    const { faults, ok } = await run(
-      createSi7021({ ...config, quantities: ['temperature'] }, bus),
-      {
-        ticks: 1,
-      },
-    );
+    const { faults, ok } = await runDriver(driver({ ...config, quantities: ['temperature'] }), {
+      ticks: 1,
+    });
     expect(ok).toEqual([]);
     expect(faults.map((f) => f.code)).toEqual(['DEVICE']);
   });
@@ -244,7 +241,7 @@ describe('Si7021 driver against the simulated chip', () => {
   });
 
   it('rejects quantities the chip cannot measure', () => {
-    const { bus } = sharedOver();
-    expect(() => createSi7021({ ...config, quantities: ['pressure'] }, bus)).toThrow(/pressure/);
+    const { driver } = i2cRig();
+    expect(() => driver({ ...config, quantities: ['pressure'] })).toThrow(/pressure/);
   });
 });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  createTmp102,
   TMP102_CONVERSION_TYP_MS,
   tmp102Celsius,
   tmp102OneShotConfig,
@@ -8,7 +7,7 @@ import {
 import { i2cWireMs } from '../../../drivers/i2c/wire-time.js';
 import { SimulatedTmp102 } from '../../../simulator/i2c/chips/tmp102.js';
 import { onVirtualTime } from '../../helpers/virtual-time.js';
-import { common, run, sharedOver } from './helpers.js';
+import { i2cRig, runDriver } from '../../helpers/run-driver.js';
 
 describe('tmp102Celsius (datasheet table 8.1 / 8.2)', () => {
   it.each([
@@ -48,21 +47,21 @@ describe('tmp102Celsius (datasheet table 8.1 / 8.2)', () => {
 });
 
 describe('TMP102 driver against the simulated chip', () => {
-  const config = { ...common, id: 't', driver: 'tmp102' as const, address: 0x48, extended: false };
+  const config = { id: 't', driver: 'tmp102' as const, address: 0x48, extended: false };
 
   it('reads a negative temperature at 0.0625 °C resolution', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x48, new SimulatedTmp102({ values: { temperature: -12.3 } }));
-    const { ok, faults } = await run(createTmp102(config, bus), { ticks: 3 });
+    const { ok, faults } = await runDriver(driver(config), { ticks: 3 });
     expect(faults).toEqual([]);
     expect(ok).toHaveLength(3);
     for (const r of ok) expect(r.value).toBe(-12.3125);
   });
 
   it('extended mode reports above 128 °C', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x49, new SimulatedTmp102({ values: { temperature: 140.2 } }));
-    const { ok } = await run(createTmp102({ ...config, address: 0x49, extended: true }, bus), {
+    const { ok } = await runDriver(driver({ ...config, address: 0x49, extended: true }), {
       ticks: 2,
     });
     expect(ok.map((r) => r.value)).toEqual([140.1875, 140.1875]);
@@ -72,13 +71,13 @@ describe('TMP102 driver against the simulated chip', () => {
     // On a virtual clock: on real time a busy machine can delay the look at 26 ms past the
     // 35 ms maximum, and the driver then rightly reads without looking.
     const { sim, chip, ok } = await onVirtualTime(async () => {
-      const { sim, bus } = sharedOver();
+      const { sim, driver } = i2cRig();
       // Slower than the typical 26 ms, within the 35 ms maximum: a look at 26 ms sees OS = 0.
       const chip = sim.attach(
         0x48,
         new SimulatedTmp102({ conversionMs: 30, values: { temperature: 20 } }),
       );
-      return { sim, chip, ...(await run(createTmp102(config, bus), { ticks: 1 })) };
+      return { sim, chip, ...(await runDriver(driver(config), { ticks: 1 })) };
     });
     expect(ok.map((r) => r.value)).toEqual([20]);
     const [open, start, ...rest] = sim.transfers;
@@ -96,9 +95,9 @@ describe('TMP102 driver against the simulated chip', () => {
   });
 
   it('the first look comes no earlier than the typical 26 ms after the command left the wire', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x48, new SimulatedTmp102({ values: { temperature: 21 } }));
-    const { ok } = await run(createTmp102(config, bus), { ticks: 3 });
+    const { ok } = await runDriver(driver(config), { ticks: 3 });
     expect(ok.map((r) => r.value)).toEqual([21, 21, 21]);
     // Per round: the start (a 4-byte write), looks, the read (both 2-byte pointer reads).
     const rounds = sim.transfers.slice(1);
@@ -117,9 +116,9 @@ describe('TMP102 driver against the simulated chip', () => {
   });
 
   it('a chip that never reports completion is read at the 35 ms maximum, after a bounded number of looks', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     sim.attach(0x48, new SimulatedTmp102({ conversionMs: 1000, values: { temperature: 20 } }));
-    const { faults } = await run(createTmp102(config, bus), { ticks: 1 });
+    const { faults } = await runDriver(driver(config), { ticks: 1 });
     expect(faults).toEqual([]);
     const [, start, ...rest] = sim.transfers;
     const read = rest.at(-1)!;
@@ -130,9 +129,9 @@ describe('TMP102 driver against the simulated chip', () => {
   });
 
   it('a chip power-cycled while unplugged is reconfigured and read again', async () => {
-    const { sim, bus } = sharedOver();
+    const { sim, driver } = i2cRig();
     const chip = sim.attach(0x48, new SimulatedTmp102({ values: { temperature: 30 } }));
-    const { ok, faults, readings } = await run(createTmp102(config, bus), {
+    const { ok, faults, readings } = await runDriver(driver(config), {
       ticks: 8,
       beforeTick: (i) => {
         if (i === 2) chip.unplug();

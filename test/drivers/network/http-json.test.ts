@@ -10,7 +10,7 @@ import {
   type HttpFault,
   type HttpSensorServer,
 } from '../../../simulator/network/http-server.js';
-import { readAll, ticks } from './helpers.js';
+import { rig, runDriver } from '../../helpers/run-driver.js';
 
 let servers: HttpSensorServer[] = [];
 let clients: KeepAliveHttpClient[] = [];
@@ -75,9 +75,14 @@ describe('http-json driver against the simulated server', () => {
   it('reads plausible temperatures through sensorReadings, over one kept-alive connection', async () => {
     const server = await setUp(5);
     const client = newClient();
-    const driver = createHttpJson(config(server.url(4)), client);
+    // Made as the agent makes it: from the entry, over seams with this client.
+    const driver = rig({ http: client }).driver({
+      id: 'h',
+      driver: 'http-json',
+      ...config(server.url(4)),
+    });
     expect(driver.resource).toBeUndefined();
-    const readings = await readAll(driver, { ticks: ticks(5, 10) });
+    const readings = await runDriver(driver, { ticks: 5, intervalMs: 10 }).then((r) => r.readings);
     expect(readings).toHaveLength(5);
     for (const r of readings) {
       expect(r).toMatchObject({ sensor: 's', quantity: 'temperature', status: ReadingStatus.Ok });
@@ -112,12 +117,15 @@ describe('http-json driver against the simulated server', () => {
     'injected %s → %s fault readings, then recovery, nothing thrown',
     async (fault, code, message) => {
       const server = await setUp(5);
-      const seen: SensorError[] = [];
-      const readings = await readAll(createHttpJson(config(server.url(7)), newClient()), {
-        timeoutMs: 750,
-        ticks: ticks(6, 20, (i) => server.inject(7, i < 3 ? fault : null)),
-        onFault: (e) => seen.push(e),
-      });
+      const { readings, faults: seen } = await runDriver(
+        createHttpJson(config(server.url(7)), newClient()),
+        {
+          timeoutMs: 750,
+          ticks: 6,
+          intervalMs: 20,
+          beforeTick: (i) => server.inject(7, i < 3 ? fault : null),
+        },
+      );
       expect(readings.map((r) => r.status)).toEqual([
         ...Array(3).fill(ReadingStatus.Fault),
         ...Array(3).fill(ReadingStatus.Ok),
@@ -134,9 +142,10 @@ describe('http-json driver against the simulated server', () => {
   it('stuck value: the same value round after round', async () => {
     const server = await setUp(1);
     server.inject(2, 'stuck');
-    const readings = await readAll(createHttpJson(config(server.url(2)), newClient()), {
-      ticks: ticks(4, 5),
-    });
+    const readings = await runDriver(createHttpJson(config(server.url(2)), newClient()), {
+      ticks: 4,
+      intervalMs: 5,
+    }).then((r) => r.readings);
     expect(readings).toHaveLength(4);
     expect(new Set(readings.map((r) => r.value)).size).toBe(1);
   });
@@ -171,7 +180,11 @@ describe('http-json driver against the simulated server', () => {
       createHttpJson(config(server.url(i)), client),
     );
     const round = () =>
-      Promise.all(drivers.map((d) => readAll(d, { timeoutMs: 10_000, ticks: ticks(1, 0) })));
+      Promise.all(
+        drivers.map((d) =>
+          runDriver(d, { timeoutMs: 10_000, ticks: 1, intervalMs: 0 }).then((r) => r.readings),
+        ),
+      );
     const first = await round();
     expect(first.flat().map((r) => r.status)).toEqual(Array(200).fill(ReadingStatus.Ok));
     // A serialising client would never have more than 1 waiting; connection set-up spreads
@@ -201,15 +214,19 @@ describe('http-json driver against the simulated server', () => {
   it('server down → DISCONNECTED faults; server back on the same port → recovers', async () => {
     const first = await setUp(5);
     const port = first.port;
-    const seen: string[] = [];
-    const readings = await readAll(createHttpJson(config(first.url(0)), newClient()), {
-      timeoutMs: 1000,
-      onFault: (e) => seen.push(e.code),
-      ticks: ticks(8, 20, async (i) => {
-        if (i === 2) await first.close();
-        if (i === 5) await setUp(5, port);
-      }),
-    });
+    const { readings, faults } = await runDriver(
+      createHttpJson(config(first.url(0)), newClient()),
+      {
+        timeoutMs: 1000,
+        ticks: 8,
+        intervalMs: 20,
+        beforeTick: async (i) => {
+          if (i === 2) await first.close();
+          if (i === 5) await setUp(5, port);
+        },
+      },
+    );
+    const seen = faults.map((e) => e.code);
     expect(readings.map((r) => r.status)).toEqual([
       ReadingStatus.Ok,
       ReadingStatus.Ok,

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,11 +11,14 @@ import {
   type ModbusFault,
   type ModbusTcpSensorServer,
 } from '../../../simulator/network/modbus-tcp-server.js';
-import { readAll, ticks } from './helpers.js';
+import { rig, runDriver, type Rig } from '../../helpers/run-driver.js';
 
 let servers: ModbusTcpSensorServer[] = [];
 let pools: ModbusTcpPool[] = [];
+let rigs: Rig[] = [];
 afterEach(async () => {
+  await Promise.all(rigs.map((r) => r.close()));
+  rigs = [];
   await Promise.all(pools.map((p) => p.close()));
   await Promise.all(servers.map((s) => s.close()));
   servers = [];
@@ -42,9 +46,12 @@ const okOf = (rs: Reading[]) => rs.filter((r) => r.status === ReadingStatus.Ok);
 describe('modbus-tcp driver against the simulated gateway', () => {
   it('reads plausible temperature and humidity through sensorReadings', async () => {
     const server = await setUp(5);
-    const driver = createModbusTcp(configFor(server, 3), newPool());
+    // Made as the agent makes it: from the entry, over seams with their own pool.
+    const hardware = rig();
+    rigs.push(hardware);
+    const driver = hardware.driver({ id: 'm', driver: 'modbus-tcp', ...configFor(server, 3) });
     expect(driver.resource).toBeUndefined();
-    const readings = await readAll(driver, { ticks: ticks(3, 10) });
+    const readings = await runDriver(driver, { ticks: 3, intervalMs: 10 }).then((r) => r.readings);
     expect(readings.map((r) => r.quantity)).toEqual(
       Array(3).fill(['temperature', 'humidity']).flat(),
     );
@@ -97,12 +104,15 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     async (fault, code, message) => {
       const server = await setUp(5);
       const device = server.device(1, 1);
-      const seen: SensorError[] = [];
-      const readings = await readAll(createModbusTcp(configFor(server, 0), newPool()), {
-        timeoutMs: 750,
-        ticks: ticks(6, 20, (i) => device.inject(i < 3 ? fault : null)),
-        onFault: (e) => seen.push(e),
-      });
+      const { readings, faults: seen } = await runDriver(
+        createModbusTcp(configFor(server, 0), newPool()),
+        {
+          timeoutMs: 750,
+          ticks: 6,
+          intervalMs: 20,
+          beforeTick: (i) => device.inject(i < 3 ? fault : null),
+        },
+      );
       expect(readings).toHaveLength(12);
       expect(faultsOf(readings.slice(0, 6))).toHaveLength(6);
       expect(readings.slice(0, 6).every((r) => Number.isNaN(r.value))).toBe(true);
@@ -120,8 +130,16 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     server.device(1, 1).inject('timeout');
     const pool = newPool();
     const [bad, good] = await Promise.all([
-      readAll(createModbusTcp(configFor(server, 0), pool), { timeoutMs: 750, ticks: ticks(3, 10) }),
-      readAll(createModbusTcp(configFor(server, 1), pool), { timeoutMs: 750, ticks: ticks(3, 10) }),
+      runDriver(createModbusTcp(configFor(server, 0), pool), {
+        timeoutMs: 750,
+        ticks: 3,
+        intervalMs: 10,
+      }).then((r) => r.readings),
+      runDriver(createModbusTcp(configFor(server, 1), pool), {
+        timeoutMs: 750,
+        ticks: 3,
+        intervalMs: 10,
+      }).then((r) => r.readings),
     ]);
     expect(faultsOf(bad)).toHaveLength(6);
     expect(okOf(good)).toHaveLength(6);
@@ -148,9 +166,10 @@ describe('modbus-tcp driver against the simulated gateway', () => {
   it('stuck value: the same raw value round after round', async () => {
     const server = await setUp(1);
     server.device(1, 1).inject('stuck');
-    const readings = await readAll(createModbusTcp(configFor(server, 0), newPool()), {
-      ticks: ticks(5, 5),
-    });
+    const readings = await runDriver(createModbusTcp(configFor(server, 0), newPool()), {
+      ticks: 5,
+      intervalMs: 5,
+    }).then((r) => r.readings);
     const temps = readings.filter((r) => r.quantity === 'temperature').map((r) => r.value);
     expect(temps).toHaveLength(5);
     expect(new Set(temps).size).toBe(1);
@@ -163,7 +182,9 @@ describe('modbus-tcp driver against the simulated gateway', () => {
       createModbusTcp(configFor(server, i * 37), pool),
     );
     const results = await Promise.all(
-      drivers.map((d) => readAll(d, { timeoutMs: 10_000, ticks: ticks(2, 0) })),
+      drivers.map((d) =>
+        runDriver(d, { timeoutMs: 10_000, ticks: 2, intervalMs: 0 }).then((r) => r.readings),
+      ),
     );
     expect(results.flat().every((r) => r.status === ReadingStatus.Ok)).toBe(true);
     expect(results.flat()).toHaveLength(200 * 2 * 2);
@@ -198,18 +219,19 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     const port = first.port;
     const pool = newPool();
     const driver = createModbusTcp(configFor(first, 0), pool);
-    const seen: string[] = [];
     let second: ModbusTcpSensorServer | undefined;
-    const readings = await readAll(driver, {
+    const { readings, faults } = await runDriver(driver, {
       timeoutMs: 1000,
-      onFault: (e) => seen.push(e.code),
-      ticks: ticks(8, 20, async (i) => {
+      ticks: 8,
+      intervalMs: 20,
+      beforeTick: async (i) => {
         if (i === 2) await first.close();
         if (i === 5) {
           second = await setUp(5, port);
         }
-      }),
+      },
     });
+    const seen = faults.map((e) => e.code);
     const status = readings.filter((r) => r.quantity === 'temperature').map((r) => r.status);
     expect(status.slice(0, 2)).toEqual([ReadingStatus.Ok, ReadingStatus.Ok]);
     expect(status.slice(2, 5)).toEqual(Array(3).fill(ReadingStatus.Fault));
@@ -217,6 +239,24 @@ describe('modbus-tcp driver against the simulated gateway', () => {
     expect(seen).toEqual(['DISCONNECTED', 'DISCONNECTED', 'DISCONNECTED']);
     expect(second?.stats().connections).toBe(1);
     expect(pool.stats().connects).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a reconnect leaves no abort listener of the dead connection on the reused round signal', async () => {
+    let server = await setUp(1);
+    const port = server.port;
+    const driver = createModbusTcp(configFor(server, 0), newPool());
+    // The sampler lends one signal to many rounds; a gateway that drops and comes back
+    // must not leave one listener (and its dead socket) per reconnect on it.
+    const signal = new AbortController().signal;
+    const counts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await driver.measure(signal);
+      counts.push(getEventListeners(signal, 'abort').length);
+      await server.close();
+      await expect(driver.measure(signal)).rejects.toMatchObject({ code: 'DISCONNECTED' });
+      server = await setUp(1, port);
+    }
+    expect(counts).toEqual([1, 1, 1, 1]);
   });
 
   it('fails in-flight requests when the pool is closed', async () => {

@@ -12,9 +12,13 @@ import { ReadLimiter } from '../../../drivers/onewire/w1-limiter.js';
 import { ReadingStatus, SensorError, type Reading } from '../../../drivers/types.js';
 import { Signal } from '../../../simulator/signal.js';
 import { SimulatedW1Tree } from '../../../simulator/onewire/w1-tree.js';
-import { runReadings } from '../serial/run-readings.js';
+import { rig, runDriver } from '../../helpers/run-driver.js';
 
 const ID = '28-0316a2795aff';
+/** A DS18B20 made as the agent makes it: its entry, over seams reaching the fake w1 tree. */
+const sensor = (w1Root: string, deviceId = ID) =>
+  rig({ w1Root }).driver({ id: 'w1', driver: 'ds18b20', deviceId });
+
 const config = (w1Root: string, deviceId = ID) =>
   sensorSchema.parse({
     id: 'w1',
@@ -90,7 +94,7 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
 
   it('flags the 85 °C power-on value as suspect, then reads the real temperature', async () => {
     const dev = await files();
-    const { readings } = await runReadings(createDs18b20(config(tree!.root)), {
+    const { readings } = await runDriver(sensor(tree!.root), {
       onReading: (r) => {
         if (r.status === ReadingStatus.Suspect) void dev.refresh();
       },
@@ -107,7 +111,7 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
     dev.inject('empty');
     await dev.refresh(); // 85 °C gone: the crc NO content is now in place
     let refreshed = 0;
-    const { faults, readings } = await runReadings(createDs18b20(config(tree!.root)), {
+    const { faults, readings } = await runDriver(sensor(tree!.root), {
       reopenAfter: 10,
       // The next round reads only once the new content is written: a round that came first
       // would read the crc NO text again.
@@ -124,9 +128,9 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
     const dev = await files();
     await dev.refresh();
     let phase: 'before' | 'unplugged' | 'replugged' = 'before';
-    const { faults, readings } = await runReadings(createDs18b20(config(tree!.root)), {
-      periodMs: 10,
-      maxTicks: 500,
+    const { faults, readings } = await runDriver(sensor(tree!.root), {
+      intervalMs: 10,
+      ticks: 500,
       onReading: (r) => {
         if (phase === 'before') {
           phase = 'unplugged';
@@ -150,7 +154,7 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
     const dev = await files();
     await dev.refresh();
     await rm(join(dev.dir, 'w1_slave'));
-    const { readings } = await runReadings(createDs18b20(config(tree!.root)), {
+    const { readings } = await runDriver(sensor(tree!.root), {
       until: (rs) => rs.length >= 1,
     });
     expect(readings[0]).toMatchObject({ value: -7.312, status: ReadingStatus.Ok });
@@ -158,7 +162,7 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
 
   it('reports a device that was never there as DISCONNECTED', async () => {
     await files();
-    const { faults } = await runReadings(createDs18b20(config(tree!.root, '28-000000000bad')), {
+    const { faults } = await runDriver(sensor(tree!.root, '28-000000000bad'), {
       until: (_rs, fs) => fs.length >= 2,
     });
     expect(faults.map((f) => f.code)).toEqual(['DISCONNECTED', 'DISCONNECTED']);
@@ -180,8 +184,8 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
     try {
       const runs = await Promise.all(
         ids.map((id) =>
-          runReadings(createDs18b20(config(tree!.root, id), { limiter }), {
-            periodMs: 1,
+          runDriver(createDs18b20(config(tree!.root, id), { limiter }), {
+            intervalMs: 1,
             timeoutMs: 20_000,
             until: (rs) => rs.length >= 2,
           }),

@@ -10,7 +10,7 @@ import { ReadingStatus } from '../../../drivers/types.js';
 import { Signal } from '../../../simulator/signal.js';
 import { AsciiLineDevice } from '../../../simulator/serial/ascii-device.js';
 import { SimulatedSerialBinding } from '../../../simulator/serial/binding.js';
-import { runReadings } from './run-readings.js';
+import { runDriver } from '../../helpers/run-driver.js';
 
 const PATH = '/dev/ttyASCII0';
 const config = (o: Record<string, unknown> = {}) =>
@@ -87,7 +87,7 @@ describe('ascii-line driver on a simulated streaming sensor', () => {
   it('yields the streamed values', async () => {
     setup(15, (v) => `T=${v.toFixed(1)}\r\n`);
     const driver = createAsciiLine(config(), lines!);
-    const { readings, faults } = await runReadings(driver, {
+    const { readings, faults } = await runDriver(driver, {
       until: (rs) => rs.length >= 3,
     });
     expect(faults).toEqual([]);
@@ -101,8 +101,8 @@ describe('ascii-line driver on a simulated streaming sensor', () => {
     const { device } = setup(15);
     const driver = createAsciiLine(config(), lines!);
     let injected = false;
-    const { readings, faults } = await runReadings(driver, {
-      periodMs: 40,
+    const { readings, faults } = await runDriver(driver, {
+      intervalMs: 40,
       reopenAfter: 100,
       onReading: () => {
         if (injected) return;
@@ -124,7 +124,7 @@ describe('ascii-line driver on a simulated streaming sensor', () => {
   it('reports a silent device as TIMEOUT', async () => {
     setup(60_000);
     const driver = createAsciiLine(config(), lines!);
-    const { faults } = await runReadings(driver, {
+    const { faults } = await runDriver(driver, {
       timeoutMs: 100,
       until: (_rs, fs) => fs.length >= 2,
     });
@@ -136,9 +136,9 @@ describe('ascii-line driver on a simulated streaming sensor', () => {
     const driver = createAsciiLine(config(), lines!);
     let phase: 'before' | 'unplugged' | 'replugged' = 'before';
     let faultsWhileUnplugged = 0;
-    const { faults } = await runReadings(driver, {
-      periodMs: 20,
-      maxTicks: 500,
+    const { faults } = await runDriver(driver, {
+      intervalMs: 20,
+      ticks: 500,
       timeoutMs: 200,
       onReading: (r, rs) => {
         if (phase === 'before' && rs.length >= 2) {

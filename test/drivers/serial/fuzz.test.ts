@@ -13,7 +13,7 @@ import { decodeRtuFrame, readReplyLength } from '../../../drivers/serial/modbus-
 import { SerialLines } from '../../../drivers/serial/serial-lines.js';
 import { ReadingStatus, SensorError } from '../../../drivers/types.js';
 import { SimulatedSerialBinding, type DevicePort } from '../../../simulator/serial/binding.js';
-import { runReadings } from './run-readings.js';
+import { runDriver } from '../../helpers/run-driver.js';
 
 const PATH = '/dev/ttyFUZZ';
 let lines: SerialLines | undefined;
@@ -65,9 +65,9 @@ describe('Modbus RTU parser fuzz', () => {
             port: PATH,
           }) as SensorConfigOf<'modbus-rtu'>;
           const driver = createModbusRtu(config, lines, { responseTimeoutMs: 30 });
-          const { readings } = await runReadings(driver, {
-            periodMs: 1,
-            maxTicks: replies.length,
+          const { readings } = await runDriver(driver, {
+            intervalMs: 1,
+            ticks: replies.length,
             until: () => false,
           });
           for (const r of readings) {
@@ -137,9 +137,9 @@ describe('ASCII line parser fuzz', () => {
             port: PATH,
             baudRate: 115200,
           }) as SensorConfigOf<'ascii-line'>;
-          const { readings } = await runReadings(createAsciiLine(config, lines), {
-            periodMs: 5,
-            maxTicks: 3,
+          const { readings } = await runDriver(createAsciiLine(config, lines), {
+            intervalMs: 5,
+            ticks: 3,
             timeoutMs: 40,
             until: () => false,
           });

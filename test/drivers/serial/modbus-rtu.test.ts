@@ -9,7 +9,7 @@ import {
   SimulatedModbusSlave,
 } from '../../../simulator/serial/modbus-rtu-bus.js';
 import { createSerialSimulation, SIM_RS485_PATH } from '../../../simulator/serial/scenario.js';
-import { runReadings } from './run-readings.js';
+import { rig, runDriver, type Rig } from '../../helpers/run-driver.js';
 
 const PATH = '/dev/ttyTEST0';
 const rtu = (o: Record<string, unknown>) =>
@@ -21,9 +21,12 @@ const rtu = (o: Record<string, unknown>) =>
   }) as SensorConfigOf<'modbus-rtu'>;
 
 let lines: SerialLines | undefined;
+let hardware: Rig | undefined;
 afterEach(async () => {
   await lines?.closeAll();
   lines = undefined;
+  await hardware?.close();
+  hardware = undefined;
 });
 
 /** A slave with fixed registers, so values are exact. */
@@ -37,10 +40,9 @@ const ok = (rs: Reading[]) => rs.filter((r) => r.status === ReadingStatus.Ok);
 describe('modbus-rtu driver on the simulated RS-485 line', () => {
   it('reads temperature and humidity of an XY-MD02 in one request, signed and scaled', async () => {
     const bus = new ModbusRtuBusDevice([fixedSlave(1, { 1: 0xff90, 2: 456 })]);
-    const binding = new SimulatedSerialBinding().add(PATH, bus);
-    lines = new SerialLines(binding);
-    const driver = createModbusRtu(rtu({}), lines);
-    const { readings } = await runReadings(driver, { until: (rs) => ok(rs).length >= 4 });
+    hardware = rig({ serial: new SimulatedSerialBinding().add(PATH, bus) });
+    const driver = hardware.driver({ id: 'x', driver: 'modbus-rtu', port: PATH });
+    const { readings } = await runDriver(driver, { until: (rs) => ok(rs).length >= 4 });
     const t = ok(readings).filter((r) => r.quantity === 'temperature');
     const h = ok(readings).filter((r) => r.quantity === 'humidity');
     expect(t.map((r) => r.value)).toEqual([-11.2, -11.2]);
@@ -53,13 +55,16 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     const bus = new ModbusRtuBusDevice([
       new SimulatedModbusSlave({ unitId: 5, holding: { 10: () => 0xfffe }, turnaroundMs: 1 }),
     ]);
-    lines = new SerialLines(new SimulatedSerialBinding().add(PATH, bus));
-    const config = rtu({
+    hardware = rig({ serial: new SimulatedSerialBinding().add(PATH, bus) });
+    const driver = hardware.driver({
+      id: 'x',
+      driver: 'modbus-rtu',
+      port: PATH,
       unitId: 5,
       function: 3,
       registers: [{ quantity: 'temperature', address: 10, scale: 0.01, signed: false }],
     });
-    const { readings } = await runReadings(createModbusRtu(config, lines), {
+    const { readings } = await runDriver(driver, {
       until: (rs) => ok(rs).length >= 1,
     });
     expect(ok(readings)[0].value).toBe(655.34);
@@ -67,11 +72,11 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
 
   it('lets two slaves share the port without their frames colliding', async () => {
     const sim = createSerialSimulation();
-    lines = new SerialLines(sim.binding);
+    hardware = rig({ serial: sim.binding });
     const [a, b] = sim.sensors;
     const run = (c: typeof a) =>
-      runReadings(createModbusRtu(c as SensorConfigOf<'modbus-rtu'>, lines!), {
-        periodMs: 1,
+      runDriver(hardware!.driver(c), {
+        intervalMs: 1,
         until: (rs) => ok(rs).length >= 20,
       });
     const [ra, rb] = await Promise.all([run(a), run(b)]);
@@ -98,7 +103,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     );
     const driver = createModbusRtu(rtu({}), lines, { responseTimeoutMs: 150 });
     let injected = false;
-    const { readings, faults } = await runReadings(driver, {
+    const { readings, faults } = await runDriver(driver, {
       reopenAfter: 10,
       onReading: () => {
         if (injected) return;
@@ -126,7 +131,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
       ),
     );
     const driver = createModbusRtu(rtu({ unitId: 9 }), lines, { responseTimeoutMs: 100 });
-    const { faults } = await runReadings(driver, { until: (_rs, fs) => fs.length >= 2 });
+    const { faults } = await runDriver(driver, { until: (_rs, fs) => fs.length >= 2 });
     expect(faults.map((f) => f.code)).toEqual(['TIMEOUT', 'TIMEOUT']);
   });
 
@@ -138,9 +143,9 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     lines = new SerialLines(binding, undefined, { reopenMinMs: 20, reopenMaxMs: 100 });
     const driver = createModbusRtu(rtu({}), lines, { responseTimeoutMs: 200 });
     let phase: 'before' | 'unplugged' | 'replugged' = 'before';
-    const { readings, faults } = await runReadings(driver, {
-      periodMs: 20,
-      maxTicks: 500,
+    const { readings, faults } = await runDriver(driver, {
+      intervalMs: 20,
+      ticks: 500,
       onReading: (r, rs) => {
         if (phase === 'before' && ok(rs).length >= 2) {
           phase = 'unplugged';
@@ -172,9 +177,9 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
     binding.unplug(PATH);
     lines = new SerialLines(binding, undefined, { reopenMinMs: 10, reopenMaxMs: 50 });
     const driver = createModbusRtu(rtu({}), lines);
-    const { readings, faults } = await runReadings(driver, {
-      periodMs: 10,
-      maxTicks: 500,
+    const { readings, faults } = await runDriver(driver, {
+      intervalMs: 10,
+      ticks: 500,
       onReading: (_r, _rs, fs) => {
         if (fs.length === 3) binding.replug(PATH);
       },
@@ -198,7 +203,7 @@ describe('modbus-rtu driver on the simulated RS-485 line', () => {
       new ModbusRtuBusDevice([fixedSlave(1, { 1: 1, 2: 2 })]),
     );
     lines = new SerialLines(binding);
-    const { faults } = await runReadings(
+    const { faults } = await runDriver(
       createModbusRtu(rtu({}), lines, { responseTimeoutMs: 100 }),
       {
         until: (_rs, fs) => fs.length >= 2,

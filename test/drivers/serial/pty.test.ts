@@ -13,12 +13,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sensorSchema, type SensorConfigOf } from '../../../agent/config/schema.js';
 import { createAsciiLine } from '../../../drivers/serial/ascii-line.js';
 import { decodeReadRequest, encodeReadResponse } from '../../../drivers/modbus-pdu.js';
-import { createModbusRtu } from '../../../drivers/serial/modbus-rtu.js';
 import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-rtu-frame.js';
 import { SerialLines } from '../../../drivers/serial/serial-lines.js';
 import { sleep } from '../../../drivers/time.js';
 import { ReadingStatus, type Reading } from '../../../drivers/types.js';
-import { runReadings } from './run-readings.js';
+import { rig, runDriver, type Rig } from '../../helpers/run-driver.js';
 
 const haveSocat = spawnSync('socat', ['-V']).status === 0;
 
@@ -26,6 +25,7 @@ let dir: string;
 let socat: ChildProcess | undefined;
 let far: SerialPort | undefined;
 let lines: SerialLines | undefined;
+let hardware: Rig | undefined;
 const hostPath = () => join(dir, 'ttyHOST');
 const devicePath = () => join(dir, 'ttyDEVICE');
 
@@ -83,6 +83,8 @@ beforeEach(() => {
 afterEach(async () => {
   await lines?.closeAll();
   lines = undefined;
+  await hardware?.close();
+  hardware = undefined;
   if (far?.isOpen) await new Promise((r) => far!.close(r));
   far = undefined;
   await stopSocat();
@@ -95,8 +97,9 @@ describe.skipIf(!haveSocat)('serial drivers over a real pty pair (socat)', () =>
   it('reads a Modbus RTU slave with the real serialport binding', async () => {
     await startSocat();
     await openFar(modbusSlave({ 1: 245, 2: 0xff90 }));
-    lines = new SerialLines(SerialPort.binding);
-    const config = sensorSchema.parse({
+    // Built as the agent builds it: from the entry, over seams with the real binding.
+    hardware = rig({ serial: SerialPort.binding });
+    const driver = hardware.driver({
       id: 'pty',
       driver: 'modbus-rtu',
       port: hostPath(),
@@ -104,8 +107,8 @@ describe.skipIf(!haveSocat)('serial drivers over a real pty pair (socat)', () =>
         { quantity: 'temperature', address: 1 },
         { quantity: 'humidity', address: 2 },
       ],
-    }) as SensorConfigOf<'modbus-rtu'>;
-    const { readings, faults } = await runReadings(createModbusRtu(config, lines), {
+    });
+    const { readings, faults } = await runDriver(driver, {
       until: (rs) => ok(rs).length >= 4,
     });
     expect(faults).toEqual([]);
@@ -127,9 +130,9 @@ describe.skipIf(!haveSocat)('serial drivers over a real pty pair (socat)', () =>
     }) as SensorConfigOf<'ascii-line'>;
     const driver = createAsciiLine(config, lines);
     let phase: 'before' | 'unplugged' | 'replugging' | 'replugged' = 'before';
-    const { faults } = await runReadings(driver, {
-      periodMs: 20,
-      maxTicks: 1000,
+    const { faults } = await runDriver(driver, {
+      intervalMs: 20,
+      ticks: 1000,
       timeoutMs: 300,
       onReading: (r, rs, fs) => {
         if (phase === 'before' && ok(rs).length >= 2) {

@@ -3,7 +3,7 @@ import type { SensorConfigOf } from '../../../agent/config/schema.js';
 import { createDs18b20 } from '../../../drivers/onewire/ds18b20.js';
 import { ReadingStatus } from '../../../drivers/types.js';
 import { createW1Simulation, type W1Simulation } from '../../../simulator/onewire/scenario.js';
-import { runReadings } from '../../drivers/serial/run-readings.js';
+import { runDriver } from '../../helpers/run-driver.js';
 
 let sim: W1Simulation | undefined;
 afterEach(async () => {
@@ -17,8 +17,8 @@ describe('default 1-Wire scenario', () => {
     expect(sim.sensors.map((s) => s.driver)).toEqual(['ds18b20', 'ds18b20']);
     const [flow, outdoor] = await Promise.all(
       sim.sensors.map((s) =>
-        runReadings(createDs18b20(s as SensorConfigOf<'ds18b20'>), {
-          periodMs: 25,
+        runDriver(createDs18b20(s as SensorConfigOf<'ds18b20'>), {
+          intervalMs: 25,
           until: (rs) => rs.filter((r) => r.status === ReadingStatus.Ok).length >= 2,
         }),
       ),
