@@ -22,6 +22,11 @@ import { createDriver, temperatureRangeOf, touchI2CAddresses } from '../drivers/
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';
+import {
+  discoveredSensors,
+  startHomeAssistant,
+  type HomeAssistantBridge,
+} from './consumers/homeassistant/bridge.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -88,6 +93,11 @@ export class Pipeline {
       publisher.submit(batch.body);
     });
     worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
+    const homeassistant = startHomeAssistant(config, publisher, sampled, logger);
+    if (homeassistant) {
+      worker.onBatch((batch) => homeassistant.onBatch(batch.body));
+      closers.push(() => homeassistant.stop());
+    }
 
     const emit = emitter(ring, config.buffer.overflow);
     const sampler = new Sampler({
@@ -110,6 +120,7 @@ export class Pipeline {
       closers,
     );
     pipeline.sensorIndex = indexOf;
+    pipeline.homeassistant = homeassistant;
     pipeline.nextIndex = enabled.length;
 
     sampler.start();
@@ -182,6 +193,7 @@ export class Pipeline {
 
   private notifier: SystemdNotifier | undefined;
   private reporter: HealthReporter | undefined;
+  private homeassistant: HomeAssistantBridge | undefined;
 
   /** SIGHUP: apply a new, already validated config's sensors without restarting the pipeline. */
   async reload(next: Config): Promise<void> {
@@ -204,6 +216,7 @@ export class Pipeline {
       }),
     );
     await this.sampler.replace(sampled);
+    this.homeassistant?.updateSensors(discoveredSensors(sampled));
     this.config = next;
     logger.info({ sensors: enabled.map((s) => s.id) }, 'configuration reloaded');
     this.notifier?.ready();
