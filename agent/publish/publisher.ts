@@ -200,8 +200,12 @@ export class TelemetryPublisher {
     if (!this.connected || !client || this.stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       client.publish(topic, payload, { qos: 1, retain: true }, (err) => {
-        if (err)
-          this.options.logger.debug({ topic, err: describeError(err) }, 'retained publish failed');
+        if (err) {
+          this.options.logger.warn(
+            { topic, err: describeError(err) },
+            'retained publish failed (refused by the broker, or the connection closed)',
+          );
+        }
         resolve(!err);
       });
     });
@@ -210,11 +214,16 @@ export class TelemetryPublisher {
   private runHooks(client: MqttClient, hooks: ConnectionHooks[]): void {
     for (const h of hooks) {
       if (h.subscriptions.length > 0) {
-        client.subscribe(h.subscriptions, { qos: 1 }, (err) => {
-          if (err) {
+        client.subscribe(h.subscriptions, { qos: 1 }, (err, granted) => {
+          // A refusal is an error or a SUBACK code >= 0x80 for the topic.
+          const refused = granted?.filter((g) => g.qos >= 0x80).map((g) => g.topic) ?? [];
+          if (err || refused.length > 0) {
             this.options.logger.warn(
-              { topics: h.subscriptions, err: describeError(err) },
-              'subscription refused',
+              {
+                topics: refused.length > 0 ? refused : h.subscriptions,
+                ...(err ? { err: describeError(err) } : {}),
+              },
+              'MQTT subscription refused (check the broker ACL)',
             );
           }
         });

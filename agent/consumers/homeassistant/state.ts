@@ -5,7 +5,8 @@
  * A window without good readings because the sensor fails (`failing`, `backoff`) sets its
  * quantities to null, so Home Assistant shows "unknown" rather than a stale value. An `idle`
  * window (no read ended in it, the last one succeeded: a sensor sampled less often than
- * once per window) leaves the value as it is.
+ * once per window) leaves the value as it is, and so does a window holding a chip's power-on
+ * value (`flags.powerOn`, e.g. a DS18B20's first 85 °C): its mean is not a measurement.
  */
 import { QUANTITIES, type Quantity } from '../../../drivers/types.js';
 
@@ -17,6 +18,7 @@ export interface WindowValue {
   count: number;
   mean: number | null;
   state?: string;
+  flags?: { powerOn?: number };
 }
 
 /** The windows of an encoded batch body (`{"windows":[...], ...}`); malformed entries skipped. */
@@ -45,6 +47,7 @@ function isWindowValue(w: unknown): w is WindowValue {
 
 /** What a window says about its quantity's current value; undefined = leave it. */
 function valueOf(w: WindowValue): number | null | undefined {
+  if ((w.flags?.powerOn ?? 0) > 0) return undefined;
   if (w.count > 0 && w.mean !== null) return w.mean;
   if (w.state === 'idle') return undefined;
   return null;

@@ -5,7 +5,14 @@
  */
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { validateConfig, type ConfigInput } from '../../../../agent/config/load.js';
+import { silentLogger } from '../../../../agent/ops/logger.js';
+import { Pipeline } from '../../../../agent/pipeline.js';
+import { Seams } from '../../../../drivers/seams.js';
+import { SimulatedSerialBinding } from '../../../../simulator/serial/binding.js';
 import { startSimPipeline, type SimPipeline } from '../../../helpers/sim-pipeline.js';
 import {
   startSubscriber,
@@ -256,6 +263,56 @@ describe('Home Assistant discovery (homeassistant.enabled) against mosquitto', (
     // Retained messages of one subscription come in one burst: the removed ones are not there.
     expect(fresh.on('/state/http-1')).toEqual([]);
     expect(fresh.on('/state/http-2')).toEqual([]);
+  });
+
+  it('a restart with fewer sensors deletes the components the previous run left retained', async () => {
+    const s = await start(true);
+    const sub = await watch(s, ['homeassistant/device/#']);
+    await sub.waitFor((x) => discoveries(x).length > 0, 30_000, 'the first run’s discovery');
+    await s.pipeline.stop(2000);
+    const announced = discoveries(sub).length;
+
+    const stateDir = mkdtempSync(join(tmpdir(), 'ha-restart-'));
+    closers.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    const seams = new Seams(
+      {
+        openI2C: () => Promise.reject(new Error('no I²C in this test')),
+        serialBinding: new SimulatedSerialBinding(),
+      },
+      silentLogger,
+    );
+    closers.push(() => seams.close());
+    const config = validateConfig(
+      {
+        gateway: { id: 'gw' },
+        mqtt: { url: s.broker.url },
+        aggregation: { windowMs: WINDOW_MS },
+        homeassistant: { enabled: true },
+        sensors: [
+          { id: 'http-0', driver: 'http-json', url: s.http.url(0), path: 'data.temperature' },
+        ] as ConfigInput['sensors'],
+      },
+      'test',
+    );
+    const second = await Pipeline.start({ config, seams, stateDir, logger: silentLogger });
+    closers.push(() => second.stop(2000));
+    const removed = (m: ReceivedMessage) =>
+      componentsOf(m)['http-1_temperature']?.p === 'sensor' &&
+      Object.keys(componentsOf(m)['http-1_temperature']).length === 1;
+    await sub.waitFor(
+      (x) => {
+        const news = discoveries(x).slice(announced);
+        const at = news.findIndex(removed);
+        return (
+          at >= 0 && news.slice(at + 1).some((m) => !('http-1_temperature' in componentsOf(m)))
+        );
+      },
+      30_000,
+      'the removal of http-1, then a discovery without it',
+    );
+    const after = discoveries(sub).slice(announced);
+    for (const m of after) expect(discoveryErrors(m.json)).toBe('');
+    expect(Object.keys(componentsOf(after.at(-1)!))).toEqual(['http-0_temperature']);
   });
 
   it('disabled (the default): nothing retained under homeassistant/ nor on state topics', async () => {

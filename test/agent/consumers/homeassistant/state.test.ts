@@ -44,6 +44,15 @@ describe('latest window state per sensor', () => {
     expect(JSON.parse(s.payload('room')!)).toEqual({ t: 4000, temperature: null });
   });
 
+  it("a window with a chip's power-on value leaves the value as it is", () => {
+    const s = new LatestStates();
+    expect(s.apply([w({ mean: 85, flags: { powerOn: 1 } })], all)).toEqual([]);
+    expect(s.payload('room')).toBeUndefined();
+    s.apply([w({ end: 2000 })], all);
+    s.apply([w({ end: 3000, mean: 85, flags: { powerOn: 1 } })], all);
+    expect(JSON.parse(s.payload('room')!)).toEqual({ t: 2000, temperature: 21.5 });
+  });
+
   it('skips sensors not accepted and malformed windows', () => {
     const s = new LatestStates();
     const body = new TextEncoder().encode(
