@@ -112,11 +112,6 @@ export class HomeAssistantBridge {
     clearTimeout(this.birthTimer);
   }
 
-  /** Resolves when the announcements queued so far are done (tests, shutdown). */
-  settled(): Promise<void> {
-    return this.chain;
-  }
-
   private onBirth(payload: string, retained: boolean): void {
     // A retained "online" arrives with every subscribe: the connect already announced.
     if (payload !== 'online' || retained || this.stopped) return;
@@ -149,10 +144,14 @@ export class HomeAssistantBridge {
   private announce(why: string): void {
     if (this.queued || this.stopped) return;
     this.queued = true;
-    this.chain = this.chain.then(async () => {
-      this.queued = false;
-      await this.announceNow(why);
-    });
+    this.chain = this.chain
+      .then(async () => {
+        this.queued = false;
+        await this.announceNow(why);
+      })
+      .catch((err: unknown) => {
+        this.options.logger.warn({ err }, 'Home Assistant announcement failed');
+      });
   }
 
   private async announceNow(why: string): Promise<void> {
