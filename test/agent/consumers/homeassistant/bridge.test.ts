@@ -73,8 +73,10 @@ describe('Home Assistant discovery (homeassistant.enabled) against mosquitto', (
     const s = await start(true);
     const sub = await watch(s, ['homeassistant/#', 'edge/gw/state/#', 'edge/gw/telemetry']);
     await sub.waitFor((x) => discoveries(x).length > 0, 30_000, 'the discovery message');
-    const first = discoveries(sub)[0];
-    // Subscribed after the agent announced: the broker replays it, so it was retained.
+    // A subscriber arriving after the announcement gets it from the broker: it is retained.
+    const late = await watch(s, [DISCOVERY]);
+    await late.waitFor((x) => discoveries(x).length > 0, 30_000, 'the retained discovery');
+    const first = discoveries(late)[0];
     expect(first.retain).toBe(true);
     expect(discoveryErrors(first.json)).toBe('');
     const cmps = componentsOf(first);
