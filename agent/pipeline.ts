@@ -21,6 +21,11 @@ import { createDriver, temperatureRangeOf, touchI2CAddresses } from '../drivers/
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';
+import {
+  discoveredSensors,
+  startHomeAssistant,
+  type HomeAssistantBridge,
+} from './consumers/homeassistant/bridge.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -45,6 +50,8 @@ export interface PipelineParts {
   sensorIndex: Map<string, number>;
   /** Intervals of the interval-scheduled sensors at start (the watchdog's progress bound). */
   intervalsMs: number[];
+  /** Home Assistant discovery and state topics, when homeassistant.enabled. */
+  homeassistant: HomeAssistantBridge | undefined;
 }
 
 type EventLoopMonitor = ReturnType<typeof startEventLoopMonitor>;
@@ -64,6 +71,7 @@ export class Pipeline {
   private readonly loop: EventLoopMonitor;
   private readonly sensorIndex: Map<string, number>;
   private readonly operations: Operations;
+  private readonly homeassistant: HomeAssistantBridge | undefined;
   private readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
 
@@ -78,6 +86,7 @@ export class Pipeline {
     this.sampler = parts.sampler;
     this.loop = parts.eventLoop;
     this.sensorIndex = parts.sensorIndex;
+    this.homeassistant = parts.homeassistant;
     this.operations = new Operations({
       config: parts.config,
       logger: parts.options.logger,
@@ -143,6 +152,7 @@ export class Pipeline {
       }),
     );
     await this.sampler.replace(sampled);
+    this.homeassistant?.updateSensors(discoveredSensors(sampled));
     this.config = next;
     logger.info({ sensors: enabled.map((s) => s.id) }, 'configuration reloaded');
     this.notifier.ready();
@@ -160,6 +170,7 @@ export class Pipeline {
       await this.worker.stop();
       this.loop.stop();
       await this.operations.stop();
+      this.homeassistant?.stop();
       this.spool.close();
       const ring = this.ring.counters();
       logger.info({ readings: ring.written, dropped: ring.dropped }, 'pipeline stopped');
@@ -256,6 +267,8 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
     publisher.submit(batch.body);
   });
   worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
+  const homeassistant = startHomeAssistant(config, publisher, sampled, logger);
+  if (homeassistant) worker.onBatch((batch) => homeassistant.onBatch(batch.body));
 
   const sampler = new Sampler({
     sensors: sampled,
@@ -276,6 +289,7 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
     eventLoop: startEventLoopMonitor(),
     sensorIndex,
     intervalsMs: sampled.flatMap((s) => (s.intervalMs !== undefined ? [s.intervalMs] : [])),
+    homeassistant,
   };
 }
 

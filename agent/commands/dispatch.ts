@@ -36,7 +36,7 @@ const COMMANDS: Record<string, Command> = {
   simulate: {
     summary: 'run the whole agent on simulated hardware',
     usage:
-      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS]',
+      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS] [--homeassistant]',
     options: {
       config: { type: 'string', short: 'c' },
       broker: { type: 'string' },
@@ -48,6 +48,7 @@ const COMMANDS: Record<string, Command> = {
       latency: { type: 'string' },
       interval: { type: 'string' },
       raw: { type: 'boolean' },
+      homeassistant: { type: 'boolean' },
     },
     help: {
       config:
@@ -61,6 +62,8 @@ const COMMANDS: Record<string, Command> = {
       latency: 'their response latency in ms (default 100)',
       interval: 'their sampling interval in ms (default 1000)',
       raw: 'publish raw readings too',
+      homeassistant:
+        'publish Home Assistant MQTT discovery and per-sensor state topics (homeassistant.enabled)',
     },
     run: async (v, _p, output) => {
       const stops = StopRequests.install();

@@ -106,6 +106,9 @@ export async function simulateCommand(
       batch: { ...(userConfig?.batch ?? {}), ...(values.raw === true ? { raw: true } : {}) },
       sampling: { ...(userConfig?.sampling ?? {}), ...(sim.sampling ?? {}) },
       buffer: { ...(userConfig?.buffer ?? {}), ...(sim.buffer ?? {}) },
+      ...(values.homeassistant === true
+        ? { homeassistant: { ...(userConfig?.homeassistant ?? {}), enabled: true } }
+        : {}),
       sensors: sim.sensors,
     };
     const config = validateConfig(input, 'simulate');
@@ -114,6 +117,12 @@ export async function simulateCommand(
       `simulating ${config.sensors.length} sensors (${sim.describe()}); gateway ${config.gateway.id}; ` +
         `telemetry on ${config.mqtt.topicPrefix}/${config.gateway.id}/telemetry; state in ${stateDir}\n`,
     );
+    if (config.homeassistant.enabled) {
+      process.stdout.write(
+        `Home Assistant discovery on ${config.homeassistant.discoveryPrefix}/device/${config.gateway.id}/config; ` +
+          `states on ${config.mqtt.topicPrefix}/${config.gateway.id}/state/<sensor>\n`,
+      );
+    }
     const pipeline = await Pipeline.start({ config, seams: sim.seams, stateDir, logger });
     if (liveView) {
       const view = startLiveView(pipeline, {

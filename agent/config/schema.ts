@@ -217,6 +217,20 @@ const metrics = z.strictObject({
   port: count(1, 65535).default(9464).describe('Metrics port.'),
 });
 
+const homeassistant = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Home Assistant MQTT discovery: one device per gateway with a sensor entity per sensor and quantity (retained `<discoveryPrefix>/device/<gateway>/config`), and a retained latest-window state topic per sensor, `<topicPrefix>/<gateway>/state/<sensor>` (docs/consumers.md). Read at start; a reload only updates the sensors.',
+    ),
+  discoveryPrefix: topicLevelName('discovery prefix')
+    .default('homeassistant')
+    .describe(
+      "Home Assistant's discovery prefix (its MQTT integration's setting); the agent also listens to `<discoveryPrefix>/status` to announce again when Home Assistant restarts.",
+    ),
+});
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -234,6 +248,7 @@ export const configSchema = z.strictObject({
   sampling: sampling.prefault({}),
   log: log.prefault({}),
   metrics: metrics.prefault({}),
+  homeassistant: homeassistant.prefault({}),
   sensors: z.array(sensorSchema).default([]),
 });
 

@@ -40,6 +40,17 @@ export interface PublisherOptions {
   status: { version: string; startedAt: number; sensors: string[] };
 }
 
+/**
+ * An optional consumer's use of the telemetry connection (Home Assistant discovery): its
+ * subscriptions are made again on every connection (each connection is a new client), and
+ * `connected` runs after every connect, or at once when attached while connected.
+ */
+export interface ConnectionHooks {
+  subscriptions: string[];
+  connected(): void;
+  message(topic: string, payload: Buffer, retained: boolean): void;
+}
+
 export interface PublisherStats {
   connected: boolean;
   /** Successful connects after the first one. */
@@ -118,6 +129,7 @@ export class TelemetryPublisher {
   private readonly loggedOnce = new Set<string>();
   /** The 3.1.1 delivery check of the current connection (mqtt.deliveryCheck). */
   private check: DeliveryCheck<Outgoing> | undefined;
+  private readonly hooks: ConnectionHooks[] = [];
 
   constructor(private readonly options: PublisherOptions) {
     this.topics = gatewayTopics(options.mqtt.topicPrefix, options.gateway);
@@ -170,6 +182,54 @@ export class TelemetryPublisher {
       },
     );
     return true;
+  }
+
+  /** Use this connection for a consumer's subscriptions and announcements (see ConnectionHooks). */
+  attach(hooks: ConnectionHooks): void {
+    this.hooks.push(hooks);
+    const client = this.client;
+    if (this.connected && client) this.runHooks(client, [hooks]);
+  }
+
+  /**
+   * A retained QoS 1 publish on this connection (an empty payload clears the topic). Resolves
+   * true on PUBACK, false when not connected or not acknowledged; nothing is queued for later.
+   */
+  publishRetained(topic: string, payload: string | Buffer): Promise<boolean> {
+    const client = this.client;
+    if (!this.connected || !client || this.stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      client.publish(topic, payload, { qos: 1, retain: true }, (err) => {
+        if (err) {
+          this.options.logger.warn(
+            { topic, err: describeError(err) },
+            'retained publish failed (refused by the broker, or the connection closed)',
+          );
+        }
+        resolve(!err);
+      });
+    });
+  }
+
+  private runHooks(client: MqttClient, hooks: ConnectionHooks[]): void {
+    for (const h of hooks) {
+      if (h.subscriptions.length > 0) {
+        client.subscribe(h.subscriptions, { qos: 1 }, (err, granted) => {
+          // A refusal is an error or a SUBACK code >= 0x80 for the topic.
+          const refused = granted?.filter((g) => g.qos >= 0x80).map((g) => g.topic) ?? [];
+          if (err || refused.length > 0) {
+            this.options.logger.warn(
+              {
+                topics: refused.length > 0 ? refused : h.subscriptions,
+                ...(err ? { err: describeError(err) } : {}),
+              },
+              'MQTT subscription refused (check the broker ACL)',
+            );
+          }
+        });
+      }
+      h.connected();
+    }
   }
 
   stats(): PublisherStats {
@@ -305,6 +365,12 @@ export class TelemetryPublisher {
     client.on('close', () => {
       if (gen === this.generation) this.onClose(client);
     });
+    client.on('message', (topic, payload, packet) => {
+      if (gen !== this.generation) return;
+      for (const h of this.hooks) {
+        if (h.subscriptions.some((t) => t === topic)) h.message(topic, payload, packet.retain);
+      }
+    });
   }
 
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
@@ -345,6 +411,7 @@ export class TelemetryPublisher {
         if (err) this.options.logger.warn({ err: describeError(err) }, 'online status not sent');
       },
     );
+    this.runHooks(client, this.hooks);
     this.pump();
   }
 

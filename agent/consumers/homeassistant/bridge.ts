@@ -1,0 +1,232 @@
+/**
+ * Home Assistant on the agent's own MQTT connection: the device discovery message
+ * (discovery.ts) and the per-sensor state topics (state.ts), both retained at QoS 1.
+ *
+ * Announced after every connect, when Home Assistant says `online` on `<prefix>/status`
+ * (after a random delay of up to birthJitterMs, as Home Assistant recommends, so a fleet of
+ * gateways does not answer at once), and when a reload changes the sensors. Components that
+ * are gone — removed by a reload, or missing from the retained discovery a previous run left
+ * on the broker — are first sent as `{p: "sensor"}` (Home Assistant deletes the entity), then
+ * omitted; the state topics of removed sensors are cleared.
+ */
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../ops/logger.js';
+import { AGENT_VERSION } from '../../version.js';
+import type { ConnectionHooks } from '../../publish/publisher.js';
+import {
+  birthTopic,
+  componentIds,
+  deviceDiscovery,
+  discoveryTopic,
+  stateTopic,
+  type DiscoveredSensor,
+  type DiscoveryContext,
+} from './discovery.js';
+import { LatestStates, windowsOf } from './state.js';
+
+/** What the bridge needs of the telemetry publisher. */
+export interface RetainedChannel {
+  attach(hooks: ConnectionHooks): void;
+  publishRetained(topic: string, payload: string): Promise<boolean>;
+}
+
+export interface BridgeOptions {
+  context: DiscoveryContext;
+  channel: RetainedChannel;
+  sensors: readonly DiscoveredSensor[];
+  logger: Logger;
+  /** Longest random delay before answering Home Assistant's birth message (default 2000). */
+  birthJitterMs?: number;
+}
+
+export class HomeAssistantBridge {
+  private sensors: readonly DiscoveredSensor[];
+  private readonly states = new LatestStates();
+  /** Component ids to delete in Home Assistant at the next announcement. */
+  private readonly removing = new Set<string>();
+  /** Sensors whose retained state topic is to be cleared. */
+  private readonly clearing = new Set<string>();
+  private chain: Promise<void> = Promise.resolve();
+  private queued = false;
+  private birthTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly ctx: DiscoveryContext;
+  private readonly topic: string;
+
+  constructor(private readonly options: BridgeOptions) {
+    this.ctx = options.context;
+    this.sensors = options.sensors;
+    this.topic = discoveryTopic(this.ctx);
+  }
+
+  /** Hooks into the publisher's connection; announces at once if it is connected. */
+  start(): void {
+    const birth = birthTopic(this.ctx.discoveryPrefix);
+    this.options.channel.attach({
+      subscriptions: [birth, this.topic],
+      connected: () => this.announce('connected'),
+      message: (topic, payload, retained) => {
+        if (topic === birth) this.onBirth(payload.toString('utf8'), retained);
+        else if (topic === this.topic && retained) this.onRetainedDiscovery(payload);
+      },
+    });
+  }
+
+  /** A batch body from the aggregation worker: publish the state of the sensors it updates. */
+  onBatch(body: Uint8Array): void {
+    if (this.stopped) return;
+    let changed: string[];
+    try {
+      const known = new Set(this.sensors.map((s) => s.id));
+      changed = this.states.apply(windowsOf(body), (id) => known.has(id));
+    } catch (err) {
+      this.options.logger.warn({ err }, 'Home Assistant state: batch body not readable');
+      return;
+    }
+    for (const sensor of changed) void this.publishState(sensor);
+  }
+
+  /** After a reload: the enabled sensors now. Removed components are deleted in Home Assistant. */
+  updateSensors(sensors: readonly DiscoveredSensor[]): void {
+    const before = componentIds(this.sensors);
+    const after = componentIds(sensors);
+    const ids = new Set(sensors.map((s) => s.id));
+    for (const id of before) if (!after.has(id)) this.removing.add(id);
+    for (const id of after) this.removing.delete(id);
+    for (const s of this.sensors) {
+      if (ids.has(s.id)) continue;
+      this.clearing.add(s.id);
+      this.states.forget(s.id);
+    }
+    for (const id of ids) this.clearing.delete(id);
+    const changed =
+      before.size !== after.size ||
+      [...after].some((id) => !before.has(id)) ||
+      JSON.stringify(this.sensors) !== JSON.stringify(sensors);
+    this.sensors = sensors;
+    if (changed) this.announce('sensors changed');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.birthTimer);
+  }
+
+  private onBirth(payload: string, retained: boolean): void {
+    // A retained "online" arrives with every subscribe: the connect already announced.
+    if (payload !== 'online' || retained || this.stopped) return;
+    if (this.birthTimer) return;
+    const delay = Math.floor(Math.random() * (this.options.birthJitterMs ?? 2000));
+    this.birthTimer = setTimeout(() => {
+      this.birthTimer = undefined;
+      this.announce('Home Assistant online');
+    }, delay);
+    this.birthTimer.unref();
+  }
+
+  /** The discovery a previous run left: components it has that this run does not are deleted. */
+  private onRetainedDiscovery(payload: Buffer): void {
+    let cmps: unknown;
+    try {
+      cmps = (JSON.parse(payload.toString('utf8')) as { cmps?: unknown }).cmps;
+    } catch {
+      return;
+    }
+    if (cmps === null || typeof cmps !== 'object') return;
+    const current = componentIds(this.sensors);
+    const stale = Object.keys(cmps).filter((id) => !current.has(id));
+    if (stale.length === 0) return;
+    for (const id of stale) this.removing.add(id);
+    this.announce('stale components on the broker');
+  }
+
+  /** Queues one announcement; triggers while one is queued fold into it. */
+  private announce(why: string): void {
+    if (this.queued || this.stopped) return;
+    this.queued = true;
+    this.chain = this.chain
+      .then(async () => {
+        this.queued = false;
+        await this.announceNow(why);
+      })
+      .catch((err: unknown) => {
+        this.options.logger.warn({ err }, 'Home Assistant announcement failed');
+      });
+  }
+
+  private async announceNow(why: string): Promise<void> {
+    const { channel, logger } = this.options;
+    const removing = [...this.removing];
+    if (removing.length > 0) {
+      const removal = deviceDiscovery(this.ctx, this.sensors, removing);
+      if (!(await channel.publishRetained(this.topic, JSON.stringify(removal)))) return;
+    }
+    const discovery = deviceDiscovery(this.ctx, this.sensors);
+    if (!(await channel.publishRetained(this.topic, JSON.stringify(discovery)))) return;
+    for (const id of removing) this.removing.delete(id);
+    for (const sensor of [...this.clearing]) {
+      const topic = stateTopic(this.ctx.topicPrefix, this.ctx.gateway, sensor);
+      if (await channel.publishRetained(topic, '')) this.clearing.delete(sensor);
+    }
+    // Home Assistant wants the states again after a config; ours are retained, so this
+    // matters only when a broker lost them.
+    for (const s of this.sensors) void this.publishState(s.id);
+    logger.info(
+      {
+        topic: this.topic,
+        components: Object.keys(discovery.cmps).length,
+        ...(removing.length > 0 ? { removed: removing } : {}),
+        why,
+      },
+      'Home Assistant discovery announced',
+    );
+  }
+
+  private publishState(sensor: string): Promise<boolean> {
+    const payload = this.states.payload(sensor);
+    if (payload === undefined) return Promise.resolve(false);
+    return this.options.channel.publishRetained(
+      stateTopic(this.ctx.topicPrefix, this.ctx.gateway, sensor),
+      payload,
+    );
+  }
+}
+
+/** A sampled sensor as the pipeline knows it. */
+interface SampledLike {
+  id: string;
+  intervalMs?: number;
+  driver: { readonly quantities: DiscoveredSensor['quantities'] };
+}
+
+export function discoveredSensors(sampled: readonly SampledLike[]): DiscoveredSensor[] {
+  return sampled.map((s) => ({
+    id: s.id,
+    quantities: [...s.driver.quantities],
+    intervalMs: s.intervalMs,
+  }));
+}
+
+/** The bridge when `homeassistant.enabled`, started on the publisher's connection. */
+export function startHomeAssistant(
+  config: Config,
+  channel: RetainedChannel,
+  sampled: readonly SampledLike[],
+  logger: Logger,
+): HomeAssistantBridge | undefined {
+  if (!config.homeassistant.enabled) return undefined;
+  const bridge = new HomeAssistantBridge({
+    context: {
+      gateway: config.gateway.id,
+      topicPrefix: config.mqtt.topicPrefix,
+      discoveryPrefix: config.homeassistant.discoveryPrefix,
+      version: AGENT_VERSION,
+      windowMs: config.aggregation.windowMs,
+    },
+    channel,
+    sensors: discoveredSensors(sampled),
+    logger,
+  });
+  bridge.start();
+  return bridge;
+}
