@@ -22,6 +22,7 @@ import { createDriver, temperatureRangeOf, touchI2CAddresses } from '../drivers/
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';
+import { SparkplugNode } from './consumers/sparkplug/node.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -87,6 +88,11 @@ export class Pipeline {
     worker.onBatch((batch) => {
       publisher.submit(batch.body);
     });
+    if (config.sparkplug.enabled) {
+      const sparkplug = SparkplugNode.start({ ...opts, series: quantitiesById(sampled) });
+      worker.onBatch((batch) => sparkplug.submit(batch.body));
+      closers.push(() => sparkplug.stop());
+    }
     worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
 
     const emit = emitter(ring, config.buffer.overflow);

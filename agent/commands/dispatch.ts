@@ -36,7 +36,7 @@ const COMMANDS: Record<string, Command> = {
   simulate: {
     summary: 'run the whole agent on simulated hardware',
     usage:
-      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS]',
+      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS] [--sparkplug]',
     options: {
       config: { type: 'string', short: 'c' },
       broker: { type: 'string' },
@@ -48,6 +48,7 @@ const COMMANDS: Record<string, Command> = {
       latency: { type: 'string' },
       interval: { type: 'string' },
       raw: { type: 'boolean' },
+      sparkplug: { type: 'boolean' },
     },
     help: {
       config:
@@ -61,6 +62,8 @@ const COMMANDS: Record<string, Command> = {
       latency: 'their response latency in ms (default 100)',
       interval: 'their sampling interval in ms (default 1000)',
       raw: 'publish raw readings too',
+      sparkplug:
+        'also publish Sparkplug B (spBv1.0/<group>/…/<gateway>; group from the config or edge-agent)',
     },
     run: async (v, _p, output) => {
       const stops = StopRequests.install();

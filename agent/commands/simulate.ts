@@ -27,6 +27,9 @@ import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { startLiveView } from './live-view.js';
 import { resolveStateDir } from './state-dir.js';
 
+/** Sparkplug group of `simulate --sparkplug` when the config names none. */
+const SIMULATE_SPARKPLUG_GROUP = 'edge-agent';
+
 export async function simulateCommand(
   values: OptionValues,
   { stops }: CommandContext,
@@ -106,6 +109,12 @@ export async function simulateCommand(
       batch: { ...(userConfig?.batch ?? {}), ...(values.raw === true ? { raw: true } : {}) },
       sampling: { ...(userConfig?.sampling ?? {}), ...(sim.sampling ?? {}) },
       buffer: { ...(userConfig?.buffer ?? {}), ...(sim.buffer ?? {}) },
+      sparkplug: {
+        ...(userConfig?.sparkplug ?? {}),
+        ...(values.sparkplug === true
+          ? { enabled: true, groupId: userConfig?.sparkplug.groupId ?? SIMULATE_SPARKPLUG_GROUP }
+          : {}),
+      },
       sensors: sim.sensors,
     };
     const config = validateConfig(input, 'simulate');
@@ -114,6 +123,12 @@ export async function simulateCommand(
       `simulating ${config.sensors.length} sensors (${sim.describe()}); gateway ${config.gateway.id}; ` +
         `telemetry on ${config.mqtt.topicPrefix}/${config.gateway.id}/telemetry; state in ${stateDir}\n`,
     );
+    if (config.sparkplug.enabled) {
+      const node = config.sparkplug.edgeNodeId ?? config.gateway.id;
+      process.stdout.write(
+        `sparkplug B on spBv1.0/${config.sparkplug.groupId}/+/${node} (NBIRTH, NDATA, NDEATH; NCMD for rebirth)\n`,
+      );
+    }
     const pipeline = await Pipeline.start({ config, seams: sim.seams, stateDir, logger });
     if (liveView) {
       const view = startLiveView(pipeline, {
