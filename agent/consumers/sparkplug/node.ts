@@ -140,10 +140,13 @@ export class SparkplugNode {
     if (this.stopping) return;
     this.stopping = true;
     clearTimeout(this.reconnectTimer);
+    const { logger } = this.options;
+    logger.info({ connected: this.connected, born: this.born }, 'sparkplug stopping');
     await Promise.all([...this.pendingAppends]);
     this.spool.commit();
     const client = this.client;
-    if (client && this.connected) {
+    const wasConnected = this.connected;
+    if (client && wasConnected) {
       const deadline = Date.now() + STOP_DRAIN_MS;
       while (
         this.born &&
@@ -161,8 +164,10 @@ export class SparkplugNode {
           this.topics.ndeath,
           Buffer.from(encodeDeath(this.bdSeq, Date.now())),
           { qos: 1, retain: false },
-          () => {
+          (err) => {
             clearTimeout(timer);
+            if (err) logger.warn({ err: describeError(err) }, 'sparkplug NDEATH not published');
+            else logger.info({ bdSeq: this.bdSeq }, 'sparkplug NDEATH published');
             resolve();
           },
         );
@@ -171,7 +176,8 @@ export class SparkplugNode {
     this.client = undefined;
     this.connected = false;
     this.born = false;
-    if (client) await client.endAsync(true).catch(() => undefined);
+    if (client && wasConnected) await disconnect(client);
+    else if (client) await client.endAsync(true).catch(() => undefined);
     this.unsubscribe();
     this.spool.close();
   }
@@ -369,4 +375,22 @@ export class SparkplugNode {
       );
     }
   }
+}
+
+/**
+ * DISCONNECT (so the broker discards the Will: the NDEATH was published by hand), forced
+ * when the broker does not answer within STOP_DRAIN_MS.
+ */
+async function disconnect(client: MqttClient): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const graceful = client.endAsync(false).then(
+    () => true,
+    () => false,
+  );
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), STOP_DRAIN_MS);
+  });
+  const clean = await Promise.race([graceful, timedOut]);
+  clearTimeout(timer);
+  if (!clean) await client.endAsync(true).catch(() => undefined);
 }

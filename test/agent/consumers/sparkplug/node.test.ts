@@ -170,6 +170,9 @@ describe('Sparkplug B edge node', () => {
     await node.stop();
     await subscriber.waitFor((s) => ofType(s, 'NDEATH').length === 1, 30_000, 'NDEATH');
     expect(bdSeqOf(ofType(subscriber, 'NDEATH')[0])).toBe(bdSeqOf(birth));
+    // The stop ended with DISCONNECT, so the broker dropped the Will: no second NDEATH.
+    await sleep(500);
+    expect(ofType(subscriber, 'NDEATH')).toHaveLength(1);
   });
 
   it('answers a Node Control/Rebirth NCMD with a new NBIRTH (seq 0, same bdSeq); NDATA continues at seq 1', async () => {
