@@ -9,8 +9,11 @@
  *   NDATA after it takes the next seq, 0-255 wrapping. An NCMD `Node Control/Rebirth` = true,
  *   a window naming a metric the last NBIRTH did not announce (a sensor added by a reload),
  *   and the primary host coming back online each give a new NBIRTH.
- * - With `primaryHostId`, data flows only while the host's STATE says online; an offline
- *   STATE stops it (windows keep being stored).
+ * - With `primaryHostId`, every connection waits for the host's STATE to say online before
+ *   its NBIRTH; an offline STATE (not older than the last one) ends the session with its
+ *   NDEATH and connects again to wait (Sparkplug 3.0). Windows keep being stored meanwhile.
+ * - A session ended on purpose still shows its NDEATH: published by hand before DISCONNECT
+ *   under MQTT 3.1.1, the Will kept by DISCONNECT reason 0x04 under MQTT 5.
  * - Store-and-forward: every window batch goes into a spool of its own (the telemetry Spool,
  *   `<state>/sparkplug/`) before it is published and leaves it once written to the broker
  *   connection. Batches stored before the current NBIRTH (an outage, a host offline, a
@@ -49,6 +52,8 @@ export interface SparkplugNodeOptions {
 
 /** Subdirectory of the state directory holding the Sparkplug spool and bdSeq. */
 export const SPARKPLUG_DIR = 'sparkplug';
+/** MQTT 5 DISCONNECT reason: the broker publishes the Will all the same. */
+const DISCONNECT_WITH_WILL = 0x04;
 /** A clean stop waits this long for the backlog to be written and the NDEATH to go out. */
 const STOP_DRAIN_MS = 2000;
 
@@ -60,6 +65,7 @@ export class SparkplugNode {
   private readonly series = new Map<string, string>();
   private readonly pendingAppends = new Set<Promise<unknown>>();
   private readonly maxInflight: number;
+  private readonly protocolVersion: 4 | 5;
   private client: MqttClient | undefined;
   private connected = false;
   private bdSeq = 0;
@@ -91,6 +97,7 @@ export class SparkplugNode {
     this.bdSeqFile = new BdSeqFile(dir, logger);
     this.backoff = new Backoff(config.mqtt.reconnectMinMs, config.mqtt.reconnectMaxMs);
     this.maxInflight = config.mqtt.inflight;
+    this.protocolVersion = config.mqtt.protocolVersion ?? 4;
     for (const [sensor, quantities] of options.series) {
       for (const q of quantities) this.series.set(metricName(sensor, q), UNITS[q]);
     }
@@ -140,13 +147,10 @@ export class SparkplugNode {
     if (this.stopping) return;
     this.stopping = true;
     clearTimeout(this.reconnectTimer);
-    const { logger } = this.options;
-    logger.info({ connected: this.connected, born: this.born }, 'sparkplug stopping');
     await Promise.all([...this.pendingAppends]);
     this.spool.commit();
     const client = this.client;
-    const wasConnected = this.connected;
-    if (client && wasConnected) {
+    if (client && this.connected) {
       const deadline = Date.now() + STOP_DRAIN_MS;
       while (
         this.born &&
@@ -157,39 +161,61 @@ export class SparkplugNode {
         this.pump();
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      // A clean stop sends no Will: the NDEATH goes out by hand, as the spec asks.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, STOP_DRAIN_MS);
-        client.publish(
-          this.topics.ndeath,
-          Buffer.from(encodeDeath(this.bdSeq, Date.now())),
-          { qos: 1, retain: false },
-          (err) => {
-            clearTimeout(timer);
-            if (err) logger.warn({ err: describeError(err) }, 'sparkplug NDEATH not published');
-            else logger.info({ bdSeq: this.bdSeq }, 'sparkplug NDEATH published');
-            resolve();
-          },
-        );
-      });
     }
-    this.client = undefined;
-    this.connected = false;
-    this.born = false;
-    if (client && wasConnected) await disconnect(client);
-    else if (client) await client.endAsync(true).catch(() => undefined);
+    if (client) await this.endSession(client);
     this.unsubscribe();
     this.spool.close();
   }
 
+  /**
+   * Ends an MQTT session on purpose, so that hosts still see its NDEATH: under MQTT 3.1.1 it is
+   * published by hand before DISCONNECT (which makes the broker drop the Will); under MQTT 5
+   * DISCONNECT carries reason 0x04 (disconnect with Will message) and the broker publishes it.
+   * A connection that is not up is just closed (the broker publishes the Will, if it had one).
+   */
+  private async endSession(client: MqttClient): Promise<void> {
+    const { logger } = this.options;
+    const wasConnected = this.connected;
+    this.client = undefined;
+    this.connected = false;
+    this.born = false;
+    this.inflight = 0;
+    if (!wasConnected) {
+      await client.endAsync(true).catch(() => undefined);
+      return;
+    }
+    if (this.protocolVersion === 5) {
+      await disconnect(client, { reasonCode: DISCONNECT_WITH_WILL });
+      logger.info(
+        { bdSeq: this.bdSeq },
+        'sparkplug session ended; the broker publishes its NDEATH',
+      );
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, STOP_DRAIN_MS);
+      client.publish(
+        this.topics.ndeath,
+        Buffer.from(encodeDeath(this.bdSeq, Date.now())),
+        { qos: 1, retain: false },
+        (err) => {
+          clearTimeout(timer);
+          if (err) logger.warn({ err: describeError(err) }, 'sparkplug NDEATH not published');
+          else logger.info({ bdSeq: this.bdSeq }, 'sparkplug NDEATH published; session ended');
+          resolve();
+        },
+      );
+    });
+    await disconnect(client);
+  }
+
   private connect(): void {
     const { config, logger } = this.options;
-    const version = config.mqtt.protocolVersion ?? 4;
     // Session state is not Sparkplug's: clean session (3.1.1) or clean start without expiry (5).
     const { properties: _sessionExpiry, ...base } = connectionOptions(
       config.gateway.id,
       config.mqtt,
-      version,
+      this.protocolVersion,
     );
     this.bdSeq = this.bdSeqFile.take();
     const options: IClientOptions = {
@@ -209,6 +235,8 @@ export class SparkplugNode {
       if (this.client !== client) return;
       this.connected = true;
       this.cursor = 0;
+      // Sparkplug 3.0: on every new connection, wait for the primary host's (retained) STATE.
+      if (this.topics.state) this.hostOnline = false;
       logger.info({ bdSeq: this.bdSeq, topic: this.topics.nbirth }, 'sparkplug connected');
       const subscriptions = [this.topics.ncmd, ...(this.topics.state ? [this.topics.state] : [])];
       // NCMD (and STATE) are subscribed before the NBIRTH, so a rebirth request is never missed.
@@ -233,16 +261,20 @@ export class SparkplugNode {
       this.born = false;
       this.inflight = 0;
       client.end(true);
-      if (this.stopping) return;
-      const delay = this.backoff.next();
-      this.reconnectTimer = setTimeout(() => {
-        try {
-          this.connect();
-        } catch (err) {
-          logger.error({ err: describeError(err) }, 'sparkplug reconnect failed');
-        }
-      }, delay);
+      if (!this.stopping) this.scheduleReconnect();
     });
+  }
+
+  private scheduleReconnect(): void {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      if (this.stopping) return;
+      try {
+        this.connect();
+      } catch (err) {
+        this.options.logger.error({ err: describeError(err) }, 'sparkplug reconnect failed');
+      }
+    }, this.backoff.next());
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -276,11 +308,19 @@ export class SparkplugNode {
         this.birth();
       } else if (!state.online && this.hostOnline) {
         this.hostOnline = false;
-        this.born = false;
         logger.warn(
           { host: this.options.config.sparkplug.primaryHostId },
-          'sparkplug primary host offline; windows are stored until it is back',
+          'sparkplug primary host offline: ending the session (NDEATH) and waiting for it; windows are stored meanwhile',
         );
+        // Sparkplug 3.0: NDEATH, disconnect, connect again and wait for the host's STATE.
+        const client = this.client;
+        if (client) {
+          void this.endSession(client).then(() => {
+            if (this.stopping) return;
+            this.backoff.reset();
+            this.scheduleReconnect();
+          });
+        }
       }
     }
   }
@@ -377,13 +417,10 @@ export class SparkplugNode {
   }
 }
 
-/**
- * DISCONNECT (so the broker discards the Will: the NDEATH was published by hand), forced
- * when the broker does not answer within STOP_DRAIN_MS.
- */
-async function disconnect(client: MqttClient): Promise<void> {
+/** DISCONNECT (with `packet`'s reason code under MQTT 5), forced when it takes over STOP_DRAIN_MS. */
+async function disconnect(client: MqttClient, packet?: { reasonCode: number }): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const graceful = client.endAsync(false).then(
+  const graceful = client.endAsync(false, packet).then(
     () => true,
     () => false,
   );

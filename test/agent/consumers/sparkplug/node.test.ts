@@ -66,6 +66,7 @@ async function setup(
   sparkplug: NonNullable<ConfigInput['sparkplug']> = {},
   brokerOptions: Parameters<typeof spawnMosquitto>[0] = {},
   subscriberOptions: { clientId?: string; clean?: boolean } = {},
+  protocolVersion?: 4 | 5,
 ) {
   const broker = await spawnMosquitto(brokerOptions);
   cleanups.push(() => broker.close());
@@ -81,7 +82,7 @@ async function setup(
   const config = validateConfig(
     {
       gateway: { id: 'gw' },
-      mqtt: { url: broker.url, reconnectMinMs: 200, reconnectMaxMs: 1000 },
+      mqtt: { url: broker.url, reconnectMinMs: 200, reconnectMaxMs: 1000, protocolVersion },
       sparkplug: { enabled: true, groupId: 'plant', ...sparkplug },
     },
     'test',
@@ -175,6 +176,20 @@ describe('Sparkplug B edge node', () => {
     expect(ofType(subscriber, 'NDEATH')).toHaveLength(1);
   });
 
+  it('under MQTT 5 a clean stop disconnects with reason 0x04 and the broker publishes the NDEATH (once, with the birth bdSeq)', async () => {
+    const { subscriber, start } = await setup({}, {}, {}, 5);
+    const node = start();
+    await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
+    node.submit(body(0));
+    await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'NDATA');
+    await node.stop();
+    await subscriber.waitFor((s) => ofType(s, 'NDEATH').length === 1, 30_000, 'NDEATH');
+    await sleep(500);
+    const all = received(subscriber);
+    expect(all.map((m) => m.type)).toEqual(['NBIRTH', 'NDATA', 'NDEATH']);
+    expect(bdSeqOf(all[2])).toBe(bdSeqOf(all[0]));
+  });
+
   it('answers a Node Control/Rebirth NCMD with a new NBIRTH (seq 0, same bdSeq); NDATA continues at seq 1', async () => {
     const { subscriber, start } = await setup();
     const node = start();
@@ -200,7 +215,7 @@ describe('Sparkplug B edge node', () => {
     expect(all[3].metrics.map((m) => m.name)).toContain('a/temperature');
   });
 
-  it('with primaryHostId publishes nothing until STATE says online, stops on offline, and rebirths with the stored windows flagged historical', async () => {
+  it('with primaryHostId publishes nothing until STATE says online; offline ends the session with NDEATH; online again gives an NBIRTH with the stored windows flagged historical', async () => {
     const { subscriber, start } = await setup({ primaryHostId: 'scada' });
     const node = start();
     const state = (online: boolean, timestamp: number) =>
@@ -230,24 +245,45 @@ describe('Sparkplug B edge node', () => {
     expect(all.slice(1, 4).every((m) => m.metrics.every((x) => x.historical))).toBe(true);
     expect(all[4].metrics.some((x) => x.historical)).toBe(false);
 
+    // A STATE older than the last one seen is stale (Sparkplug 3.0): ignored. The NCMD sent
+    // after it shows the session still up: its answer is an NBIRTH with the same bdSeq.
+    await subscriber.client.publishAsync(
+      'spBv1.0/STATE/scada',
+      JSON.stringify({ online: false, timestamp: 500 }),
+      { qos: 1 },
+    );
+    await subscriber.client.publishAsync('spBv1.0/plant/NCMD/gw', encodeRebirthCommand(), {
+      qos: 1,
+    });
+    await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 2, 30_000, 'the rebirth');
+    all = received(subscriber);
+    expect(all.slice(5).map((m) => m.type)).toEqual(['NBIRTH']);
+    expect(bdSeqOf(all[5])).toBe(bdSeqOf(all[0]));
+
     await state(false, 2000);
     await waitUntil(() => !node.status().hostOnline, { timeoutMs: 30_000, what: 'host offline' });
     node.submit(body(4));
     node.submit(body(5));
     await waitUntil(() => node.status().stored === 2, { timeoutMs: 30_000, what: '2 stored' });
+    // Sparkplug 3.0: the session ended with its NDEATH; the node connects again and waits.
+    await subscriber.waitFor((s) => ofType(s, 'NDEATH').length === 1, 30_000, 'NDEATH');
     await sleep(500);
-    expect(received(subscriber)).toHaveLength(5);
+    all = received(subscriber);
+    expect(all.slice(6).map((m) => m.type)).toEqual(['NDEATH']);
+    expect(bdSeqOf(all[6])).toBe(bdSeqOf(all[0]));
+    await waitUntil(() => node.status().connected, { timeoutMs: 30_000, what: 'reconnected' });
 
     await state(true, 3000);
     await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 6, 30_000, 'second backlog');
     all = received(subscriber);
-    expect(all.slice(5).map((m) => `${m.type}:${m.seq}`)).toEqual([
+    expect(all.slice(7).map((m) => `${m.type}:${m.seq}`)).toEqual([
       'NBIRTH:0',
       'NDATA:1',
       'NDATA:2',
     ]);
-    expect(ends(all.slice(6))).toEqual([endOf(4), endOf(5)]);
-    expect(all.slice(6).every((m) => m.metrics.every((x) => x.historical))).toBe(true);
+    expect(bdSeqOf(all[7])).not.toBe(bdSeqOf(all[0]));
+    expect(ends(all.slice(8))).toEqual([endOf(4), endOf(5)]);
+    expect(all.slice(8).every((m) => m.metrics.every((x) => x.historical))).toBe(true);
     expect(node.status().stored).toBe(0);
   });
 
