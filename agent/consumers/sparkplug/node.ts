@@ -21,7 +21,6 @@
  * - NBIRTH and NDATA are QoS 0 as the spec requires: a window in flight when the connection
  *   drops can be lost; a host sees the seq gap and may ask for a rebirth.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Config } from '../../config/schema.js';
@@ -92,7 +91,7 @@ export class SparkplugNode {
     this.topics = nodeTopics(sp.groupId, sp.edgeNodeId ?? config.gateway.id, sp.primaryHostId);
     this.hostOnline = sp.primaryHostId === undefined;
     const dir = join(options.stateDir, SPARKPLUG_DIR);
-    mkdirSync(dir, { recursive: true });
+    // The spool makes the directory (or runs in memory, retrying, when the disk fails).
     this.spool = Spool.open(dir, config.spool, logger);
     this.bdSeqFile = new BdSeqFile(dir, logger);
     this.backoff = new Backoff(config.mqtt.reconnectMinMs, config.mqtt.reconnectMaxMs);
