@@ -26,6 +26,7 @@ import {
   startHomeAssistant,
   type HomeAssistantBridge,
 } from './consumers/homeassistant/bridge.js';
+import { SparkplugNode } from './consumers/sparkplug/node.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -52,6 +53,8 @@ export interface PipelineParts {
   intervalsMs: number[];
   /** Home Assistant discovery and state topics, when homeassistant.enabled. */
   homeassistant: HomeAssistantBridge | undefined;
+  /** The Sparkplug B edge node on its own connection, when sparkplug.enabled. */
+  sparkplug: SparkplugNode | undefined;
 }
 
 type EventLoopMonitor = ReturnType<typeof startEventLoopMonitor>;
@@ -72,6 +75,7 @@ export class Pipeline {
   private readonly sensorIndex: Map<string, number>;
   private readonly operations: Operations;
   private readonly homeassistant: HomeAssistantBridge | undefined;
+  private readonly sparkplug: SparkplugNode | undefined;
   private readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
 
@@ -87,6 +91,7 @@ export class Pipeline {
     this.loop = parts.eventLoop;
     this.sensorIndex = parts.sensorIndex;
     this.homeassistant = parts.homeassistant;
+    this.sparkplug = parts.sparkplug;
     this.operations = new Operations({
       config: parts.config,
       logger: parts.options.logger,
@@ -171,6 +176,7 @@ export class Pipeline {
       this.loop.stop();
       await this.operations.stop();
       this.homeassistant?.stop();
+      await this.sparkplug?.stop();
       this.spool.close();
       const ring = this.ring.counters();
       logger.info({ readings: ring.written, dropped: ring.dropped }, 'pipeline stopped');
@@ -269,6 +275,10 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
   worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
   const homeassistant = startHomeAssistant(config, publisher, sampled, logger);
   if (homeassistant) worker.onBatch((batch) => homeassistant.onBatch(batch.body));
+  const sparkplug = config.sparkplug.enabled
+    ? SparkplugNode.start({ ...options, series: quantitiesById(sampled) })
+    : undefined;
+  if (sparkplug) worker.onBatch((batch) => sparkplug.submit(batch.body));
 
   const sampler = new Sampler({
     sensors: sampled,
@@ -290,6 +300,7 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
     sensorIndex,
     intervalsMs: sampled.flatMap((s) => (s.intervalMs !== undefined ? [s.intervalMs] : [])),
     homeassistant,
+    sparkplug,
   };
 }
 

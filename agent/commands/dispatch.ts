@@ -36,7 +36,7 @@ const COMMANDS: Record<string, Command> = {
   simulate: {
     summary: 'run the whole agent on simulated hardware',
     usage:
-      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS] [--homeassistant]',
+      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS] [--homeassistant] [--sparkplug]',
     options: {
       config: { type: 'string', short: 'c' },
       broker: { type: 'string' },
@@ -49,6 +49,7 @@ const COMMANDS: Record<string, Command> = {
       interval: { type: 'string' },
       raw: { type: 'boolean' },
       homeassistant: { type: 'boolean' },
+      sparkplug: { type: 'boolean' },
     },
     help: {
       config:
@@ -64,6 +65,8 @@ const COMMANDS: Record<string, Command> = {
       raw: 'publish raw readings too',
       homeassistant:
         'publish Home Assistant MQTT discovery and per-sensor state topics (homeassistant.enabled)',
+      sparkplug:
+        'also publish Sparkplug B (spBv1.0/<group>/…/<gateway>; group from the config or edge-agent)',
     },
     run: async (v, _p, output) => {
       const stops = StopRequests.install();

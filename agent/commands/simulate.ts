@@ -27,6 +27,9 @@ import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { startLiveView } from './live-view.js';
 import { resolveStateDir } from './state-dir.js';
 
+/** Sparkplug group of `simulate --sparkplug` when the config names none. */
+const SIMULATE_SPARKPLUG_GROUP = 'edge-agent';
+
 export async function simulateCommand(
   values: OptionValues,
   { stops }: CommandContext,
@@ -109,6 +112,12 @@ export async function simulateCommand(
       ...(values.homeassistant === true
         ? { homeassistant: { ...(userConfig?.homeassistant ?? {}), enabled: true } }
         : {}),
+      sparkplug: {
+        ...(userConfig?.sparkplug ?? {}),
+        ...(values.sparkplug === true
+          ? { enabled: true, groupId: userConfig?.sparkplug.groupId ?? SIMULATE_SPARKPLUG_GROUP }
+          : {}),
+      },
       sensors: sim.sensors,
     };
     const config = validateConfig(input, 'simulate');
@@ -121,6 +130,12 @@ export async function simulateCommand(
       process.stdout.write(
         `Home Assistant discovery on ${config.homeassistant.discoveryPrefix}/device/${config.gateway.id}/config; ` +
           `states on ${config.mqtt.topicPrefix}/${config.gateway.id}/state/<sensor>\n`,
+      );
+    }
+    if (config.sparkplug.enabled) {
+      const node = config.sparkplug.edgeNodeId ?? config.gateway.id;
+      process.stdout.write(
+        `sparkplug B on spBv1.0/${config.sparkplug.groupId}/+/${node} (NBIRTH, NDATA, NDEATH; NCMD for rebirth)\n`,
       );
     }
     const pipeline = await Pipeline.start({ config, seams: sim.seams, stateDir, logger });

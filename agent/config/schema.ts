@@ -231,6 +231,39 @@ const homeassistant = z.strictObject({
     ),
 });
 
+/**
+ * A Sparkplug B topic token (group_id, edge_node_id, host_id): the Sparkplug spec forbids
+ * the MQTT separators and wildcards in them; control characters and blanks are refused too,
+ * since an Ignition tag path shows them badly and they are almost always a typo.
+ */
+const sparkplugToken = (what: string) =>
+  z
+    .string()
+    .min(1, `${what} must not be empty`)
+    .max(64, `${what} must be at most 64 characters`)
+    .refine((s) => !/[/+#\s\p{Cc}]/u.test(s), {
+      error: (iss) =>
+        `${what} must not contain / + # or blanks (it is a Sparkplug topic token), got ${quote(iss.input)}`,
+    });
+
+const sparkplug = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe('Also publish Sparkplug B (spBv1.0/...) on its own MQTT connection to mqtt.url.'),
+  groupId: sparkplugToken('sparkplug group id')
+    .optional()
+    .describe('Sparkplug group_id (the first topic level after spBv1.0); required when enabled.'),
+  edgeNodeId: sparkplugToken('sparkplug edge node id')
+    .optional()
+    .describe('Sparkplug edge_node_id. Default: the gateway id.'),
+  primaryHostId: sparkplugToken('sparkplug primary host id')
+    .optional()
+    .describe(
+      'When set, publish only while spBv1.0/STATE/<primaryHostId> says the host is online (Sparkplug 3.0).',
+    ),
+});
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -249,6 +282,7 @@ export const configSchema = z.strictObject({
   log: log.prefault({}),
   metrics: metrics.prefault({}),
   homeassistant: homeassistant.prefault({}),
+  sparkplug: sparkplug.prefault({}),
   sensors: z.array(sensorSchema).default([]),
 });
 
@@ -325,6 +359,13 @@ export function crossChecks(input: unknown): CrossIssue[] {
     issues.push({
       path: ['mqtt', 'reconnectMinMs'],
       message: 'must not exceed mqtt.reconnectMaxMs',
+    });
+  }
+  const sparkplug = (root.sparkplug ?? {}) as Record<string, unknown>;
+  if (sparkplug.enabled === true && sparkplug.groupId === undefined) {
+    issues.push({
+      path: ['sparkplug', 'groupId'],
+      message: 'is required when sparkplug.enabled is true',
     });
   }
   return issues;

@@ -1,0 +1,38 @@
+/** bdSeq kept in the state directory: a new value per session, across restarts, 0-255. */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BD_SEQ_FILE, BdSeqFile } from '../../../../agent/consumers/sparkplug/bd-seq.js';
+import { silentLogger } from '../../../../agent/ops/logger.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bdseq-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('BdSeqFile', () => {
+  it('starts at 0, rises by one per session, survives a new instance (a restart) and wraps after 255', () => {
+    const dir = tempDir();
+    expect(new BdSeqFile(dir, silentLogger).take()).toBe(0);
+    const file = new BdSeqFile(dir, silentLogger);
+    expect([file.take(), file.take()]).toEqual([1, 2]);
+    writeFileSync(join(dir, BD_SEQ_FILE), '255\n');
+    expect(new BdSeqFile(dir, silentLogger).take()).toBe(255);
+    expect(new BdSeqFile(dir, silentLogger).take()).toBe(0);
+    expect(readFileSync(join(dir, BD_SEQ_FILE), 'utf8')).toBe('1\n');
+  });
+
+  it('starts over at 0 from a file that does not hold a bdSeq', () => {
+    const dir = tempDir();
+    for (const junk of ['', 'x', '256', '-1', '1.5']) {
+      writeFileSync(join(dir, BD_SEQ_FILE), junk);
+      expect(new BdSeqFile(dir, silentLogger).take()).toBe(0);
+    }
+  });
+});
