@@ -548,6 +548,30 @@ describe('docs/examples/node-red-flow.json', () => {
   });
 });
 
+describe('docs/consumers.md', () => {
+  const guide = readFileSync(new URL('consumers.md', docs), 'utf8');
+
+  it('links only files that exist, and README and payload.md link it', () => {
+    const targets = [...guide.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)]
+      .map((m) => m[1])
+      .filter((t) => !/^[a-z]+:/.test(t));
+    expect(targets).toContain('examples/telegraf.conf');
+    expect(targets).toContain('examples/node-red-flow.json');
+    for (const t of targets) expect(() => accessSync(new URL(t, docs)), t).not.toThrow();
+    expect(readFileSync(new URL('../README.md', docs), 'utf8')).toContain('(docs/consumers.md)');
+    expect(readFileSync(new URL('payload.md', docs), 'utf8')).toContain('(consumers.md)');
+  });
+
+  it('has a section for each consumer, in the order of the table', () => {
+    const headings = [...guide.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    const order = ['Home Assistant', 'Node-RED', 'Telegraf → InfluxDB', 'Sparkplug B'].map((h) =>
+      headings.indexOf(h),
+    );
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+  });
+});
+
 afterAll(() => {
   messages = [];
 });
