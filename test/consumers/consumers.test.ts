@@ -473,7 +473,13 @@ describe('docs/examples/node-red-flow.json', () => {
 
   it('runs on the real batches, each delivered twice: every window once, as a chart point and an InfluxDB point', () => {
     const run = functionNode();
-    const chart: Array<{ topic: string; payload: number; timestamp: number; unit: string }> = [];
+    const chart: Array<{
+      topic: string;
+      payload: number;
+      timestamp: number;
+      quantity: string;
+      unit: string;
+    }> = [];
     const points: Array<{
       measurement: string;
       tags: Record<string, string>;
@@ -509,15 +515,14 @@ describe('docs/examples/node-red-flow.json', () => {
         };
       }),
     );
-    expect(
-      chart.map(({ topic, payload, timestamp, unit }) => ({ topic, payload, timestamp, unit })),
-    ).toEqual(
+    expect(chart).toEqual(
       windows
         .filter(({ w }) => w.count > 0)
         .map(({ gateway, w }) => ({
           topic: `${gateway}/${w.sensor}/${w.quantity}`,
           payload: w.mean,
           timestamp: w.start,
+          quantity: w.quantity,
           unit: w.unit,
         })),
     );
