@@ -21,7 +21,7 @@ import { delimiter, join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import mqtt from 'mqtt';
 import { parse, stringify } from 'smol-toml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { schemaErrors, validateTelemetry } from '../agent/publish/schemas.js';
 import { spawnMosquitto } from '../helpers/mosquitto.js';
 import { startSimPipeline } from '../helpers/sim-pipeline.js';
@@ -539,10 +539,24 @@ describe('docs/examples/node-red-flow.json', () => {
     const third = whole.find((m) => m.batch.seq === seqs[2]) as Message;
     const deliver = (m: Message) => run({ topic: m.topic, payload: JSON.parse(m.text) });
     expect(deliver(first).warnings).toEqual([]);
-    expect(deliver(third).warnings).toEqual([`gw: seq ${seqs[1]}..${seqs[1]} not received (yet)`]);
+    expect(deliver(third).warnings).toEqual([
+      `gw: seq ${seqs[0] + 1}..${seqs[2] - 1} not received (yet)`,
+    ]);
     const late = deliver(second);
     expect(late.warnings).toEqual([]);
     expect(late.outputs).toHaveLength(2);
+  });
+
+  it("passes on the gateway's dropped note as a warning", () => {
+    const run = functionNode();
+    const batch = JSON.parse(unique(messages)[0].text) as Batch;
+    // As after a long outage: the spool's bound dropped 118..120, the next batch says so.
+    batch.seq = 121;
+    batch.dropped = { count: 3, firstSeq: 118, lastSeq: 120, reason: 'spool-bound' };
+    expect(validateTelemetry(batch)).toBe(true);
+    expect(run({ topic: 'edge/gw/telemetry', payload: batch }).warnings).toEqual([
+      'gw: the gateway dropped 3 batch(es), seq 118..120 (spool-bound)',
+    ]);
   });
 
   it('warns and passes nothing on for a message that is not a telemetry batch', () => {
@@ -575,8 +589,4 @@ describe('docs/consumers.md', () => {
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
   });
-});
-
-afterAll(() => {
-  messages = [];
 });
