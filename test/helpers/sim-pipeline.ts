@@ -20,7 +20,7 @@ import {
   type HttpSensorServer,
 } from '../../simulator/network/http-server.js';
 import { SimulatedSerialBinding } from '../../simulator/serial/binding.js';
-import { spawnMosquitto, type MosquittoBroker } from './mosquitto.js';
+import { spawnMosquitto, type MosquittoBroker, type MosquittoOptions } from './mosquitto.js';
 import { startSubscriber, type TestSubscriber } from './subscriber.js';
 
 export interface SimPipeline {
@@ -41,13 +41,15 @@ export async function startSimPipeline(options: {
   config?: Omit<ConfigInput, 'gateway' | 'sensors'>;
   /** Keys added to every sensor entry (e.g. intervalMs, backoffMaxMs). */
   sensor?: Record<string, unknown>;
+  /** The broker's options, e.g. `extraConfig: ['max_packet_size 2048']` to make batches travel in parts. */
+  mosquitto?: MosquittoOptions;
 }): Promise<SimPipeline> {
   const closers: Array<() => Promise<unknown>> = [];
   const close = async () => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
   };
   try {
-    const broker = await spawnMosquitto();
+    const broker = await spawnMosquitto(options.mosquitto);
     closers.push(() => broker.close());
     const subscriber = await startSubscriber({
       url: broker.url,
