@@ -27,7 +27,8 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
 import { Backoff } from '../../publish/backoff.js';
 import { connectionOptions, describeError } from '../../publish/connection-options.js';
-import { Spool, type SpooledBatch } from '../../publish/spool/spool.js';
+import { Spool } from '../../publish/spool/spool.js';
+import type { SpooledBatch } from '../../publish/spool/store.js';
 import { UNITS, type Quantity } from '../../../drivers/types.js';
 import { BdSeqFile } from './bd-seq.js';
 import {
