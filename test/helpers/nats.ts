@@ -36,6 +36,8 @@ export interface NatsServer {
   mqttPort: number;
   mqttUrl: string;
   log(): string;
+  /** SIGTERM, then start again on the same ports with the same store dir (sessions kept). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -96,13 +98,20 @@ export async function spawnNats(): Promise<NatsServer> {
       `mqtt { host: 127.0.0.1, port: ${mqttPort} }`,
     ].join('\n') + '\n',
   );
-  const node = startProcess(binary, conf);
+  let node = startProcess(binary, conf);
   await waitForMqttPort(node, mqttPort, 15_000);
+  let earlier = '';
   let closed = false;
   return {
     mqttPort,
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
-    log: node.log,
+    log: () => earlier + node.log(),
+    async restart() {
+      await node.stop();
+      earlier += node.log();
+      node = startProcess(binary, conf);
+      await waitForMqttPort(node, mqttPort, 15_000);
+    },
     async close() {
       if (closed) return;
       closed = true;
