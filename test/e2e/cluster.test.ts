@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { natsServerPath, spawnNatsCluster } from '../helpers/nats.js';
 import { missingSeqs, startSubscriber } from '../helpers/subscriber.js';
-import { waitUntil } from '../helpers/wait.js';
 import {
   startHttpSensorServer,
   type HttpSensorServer,
