@@ -18,8 +18,8 @@
  * With several brokers (mqtt.urls, the nodes of one cluster) every close or failed attempt
  * moves on to the next one, round robin, after the same backoff. The client id and the
  * persistent session are the same on every node, so where the cluster shares sessions
- * (NATS, EMQX, HiveMQ) the switch loses nothing; either way unacknowledged batches are
- * still in the spool and go out again on the next node.
+ * (such as a NATS cluster, docs/brokers.md) the switch loses nothing; either way
+ * unacknowledged batches are still in the spool and go out again on the next node.
  */
 import mqtt, {
   type IClientOptions,

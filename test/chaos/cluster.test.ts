@@ -39,8 +39,9 @@ function nodeOf(cluster: NatsCluster, broker: string) {
 }
 
 /**
- * A persistent (clean: false) QoS 1 subscriber of the telemetry topic; resolves on CONNACK
- * with its sessionPresent flag, rejects when the node closes or refuses the connection.
+ * A persistent (clean: false) QoS 1 subscriber of the telemetry topic; resolves once the
+ * subscription is granted, with CONNACK's sessionPresent flag; rejects when the node closes
+ * or refuses the connection or the subscription.
  */
 function persistentSubscriber(
   url: string,
@@ -62,8 +63,13 @@ function persistentSubscriber(
     client.on('error', () => undefined);
     client.once('close', () => reject(new Error(`${url} closed the connection`)));
     client.once('connect', (connack) => {
-      client.subscribe('edge/gw/telemetry', { qos: 1 });
-      resolve({ client, sessionPresent: connack.sessionPresent });
+      // Resolved once the broker granted the subscription (NATS creates its consumer first).
+      client.subscribe('edge/gw/telemetry', { qos: 1 }, (err, granted) => {
+        if (err || granted?.[0]?.qos !== 1) {
+          client.end(true);
+          reject(err ?? new Error(`${url} did not grant the QoS 1 subscription`));
+        } else resolve({ client, sessionPresent: connack.sessionPresent });
+      });
     });
   });
 }
@@ -185,6 +191,7 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
     await first.kill();
     const seqAtKill = lastSeq;
     lostSub.client.end(true);
+    const seenBeforeMove = [...onLostNode];
     // Its session lives on in the cluster: back on another node, nothing is missing.
     let moved: Awaited<ReturnType<typeof persistentSubscriber>> | undefined;
     await waitUntil(
@@ -231,6 +238,10 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
     await waitUntil(() => missingSeqs(onLostNode, lastSeq).length === 0, {
       timeoutMs: 60_000,
       what: `every seq up to ${lastSeq} for the subscriber that was on the lost node`,
+    }).catch((err: Error) => {
+      throw new Error(
+        `${err.message}: missing ${JSON.stringify(missingSeqs(onLostNode, lastSeq))}, at the kill ${seqAtKill}, seen before the move ${JSON.stringify(seenBeforeMove)}`,
+      );
     });
     expect(h.publisher.stats().setAside).toBe(0);
 
