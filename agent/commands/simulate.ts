@@ -98,10 +98,12 @@ export async function simulateCommand(
     }
     cleanups.push(() => sim.close());
 
+    // The simulation's broker replaces the configured one (or cluster).
+    const { urls: _configuredBrokers, ...userMqtt } = userConfig?.mqtt ?? {};
     const input: ConfigInput = {
       ...(userConfig ?? {}),
       gateway: { id: gateway ?? userConfig?.gateway.id ?? 'sim' },
-      mqtt: { ...(userConfig?.mqtt ?? {}), url: brokerUrl },
+      mqtt: { ...userMqtt, url: brokerUrl },
       aggregation: {
         ...(userConfig?.aggregation ?? {}),
         ...(windowMs !== undefined ? { windowMs } : {}),

@@ -36,14 +36,31 @@ export {
   type SensorConfigOf,
 } from '../../drivers/registry.js';
 
-const mqtt = z.strictObject({
-  url: z
-    .string()
-    .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
-    .refine((url) => URL.canParse(url), {
-      error: (iss) => `is not a URL the MQTT client can read, got ${quote(iss.input)}`,
-    })
-    .default('mqtt://127.0.0.1:1883'),
+/** Where the agent connects when the config names no broker. */
+const DEFAULT_BROKER_URL = 'mqtt://127.0.0.1:1883';
+/** Brokers a gateway may fail over between: a cluster's nodes, not a fleet. */
+const MAX_BROKER_URLS = 16;
+
+const brokerUrl = z
+  .string()
+  .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+  .refine((url) => URL.canParse(url), {
+    error: (iss) => `is not a URL the MQTT client can read, got ${quote(iss.input)}`,
+  });
+
+const mqttFields = z.strictObject({
+  url: brokerUrl
+    .optional()
+    .meta({ default: DEFAULT_BROKER_URL })
+    .describe('The broker. Set either url or urls.'),
+  urls: z
+    .array(brokerUrl)
+    .min(1)
+    .max(MAX_BROKER_URLS)
+    .optional()
+    .describe(
+      'Brokers of one cluster, tried in order: on connection loss the agent moves to the next one (with the reconnect backoff). Same credentials and TLS files for all; the persistent session makes the switch lossless where the cluster shares sessions. Set either url or urls.',
+    ),
   clientId: z
     .string()
     .min(1)
@@ -89,6 +106,36 @@ const mqtt = z.strictObject({
     .describe('First reconnect delay; doubles up to reconnectMaxMs, with jitter.'),
   reconnectMaxMs: durationMs(10, HOUR_MS).default(30_000).describe('Longest reconnect delay.'),
 });
+
+/**
+ * After parsing, `urls` always lists the brokers (one when `url` was given, the default when
+ * neither was) and `url` is the first of them.
+ */
+const mqtt = mqttFields
+  .superRefine((m, ctx) => {
+    if (m.url !== undefined && m.urls !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['urls'],
+        message: 'set either mqtt.url or mqtt.urls, not both',
+      });
+    }
+    const seen = new Map<string, number>();
+    m.urls?.forEach((url, i) => {
+      const first = seen.get(url);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['urls', i],
+          message: `the same broker as mqtt.urls[${first}]`,
+        });
+      } else seen.set(url, i);
+    });
+  })
+  .transform((m) => {
+    const urls = m.urls ?? [m.url ?? DEFAULT_BROKER_URL];
+    return { ...m, url: urls[0], urls };
+  });
 
 const buffer = z.strictObject({
   // 24 bytes a reading: at most 96 MiB of shared memory, a fifth of a 512 MB Pi.

@@ -16,8 +16,8 @@ const MQTT311_FALLBACK =
 const MQTT311_CONFIGURED =
   'mqtt.protocolVersion: 4 (MQTT 3.1.1): a publish the broker denies (ACL) is acknowledged as if delivered, so such a loss cannot be seen here. Leave mqtt.protocolVersion unset (MQTT 5) or turn on mqtt.deliveryCheck; see docs/operations.md';
 
-const QOS2_REFUSED =
-  'the broker refuses QoS 2 (mqtt.qos: 2): publishing telemetry at QoS 1, still at-least-once (subscribers dedupe by gateway, seq and part). Set mqtt.qos: 1 to silence this';
+const qos2Refused = (broker: string) =>
+  `the broker ${broker} refuses QoS 2 (mqtt.qos: 2): publishing telemetry at QoS 1, still at-least-once (subscribers dedupe by gateway, seq and part). Set mqtt.qos: 1 to silence this`;
 
 const MAXIMUM_QOS_0 =
   'the broker announces a maximum QoS of 0: telemetry needs QoS 1 (at-least-once); publishes it refuses stay in the spool';
@@ -48,18 +48,19 @@ export class BrokerTerms {
    * The broker refused the protocol version in CONNACK. True when that is answered by
    * falling back to 3.1.1 (connect again at once); false when the refusal stands.
    */
-  versionRefused(): boolean {
+  versionRefused(broker: string): boolean {
     if (!this.negotiated() || this.protocolVersion !== 5) return false;
     this.protocolVersion = 4;
-    this.once('fallback', { url: this.mqtt.url }, MQTT311_FALLBACK);
+    this.once('fallback', { broker }, MQTT311_FALLBACK);
     return true;
   }
 
   /** CONNACK accepted: its MQTT 5 properties may lower what we may send. */
-  connected(maximumQoS: number | undefined): void {
+  connected(maximumQoS: number | undefined, broker: string): void {
     if (maximumQoS !== undefined && maximumQoS < this.qos) {
-      if (maximumQoS === 1) this.downgrade(`the broker announces a maximum QoS of ${maximumQoS}`);
-      else this.once('qos0', {}, MAXIMUM_QOS_0);
+      if (maximumQoS === 1) {
+        this.downgrade(broker, `the broker announces a maximum QoS of ${maximumQoS}`);
+      } else this.once('qos0', {}, MAXIMUM_QOS_0);
     }
     if (this.mqtt.protocolVersion === 4 && !this.mqtt.deliveryCheck) {
       this.once('blind', {}, MQTT311_CONFIGURED);
@@ -76,20 +77,21 @@ export class BrokerTerms {
    * that is explained by QoS 2 (a broker without it, such as NATS, closes on the first QoS 2
    * publish whatever the batch), so the batch is not to blame.
    */
-  closedOnPublish(): boolean {
+  closedOnPublish(broker: string): boolean {
     if (this.qos !== 2 || this.qos2Works) return false;
     if (++this.qos2Closes >= QOS2_CLOSES_TO_DOWNGRADE) {
       this.downgrade(
+        broker,
         `the broker closed the connection on our first QoS 2 publish ${this.qos2Closes} times in a row`,
       );
     }
     return true;
   }
 
-  private downgrade(why: string): void {
+  private downgrade(broker: string, why: string): void {
     if (this.qos !== 2) return;
     this.qos = 1;
-    this.once('qos2', { why }, QOS2_REFUSED);
+    this.once('qos2', { broker, why }, qos2Refused(broker));
   }
 
   private once(key: string, fields: object, msg: string): void {

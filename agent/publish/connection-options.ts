@@ -85,6 +85,19 @@ export function connectionOptions(
   return options;
 }
 
+/**
+ * A broker URL as logs and the health report show it: user name and password (which an
+ * `mqtt://user:secret@host` URL may carry) are left out.
+ */
+export function brokerLabel(url: string): string {
+  if (!URL.canParse(url)) return url;
+  const u = new URL(url);
+  if (u.username === '' && u.password === '') return url;
+  u.username = '';
+  u.password = '';
+  return u.toString();
+}
+
 /** One line for logs and stats; never includes options (they hold the password). */
 export function describeError(err: unknown): string {
   const e = err as { message?: string; code?: unknown };

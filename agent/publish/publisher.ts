@@ -14,6 +14,12 @@
  * cannot pass at all is set aside, so the batches after it flow on; a refusal of the topic
  * (ACL) keeps every batch and pauses with a slower backoff. The reconnect backoff starts over
  * only when a publish is acknowledged (backoff.ts), not on CONNACK.
+ *
+ * With several brokers (mqtt.urls, the nodes of one cluster) every close or failed attempt
+ * moves on to the next one, round robin, after the same backoff. The client id and the
+ * persistent session are the same on every node, so where the cluster shares sessions
+ * (such as a NATS cluster, docs/brokers.md) the switch loses nothing; either way
+ * unacknowledged batches are still in the spool and go out again on the next node.
  */
 import mqtt, {
   type IClientOptions,
@@ -25,7 +31,12 @@ import type { Logger } from '../ops/logger.js';
 import { Backoff, ReconnectPolicy } from './backoff.js';
 import { explainConnectFailure, publishRefusal, RefusalPattern } from './broker-errors.js';
 import { BrokerTerms } from './broker-terms.js';
-import { connectionOptions, describeError, type MqttConfig } from './connection-options.js';
+import {
+  brokerLabel,
+  connectionOptions,
+  describeError,
+  type MqttConfig,
+} from './connection-options.js';
 import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
 import { PartPlanner, type Outgoing } from './part-planner.js';
 import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
@@ -53,6 +64,8 @@ export interface ConnectionHooks {
 
 export interface PublisherStats {
   connected: boolean;
+  /** The broker in use, or being tried (URL without user name or password). */
+  broker: string;
   /** Successful connects after the first one. */
   reconnects: number;
   /** Failed connection attempts (network, TLS, CONNACK refusal). */
@@ -97,6 +110,8 @@ export class TelemetryPublisher {
   /** Bumped per connection attempt; callbacks of older clients are ignored. */
   private generation = 0;
   private connected = false;
+  /** Index in mqtt.urls of the broker in use or being tried. */
+  private brokerIndex = 0;
   private readonly inflight = new Map<Key, Outgoing>();
   /** Messages planned for the current connection and not handed to mqtt.js yet, in order. */
   private queue: Outgoing[] = [];
@@ -122,6 +137,13 @@ export class TelemetryPublisher {
   private refusals = 0;
   private setAsideCount = 0;
   private lastError: string | undefined;
+  /** The error of the current connection (attempt), for the log line when it closes. */
+  private connectionError: string | undefined;
+  /**
+   * With several brokers: the message that was oldest in flight when connections closed,
+   * and the brokers (indexes in mqtt.urls) that closed on it.
+   */
+  private closeWitness: { key: Key; brokers: Set<number> } | undefined;
   private readonly progressWaiters = new Set<() => void>();
   private readonly terms: BrokerTerms;
   /** The current connection got its CONNACK. */
@@ -235,6 +257,7 @@ export class TelemetryPublisher {
   stats(): PublisherStats {
     const s: PublisherStats = {
       connected: this.connected,
+      broker: brokerLabel(this.brokerUrl()),
       reconnects: Math.max(0, this.connects - 1),
       connectFailures: this.connectFailures,
       inflight: this.inflight.size,
@@ -338,11 +361,26 @@ export class TelemetryPublisher {
     });
   }
 
+  /** The URL of the broker in use, or being tried. */
+  private brokerUrl(): string {
+    const urls = this.options.mqtt.urls;
+    return urls[this.brokerIndex % urls.length] ?? this.options.mqtt.url;
+  }
+
+  /** How logs name the broker: its URL without credentials, and which of mqtt.urls it is. */
+  private brokerFields(): { broker: string; brokerIndex?: number } {
+    const broker = brokerLabel(this.brokerUrl());
+    return this.options.mqtt.urls.length > 1
+      ? { broker, brokerIndex: this.brokerIndex }
+      : { broker };
+  }
+
   private connect(): void {
     if (this.stopped || !this.clientOptions) return;
     const gen = ++this.generation;
     this.gotConnack = false;
-    const client = mqtt.connect(this.options.mqtt.url, {
+    this.connectionError = undefined;
+    const client = mqtt.connect(this.brokerUrl(), {
       ...this.clientOptions,
       will: {
         topic: this.topics.status,
@@ -386,14 +424,14 @@ export class TelemetryPublisher {
     const props = connack.properties;
     this.planner.setBrokerLimit(props?.maximumPacketSize);
     this.window = Math.min(this.options.mqtt.inflight, props?.receiveMaximum ?? Infinity);
-    this.terms.connected(props?.maximumQoS);
+    this.terms.connected(props?.maximumQoS, brokerLabel(this.brokerUrl()));
     this.startCheck(client);
     // While connected, new batches are handed out from memory instead of read back.
     this.options.spool.retainRecent(true);
     const spool = this.options.spool.stats();
     this.options.logger.info(
       {
-        url: this.options.mqtt.url,
+        ...this.brokerFields(),
         protocolVersion: this.terms.protocolVersion,
         ...(props?.maximumPacketSize !== undefined
           ? { brokerMaxPacketBytes: props.maximumPacketSize }
@@ -417,10 +455,12 @@ export class TelemetryPublisher {
 
   private onError(err: Error): void {
     this.lastError = describeError(err);
+    this.connectionError = this.lastError;
     const log = this.options.logger;
-    const url = this.options.mqtt.url;
+    const url = this.brokerUrl();
+    const where = this.brokerFields();
     if (this.gotConnack) {
-      log.warn({ url, error: this.lastError }, 'MQTT connection error');
+      log.warn({ ...where, error: this.lastError }, 'MQTT connection error');
       return;
     }
     const failure = explainConnectFailure(err, {
@@ -429,23 +469,28 @@ export class TelemetryPublisher {
       negotiated: this.terms.negotiated(),
       beforeConnack: true,
     });
-    if (failure.kind === 'protocol-version' && this.clientOptions && this.terms.versionRefused()) {
+    if (
+      failure.kind === 'protocol-version' &&
+      this.clientOptions &&
+      this.terms.versionRefused(where.broker)
+    ) {
       const { properties: _v5only, ...options } = this.clientOptions;
       this.clientOptions = { ...options, protocolVersion: this.terms.protocolVersion };
       this.retryNow = true;
       return;
     }
     if (failure.kind !== 'network') this.lastError = `${this.lastError}: ${failure.hint}`;
+    this.connectionError = this.lastError;
     if (failure.refused) {
       this.refusedLast = true;
       log.error(
-        { url, error: this.lastError, clientId: this.clientOptions?.clientId },
+        { ...where, error: this.lastError, clientId: this.clientOptions?.clientId },
         `MQTT BROKER REFUSED THE CONNECTION (${failure.hint}); retrying with a slower backoff`,
       );
     } else if (failure.kind === 'tls-mismatch') {
-      log.warn({ url, error: this.lastError }, `MQTT connection failed: ${failure.hint}`);
+      log.warn({ ...where, error: this.lastError }, `MQTT connection failed: ${failure.hint}`);
     } else {
-      log.warn({ url, error: this.lastError }, 'MQTT connection error');
+      log.warn({ ...where, error: this.lastError }, 'MQTT connection error');
     }
   }
 
@@ -454,7 +499,8 @@ export class TelemetryPublisher {
     const code = packet.reasonCode ?? 0;
     if (code < 0x80) return;
     this.lastError = `broker disconnected us (reason 0x${code.toString(16)}${code === 0x95 ? ', packet too large' : ''})`;
-    this.options.logger.warn({ url: this.options.mqtt.url, reasonCode: code }, this.lastError);
+    this.connectionError = this.lastError;
+    this.options.logger.warn({ ...this.brokerFields(), reasonCode: code }, this.lastError);
   }
 
   private onClose(client: MqttClient): void {
@@ -484,13 +530,18 @@ export class TelemetryPublisher {
     const fallback = this.retryNow;
     const delay = fallback ? 0 : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
     this.retryNow = false;
+    const lost = this.brokerFields();
+    // The protocol fallback asks the same broker again; any other close moves on.
+    if (!fallback) this.brokerIndex = (this.brokerIndex + 1) % this.options.mqtt.urls.length;
+    const next = this.options.mqtt.urls.length > 1 ? { next: brokerLabel(this.brokerUrl()) } : {};
     this.options.logger[fallback ? 'debug' : 'warn'](
       {
-        url: this.options.mqtt.url,
+        ...lost,
+        ...next,
         retryInMs: delay,
         closesInARow: this.policy.closesInARow(),
         backlog: this.options.spool.stats().depth,
-        error: this.lastError,
+        error: this.connectionError,
       },
       wasConnected ? 'MQTT connection lost; reconnecting' : 'MQTT connect failed; retrying',
     );
@@ -501,8 +552,15 @@ export class TelemetryPublisher {
   /** The broker closed the connection while `message` was the oldest publish in flight. */
   private closedOn(message: Outgoing): void {
     // Already refused for the topic and nothing passed since: it is that refusal again.
-    if (this.topicRefused || this.terms.closedOnPublish()) {
+    if (this.topicRefused || this.terms.closedOnPublish(brokerLabel(this.brokerUrl()))) {
       this.refusals++;
+      return;
+    }
+    if (!this.sameBrokerClosedOn(message)) {
+      this.options.logger.debug(
+        { seq: message.seq, ...this.brokerFields() },
+        `${describeMessage(message)} was in flight when this broker closed the connection (a cluster node may be losing its quorum): not held against the batch yet`,
+      );
       return;
     }
     this.onRefused(
@@ -510,6 +568,23 @@ export class TelemetryPublisher {
       'closed',
       'the broker closed the connection while it was the oldest publish in flight',
     );
+  }
+
+  /**
+   * Whether a close on `message` (the oldest in flight) is held against it. With one broker,
+   * always. With a cluster, only once the same node has closed on it before: a node that
+   * closes the connection may be losing its quorum (nats-server closes an MQTT connection
+   * whose JetStream request timed out while the cluster elects a new leader), and the next
+   * node takes the same batch; a batch the broker cannot take is closed on by every node.
+   */
+  private sameBrokerClosedOn(message: Outgoing): boolean {
+    if (this.options.mqtt.urls.length === 1) return true;
+    const key = keyOf(message);
+    if (this.closeWitness?.key !== key) this.closeWitness = { key, brokers: new Set() };
+    const { brokers } = this.closeWitness;
+    if (brokers.has(this.brokerIndex)) return true;
+    brokers.add(this.brokerIndex);
+    return false;
   }
 
   /** A refusal of one message: retried once, then its batch is split, then set aside. */
@@ -680,27 +755,22 @@ export class TelemetryPublisher {
     }
     const gen = this.generation;
     const current = () => gen === this.generation && this.client === client;
-    this.check = new DeliveryCheck(
-      this.options.mqtt.url,
-      this.clientOptions,
-      this.topics.telemetry,
-      {
-        ready: () => {
-          if (current()) this.pump();
-        },
-        confirmed: (delivered) => {
-          if (current()) this.release(delivered);
-        },
-        unverifiable: (why, released) => {
-          if (!current()) return;
-          this.logOnce('unverifiable', 'warn', { why }, UNVERIFIABLE);
-          this.release(released);
-        },
-        notDelivered: (kept) => {
-          if (current()) this.onNotDelivered(kept.length);
-        },
+    this.check = new DeliveryCheck(this.brokerUrl(), this.clientOptions, this.topics.telemetry, {
+      ready: () => {
+        if (current()) this.pump();
       },
-    );
+      confirmed: (delivered) => {
+        if (current()) this.release(delivered);
+      },
+      unverifiable: (why, released) => {
+        if (!current()) return;
+        this.logOnce('unverifiable', 'warn', { why }, UNVERIFIABLE);
+        this.release(released);
+      },
+      notDelivered: (kept) => {
+        if (current()) this.onNotDelivered(kept.length);
+      },
+    });
     this.check.start();
   }
 

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { natsServerPath, spawnNats } from '../helpers/nats.js';
+import { freePort } from '../helpers/ports.js';
 import { runTs } from '../helpers/process.js';
 import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -159,6 +160,32 @@ describe('chaos: a broker that refuses', () => {
       .map((r) => r.closesInARow as number);
     expect(closes.length).toBeGreaterThanOrEqual(2);
     expect(closes.slice(0, 2)).toEqual([1, 2]);
+  });
+
+  it('max_packet_size 3000 under MQTT 3.1.1 with two nodes in mqtt.urls: a batch each node closes on is still split, the unsplittable one set aside', async () => {
+    // One mosquitto with a second listener: two "nodes" of a cluster sharing every session.
+    const second = await freePort();
+    const b = await mosquitto({
+      extraConfig: ['max_packet_size 3000', `listener ${second} 127.0.0.1`],
+    });
+    const sub = await subscriber(b.url, 'chaos-size-two-nodes');
+    const h = publisher({
+      mqtt: {
+        urls: [b.url, `mqtt://127.0.0.1:${second}`],
+        protocolVersion: 4,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 1000,
+      },
+    });
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    const seqs = await feedWithPoison(h);
+    await expectPoisonHandled(h, sub, seqs);
+    // The closes moved the publisher between the two listeners.
+    const brokers = new Set(
+      h.log.records.filter((r) => r.msg === 'connected to the MQTT broker').map((r) => r.broker),
+    );
+    expect(brokers).toEqual(new Set([b.url, `mqtt://127.0.0.1:${second}`]));
   });
 
   it("max_packet_size 3000 under MQTT 5: batches are split to the broker's announced limit before sending, nothing is refused", async () => {

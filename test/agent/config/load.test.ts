@@ -117,6 +117,38 @@ describe('config validation', () => {
     ]);
   });
 
+  it('takes a list of brokers as mqtt.urls: each checked like url, url is the first', () => {
+    const one = validateConfig({ gateway: { id: 'gw' }, mqtt: { url: 'mqtts://b:8883' } });
+    expect(one.mqtt).toMatchObject({ url: 'mqtts://b:8883', urls: ['mqtts://b:8883'] });
+    const none = validateConfig({ gateway: { id: 'gw' } });
+    expect(none.mqtt.urls).toEqual(['mqtt://127.0.0.1:1883']);
+    const cluster = validateConfig({
+      gateway: { id: 'gw' },
+      mqtt: { urls: ['mqtt://n1:1883', 'mqtt://n2:1883', 'mqtt://n3:1883'] },
+    });
+    expect(cluster.mqtt).toMatchObject({
+      url: 'mqtt://n1:1883',
+      urls: ['mqtt://n1:1883', 'mqtt://n2:1883', 'mqtt://n3:1883'],
+    });
+    expect(
+      problems({
+        gateway: { id: 'gw' },
+        mqtt: {
+          url: 'mqtt://a:1883',
+          urls: ['mqtt://n1:1883', 'http://n2', 'mqtt://[bad', 'mqtt://n1:1883'],
+        },
+      }),
+    ).toEqual([
+      'mqtt.urls[1]: must be an mqtt://, mqtts://, ws:// or wss:// URL',
+      'mqtt.urls[2]: is not a URL the MQTT client can read, got "mqtt://[bad"',
+      'mqtt.urls: set either mqtt.url or mqtt.urls, not both',
+      'mqtt.urls[3]: the same broker as mqtt.urls[0]',
+    ]);
+    expect(problems({ gateway: { id: 'gw' }, mqtt: { urls: [] } })).toEqual([
+      expect.stringMatching(/^mqtt\.urls: .*1/),
+    ]);
+  });
+
   it.each(['a+b', 'a#', 'a/b', 'a b', ''])('refuses %j as an MQTT topic level', (id) => {
     expect(problems({ gateway: { id } })[0]).toMatch(/^gateway\.id: /);
   });

@@ -26,6 +26,7 @@ export function sampleHealthInputs(over: Partial<HealthInputs> = {}): HealthInpu
     ring: { written: 1200, read: 1190, dropped: 3, capacity: 65_536, fill: 10 },
     publisher: {
       connected: true,
+      broker: 'mqtt://broker-b:1883',
       reconnects: 2,
       connectFailures: 5,
       inflight: 1,
