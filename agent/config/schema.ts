@@ -109,11 +109,12 @@ const mqttFields = z.strictObject({
 
 /**
  * After parsing, `urls` always lists the brokers (one when `url` was given, the default when
- * neither was) and `url` is the first of them.
+ * neither was) and `url` is the first of them; so a parsed config validates again as it is
+ * (both set and agreeing), while a file naming two different first brokers is refused.
  */
 const mqtt = mqttFields
   .superRefine((m, ctx) => {
-    if (m.url !== undefined && m.urls !== undefined) {
+    if (m.url !== undefined && m.urls !== undefined && m.url !== m.urls[0]) {
       ctx.addIssue({
         code: 'custom',
         path: ['urls'],

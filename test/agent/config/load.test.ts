@@ -9,6 +9,7 @@ import {
   loadConfigFile,
   parseConfigText,
   validateConfig,
+  type ConfigInput,
 } from '../../../agent/config/load.js';
 import { configJsonSchema, configMarkdown } from '../../../agent/config/json-schema.js';
 import { workerOptions } from '../../../agent/pipeline.js';
@@ -144,6 +145,8 @@ describe('config validation', () => {
       'mqtt.urls: set either mqtt.url or mqtt.urls, not both',
       'mqtt.urls[3]: the same broker as mqtt.urls[0]',
     ]);
+    // A parsed config (url and urls both set, agreeing) validates again unchanged (a reload, a test).
+    expect(validateConfig(cluster as ConfigInput).mqtt).toEqual(cluster.mqtt);
     expect(problems({ gateway: { id: 'gw' }, mqtt: { urls: [] } })).toEqual([
       expect.stringMatching(/^mqtt\.urls: .*1/),
     ]);
