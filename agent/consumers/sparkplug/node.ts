@@ -26,7 +26,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
 import { Backoff } from '../../publish/backoff.js';
-import { connectionOptions, describeError } from '../../publish/connection-options.js';
+import { brokerLabel, connectionOptions, describeError } from '../../publish/connection-options.js';
 import { Spool } from '../../publish/spool/spool.js';
 import type { SpooledBatch } from '../../publish/spool/store.js';
 import { UNITS, type Quantity } from '../../../drivers/types.js';
@@ -68,6 +68,8 @@ export class SparkplugNode {
   private readonly protocolVersion: 4 | 5;
   private client: MqttClient | undefined;
   private connected = false;
+  /** Index in mqtt.urls of the broker in use or being tried: every close moves to the next. */
+  private brokerIndex = 0;
   private bdSeq = 0;
   /** Whether the primary host is online (always true without one). */
   private hostOnline: boolean;
@@ -128,6 +130,8 @@ export class SparkplugNode {
   /** Where the node is: connection, birth, primary host, and windows stored but not yet written. */
   status(): {
     connected: boolean;
+    /** The broker in use or being tried, without credentials. */
+    broker: string;
     born: boolean;
     hostOnline: boolean;
     bdSeq: number;
@@ -135,6 +139,7 @@ export class SparkplugNode {
   } {
     return {
       connected: this.connected,
+      broker: brokerLabel(this.brokerUrl()),
       born: this.born,
       hostOnline: this.hostOnline,
       bdSeq: this.bdSeq,
@@ -229,7 +234,7 @@ export class SparkplugNode {
         retain: false,
       },
     };
-    const client = mqtt.connect(config.mqtt.url, options);
+    const client = mqtt.connect(this.brokerUrl(), options);
     this.client = client;
     client.on('connect', () => {
       if (this.client !== client) return;
@@ -237,7 +242,10 @@ export class SparkplugNode {
       this.cursor = 0;
       // Sparkplug 3.0: on every new connection, wait for the primary host's (retained) STATE.
       if (this.topics.state) this.hostOnline = false;
-      logger.info({ bdSeq: this.bdSeq, topic: this.topics.nbirth }, 'sparkplug connected');
+      logger.info(
+        { bdSeq: this.bdSeq, topic: this.topics.nbirth, broker: brokerLabel(this.brokerUrl()) },
+        'sparkplug connected',
+      );
       const subscriptions = [this.topics.ncmd, ...(this.topics.state ? [this.topics.state] : [])];
       // NCMD (and STATE) are subscribed before the NBIRTH, so a rebirth request is never missed.
       client.subscribe(subscriptions, { qos: 1 }, (err) => {
@@ -261,8 +269,15 @@ export class SparkplugNode {
       this.born = false;
       this.inflight = 0;
       client.end(true);
+      // Like the telemetry publisher: with a cluster (mqtt.urls), the next attempt is the next node.
+      this.brokerIndex = (this.brokerIndex + 1) % config.mqtt.urls.length;
       if (!this.stopping) this.scheduleReconnect();
     });
+  }
+
+  private brokerUrl(): string {
+    const { urls } = this.options.config.mqtt;
+    return urls[this.brokerIndex % urls.length] ?? this.options.config.mqtt.url;
   }
 
   private scheduleReconnect(): void {

@@ -324,6 +324,66 @@ describe('Sparkplug B edge node', () => {
     expect(all[6].metrics.some((x) => x.historical)).toBe(false);
   });
 
+  it('with mqtt.urls moves to the next broker when its broker is killed: a new NBIRTH there, then the windows stored meanwhile, historical', async () => {
+    const [first, second] = [await spawnMosquitto(), await spawnMosquitto()];
+    cleanups.push(
+      () => first.close(),
+      () => second.close(),
+    );
+    const [onFirst, onSecond] = [
+      await startSubscriber({ url: first.url, topics: ['spBv1.0/#'] }),
+      await startSubscriber({ url: second.url, topics: ['spBv1.0/#'] }),
+    ];
+    cleanups.push(
+      () => onFirst.close(),
+      () => onSecond.close(),
+    );
+    const stateDir = mkdtempSync(join(tmpdir(), 'sparkplug-'));
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const config = validateConfig(
+      {
+        gateway: { id: 'gw' },
+        mqtt: { urls: [first.url, second.url], reconnectMinMs: 200, reconnectMaxMs: 1000 },
+        sparkplug: { enabled: true, groupId: 'plant' },
+      },
+      'test',
+    );
+    const node = SparkplugNode.start({
+      config,
+      stateDir,
+      logger: silentLogger,
+      series: new Map([
+        ['a', ['temperature'] as const],
+        ['b', ['humidity'] as const],
+      ]),
+    });
+    cleanups.push(() => node.stop());
+    await onFirst.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH on the first');
+    node.submit(body(0));
+    await onFirst.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'NDATA on the first');
+
+    await first.kill();
+    await waitUntil(() => !node.status().connected, { timeoutMs: 30_000, what: 'node sees it' });
+    for (let i = 1; i <= 3; i++) node.submit(body(i));
+    await onSecond.waitFor(
+      (s) => ofType(s, 'NDATA').length === 3,
+      60_000,
+      'the backlog, on the second',
+    );
+    expect(node.status().broker).toBe(second.url);
+
+    const there = received(onSecond);
+    expect(there.map((m) => `${m.type}:${m.seq}`)).toEqual([
+      'NBIRTH:0',
+      'NDATA:1',
+      'NDATA:2',
+      'NDATA:3',
+    ]);
+    expect(bdSeqOf(there[0])).not.toBe(bdSeqOf(ofType(onFirst, 'NBIRTH')[0]));
+    expect(ends(there.slice(1))).toEqual([1, 2, 3].map(endOf));
+    expect(there.slice(1).every((m) => m.metrics.every((x) => x.historical))).toBe(true);
+  });
+
   it('keeps stored windows across a restart of the node and publishes them historical after its NBIRTH', async () => {
     const { broker, subscriber, subscribedAt, start } = await setup(
       {},
