@@ -28,7 +28,9 @@
  * _NS (10,100,1000), _NODE_RED_NS (10,100), _PARTS (floor,modules,agent,spool,node-red),
  * _SPOOL_ROUNDS (100),
  * _NODE_FLAGS (replace the agent's node flags), _NODE_ARGS (append to them),
- * _SPOOL_SYNC (full|normal), _DIR (work dir on a disk, not tmpfs: write_bytes does not
+ * _SPOOL_SYNC (full|normal), _AGENTS (label=root,…: several agent builds side by side, e.g.
+ * "before=/tmp/base,after=."; each root holds a built dist/ and node_modules), _REPEAT (runs of
+ * each build per N, interleaved A B A B; default 1), _DIR (work dir on a disk, not tmpfs: write_bytes does not
  * count tmpfs), _NODE_RED_DIR (scratch install), _WRITE (1: docs/benchmarks/footprint.json
  * and .svg; default on for a full run with default settings, else bench/out/).
  * Prints the report as JSON on stdout and Markdown tables on stderr.
@@ -93,6 +95,17 @@ const AGENT_FLAGS = [
     : [...AGENT_NODE_FLAGS]),
   ...(env.BENCH_FOOTPRINT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
 ];
+/** The agent builds to measure, in the order they run for each N and repetition. */
+const AGENT_BUILDS: AgentBuild[] = env.BENCH_FOOTPRINT_AGENTS
+  ? env.BENCH_FOOTPRINT_AGENTS.split(',')
+      .filter(Boolean)
+      .map((spec) => {
+        const eq = spec.indexOf('=');
+        if (eq <= 0) throw new Error(`BENCH_FOOTPRINT_AGENTS: "${spec}" is not label=root`);
+        return { label: spec.slice(0, eq), root: path.resolve(spec.slice(eq + 1)) };
+      })
+  : [{ label: 'edge-agent', root: '' }];
+const REPEAT = num('BENCH_FOOTPRINT_REPEAT', 1);
 const SPOOL_SYNC = env.BENCH_FOOTPRINT_SPOOL_SYNC === 'normal' ? 'normal' : 'full';
 /** Batches per spool-writes measurement (append, then ack, each its own commit). */
 const SPOOL_ROUNDS = num('BENCH_FOOTPRINT_SPOOL_ROUNDS', QUICK ? 20 : 100);
@@ -110,6 +123,8 @@ const DEFAULT_RUN =
   SPOOL_SYNC === 'full' &&
   Object.keys(AGENT_ENV).length === 0 &&
   !env.BENCH_FOOTPRINT_PARTS &&
+  !env.BENCH_FOOTPRINT_AGENTS &&
+  !env.BENCH_FOOTPRINT_REPEAT &&
   !env.BENCH_FOOTPRINT_NS &&
   !env.BENCH_FOOTPRINT_NODE_RED_NS &&
   !env.BENCH_FOOTPRINT_OUTAGE_SEC &&
@@ -137,6 +152,12 @@ const WORK = env.BENCH_FOOTPRINT_DIR ?? path.join(ROOT, 'bench/out/footprint-wor
 const NODE_RED_DIR =
   env.BENCH_FOOTPRINT_NODE_RED_DIR ?? path.join(os.tmpdir(), 'edge-agent-bench-node-red');
 const TMPFS_MAGIC = 0x01021994;
+
+interface AgentBuild {
+  label: string;
+  /** Repository root with a built dist/ (empty: this one). */
+  root: string;
+}
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
@@ -301,9 +322,10 @@ interface Shared {
   tally: Tally;
 }
 
-async function agentRun(n: number, shared: Shared) {
+async function agentRun(n: number, shared: Shared, build: AgentBuild = AGENT_BUILDS[0], rep = 0) {
   const { broker, tally } = shared;
-  const gateway = `fp-agent-${n}`;
+  // The default build keeps the plain name: the spool part reads sample-fp-agent-<N>.json.
+  const gateway = build.root ? `fp-agent-${build.label}-${n}-r${rep}` : `fp-agent-${n}`;
   const work = path.join(WORK, gateway);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
@@ -323,7 +345,7 @@ async function agentRun(n: number, shared: Shared) {
   };
   const configFile = path.join(work, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const cli = path.join(ROOT, 'dist/agent/cli.js');
+  const cli = path.join(build.root || ROOT, 'dist/agent/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} not found: run \`npm run build\` first`);
 
   const notify = listenNotifySocket();
@@ -404,6 +426,9 @@ async function agentRun(n: number, shared: Shared) {
   const gaps = seqGaps(tally, gateway);
   const g = gw();
   return {
+    agent: build.label,
+    root: build.root || ROOT,
+    repetition: rep,
     sensors: n,
     gateway,
     nodeFlags: AGENT_FLAGS,
@@ -494,6 +519,7 @@ type NodeRedResult = Awaited<ReturnType<typeof nodeRedRun>>;
 type FloorResult = Awaited<ReturnType<typeof floorRun>>;
 
 function targets(agent: AgentResult[], floor: FloorResult[], nodeRed: NodeRedResult[]) {
+  // With several builds (BENCH_FOOTPRINT_AGENTS), the targets are checked for the first.
   const at = (n: number) => agent.find((a) => a.sensors === n);
   const worker = floor.find((f) => f.name === 'node + idle worker');
   const red100 = nodeRed.find((r) => r.sensors === 100);
@@ -543,7 +569,8 @@ function targets(agent: AgentResult[], floor: FloorResult[], nodeRed: NodeRedRes
   return t;
 }
 
-function plot(agent: AgentResult[], floor: FloorResult[], nodeRed: NodeRedResult[]): string {
+function plot(all: AgentResult[], floor: FloorResult[], nodeRed: NodeRedResult[]): string {
+  const agent = all.filter((a) => a.agent === all[0].agent && a.repetition === 0);
   const ns = agent.map((a) => a.sensors);
   const series = [
     { name: 'edge-agent', points: agent.map((a) => [a.sensors, a.steady.rssMedianMB]) },
@@ -579,7 +606,7 @@ function tables(r: {
   for (const a of r.agent) {
     const s = a.steady;
     out.push(
-      `| edge-agent | ${a.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | ${s.writeAmplification} | ${a.startup.readyMs} | ${a.startup.firstTelemetryMs} |`,
+      `| ${a.agent} | ${a.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | ${s.writeAmplification} | ${a.startup.readyMs} | ${a.startup.firstTelemetryMs} |`,
     );
   }
   for (const n of r.nodeRed) {
@@ -680,10 +707,12 @@ async function main(): Promise<void> {
   const shared: Shared = { broker, sensors, tally: sub.tally };
 
   if (PARTS.has('agent'))
-    for (const n of NS) {
-      process.stderr.write(`bench: agent, ${n} sensors\n`);
-      report.agent.push(await agentRun(n, shared));
-    }
+    for (const n of NS)
+      for (let rep = 0; rep < REPEAT; rep++)
+        for (const build of AGENT_BUILDS) {
+          process.stderr.write(`bench: ${build.label}, ${n} sensors, run ${rep + 1}\n`);
+          report.agent.push(await agentRun(n, shared, build, rep));
+        }
   // After the agent runs: their subscriber kept one real body per N (sample-<gateway>.json).
   if (PARTS.has('spool'))
     for (const n of NS) {
@@ -744,6 +773,8 @@ async function main(): Promise<void> {
       sensorLatencyMs: SENSOR_LATENCY_MS,
       sensorsPerUnit: SENSORS_PER_UNIT,
       agentNodeFlags: AGENT_FLAGS,
+      agentBuilds: AGENT_BUILDS,
+      repeat: REPEAT,
       agentEnv: AGENT_ENV,
       spoolSynchronous: SPOOL_SYNC,
       mosquitto: 'persistence on, ephemeral loopback port',
