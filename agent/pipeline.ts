@@ -17,7 +17,6 @@ import { Sampler, type SampledSensor } from './sampling/sampler.js';
 import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
 import { startWatchdog, progressCheck } from './ops/watchdog.js';
-import { startMetricsServer } from './ops/metrics.js';
 import { createDriver, temperatureRangeOf, touchI2CAddresses } from '../drivers/registry.js';
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
@@ -149,6 +148,8 @@ export class Pipeline {
     }
 
     if (config.metrics.enabled) {
+      // Loaded only here: prom-client is not needed with metrics off (the default).
+      const { startMetricsServer } = await import('./ops/metrics.js');
       const metrics = await startMetricsServer({
         host: config.metrics.host,
         port: config.metrics.port,
