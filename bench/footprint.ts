@@ -28,8 +28,9 @@
  * _NS (10,100,1000), _NODE_RED_NS (10,100), _PARTS (floor,modules,agent,spool,node-red),
  * _SPOOL_ROUNDS (100),
  * _NODE_FLAGS (replace the agent's node flags), _NODE_ARGS (append to them),
- * _SPOOL_SYNC (full|normal), _AGENTS (label=root,…: several agent builds side by side, e.g.
- * "before=/tmp/base,after=."; each root holds a built dist/ and node_modules), _REPEAT (runs of
+ * _SPOOL_SYNC (full|normal), _AGENTS (label=root[#node args],…: several agent builds or
+ * node flags side by side, e.g. "before=/tmp/base,after=." or "s8=.,s1=.#--max-semi-space-size=1";
+ * each root holds a built dist/ and node_modules), _REPEAT (runs of
  * each build per N, interleaved A B A B; default 1), _DIR (work dir on a disk, not tmpfs: write_bytes does not
  * count tmpfs), _NODE_RED_DIR (scratch install), _WRITE (1: docs/benchmarks/footprint.json
  * and .svg; default on for a full run with default settings, else bench/out/).
@@ -102,9 +103,14 @@ const AGENT_BUILDS: AgentBuild[] = env.BENCH_FOOTPRINT_AGENTS
       .map((spec) => {
         const eq = spec.indexOf('=');
         if (eq <= 0) throw new Error(`BENCH_FOOTPRINT_AGENTS: "${spec}" is not label=root`);
-        return { label: spec.slice(0, eq), root: path.resolve(spec.slice(eq + 1)) };
+        const [root, args = ''] = spec.slice(eq + 1).split('#');
+        return {
+          label: spec.slice(0, eq),
+          root: path.resolve(root),
+          nodeArgs: args.split(/\s+/).filter(Boolean),
+        };
       })
-  : [{ label: 'edge-agent', root: '' }];
+  : [{ label: 'edge-agent', root: '', nodeArgs: [] }];
 const REPEAT = num('BENCH_FOOTPRINT_REPEAT', 1);
 const SPOOL_SYNC = env.BENCH_FOOTPRINT_SPOOL_SYNC === 'normal' ? 'normal' : 'full';
 /** Batches per spool-writes measurement (append, then ack, each its own commit). */
@@ -157,6 +163,8 @@ interface AgentBuild {
   label: string;
   /** Repository root with a built dist/ (empty: this one). */
   root: string;
+  /** Node flags after the agent's (a later V8 flag wins). */
+  nodeArgs: string[];
 }
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -280,6 +288,8 @@ function steadyFigures(
     cpuMs: steady.cpuMs,
     cpuMainThreadMs: steady.cpuMainThreadMs,
     cpuOtherThreadsMs: steady.cpuOtherThreadsMs,
+    mainWakeupsPerSec: steady.mainWakeupsPerSec,
+    otherWakeupsPerSec: steady.otherWakeupsPerSec,
     nominalReadingsPerSec: sensors * QUANTITIES,
     // Window-based: exact when the window spans whole aggregation windows (the default).
     achievedReadingsPerSec: r1(published.readings / steady.seconds),
@@ -353,7 +363,8 @@ async function agentRun(n: number, shared: Shared, build: AgentBuild = AGENT_BUI
   const load0 = load();
   const t0 = Date.now();
   // The unit's environment (systemd/edge-agent.service) and a notify socket like systemd's.
-  const agent = spawnMeasured([...AGENT_FLAGS, cli, 'run', '--config', configFile], {
+  const nodeFlags = [...AGENT_FLAGS, ...build.nodeArgs];
+  const agent = spawnMeasured([...nodeFlags, cli, 'run', '--config', configFile], {
     cwd: work,
     env: {
       ...process.env,
@@ -431,9 +442,13 @@ async function agentRun(n: number, shared: Shared, build: AgentBuild = AGENT_BUI
     repetition: rep,
     sensors: n,
     gateway,
-    nodeFlags: AGENT_FLAGS,
+    nodeFlags,
     spoolSynchronous: SPOOL_SYNC,
-    startup: { readyMs: readyAt - t0, firstTelemetryMs: firstAt - t0, rssAtFirstBatchMB },
+    startup: {
+      readyMs: Math.round(readyAt - t0),
+      firstTelemetryMs: Math.round(firstAt - t0),
+      rssAtFirstBatchMB,
+    },
     steady: {
       ...steadyFigures(steady, published, n),
       cancelledWriteBytes: steady.cancelledWriteBytes,
@@ -596,23 +611,23 @@ function tables(r: {
 }): string {
   const out: string[] = [];
   out.push(
-    '| process | sensors | RSS median MB | RSS peak MB | CPU % of a core | CPU µs/reading | readings/s | disk writes MB/h | payload MB/h | writes / payload | READY ms | first batch ms |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| process | sensors | RSS median MB | RSS peak MB | CPU % of a core | CPU µs/reading | wake-ups/s main + others | readings/s | disk writes MB/h | payload MB/h | writes / payload | READY ms | first batch ms |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   );
   for (const f of r.floor)
     out.push(
-      `| floor: ${f.name} | – | ${f.rssMedianMB} | ${f.rssPeakMB} | ${f.cpuPercent} | | | | | | | |`,
+      `| floor: ${f.name} | – | ${f.rssMedianMB} | ${f.rssPeakMB} | ${f.cpuPercent} | | | | | | | | |`,
     );
   for (const a of r.agent) {
     const s = a.steady;
     out.push(
-      `| ${a.agent} | ${a.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | ${s.writeAmplification} | ${a.startup.readyMs} | ${a.startup.firstTelemetryMs} |`,
+      `| ${a.agent} | ${a.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.mainWakeupsPerSec} + ${s.otherWakeupsPerSec} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | ${s.writeAmplification} | ${Math.round(a.startup.readyMs)} | ${a.startup.firstTelemetryMs} |`,
     );
   }
   for (const n of r.nodeRed) {
     const s = n.steady;
     out.push(
-      `| Node-RED | ${n.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | – | ${n.startup.startedFlowsMs} (flows started) | ${n.startup.firstTelemetryMs} |`,
+      `| Node-RED | ${n.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.mainWakeupsPerSec} + ${s.otherWakeupsPerSec} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | – | ${n.startup.startedFlowsMs} (flows started) | ${n.startup.firstTelemetryMs} |`,
     );
   }
   out.push(
