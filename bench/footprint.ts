@@ -28,7 +28,7 @@
  * _NS (10,100,1000), _NODE_RED_NS (10,100), _PARTS (floor,modules,agent,spool,node-red),
  * _SPOOL_ROUNDS (100),
  * _NODE_FLAGS (replace the agent's node flags), _NODE_ARGS (append to them),
- * _SPOOL_SYNC (full|normal), _AGENTS (label=root[#node args],…: several agent builds or
+ * _SPOOL_SYNC (full|normal), _START_SPREAD_MS (1000; 0 reads all sensors together), _AGENTS (label=root[#node args],…: several agent builds or
  * node flags side by side, e.g. "before=/tmp/base,after=." or "s8=.,s1=.#--max-semi-space-size=1";
  * each root holds a built dist/ and node_modules), _REPEAT (runs of
  * each build per N, interleaved A B A B; default 1), _DIR (work dir on a disk, not tmpfs: write_bytes does not
@@ -112,6 +112,8 @@ const AGENT_BUILDS: AgentBuild[] = env.BENCH_FOOTPRINT_AGENTS
       })
   : [{ label: 'edge-agent', root: '', nodeArgs: [] }];
 const REPEAT = num('BENCH_FOOTPRINT_REPEAT', 1);
+/** sampling.startSpreadMs: sensors' first reads spread over this many ms (0: all together). */
+const START_SPREAD_MS = num('BENCH_FOOTPRINT_START_SPREAD_MS', 1000);
 const SPOOL_SYNC = env.BENCH_FOOTPRINT_SPOOL_SYNC === 'normal' ? 'normal' : 'full';
 /** Batches per spool-writes measurement (append, then ack, each its own commit). */
 const SPOOL_ROUNDS = num('BENCH_FOOTPRINT_SPOOL_ROUNDS', QUICK ? 20 : 100);
@@ -130,6 +132,7 @@ const DEFAULT_RUN =
   Object.keys(AGENT_ENV).length === 0 &&
   !env.BENCH_FOOTPRINT_PARTS &&
   !env.BENCH_FOOTPRINT_AGENTS &&
+  !env.BENCH_FOOTPRINT_START_SPREAD_MS &&
   !env.BENCH_FOOTPRINT_REPEAT &&
   !env.BENCH_FOOTPRINT_NS &&
   !env.BENCH_FOOTPRINT_NODE_RED_NS &&
@@ -345,7 +348,7 @@ async function agentRun(n: number, shared: Shared, build: AgentBuild = AGENT_BUI
     mqtt: { url: broker.url, reconnectMaxMs: 5000 },
     aggregation: { windowMs: WINDOW_MS },
     spool: { dir: stateDir, synchronous: SPOOL_SYNC },
-    sampling: { startSpreadMs: INTERVAL_MS },
+    sampling: { startSpreadMs: START_SPREAD_MS },
     sensors: shared.sensors.sensors.slice(0, n).map((s: SensorAddress, i: number) => ({
       id: `net-${i}`,
       driver: 'modbus-tcp',
