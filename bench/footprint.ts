@@ -28,7 +28,8 @@
  * _NS (10,100,1000), _NODE_RED_NS (10,100), _PARTS (floor,modules,agent,spool,node-red),
  * _SPOOL_ROUNDS (100),
  * _NODE_FLAGS (replace the agent's node flags), _NODE_ARGS (append to them),
- * _SPOOL_SYNC (full|normal), _START_SPREAD_MS (1000; 0 reads all sensors together), _AGENTS (label=root[#node args],…: several agent builds or
+ * _SPOOL_SYNC (full|normal), _START_SPREAD_MS (0, the agent's default; 1000 spreads the
+ * reads over the second), _AGENTS (label=root[#node args],…: several agent builds or
  * node flags side by side, e.g. "before=/tmp/base,after=." or "s8=.,s1=.#--max-semi-space-size=1";
  * each root holds a built dist/ and node_modules), _REPEAT (runs of
  * each build per N, interleaved A B A B; default 1), _DIR (work dir on a disk, not tmpfs: write_bytes does not
@@ -112,8 +113,11 @@ const AGENT_BUILDS: AgentBuild[] = env.BENCH_FOOTPRINT_AGENTS
       })
   : [{ label: 'edge-agent', root: '', nodeArgs: [] }];
 const REPEAT = num('BENCH_FOOTPRINT_REPEAT', 1);
-/** sampling.startSpreadMs: sensors' first reads spread over this many ms (0: all together). */
-const START_SPREAD_MS = num('BENCH_FOOTPRINT_START_SPREAD_MS', 1000);
+/**
+ * sampling.startSpreadMs: the sensors' first reads spread over this many ms. 0 (all together)
+ * is the agent's default; 1000 spreads them over the whole interval, at one wake-up each.
+ */
+const START_SPREAD_MS = num('BENCH_FOOTPRINT_START_SPREAD_MS', 0);
 const SPOOL_SYNC = env.BENCH_FOOTPRINT_SPOOL_SYNC === 'normal' ? 'normal' : 'full';
 /** Batches per spool-writes measurement (append, then ack, each its own commit). */
 const SPOOL_ROUNDS = num('BENCH_FOOTPRINT_SPOOL_ROUNDS', QUICK ? 20 : 100);
