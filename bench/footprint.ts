@@ -28,7 +28,11 @@
  * _NS (10,100,1000), _NODE_RED_NS (10,100), _PARTS (floor,modules,agent,spool,node-red),
  * _SPOOL_ROUNDS (100),
  * _NODE_FLAGS (replace the agent's node flags), _NODE_ARGS (append to them),
- * _SPOOL_SYNC (full|normal), _DIR (work dir on a disk, not tmpfs: write_bytes does not
+ * _SPOOL_SYNC (full|normal), _START_SPREAD_MS (0, the agent's default; 1000 spreads the
+ * reads over the second), _AGENTS (label=root[#node args],…: several agent builds or
+ * node flags side by side, e.g. "before=/tmp/base,after=." or "s8=.,s1=.#--max-semi-space-size=1";
+ * each root holds a built dist/ and node_modules), _REPEAT (runs of
+ * each build per N, interleaved A B A B; default 1), _DIR (work dir on a disk, not tmpfs: write_bytes does not
  * count tmpfs), _NODE_RED_DIR (scratch install), _WRITE (1: docs/benchmarks/footprint.json
  * and .svg; default on for a full run with default settings, else bench/out/).
  * Prints the report as JSON on stdout and Markdown tables on stderr.
@@ -93,6 +97,27 @@ const AGENT_FLAGS = [
     : [...AGENT_NODE_FLAGS]),
   ...(env.BENCH_FOOTPRINT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
 ];
+/** The agent builds to measure, in the order they run for each N and repetition. */
+const AGENT_BUILDS: AgentBuild[] = env.BENCH_FOOTPRINT_AGENTS
+  ? env.BENCH_FOOTPRINT_AGENTS.split(',')
+      .filter(Boolean)
+      .map((spec) => {
+        const eq = spec.indexOf('=');
+        if (eq <= 0) throw new Error(`BENCH_FOOTPRINT_AGENTS: "${spec}" is not label=root`);
+        const [root, args = ''] = spec.slice(eq + 1).split('#');
+        return {
+          label: spec.slice(0, eq),
+          root: path.resolve(root),
+          nodeArgs: args.split(/\s+/).filter(Boolean),
+        };
+      })
+  : [{ label: 'edge-agent', root: '', nodeArgs: [] }];
+const REPEAT = num('BENCH_FOOTPRINT_REPEAT', 1);
+/**
+ * sampling.startSpreadMs: the sensors' first reads spread over this many ms. 0 (all together)
+ * is the agent's default; 1000 spreads them over the whole interval, at one wake-up each.
+ */
+const START_SPREAD_MS = num('BENCH_FOOTPRINT_START_SPREAD_MS', 0);
 const SPOOL_SYNC = env.BENCH_FOOTPRINT_SPOOL_SYNC === 'normal' ? 'normal' : 'full';
 /** Batches per spool-writes measurement (append, then ack, each its own commit). */
 const SPOOL_ROUNDS = num('BENCH_FOOTPRINT_SPOOL_ROUNDS', QUICK ? 20 : 100);
@@ -110,6 +135,9 @@ const DEFAULT_RUN =
   SPOOL_SYNC === 'full' &&
   Object.keys(AGENT_ENV).length === 0 &&
   !env.BENCH_FOOTPRINT_PARTS &&
+  !env.BENCH_FOOTPRINT_AGENTS &&
+  !env.BENCH_FOOTPRINT_START_SPREAD_MS &&
+  !env.BENCH_FOOTPRINT_REPEAT &&
   !env.BENCH_FOOTPRINT_NS &&
   !env.BENCH_FOOTPRINT_NODE_RED_NS &&
   !env.BENCH_FOOTPRINT_OUTAGE_SEC &&
@@ -137,6 +165,14 @@ const WORK = env.BENCH_FOOTPRINT_DIR ?? path.join(ROOT, 'bench/out/footprint-wor
 const NODE_RED_DIR =
   env.BENCH_FOOTPRINT_NODE_RED_DIR ?? path.join(os.tmpdir(), 'edge-agent-bench-node-red');
 const TMPFS_MAGIC = 0x01021994;
+
+interface AgentBuild {
+  label: string;
+  /** Repository root with a built dist/ (empty: this one). */
+  root: string;
+  /** Node flags after the agent's (a later V8 flag wins). */
+  nodeArgs: string[];
+}
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
@@ -259,6 +295,8 @@ function steadyFigures(
     cpuMs: steady.cpuMs,
     cpuMainThreadMs: steady.cpuMainThreadMs,
     cpuOtherThreadsMs: steady.cpuOtherThreadsMs,
+    mainWakeupsPerSec: steady.mainWakeupsPerSec,
+    otherWakeupsPerSec: steady.otherWakeupsPerSec,
     nominalReadingsPerSec: sensors * QUANTITIES,
     // Window-based: exact when the window spans whole aggregation windows (the default).
     achievedReadingsPerSec: r1(published.readings / steady.seconds),
@@ -301,9 +339,10 @@ interface Shared {
   tally: Tally;
 }
 
-async function agentRun(n: number, shared: Shared) {
+async function agentRun(n: number, shared: Shared, build: AgentBuild = AGENT_BUILDS[0], rep = 0) {
   const { broker, tally } = shared;
-  const gateway = `fp-agent-${n}`;
+  // The default build keeps the plain name: the spool part reads sample-fp-agent-<N>.json.
+  const gateway = build.root ? `fp-agent-${build.label}-${n}-r${rep}` : `fp-agent-${n}`;
   const work = path.join(WORK, gateway);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
@@ -313,7 +352,7 @@ async function agentRun(n: number, shared: Shared) {
     mqtt: { url: broker.url, reconnectMaxMs: 5000 },
     aggregation: { windowMs: WINDOW_MS },
     spool: { dir: stateDir, synchronous: SPOOL_SYNC },
-    sampling: { startSpreadMs: INTERVAL_MS },
+    sampling: { startSpreadMs: START_SPREAD_MS },
     sensors: shared.sensors.sensors.slice(0, n).map((s: SensorAddress, i: number) => ({
       id: `net-${i}`,
       driver: 'modbus-tcp',
@@ -323,7 +362,7 @@ async function agentRun(n: number, shared: Shared) {
   };
   const configFile = path.join(work, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const cli = path.join(ROOT, 'dist/agent/cli.js');
+  const cli = path.join(build.root || ROOT, 'dist/agent/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} not found: run \`npm run build\` first`);
 
   const notify = listenNotifySocket();
@@ -331,7 +370,8 @@ async function agentRun(n: number, shared: Shared) {
   const load0 = load();
   const t0 = Date.now();
   // The unit's environment (systemd/edge-agent.service) and a notify socket like systemd's.
-  const agent = spawnMeasured([...AGENT_FLAGS, cli, 'run', '--config', configFile], {
+  const nodeFlags = [...AGENT_FLAGS, ...build.nodeArgs];
+  const agent = spawnMeasured([...nodeFlags, cli, 'run', '--config', configFile], {
     cwd: work,
     env: {
       ...process.env,
@@ -404,11 +444,18 @@ async function agentRun(n: number, shared: Shared) {
   const gaps = seqGaps(tally, gateway);
   const g = gw();
   return {
+    agent: build.label,
+    root: build.root || ROOT,
+    repetition: rep,
     sensors: n,
     gateway,
-    nodeFlags: AGENT_FLAGS,
+    nodeFlags,
     spoolSynchronous: SPOOL_SYNC,
-    startup: { readyMs: readyAt - t0, firstTelemetryMs: firstAt - t0, rssAtFirstBatchMB },
+    startup: {
+      readyMs: Math.round(readyAt - t0),
+      firstTelemetryMs: Math.round(firstAt - t0),
+      rssAtFirstBatchMB,
+    },
     steady: {
       ...steadyFigures(steady, published, n),
       cancelledWriteBytes: steady.cancelledWriteBytes,
@@ -494,6 +541,7 @@ type NodeRedResult = Awaited<ReturnType<typeof nodeRedRun>>;
 type FloorResult = Awaited<ReturnType<typeof floorRun>>;
 
 function targets(agent: AgentResult[], floor: FloorResult[], nodeRed: NodeRedResult[]) {
+  // With several builds (BENCH_FOOTPRINT_AGENTS), the targets are checked for the first.
   const at = (n: number) => agent.find((a) => a.sensors === n);
   const worker = floor.find((f) => f.name === 'node + idle worker');
   const red100 = nodeRed.find((r) => r.sensors === 100);
@@ -543,7 +591,8 @@ function targets(agent: AgentResult[], floor: FloorResult[], nodeRed: NodeRedRes
   return t;
 }
 
-function plot(agent: AgentResult[], floor: FloorResult[], nodeRed: NodeRedResult[]): string {
+function plot(all: AgentResult[], floor: FloorResult[], nodeRed: NodeRedResult[]): string {
+  const agent = all.filter((a) => a.agent === all[0].agent && a.repetition === 0);
   const ns = agent.map((a) => a.sensors);
   const series = [
     { name: 'edge-agent', points: agent.map((a) => [a.sensors, a.steady.rssMedianMB]) },
@@ -569,23 +618,23 @@ function tables(r: {
 }): string {
   const out: string[] = [];
   out.push(
-    '| process | sensors | RSS median MB | RSS peak MB | CPU % of a core | CPU µs/reading | readings/s | disk writes MB/h | payload MB/h | writes / payload | READY ms | first batch ms |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| process | sensors | RSS median MB | RSS peak MB | CPU % of a core | CPU µs/reading | wake-ups/s main + others | readings/s | disk writes MB/h | payload MB/h | writes / payload | READY ms | first batch ms |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   );
   for (const f of r.floor)
     out.push(
-      `| floor: ${f.name} | – | ${f.rssMedianMB} | ${f.rssPeakMB} | ${f.cpuPercent} | | | | | | | |`,
+      `| floor: ${f.name} | – | ${f.rssMedianMB} | ${f.rssPeakMB} | ${f.cpuPercent} | | | | | | | | |`,
     );
   for (const a of r.agent) {
     const s = a.steady;
     out.push(
-      `| edge-agent | ${a.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | ${s.writeAmplification} | ${a.startup.readyMs} | ${a.startup.firstTelemetryMs} |`,
+      `| ${a.agent} | ${a.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.mainWakeupsPerSec} + ${s.otherWakeupsPerSec} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | ${s.writeAmplification} | ${Math.round(a.startup.readyMs)} | ${a.startup.firstTelemetryMs} |`,
     );
   }
   for (const n of r.nodeRed) {
     const s = n.steady;
     out.push(
-      `| Node-RED | ${n.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | – | ${n.startup.startedFlowsMs} (flows started) | ${n.startup.firstTelemetryMs} |`,
+      `| Node-RED | ${n.sensors} | ${s.rssMedianMB} | ${s.rssPeakMB} | ${s.cpuPercent} | ${s.cpuUsPerReading} | ${s.mainWakeupsPerSec} + ${s.otherWakeupsPerSec} | ${s.achievedReadingsPerSec} | ${s.writeBytesPerHourMB} | ${s.payloadBytesPerHourMB} | – | ${n.startup.startedFlowsMs} (flows started) | ${n.startup.firstTelemetryMs} |`,
     );
   }
   out.push(
@@ -680,10 +729,12 @@ async function main(): Promise<void> {
   const shared: Shared = { broker, sensors, tally: sub.tally };
 
   if (PARTS.has('agent'))
-    for (const n of NS) {
-      process.stderr.write(`bench: agent, ${n} sensors\n`);
-      report.agent.push(await agentRun(n, shared));
-    }
+    for (const n of NS)
+      for (let rep = 0; rep < REPEAT; rep++)
+        for (const build of AGENT_BUILDS) {
+          process.stderr.write(`bench: ${build.label}, ${n} sensors, run ${rep + 1}\n`);
+          report.agent.push(await agentRun(n, shared, build, rep));
+        }
   // After the agent runs: their subscriber kept one real body per N (sample-<gateway>.json).
   if (PARTS.has('spool'))
     for (const n of NS) {
@@ -744,6 +795,8 @@ async function main(): Promise<void> {
       sensorLatencyMs: SENSOR_LATENCY_MS,
       sensorsPerUnit: SENSORS_PER_UNIT,
       agentNodeFlags: AGENT_FLAGS,
+      agentBuilds: AGENT_BUILDS,
+      repeat: REPEAT,
       agentEnv: AGENT_ENV,
       spoolSynchronous: SPOOL_SYNC,
       mosquitto: 'persistence on, ephemeral loopback port',

@@ -49,8 +49,24 @@ export class Seams {
   }
 }
 
-export async function hardwareSeams(logger: Logger): Promise<Seams> {
-  // Loaded lazily: the native serial binding is only needed on a gateway.
-  const { autoDetect } = await import('@serialport/bindings-cpp');
-  return new Seams({ openI2C: openI2CBus, serialBinding: autoDetect() }, logger);
+/**
+ * The platform's serial binding, loaded on the first open or list: a native addon that only
+ * serial sensors need, so a gateway without one never maps it (docs/benchmarks/footprint.md).
+ */
+export function lazySerialBinding(): SerialBinding {
+  let loaded: Promise<SerialBinding> | undefined;
+  const binding = () =>
+    (loaded ??= import('@serialport/bindings-cpp').then(
+      ({ autoDetect }) => autoDetect() as SerialBinding,
+    ));
+  return {
+    list: async () => (await binding()).list(),
+    open: async (options) => (await binding()).open(options),
+  };
+}
+
+export function hardwareSeams(logger: Logger): Promise<Seams> {
+  return Promise.resolve(
+    new Seams({ openI2C: openI2CBus, serialBinding: lazySerialBinding() }, logger),
+  );
 }

@@ -18,6 +18,8 @@ import { Aggregator } from './aggregator.js';
 import type { ControlMessage, WorkerInit, WorkerMessage } from './protocol.js';
 
 const CHUNK = 4096;
+/** Chunks taken per loop before control messages are looked at again. */
+const CHUNKS_PER_LOOP = 16;
 /** Housekeeping cadence while busy: tick at most every this many ms. */
 const TICK_MS = 50;
 
@@ -52,6 +54,13 @@ const aggregator = new Aggregator(init.sensors, init.settings, (b) => {
   else postBatch(b);
 });
 const visit = aggregator.add.bind(aggregator);
+/**
+ * Once drained, the worker sleeps until idleMs has passed or half the ring is unread, not
+ * until the next push: readings are taken in batches, one wake-up per period instead of one
+ * (and a futex call) per reading. A window closes graceMs after its end, on a tick that
+ * follows a drain, so a reading waiting in the ring meanwhile still lands in its window.
+ */
+const FILL_MARK = Math.max(1, ring.capacity >>> 1);
 
 function drainAll(maxChunks: number): number {
   let total = 0;
@@ -114,13 +123,13 @@ function run(): void {
     for (let m = receiveMessageOnPort(init.control); m; m = receiveMessageOnPort(init.control)) {
       if (!handle(m.message as ControlMessage)) return;
     }
-    const n = drainAll(16);
+    const n = drainAll(CHUNKS_PER_LOOP);
     const now = Date.now();
     if (now - lastTick >= TICK_MS || n === 0) {
       aggregator.tick(now);
       lastTick = now;
     }
-    if (n === 0) ring.waitForData(init.idleMs);
+    if (n < CHUNKS_PER_LOOP * CHUNK) ring.waitForFill(FILL_MARK, init.idleMs);
   }
 }
 

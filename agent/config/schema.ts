@@ -4,7 +4,7 @@
  * editor validation and the checks never disagree.
  */
 import { isIP } from 'node:net';
-import cron from 'node-cron';
+import { nodeCron } from '../sampling/node-cron.js';
 import { z } from 'zod';
 import {
   byteSize,
@@ -423,7 +423,7 @@ export function crossChecks(input: unknown): CrossIssue[] {
 function validCron(expression: string): boolean {
   if (expression.length > 200) return false;
   try {
-    return cron.validate(expression);
+    return nodeCron().validate(expression);
   } catch {
     return false;
   }

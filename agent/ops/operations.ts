@@ -7,7 +7,6 @@ import type { Config } from '../config/schema.js';
 import { HealthReporter, type HealthSink } from '../publish/health-reporter.js';
 import type { HealthReport } from '../publish/health.js';
 import type { Logger } from './logger.js';
-import { startMetricsServer } from './metrics.js';
 import type { SystemdNotifier } from './sd-notify.js';
 import { progressCheck, startWatchdog, type HealthCheck } from './watchdog.js';
 
@@ -68,6 +67,8 @@ export class Operations {
     }
 
     if (config.metrics.enabled) {
+      // Loaded only here: prom-client is not needed with metrics off (the default).
+      const { startMetricsServer } = await import('./metrics.js');
       const metrics = await startMetricsServer({
         host: config.metrics.host,
         port: config.metrics.port,

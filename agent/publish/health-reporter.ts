@@ -1,19 +1,21 @@
 /**
- * Periodic health on `<prefix>/<gateway>/health`, scheduled with node-cron (config
- * health.schedule). The integrator builds the report (agent/publish/health.ts) through a
- * provider callback; a throwing provider is logged, never fatal. Reports that could not be
- * sent (offline) are counted in `skipped`, which the provider puts in the next report.
+ * Periodic health on `<prefix>/<gateway>/health`, on the config's health.schedule (a
+ * node-cron expression; agent/publish/health-schedule.ts runs it). The integrator builds the
+ * report (agent/publish/health.ts) through a provider callback; a throwing provider is
+ * logged, never fatal. Reports that could not be sent (offline) are counted in `skipped`,
+ * which the provider puts in the next report.
  */
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../ops/logger.js';
+import { nodeCron } from '../sampling/node-cron.js';
 import type { HealthReport } from './health.js';
+import { fixedPeriodMs, startHealthSchedule, type HealthSchedule } from './health-schedule.js';
 
 export interface HealthSink {
   publishHealth(report: HealthReport): boolean;
 }
 
 export class HealthReporter {
-  private task: ScheduledTask | undefined;
+  private task: HealthSchedule | undefined;
   private notSent = 0;
 
   constructor(
@@ -22,7 +24,7 @@ export class HealthReporter {
     private readonly sink: HealthSink,
     private readonly logger: Logger,
   ) {
-    if (!cron.validate(schedule)) {
+    if (fixedPeriodMs(schedule) === undefined && !nodeCron().validate(schedule)) {
       throw new Error(`health.schedule: not a valid cron expression: "${schedule}"`);
     }
   }
@@ -34,10 +36,7 @@ export class HealthReporter {
 
   start(): void {
     if (this.task) return;
-    this.task = cron.schedule(this.schedule, () => this.report(), {
-      name: 'health',
-      noOverlap: true,
-    });
+    this.task = startHealthSchedule(this.schedule, () => void this.report());
   }
 
   /** Build and publish one report now; false when it could not be sent (offline). */
@@ -57,6 +56,6 @@ export class HealthReporter {
   async stop(): Promise<void> {
     const task = this.task;
     this.task = undefined;
-    if (task) await task.destroy();
+    if (task) await task.stop();
   }
 }

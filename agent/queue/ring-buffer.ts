@@ -11,7 +11,8 @@
  *     line 2  tail (next read index, wraps mod 2^32)
  *     line 3  read counter (lo, hi, seqlock)      — consumer only
  *     line 4  dropped counter (lo, hi, seqlock)   — producer only
- *     line 5  consumer-waiting flag, producer-waiting flag
+ *     line 5  consumer-waiting mark (0: awake; 1: wake on any push; m > 1: wake once m records
+ *             are unread), producer-waiting flag
  *     line 6  consumer heartbeat (liveness, see AggregationWorker)
  *   records, capacity × 24 bytes: u32 sensorIndex, u32 (quantity u16 | status u8 << 16),
  *   f64 t (ms since epoch), f64 value.
@@ -36,7 +37,9 @@
  * the producer notifies only when it is the one to clear that flag (one notify per sleep,
  * not one per push while the sleeper wakes up). Atomics are sequentially consistent, so
  * either the producer sees the flag or the consumer sees the new head — no lost wake-up and
- * no notify syscall per push.
+ * no notify syscall per push. A consumer that takes readings in batches sleeps with a fill
+ * mark instead (waitForFill): pushes below the mark do not wake it, so it wakes once per
+ * period or per mark's worth of readings rather than once per push (a futex call each).
  */
 
 export type OverflowPolicy = 'drop-oldest' | 'drop-newest' | 'block';
@@ -183,9 +186,12 @@ export class RingBuffer {
     const next = (head + 1) | 0;
     if (next === 0) this.wrapHead();
     else Atomics.store(ctrl, HEAD, next);
-    // One notify per sleep: whoever clears the flag wakes the consumer.
+    // One notify per sleep: whoever clears the flag wakes the consumer; a consumer that set a
+    // fill mark only once the mark is reached (the fill read from the consumer's tail).
+    const mark = Atomics.load(ctrl, CONSUMER_WAITING);
     if (
-      Atomics.load(ctrl, CONSUMER_WAITING) !== 0 &&
+      mark !== 0 &&
+      (mark === 1 || ((next - Atomics.load(ctrl, TAIL)) | 0) >>> 0 >= mark) &&
       Atomics.exchange(ctrl, CONSUMER_WAITING, 0) !== 0
     ) {
       Atomics.notify(ctrl, HEAD);
@@ -328,6 +334,22 @@ export class RingBuffer {
     Atomics.store(ctrl, CONSUMER_WAITING, 1);
     const head = Atomics.load(ctrl, HEAD);
     if (head === Atomics.load(ctrl, TAIL)) Atomics.wait(ctrl, HEAD, head, timeoutMs);
+    Atomics.store(ctrl, CONSUMER_WAITING, 0);
+    return Atomics.load(ctrl, HEAD) !== Atomics.load(ctrl, TAIL);
+  }
+
+  /**
+   * Sleeps like waitForData, except that pushes wake it only once `mark` records (at least 1,
+   * at most the capacity) are unread: until then it sleeps the whole timeoutMs, or until
+   * wakeConsumer(). Returns whether data is there.
+   */
+  waitForFill(mark: number, timeoutMs: number): boolean {
+    const ctrl = this.ctrl;
+    const m = Math.min(this.capacity, Math.max(1, Math.floor(mark)));
+    Atomics.store(ctrl, CONSUMER_WAITING, m);
+    const head = Atomics.load(ctrl, HEAD);
+    if (((head - Atomics.load(ctrl, TAIL)) | 0) >>> 0 < m)
+      Atomics.wait(ctrl, HEAD, head, timeoutMs);
     Atomics.store(ctrl, CONSUMER_WAITING, 0);
     return Atomics.load(ctrl, HEAD) !== Atomics.load(ctrl, TAIL);
   }

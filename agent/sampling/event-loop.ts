@@ -1,6 +1,11 @@
 /**
  * Event-loop delay, measured all the time: the main thread only schedules I/O, and this is
  * the figure that shows it (a blocked loop delays every sensor at once).
+ *
+ * The monitor is a timer every resolutionMs (default 100): a stall of that length or longer
+ * is always seen in full, a shorter one when a tick falls into it. A finer resolution costs
+ * a wake-up of an otherwise idle process each time (at 20 ms, 50 a second: most of the CPU
+ * of an agent with few sensors; docs/benchmarks/footprint.md).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -17,10 +22,14 @@ export interface EventLoopMonitor {
   stop(): void;
 }
 
+const DEFAULT_RESOLUTION_MS = 100;
+
 const nsToMs = (ns: number): number => (Number.isFinite(ns) ? ns / 1e6 : 0);
 
 export function startEventLoopMonitor(options: { resolutionMs?: number } = {}): EventLoopMonitor {
-  const histogram = monitorEventLoopDelay({ resolution: options.resolutionMs ?? 20 });
+  const histogram = monitorEventLoopDelay({
+    resolution: options.resolutionMs ?? DEFAULT_RESOLUTION_MS,
+  });
   histogram.enable();
   return {
     snapshot({ reset = false } = {}) {

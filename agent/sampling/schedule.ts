@@ -4,7 +4,7 @@
  * source sees an overrun as a late pull — and answers it by skipping slots, never by
  * firing the missed ones back to back.
  */
-import { createTask, validateDetailed } from 'node-cron';
+import { nodeCron } from './node-cron.js';
 import { realClock, type Clock } from '../../drivers/time.js';
 import type { SlotTicks } from '../../drivers/rounds.js';
 import { EARLY_MS, TimerQueue } from './timer-queue.js';
@@ -195,7 +195,7 @@ export class CronExpressionError extends Error {
 
 /** Throws CronExpressionError naming the bad field; returns the expression when valid. */
 export function validateCron(expression: string): string {
-  const result = validateDetailed(expression);
+  const result = nodeCron().validateDetailed(expression);
   if (!result.valid) {
     const problems = result.errors.map((e) =>
       e.field === 'expression' ? e.message : `${e.field} field "${e.value ?? ''}": ${e.message}`,
@@ -232,7 +232,7 @@ export async function* cronTicks(
   if (signal.aborted) return;
   let waiting: number | undefined;
   let wake: (() => void) | undefined;
-  const task = createTask(
+  const task = nodeCron().createTask(
     expression,
     (ctx) => {
       if (waiting !== undefined) opts.onSkip?.(1);

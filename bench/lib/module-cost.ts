@@ -1,7 +1,8 @@
 /**
  * Where the agent's start-up memory goes, by module: a fresh node with the agent's flags
  * imports the agent's dependencies one after another (then the agent's own `run` command
- * module, which pulls in the rest of its code) and reports VmRSS and V8's used heap after a
+ * module, which pulls in the rest of its code; then what `run` loads only when a configuration
+ * uses it) and reports VmRSS and V8's used heap after a
  * full GC following each import. A step's cost is the growth over the step before, so a
  * module shared by two packages counts where it is first loaded. This is load cost (code,
  * compiled functions, native addons), not what the pipeline allocates once it runs.
@@ -37,32 +38,37 @@ const STEPS: { module: string; note: string; load: string }[] = [
   { module: 'pino', note: 'logger', load: "await import('pino')" },
   { module: 'zod', note: 'config schema', load: "await import('zod')" },
   { module: 'yaml', note: 'config files', load: "await import('yaml')" },
-  { module: 'node-cron', note: 'health schedule, cron sensors', load: "await import('node-cron')" },
-  {
-    module: 'prom-client',
-    note: 'imported statically by the pipeline; used only with metrics.enabled',
-    load: "await import('prom-client')",
-  },
-  {
-    module: '@serialport/bindings-cpp',
-    note: 'loaded by `run` at start (hardwareSeams); used only by serial sensors',
-    load: "(await import('@serialport/bindings-cpp')).autoDetect()",
-  },
   {
     module: '@serialport/stream',
-    note: 'imported statically by the driver registry; used only by serial sensors',
+    note: 'imported by the driver registry (JavaScript only; the native binding is below)',
     load: "await import('@serialport/stream')",
   },
   { module: 'unix-dgram', note: 'sd_notify; native addon', load: "req('unix-dgram')" },
   {
     module: 'agent code (dist/agent/commands/run.js)',
-    note: "the agent's own modules and what they import that is not above",
+    note: "the agent's own modules and what they import that is not above: what `run` loads",
     load: 'await import(RUN)',
+  },
+  // Below: what `run` loads only when the configuration uses it.
+  {
+    module: 'node-cron',
+    note: 'only with a cron expression in the config (a sensor schedule, a health schedule other than every S s)',
+    load: "req('node-cron')",
   },
   {
     module: 'a node-cron task scheduled',
-    note: "the health report's schedule (node-cron times tasks through Intl.DateTimeFormat)",
-    load: "(await import('node-cron')).default.schedule('*/30 * * * * *', () => {}).stop()",
+    note: 'node-cron times its tasks through Intl.DateTimeFormat (ICU data)',
+    load: "req('node-cron').schedule('*/30 * * * * *', () => {}).stop()",
+  },
+  {
+    module: 'prom-client',
+    note: 'only with metrics.enabled',
+    load: "await import('prom-client')",
+  },
+  {
+    module: '@serialport/bindings-cpp',
+    note: 'native addon; only when a serial port is opened',
+    load: "(await import('@serialport/bindings-cpp')).autoDetect()",
   },
 ];
 

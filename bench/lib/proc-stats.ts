@@ -48,28 +48,43 @@ export function procIo(pid: number): ProcIo | undefined {
   }
 }
 
-/** CPU ms of the main thread (TID = PID) and of all other threads together, from /proc. */
-export function procThreadCpuMs(pid: number): { main: number; others: number } {
-  let main = 0;
-  let others = 0;
+/**
+ * CPU ms of the main thread (TID = PID) and of all other threads together, and their
+ * voluntary context switches (each one a sleep, so a wake-up: timers, I/O, futex waits),
+ * from /proc. Load on the machine changes what a wake-up costs, not how many there are.
+ */
+export function procThreadCpuMs(pid: number): {
+  main: number;
+  others: number;
+  mainWakeups: number;
+  otherWakeups: number;
+} {
+  const r = { main: 0, others: 0, mainWakeups: 0, otherWakeups: 0 };
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return { main, others };
+    return r;
   }
   for (const tid of tids) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ms = (Number(f[11]) + Number(f[12])) * 10;
-      if (tid === String(pid)) main += ms;
-      else others += ms;
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const wakeups = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      if (tid === String(pid)) {
+        r.main += ms;
+        r.mainWakeups += wakeups;
+      } else {
+        r.others += ms;
+        r.otherWakeups += wakeups;
+      }
     } catch {
       // a thread that ended between the listing and the read
     }
   }
-  return { main, others };
+  return r;
 }
 
 export interface WindowStats {
@@ -86,6 +101,9 @@ export interface WindowStats {
   cpuOtherThreadsMs: number;
   /** CPU time / wall time, in % of one core. */
   cpuPercent: number;
+  /** Voluntary context switches a second: of the main thread, and of all others together. */
+  mainWakeupsPerSec: number;
+  otherWakeupsPerSec: number;
   writeBytes: number;
   cancelledWriteBytes: number;
   rssSamplesMB: number[];
@@ -138,6 +156,10 @@ export async function sampleWindow(
     cpuMainThreadMs: threads1.main - threads0.main,
     cpuOtherThreadsMs: threads1.others - threads0.others,
     cpuPercent: Math.round((cpuMs / wallMs) * 1000) / 10,
+    mainWakeupsPerSec: Math.round(((threads1.mainWakeups - threads0.mainWakeups) * 1000) / wallMs),
+    otherWakeupsPerSec: Math.round(
+      ((threads1.otherWakeups - threads0.otherWakeups) * 1000) / wallMs,
+    ),
     writeBytes: io0 && io1 ? io1.writeBytes - io0.writeBytes : NaN,
     cancelledWriteBytes: io0 && io1 ? io1.cancelledWriteBytes - io0.cancelledWriteBytes : NaN,
     rssSamplesMB: rss.map(mb),

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { Worker } from 'node:worker_threads';
 import { RingBuffer, type OverflowPolicy } from '../../../agent/queue/ring-buffer.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { spawnTsWorker } from './fixtures/spawn-ts-worker.js';
 
 interface Rec {
@@ -158,15 +159,40 @@ describe('RingBuffer across threads (real Worker consumer)', () => {
     worker = undefined;
   });
 
+  it('a consumer sleeping in waitForFill is woken by the push that reaches its mark, not before', async () => {
+    const ring = RingBuffer.create(64, 'drop-newest');
+    worker = spawnTsWorker(new URL('./fixtures/ring-sleeper.ts', import.meta.url), {
+      sab: ring.shared,
+      mark: 8,
+    });
+    const messages: unknown[] = [];
+    worker.on('message', (m) => messages.push(m));
+    const errored = new Promise((_, reject) => worker!.once('error', reject));
+    await Promise.race([waitUntil(() => messages.includes('sleeping')), errored]);
+    for (let i = 0; i < 7; i++) ring.push(i, 0, i, i, 0);
+    await new Promise((r) => setTimeout(r, 500));
+    // Below the mark: still asleep (its timeout is 60 s).
+    expect(messages).toEqual(['sleeping']);
+    ring.push(7, 0, 7, 7, 0);
+    await Promise.race([waitUntil(() => messages.length === 2, { timeoutMs: 20_000 }), errored]);
+    expect(messages[1]).toEqual({ data: true, fill: 8 });
+  }, 60_000);
+
   const N = 200_000;
-  it.each(policies)(
-    '%s: no torn or reordered record, and missing == dropped',
-    async (policy) => {
+  it.each(
+    policies.flatMap((policy) => [
+      { policy, sleep: 'waitForData' },
+      { policy, sleep: 'waitForFill' },
+    ]),
+  )(
+    '$policy, consumer sleeping in $sleep: no torn or reordered record, and missing == dropped',
+    async ({ policy, sleep }) => {
       const ring = RingBuffer.create(64, policy);
       worker = spawnTsWorker(new URL('./fixtures/ring-consumer.ts', import.meta.url), {
         sab: ring.shared,
         chunk: 32,
         work: 300,
+        fillMark: sleep === 'waitForFill' ? 32 : undefined,
       });
       await new Promise((resolve, reject) => {
         worker!.once('message', resolve);
