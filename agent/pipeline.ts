@@ -5,7 +5,7 @@
  * in who owns the broker; everything here is the same code on hardware and in the simulator.
  */
 import { performance } from 'node:perf_hooks';
-import type { Config, SensorConfig } from './config/schema.js';
+import type { Config } from './config/schema.js';
 import type { Logger } from './ops/logger.js';
 import { RingBuffer } from './queue/ring-buffer.js';
 import { AggregationWorker, type AggregatorOptions } from './aggregation/aggregation-worker.js';
@@ -17,7 +17,12 @@ import { Sampler, type SampledSensor } from './sampling/sampler.js';
 import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
 import { Operations } from './ops/operations.js';
-import { createDriver, temperatureRangeOf, touchI2CAddresses } from '../drivers/registry.js';
+import {
+  createDriver,
+  temperatureRangeOf,
+  touchI2CAddresses,
+  type SensorConfig,
+} from '../drivers/registry.js';
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';

@@ -9,7 +9,8 @@
  * - configured: the devices a user's config names, at the addresses it names.
  */
 import type { Logger } from '../agent/ops/logger.js';
-import type { ConfigInput, SensorConfig } from '../agent/config/schema.js';
+import type { ConfigInput } from '../agent/config/schema.js';
+import type { SensorConfig } from '../drivers/registry.js';
 import { Seams } from '../drivers/seams.js';
 import { startHttpSensorServer } from './network/http-server.js';
 import { startModbusTcpSensorServer } from './network/modbus-tcp-server.js';

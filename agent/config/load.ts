@@ -19,13 +19,8 @@ import type { z } from 'zod';
 import { humanize, MIB } from '../../drivers/config/bounds.js';
 import { describeValue, quote } from '../../drivers/config/describe-value.js';
 import { duplicateJsonKeys } from './json-duplicates.js';
-import {
-  configSchema,
-  crossChecks,
-  DRIVER_NAMES,
-  type Config,
-  type ConfigInput,
-} from './schema.js';
+import { DRIVER_NAMES } from '../../drivers/registry.js';
+import { configSchema, crossChecks, type Config, type ConfigInput } from './schema.js';
 
 /** A config is a few KiB; a file this large is the wrong file, and parsing it costs memory. */
 export const MAX_CONFIG_BYTES = 4 * MIB;

@@ -28,14 +28,6 @@ import {
 import { DEFAULT_BACKOFF_MAX_MS } from '../../drivers/rounds.js';
 import { sensorLocation, sensorSchema } from '../../drivers/registry.js';
 
-// The sensors part of the config is built from the drivers' list; its names are the config's.
-export {
-  DRIVER_NAMES,
-  sensorSchema,
-  type SensorConfig,
-  type SensorConfigOf,
-} from '../../drivers/registry.js';
-
 /** Where the agent connects when the config names no broker. */
 const DEFAULT_BROKER_URL = 'mqtt://127.0.0.1:1883';
 /** Brokers a gateway may fail over between: a cluster's nodes, not a fleet. */

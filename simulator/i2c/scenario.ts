@@ -3,7 +3,8 @@
  * that read them. Default: bus 1 with one chip of every type. Configured: a chip of the
  * configured type at every I²C address the user's config names.
  */
-import type { ConfigInput, SensorConfig } from '../../agent/config/schema.js';
+import type { ConfigInput } from '../../agent/config/schema.js';
+import type { SensorConfig } from '../../drivers/registry.js';
 import type { I2CBus } from '../../drivers/types.js';
 import { SimulatedI2CBus } from './bus.js';
 import { SimulatedBme280 } from './chips/bme280.js';

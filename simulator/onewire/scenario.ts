@@ -3,7 +3,7 @@
  * sysfs tree in a temp dir (a flow pipe near 62 °C, outdoors near −3 °C), plus the sensor
  * configs that read them. Call close() to remove the tree.
  */
-import { sensorSchema, type SensorConfig } from '../../agent/config/schema.js';
+import { sensorSchema, type SensorConfig } from '../../drivers/registry.js';
 import { Signal } from '../signal.js';
 import { SimulatedW1Tree } from './w1-tree.js';
 

@@ -9,7 +9,7 @@
 import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { sensorSchema, type SensorConfigOf } from '../../agent/config/schema.js';
+import { sensorSchema, type SensorConfigOf } from '../../drivers/registry.js';
 import { createDs18b20 } from '../../drivers/onewire/ds18b20.js';
 import { ReadLimiter } from '../../drivers/onewire/w1-limiter.js';
 import { SimulatedW1Tree } from './w1-tree.js';

@@ -3,7 +3,7 @@
  * XY-MD02 modules (units 1 and 2, 9600 8N1) and one ASCII-line thermometer, all behind one
  * SimulatedSerialBinding, plus the sensor configs that read them.
  */
-import { sensorSchema, type SensorConfig } from '../../agent/config/schema.js';
+import { sensorSchema, type SensorConfig } from '../../drivers/registry.js';
 import { Signal, seededRandom } from '../signal.js';
 import { AsciiLineDevice } from './ascii-device.js';
 import { SimulatedSerialBinding } from './binding.js';

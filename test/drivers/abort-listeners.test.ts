@@ -6,9 +6,8 @@
  */
 import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sensorSchema } from '../../agent/config/schema.js';
+import { createDriver, sensorSchema } from '../../drivers/registry.js';
 import { silentLogger } from '../../agent/ops/logger.js';
-import { createDriver } from '../../drivers/registry.js';
 import { startDefaultScenario, type Simulation } from '../../simulator/scenario.js';
 
 /** Entries Node keeps for AbortSignal.any() results made from this signal. */

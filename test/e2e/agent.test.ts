@@ -19,7 +19,7 @@ import {
   startModbusTcpSensorServer,
   type ModbusTcpSensorServer,
 } from '../../simulator/network/modbus-tcp-server.js';
-import { DRIVER_NAMES } from '../../agent/config/schema.js';
+import { DRIVER_NAMES } from '../../drivers/registry.js';
 import { startAgent, type AgentProcess, type TelemetryWindow } from './agent-process.js';
 
 let broker: MosquittoBroker;

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sensorSchema, type SensorConfigOf } from '../../../agent/config/schema.js';
+import { sensorSchema, type SensorConfigOf } from '../../../drivers/registry.js';
 import {
   createDs18b20,
   ds18b20Celsius,

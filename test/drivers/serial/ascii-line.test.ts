@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { sensorSchema, type SensorConfigOf } from '../../../agent/config/schema.js';
+import { sensorSchema, type SensorConfigOf } from '../../../drivers/registry.js';
 import {
   LineSplitter,
   createAsciiLine,

@@ -1,7 +1,7 @@
 /** Bounded fuzzing: random bytes and lines must give values or counted faults, never throws. */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sensorSchema, type SensorConfigOf } from '../../../agent/config/schema.js';
+import { sensorSchema, type SensorConfigOf } from '../../../drivers/registry.js';
 import {
   createAsciiLine,
   LineSplitter,

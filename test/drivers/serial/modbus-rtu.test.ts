@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { sensorSchema, type SensorConfigOf } from '../../../agent/config/schema.js';
+import { sensorSchema, type SensorConfigOf } from '../../../drivers/registry.js';
 import { createModbusRtu } from '../../../drivers/serial/modbus-rtu.js';
 import { SerialLines } from '../../../drivers/serial/serial-lines.js';
 import { ReadingStatus, type Reading } from '../../../drivers/types.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialPort } from 'serialport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sensorSchema, type SensorConfigOf } from '../../../agent/config/schema.js';
+import { sensorSchema, type SensorConfigOf } from '../../../drivers/registry.js';
 import { createAsciiLine } from '../../../drivers/serial/ascii-line.js';
 import { decodeReadRequest, encodeReadResponse } from '../../../drivers/modbus-pdu.js';
 import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-rtu-frame.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sensorSchema, type SensorConfig } from '../../../agent/config/schema.js';
+import { sensorSchema, type SensorConfig } from '../../../drivers/registry.js';
 import { createI2CSimulation } from '../../../simulator/i2c/scenario.js';
 import { SimulatedI2CBus } from '../../../simulator/i2c/bus.js';
 import { SimulatedBme280 } from '../../../simulator/i2c/chips/bme280.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SensorConfigOf } from '../../../agent/config/schema.js';
+import type { SensorConfigOf } from '../../../drivers/registry.js';
 import { createDs18b20 } from '../../../drivers/onewire/ds18b20.js';
 import { ReadingStatus } from '../../../drivers/types.js';
 import { createW1Simulation, type W1Simulation } from '../../../simulator/onewire/scenario.js';
