@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig, type ConfigInput } from '../../../../agent/config/load.js';
+import type { Config } from '../../../../agent/config/schema.js';
 import { silentLogger } from '../../../../agent/ops/logger.js';
 import { SparkplugNode } from '../../../../agent/consumers/sparkplug/node.js';
 import { spawnMosquitto, type MosquittoBroker } from '../../../helpers/mosquitto.js';
@@ -87,20 +88,23 @@ async function setup(
     },
     'test',
   );
-  const start = () => {
-    const node = SparkplugNode.start({
-      config,
-      stateDir,
-      logger: silentLogger,
-      series: new Map([
-        ['a', ['temperature'] as const],
-        ['b', ['humidity'] as const],
-      ]),
-    });
-    cleanups.push(() => node.stop());
-    return node;
-  };
+  const start = () => startNode(config, stateDir);
   return { broker, subscriber, subscribedAt, stateDir, start };
+}
+
+/** A node for series a/temperature and b/humidity, stopped after the test. */
+function startNode(config: Config, stateDir: string): SparkplugNode {
+  const node = SparkplugNode.start({
+    config,
+    stateDir,
+    logger: silentLogger,
+    series: new Map([
+      ['a', ['temperature'] as const],
+      ['b', ['humidity'] as const],
+    ]),
+  });
+  cleanups.push(() => node.stop());
+  return node;
 }
 
 /**
@@ -348,16 +352,7 @@ describe('Sparkplug B edge node', () => {
       },
       'test',
     );
-    const node = SparkplugNode.start({
-      config,
-      stateDir,
-      logger: silentLogger,
-      series: new Map([
-        ['a', ['temperature'] as const],
-        ['b', ['humidity'] as const],
-      ]),
-    });
-    cleanups.push(() => node.stop());
+    const node = startNode(config, stateDir);
     await onFirst.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH on the first');
     node.submit(body(0));
     await onFirst.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'NDATA on the first');
