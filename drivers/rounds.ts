@@ -68,6 +68,14 @@ function setTimeoutRoundTimer(onTimeout: () => void): RoundTimer {
   };
 }
 
+type RoundResolve = (readings: Reading[] | undefined | Promise<Reading[]>) => void;
+
+/** new Promise(captureResolve) leaves the promise's resolve here, without a closure per call. */
+let captured: RoundResolve | undefined;
+function captureResolve(resolve: RoundResolve): void {
+  captured = resolve;
+}
+
 export function toSensorError(err: unknown, fallback: SensorErrorCode = 'PROTOCOL'): SensorError {
   if (err instanceof SensorError) return err;
   const e = err as NodeJS.ErrnoException | undefined;
@@ -118,17 +126,42 @@ export function roundSignal(
  * only the rounds in flight hold one. A signal that aborted is never lent again; one serves
  * at most MAX_USES rounds, which bounds what a driver that forgets to remove its abort
  * listeners can pile up on it (a test checks that none of ours does).
+ *
+ * A lease also carries the two handlers its round's measure() settles through, made once
+ * per lease rather than per round or per sensor. They name the engine and the round they
+ * serve until the first of them runs; a round that ended before its measure() settled has
+ * an aborted signal, so its lease is never lent again and its late answer reaches no round.
  */
-interface Lease {
-  ctl: AbortController;
-  uses: number;
+class Lease {
+  readonly ctl = new AbortController();
+  uses = 0;
+  private engine: RoundEngine | undefined;
+  private round: RoundResolve | undefined;
+
+  serve(engine: RoundEngine, round: RoundResolve, measuring: Promise<Measurement[]>): void {
+    this.engine = engine;
+    this.round = round;
+    measuring.then(this.onMeasured, this.onFailed);
+  }
+
+  private readonly onMeasured = (value: Measurement[]): void => {
+    const { engine, round } = this;
+    this.engine = this.round = undefined;
+    if (engine && round) engine.measured(round, value);
+  };
+
+  private readonly onFailed = (err: unknown): void => {
+    const { engine, round } = this;
+    this.engine = this.round = undefined;
+    if (engine && round) engine.measureFailed(round, err);
+  };
 }
 const MAX_USES = 256;
 const MAX_FREE = 4096;
 const freeLeases: Lease[] = [];
 
 function lease(): Lease {
-  const l = freeLeases.pop() ?? { ctl: new AbortController(), uses: 0 };
+  const l = freeLeases.pop() ?? new Lease();
   l.uses++;
   return l;
 }
@@ -153,8 +186,9 @@ export class RoundEngine {
   private readonly timer: RoundTimer;
   /** The signal of the round in flight. */
   private lease: Lease | undefined;
-  /** Ends the round in flight as failed (or as nothing, once stopped). */
-  private failRound: ((err: unknown) => void) | undefined;
+  /** Settles the round in flight; undefined between rounds. Also names the round. */
+  private resolveRound: RoundResolve | undefined;
+
   private opened = false;
   private failures = 0;
   private retryAt = 0;
@@ -227,38 +261,54 @@ export class RoundEngine {
   /**
    * open() if needed, then measure(), ended by the deadline or the sensor's stop at the
    * latest: the round's readings, or Fault readings once it failed, or undefined when the
-   * sensor was stopped.
+   * sensor was stopped. A round allocates its promise and measure()'s reaction; it settles
+   * through its lease's handlers.
    */
   private bounded(): Promise<Reading[] | undefined> {
     const held = lease();
     this.lease = held;
-    const signal = held.ctl.signal;
-    return new Promise<Reading[] | undefined>((resolve) => {
-      const failRound = (err: unknown) => {
-        resolve(this.ended ? undefined : this.failed(toSensorError(err)));
-      };
-      this.failRound = failRound;
-      this.timer.start(this.opts.timeoutMs);
-      const settle = (value: Measurement[]) => {
-        if (this.failRound !== failRound) return;
-        this.failRound = undefined;
-        this.lease = undefined;
-        this.timer.stop();
-        giveBack(held);
-        this.failures = 0;
-        resolve(this.readingsOf(value));
-      };
-      const fail = (err: unknown) => {
-        if (this.failRound !== failRound) return;
-        this.endRound(err);
-      };
-      if (this.opened) {
-        this.measuredAt = this.now();
-        this.driver.measure(signal).then(settle, fail);
-      } else {
-        this.openThenMeasure(signal).then(settle, fail);
-      }
-    });
+    const round = new Promise<Reading[] | undefined>(captureResolve);
+    const resolve = captured!;
+    captured = undefined;
+    this.resolveRound = resolve;
+    this.timer.start(this.opts.timeoutMs);
+    let measuring: Promise<Measurement[]>;
+    try {
+      measuring = this.opened
+        ? this.measureNow(held.ctl.signal)
+        : this.openThenMeasure(held.ctl.signal);
+    } catch (err) {
+      measuring = Promise.reject(err);
+    }
+    held.serve(this, resolve, measuring);
+    return round;
+  }
+
+  /** @internal The measure() of round `round` answered (see Lease). */
+  measured(round: RoundResolve, value: Measurement[]): void {
+    if (round === this.resolveRound) this.settle(value);
+  }
+
+  /** @internal The measure() of round `round` failed (see Lease). */
+  measureFailed(round: RoundResolve, err: unknown): void {
+    if (round === this.resolveRound) this.endRound(err);
+  }
+
+  private measureNow(signal: AbortSignal): Promise<Measurement[]> {
+    this.measuredAt = this.now();
+    return this.driver.measure(signal);
+  }
+
+  /** The round in flight measured: hand out its readings. */
+  private settle(value: Measurement[]): void {
+    const resolve = this.resolveRound!;
+    this.resolveRound = undefined;
+    const held = this.lease;
+    this.lease = undefined;
+    this.timer.stop();
+    if (held) giveBack(held);
+    this.failures = 0;
+    resolve(this.readingsOf(value));
   }
 
   private readingsOf(measurements: Measurement[]): Reading[] {
@@ -290,26 +340,27 @@ export class RoundEngine {
    * ("no reply from unit 7"); a driver that ignores its signal is failed one turn later.
    */
   private onTimeout(): void {
-    const failRound = this.failRound;
-    if (!failRound) return;
+    const round = this.resolveRound;
+    if (!round) return;
     const reason = timeoutError();
     this.lease?.ctl.abort(reason);
     setImmediate(() => {
-      if (this.failRound === failRound) this.endRound(reason);
+      if (this.resolveRound === round) this.endRound(reason);
     });
   }
 
   /** Fail the round in flight (timeout, stop, or the driver's own error). */
   private endRound(err: unknown): void {
-    const failRound = this.failRound;
-    this.failRound = undefined;
+    const resolve = this.resolveRound;
+    this.resolveRound = undefined;
     this.timer.stop();
     // Tell the driver to drop whatever it still has going (a timed-out request, the other
     // half of a split read); an aborted signal is never lent again.
     const held = this.lease;
     this.lease = undefined;
     if (held && !held.ctl.signal.aborted) held.ctl.abort(err);
-    failRound?.(err);
+    // Fault readings for a failed round, nothing for a stopped sensor.
+    resolve?.(this.ended ? undefined : this.failed(toSensorError(err)));
   }
 
   private async failed(error: SensorError): Promise<Reading[]> {
