@@ -68,6 +68,14 @@ function setTimeoutRoundTimer(onTimeout: () => void): RoundTimer {
   };
 }
 
+type RoundResolve = (readings: Reading[] | undefined | Promise<Reading[]>) => void;
+
+/** new Promise(captureResolve) leaves the promise's resolve here, without a closure per call. */
+let captured: RoundResolve | undefined;
+function captureResolve(resolve: RoundResolve): void {
+  captured = resolve;
+}
+
 export function toSensorError(err: unknown, fallback: SensorErrorCode = 'PROTOCOL'): SensorError {
   if (err instanceof SensorError) return err;
   const e = err as NodeJS.ErrnoException | undefined;
@@ -118,17 +126,42 @@ export function roundSignal(
  * only the rounds in flight hold one. A signal that aborted is never lent again; one serves
  * at most MAX_USES rounds, which bounds what a driver that forgets to remove its abort
  * listeners can pile up on it (a test checks that none of ours does).
+ *
+ * A lease also carries the two handlers its round's measure() settles through, made once
+ * per lease rather than per round or per sensor. They name the engine and the round they
+ * serve until the first of them runs; a round that ended before its measure() settled has
+ * an aborted signal, so its lease is never lent again and its late answer reaches no round.
  */
-interface Lease {
-  ctl: AbortController;
-  uses: number;
+class Lease {
+  readonly ctl = new AbortController();
+  uses = 0;
+  private engine: RoundEngine | undefined;
+  private round: RoundResolve | undefined;
+
+  serve(engine: RoundEngine, round: RoundResolve, measuring: Promise<Measurement[]>): void {
+    this.engine = engine;
+    this.round = round;
+    measuring.then(this.onMeasured, this.onFailed);
+  }
+
+  private readonly onMeasured = (value: Measurement[]): void => {
+    const { engine, round } = this;
+    this.engine = this.round = undefined;
+    if (engine && round) engine.measured(round, value);
+  };
+
+  private readonly onFailed = (err: unknown): void => {
+    const { engine, round } = this;
+    this.engine = this.round = undefined;
+    if (engine && round) engine.measureFailed(round, err);
+  };
 }
 const MAX_USES = 256;
 const MAX_FREE = 4096;
 const freeLeases: Lease[] = [];
 
 function lease(): Lease {
-  const l = freeLeases.pop() ?? { ctl: new AbortController(), uses: 0 };
+  const l = freeLeases.pop() ?? new Lease();
   l.uses++;
   return l;
 }
@@ -153,7 +186,9 @@ export class RoundEngine {
   private readonly timer: RoundTimer;
   /** The signal of the round in flight. */
   private lease: Lease | undefined;
-  private rejectRound: ((err: unknown) => void) | undefined;
+  /** Settles the round in flight; undefined between rounds. Also names the round. */
+  private resolveRound: RoundResolve | undefined;
+
   private opened = false;
   private failures = 0;
   private retryAt = 0;
@@ -197,33 +232,20 @@ export class RoundEngine {
    * undefined when the sensor is backing off or has been stopped. Never throws.
    */
   async run(due: number): Promise<Reading[] | undefined> {
-    const { opts } = this;
+    return this.round(due);
+  }
+
+  /**
+   * run() without its own promise, for the round generator: undefined at once when no round
+   * runs (backing off, or stopped), else the round's promise, which never rejects.
+   */
+  round(due: number): Promise<Reading[] | undefined> | undefined {
     if (this.ended) return undefined;
     if (this.failures > 0 && this.now() < this.retryAt) {
-      opts.onSkip?.(due);
+      this.opts.onSkip?.(due);
       return undefined;
     }
-    let measurements: Measurement[];
-    try {
-      measurements = await this.bounded();
-    } catch (err) {
-      if (this.ended) return undefined;
-      return this.failed(toSensorError(err));
-    }
-    this.failures = 0;
-    const t = this.measuredAt;
-    const readings: Reading[] = new Array<Reading>(measurements.length);
-    for (let i = 0; i < measurements.length; i++) {
-      const m = measurements[i];
-      readings[i] = {
-        sensor: opts.sensor,
-        quantity: m.quantity,
-        t,
-        value: m.value,
-        status: m.status ?? ReadingStatus.Ok,
-      };
-    }
-    return readings;
+    return this.bounded();
   }
 
   /** Close the device if open (bounded by closeTimeoutMs); call once the rounds are over. */
@@ -236,33 +258,74 @@ export class RoundEngine {
     }
   }
 
-  /** open() if needed, then measure(), settled by the deadline or the sensor's stop at the latest. */
-  private bounded(): Promise<Measurement[]> {
+  /**
+   * open() if needed, then measure(), ended by the deadline or the sensor's stop at the
+   * latest: the round's readings, or Fault readings once it failed, or undefined when the
+   * sensor was stopped. A round allocates its promise and measure()'s reaction; it settles
+   * through its lease's handlers.
+   */
+  private bounded(): Promise<Reading[] | undefined> {
     const held = lease();
     this.lease = held;
-    const signal = held.ctl.signal;
-    return new Promise<Measurement[]>((resolve, reject) => {
-      this.rejectRound = reject;
-      this.timer.start(this.opts.timeoutMs);
-      const settle = (value: Measurement[]) => {
-        if (this.rejectRound !== reject) return;
-        this.rejectRound = undefined;
-        this.lease = undefined;
-        this.timer.stop();
-        giveBack(held);
-        resolve(value);
+    const round = new Promise<Reading[] | undefined>(captureResolve);
+    const resolve = captured!;
+    captured = undefined;
+    this.resolveRound = resolve;
+    this.timer.start(this.opts.timeoutMs);
+    let measuring: Promise<Measurement[]>;
+    try {
+      measuring = this.opened
+        ? this.measureNow(held.ctl.signal)
+        : this.openThenMeasure(held.ctl.signal);
+    } catch (err) {
+      measuring = Promise.reject(err);
+    }
+    held.serve(this, resolve, measuring);
+    return round;
+  }
+
+  /** @internal The measure() of round `round` answered (see Lease). */
+  measured(round: RoundResolve, value: Measurement[]): void {
+    if (round === this.resolveRound) this.settle(value);
+  }
+
+  /** @internal The measure() of round `round` failed (see Lease). */
+  measureFailed(round: RoundResolve, err: unknown): void {
+    if (round === this.resolveRound) this.endRound(err);
+  }
+
+  private measureNow(signal: AbortSignal): Promise<Measurement[]> {
+    this.measuredAt = this.now();
+    return this.driver.measure(signal);
+  }
+
+  /** The round in flight measured: hand out its readings. */
+  private settle(value: Measurement[]): void {
+    const resolve = this.resolveRound!;
+    this.resolveRound = undefined;
+    const held = this.lease;
+    this.lease = undefined;
+    this.timer.stop();
+    if (held) giveBack(held);
+    this.failures = 0;
+    resolve(this.readingsOf(value));
+  }
+
+  private readingsOf(measurements: Measurement[]): Reading[] {
+    const sensor = this.opts.sensor;
+    const t = this.measuredAt;
+    const readings: Reading[] = new Array<Reading>(measurements.length);
+    for (let i = 0; i < measurements.length; i++) {
+      const m = measurements[i];
+      readings[i] = {
+        sensor,
+        quantity: m.quantity,
+        t,
+        value: m.value,
+        status: m.status ?? ReadingStatus.Ok,
       };
-      const fail = (err: unknown) => {
-        if (this.rejectRound !== reject) return;
-        this.endRound(err);
-      };
-      if (this.opened) {
-        this.measuredAt = this.now();
-        this.driver.measure(signal).then(settle, fail);
-      } else {
-        this.openThenMeasure(signal).then(settle, fail);
-      }
-    });
+    }
+    return readings;
   }
 
   private async openThenMeasure(signal: AbortSignal): Promise<Measurement[]> {
@@ -277,26 +340,27 @@ export class RoundEngine {
    * ("no reply from unit 7"); a driver that ignores its signal is failed one turn later.
    */
   private onTimeout(): void {
-    const reject = this.rejectRound;
-    if (!reject) return;
+    const round = this.resolveRound;
+    if (!round) return;
     const reason = timeoutError();
     this.lease?.ctl.abort(reason);
     setImmediate(() => {
-      if (this.rejectRound === reject) this.endRound(reason);
+      if (this.resolveRound === round) this.endRound(reason);
     });
   }
 
   /** Fail the round in flight (timeout, stop, or the driver's own error). */
   private endRound(err: unknown): void {
-    const reject = this.rejectRound;
-    this.rejectRound = undefined;
+    const resolve = this.resolveRound;
+    this.resolveRound = undefined;
     this.timer.stop();
     // Tell the driver to drop whatever it still has going (a timed-out request, the other
     // half of a split read); an aborted signal is never lent again.
     const held = this.lease;
     this.lease = undefined;
     if (held && !held.ctl.signal.aborted) held.ctl.abort(err);
-    reject?.(err);
+    // Fault readings for a failed round, nothing for a stopped sensor.
+    resolve?.(this.ended ? undefined : this.failed(toSensorError(err)));
   }
 
   private async failed(error: SensorError): Promise<Reading[]> {
@@ -363,31 +427,66 @@ function isSlotTicks(ticks: Ticks): ticks is SlotTicks {
   return typeof (ticks as Partial<SlotTicks>).wake === 'function';
 }
 
+/** Any async iterable of due times as SlotTicks: the wait is the pending next(). */
+class PulledTicks implements SlotTicks {
+  private readonly source: AsyncIterator<number>;
+  private pending: Promise<void> | undefined;
+  private due = 0;
+  private ready = false;
+  private done = false;
+
+  constructor(ticks: AsyncIterable<number>) {
+    this.source = ticks[Symbol.asyncIterator]();
+  }
+
+  get ended(): boolean {
+    return this.done;
+  }
+
+  plan(): boolean {
+    this.ready = false;
+    return !this.done;
+  }
+
+  wake(): Promise<void> | undefined {
+    if (this.done || this.ready) return undefined;
+    this.pending ??= this.source.next().then((tick) => {
+      this.pending = undefined;
+      if (tick.done) this.done = true;
+      else {
+        this.due = tick.value;
+        this.ready = true;
+      }
+    });
+    return this.pending;
+  }
+
+  take(): number {
+    this.ready = false;
+    return this.due;
+  }
+
+  async return(): Promise<void> {
+    this.done = true;
+    await this.source.return?.();
+  }
+}
+
 /**
  * The rounds of one engine as an async generator: one array of readings per round, one
  * round per tick, until the ticks end or the engine is stopped; then the device is closed.
  * A round's readings are dropped from the generator's frame once yielded, so a waiting
- * sensor holds nothing of its last round.
+ * sensor holds nothing of its last round; the frame is kept small (few locals), as every
+ * waiting sensor holds one.
  */
 export async function* engineRounds(engine: RoundEngine, ticks: Ticks): AsyncGenerator<Reading[]> {
-  const slots = isSlotTicks(ticks) ? ticks : undefined;
-  const pull = slots ? undefined : (ticks as AsyncIterable<number>)[Symbol.asyncIterator]();
+  const slots = isSlotTicks(ticks) ? ticks : new PulledTicks(ticks);
   let readings: Reading[] | undefined;
   try {
-    for (;;) {
-      let due: number;
-      if (slots) {
-        if (!slots.plan()) return;
-        for (let wake = slots.wake(); wake; wake = slots.wake()) await wake;
-        if (slots.ended) return;
-        due = slots.take();
-      } else {
-        const tick = await pull!.next();
-        if (tick.done) return;
-        due = tick.value;
-      }
-      if (engine.stopped) return;
-      readings = await engine.run(due);
+    while (slots.plan()) {
+      for (let wake = slots.wake(); wake; wake = slots.wake()) await wake;
+      if (slots.ended || engine.stopped) return;
+      readings = await engine.round(slots.take());
       if (engine.stopped) return;
       if (readings) {
         yield readings;
@@ -395,8 +494,7 @@ export async function* engineRounds(engine: RoundEngine, ticks: Ticks): AsyncGen
       }
     }
   } finally {
-    if (slots) slots.return();
-    else await pull?.return?.();
+    await slots.return();
     await engine.close();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Samples every sensor at once: one SensorRun per sensor (for await over its round generator:
+ * Samples every sensor at once: one SensorRun per sensor (its round generator pulled into
  * emit), all running concurrently on the event loop. A round that is
  * waiting for a reply costs nothing, so the cycle time is the slowest sensor's latency,
  * not the sum; a slow or dead sensor only delays itself (every round has a timeout, and

@@ -1,13 +1,14 @@
 /**
- * The life of one sampled sensor: `for await` over its round generator (drivers/rounds.ts),
- * each round's readings handed to emit, its health kept — until stopped. The sampler runs
- * one per sensor, all at once.
+ * The life of one sampled sensor: its round generator (drivers/rounds.ts) pulled step by
+ * step, each round's readings handed to emit, its health kept — until stopped. The sampler
+ * runs one per sensor, all at once.
  *
- * Waiting for a slot holds nothing per sensor beyond the generator's frame: the wait is the
- * shared TimerQueue's promise for the slot's millisecond, and the generator drops a round's
- * readings once they are yielded, so nothing of a round lives through the next wait long
- * enough to be promoted to V8's old generation (the RSS target at 10,000 sensors,
- * docs/benchmarks/sampling.md).
+ * Waiting for a slot holds little per sensor: the generator's frame, parked on the shared
+ * TimerQueue's promise for the slot's millisecond, and one pending next() whose reaction is
+ * this run's reused onStep/onEnd (no second suspended frame, as `for await` would keep).
+ * The generator drops a round's readings once they are yielded, so nothing of a round lives
+ * through the next wait long enough to be promoted to V8's old generation (the RSS target at
+ * 10,000 sensors, docs/benchmarks/sampling.md).
  */
 import { engineRounds, RoundEngine } from '../../drivers/rounds.js';
 import type { Clock } from '../../drivers/time.js';
@@ -55,8 +56,6 @@ const GOLDEN = 0.6180339887498949;
 
 export class SensorRun {
   readonly health: SensorHealthTracker;
-  /** Settles once the run has ended and the driver is closed; never rejects. */
-  readonly done: Promise<void>;
   private readonly ticks: IntervalTicks | AsyncGenerator<number>;
   private readonly engine: RoundEngine;
   /** Only cron ticks need a signal (node-cron tasks); interval ticks end with return(). */
@@ -64,6 +63,10 @@ export class SensorRun {
   private ticksSoFar = 0;
   private roundSucceeded = false;
   private failingBefore = false;
+  /** The round generator while the run lasts; undefined once it has ended. */
+  private rounds: AsyncGenerator<Reading[]> | undefined;
+  /** Made when someone asks for `done` before the run has ended, not per sensor up front. */
+  private ended: { promise: Promise<void>; resolve: () => void } | undefined;
 
   constructor(
     /** Current settings; the sampler updates index etc. on a reload without a restart. */
@@ -101,7 +104,19 @@ export class SensorRun {
       onFault: (error, consecutive) => this.onFault(error, consecutive),
       onSkip: () => this.health.backoffSkip(),
     });
-    this.done = this.run(engineRounds(this.engine, this.ticks));
+    this.rounds = engineRounds(this.engine, this.ticks);
+    this.pull();
+  }
+
+  /** Settles once the run has ended and the driver is closed; never rejects. */
+  get done(): Promise<void> {
+    if (this.rounds === undefined) return Promise.resolve();
+    if (this.ended === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.ended = { promise, resolve };
+    }
+    return this.ended.promise;
   }
 
   /** End the run: the round in flight ends at once; `done` settles once the driver is closed. */
@@ -111,16 +126,28 @@ export class SensorRun {
     this.engine.stop();
   }
 
-  private async run(rounds: AsyncGenerator<Reading[]>): Promise<void> {
-    try {
-      for await (const readings of rounds) {
-        const blocked = this.deliver(readings);
-        if (blocked) await blocked;
-      }
-    } catch (err) {
-      // An error ends this sensor's run, logged, and no other.
-      this.ctx.logger.error({ sensor: this.sensor.id, err }, 'sensor loop ended by an error');
+  /** Ask the generator for its next round: onStep gets it, onEnd an error that ended it. */
+  private pull(): void {
+    this.rounds?.next().then(this.onStep, this.onEnd);
+  }
+
+  private readonly onStep = (step: IteratorResult<Reading[]>): void => {
+    if (step.done) {
+      this.end();
+      return;
     }
+    if (!this.deliver(step.value)) this.pull();
+  };
+
+  private readonly onEnd = (err: unknown): void => {
+    // An error ends this sensor's run, logged, and no other.
+    this.ctx.logger.error({ sensor: this.sensor.id, err }, 'sensor loop ended by an error');
+    this.end();
+  };
+
+  private end(): void {
+    this.rounds = undefined;
+    this.ended?.resolve();
   }
 
   private onFault(error: SensorError, consecutive: number): void {
@@ -146,9 +173,12 @@ export class SensorRun {
     this.roundSucceeded = false;
   };
 
-  /** Health bookkeeping and emit; a promise only when an emit is waiting (a blocking ring). */
-  private deliver(readings: Reading[]): Promise<void> | undefined {
-    if (readings.some((r) => r.status !== ReadingStatus.Fault)) {
+  /**
+   * Health bookkeeping and emit. False when every emit is done; true when one is waiting (a
+   * blocking ring), and then the rest are emitted and the next round pulled after it.
+   */
+  private deliver(readings: Reading[]): boolean {
+    if (anyMeasured(readings)) {
       if (!this.roundSucceeded) {
         this.roundSucceeded = true;
         if (this.failingBefore)
@@ -161,9 +191,12 @@ export class SensorRun {
     }
     for (let i = 0; i < readings.length; i++) {
       const pending = this.emitOne(readings[i]);
-      if (pending) return this.deliverRest(pending, readings, i + 1);
+      if (pending) {
+        void this.deliverRest(pending, readings, i + 1);
+        return true;
+      }
     }
-    return undefined;
+    return false;
   }
 
   private async deliverRest(first: Promise<void>, readings: Reading[], from: number) {
@@ -172,6 +205,7 @@ export class SensorRun {
       const pending = this.emitOne(readings[i]);
       if (pending) await pending.catch((err: unknown) => this.emitFailed(err));
     }
+    this.pull();
   }
 
   private emitOne(reading: Reading): Promise<void> | undefined {
@@ -187,6 +221,12 @@ export class SensorRun {
   private emitFailed(err: unknown): void {
     this.ctx.logger.error({ sensor: this.sensor.id, err }, 'emit failed; reading lost');
   }
+}
+
+function anyMeasured(readings: Reading[]): boolean {
+  for (let i = 0; i < readings.length; i++)
+    if (readings[i].status !== ReadingStatus.Fault) return true;
+  return false;
 }
 
 function spreadOffset(index: number, spreadMs: number, intervalMs: number): number {

@@ -181,6 +181,35 @@ describe('RoundEngine', () => {
     await rounds.close();
   });
 
+  it('drops the late answer of a timed-out round: it never settles a later round', async () => {
+    // Round 1 ignores its signal and answers 7 only once round 2 is under way; round 2
+    // answers 2 after that. Round 2 must read 2, not the stale 7.
+    const answers: Array<(m: Measurement[]) => void> = [];
+    const late: Driver = {
+      kind: 'late',
+      quantities: ['temperature'],
+      measure: () => new Promise<Measurement[]>((resolve) => answers.push(resolve)),
+    };
+    const faults: string[] = [];
+    const rounds = new RoundEngine(late, {
+      sensor: 'l',
+      timeoutMs: 20,
+      backoffMinMs: 1,
+      onFault: (e) => faults.push(e.code),
+    });
+    const first = await rounds.run(0);
+    expect(first?.map((r) => r.status)).toEqual([ReadingStatus.Fault]);
+    expect(faults).toEqual(['TIMEOUT']);
+    await sleep(5); // past the 1 ms backoff
+    const second = rounds.run(1);
+    expect(answers).toHaveLength(2);
+    answers[0]([{ quantity: 'temperature', value: 7 }]);
+    await sleep(1);
+    answers[1]([{ quantity: 'temperature', value: 2 }]);
+    expect((await second)?.map((r) => [r.value, r.status])).toEqual([[2, ReadingStatus.Ok]]);
+    await rounds.close();
+  });
+
   it('ends a hung round at once when the sensor stops, without a fault', async () => {
     const ctl = new AbortController();
     const faults: string[] = [];
