@@ -8,18 +8,8 @@ import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDriver, sensorSchema } from '../../drivers/registry.js';
 import { silentLogger } from '../../agent/ops/logger.js';
+import { dependants } from '../helpers/driver-conformance.js';
 import { startDefaultScenario, type Simulation } from '../../simulator/scenario.js';
-
-/** Entries Node keeps for AbortSignal.any() results made from this signal. */
-function dependants(signal: AbortSignal): number {
-  const key = Object.getOwnPropertySymbols(signal).find(
-    (s) => s.description === 'kDependantSignals',
-  );
-  const set = key
-    ? (signal as unknown as Record<symbol, Set<unknown> | undefined>)[key]
-    : undefined;
-  return set?.size ?? 0;
-}
 
 let sim: Simulation | undefined;
 afterEach(async () => {

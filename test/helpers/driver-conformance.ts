@@ -62,7 +62,7 @@ const ROUND_TIMEOUT_MS = 4_000;
 const ROUND_BOUND_MS = 20_000;
 
 /** Entries Node keeps for AbortSignal.any() results made from this signal. */
-function dependants(signal: AbortSignal): number {
+export function dependants(signal: AbortSignal): number {
   const key = Object.getOwnPropertySymbols(signal).find(
     (s) => s.description === 'kDependantSignals',
   );

@@ -14,16 +14,7 @@ import {
 import { configJsonSchema, configMarkdown } from '../../../agent/config/json-schema.js';
 import { workerOptions } from '../../../agent/pipeline.js';
 import { RingBuffer } from '../../../agent/queue/ring-buffer.js';
-
-function problems(input: unknown): string[] {
-  try {
-    validateConfig(input);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+import { configProblems as problems } from './problems.js';
 
 describe('config validation', () => {
   it('fills documented defaults for a minimal config', () => {

@@ -1,16 +1,7 @@
 /** The `sparkplug` config section: defaults, required group, Sparkplug topic tokens. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, validateConfig } from '../../../agent/config/load.js';
-
-function problems(input: unknown): string[] {
-  try {
-    validateConfig(input);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+import { validateConfig } from '../../../agent/config/load.js';
+import { configProblems as problems } from './problems.js';
 
 describe('sparkplug config', () => {
   it('is off by default, and the edge node id defaults to the gateway id (left unset)', () => {
