@@ -121,10 +121,15 @@ describe('edge-agent simulate (default scenario)', () => {
     const gw = 'e2e-term';
     const sub = await subscribe(gw);
     const state = tempDir('edge-state-');
-    const agent = launch([...simulateArgs(gw, state), '--window', '60000']);
+    // Windows sit on wall-clock multiples of their length: an hour-long window started at
+    // least a minute before its end is still open when SIGTERM comes, however slow the start.
+    const HOUR_MS = 3_600_000;
+    const toBoundary = HOUR_MS - (Date.now() % HOUR_MS);
+    if (toBoundary < 60_000) await sleep(toBoundary + 500);
+    const agent = launch([...simulateArgs(gw, state), '--window', String(HOUR_MS)]);
     await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
     await sleep(3000);
-    // The 60 s window is still open: only the drain can publish it.
+    // The window is still open: only the drain can publish it.
     expect(sub.on('/telemetry')).toHaveLength(0);
     agent.kill('SIGTERM');
     const { code } = await agent.exited();
