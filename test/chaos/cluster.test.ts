@@ -79,7 +79,7 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
   let cluster: NatsCluster;
   beforeAll(async () => {
     cluster = await spawnNatsCluster(3);
-  }, 120_000);
+  }, 240_000);
   afterAll(async () => {
     await cluster?.close();
   });

@@ -104,6 +104,6 @@ describe('edge-agent run with mqtt.urls on a NATS cluster', () => {
       const lost = agent.logs().find((l) => l.msg === 'MQTT connection lost; reconnecting');
       expect(lost).toMatchObject({ broker: firstUrl });
     },
-    240_000,
+    360_000,
   );
 });

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { freePort, portAccepts } from './ports.js';
-import { waitUntil } from './wait.js';
+import { sleep, waitUntil } from './wait.js';
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
@@ -148,8 +148,26 @@ export interface NatsCluster {
  * session survives the loss of one node. All ports are ephemeral on 127.0.0.1. Resolves once
  * every node's MQTT listener takes a connection (the JetStream cluster has a leader and the
  * MQTT streams exist).
+ *
+ * On a starved machine a fresh cluster's MQTT set-up can stall for good (a node never
+ * answers CONNECT); such a cluster is torn down and a new one started, up to three times.
  */
 export async function spawnNatsCluster(size: number): Promise<NatsCluster> {
+  const ATTEMPTS = 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsCluster(size, 45_000);
+    } catch (err) {
+      if (attempt >= ATTEMPTS || !(err instanceof MqttSessionTimeout)) throw err;
+      console.warn(`nats cluster not ready (attempt ${attempt}/${ATTEMPTS}): ${err.message}`);
+    }
+  }
+}
+
+/** A cluster whose node did not grant an MQTT session in time (retried by spawnNatsCluster). */
+class MqttSessionTimeout extends Error {}
+
+async function startNatsCluster(size: number, sessionTimeoutMs: number): Promise<NatsCluster> {
   const binary = natsServerPath();
   if (!binary) throw new Error('nats-server is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'nats-cluster-'));
@@ -186,7 +204,7 @@ export async function spawnNatsCluster(size: number): Promise<NatsCluster> {
       });
     }
     for (const node of nodes) await waitForMqttPort(node, node.mqttPort, 30_000);
-    for (const node of nodes) await waitForMqttSession(node, 90_000);
+    for (const node of nodes) await waitForMqttSession(node, sessionTimeoutMs);
   } catch (err) {
     for (const node of nodes) await node.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -211,13 +229,17 @@ export async function spawnNatsCluster(size: number): Promise<NatsCluster> {
  * CONNECT (which needs the MQTT streams) is answered only then.
  */
 async function waitForMqttSession(node: NatsClusterNode, timeoutMs: number): Promise<void> {
-  await waitUntil(
-    async () => {
-      if (!node.running()) throw new Error(`nats-server ${node.name} exited:\n${node.log()}`);
-      return mqttConnects(node.mqttUrl);
-    },
-    { timeoutMs, intervalMs: 500, what: `an MQTT session on nats-server ${node.name}` },
-  );
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!node.running()) throw new Error(`nats-server ${node.name} exited:\n${node.log()}`);
+    if (await mqttConnects(node.mqttUrl)) return;
+    if (Date.now() >= deadline) {
+      throw new MqttSessionTimeout(
+        `no MQTT session on nats-server ${node.name} after ${timeoutMs} ms; its log ends:\n${node.log().slice(-2000)}`,
+      );
+    }
+    await sleep(500);
+  }
 }
 
 function mqttConnects(url: string): Promise<boolean> {
