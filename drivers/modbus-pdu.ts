@@ -126,11 +126,17 @@ export interface RegisterMap {
 
 /**
  * Raw 16-bit register → engineering value: int16 when signed, times scale. Rounded to 12
- * significant digits so that 245 · 0.1 is 24.5, not 24.500000000000004.
+ * significant digits so that 245 · 0.1 is 24.5, not 24.500000000000004. A scale of 1/k
+ * with k a divisor of 10^6 (1, 0.5, 0.1, 0.01, …) divides by k instead: n / k then has at
+ * most 11 significant digits, so the division's nearest double is that same value, without
+ * formatting a string (every register of every round goes through here).
  */
 export function registerValue(raw: number, map: Pick<RegisterMap, 'scale' | 'signed'>): number {
   const word = raw & 0xffff;
   const n = map.signed && word >= 0x8000 ? word - 0x10000 : word;
+  const inverse = 1 / map.scale;
+  const k = Math.round(inverse);
+  if (k >= 1 && 1e6 % k === 0 && Math.abs(inverse - k) <= 1e-9 * k) return n / k;
   return Number((n * map.scale).toPrecision(12));
 }
 

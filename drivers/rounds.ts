@@ -9,6 +9,7 @@ import {
   ReadingStatus,
   SensorError,
   type Driver,
+  type MeasureSink,
   type Measurement,
   type Reading,
   type SensorErrorCode,
@@ -127,30 +128,33 @@ export function roundSignal(
  * at most MAX_USES rounds, which bounds what a driver that forgets to remove its abort
  * listeners can pile up on it (a test checks that none of ours does).
  *
- * A lease also carries the two handlers its round's measure() settles through, made once
- * per lease rather than per round or per sensor. They name the engine and the round they
- * serve until the first of them runs; a round that ended before its measure() settled has
- * an aborted signal, so its lease is never lent again and its late answer reaches no round.
+ * A lease is also the sink its round's measurement settles through (measureInto(), or the
+ * two handlers of measure()'s promise, made once per lease rather than per round or per
+ * sensor). It names the engine and the round it serves until the first of them runs; a
+ * round that ended before its measure settled has an aborted signal, so its lease is never
+ * lent again and its late answer reaches no round.
  */
-class Lease {
+class Lease implements MeasureSink {
   readonly ctl = new AbortController();
+  /** ctl.signal, read once: the getter checks its receiver on every read. */
+  readonly signal = this.ctl.signal;
   uses = 0;
   private engine: RoundEngine | undefined;
   private round: RoundResolve | undefined;
 
-  serve(engine: RoundEngine, round: RoundResolve, measuring: Promise<Measurement[]>): void {
+  /** Serve `round` of `engine` until the first of measured/failed runs. */
+  serve(engine: RoundEngine, round: RoundResolve): void {
     this.engine = engine;
     this.round = round;
-    measuring.then(this.onMeasured, this.onFailed);
   }
 
-  private readonly onMeasured = (value: Measurement[]): void => {
+  readonly measured = (value: Measurement[]): void => {
     const { engine, round } = this;
     this.engine = this.round = undefined;
     if (engine && round) engine.measured(round, value);
   };
 
-  private readonly onFailed = (err: unknown): void => {
+  readonly failed = (err: unknown): void => {
     const { engine, round } = this;
     this.engine = this.round = undefined;
     if (engine && round) engine.measureFailed(round, err);
@@ -167,7 +171,7 @@ function lease(): Lease {
 }
 
 function giveBack(l: Lease): void {
-  if (!l.ctl.signal.aborted && l.uses < MAX_USES && freeLeases.length < MAX_FREE) {
+  if (!l.signal.aborted && l.uses < MAX_USES && freeLeases.length < MAX_FREE) {
     freeLeases.push(l);
   }
 }
@@ -261,8 +265,8 @@ export class RoundEngine {
   /**
    * open() if needed, then measure(), ended by the deadline or the sensor's stop at the
    * latest: the round's readings, or Fault readings once it failed, or undefined when the
-   * sensor was stopped. A round allocates its promise and measure()'s reaction; it settles
-   * through its lease's handlers.
+   * sensor was stopped. A round allocates its promise (and measure()'s reaction, for a
+   * driver without measureInto()); it settles through its lease.
    */
   private bounded(): Promise<Reading[] | undefined> {
     const held = lease();
@@ -271,16 +275,22 @@ export class RoundEngine {
     const resolve = captured!;
     captured = undefined;
     this.resolveRound = resolve;
+    held.serve(this, resolve);
     this.timer.start(this.opts.timeoutMs);
-    let measuring: Promise<Measurement[]>;
+    const { driver } = this;
     try {
-      measuring = this.opened
-        ? this.measureNow(held.ctl.signal)
-        : this.openThenMeasure(held.ctl.signal);
+      if (this.opened && driver.measureInto) {
+        this.measuredAt = this.now();
+        driver.measureInto(held.signal, held);
+      } else {
+        const measuring = this.opened
+          ? this.measureNow(held.signal)
+          : this.openThenMeasure(held.signal);
+        measuring.then(held.measured, held.failed);
+      }
     } catch (err) {
-      measuring = Promise.reject(err);
+      held.failed(err);
     }
-    held.serve(this, resolve, measuring);
     return round;
   }
 
@@ -358,7 +368,7 @@ export class RoundEngine {
     // half of a split read); an aborted signal is never lent again.
     const held = this.lease;
     this.lease = undefined;
-    if (held && !held.ctl.signal.aborted) held.ctl.abort(err);
+    if (held && !held.signal.aborted) held.ctl.abort(err);
     // Fault readings for a failed round, nothing for a stopped sensor.
     resolve?.(this.ended ? undefined : this.failed(toSensorError(err)));
   }

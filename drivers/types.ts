@@ -44,6 +44,15 @@ export interface Measurement {
 }
 
 /**
+ * Where Driver.measureInto() puts a round's result: exactly one of the two is called, once
+ * (possibly before measureInto() returns), with what measure() would resolve or reject with.
+ */
+export interface MeasureSink {
+  measured(value: Measurement[]): void;
+  failed(err: unknown): void;
+}
+
+/**
  * A driver instance bound to one sensor. `measure` performs one complete round — start a
  * conversion, wait for it, read, check CRC, convert — and either resolves with measurements
  * or rejects with a SensorError. Retrying, backoff, timeouts and turning the rounds into an
@@ -62,6 +71,13 @@ export interface Driver {
   /** Probe / configure the device. Called before the first round and after a reopen. */
   open?(signal: AbortSignal): Promise<void>;
   measure(signal: AbortSignal): Promise<Measurement[]>;
+  /**
+   * Optional: measure() handing its result to `sink` instead of a promise, for drivers the
+   * agent runs by the thousand (Modbus TCP): a round then holds no promise of the driver's
+   * while it waits on the device. Same contract as measure() otherwise; the round engine
+   * uses it once the device is open.
+   */
+  measureInto?(signal: AbortSignal, sink: MeasureSink): void;
   /** Release handles; the next open() must work again (unplug → replug). */
   close?(): Promise<void>;
 }

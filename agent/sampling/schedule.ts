@@ -139,6 +139,15 @@ export class IntervalTicks implements TickSource, SlotTicks {
     return this.timers.until(this.planned);
   }
 
+  /**
+   * Monotonic time the next slot is due (plan() takes it if pulled then; a pull later than
+   * maxLateMs after it skips ahead instead). The sampler waits for it before pulling the
+   * round generator, so a sensor between rounds holds neither a pending pull nor an await.
+   */
+  nextDue(): number {
+    return this.t0 + this.k * this.intervalMs;
+  }
+
   /** The planned slot starts now: record its lag, hand out its wall-clock due time. */
   take(): number {
     const k = this.k++;

@@ -3,12 +3,14 @@
  * step, each round's readings handed to emit, its health kept — until stopped. The sampler
  * runs one per sensor, all at once.
  *
- * Waiting for a slot holds little per sensor: the generator's frame, parked on the shared
- * TimerQueue's promise for the slot's millisecond, and one pending next() whose reaction is
- * this run's reused onStep/onEnd (no second suspended frame, as `for await` would keep).
- * The generator drops a round's readings once they are yielded, so nothing of a round lives
- * through the next wait long enough to be promoted to V8's old generation (the RSS target at
- * 10,000 sensors, docs/benchmarks/sampling.md).
+ * Waiting for a slot holds little per sensor: the generator's frame, suspended at its last
+ * yield, and this run's timer entry for the slot. The run pulls the generator (next(), whose
+ * reaction is the reused onStep/onEnd: no second suspended frame, as `for await` would keep)
+ * when the slot is due, so nothing is allocated for the wait and nothing of a wait lives
+ * long enough to be promoted to V8's old generation, where every promoted byte is CPU spent
+ * in full collections later (the CPU and lag targets at 10,000 sensors,
+ * docs/benchmarks/sampling.md). Ticks from a cron schedule are pulled at once, and the
+ * generator waits for them. The generator drops a round's readings once they are yielded.
  */
 import { engineRounds, RoundEngine } from '../../drivers/rounds.js';
 import type { Clock } from '../../drivers/time.js';
@@ -16,7 +18,7 @@ import { ReadingStatus, type Driver, type Reading, type SensorError } from '../.
 import type { Logger } from '../ops/logger.js';
 import { SensorHealthTracker } from './health.js';
 import { cronTicks, IntervalTicks } from './schedule.js';
-import type { OneShot, TimerQueue } from './timer-queue.js';
+import { EARLY_MS, TimerEntry, type OneShot, type TimerQueue } from './timer-queue.js';
 
 export interface RunSensor {
   id: string;
@@ -65,6 +67,8 @@ export class SensorRun {
   private failingBefore = false;
   /** The round generator while the run lasts; undefined once it has ended. */
   private rounds: AsyncGenerator<Reading[]> | undefined;
+  /** Fires when the next interval slot is due: the generator is pulled then. */
+  private readonly slot = new TimerEntry(() => this.next());
   /** Made when someone asks for `done` before the run has ended, not per sensor up front. */
   private ended: { promise: Promise<void>; resolve: () => void } | undefined;
 
@@ -124,10 +128,29 @@ export class SensorRun {
     this.cronStop?.abort();
     void this.ticks.return(undefined);
     this.engine.stop();
+    // A run waiting for its slot pulls now: the generator sees its ticks ended and closes.
+    if (this.slot.queued) {
+      this.ctx.timers.cancel(this.slot);
+      this.next();
+    }
+  }
+
+  /** Pull the generator when the next slot is due (interval ticks), else at once. */
+  private pull(): void {
+    const { ticks } = this;
+    if (ticks instanceof IntervalTicks && !ticks.ended) {
+      const due = ticks.nextDue();
+      const { timers } = this.ctx;
+      if (due > timers.now() + EARLY_MS) {
+        timers.schedule(this.slot, due);
+        return;
+      }
+    }
+    this.next();
   }
 
   /** Ask the generator for its next round: onStep gets it, onEnd an error that ended it. */
-  private pull(): void {
+  private next(): void {
     this.rounds?.next().then(this.onStep, this.onEnd);
   }
 

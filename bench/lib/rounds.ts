@@ -2,7 +2,7 @@
  * Measurement helpers shared by the sampling benchmarks: a fixed-size log of every round's
  * start and end per sensor, a driver wrapper that fills it, and a percentile over sorted values.
  */
-import type { Driver } from '../../drivers/types.js';
+import type { Driver, Measurement, MeasureSink } from '../../drivers/types.js';
 
 /** Start/end of every round per sensor, in fixed typed arrays (no per-sample objects). */
 export class RoundLog {
@@ -37,12 +37,35 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[i];
 }
 
+/** Times one measureInto() round on its way to the engine's sink. */
+class TimedSink implements MeasureSink {
+  private readonly start = performance.now();
+  constructor(
+    private readonly index: number,
+    private readonly log: RoundLog,
+    private readonly sink: MeasureSink,
+  ) {}
+
+  measured(value: Measurement[]): void {
+    this.log.add(this.index, this.start, performance.now(), true);
+    this.sink.measured(value);
+  }
+
+  failed(err: unknown): void {
+    this.log.add(this.index, this.start, performance.now(), false);
+    this.sink.failed(err);
+  }
+}
+
 /**
- * Times every measure() call the same way whatever strategy makes it. Promise callbacks,
- * not an async wrapper: the harness should add as little as it can to the agent's memory.
+ * Times every measure() (and measureInto()) call the same way whatever strategy makes it.
+ * Promise callbacks, not an async wrapper, and one small object per measureInto() round: the
+ * harness should add as little as it can to the agent's memory.
  */
 export function instrumented(driver: Driver, index: number, log: RoundLog): Driver {
+  const into = driver.measureInto?.bind(driver);
   return {
+    measureInto: into && ((signal, sink) => into(signal, new TimedSink(index, log, sink))),
     kind: driver.kind,
     quantities: driver.quantities,
     resource: driver.resource,

@@ -15,7 +15,13 @@
 import net from 'node:net';
 import { SensorError, type Logger } from '../types.js';
 import { BatchedWriter } from './batched-writer.js';
-import { encodeMbap, MbapFramingError, MbapReader, type MbapFrame } from './mbap.js';
+import {
+  encodeMbapInto,
+  MBAP_HEADER_LENGTH,
+  MbapFramingError,
+  MbapReader,
+  type MbapFrameSink,
+} from './mbap.js';
 
 export interface ModbusTcpPoolOptions {
   /** Connections per host:port; requests go to the least busy one. Default 1. */
@@ -46,21 +52,57 @@ export interface ModbusTcpPoolStats {
   open: number;
 }
 
-interface Outstanding {
-  unitId: number;
-  signal: AbortSignal;
-  /** dataChunks when the request left: did anything arrive since? */
-  chunksAtSend: number;
-  resolve(pdu: Buffer): void;
-  reject(err: SensorError): void;
+/** Turns a reply PDU (a view valid during the call) into what the request resolves with. */
+export type ReplyDecoder<T> = (pdu: Buffer) => T;
+
+/** A copy of the reply PDU, for callers that decode it themselves. */
+const copyOfPdu: ReplyDecoder<Buffer> = (pdu) => Buffer.from(pdu);
+
+/** Where a request's decoded reply or failure goes (a round's lease, or a promise's resolvers). */
+export interface ReplySink<T> {
+  measured(value: T): void;
+  failed(err: unknown): void;
+}
+
+/** A promise's resolvers as a ReplySink, for request(); taken through one module executor. */
+class PromisedReply<T> implements ReplySink<T> {
+  readonly promise: Promise<T>;
+  readonly measured: (value: T) => void;
+  readonly failed: (err: unknown) => void;
+
+  constructor() {
+    this.promise = new Promise<T>(captureResolvers);
+    this.measured = capturedResolve as (value: T) => void;
+    this.failed = capturedReject!;
+    capturedResolve = capturedReject = undefined;
+  }
+}
+
+let capturedResolve: ((value: never) => void) | undefined;
+let capturedReject: ((err: unknown) => void) | undefined;
+function captureResolvers(resolve: (value: never) => void, reject: (err: unknown) => void) {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/** One request waiting for its reply, decoded in place by the caller's decoder. */
+class Outstanding {
+  constructor(
+    readonly unitId: number,
+    readonly signal: AbortSignal,
+    /** dataChunks when the request left: did anything arrive since? */
+    readonly chunksAtSend: number,
+    readonly decode: ReplyDecoder<unknown>,
+    readonly sink: ReplySink<unknown>,
+  ) {}
 }
 
 /** One TCP connection with its table of outstanding transactions. */
-class Connection {
+class Connection implements MbapFrameSink {
   readonly outstanding = new Map<number, Outstanding>();
   private readonly socket: net.Socket;
   private readonly reader = new MbapReader();
-  private readonly writer: BatchedWriter;
+  readonly writer: BatchedWriter;
   private nextTid = 0;
   private closed = false;
   /** When the last byte arrived (or the connection was dialled). */
@@ -110,19 +152,33 @@ class Connection {
     });
   }
 
-  send(unitId: number, pdu: Buffer, signal: AbortSignal): Promise<Buffer> {
-    if (this.closed)
-      return Promise.reject(new SensorError('DISCONNECTED', `${this.endpoint} closed`));
-    if (this.outstanding.size >= 0xffff)
-      return Promise.reject(
+  /** Send one request; its reply (or failure) goes to `sink`, at once when it cannot leave. */
+  send<T>(
+    unitId: number,
+    pdu: Buffer,
+    signal: AbortSignal,
+    decode: ReplyDecoder<T>,
+    sink: ReplySink<T>,
+  ): void {
+    if (this.closed) {
+      sink.failed(new SensorError('DISCONNECTED', `${this.endpoint} closed`));
+      return;
+    }
+    if (this.outstanding.size >= 0xffff) {
+      sink.failed(
         new SensorError('PROTOCOL', `65535 transactions outstanding on ${this.endpoint}`),
       );
+      return;
+    }
     let tid = this.nextTid;
     while (this.outstanding.has(tid)) tid = (tid + 1) & 0xffff;
     this.nextTid = (tid + 1) & 0xffff;
 
     const chunksAtSend = this.dataChunks;
-    if (signal.aborted) return Promise.reject(this.timedOut(unitId, chunksAtSend));
+    if (signal.aborted) {
+      sink.failed(this.timedOut(unitId, chunksAtSend));
+      return;
+    }
     if (!this.watched.has(signal)) {
       const onAbort = () => {
         this.watched.delete(signal);
@@ -131,12 +187,14 @@ class Connection {
       this.watched.set(signal, onAbort);
       signal.addEventListener('abort', onAbort, { once: true });
     }
-    return new Promise<Buffer>((resolve, reject) => {
-      // Only a connection with work to do keeps the process alive.
-      if (this.outstanding.size === 0) this.socket.ref();
-      this.outstanding.set(tid, { unitId, signal, chunksAtSend, resolve, reject });
-      this.writer.write(encodeMbap({ transactionId: tid, unitId, pdu }));
-    });
+    // Only a connection with work to do keeps the process alive.
+    if (this.outstanding.size === 0) this.socket.ref();
+    this.outstanding.set(
+      tid,
+      new Outstanding(unitId, signal, chunksAtSend, decode, sink as ReplySink<unknown>),
+    );
+    const at = this.writer.reserve(MBAP_HEADER_LENGTH + pdu.length);
+    encodeMbapInto(this.writer.buffer, at, tid, unitId, pdu);
   }
 
   /** The signal aborted: forget every request it carried (a late reply is dropped). */
@@ -144,7 +202,7 @@ class Connection {
     for (const [tid, o] of this.outstanding) {
       if (o.signal !== signal) continue;
       this.outstanding.delete(tid);
-      o.reject(this.timedOut(o.unitId, o.chunksAtSend));
+      o.sink.failed(this.timedOut(o.unitId, o.chunksAtSend));
     }
     this.unrefWhenIdle();
   }
@@ -173,25 +231,32 @@ class Connection {
   private onData(chunk: Buffer): void {
     this.lastDataAt = Date.now();
     this.dataChunks++;
-    let frames: MbapFrame[];
     try {
-      frames = this.reader.push(chunk);
+      this.reader.read(chunk, this);
     } catch (err) {
       if (!(err instanceof MbapFramingError)) throw err;
       // Lost framing: nothing after this point can be matched, so start over.
       this.fail(new SensorError('PROTOCOL', `garbage from ${this.endpoint}: ${err.message}`));
+    }
+  }
+
+  /** @internal One reply frame (MbapFrameSink): settle its request with the decoded PDU. */
+  onFrame(transactionId: number, unitId: number, pdu: Buffer): void {
+    const waiting = this.outstanding.get(transactionId);
+    if (!waiting || waiting.unitId !== unitId) {
+      this.onUnmatched();
       return;
     }
-    for (const f of frames) {
-      const waiting = this.outstanding.get(f.transactionId);
-      if (!waiting || waiting.unitId !== f.unitId) {
-        this.onUnmatched();
-        continue;
-      }
-      this.outstanding.delete(f.transactionId);
-      this.unrefWhenIdle();
-      waiting.resolve(f.pdu);
+    this.outstanding.delete(transactionId);
+    this.unrefWhenIdle();
+    let value: unknown;
+    try {
+      value = waiting.decode(pdu);
+    } catch (err) {
+      waiting.sink.failed(err);
+      return;
     }
+    waiting.sink.measured(value);
   }
 
   private unrefWhenIdle(): void {
@@ -206,14 +271,93 @@ class Connection {
     this.watched.clear();
     const waiting = [...this.outstanding.values()];
     this.outstanding.clear();
-    for (const w of waiting) w.reject(err);
+    for (const w of waiting) w.sink.failed(err);
     this.onGone(this, err);
   }
 }
 
+/**
+ * A connection with a batch leaving this tick takes the next request unless it has more than
+ * this many outstanding beyond the least busy connection: requests due together leave in one
+ * write and come back in one burst instead of one per connection, and the connections still
+ * even out from tick to tick.
+ */
+const STICKY_SLACK = 16;
+
+/**
+ * One host:port and its connections; a driver looks it up once (ModbusTcpPool.endpoint) and
+ * sends every round through it.
+ */
+export class ModbusTcpEndpoint {
+  readonly conns: Connection[] = [];
+  /** The connection the last request went to. */
+  private last: Connection | undefined;
+
+  constructor(
+    private readonly pool: ModbusTcpPool,
+    readonly name: string,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  /**
+   * Send one PDU to a unit and resolve with `decode` of the reply PDU (exception replies
+   * included: interpreting the PDU is the decoder's job; what it throws rejects the
+   * request). Rejects with SensorError TIMEOUT when the signal aborts first, DISCONNECTED
+   * when the connection fails.
+   */
+  request<T>(
+    unitId: number,
+    pdu: Buffer,
+    signal: AbortSignal,
+    decode: ReplyDecoder<T>,
+  ): Promise<T> {
+    const reply = new PromisedReply<T>();
+    this.requestInto(unitId, pdu, signal, decode, reply);
+    return reply.promise;
+  }
+
+  /** request() with the decoded reply or the failure handed to `sink` instead of a promise. */
+  requestInto<T>(
+    unitId: number,
+    pdu: Buffer,
+    signal: AbortSignal,
+    decode: ReplyDecoder<T>,
+    sink: ReplySink<T>,
+  ): void {
+    this.pool.onRequest();
+    const conn = this.connection();
+    this.last = conn;
+    conn.send(unitId, pdu, signal, decode, sink);
+  }
+
+  private connection(): Connection {
+    const { conns } = this;
+    if (conns.length < this.pool.perEndpoint) {
+      // Dial lazily up to the limit; a new connection queues writes until it is up.
+      for (const c of conns) if (c.outstanding.size === 0) return c;
+      return this.pool.dial(this);
+    }
+    let best = conns[0];
+    for (const c of conns) if (c.outstanding.size < best.outstanding.size) best = c;
+    const last = this.last;
+    if (
+      last !== undefined &&
+      last !== best &&
+      last.writer.pending &&
+      conns.includes(last) &&
+      last.outstanding.size <= best.outstanding.size + STICKY_SLACK
+    ) {
+      return last;
+    }
+    return best;
+  }
+}
+
 export class ModbusTcpPool {
-  private readonly byEndpoint = new Map<string, Connection[]>();
-  private readonly perEndpoint: number;
+  private readonly endpoints = new Map<string, ModbusTcpEndpoint>();
+  /** @internal Connections per endpoint. */
+  readonly perEndpoint: number;
   private readonly connectTimeoutMs: number;
   private readonly silentAfterMs: number;
   private readonly log: Logger | undefined;
@@ -227,11 +371,18 @@ export class ModbusTcpPool {
     this.log = options.logger;
   }
 
-  /**
-   * Send one PDU to a unit and resolve with the reply PDU (exception replies included:
-   * interpreting the PDU is the caller's job). Rejects with SensorError TIMEOUT when the
-   * signal aborts first, DISCONNECTED when the connection fails.
-   */
+  /** The handle of host:port, the same for every caller; a driver keeps it. */
+  endpoint(host: string, port: number): ModbusTcpEndpoint {
+    const name = `${host}:${port}`;
+    let endpoint = this.endpoints.get(name);
+    if (endpoint === undefined) {
+      endpoint = new ModbusTcpEndpoint(this, name, host, port);
+      this.endpoints.set(name, endpoint);
+    }
+    return endpoint;
+  }
+
+  /** endpoint(host, port).request() resolving with a copy of the reply PDU. */
   request(
     host: string,
     port: number,
@@ -239,14 +390,13 @@ export class ModbusTcpPool {
     pdu: Buffer,
     signal: AbortSignal,
   ): Promise<Buffer> {
-    this.counts.requests++;
-    return this.connectionFor(host, port).send(unitId, pdu, signal);
+    return this.endpoint(host, port).request(unitId, pdu, signal, copyOfPdu);
   }
 
   stats(): ModbusTcpPoolStats {
     let inFlight = 0;
     let open = 0;
-    for (const conns of this.byEndpoint.values()) {
+    for (const { conns } of this.endpoints.values()) {
       open += conns.length;
       for (const c of conns) inFlight += c.outstanding.size;
     }
@@ -255,47 +405,40 @@ export class ModbusTcpPool {
 
   /** Close every connection; outstanding requests fail with DISCONNECTED. */
   async close(): Promise<void> {
-    const all = [...this.byEndpoint.values()].flat();
-    this.byEndpoint.clear();
     this.closing = true;
-    for (const c of all) c.close();
+    for (const endpoint of this.endpoints.values()) for (const c of [...endpoint.conns]) c.close();
   }
 
-  private connectionFor(host: string, port: number): Connection {
-    const endpoint = `${host}:${port}`;
-    let conns = this.byEndpoint.get(endpoint);
-    if (!conns) this.byEndpoint.set(endpoint, (conns = []));
-    if (conns.length < this.perEndpoint) {
-      // Dial lazily up to the limit; a new connection queues writes until it is up.
-      const least = conns.find((c) => c.outstanding.size === 0);
-      if (least) return least;
-      this.counts.connects++;
-      const conn = new Connection(
-        endpoint,
-        host,
-        port,
-        this.connectTimeoutMs,
-        this.silentAfterMs,
-        () => this.counts.unmatchedReplies++,
-        (gone, err) => this.forget(gone, err),
-      );
-      conns.push(conn);
-      this.log?.debug({ endpoint }, 'modbus tcp: connecting');
-      return conn;
-    }
-    let best = conns[0];
-    for (const c of conns) if (c.outstanding.size < best.outstanding.size) best = c;
-    return best;
+  /** @internal A new connection to `endpoint`. */
+  dial(endpoint: ModbusTcpEndpoint): Connection {
+    this.counts.connects++;
+    const conn = new Connection(
+      endpoint.name,
+      endpoint.host,
+      endpoint.port,
+      this.connectTimeoutMs,
+      this.silentAfterMs,
+      this.onUnmatched,
+      (gone, err) => this.forget(endpoint, gone, err),
+    );
+    endpoint.conns.push(conn);
+    this.log?.debug({ endpoint: endpoint.name }, 'modbus tcp: connecting');
+    return conn;
   }
 
-  private forget(conn: Connection, err: SensorError): void {
+  /** @internal Counted for every request sent. */
+  readonly onRequest = (): void => {
+    this.counts.requests++;
+  };
+
+  private readonly onUnmatched = (): void => {
+    this.counts.unmatchedReplies++;
+  };
+
+  private forget(endpoint: ModbusTcpEndpoint, conn: Connection, err: SensorError): void {
     this.counts.disconnects++;
-    const conns = this.byEndpoint.get(conn.endpoint);
-    if (conns) {
-      const i = conns.indexOf(conn);
-      if (i >= 0) conns.splice(i, 1);
-      if (conns.length === 0) this.byEndpoint.delete(conn.endpoint);
-    }
+    const i = endpoint.conns.indexOf(conn);
+    if (i >= 0) endpoint.conns.splice(i, 1);
     // Connections we close on shutdown are not news.
     if (!this.closing) {
       this.log?.warn({ endpoint: conn.endpoint, err: err.message }, 'modbus tcp: connection lost');

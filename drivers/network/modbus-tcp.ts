@@ -27,7 +27,7 @@ import {
   planReadSpans,
   registerValue,
 } from '../modbus-pdu.js';
-import type { ModbusTcpPool } from './modbus-tcp-pool.js';
+import type { ModbusTcpEndpoint, ModbusTcpPool } from './modbus-tcp-pool.js';
 
 export type ModbusTcpConfig = Pick<
   z.output<typeof modbusTcpSchema>,
@@ -35,46 +35,57 @@ export type ModbusTcpConfig = Pick<
 >;
 
 export function createModbusTcp(config: ModbusTcpConfig, pool: ModbusTcpPool): Driver {
-  const { host, port, unitId, registers } = config;
+  const { unitId, registers } = config;
   const fn = config.function;
+  const endpoint = pool.endpoint(config.host, config.port);
   const spans = planReadSpans(registers.map((r) => r.address));
   const requests = spans.map((s) => ({ ...s, pdu: encodeReadRequest(fn, s.start, s.quantity) }));
 
-  const measureSpans = requests.length > 1 ? spanReader(config, pool, requests) : undefined;
-  return {
-    kind: 'modbus-tcp',
-    quantities: registers.map((r) => r.quantity),
-    measure(signal: AbortSignal): Promise<Measurement[]> {
-      if (measureSpans) return measureSpans(signal);
-      // The common case (adjacent registers): one request, and no async frame for it.
-      const { start, quantity, pdu } = requests[0];
-      return pool.request(host, port, unitId, pdu, signal).then((reply) => {
-        const words = decodeReadResponse(reply, fn, quantity);
-        return registers.map((r) => ({
-          quantity: r.quantity,
-          value: registerValue(words[r.address - start], r),
-        }));
-      });
-    },
+  if (requests.length > 1) return driverOf(config, spanReader(config, endpoint, requests));
+  // The common case (adjacent registers): one request per round, its reply decoded straight
+  // into the round's measurements, by one decoder made here rather than a closure per round.
+  const [{ start, quantity, pdu }] = requests;
+  const decode = (reply: Buffer): Measurement[] => {
+    const words = decodeReadResponse(reply, fn, quantity);
+    return registers.map((r) => ({
+      quantity: r.quantity,
+      value: registerValue(words[r.address - start], r),
+    }));
   };
+  return {
+    ...driverOf(config, (signal) => endpoint.request(unitId, pdu, signal, decode)),
+    measureInto: (signal, sink) => endpoint.requestInto(unitId, pdu, signal, decode, sink),
+  };
+}
+
+function driverOf(
+  config: ModbusTcpConfig,
+  measure: (signal: AbortSignal) => Promise<Measurement[]>,
+): Driver {
+  return { kind: 'modbus-tcp', quantities: config.registers.map((r) => r.quantity), measure };
 }
 
 /** Registers far apart: several requests, sent together on the shared connection. */
 function spanReader(
   config: ModbusTcpConfig,
-  pool: ModbusTcpPool,
+  endpoint: ModbusTcpEndpoint,
   requests: ReadonlyArray<{ start: number; quantity: number; pdu: Buffer }>,
 ): (signal: AbortSignal) => Promise<Measurement[]> {
-  const { host, port, unitId, registers } = config;
+  const { unitId, registers } = config;
   const fn = config.function;
+  const decoders = requests.map(
+    ({ quantity }) =>
+      (reply: Buffer) =>
+        decodeReadResponse(reply, fn, quantity),
+  );
   return async (signal) => {
     const replies = await Promise.all(
-      requests.map((r) => pool.request(host, port, unitId, r.pdu, signal)),
+      requests.map((r, i) => endpoint.request(unitId, r.pdu, signal, decoders[i])),
     );
     const raw = new Map<number, number>();
-    replies.forEach((pdu, i) => {
-      const { start, quantity } = requests[i];
-      decodeReadResponse(pdu, fn, quantity).forEach((v, j) => raw.set(start + j, v));
+    replies.forEach((words, i) => {
+      const { start } = requests[i];
+      words.forEach((v, j) => raw.set(start + j, v));
     });
     return registers.map((r) => ({
       quantity: r.quantity,

@@ -102,6 +102,24 @@ describe('register values', () => {
     expect(registerValue(0x7fff, { scale: 0.01, signed: true })).toBe(327.67);
   });
 
+  it('is every word times the scale rounded to 12 significant digits, for any scale', () => {
+    // The reference is the rule itself, computed through a string; registerValue takes a
+    // division for scales 1/k, which must give the same double for all 65,536 words.
+    const scales = [1, 0.5, 0.25, 0.2, 0.125, 0.1, 0.05, 0.01, 0.004, 0.001, 1e-4, 1e-5, 1e-6];
+    const others = [1 / 3, 1 / 64, 1e-7, 0.3, 2, 10, 0.0625];
+    for (const scale of [...scales, ...others]) {
+      for (const signed of [true, false]) {
+        const wrong: number[] = [];
+        for (let raw = 0; raw <= 0xffff; raw++) {
+          const n = signed && raw >= 0x8000 ? raw - 0x10000 : raw;
+          const expected = Number((n * scale).toPrecision(12));
+          if (!Object.is(registerValue(raw, { scale, signed }), expected)) wrong.push(raw);
+        }
+        expect({ scale, signed, wrong: wrong.slice(0, 5) }).toEqual({ scale, signed, wrong: [] });
+      }
+    }
+  });
+
   it('reads negative temperatures as signed and large values as unsigned', () => {
     expect(registerValue(0xff90, { scale: 0.1, signed: true })).toBe(-11.2);
     expect(registerValue(0xff90, { scale: 0.1, signed: false })).toBe(6542.4);

@@ -6,6 +6,7 @@ import {
   SensorError,
   type Driver,
   type Measurement,
+  type MeasureSink,
   type Reading,
 } from '../../drivers/types.js';
 
@@ -278,6 +279,81 @@ describe('RoundEngine', () => {
     );
     expect((await rounds.run(0))?.[0].status).toBe(ReadingStatus.Fault);
     expect(faults).toEqual(['EIO']);
+    await rounds.close();
+  });
+});
+
+describe('RoundEngine with a driver that has measureInto()', () => {
+  /** measure() for the first round (the engine opens the device with it), then measureInto(). */
+  function sinkDriver(answer: (call: number, sink: MeasureSink, signal: AbortSignal) => void) {
+    const calls = { measure: 0, measureInto: 0 };
+    const sinks: MeasureSink[] = [];
+    const driver: Driver = {
+      kind: 'sink',
+      quantities: ['temperature'],
+      open: async () => undefined,
+      measure: async () => {
+        calls.measure++;
+        return [{ quantity: 'temperature', value: 0 }];
+      },
+      measureInto: (signal, sink) => {
+        sinks.push(sink);
+        answer(calls.measureInto++, sink, signal);
+      },
+    };
+    return { driver, calls, sinks };
+  }
+
+  it('measures through the sink once open: answers now or later, errors, and throws', async () => {
+    const { driver, calls } = sinkDriver((call, sink) => {
+      if (call === 0) sink.measured([{ quantity: 'temperature', value: 1 }]); // before returning
+      if (call === 1) setTimeout(() => sink.measured([{ quantity: 'temperature', value: 2 }]), 2);
+      if (call === 2) sink.failed(new SensorError('CRC', 'bad checksum'));
+      if (call === 3) throw Object.assign(new Error('bus'), { code: 'EIO' });
+    });
+    const faults: string[] = [];
+    const rounds = new RoundEngine(driver, {
+      sensor: 's',
+      timeoutMs: 60_000,
+      backoffMinMs: 0,
+      signal: new AbortController().signal,
+      onFault: (e) => faults.push(e.code),
+    });
+    const results = [];
+    for (let i = 0; i < 5; i++)
+      results.push((await rounds.run(i))?.map((r) => [r.value, r.status]));
+    expect(results).toEqual([
+      [[0, ReadingStatus.Ok]],
+      [[1, ReadingStatus.Ok]],
+      [[2, ReadingStatus.Ok]],
+      [[Number.NaN, ReadingStatus.Fault]],
+      [[Number.NaN, ReadingStatus.Fault]],
+    ]);
+    expect(faults).toEqual(['CRC', 'EIO']);
+    expect(calls).toEqual({ measure: 1, measureInto: 4 });
+    await rounds.close();
+  });
+
+  it('ends a round whose sink is never called as a TIMEOUT, and its late answer reaches no round', async () => {
+    const { driver, sinks } = sinkDriver((call, sink) => {
+      if (call === 1) setTimeout(() => sink.measured([{ quantity: 'temperature', value: 2 }]), 2);
+      // call 0 never answers, not even to its abort
+    });
+    const faults: string[] = [];
+    const rounds = new RoundEngine(driver, {
+      sensor: 's',
+      timeoutMs: 20,
+      backoffMinMs: 1,
+      signal: new AbortController().signal,
+      onFault: (e) => faults.push(e.code),
+    });
+    await rounds.run(0); // opens and measures through measure()
+    expect((await rounds.run(1))?.map((r) => r.status)).toEqual([ReadingStatus.Fault]);
+    expect(faults).toEqual(['TIMEOUT']);
+    await sleep(5); // past the 1 ms backoff
+    const second = rounds.run(2);
+    sinks[0].measured([{ quantity: 'temperature', value: 7 }]); // the timed-out round, late
+    expect((await second)?.map((r) => [r.value, r.status])).toEqual([[2, ReadingStatus.Ok]]);
     await rounds.close();
   });
 });

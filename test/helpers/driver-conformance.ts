@@ -13,10 +13,18 @@
  * - a device fault (missing device, CRC error, timeout, …) makes the next measure, bounded
  *   by a round timeout as the engine bounds it, reject with a SensorError of the fault's
  *   codes, never anything else, and leaves no more abort listeners than a good round.
+ *
+ * A driver with measureInto() passes every check twice: through measure() and through
+ * measureInto() (its sink turned into a promise here).
  */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { SensorError, type Driver, type SensorErrorCode } from '../../drivers/types.js';
+import {
+  SensorError,
+  type Driver,
+  type Measurement,
+  type SensorErrorCode,
+} from '../../drivers/types.js';
 
 /** A device fault a bench can inject, and the codes the next measure may reject with. */
 export interface DeviceFault {
@@ -89,11 +97,33 @@ async function withBench<T>(
   }
 }
 
-/** One round, checked: exactly the declared quantities, each once, with finite values. */
+/** The ways a round can be measured on this driver: measure(), and measureInto() if it has one. */
+type MeasurePath = (driver: Driver, signal: AbortSignal) => Promise<Measurement[]>;
+
+const throughMeasure: MeasurePath = (driver, signal) => driver.measure(signal);
+
+/** measureInto() as a promise; a sink called twice fails the test. */
+const throughSink: MeasurePath = (driver, signal) =>
+  new Promise((resolve, reject) => {
+    let calls = 0;
+    const once = () => expect(++calls, 'measureInto() called its sink twice').toBe(1);
+    driver.measureInto!(signal, {
+      measured: (value) => (once(), resolve(value)),
+      failed: (err) => (once(), reject(err)),
+    });
+  });
+
+function pathsOf(driver: Driver): MeasurePath[] {
+  return driver.measureInto ? [throughMeasure, throughSink] : [throughMeasure];
+}
+
+/** One round per path, checked: exactly the declared quantities, each once, finite values. */
 async function measureChecked(driver: Driver, signal: AbortSignal): Promise<void> {
-  const measurements = await driver.measure(signal);
-  expect(measurements.map((m) => m.quantity).sort()).toEqual([...driver.quantities].sort());
-  for (const m of measurements) expect(Number.isFinite(m.value), m.quantity).toBe(true);
+  for (const path of pathsOf(driver)) {
+    const measurements = await path(driver, signal);
+    expect(measurements.map((m) => m.quantity).sort()).toEqual([...driver.quantities].sort());
+    for (const m of measurements) expect(Number.isFinite(m.value), m.quantity).toBe(true);
+  }
 }
 
 /** What a measure settled with, bounded so a measure that ignores its abort fails clearly. */
@@ -171,32 +201,34 @@ export function describeConformance(name: string, subject: ConformanceSubject): 
         const { driver } = bench;
         await driver.open?.(new AbortController().signal);
 
-        // Aborted before the call.
-        const early = new AbortController();
-        const earlyReason = new DOMException('stopped before the round', 'AbortError');
-        early.abort(earlyReason);
-        const before = await settle(driver.measure(early.signal));
-        expect(isTheAbort(before.error, earlyReason), String(before.error)).toBe(true);
-        expect(listeners(early.signal)).toBe(0);
+        for (const path of pathsOf(driver)) {
+          // Aborted before the call.
+          const early = new AbortController();
+          const earlyReason = new DOMException('stopped before the round', 'AbortError');
+          early.abort(earlyReason);
+          const before = await settle(path(driver, early.signal));
+          expect(isTheAbort(before.error, earlyReason), String(before.error)).toBe(true);
+          expect(listeners(early.signal)).toBe(0);
 
-        // Aborted while the round waits on the device.
-        await bench.hang?.();
-        const late = new AbortController();
-        const lateReason = new DOMException('stopped during the round', 'AbortError');
-        const pending = driver.measure(late.signal);
-        // A moment for the request to reach the device; not an assertion on time.
-        await new Promise((r) => setTimeout(r, 50));
-        late.abort(lateReason);
-        const during = await settle(pending);
-        if (bench.hang) {
-          const honoured = isTheAbort(during.error, lateReason, !bench.hangTimesOut);
-          expect(honoured, String(during.error)).toBe(true);
-        } else if (during.error !== undefined) {
-          // A device that cannot be hung may answer before the abort is seen; if it did not,
-          // the rejection is the abort.
-          expect(isTheAbort(during.error, lateReason), String(during.error)).toBe(true);
+          // Aborted while the round waits on the device.
+          await bench.hang?.();
+          const late = new AbortController();
+          const lateReason = new DOMException('stopped during the round', 'AbortError');
+          const pending = path(driver, late.signal);
+          // A moment for the request to reach the device; not an assertion on time.
+          await new Promise((r) => setTimeout(r, 50));
+          late.abort(lateReason);
+          const during = await settle(pending);
+          if (bench.hang) {
+            const honoured = isTheAbort(during.error, lateReason, !bench.hangTimesOut);
+            expect(honoured, String(during.error)).toBe(true);
+          } else if (during.error !== undefined) {
+            // A device that cannot be hung may answer before the abort is seen; if it did not,
+            // the rejection is the abort.
+            expect(isTheAbort(during.error, lateReason), String(during.error)).toBe(true);
+          }
+          expect(listeners(late.signal)).toBe(0);
         }
-        expect(listeners(late.signal)).toBe(0);
       });
     }, 60_000);
 
@@ -217,11 +249,14 @@ export function describeConformance(name: string, subject: ConformanceSubject): 
           await measureChecked(bench.driver, round.signal);
           const afterGood = listeners(round.signal);
           await bench.inject?.(fault.name);
-          const result = await settle(bench.driver.measure(round.signal));
+          for (const path of pathsOf(bench.driver)) {
+            const result = await settle(path(bench.driver, round.signal));
+            expect(result.error, 'resolved instead of failing').toBeDefined();
+            expect(result.error).toBeInstanceOf(SensorError);
+            const { code } = result.error as SensorError;
+            expect(fault.codes, String(result.error)).toContain(code);
+          }
           round.done();
-          expect(result.error, 'resolved instead of failing').toBeDefined();
-          expect(result.error).toBeInstanceOf(SensorError);
-          expect(fault.codes, String(result.error)).toContain((result.error as SensorError).code);
           // The error paths are where leaks hide.
           expect(listeners(round.signal)).toBeLessThanOrEqual(afterGood);
           expect(dependants(round.signal)).toBe(0);

@@ -55,6 +55,30 @@ describe('MBAP', () => {
     );
   });
 
+  it('read() tells each frame as a view of the stream, and keeps what follows a frame the sink threw on', () => {
+    const a = encodeMbap({ transactionId: 1, unitId: 1, pdu: hex('04 02 00F5') });
+    const b = encodeMbap({ transactionId: 2, unitId: 2, pdu: hex('04 02 0001') });
+    const c = encodeMbap({ transactionId: 3, unitId: 3, pdu: hex('84 02') });
+    const reader = new MbapReader();
+    const seen: Array<[number, number, string]> = [];
+    const sink = {
+      onFrame(tid: number, unit: number, pdu: Buffer) {
+        seen.push([tid, unit, pdu.toString('hex')]);
+        if (tid === 1) throw new Error('decoder failed');
+      },
+    };
+    // The second frame arrives split; the first one's sink throws.
+    expect(() => reader.read(Buffer.concat([a, b.subarray(0, 5)]), sink)).toThrow('decoder failed');
+    expect(reader.buffered).toBe(5);
+    reader.read(Buffer.concat([b.subarray(5), c]), sink);
+    expect(seen).toEqual([
+      [1, 1, '040200f5'],
+      [2, 2, '04020001'],
+      [3, 3, '8402'],
+    ]);
+    expect(reader.buffered).toBe(0);
+  });
+
   it('gives up on a stream that is not MBAP instead of guessing', () => {
     expect(() => new MbapReader().push(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'))).toThrow(
       MbapFramingError,
