@@ -87,11 +87,12 @@ function captureResolvers(resolve: (value: never) => void, reject: (err: unknown
 
 /** One request waiting for its reply, decoded in place by the caller's decoder. */
 class Outstanding {
+  /** dataChunks of its connection when it left: did anything arrive since? */
+  chunksAtSend = 0;
+
   constructor(
     readonly unitId: number,
     readonly signal: AbortSignal,
-    /** dataChunks when the request left: did anything arrive since? */
-    readonly chunksAtSend: number,
     readonly decode: ReplyDecoder<unknown>,
     readonly sink: ReplySink<unknown>,
   ) {}
@@ -152,14 +153,9 @@ class Connection implements MbapFrameSink {
     });
   }
 
-  /** Send one request; its reply (or failure) goes to `sink`, at once when it cannot leave. */
-  send<T>(
-    unitId: number,
-    pdu: Buffer,
-    signal: AbortSignal,
-    decode: ReplyDecoder<T>,
-    sink: ReplySink<T>,
-  ): void {
+  /** Send one request; its reply (or failure) goes to its sink, at once when it cannot leave. */
+  send(pdu: Buffer, waiting: Outstanding): void {
+    const { sink, signal, unitId } = waiting;
     if (this.closed) {
       sink.failed(new SensorError('DISCONNECTED', `${this.endpoint} closed`));
       return;
@@ -174,9 +170,9 @@ class Connection implements MbapFrameSink {
     while (this.outstanding.has(tid)) tid = (tid + 1) & 0xffff;
     this.nextTid = (tid + 1) & 0xffff;
 
-    const chunksAtSend = this.dataChunks;
+    waiting.chunksAtSend = this.dataChunks;
     if (signal.aborted) {
-      sink.failed(this.timedOut(unitId, chunksAtSend));
+      sink.failed(this.timedOut(unitId, waiting.chunksAtSend));
       return;
     }
     if (!this.watched.has(signal)) {
@@ -189,10 +185,7 @@ class Connection implements MbapFrameSink {
     }
     // Only a connection with work to do keeps the process alive.
     if (this.outstanding.size === 0) this.socket.ref();
-    this.outstanding.set(
-      tid,
-      new Outstanding(unitId, signal, chunksAtSend, decode, sink as ReplySink<unknown>),
-    );
+    this.outstanding.set(tid, waiting);
     const at = this.writer.reserve(MBAP_HEADER_LENGTH + pdu.length);
     encodeMbapInto(this.writer.buffer, at, tid, unitId, pdu);
   }
@@ -328,7 +321,7 @@ export class ModbusTcpEndpoint {
     this.pool.onRequest();
     const conn = this.connection();
     this.last = conn;
-    conn.send(unitId, pdu, signal, decode, sink);
+    conn.send(pdu, new Outstanding(unitId, signal, decode, sink as ReplySink<unknown>));
   }
 
   private connection(): Connection {
