@@ -149,15 +149,17 @@ export async function tailCommand(values: OptionValues): Promise<number> {
         process.stderr.write(`edge-agent tail: connection to ${url} lost, reconnecting\n`);
     });
     client.on('connect', () => {
-      if (!everConnected) {
-        process.stderr.write(`edge-agent tail: connected to ${url}, gateway ${gateway}\n`);
-      }
+      const first = !everConnected;
       everConnected = true;
       client.subscribe(
         [`${prefix}/${gateway}/telemetry`, `${prefix}/${gateway}/status`],
         { qos: 1 },
         (err) => {
           if (err) process.stderr.write(`edge-agent tail: subscribe failed: ${err.message}\n`);
+          // Said once the broker has granted the subscription: from here on nothing published
+          // for the gateway is missed (a message published before this line may be).
+          else if (first)
+            process.stderr.write(`edge-agent tail: connected to ${url}, gateway ${gateway}\n`);
         },
       );
     });

@@ -229,11 +229,17 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
       timeoutMs: 60_000,
       what: 'the spool drained',
     });
-    await sub.waitFor(
-      (s) => missingSeqs(s.telemetrySeqs(), lastSeq).length === 0,
-      60_000,
-      `every seq up to ${lastSeq}`,
-    );
+    await sub
+      .waitFor(
+        (s) => missingSeqs(s.telemetrySeqs(), lastSeq).length === 0,
+        60_000,
+        `every seq up to ${lastSeq}`,
+      )
+      .catch((err: Error) => {
+        throw new Error(
+          `${err.message}: missing ${JSON.stringify(missingSeqs(sub.telemetrySeqs(), lastSeq))}, at the kill ${seqAtKill}`,
+        );
+      });
     expect(missingSeqs(sub.telemetrySeqs(), lastSeq)).toEqual([]);
     await waitUntil(() => missingSeqs(onLostNode, lastSeq).length === 0, {
       timeoutMs: 60_000,

@@ -189,7 +189,9 @@ async function startNatsCluster(size: number, sessionTimeoutMs: number): Promise
           `server_name: ${name}`,
           `jetstream { store_dir: "${join(dir, name)}" }`,
           `cluster { name: edge-test, listen: 127.0.0.1:${p.route}, routes: [${routes}] }`,
-          `mqtt { host: 127.0.0.1, port: ${p.mqtt}, stream_replicas: ${Math.min(size, 3)} }`,
+          // A QoS 1 delivery lost while a node dies is sent again after ack_wait (30 s by
+          // default): 5 s keeps a redelivery well inside the tests' waits on a busy machine.
+          `mqtt { host: 127.0.0.1, port: ${p.mqtt}, stream_replicas: ${Math.min(size, 3)}, ack_wait: "5s" }`,
         ].join('\n') + '\n',
       );
       const node = startProcess(binary, conf);
