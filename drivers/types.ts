@@ -44,13 +44,17 @@ export interface Measurement {
 }
 
 /**
- * Where Driver.measureInto() puts a round's result: exactly one of the two is called, once
- * (possibly before measureInto() returns), with what measure() would resolve or reject with.
+ * Where a result goes instead of a promise: exactly one of the two is called, once (possibly
+ * before the call that was given the sink returns), with what the promise would resolve or
+ * reject with.
  */
-export interface MeasureSink {
-  measured(value: Measurement[]): void;
+export interface ResultSink<T> {
+  measured(value: T): void;
   failed(err: unknown): void;
 }
+
+/** Where Driver.measureInto() puts a round's result. */
+export type MeasureSink = ResultSink<Measurement[]>;
 
 /**
  * A driver instance bound to one sensor. `measure` performs one complete round — start a

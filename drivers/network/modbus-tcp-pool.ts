@@ -13,7 +13,7 @@
  * request outstanding on it with DISCONNECTED and is forgotten; the next request dials again.
  */
 import net from 'node:net';
-import { SensorError, type Logger } from '../types.js';
+import { SensorError, type Logger, type ResultSink } from '../types.js';
 import { BatchedWriter } from './batched-writer.js';
 import {
   encodeMbapInto,
@@ -58,14 +58,8 @@ export type ReplyDecoder<T> = (pdu: Buffer) => T;
 /** A copy of the reply PDU, for callers that decode it themselves. */
 const copyOfPdu: ReplyDecoder<Buffer> = (pdu) => Buffer.from(pdu);
 
-/** Where a request's decoded reply or failure goes (a round's lease, or a promise's resolvers). */
-export interface ReplySink<T> {
-  measured(value: T): void;
-  failed(err: unknown): void;
-}
-
-/** A promise's resolvers as a ReplySink, for request(); taken through one module executor. */
-class PromisedReply<T> implements ReplySink<T> {
+/** A promise's resolvers as the sink of a request (a round's lease is the other kind); taken through one module executor. */
+class PromisedReply<T> implements ResultSink<T> {
   readonly promise: Promise<T>;
   readonly measured: (value: T) => void;
   readonly failed: (err: unknown) => void;
@@ -94,7 +88,7 @@ class Outstanding {
     readonly unitId: number,
     readonly signal: AbortSignal,
     readonly decode: ReplyDecoder<unknown>,
-    readonly sink: ReplySink<unknown>,
+    readonly sink: ResultSink<unknown>,
   ) {}
 }
 
@@ -316,12 +310,12 @@ export class ModbusTcpEndpoint {
     pdu: Buffer,
     signal: AbortSignal,
     decode: ReplyDecoder<T>,
-    sink: ReplySink<T>,
+    sink: ResultSink<T>,
   ): void {
     this.pool.onRequest();
     const conn = this.connection();
     this.last = conn;
-    conn.send(pdu, new Outstanding(unitId, signal, decode, sink as ReplySink<unknown>));
+    conn.send(pdu, new Outstanding(unitId, signal, decode, sink as ResultSink<unknown>));
   }
 
   private connection(): Connection {
