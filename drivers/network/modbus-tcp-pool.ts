@@ -58,7 +58,7 @@ export type ReplyDecoder<T> = (pdu: Buffer) => T;
 /** A copy of the reply PDU, for callers that decode it themselves. */
 const copyOfPdu: ReplyDecoder<Buffer> = (pdu) => Buffer.from(pdu);
 
-/** A promise's resolvers as the sink of a request (a round's lease is the other kind); taken through one module executor. */
+/** A promise's resolvers as a request's sink, for request(); taken through one module executor. */
 class PromisedReply<T> implements ResultSink<T> {
   readonly promise: Promise<T>;
   readonly measured: (value: T) => void;
