@@ -10,7 +10,7 @@ import type { Logger } from './ops/logger.js';
 import { RingBuffer } from './queue/ring-buffer.js';
 import { AggregationWorker, type AggregatorOptions } from './aggregation/aggregation-worker.js';
 import type { SensorSpec } from './aggregation/aggregator.js';
-import { Spool } from './publish/spool/spool.js';
+import { SpoolClient } from './publish/spool/spool-client.js';
 import { TelemetryPublisher } from './publish/publisher.js';
 import { healthReport, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';
@@ -48,7 +48,7 @@ export interface PipelineParts {
   notifier: SystemdNotifier;
   ring: RingBuffer;
   worker: AggregationWorker;
-  spool: Spool;
+  spool: SpoolClient;
   publisher: TelemetryPublisher;
   sampler: Sampler;
   eventLoop: EventLoopMonitor;
@@ -73,7 +73,7 @@ export class Pipeline {
   private readonly notifier: SystemdNotifier;
   private readonly ring: RingBuffer;
   private readonly worker: AggregationWorker;
-  private readonly spool: Spool;
+  private readonly spool: SpoolClient;
   private readonly publisher: TelemetryPublisher;
   private readonly sampler: Sampler;
   private readonly loop: EventLoopMonitor;
@@ -182,7 +182,7 @@ export class Pipeline {
       await this.operations.stop();
       this.homeassistant?.stop();
       await this.sparkplug?.stop();
-      this.spool.close();
+      await this.spool.close();
       const ring = this.ring.counters();
       logger.info({ readings: ring.written, dropped: ring.dropped }, 'pipeline stopped');
     })();
@@ -251,7 +251,8 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
   const enabled = config.sensors.filter((s) => s.enabled);
 
   const ring = RingBuffer.create(config.buffer.capacity, config.buffer.overflow);
-  const spool = Spool.open(options.stateDir, config.spool, logger);
+  // The spool's disk work runs in its own thread: a stalling card never delays sampling.
+  const spool = await SpoolClient.open(options.stateDir, config.spool, logger);
   const publisher = new TelemetryPublisher({
     gateway: config.gateway.id,
     mqtt: config.mqtt,
@@ -262,7 +263,7 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
   try {
     publisher.start();
   } catch (err) {
-    spool.close();
+    await spool.close();
     throw err;
   }
 
@@ -281,7 +282,7 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
   const homeassistant = startHomeAssistant(config, publisher, sampled, logger);
   if (homeassistant) worker.onBatch((batch) => homeassistant.onBatch(batch.body));
   const sparkplug = config.sparkplug.enabled
-    ? SparkplugNode.start({ ...options, series: quantitiesById(sampled) })
+    ? await SparkplugNode.start({ ...options, series: quantitiesById(sampled) })
     : undefined;
   if (sparkplug) worker.onBatch((batch) => sparkplug.submit(batch.body));
 

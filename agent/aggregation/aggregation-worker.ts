@@ -14,7 +14,8 @@
  * posted. Its statistics count as last reported (batch messages carry no stats; the host
  * keeps the last stats() answer of each generation).
  */
-import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../ops/worker-module.js';
 import { RingBuffer } from '../queue/ring-buffer.js';
 import type {
   AggregationSettings,
@@ -67,20 +68,6 @@ interface Pending {
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
-
-/**
- * The worker module. Built: dist/…/worker.js. Under vitest/tsx the sources are .ts, which
- * Worker does not transform, and Node 20 ignores `--import tsx` in a worker's execArgv —
- * so a tiny eval'd bootstrap registers tsx's loader inside the worker, then imports it.
- */
-function createWorker(options: WorkerOptions): Worker {
-  if (import.meta.url.endsWith('.ts')) {
-    const url = new URL('./worker.ts', import.meta.url).href;
-    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); })`;
-    return new Worker(boot, { ...options, eval: true });
-  }
-  return new Worker(new URL('./worker.js', import.meta.url), options);
-}
 
 export class AggregationWorker {
   private worker!: Worker;
@@ -236,7 +223,7 @@ export class AggregationWorker {
       idleMs: o.idleMs ?? 100,
       faultInjection: o.faultInjection ?? false,
     };
-    const worker = createWorker({
+    const worker = startModuleWorker(import.meta.url, 'worker', {
       workerData: init,
       transferList: [channel.port2],
       name: 'aggregation',

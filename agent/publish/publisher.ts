@@ -40,13 +40,14 @@ import {
 import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
 import { PartPlanner, type Outgoing } from './part-planner.js';
 import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
-import type { Spool, SpoolStats } from './spool/spool.js';
+import type { SpoolStats } from './spool/spool.js';
+import type { SpoolPort } from './spool/spool-port.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
 
 export interface PublisherOptions {
   gateway: string;
   mqtt: MqttConfig;
-  spool: Spool;
+  spool: SpoolPort;
   logger: Logger;
   status: { version: string; startedAt: number; sensors: string[] };
 }

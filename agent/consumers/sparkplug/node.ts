@@ -27,7 +27,7 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
 import { Backoff } from '../../publish/backoff.js';
 import { brokerLabel, connectionOptions, describeError } from '../../publish/connection-options.js';
-import { Spool } from '../../publish/spool/spool.js';
+import { SpoolClient } from '../../publish/spool/spool-client.js';
 import type { SpooledBatch } from '../../publish/spool/store.js';
 import { UNITS, type Quantity } from '../../../drivers/types.js';
 import { BdSeqFile } from './bd-seq.js';
@@ -52,6 +52,7 @@ export interface SparkplugNodeOptions {
 
 /** Subdirectory of the state directory holding the Sparkplug spool and bdSeq. */
 export const SPARKPLUG_DIR = 'sparkplug';
+const sparkplugDir = (stateDir: string) => join(stateDir, SPARKPLUG_DIR);
 /** MQTT 5 DISCONNECT reason: the broker publishes the Will all the same. */
 const DISCONNECT_WITH_WILL = 0x04;
 /** A clean stop waits this long for the backlog to be written and the NDEATH to go out. */
@@ -59,7 +60,7 @@ const STOP_DRAIN_MS = 2000;
 
 export class SparkplugNode {
   private readonly topics: NodeTopics;
-  private readonly spool: Spool;
+  private readonly spool: SpoolClient;
   private readonly bdSeqFile: BdSeqFile;
   private readonly backoff: Backoff;
   private readonly series = new Map<string, string>();
@@ -87,16 +88,17 @@ export class SparkplugNode {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
 
-  private constructor(private readonly options: SparkplugNodeOptions) {
+  private constructor(
+    private readonly options: SparkplugNodeOptions,
+    spool: SpoolClient,
+  ) {
     const { config, logger } = options;
     const sp = config.sparkplug;
     if (sp.groupId === undefined) throw new Error('sparkplug.groupId is required');
     this.topics = nodeTopics(sp.groupId, sp.edgeNodeId ?? config.gateway.id, sp.primaryHostId);
     this.hostOnline = sp.primaryHostId === undefined;
-    const dir = join(options.stateDir, SPARKPLUG_DIR);
-    // The spool makes the directory (or runs in memory, retrying, when the disk fails).
-    this.spool = Spool.open(dir, config.spool, logger);
-    this.bdSeqFile = new BdSeqFile(dir, logger);
+    this.spool = spool;
+    this.bdSeqFile = new BdSeqFile(sparkplugDir(options.stateDir), logger);
     this.backoff = new Backoff(config.mqtt.reconnectMinMs, config.mqtt.reconnectMaxMs);
     this.maxInflight = config.mqtt.inflight;
     this.protocolVersion = config.mqtt.protocolVersion ?? 4;
@@ -107,13 +109,18 @@ export class SparkplugNode {
   }
 
   /** Opens the Sparkplug spool and connects. Throws like `connectionOptions` on unreadable files. */
-  static start(options: SparkplugNodeOptions): SparkplugNode {
-    const node = new SparkplugNode(options);
+  static async start(options: SparkplugNodeOptions): Promise<SparkplugNode> {
+    const dir = sparkplugDir(options.stateDir);
+    // The spool makes the directory (or runs in memory, retrying, when the disk fails); its
+    // disk work runs in a thread of its own, like the telemetry spool's.
+    const spool = await SpoolClient.open(dir, options.config.spool, options.logger);
+    let node: SparkplugNode | undefined;
     try {
+      node = new SparkplugNode(options, spool);
       node.connect();
     } catch (err) {
-      node.unsubscribe();
-      node.spool.close();
+      node?.unsubscribe();
+      await spool.close();
       throw err;
     }
     return node;
@@ -161,7 +168,7 @@ export class SparkplugNode {
         this.born &&
         this.connected &&
         Date.now() < deadline &&
-        (this.inflight > 0 || this.spool.peek(this.cursor, 1).length > 0)
+        (this.inflight > 0 || this.spool.peek(this.cursor, 1).length > 0 || this.spool.reading)
       ) {
         this.pump();
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -169,7 +176,7 @@ export class SparkplugNode {
     }
     if (client) await this.endSession(client);
     this.unsubscribe();
-    this.spool.close();
+    await this.spool.close();
   }
 
   /**

@@ -48,6 +48,7 @@ import { isCorruption, moveAside, salvage, type Salvage } from './salvage.js';
 import { mergeGap, parseGap, type GapNote } from './gap-note.js';
 import { MemoryStore } from './memory-store.js';
 import { SqliteStore, type MetaEntry } from './sqlite-store.js';
+import type { SpoolPort } from './spool-port.js';
 import type { DeadLetter, SpooledBatch } from './store.js';
 
 export interface SpoolOptions {
@@ -139,8 +140,10 @@ export const COMMIT_MAX_BYTES = 16 * 1024 * 1024;
 
 type Unnumbered = { body: Buffer; createdAt: number; resolve: (seq: number) => void };
 
-export class Spool {
+export class Spool implements SpoolPort {
   readonly path: string;
+  /** This spool answers `peek` at once: nothing is ever on its way. */
+  readonly reading = false;
   /** The database; `disk.isOpen` is false while it cannot be opened. */
   private readonly disk: SqliteStore;
   /** Batches (and dead letters) the disk could not take, in seq order. */

@@ -93,8 +93,8 @@ async function setup(
 }
 
 /** A node for series a/temperature and b/humidity, stopped after the test. */
-function startNode(config: Config, stateDir: string): SparkplugNode {
-  const node = SparkplugNode.start({
+async function startNode(config: Config, stateDir: string): Promise<SparkplugNode> {
+  const node = await SparkplugNode.start({
     config,
     stateDir,
     logger: silentLogger,
@@ -138,7 +138,7 @@ const ends = (ms: SparkplugMessage[]) => ms.map((m) => m.metrics[0].timestamp);
 describe('Sparkplug B edge node', () => {
   it('births first with every metric, then one NDATA per window with seq 1..255 wrapping to 0, in order; a clean stop sends NDEATH with the birth bdSeq', async () => {
     const { subscriber, start } = await setup();
-    const node = start();
+    const node = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     const count = 300;
     for (let i = 0; i < count; i++) node.submit(body(i));
@@ -182,7 +182,7 @@ describe('Sparkplug B edge node', () => {
 
   it('under MQTT 5 a clean stop disconnects with reason 0x04 and the broker publishes the NDEATH (once, with the birth bdSeq)', async () => {
     const { subscriber, start } = await setup({}, {}, {}, 5);
-    const node = start();
+    const node = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     node.submit(body(0));
     await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'NDATA');
@@ -196,7 +196,7 @@ describe('Sparkplug B edge node', () => {
 
   it('answers a Node Control/Rebirth NCMD with a new NBIRTH (seq 0, same bdSeq); NDATA continues at seq 1', async () => {
     const { subscriber, start } = await setup();
-    const node = start();
+    const node = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     node.submit(body(0));
     node.submit(body(1));
@@ -221,7 +221,7 @@ describe('Sparkplug B edge node', () => {
 
   it('with primaryHostId publishes nothing until STATE says online; offline ends the session with NDEATH; online again gives an NBIRTH with the stored windows flagged historical', async () => {
     const { subscriber, start } = await setup({ primaryHostId: 'scada' });
-    const node = start();
+    const node = await start();
     const state = (online: boolean, timestamp: number) =>
       subscriber.client.publishAsync('spBv1.0/STATE/scada', JSON.stringify({ online, timestamp }), {
         qos: 1,
@@ -297,7 +297,7 @@ describe('Sparkplug B edge node', () => {
       PERSISTENT_BROKER,
       PERSISTENT_SUBSCRIBER,
     );
-    const node = start();
+    const node = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     node.submit(body(0));
     await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'live NDATA');
@@ -352,7 +352,7 @@ describe('Sparkplug B edge node', () => {
       },
       'test',
     );
-    const node = startNode(config, stateDir);
+    const node = await startNode(config, stateDir);
     await onFirst.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH on the first');
     node.submit(body(0));
     await onFirst.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'NDATA on the first');
@@ -385,7 +385,7 @@ describe('Sparkplug B edge node', () => {
       PERSISTENT_BROKER,
       PERSISTENT_SUBSCRIBER,
     );
-    const first = start();
+    const first = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     await sessionSaved(broker, subscribedAt);
     await broker.kill();
@@ -393,7 +393,7 @@ describe('Sparkplug B edge node', () => {
     for (let i = 0; i < 3; i++) first.submit(body(i));
     await first.stop();
     await broker.restart();
-    const second = start();
+    const second = await start();
     await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 3, 60_000, 'stored windows');
     const all = received(subscriber);
     const after = all.slice(all.findLastIndex((m) => m.type === 'NBIRTH'));
