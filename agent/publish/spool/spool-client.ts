@@ -28,7 +28,8 @@ import type {
   WireBatch,
 } from './spool-protocol.js';
 import type { SpoolPort } from './spool-port.js';
-import { SpoolInUseError, type SpoolStats } from './spool.js';
+import { SpoolInUseError } from './spool-errors.js';
+import type { SpoolStats } from './spool.js';
 import type { SpooledBatch } from './store.js';
 
 /** Batches asked for per read (at least what the caller asked for). */

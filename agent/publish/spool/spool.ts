@@ -48,6 +48,7 @@ import { isCorruption, moveAside, salvage, type Salvage } from './salvage.js';
 import { mergeGap, parseGap, type GapNote } from './gap-note.js';
 import { MemoryStore } from './memory-store.js';
 import { SqliteStore, type MetaEntry } from './sqlite-store.js';
+import { SpoolInUseError } from './spool-errors.js';
 import type { SpoolPort } from './spool-port.js';
 import type { DeadLetter, SpooledBatch } from './store.js';
 
@@ -106,10 +107,7 @@ export interface SpoolStats {
   deadLettersDropped: number;
 }
 
-/** Another process has the spool open: running anyway would reuse seqs. */
-export class SpoolInUseError extends Error {
-  override name = 'SpoolInUseError';
-}
+export { SpoolInUseError } from './spool-errors.js';
 /** While the database fails, a write is retried at most this often. */
 export const DISK_RETRY_MS = 1000;
 /** While the database cannot be opened, opening is retried at most this often. */
