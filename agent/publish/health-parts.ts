@@ -3,14 +3,15 @@
  * in one message; otherwise in parts (docs/payload.md, Health): every part is a complete
  * report of the gateway's own figures, with the same `t`, and carries a share of the
  * per-sensor fields (`sensors` and the matching keys of `faults`), each sensor in exactly one
- * part, `part` i of `parts` n. A report is never sent in a size the broker is not known to
- * take, so health never costs the connection:
+ * part, `part` i of `parts` n. Parts are no larger than the broker announced, was seen to
+ * take, or any broker takes, so health does not cost the connection:
  * - MQTT 5: the Maximum Packet Size of CONNACK; none announced means no limit.
  * - MQTT 3.1.1 says nothing, and a broker refuses by closing the connection: the limit the
  *   telemetry learned from refusals (part-planner.ts), else the largest message the broker
- *   has acknowledged (or SIZE_FLOOR_BYTES, which every broker takes).
- * A close while a health message larger than every size known to pass is in flight teaches a
- * limit one size step below it, as telemetry's refusals do.
+ *   has acknowledged, and at least HEALTH_FLOOR_BYTES (every broker takes a few KiB; the
+ *   gateway's own figures with a sensor need more than SIZE_FLOOR_BYTES).
+ * A close while a health message larger than every size acknowledged (and SIZE_FLOOR_BYTES)
+ * is in flight teaches a limit below it: a size step below, or the largest size acknowledged.
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
@@ -21,6 +22,9 @@ import { healthPayload } from './payload.js';
 
 /** MQTT PUBLISH bytes besides topic and payload: fixed header, topic length, packet id, properties. */
 const PUBLISH_OVERHEAD = 1 + 4 + 2 + 2 + 1;
+
+/** Under MQTT 3.1.1 with nothing learned, health goes in messages up to this size unproven. */
+export const HEALTH_FLOOR_BYTES = 2 * SIZE_FLOOR_BYTES;
 
 export type HealthPlan =
   | { kind: 'send'; payloads: Buffer[] }
@@ -43,17 +47,21 @@ export function planHealth(
     { ...report, part: n, parts: n, faults: {}, sensors: [] },
     now,
   ).length;
-  const groups: SensorHealthReport[][] = [];
-  let group: SensorHealthReport[] = [];
-  let size = core;
-  for (const s of report.sensors) {
-    // The sensor's entry and its `faults` key, each with a comma.
-    const cost =
+  // Each sensor's entry and its `faults` key, each with a comma.
+  const costs = report.sensors.map(
+    (s) =>
       Buffer.byteLength(JSON.stringify(s)) +
       Buffer.byteLength(JSON.stringify(s.id)) +
       String(report.faults[s.id] ?? 0).length +
-      3;
-    if (core + cost > limit) return { kind: 'too-large', bytes: core + cost, limit };
+      3,
+  );
+  const needed = core + Math.max(0, ...costs);
+  if (n === 0 || needed > limit) return { kind: 'too-large', bytes: needed, limit };
+  const groups: SensorHealthReport[][] = [];
+  let group: SensorHealthReport[] = [];
+  let size = core;
+  for (const [i, s] of report.sensors.entries()) {
+    const cost = costs[i];
     if (group.length > 0 && size + cost > limit) {
       groups.push(group);
       group = [];
@@ -62,7 +70,6 @@ export function planHealth(
     group.push(s);
     size += cost;
   }
-  if (group.length === 0) return { kind: 'too-large', bytes: whole.length, limit };
   groups.push(group);
   const payloads = groups.map((g, i) =>
     healthPayload(
@@ -125,7 +132,7 @@ export class HealthSender {
     if (known.length > 0) return Math.min(...known);
     // MQTT 5: a broker that announces no Maximum Packet Size imposes none.
     if (terms.protocolVersion === 5) return undefined;
-    return this.knownToPass(terms);
+    return Math.max(HEALTH_FLOOR_BYTES, this.knownToPass(terms));
   }
 
   /** Publish one report (QoS 1, not retained); false when it cannot be sent at all. */
@@ -161,14 +168,15 @@ export class HealthSender {
 
   /**
    * The connection closed. True when the close is held against a health message in flight:
-   * one larger than every size known to pass (later reports are cut a size step below it).
+   * one larger than every size known to pass (later reports are cut to a limit below it).
    */
   closed(terms: TelemetryTerms): boolean {
     const largest = Math.max(0, ...[...this.inflight].map((m) => m.bytes));
     this.inflight.clear();
     if (largest <= this.knownToPass(terms)) return false;
-    const step = Math.max(SIZE_FLOOR_BYTES, stepAtOrBelow(largest - 1));
-    this.learned = Math.min(this.learned ?? step, step);
+    // A step below the refused size, and no less than a size the broker did take.
+    const below = Math.max(this.knownToPass(terms), stepAtOrBelow(largest - 1));
+    this.learned = Math.min(this.learned ?? below, below);
     this.logger.warn(
       { bytes: largest, payloadLimitBytes: this.learned },
       `the broker closed the connection while a health report of ${largest} bytes was in flight: health goes in parts of at most ${this.learned} bytes from now on`,
@@ -176,7 +184,7 @@ export class HealthSender {
     return true;
   }
 
-  /** Sizes the broker has acknowledged, on either topic, or that every broker takes. */
+  /** The largest size the broker acknowledged, on either topic, and at least SIZE_FLOOR_BYTES. */
   private knownToPass(terms: TelemetryTerms): number {
     return Math.max(SIZE_FLOOR_BYTES, this.largestAcked, terms.largestAcked);
   }

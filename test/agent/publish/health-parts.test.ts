@@ -6,14 +6,19 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  HEALTH_FLOOR_BYTES,
   HealthSender,
   planHealth,
   type TelemetryTerms,
 } from '../../../agent/publish/health-parts.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
-import { SIZE_FLOOR_BYTES } from '../../../agent/publish/part-planner.js';
 import type { HealthReport } from '../../../agent/publish/health.js';
+import { spawnMosquitto } from '../../helpers/mosquitto.js';
 import { startSimPipeline, type SimPipeline } from '../../helpers/sim-pipeline.js';
+import { startSubscriber } from '../../helpers/subscriber.js';
+import { waitUntil } from '../../helpers/wait.js';
+import { windowBody } from './bodies.js';
+import { makePublisher } from './setup.js';
 import type { ReceivedMessage } from '../../helpers/subscriber.js';
 import { sampleHealth, sampleSensor } from './health-sample.js';
 import { schemaErrors, validateHealth } from './schemas.js';
@@ -209,13 +214,58 @@ describe('HealthSender limit', () => {
     expect(h.limit(terms({ protocolVersion: 5 }))).toBe(2500 - 10 - 'edge/gw/health'.length);
   });
 
-  it('MQTT 3.1.1: what telemetry learned, else the largest size acknowledged, at least 1 KiB; a close on a larger report teaches a step below it', () => {
+  it('MQTT 3.1.1: what telemetry learned, else the largest size acknowledged, at least 2 KiB', () => {
     const h = new HealthSender('gw', 'edge/gw/health', silentLogger);
     h.connected(undefined);
-    expect(h.limit(terms())).toBe(SIZE_FLOOR_BYTES);
-    expect(h.limit(terms({ largestAcked: 1900 }))).toBe(1900);
-    expect(h.limit(terms({ largestAcked: 1900, limit: 2048 }))).toBe(2048);
+    expect(h.limit(terms())).toBe(HEALTH_FLOOR_BYTES);
+    expect(h.limit(terms({ largestAcked: 1900 }))).toBe(HEALTH_FLOOR_BYTES);
+    expect(h.limit(terms({ largestAcked: 3000 }))).toBe(3000);
+    expect(h.limit(terms({ largestAcked: 3000, limit: 1536 }))).toBe(1536);
     // Nothing in flight: a close is not health's.
     expect(h.closed(terms())).toBe(false);
   });
+});
+
+describe('health under MQTT 3.1.1 and a limit below what the gateway assumes (mosquitto max_packet_size 1800)', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('one close on a health part teaches the limit: later reports arrive in smaller parts, the close is not held against telemetry', async () => {
+    const broker = await spawnMosquitto({ extraConfig: ['max_packet_size 1800'] });
+    cleanups.push(() => broker.close());
+    const sub = await startSubscriber({ url: broker.url, topics: ['edge/gw/#'] });
+    cleanups.push(() => sub.close());
+    const h = makePublisher({ mqtt: { url: broker.url, protocolVersion: 4 } });
+    cleanups.push(() => h.dispose());
+    h.publisher.start();
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    // A telemetry batch the broker takes: 1.5 KB are known to pass.
+    const seq = await h.publisher.submit(windowBody(0, { readings: 12 }));
+    await sub.waitFor(() => sub.telemetrySeqs().includes(seq), 10_000, `batch ${seq}`);
+    const report = reportOf(12);
+    // Cut to the assumed 2 KiB, its parts are over the broker's limit: it closes on one.
+    expect(h.publisher.publishHealth(report)).toBe(true);
+    await waitUntil(() => h.publisher.stats().reconnects === 1, {
+      what: 'the close and the reconnect',
+    });
+    const learned = h.log.records.find((r) => r.msg.includes('health goes in parts of at most'));
+    expect(learned?.payloadLimitBytes).toBeLessThan(1800);
+    // Later reports: every part arrives.
+    const t = (m: ReceivedMessage) => m.json!.t as number;
+    const before = Math.max(0, ...sub.on('/health').map(t));
+    await waitUntil(
+      () => {
+        h.publisher.publishHealth(report);
+        const after = sub.on('/health').filter((m) => t(m) > before);
+        const last = after.at(-1);
+        return (
+          last !== undefined && after.filter((m) => t(m) === t(last)).length === last.json!.parts
+        );
+      },
+      { timeoutMs: 20_000, intervalMs: 500, what: 'a complete health report after the close' },
+    );
+    expect(h.publisher.stats()).toMatchObject({ reconnects: 1, refusals: 0, splits: 0 });
+  }, 60_000);
 });
