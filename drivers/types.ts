@@ -18,8 +18,9 @@ export const quantityCode = (q: Quantity): number => QUANTITIES.indexOf(q);
 /**
  * Status of one reading. `Fault` readings carry no usable value (NaN): they travel through
  * the ring so the worker counts them in the window. `Suspect` marks a value the chip gives
- * when it did not measure (the DS18B20 85 °C power-on value): it is kept in the statistics
- * and counted in the window's `flags.powerOn`. The driver is the only judge of it.
+ * when it did not measure (the DS18B20 85 °C power-on value): it is counted in the window's
+ * `flags.powerOn` and is never part of its statistics (count, min, max, mean, stddev, last).
+ * The driver is the only judge of it.
  */
 export const ReadingStatus = { Ok: 0, Suspect: 1, Fault: 2 } as const;
 export type ReadingStatus = (typeof ReadingStatus)[keyof typeof ReadingStatus];

@@ -19,7 +19,11 @@
  * only its last MAX_FILL_PERIODS periods get windows, the earlier ones are counted.
  *
  * A reading whose value is not finite, whose status is Fault, or whose status code is not
- * a known ReadingStatus counts in `faults` and is not aggregated. Flagged readings stay.
+ * a known ReadingStatus counts in `faults` and is not aggregated. A Suspect reading (a value
+ * the chip gives when it did not measure, such as a DS18B20's power-on 85 °C) is counted in
+ * `flags.powerOn` and is neither a measurement nor a fault: it stays out of the statistics
+ * (count, min, max, mean, stddev, last) and of the detectors' history, so a window holding
+ * only such readings has null statistics. Readings the detectors flag stay in the statistics.
  */
 import type { Range } from '../../drivers/descriptor.js';
 import { QUANTITIES, UNITS, ReadingStatus, type Quantity } from '../../drivers/types.js';
@@ -213,12 +217,16 @@ export class Aggregator {
       return;
     }
     s.lastFailed = false;
-    // A Suspect value is the driver's verdict that the chip did not measure (a power-on value).
-    let flags = s.detectors.check(value);
-    if (status === ReadingStatus.Suspect) flags |= FLAG_POWER_ON;
+    const ss = this.sensorStats[sensorIndex];
+    // The driver's verdict that the chip did not measure: counted, never a value.
+    if (status === ReadingStatus.Suspect) {
+      this.countFlags(FLAG_POWER_ON, w, ss.flags);
+      if (this.settings.raw) this.addRaw(s, t, Number.NaN);
+      return;
+    }
+    const flags = s.detectors.check(value);
     w.stats.add(value);
     this.counts.readings++;
-    const ss = this.sensorStats[sensorIndex];
     ss.readings++;
     if (flags !== 0) this.countFlags(flags, w, ss.flags);
     if (this.settings.raw) this.addRaw(s, t, value);

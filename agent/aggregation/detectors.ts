@@ -15,7 +15,8 @@
  *
  * The power-on flag (FLAG_POWER_ON) is not a detector here: the driver that knows its chip
  * marks such a reading Suspect (the DS18B20's 85 °C power-on value, drivers/onewire/ds18b20.ts)
- * and the aggregator counts Suspect readings under it, so the rule lives in one place.
+ * and the aggregator counts Suspect readings under it, outside the statistics and the
+ * detectors' history, so the rule lives in one place.
  */
 
 import type { Range } from '../../drivers/descriptor.js';

@@ -40,8 +40,15 @@ export interface SensorHealthReport {
 export interface HealthReport {
   schema: typeof HEALTH_SCHEMA;
   gateway: string;
-  /** When the report was built, ms since the epoch. */
+  /** When the report was built, ms since the epoch; the same in every part of a report. */
   t: number;
+  /**
+   * Part `part` of `parts` (1 of 1 when whole): a report the broker would not take in one
+   * message is sent in parts, each with the gateway's own figures and a share of `sensors`
+   * and `faults` (agent/publish/health-parts.ts).
+   */
+  part: number;
+  parts: number;
   uptimeSec: number;
   /** Readings written into the ring, ever. */
   readings: number;
@@ -83,6 +90,8 @@ export function healthReport(i: HealthInputs): HealthReport {
     schema: HEALTH_SCHEMA,
     gateway: i.gateway,
     t: i.now,
+    part: 1,
+    parts: 1,
     uptimeSec: Math.round((i.now - i.startedAt) / 1000),
     readings: i.ring.written,
     drops: { ring: i.ring.dropped, spool: spool.dropped },

@@ -113,6 +113,11 @@ export class PartPlanner {
     return `about ${limit} bytes of payload, learned from the broker's refusals`;
   }
 
+  /** The largest telemetry payload the broker acknowledged so far (0 before any). */
+  largestAcknowledged(): number {
+    return this.largestAcked;
+  }
+
   /** Batches sent in parts since start. */
   splits(): number {
     return this.splitCount;

@@ -38,8 +38,10 @@ import {
   type MqttConfig,
 } from './connection-options.js';
 import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
+import type { HealthReport } from './health.js';
+import { HealthSender, type TelemetryTerms } from './health-parts.js';
 import { PartPlanner, type Outgoing } from './part-planner.js';
-import { healthPayload, offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
+import { offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
 import type { SpoolStats } from './spool/spool.js';
 import type { SpoolPort } from './spool/spool-port.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
@@ -105,6 +107,7 @@ export class TelemetryPublisher {
   /** Pauses publishing after a refusal while the connection stays up. */
   private readonly holdBackoff: Backoff;
   private readonly planner: PartPlanner;
+  private readonly health: HealthSender;
   private window: number;
   private client: MqttClient | undefined;
   private clientOptions: IClientOptions | undefined;
@@ -163,6 +166,7 @@ export class TelemetryPublisher {
     );
     this.holdBackoff = new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs);
     this.planner = new PartPlanner(options.gateway, this.topics.telemetry);
+    this.health = new HealthSender(options.gateway, this.topics.health, options.logger);
     this.window = options.mqtt.inflight;
     this.terms = new BrokerTerms(options.mqtt, options.logger);
     // Batches become publishable when their transaction committed, never before.
@@ -192,19 +196,23 @@ export class TelemetryPublisher {
     return this.options.spool.append(body, Date.now());
   }
 
-  /** Health report (QoS 0 is not enough to be seen after a blip: QoS 1, not retained). */
-  publishHealth(report: object): boolean {
+  /**
+   * Health report (QoS 0 is not enough to be seen after a blip: QoS 1, not retained), whole or
+   * in parts within the broker's limit (health-parts.ts); false when it cannot be sent.
+   */
+  publishHealth(report: HealthReport): boolean {
     const client = this.client;
     if (!this.connected || !client) return false;
-    client.publish(
-      this.topics.health,
-      healthPayload(this.options.gateway, report, Date.now()),
-      { qos: 1 },
-      (err) => {
-        if (err) this.options.logger.debug({ err: describeError(err) }, 'health publish failed');
-      },
-    );
-    return true;
+    return this.health.send(client, report, this.telemetryTerms());
+  }
+
+  /** What telemetry learned of the broker's limits, for health. */
+  private telemetryTerms(): TelemetryTerms {
+    return {
+      protocolVersion: this.terms.protocolVersion,
+      limit: this.planner.limit(),
+      largestAcked: this.planner.largestAcknowledged(),
+    };
   }
 
   /** Use this connection for a consumer's subscriptions and announcements (see ConnectionHooks). */
@@ -424,6 +432,7 @@ export class TelemetryPublisher {
     this.rewindPending = false;
     const props = connack.properties;
     this.planner.setBrokerLimit(props?.maximumPacketSize);
+    this.health.connected(props?.maximumPacketSize);
     this.window = Math.min(this.options.mqtt.inflight, props?.receiveMaximum ?? Infinity);
     this.terms.connected(props?.maximumQoS, brokerLabel(this.brokerUrl()));
     this.startCheck(client);
@@ -525,7 +534,9 @@ export class TelemetryPublisher {
     this.client = undefined;
     if (!wasConnected) this.connectFailures++;
     if (this.stopped) return;
-    if (wasConnected && oldest) this.closedOn(oldest);
+    // A close on a health report too large for the broker is not held against telemetry.
+    const healthRefused = this.health.closed(this.telemetryTerms());
+    if (wasConnected && oldest && !healthRefused) this.closedOn(oldest);
     const slower = this.refusedLast || this.topicRefused;
     // A retry at once follows the protocol fallback, which was logged once already.
     const fallback = this.retryNow;

@@ -20,7 +20,8 @@
  * on a CRC failure there. Empty reads happen when the device drops off mid-read.
  *
  * Errors: missing directory → DISCONNECTED; NO → CRC; empty or malformed → DEVICE.
- * 85000 with no earlier reading near 85 °C → kept, status Suspect.
+ * 85000 with no earlier reading near 85 °C → status Suspect: counted as a power-on value,
+ * never a measurement (agent/aggregation/aggregator.ts).
  * Reads go through a shared ReadLimiter (w1-limiter.ts) so that blocking conversions
  * cannot take every libuv thread-pool thread.
  */

@@ -5,8 +5,9 @@
  * A window without good readings because the sensor fails (`failing`, `backoff`) sets its
  * quantities to null, so Home Assistant shows "unknown" rather than a stale value. An `idle`
  * window (no read ended in it, the last one succeeded: a sensor sampled less often than
- * once per window) leaves the value as it is, and so does a window holding a chip's power-on
- * value (`flags.powerOn`, e.g. a DS18B20's first 85 °C): its mean is not a measurement.
+ * once per window) leaves the value as it is, and so does a window whose only readings were a
+ * chip's power-on value (`flags.powerOn`, e.g. a DS18B20's first 85 °C), which is never part of
+ * a window's statistics: its mean, from the measurements alone, is published as usual.
  */
 import { QUANTITIES, type Quantity } from '../../../drivers/types.js';
 
@@ -47,9 +48,8 @@ function isWindowValue(w: unknown): w is WindowValue {
 
 /** What a window says about its quantity's current value; undefined = leave it. */
 function valueOf(w: WindowValue): number | null | undefined {
-  if ((w.flags?.powerOn ?? 0) > 0) return undefined;
   if (w.count > 0 && w.mean !== null) return w.mean;
-  if (w.state === 'idle') return undefined;
+  if (w.state === 'idle' || (w.flags?.powerOn ?? 0) > 0) return undefined;
   return null;
 }
 

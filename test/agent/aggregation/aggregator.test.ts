@@ -142,8 +142,9 @@ describe('Aggregator windows', () => {
 
   it('encodes the window fields in the contract order, with the unit', () => {
     const { agg, texts } = collect();
-    agg.add(0, 0, 20_000, 21.5, ReadingStatus.Ok);
-    agg.add(0, 0, 21_000, 22.5, ReadingStatus.Suspect);
+    agg.add(0, 0, 20_000, 85, ReadingStatus.Suspect);
+    agg.add(0, 0, 20_500, 21.5, ReadingStatus.Ok);
+    agg.add(0, 0, 21_000, 22.5, ReadingStatus.Ok);
     agg.flush();
     expect(texts).toEqual([
       '{"windows":[{"sensor":"boiler-in","quantity":"temperature","unit":"Cel","start":20000,' +
@@ -182,21 +183,66 @@ describe('Aggregator windows', () => {
     expect(agg.stats()).toMatchObject({ readings: 1, faults: 5 });
   });
 
-  it('keeps flagged values in the statistics and counts the flags per window', () => {
+  it('keeps values the detectors flag in the statistics and counts the flags per window', () => {
     const { agg, windows } = collect({ stuckCount: 3 }, [
       { id: 'w1', driver: 'ds18b20', range: { min: 0, max: 60 } },
     ]);
-    const values = [20, 85, 85, 85, 70];
+    const values = [20, 85, 70, 70, 70];
     // The driver marks its power-on values Suspect (drivers/onewire/ds18b20.ts).
     values.forEach((v, i) =>
       agg.add(0, 0, 5000 + i, v, v === 85 ? ReadingStatus.Suspect : ReadingStatus.Ok),
     );
     agg.flush();
     const [w] = windows();
-    expect(w.count).toBe(5);
-    expect(w.max).toBe(85);
-    expect(w.flags).toEqual({ range: 4, stuck: 1, spike: 0, powerOn: 3 });
-    expect(agg.stats().sensors[0].flags).toEqual({ range: 4, stuck: 1, spike: 0, powerOn: 3 });
+    expect(w.count).toBe(4);
+    expect(w.max).toBe(70);
+    expect(w.flags).toEqual({ range: 3, stuck: 1, spike: 0, powerOn: 1 });
+    expect(agg.stats().sensors[0].flags).toEqual({ range: 3, stuck: 1, spike: 0, powerOn: 1 });
+  });
+
+  it('keeps a Suspect reading (a power-on value) out of every statistic: counted in flags.powerOn, a window of only such readings has null statistics', () => {
+    const { agg, windows } = collect({ spikeZ: 3.5 }, [{ id: 'w1', driver: 'ds18b20' }]);
+    agg.add(0, 0, 5000, 85, ReadingStatus.Suspect);
+    // A later window: a power-on value among measurements (a brown-out on parasite power).
+    [21.5, 21.6, 21.5, 21.7, 21.6].forEach((v, i) => agg.add(0, 0, 15_000 + i, v, 0));
+    agg.add(0, 0, 15_010, 85, ReadingStatus.Suspect);
+    agg.add(0, 0, 15_020, 21.7, ReadingStatus.Ok);
+    agg.flush();
+    const [first, second] = windows();
+    expect(first).toMatchObject({
+      count: 0,
+      min: null,
+      max: null,
+      mean: null,
+      stddev: null,
+      last: null,
+      faults: 0,
+      state: 'idle',
+      flags: { range: 0, stuck: 0, spike: 0, powerOn: 1 },
+    });
+    expect(second).toMatchObject({
+      count: 6,
+      min: 21.5,
+      max: 21.7,
+      last: 21.7,
+      faults: 0,
+      state: 'ok',
+      flags: { range: 0, stuck: 0, spike: 0, powerOn: 1 },
+    });
+    expect(second.mean).toBeCloseTo(21.6, 9);
+    expect(agg.stats()).toMatchObject({ readings: 6, faults: 0 });
+    expect(agg.stats().sensors[0]).toMatchObject({ readings: 6, flags: { powerOn: 2 } });
+  });
+
+  it('shows a Suspect reading in raw readings with v null, like a failed read', () => {
+    const { agg, bodies } = collect({ raw: true }, [{ id: 'w1', driver: 'ds18b20' }]);
+    agg.add(0, 0, 5000, 85, ReadingStatus.Suspect);
+    agg.add(0, 0, 5001, 21.5, ReadingStatus.Ok);
+    agg.flush();
+    expect(bodies().flatMap((b) => b.readings ?? [])).toEqual([
+      { sensor: 'w1', quantity: 'temperature', t: 5000, v: null },
+      { sensor: 'w1', quantity: 'temperature', t: 5001, v: 21.5 },
+    ]);
   });
 
   it('counts power-on values by the driver verdict alone: a real 85 °C the driver kept Ok is not flagged', () => {
@@ -208,7 +254,8 @@ describe('Aggregator windows', () => {
     agg.add(0, 0, 5002, 85, ReadingStatus.Ok);
     agg.flush();
     const [w] = windows();
-    expect(w.count).toBe(3);
+    expect(w.count).toBe(2);
+    expect(w.mean).toBe(84.75);
     expect(w.flags.powerOn).toBe(1);
   });
 

@@ -9,7 +9,8 @@ import {
   parseW1Slave,
 } from '../../../drivers/onewire/ds18b20.js';
 import { ReadLimiter } from '../../../drivers/onewire/w1-limiter.js';
-import { ReadingStatus, SensorError, type Reading } from '../../../drivers/types.js';
+import { quantityCode, ReadingStatus, SensorError, type Reading } from '../../../drivers/types.js';
+import { Aggregator } from '../../../agent/aggregation/aggregator.js';
 import { Signal } from '../../../simulator/signal.js';
 import { SimulatedW1Tree } from '../../../simulator/onewire/w1-tree.js';
 import { rig, runDriver } from '../../helpers/run-driver.js';
@@ -103,6 +104,47 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
     expect(readings[0]).toMatchObject({ value: 85, status: ReadingStatus.Suspect });
     // −7.3 °C in 1/16 steps is −7.3125; the kernel truncates to whole millidegrees.
     expect(ok(readings).map((r) => r.value)).toEqual([-7.312, -7.312]);
+  });
+
+  it('flags the power-on read, and the window it lands in carries no 85 °C: counted in flags.powerOn, statistics from the measurements alone', async () => {
+    const dev = await files();
+    const { readings } = await runDriver(sensor(tree!.root), {
+      onReading: (r) => {
+        if (r.status === ReadingStatus.Suspect) void dev.refresh();
+      },
+      until: (rs) => ok(rs).length >= 2,
+    });
+    expect(readings[0]).toMatchObject({ value: 85, status: ReadingStatus.Suspect });
+    // The readings as the ring hands them to the aggregation worker, in one window.
+    const bodies: string[] = [];
+    const agg = new Aggregator(
+      [{ id: 'w1', driver: 'ds18b20', quantities: ['temperature'] }],
+      {
+        windowMs: 3_600_000,
+        stuckCount: 1000,
+        spikeZ: 3.5,
+        spikeHistory: 31,
+        maxBytes: 64 * 1024,
+        maxDelayMs: 1000,
+        raw: false,
+      },
+      (b) => bodies.push(b.text),
+    );
+    const t0 = readings[0].t;
+    for (const r of readings) agg.add(0, quantityCode(r.quantity), t0, r.value, r.status);
+    agg.flush();
+    const windows = bodies.flatMap((b) => (JSON.parse(b) as { windows: object[] }).windows);
+    expect(windows).toEqual([
+      expect.objectContaining({
+        count: ok(readings).length,
+        min: -7.312,
+        max: -7.312,
+        mean: -7.312,
+        last: -7.312,
+        faults: 0,
+        flags: { range: 0, stuck: 0, spike: 0, powerOn: 1 },
+      }),
+    ]);
   });
 
   it('counts crc NO and empty reads as faults and recovers', async () => {

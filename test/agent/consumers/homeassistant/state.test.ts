@@ -44,13 +44,17 @@ describe('latest window state per sensor', () => {
     expect(JSON.parse(s.payload('room')!)).toEqual({ t: 4000, temperature: null });
   });
 
-  it("a window with a chip's power-on value leaves the value as it is", () => {
+  it("a window whose only reading was a chip's power-on value leaves the value as it is; measurements beside one count", () => {
     const s = new LatestStates();
-    expect(s.apply([w({ mean: 85, flags: { powerOn: 1 } })], all)).toEqual([]);
+    // The aggregator keeps a power-on value out of the statistics (count 0, mean null).
+    const powerOnOnly = { count: 0, mean: null, state: 'idle', flags: { powerOn: 1 } };
+    expect(s.apply([w(powerOnOnly)], all)).toEqual([]);
     expect(s.payload('room')).toBeUndefined();
     s.apply([w({ end: 2000 })], all);
-    s.apply([w({ end: 3000, mean: 85, flags: { powerOn: 1 } })], all);
+    s.apply([w({ end: 3000, ...powerOnOnly })], all);
     expect(JSON.parse(s.payload('room')!)).toEqual({ t: 2000, temperature: 21.5 });
+    s.apply([w({ end: 4000, count: 2, mean: 21.75, flags: { powerOn: 1 } })], all);
+    expect(JSON.parse(s.payload('room')!)).toEqual({ t: 4000, temperature: 21.75 });
   });
 
   it('skips sensors not accepted and malformed windows', () => {
