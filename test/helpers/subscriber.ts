@@ -25,6 +25,12 @@ export interface TestSubscriber {
     timeoutMs?: number,
     what?: string,
   ): Promise<void>;
+  /**
+   * Resolves once everything the broker sent this subscriber before the call has arrived: a
+   * marker it publishes now comes back after those. The positive event to wait for before
+   * asserting that something did not arrive (never a sleep).
+   */
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -70,6 +76,7 @@ export async function startSubscriber(options: {
     });
   });
   await client.subscribeAsync(options.topics, { qos: options.qos ?? 1 });
+  let markers = 0;
   const self: TestSubscriber = {
     client,
     messages,
@@ -80,6 +87,12 @@ export async function startSubscriber(options: {
         .map((m) => m.json!.seq as number),
     waitFor: (condition, timeoutMs = 30_000, what = 'subscriber condition') =>
       waitUntil(() => condition(self), { timeoutMs, what }),
+    settle: async () => {
+      const topic = `test-marker/${client.options.clientId ?? 'subscriber'}/${++markers}`;
+      await client.subscribeAsync(topic, { qos: 1 });
+      await client.publishAsync(topic, 'marker', { qos: 1 });
+      await self.waitFor((s) => s.messages.some((m) => m.topic === topic), 10_000, 'marker');
+    },
     close: async () => {
       await client.endAsync(true);
     },

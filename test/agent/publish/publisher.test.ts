@@ -193,7 +193,13 @@ describe('TelemetryPublisher with mosquitto', () => {
       10_000,
       'offline status',
     );
-    await sleep(500);
+    // No Will after the clean stop: none by the time the broker logged the DISCONNECT and a
+    // marker published after it is back.
+    await waitUntil(() => /Client \S+ disconnected/.test(b.log()), {
+      timeoutMs: 10_000,
+      what: "the broker's log of the publisher's DISCONNECT",
+    });
+    await sub.settle();
     const states = sub
       .on('/status')
       .map((m) => `${String(m.json?.state)}:${String(m.json?.reason)}`);

@@ -12,7 +12,7 @@ import { silentLogger } from '../../../../agent/ops/logger.js';
 import { SparkplugNode } from '../../../../agent/consumers/sparkplug/node.js';
 import { spawnMosquitto, type MosquittoBroker } from '../../../helpers/mosquitto.js';
 import { startSubscriber, type TestSubscriber } from '../../../helpers/subscriber.js';
-import { sleep, waitUntil } from '../../../helpers/wait.js';
+import { waitUntil } from '../../../helpers/wait.js';
 import {
   bdSeqOf,
   encodeRebirthCommand,
@@ -92,6 +92,14 @@ async function setup(
   return { broker, subscriber, subscribedAt, stateDir, start };
 }
 
+/** The broker has handled the node's DISCONNECT (and so published or dropped its Will). */
+async function nodeDisconnected(broker: MosquittoBroker): Promise<void> {
+  await waitUntil(() => /Client \S+-sparkplug disconnected/.test(broker.log()), {
+    timeoutMs: 30_000,
+    what: "the broker's log of the node's DISCONNECT",
+  });
+}
+
 /** A node for series a/temperature and b/humidity, stopped after the test. */
 async function startNode(config: Config, stateDir: string): Promise<SparkplugNode> {
   const node = await SparkplugNode.start({
@@ -137,7 +145,7 @@ const ends = (ms: SparkplugMessage[]) => ms.map((m) => m.metrics[0].timestamp);
 
 describe('Sparkplug B edge node', () => {
   it('births first with every metric, then one NDATA per window with seq 1..255 wrapping to 0, in order; a clean stop sends NDEATH with the birth bdSeq', async () => {
-    const { subscriber, start } = await setup();
+    const { broker, subscriber, start } = await setup();
     const node = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     const count = 300;
@@ -175,20 +183,23 @@ describe('Sparkplug B edge node', () => {
     await node.stop();
     await subscriber.waitFor((s) => ofType(s, 'NDEATH').length === 1, 30_000, 'NDEATH');
     expect(bdSeqOf(ofType(subscriber, 'NDEATH')[0])).toBe(bdSeqOf(birth));
-    // The stop ended with DISCONNECT, so the broker dropped the Will: no second NDEATH.
-    await sleep(500);
+    // The stop ended with DISCONNECT, so the broker dropped the Will: no second NDEATH by the
+    // time the broker has handled the disconnect and a marker published after it is back.
+    await nodeDisconnected(broker);
+    await subscriber.settle();
     expect(ofType(subscriber, 'NDEATH')).toHaveLength(1);
   });
 
   it('under MQTT 5 a clean stop disconnects with reason 0x04 and the broker publishes the NDEATH (once, with the birth bdSeq)', async () => {
-    const { subscriber, start } = await setup({}, {}, {}, 5);
+    const { broker, subscriber, start } = await setup({}, {}, {}, 5);
     const node = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     node.submit(body(0));
     await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'NDATA');
     await node.stop();
     await subscriber.waitFor((s) => ofType(s, 'NDEATH').length === 1, 30_000, 'NDEATH');
-    await sleep(500);
+    await nodeDisconnected(broker);
+    await subscriber.settle();
     const all = received(subscriber);
     expect(all.map((m) => m.type)).toEqual(['NBIRTH', 'NDATA', 'NDEATH']);
     expect(bdSeqOf(all[2])).toBe(bdSeqOf(all[0]));
@@ -230,8 +241,8 @@ describe('Sparkplug B edge node', () => {
     await waitUntil(() => node.status().connected, { timeoutMs: 30_000, what: 'node connected' });
     for (let i = 0; i < 3; i++) node.submit(body(i));
     await waitUntil(() => node.status().stored === 3, { timeoutMs: 30_000, what: '3 stored' });
-    // No host yet: a while of nothing (the assertion holds however slow the machine).
-    await sleep(500);
+    // No host yet: nothing, by the time a marker published after the node connected is back.
+    await subscriber.settle();
     expect(received(subscriber)).toEqual([]);
 
     await state(true, 1000);
@@ -271,11 +282,13 @@ describe('Sparkplug B edge node', () => {
     await waitUntil(() => node.status().stored === 2, { timeoutMs: 30_000, what: '2 stored' });
     // Sparkplug 3.0: the session ended with its NDEATH; the node connects again and waits.
     await subscriber.waitFor((s) => ofType(s, 'NDEATH').length === 1, 30_000, 'NDEATH');
-    await sleep(500);
+    // Connected again and told the host is offline: no NBIRTH, no NDATA by the time a marker
+    // published after that is back.
+    await waitUntil(() => node.status().connected, { timeoutMs: 30_000, what: 'reconnected' });
+    await subscriber.settle();
     all = received(subscriber);
     expect(all.slice(6).map((m) => m.type)).toEqual(['NDEATH']);
     expect(bdSeqOf(all[6])).toBe(bdSeqOf(all[0]));
-    await waitUntil(() => node.status().connected, { timeoutMs: 30_000, what: 'reconnected' });
 
     await state(true, 3000);
     await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 6, 30_000, 'second backlog');
