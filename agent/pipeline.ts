@@ -10,7 +10,7 @@ import type { Logger } from './ops/logger.js';
 import { RingBuffer } from './queue/ring-buffer.js';
 import { AggregationWorker, type AggregatorOptions } from './aggregation/aggregation-worker.js';
 import type { SensorSpec } from './aggregation/aggregator.js';
-import { Spool } from './publish/spool/spool.js';
+import { Spool, reserveSeqsFor } from './publish/spool/spool.js';
 import { TelemetryPublisher } from './publish/publisher.js';
 import { healthReport, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';
@@ -251,7 +251,8 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
   const enabled = config.sensors.filter((s) => s.enabled);
 
   const ring = RingBuffer.create(config.buffer.capacity, config.buffer.overflow);
-  const spool = Spool.open(options.stateDir, config.spool, logger);
+  const reserveSeqs = reserveSeqsFor(config.aggregation.windowMs);
+  const spool = Spool.open(options.stateDir, { ...config.spool, reserveSeqs }, logger);
   const publisher = new TelemetryPublisher({
     gateway: config.gateway.id,
     mqtt: config.mqtt,
