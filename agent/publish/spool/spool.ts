@@ -516,14 +516,19 @@ export class Spool {
         ...(inDatabase ? { stored: this.mark.stored } : {}),
       });
     }
-    if (this.memory.depth > 0 || this.unnumbered.length > 0) {
-      const seqs = this.memory.seqs();
-      const lost = seqs.length + this.unnumbered.length;
-      // Unnumbered batches have no seq for a note to name: counted here (persisted with the
-      // mark where it can be written). The numbered ones are counted by the next start's note.
+    const seqs = this.memory.seqs();
+    const lost = seqs.length + this.unnumbered.length;
+    // Unnumbered batches have no seq for a note to name: counted here (persisted with the mark
+    // where it can be written). Numbered ones are counted by the next start's note.
+    if (this.unnumbered.length > 0) {
       this.dropped += this.unnumbered.length;
-      if (this.unnumbered.length > 0) this.writeMark({});
-      const next = reservedNote(this.mark, this.storedSeq);
+      this.writeMark({});
+    }
+    const next = this.numbered ? reservedNote(this.mark, this.storedSeq) : undefined;
+    if (lost > 0 || (next && next.count > 0)) {
+      const skip = next
+        ? `the next start skips seqs ${next.firstSeq}–${next.lastSeq} and counts ${next.count} of them as dropped (reason ${next.reason}: those that were published are real batches, the others are lost or were never used)`
+        : 'they are counted as dropped';
       this.logger.error(
         {
           lost,
@@ -532,9 +537,7 @@ export class Spool {
           ...(next ?? { count: 0 }),
           dropped: this.dropped + (next?.count ?? 0),
         },
-        next
-          ? `SPOOL: ${lost} batches held in memory could not be written to disk and are lost at this stop; the next start counts ${next.count} as dropped (seqs ${next.firstSeq}–${next.lastSeq}, reason ${next.reason}: seqs in that range that were published are real batches, the others are lost or were never used); seqs are not reused`
-          : `SPOOL: ${lost} batches held in memory could not be written to disk and are lost at this stop (counted as dropped); seqs are not reused`,
+        `SPOOL: ${lost} batches held in memory could not be written to disk and are lost at this stop; ${skip}; seqs are not reused`,
       );
       this.memory.clearBatches();
       this.unnumbered = [];
