@@ -11,6 +11,7 @@ import { RingBuffer } from './queue/ring-buffer.js';
 import { AggregationWorker, type AggregatorOptions } from './aggregation/aggregation-worker.js';
 import type { SensorSpec } from './aggregation/aggregator.js';
 import { SpoolClient } from './publish/spool/spool-client.js';
+import { reserveSeqsFor } from './publish/spool/reserve.js';
 import { TelemetryPublisher } from './publish/publisher.js';
 import { healthReport, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';
@@ -252,7 +253,8 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
 
   const ring = RingBuffer.create(config.buffer.capacity, config.buffer.overflow);
   // The spool's disk work runs in its own thread: a stalling card never delays sampling.
-  const spool = await SpoolClient.open(options.stateDir, config.spool, logger);
+  const reserveSeqs = reserveSeqsFor(config.aggregation.windowMs);
+  const spool = await SpoolClient.open(options.stateDir, { ...config.spool, reserveSeqs }, logger);
   const publisher = new TelemetryPublisher({
     gateway: config.gateway.id,
     mqtt: config.mqtt,

@@ -107,3 +107,21 @@ export function missingSeqs(seqs: number[], last: number): number[] {
   for (let s = 1; s <= last; s++) if (!seen.has(s)) missing.push(s);
   return missing;
 }
+
+/** A telemetry batch's `dropped` note (docs/payload.md). */
+export interface SeenNote {
+  count: number;
+  firstSeq: number;
+  lastSeq: number;
+  reason: string;
+}
+
+/** The `dropped` notes of the telemetry batches received, in arrival order. */
+export function droppedNotes(s: TestSubscriber): SeenNote[] {
+  return s.on('/telemetry').flatMap((m) => (m.json?.dropped ? [m.json.dropped as SeenNote] : []));
+}
+
+/** The seqs first..last of a note, for comparing with missingSeqs(). */
+export function seqsOf(note: SeenNote): number[] {
+  return Array.from({ length: note.lastSeq - note.firstSeq + 1 }, (_, i) => note.firstSeq + i);
+}

@@ -22,15 +22,19 @@
  *   ACK_COMMIT_DELAY_MS, or at once when COMMIT_MAX_BATCHES of them wait. A DELETE lost to a
  *   crash replays its batch with the same bytes: a duplicate, never a loss.
  * - The seq mark (seq-mark.ts, `spool.seq`) keeps, outside the database, a ceiling no
- *   assigned seq exceeds (written ahead in blocks of CEILING_BLOCK) and, while the database
- *   fails, the highest seq that may have been revealed from memory (written ahead in blocks of
- *   REVEAL_BLOCK). A start reads both and the database and continues after the highest;
- *   seqs that may have been revealed but whose batches are gone are counted as dropped.
+ *   assigned seq exceeds: seqs are reserved ahead in blocks of `reserveSeqs` (minutes of
+ *   batches), so the ceiling is durable before the disk fails, and a clean stop brings it back
+ *   down to the last seq. A start reads both and the database and continues after the highest:
+ *   after an unclean stop (or a stop that could not write the mark) the seqs between the
+ *   database's last and the ceiling may have been published from memory, so they are skipped
+ *   and noted (`reserved`, see reservedNote).
  * - A failing disk (full, read-only, I/O error): batches live in the memory store, bounded by
- *   `memoryMaxBytes` (drop oldest, counted); they are published once the mark made their seqs
- *   durable, and withheld while nothing can be written. The database is retried in the
- *   background (DISK_RETRY_MS; reopened every REOPEN_MS when it could not be opened) and the
- *   memory batches move back to it when it works.
+ *   `memoryMaxBytes` (drop oldest, counted). Those whose seq is within the durable ceiling are
+ *   published (the broker's PUBACK is then their only copy) and leave memory when acked; the
+ *   mark's ceiling is raised when it can be written. Once the reserve is used up and the mark
+ *   cannot be written, new batches wait in memory without a seq (`unnumbered`). The database is
+ *   retried in the background (DISK_RETRY_MS; reopened every REOPEN_MS when it could not be
+ *   opened) and the memory batches move back to it when it works.
  * - A database SQLite reports corrupt (at open: quick_check; later: SQLITE_CORRUPT) is moved
  *   aside for inspection, its readable rows salvaged into a new one that continues numbering.
  * - Numbering unknown (neither database nor mark readable): batches wait unnumbered (same
@@ -48,6 +52,7 @@ import { isCorruption, moveAside, salvage, type Salvage } from './salvage.js';
 import { mergeGap, parseGap, type GapNote } from './gap-note.js';
 import { MemoryStore } from './memory-store.js';
 import { SqliteStore, type MetaEntry } from './sqlite-store.js';
+import { CEILING_BLOCK } from './reserve.js';
 import { SpoolInUseError } from './spool-errors.js';
 import type { SpoolPort } from './spool-port.js';
 import type { DeadLetter, SpooledBatch } from './store.js';
@@ -67,6 +72,11 @@ export interface SpoolOptions {
   ackCommitDelayMs?: number;
   /** Store bodies deflated where that makes them smaller (default true; see body-codec.ts). */
   deflateBodies?: boolean;
+  /**
+   * Seqs reserved ahead in the mark (default and least CEILING_BLOCK): how many batches can be
+   * published while nothing can be written, and the largest gap an unclean stop leaves.
+   */
+  reserveSeqs?: number;
   /** Clock, for tests of the age bound. */
   now?: () => number;
 }
@@ -90,9 +100,12 @@ export interface SpoolStats {
   /** Batches held in memory because the disk failed. */
   memoryDepth: number;
   memoryBytes: number;
-  /** Memory batches not published yet because their seq is not durable anywhere. */
+  /** Memory batches not published yet because their seq is above the durable ceiling. */
   withheld: number;
-  /** Batches waiting for a seq because neither the database nor the mark can be read. */
+  /**
+   * Batches waiting for a seq: neither the database nor the mark can be read, or the reserved
+   * seqs are used up while neither can be written.
+   */
   unnumbered: number;
   /** Corrupt databases moved aside, ever. */
   corruptMovedAside: number;
@@ -114,10 +127,21 @@ export const DISK_RETRY_MS = 1000;
 export const REOPEN_MS = 5000;
 /** Default bound of the memory window (spool.memoryMaxBytes). */
 export const MEMORY_MAX_BYTES = 8 * 1024 * 1024;
-/** The mark's ceiling is written this far ahead: one mark write per this many batches. */
-export const CEILING_BLOCK = 64;
-/** While in memory, the revealed mark is written this far ahead. */
-export const REVEAL_BLOCK = 16;
+export { CEILING_BLOCK, RESERVE_MS, reserveSeqsFor } from './reserve.js';
+
+/**
+ * The note a start makes for the seqs a mark reserved above the database's last (`dbLast`):
+ * any of them may have been published from memory before the stop, so none is handed out
+ * again. `count` leaves out those the mark records as settled (published, or dropped and
+ * counted) when it was written after the database's last commit.
+ */
+export function reservedNote(mark: SeqMark, dbLast: number): GapNote | undefined {
+  const top = Math.max(mark.ceiling, mark.revealed);
+  if (top <= dbLast) return undefined;
+  const settled = mark.stored === dbLast ? mark.revealedCounted : 0;
+  const count = Math.max(0, top - dbLast - settled);
+  return { count, firstSeq: dbLast + 1, lastSeq: top, reason: 'reserved' };
+}
 const DROP_CHUNK = 256;
 /** Dead letters may take this share of spool.maxBytes; beyond it the oldest are dropped. */
 export const DEAD_LETTER_SHARE = 0.1;
@@ -157,6 +181,7 @@ export class Spool implements SpoolPort {
   /** The first seq numbered from the mark while the database was unavailable (this run). */
   private numberedFrom: number | undefined;
   private unnumberedLogged = false;
+  private reserveLogged = false;
   private lastSeq = 0;
   /** The highest seq in the database (last_seq meta), as last committed. */
   private storedSeq = 0;
@@ -241,26 +266,39 @@ export class Spool implements SpoolPort {
     const view = Buffer.isBuffer(body)
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    if (!this.numbered) {
-      return new Promise((resolve) => {
-        this.unnumbered.push({ body: view, createdAt, resolve });
-        this.unnumberedBytes += view.length;
-        this.enforceMemoryBound();
-      });
-    }
-    return new Promise((resolve) => this.appendNumbered(view, createdAt, resolve));
+    return new Promise((resolve) => {
+      // Batches take seqs in arrival order: behind any that wait for one.
+      if (
+        this.numbered &&
+        this.unnumbered.length === 0 &&
+        this.appendNumbered(view, createdAt, resolve)
+      )
+        return;
+      this.unnumbered.push({ body: view, createdAt, resolve });
+      this.unnumberedBytes += view.length;
+      this.numberWaiting();
+      this.enforceMemoryBound();
+    });
   }
 
-  private appendNumbered(view: Buffer, createdAt: number, resolve: (seq: number) => void): void {
+  /**
+   * Give the batch the next seq and store it; false (nothing changed) when that seq could not be
+   * made durable: the disk fails and the mark's reserve is used up and cannot be extended.
+   */
+  private appendNumbered(view: Buffer, createdAt: number, resolve: (seq: number) => void): boolean {
+    this.retryDisk();
     const seq = this.lastSeq + 1;
+    if (seq > this.mark.ceiling) this.writeMark({ ceiling: seq - 1 + this.reserve });
+    if (!this.diskOk && seq > this.mark.ceiling) {
+      this.reserveUsedUp();
+      return false;
+    }
     this.lastSeq = seq;
     const batch: SpooledBatch = { seq, createdAt, body: view };
     if (this.pendingGap) {
       batch.gapBefore = this.pendingGap;
       this.pendingGap = undefined;
     }
-    if (seq > this.mark.ceiling) this.writeMark({ ceiling: seq + CEILING_BLOCK });
-    this.retryDisk();
     if (!this.diskOk) {
       // Whatever is still queued goes to memory first: the memory store stays in seq order.
       this.commit();
@@ -268,13 +306,28 @@ export class Spool implements SpoolPort {
       this.enforceBounds();
       this.notifyCommitted();
       resolve(seq);
-      return;
+      return true;
     }
     this.queued.push({ batch, resolve });
     this.queuedBytes += view.length;
     if (this.queued.length >= COMMIT_MAX_BATCHES || this.queuedBytes >= COMMIT_MAX_BYTES)
       this.commit();
     else this.scheduleCommit();
+    return true;
+  }
+
+  private get reserve(): number {
+    return Math.max(CEILING_BLOCK, Math.floor(this.options.reserveSeqs ?? CEILING_BLOCK));
+  }
+
+  /** Logged once per stretch: new batches wait unnumbered until the mark or the disk works. */
+  private reserveUsedUp(): void {
+    if (this.reserveLogged) return;
+    this.reserveLogged = true;
+    this.logger.error(
+      { path: this.path, ceiling: this.mark.ceiling },
+      'SPOOL: the seqs reserved ahead are used up and neither the database nor the seq mark can be written: new batches wait in memory without a seq (spool.unnumbered) and are not published until the disk works',
+    );
   }
 
   /**
@@ -323,9 +376,9 @@ export class Spool implements SpoolPort {
   /** Up to `limit` unacknowledged batches with seq > afterSeq whose seq is durable, in seq order. */
   peek(afterSeq: number, limit: number): SpooledBatch[] {
     const fromDisk = this.disk.read(afterSeq, limit);
-    // A memory batch is handed out only once the mark made its seq durable (this.mark is
-    // what was last written successfully).
-    const revealable = this.mark.revealed;
+    // A memory batch is handed out only when the mark's ceiling covers its seq (this.mark is
+    // what was last written successfully, or read).
+    const revealable = this.mark.ceiling;
     const fromMemory = this.memory.read(afterSeq, limit).filter((b) => b.seq <= revealable);
     if (fromMemory.length === 0) return fromDisk.slice(0, limit);
     return [...fromDisk, ...fromMemory].sort((a, b) => a.seq - b.seq).slice(0, limit);
@@ -403,7 +456,7 @@ export class Spool implements SpoolPort {
 
   stats(): SpoolStats {
     const oldest = this.oldest();
-    const revealable = this.mark.revealed;
+    const revealable = this.mark.ceiling;
     let withheld = 0;
     for (const seq of this.memory.seqs()) if (seq > revealable) withheld++;
     const stats: SpoolStats = {
@@ -430,9 +483,11 @@ export class Spool implements SpoolPort {
   }
 
   /**
-   * Commits what is queued and closes the database. Batches that exist only in memory (the
-   * disk still fails) cannot be kept: they are counted as dropped and logged, never
-   * announced as kept; the next start counts their seqs from the mark as well.
+   * Commits what is queued and closes the database; brings the mark's ceiling down to the last
+   * seq, so the next start continues right after it. Batches that exist only in memory (the
+   * disk still fails) cannot be kept: they are logged as lost, never announced as kept, with
+   * the note the next start will make for this stop (reservedNote on the mark as it is on
+   * disk), so the two agree; the next start counts them.
    */
   close(): void {
     if (this.closed) return;
@@ -444,17 +499,39 @@ export class Spool implements SpoolPort {
       this.lastDiskTry = 0;
       this.retryDisk();
     }
-    if (this.memory.depth > 0 || this.unnumbered.length > 0) {
-      const seqs = this.memory.seqs();
-      const lost = seqs.length + this.unnumbered.length;
-      this.dropped += lost;
-      const note =
-        seqs.length > 0
-          ? { count: seqs.length, firstSeq: seqs[0], lastSeq: seqs[seqs.length - 1] }
-          : {};
+    if (this.numbered && (this.mark.ceiling > this.lastSeq || this.memory.depth > 0)) {
+      this.lastMarkTry = 0;
+      // With every seq in the database only the ceiling comes down: `stored` keeps telling a
+      // start that finds the database lost where the mark last saw it.
+      const inDatabase = this.memory.depth === 0 && this.memorySettled === 0;
+      this.writeMark({
+        ceiling: this.lastSeq,
+        revealed: 0,
+        ...(inDatabase ? { stored: this.mark.stored } : {}),
+      });
+    }
+    const seqs = this.memory.seqs();
+    const lost = seqs.length + this.unnumbered.length;
+    // Unnumbered batches have no seq for a note to name: counted here (persisted with the mark
+    // where it can be written). Numbered ones are counted by the next start's note.
+    if (this.unnumbered.length > 0) {
+      this.dropped += this.unnumbered.length;
+      this.writeMark({});
+    }
+    const next = this.numbered ? reservedNote(this.mark, this.storedSeq) : undefined;
+    if (lost > 0 || (next && next.count > 0)) {
+      const skip = next
+        ? `the next start skips seqs ${next.firstSeq}–${next.lastSeq} and counts ${next.count} of them as dropped (reason ${next.reason}: those that were published are real batches, the others are lost or were never used)`
+        : 'they are counted as dropped';
       this.logger.error(
-        { ...note, unnumbered: this.unnumbered.length, dropped: this.dropped },
-        `SPOOL: ${lost} batches held in memory could not be written to disk and are lost at this stop (counted as dropped)`,
+        {
+          lost,
+          ...(seqs.length > 0 ? { lostFirstSeq: seqs[0], lostLastSeq: seqs[seqs.length - 1] } : {}),
+          unnumbered: this.unnumbered.length,
+          ...(next ?? { count: 0 }),
+          dropped: this.dropped + (next?.count ?? 0),
+        },
+        `SPOOL: ${lost} batches held in memory could not be written to disk and are lost at this stop; ${skip}; seqs are not reused`,
       );
       this.memory.clearBatches();
       this.unnumbered = [];
@@ -619,16 +696,17 @@ export class Spool implements SpoolPort {
           lastSeq: this.numberedFrom - 1,
           reason: 'skipped-while-unavailable',
         });
-    } else if (mark.revealed > dbLast) {
-      // Batches revealed from memory never reached the database before the agent stopped.
-      const settled = mark.stored === dbLast ? mark.revealedCounted : 0;
-      const count = Math.max(0, mark.revealed - dbLast - settled);
-      if (count > 0)
-        gaps.push({ count, firstSeq: dbLast + 1, lastSeq: mark.revealed, reason: 'lost-at-crash' });
+    } else if (!this.numbered && reservedNote(mark, dbLast)) {
+      // The last stop left seqs reserved above the database's last: any of them may have been
+      // published from memory (the disk failed, or the process died before a clean stop).
+      const note = reservedNote(mark, dbLast)!;
+      if (note.count > 0) gaps.push(note);
       announce.push(() =>
-        this.logger.error(
-          { firstSeq: dbLast + 1, lastSeq: mark.revealed, count },
-          'SPOOL: batches held in memory before the last stop never reached the disk; counted as dropped and their seqs are not reused',
+        this.logger.warn(
+          { ...note },
+          note.count > 0
+            ? 'spool: the last stop left seqs reserved above the last stored one (an unclean stop, or a disk that could not be written): numbering continues after them, and they are counted as dropped (reason reserved); seqs are not reused'
+            : 'spool: every seq reserved above the last stored one was published before the last stop; numbering continues after them',
         ),
       );
     } else if (read.state === 'ok' && mark.ceiling < dbLast) {
@@ -649,7 +727,9 @@ export class Spool implements SpoolPort {
     if (storedGap) this.pendingGap = mergeGap(this.pendingGap, storedGap);
 
     // The database records every seq up to here; our memory batches follow when moved.
-    const durableTop = Math.max(dbLast, 0, ...gaps.map((g) => g.lastSeq));
+    // A start continues after the mark's ceiling too: seqs up to it may have been handed out.
+    const markTop = this.numbered ? 0 : Math.max(mark.ceiling, mark.revealed);
+    const durableTop = Math.max(dbLast, 0, markTop, ...gaps.map((g) => g.lastSeq));
     for (const g of gaps) this.countDrop(g);
     this.lastSeq = Math.max(this.numbered ? this.lastSeq : 0, durableTop);
     this.storedSeq = durableTop;
@@ -722,18 +802,21 @@ export class Spool implements SpoolPort {
     this.openMark();
     this.logger.warn(
       { path: this.path, continuesAfter: this.lastSeq },
-      'spool database unavailable: numbering continues after the seq mark; batches are kept in memory and published once their seq is durable',
+      'spool database unavailable: numbering continues after the seq mark; batches are kept in memory and published on the seqs the mark reserves',
     );
     this.numberWaiting();
   }
 
-  /** Give the batches that waited for numbering their seqs, oldest first. */
+  /** Give the batches that waited for numbering their seqs, oldest first, while seqs can be given. */
   private numberWaiting(): void {
-    if (!this.numbered || this.unnumbered.length === 0) return;
-    const waiting = this.unnumbered;
-    this.unnumbered = [];
-    this.unnumberedBytes = 0;
-    for (const w of waiting) this.appendNumbered(w.body, w.createdAt, w.resolve);
+    // Each pass numbers one batch or stops: bounded by how many wait.
+    for (let pass = this.unnumbered.length; pass > 0 && this.numbered; pass--) {
+      const w = this.unnumbered[0];
+      if (!this.appendNumbered(w.body, w.createdAt, w.resolve)) return;
+      this.unnumbered.shift();
+      this.unnumberedBytes -= w.body.length;
+    }
+    if (this.unnumbered.length === 0) this.reserveLogged = false;
   }
 
   private openMark(): void {
@@ -745,7 +828,7 @@ export class Spool implements SpoolPort {
       this.markTrouble.failed(
         err,
         { path: join(this.dir, MARK_FILE) },
-        'SPOOL SEQ MARK cannot be opened: batches held in memory are not published until their seq is durable',
+        'SPOOL SEQ MARK cannot be opened: batches held in memory are published only on seqs already reserved',
       );
     }
   }
@@ -783,18 +866,18 @@ export class Spool implements SpoolPort {
       this.markTrouble.failed(
         err,
         { path: join(this.dir, MARK_FILE) },
-        'SPOOL SEQ MARK cannot be written: batches held in memory are not published until their seq is durable',
+        'SPOOL SEQ MARK cannot be written: batches held in memory are published only on seqs already reserved',
       );
       return false;
     }
   }
 
-  /** Memory batches become publishable when the mark covers their seqs. */
+  /** Memory batches become publishable when the mark's ceiling covers their seqs. */
   private revealMemory(): void {
     const top = this.memory.seqs().pop();
     if (top === undefined) return;
-    if (this.mark.revealed >= top) return;
-    if (this.writeMark({ revealed: top + REVEAL_BLOCK })) this.notifyCommitted();
+    if (this.mark.ceiling >= top) return;
+    if (this.writeMark({ ceiling: top + this.reserve })) this.notifyCommitted();
   }
 
   /** While anything is not durable, retry it in the background (bounded rate). */
@@ -824,6 +907,7 @@ export class Spool implements SpoolPort {
       this.retryDisk();
     }
     if (!this.diskOk && this.memory.depth > 0) this.revealMemory();
+    this.numberWaiting();
     this.enforceBounds();
   }
 

@@ -24,10 +24,13 @@ import { SPOOL_FILE } from '../../../agent/publish/spool/sqlite-store.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../helpers/tmpfs.js';
+import { ext4Unavailable, mountExt4, type Ext4Loop } from '../../helpers/ext4.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const noMount = tmpfsUnavailable();
 if (noMount) process.stdout.write(`spool-disk tests skipped: ${noMount}\n`);
+const noExt4 = ext4Unavailable();
+if (noExt4) process.stdout.write(`spool-disk ext4 tests skipped: ${noExt4}\n`);
 
 function capturingLogger() {
   const records: { level: number; msg: string; [k: string]: unknown }[] = [];
@@ -44,6 +47,11 @@ afterEach(async () => {
 });
 function tmpfs(size: number): Tmpfs {
   const fs = mountTmpfs(size);
+  cleanups.push(() => fs.close());
+  return fs;
+}
+function ext4(size: number): Ext4Loop {
+  const fs = mountExt4(size);
   cleanups.push(() => fs.close());
   return fs;
 }
@@ -109,7 +117,7 @@ describe('spool on a full disk (item 1)', () => {
   );
 
   it.skipIf(noMount !== undefined)(
-    'SIGTERM-like close with the disk still full: memory batches are counted as dropped, never announced as kept; the restart counts and notes them once',
+    'SIGTERM-like close with the disk still full: memory batches are reported lost, never announced as kept; the stop line names the note the restart makes, which counts them once',
     async () => {
       const disk = tmpfs(256 * 1024);
       const { logger, records } = capturingLogger();
@@ -124,8 +132,7 @@ describe('spool on a full disk (item 1)', () => {
       expect(inMemory).toBeGreaterThanOrEqual(5);
       spool.close();
       const lostLog = records.find((r) => r.msg.includes('could not be written to disk'));
-      expect(lostLog).toMatchObject({ count: inMemory });
-      expect(spool.stats().dropped).toBe(inMemory);
+      expect(lostLog).toMatchObject({ lost: inMemory, count: inMemory });
 
       disk.free();
       const again = Spool.open(disk.dir, BIG, silentLogger);
@@ -135,9 +142,12 @@ describe('spool on a full disk (item 1)', () => {
       const note = again.peek(next - 1, 1)[0].gapBefore!;
       const stored = again.peek(0, 1000).filter((b) => b.seq < next).length;
       // Every seq between the stored ones and `next` is counted exactly once.
-      expect(note).toMatchObject({ reason: 'lost-at-crash', lastSeq: next - 1 });
+      expect(note).toMatchObject({ reason: 'reserved', lastSeq: next - 1 });
       expect(again.stats().dropped).toBe(next - 1 - stored);
       expect(note.count).toBe(next - 1 - stored);
+      // The stop line said what this note says.
+      const { count, firstSeq, lastSeq, reason } = lostLog!;
+      expect({ count, firstSeq, lastSeq, reason }).toEqual(note);
     },
     60_000,
   );
@@ -236,7 +246,7 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
   });
 
   it.skipIf(noMount !== undefined)(
-    'read-only file system: no seq reused, memory batches withheld until durable, the disk used again when writable without a restart',
+    'read-only file system at start: no seq reserved, so batches wait unnumbered and unpublished; numbered and stored once writable, without a restart',
     async () => {
       const disk = tmpfs(1024 * 1024);
       fresh();
@@ -246,13 +256,13 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
       let now = Date.now();
       const spool = Spool.open(disk.dir, { ...BIG, now: () => now }, logger);
       cleanups.push(() => spool.close());
-      const a = await spool.append(Buffer.alloc(100, 7), now);
-      const b = await spool.append(Buffer.alloc(100, 8), now);
-      expect(a).toBeGreaterThan(5);
-      expect(b).toBe(a + 1);
-      // Nothing durable can be written: nothing is published.
+      const seqs: number[] = [];
+      const appended = [7, 8].map((byte) =>
+        spool.append(Buffer.alloc(100, byte), now).then((seq) => seqs.push(seq)),
+      );
+      // Nothing durable can be written and the clean stop left no seq reserved: no seq given.
       expect(spool.peek(0, 10)).toEqual([]);
-      expect(spool.stats()).toMatchObject({ diskOk: false, markOk: false, withheld: 2 });
+      expect(spool.stats()).toMatchObject({ diskOk: false, markOk: false, unnumbered: 2 });
       expect(records.filter((r) => r.level >= 50)).not.toHaveLength(0);
       for (const r of records)
         expect(r.stack ?? (r.err as { stack?: string })?.stack).toBeUndefined();
@@ -263,11 +273,13 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
       const deadline = Date.now() + 20_000;
       while (!spool.stats().diskOk && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
-      expect(spool.stats()).toMatchObject({ diskOk: true, withheld: 0, memoryDepth: 0 });
-      expect(spool.peek(0, 10).map((x) => x.seq)).toEqual([a, b]);
-      // The seqs skipped between the database's last and ours are counted, and noted.
-      expect(spool.stats().dropped).toBe(a - 1 - 5);
-      expect(spool.peek(0, 1)[0].gapBefore).toMatchObject({ firstSeq: 6, lastSeq: a - 1 });
+      await Promise.all(appended);
+      expect(spool.stats()).toMatchObject({ diskOk: true, unnumbered: 0, memoryDepth: 0 });
+      // The clean stop brought the ceiling down to 5: numbering goes on without a gap.
+      expect(seqs).toEqual([6, 7]);
+      expect(spool.peek(0, 10).map((x) => x.seq)).toEqual([6, 7]);
+      expect(spool.peek(0, 1)[0].gapBefore).toBeUndefined();
+      expect(spool.stats().dropped).toBe(0);
     },
     40_000,
   );
@@ -453,4 +465,106 @@ describe('a database that comes back with older batches', () => {
       vi.useRealTimers();
     }
   });
+});
+
+describe('a file system that turns read-only while the spool runs (issue 22 item 2)', () => {
+  it.skipIf(noExt4 !== undefined)(
+    'batches are published on the reserved seqs and leave memory when acked; once the reserve is used up they wait unnumbered; the stop line names the note the restart makes',
+    async () => {
+      const disk = ext4(16 * 1024 * 1024);
+      const { logger, records } = capturingLogger();
+      const spool = Spool.open(disk.dir, { ...BIG, reserveSeqs: 64 }, logger);
+      for (let i = 1; i <= 3; i++) await spool.append(Buffer.alloc(100, i), Date.now());
+      for (const seq of [1, 2, 3]) spool.ack(seq);
+      spool.commit();
+      disk.forceReadOnly();
+
+      // The first append reserved 1..64: 4..13 are published although nothing can be written.
+      for (let i = 4; i <= 13; i++)
+        expect(await spool.append(Buffer.alloc(100, i), Date.now())).toBe(i);
+      expect(spool.stats()).toMatchObject({ diskOk: false, withheld: 0 });
+      const published = spool.peek(0, 100);
+      expect(published.map((b) => b.seq)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+      for (const b of published) expect(b.body[0]).toBe(b.seq);
+      for (const seq of [4, 5, 6, 7, 8]) spool.ack(seq);
+      expect(spool.stats()).toMatchObject({ memoryDepth: 5, markOk: false });
+      expect(spool.peek(0, 100).map((b) => b.seq)).toEqual([9, 10, 11, 12, 13]);
+
+      // 14..64 use up the reserve; the next ones get no seq and wait, counted.
+      for (let i = 14; i <= 64; i++)
+        expect(await spool.append(Buffer.alloc(100, 1), Date.now())).toBe(i);
+      const waiting: number[] = [];
+      for (let i = 0; i < 3; i++)
+        void spool.append(Buffer.alloc(100, 2), Date.now()).then((seq) => waiting.push(seq));
+      expect(spool.stats()).toMatchObject({ lastSeq: 64, unnumbered: 3, memoryDepth: 56 });
+      expect(Math.max(...spool.peek(0, 1000).map((b) => b.seq))).toBe(64);
+      expect(
+        records.filter((r) => r.msg.startsWith('SPOOL: the seqs reserved ahead are used up')),
+      ).toHaveLength(1);
+
+      spool.close();
+      expect(waiting).toEqual([]);
+      const stop = records.find((r) => r.msg.includes('lost at this stop'));
+      expect(stop).toMatchObject({ lost: 59, unnumbered: 3 });
+
+      disk.repair();
+      const again = Spool.open(disk.dir, BIG, silentLogger);
+      cleanups.push(() => again.close());
+      const next = await again.append(Buffer.alloc(100, 3), Date.now());
+      // No seq any subscriber may have seen is handed out again.
+      expect(next).toBe(65);
+      const note = again.peek(next - 1, 1)[0].gapBefore!;
+      expect(note).toEqual({ count: 61, firstSeq: 4, lastSeq: 64, reason: 'reserved' });
+      const { count, firstSeq, lastSeq, reason } = stop!;
+      expect({ count, firstSeq, lastSeq, reason }).toEqual(note);
+    },
+    30_000,
+  );
+
+  it.skipIf(noExt4 !== undefined)(
+    'SIGKILL while read-only: no published seq is reused and every seq neither stored nor acked is inside the note',
+    async () => {
+      const disk = ext4(16 * 1024 * 1024);
+      const fixture = fileURLToPath(
+        new URL('./fixtures/spool-read-only-process.ts', import.meta.url),
+      );
+      const child = runTs(fixture, [disk.dir]);
+      cleanups.push(() => child.kill());
+      await child.waitForLine(/^stored$/, 30_000);
+      disk.forceReadOnly();
+      await child.waitForLine(/^ready /, 30_000);
+      expect(await child.kill('SIGKILL')).toBe('SIGKILL');
+      const published = new Map<number, number>();
+      const acked = new Set<number>();
+      for (const l of child.lines()) {
+        const p = /^published (\d+) (\d+)$/.exec(l);
+        if (p) published.set(Number(p[1]), Number(p[2]));
+        const a = /^acked (\d+)$/.exec(l);
+        if (a) acked.add(Number(a[1]));
+      }
+      // The broker was up: the batches made while read-only went out on reserved seqs.
+      expect([...published.keys()]).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+
+      disk.repair();
+      const spool = Spool.open(disk.dir, BIG, silentLogger);
+      cleanups.push(() => spool.close());
+      const stored = spool.peek(0, 1000);
+      for (const b of stored)
+        expect(published.has(b.seq) ? published.get(b.seq) : undefined).toBe(
+          published.has(b.seq) ? b.body[0] : undefined,
+        );
+      const next = await spool.append(Buffer.from('{"windows":[]}'), Date.now());
+      expect(next).toBeGreaterThan(13);
+      const note = spool.peek(next - 1, 1)[0].gapBefore!;
+      expect(note).toMatchObject({ reason: 'reserved', firstSeq: 4, lastSeq: next - 1 });
+      const have = new Set(stored.map((b) => b.seq));
+      for (let s = 1; s < next; s++)
+        if (!have.has(s) && !acked.has(s) && s > 3) {
+          expect(s).toBeGreaterThanOrEqual(note.firstSeq);
+          expect(s).toBeLessThanOrEqual(note.lastSeq);
+        }
+      expect(spool.stats().dropped).toBe(note.count);
+    },
+    60_000,
+  );
 });
