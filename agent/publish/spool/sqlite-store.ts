@@ -25,6 +25,7 @@
  * the methods used while opening (`open`, `load`, `readMeta`, `setMeta`, `importRows`) throw,
  * so the Spool can let go of a database it could not adopt.
  */
+import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -63,6 +64,14 @@ const ADDED_COLUMNS: ReadonlyArray<readonly [string, string]> = [
 
 const UPSERT_META =
   'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value';
+/**
+ * meta unsent_from, written in every transaction that removes or adds rows: every seq below it
+ * is settled (acknowledged, dropped or set aside), so a salvage of a damaged file knows which
+ * of the seqs it cannot read back were still to be published. The parameter is the next seq
+ * for an empty table.
+ */
+const UPSERT_UNSENT =
+  "INSERT INTO meta (key, value) VALUES ('unsent_from', coalesce((SELECT min(seq) FROM batches), ?)) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 export interface SqliteStoreOptions {
   synchronous?: 'full' | 'normal';
@@ -162,6 +171,11 @@ export class SqliteStore implements BatchStore {
           db.exec(`ALTER TABLE batches ADD COLUMN ${name} ${type}`);
       // A write takes the exclusive lock now, rather than at the first batch.
       db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_at', 0);
+      // Tells this file's WAL from another's when salvaging (salvage.ts).
+      db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(
+        'file_id',
+        randomInt(1, 2 ** 48 - 1),
+      );
       this.db = db;
       this.statements.clear();
       return 'ok';
@@ -201,12 +215,18 @@ export class SqliteStore implements BatchStore {
     )?.value;
   }
 
-  /** Write meta rows in one transaction. */
-  setMeta(entries: readonly MetaEntry[]): void {
+  /** Write meta rows in one transaction, with unsent_from (`next` is the next seq). */
+  setMeta(entries: readonly MetaEntry[], next: number): void {
     const set = this.sql(UPSERT_META);
     this.db!.transaction(() => {
       for (const [key, value] of entries) set.run(key, value);
+      this.sql(UPSERT_UNSENT).run(next);
     })();
+  }
+
+  /** Acknowledged seqs whose DELETE is pending (settled, though their rows are still there). */
+  pendingAckSeqs(): number[] {
+    return [...this.acked.keys()];
   }
 
   /**
@@ -300,6 +320,7 @@ export class SqliteStore implements BatchStore {
           insert.run(b.seq, b.createdAt, stored, gap, enc, b.body.length);
         }
         for (const [key, value] of meta) setMeta.run(key, value);
+        this.sql(UPSERT_UNSENT).run(Math.max(this.topSeq, batches.at(-1)?.seq ?? 0) + 1);
       })();
       for (const seq of deletes) this.settleAck(seq);
       this.rows -= removed;
@@ -377,9 +398,13 @@ export class SqliteStore implements BatchStore {
   drop(seq: number): DroppedRow | 'acked' | undefined {
     if (!this.db) return undefined;
     try {
-      const row = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n, gap`).get(
-        seq,
-      ) as { n: number; gap: string | null } | undefined;
+      const row = this.db.transaction(() => {
+        const r = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n, gap`).get(
+          seq,
+        ) as { n: number; gap: string | null } | undefined;
+        if (r) this.sql(UPSERT_UNSENT).run(this.topSeq + 1);
+        return r;
+      })();
       if (!row) return undefined;
       this.unremember(seq);
       this.rows--;
@@ -415,6 +440,7 @@ export class SqliteStore implements BatchStore {
         ).run(seq, r.createdAt, body, reason, at);
         const set = this.sql(UPSERT_META);
         for (const [key, value] of meta) set.run(key, value);
+        this.sql(UPSERT_UNSENT).run(this.topSeq + 1);
         return { ...r, body };
       })();
       if (!row) return undefined;
