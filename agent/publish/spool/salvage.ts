@@ -104,13 +104,8 @@ export function salvage(path: string, maxBytes: number): Salvage {
     const main = fileSource(path, files);
     const wal = existsSync(`${path}-wal`) ? fileSource(`${path}-wal`, files) : undefined;
     let image = openImage(main, wal);
-    if (wal && image.walFrames > 0) {
-      // A WAL left from another spool file would put its rows under our seqs.
-      const own = readMeta(openImage(main, undefined)).get('file_id');
-      const theirs = readMeta(image).get('file_id');
-      if (typeof own === 'number' && own > 0 && typeof theirs === 'number' && own !== theirs)
-        image = openImage(main, wal, { ignoreWal: true });
-    }
+    if (wal && image.walFrames > 0 && foreign(main, image))
+      image = openImage(main, wal, { ignoreWal: true });
     out.walIgnored = wal !== undefined && image.walFrames === 0;
     read(image, maxBytes, out);
   } catch {
@@ -125,6 +120,45 @@ export function salvage(path: string, maxBytes: number): Salvage {
     }
   }
   return out;
+}
+
+/**
+ * Whether the `-wal` beside `path` is another database file's (its meta `file_id` differs from
+ * the file's): SQLite would apply its pages to this file without noticing. Reads page 1 and
+ * the meta pages only; false when either cannot tell, or when anything fails.
+ */
+export function walIsForeign(path: string): boolean {
+  if (!existsSync(`${path}-wal`)) return false;
+  const files: number[] = [];
+  try {
+    const main = fileSource(path, files);
+    const image = openImage(main, fileSource(`${path}-wal`, files));
+    return image.walFrames > 0 && foreign(main, image);
+  } catch {
+    return false;
+  } finally {
+    for (const fd of files) closeSync(fd);
+  }
+}
+
+/** The file alone and with its WAL name different `file_id`s. */
+function foreign(main: ByteSource, withWal: PageImage): boolean {
+  const own = metaByRoot(openImage(main, undefined)).get('file_id');
+  const theirs = metaByRoot(withWal).get('file_id');
+  return typeof own === 'number' && typeof theirs === 'number' && own !== theirs;
+}
+
+/** The meta table read from its root page (no scan of the other pages). */
+function metaByRoot(image: PageImage): Map<string, SqlValue> {
+  const meta = new Map<string, SqlValue>();
+  const root = readSchema(image).find((e) => e.type === 'table' && e.name === 'meta')?.rootpage;
+  if (root === undefined || root < 2) return meta;
+  for (const leaf of tableLeaves(image, root))
+    for (const cell of leafCells(image, leaf) ?? []) {
+      const v = decodeRecord(cell.local);
+      if (v && v.length === 2 && typeof v[0] === 'string') meta.set(v[0], v[1]);
+    }
+  return meta;
 }
 
 function fileSource(path: string, opened: number[]): ByteSource {
@@ -170,22 +204,8 @@ function classify(image: PageImage): { label: Map<number, Table>; batchColumns: 
   return { label, batchColumns };
 }
 
-/** The meta table alone (no bodies read). */
-function readMeta(image: PageImage): Map<string, SqlValue> {
-  const out: Salvage = {
-    rows: [],
-    lastSeq: 0,
-    dropped: 0,
-    setAside: 0,
-    deadLetterSeqs: [],
-    damaged: 0,
-    walIgnored: false,
-  };
-  return read(image, 0, out);
-}
-
-/** Fill `out` from the image; the meta as read. */
-function read(image: PageImage, maxBytes: number, out: Salvage): Map<string, SqlValue> {
+/** Fill `out` from the image. */
+function read(image: PageImage, maxBytes: number, out: Salvage): void {
   const { label, batchColumns } = classify(image);
   const batches = new Map<number, Found>();
   const metaPages: Array<{ rooted: boolean; meta: Map<string, SqlValue> }> = [];
@@ -226,7 +246,6 @@ function read(image: PageImage, maxBytes: number, out: Salvage): Map<string, Sql
   out.pendingGap = parseGap(meta.get('pending_gap'));
   out.deadLetterSeqs = [...dead].sort((a, b) => a - b);
 
-  if (maxBytes <= 0) return meta;
   // Newest first, within the byte bound; rows below unsent_from were settled already.
   const floor = out.unsentFrom ?? 1;
   const seqs = [...batches.keys()].filter((s) => s >= floor).sort((a, b) => b - a);
@@ -243,7 +262,6 @@ function read(image: PageImage, maxBytes: number, out: Salvage): Map<string, Sql
     bytes += row.body.length;
   }
   out.rows.reverse();
-  return meta;
 }
 
 /** The table a cell found outside any known tree belongs to, by its record's shape. */

@@ -8,7 +8,8 @@
  *   power cut cannot roll back batches whose seq was handed out. NORMAL is still safe against
  *   SIGKILL (the WAL is in the page cache).
  * - `PRAGMA quick_check` at open: a damaged page would otherwise surface as batches that never
- *   publish. The Spool moves a corrupt file aside (salvage.ts).
+ *   publish. A `-wal` of another database file (meta `file_id`) counts as damage too: SQLite
+ *   would apply its pages to this file. The Spool moves a corrupt file aside (salvage.ts).
  * - Bodies are stored deflated when that makes them smaller (body-codec.ts, column `enc`); the
  *   `size` column keeps the payload bytes, which the bounds count. Rows without them (a file
  *   from before) are read as stored. Columns missing from an older file are added at open.
@@ -32,7 +33,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from '../../ops/logger.js';
 import { decodeBody, encodeBody } from './body-codec.js';
 import { parseGap } from './gap-note.js';
-import { isCorruption } from './salvage.js';
+import { isCorruption, walIsForeign } from './salvage.js';
 import type { BatchStore, DeadLetter, DroppedRow, SpooledBatch } from './store.js';
 
 export const SPOOL_FILE = 'spool.sqlite';
@@ -142,6 +143,13 @@ export class SqliteStore implements BatchStore {
     let db: Database.Database | undefined;
     try {
       mkdirSync(this.dir, { recursive: true });
+      if (walIsForeign(this.path)) {
+        this.options.logger.error(
+          { path: `${this.path}-wal` },
+          'spool write-ahead log belongs to another database file (restored or copied?): not applied',
+        );
+        return 'corrupt';
+      }
       // timeout 0: another process holding the lock is an answer, not something to wait for.
       db = new Database(this.path, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');
