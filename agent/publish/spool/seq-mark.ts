@@ -29,6 +29,8 @@ const FILE_BYTES = 4096;
 const SLOTS = [0, 512] as const;
 const MAGIC = 'EASEQ001';
 const RECORD_BYTES = 64;
+/** unsentFrom, u32 (0 = unknown or too large): the bytes after the u64 fields. */
+const UNSENT_AT = 56;
 const CRC_AT = RECORD_BYTES - 4;
 
 export interface SeqMark {
@@ -45,6 +47,11 @@ export interface SeqMark {
   revealedCounted: number;
   /** The database's last seq when this mark was written. */
   stored: number;
+  /**
+   * Every seq below this was settled (acknowledged, dropped or set aside) when this mark was
+   * written; 0 when unknown. A lower bound: what a lost database held starts at or above it.
+   */
+  unsentFrom: number;
 }
 
 export const EMPTY_MARK: SeqMark = {
@@ -53,6 +60,7 @@ export const EMPTY_MARK: SeqMark = {
   dropped: 0,
   revealedCounted: 0,
   stored: 0,
+  unsentFrom: 0,
 };
 
 export type MarkRead =
@@ -148,6 +156,8 @@ function encode(mark: SeqMark, generation: number): Buffer {
     mark.stored,
   ];
   fields.forEach((v, i) => b.writeBigUInt64LE(BigInt(Math.max(0, Math.trunc(v))), 8 + i * 8));
+  const unsent = Math.trunc(mark.unsentFrom);
+  b.writeUInt32LE(unsent > 0 && unsent <= 0xffffffff ? unsent : 0, UNSENT_AT);
   b.writeUInt32LE(crc32(b.subarray(0, CRC_AT)), CRC_AT);
   return b;
 }
@@ -158,7 +168,14 @@ function decode(b: Buffer): { mark: SeqMark; generation: number } | undefined {
   const n = (i: number) => Number(b.readBigUInt64LE(8 + i * 8));
   return {
     generation: n(0),
-    mark: { ceiling: n(1), revealed: n(2), dropped: n(3), revealedCounted: n(4), stored: n(5) },
+    mark: {
+      ceiling: n(1),
+      revealed: n(2),
+      dropped: n(3),
+      revealedCounted: n(4),
+      stored: n(5),
+      unsentFrom: b.readUInt32LE(UNSENT_AT),
+    },
   };
 }
 

@@ -639,6 +639,8 @@ export class Spool implements SpoolPort {
       );
     const mark = this.mark;
 
+    // Acknowledged this run but not deleted yet: delivered, whatever the file lost.
+    const ackedNow = disk.pendingAckSeqs();
     const salvagedSeqs = salvaged ? disk.importRows(salvaged.rows) : [];
     const totals = disk.load();
     const dbLast = Math.max(meta('last_seq'), totals.maxSeq ?? 0, salvaged?.lastSeq ?? 0);
@@ -653,23 +655,20 @@ export class Spool implements SpoolPort {
     const rolledBack = !fresh && salvaged === undefined && mark.stored > dbLast;
     const lost = salvaged !== undefined || (fresh && mark.ceiling > 0) || rolledBack;
     if (lost) {
-      // The previous database is gone: its unsent rows that were not salvaged are lost, and
-      // seqs up to the mark's ceiling may have been assigned. Count that range.
-      const from = rolledBack
-        ? dbLast
-        : Math.max(salvaged?.lastSeq ?? 0, mark.stored, totals.maxSeq ?? 0);
+      // The previous database is gone: seqs up to the mark's ceiling may have been assigned,
+      // and of those, every one from the lowest unsettled seq on that is not read back is lost.
       const ceiling = Math.max(mark.ceiling, mark.revealed);
       const to = this.numbered ? Math.min(ceiling, ownFirst - 1) : ceiling;
-      for (const [first, last] of salvaged?.skipped ?? [])
-        if (last <= from)
-          gaps.push({
-            count: last - first + 1,
-            firstSeq: first,
-            lastSeq: last,
-            reason: 'database-lost',
-          });
-      if (to > from)
-        gaps.push({ count: to - from, firstSeq: from + 1, lastSeq: to, reason: 'database-lost' });
+      const from = rolledBack
+        ? dbLast + 1
+        : (salvaged?.unsentFrom ??
+          (mark.unsentFrom > 0
+            ? mark.unsentFrom
+            : Math.min(mark.stored + 1, salvagedSeqs[0] ?? Infinity)));
+      const kept = new Set([...salvagedSeqs, ...(salvaged?.deadLetterSeqs ?? []), ...ackedNow]);
+      const note = lostBetween(from, to, kept);
+      if (note) gaps.push(note);
+      if (salvaged?.pendingGap) this.pendingGap = mergeGap(this.pendingGap, salvaged.pendingGap);
       const continuesAfter = Math.max(dbLast, to, this.numbered ? this.lastSeq : 0);
       announce.push(() =>
         this.logger.error(
@@ -677,6 +676,9 @@ export class Spool implements SpoolPort {
             path: this.path,
             movedTo: salvaged?.movedTo,
             salvaged: salvagedSeqs.length,
+            lost: note?.count ?? 0,
+            firstLost: note?.firstSeq,
+            lastLost: note?.lastSeq,
             continuesAfter,
           },
           salvaged
@@ -733,13 +735,16 @@ export class Spool implements SpoolPort {
     for (const g of gaps) this.countDrop(g);
     this.lastSeq = Math.max(this.numbered ? this.lastSeq : 0, durableTop);
     this.storedSeq = durableTop;
-    disk.setMeta([
-      ['last_seq', durableTop],
-      ['dropped', this.dropped],
-      ['corrupt_moved', this.corruptMoved],
-      ['opened_at', this.now()],
-      ['pending_gap', this.pendingGap ? JSON.stringify(this.pendingGap) : 0],
-    ]);
+    disk.setMeta(
+      [
+        ['last_seq', durableTop],
+        ['dropped', this.dropped],
+        ['corrupt_moved', this.corruptMoved],
+        ['opened_at', this.now()],
+        ['pending_gap', this.pendingGap ? JSON.stringify(this.pendingGap) : 0],
+      ],
+      durableTop + 1,
+    );
     this.numbered = true;
     this.lastDiskTry = 0;
     for (const say of announce) say();
@@ -849,6 +854,7 @@ export class Spool implements SpoolPort {
       dropped: this.dropped,
       stored: this.storedSeq,
       revealedCounted: this.memorySettled,
+      unsentFrom: this.unsentFrom(),
       ...change,
     };
     next.ceiling = Math.max(next.ceiling, next.revealed, this.lastSeq);
@@ -870,6 +876,14 @@ export class Spool implements SpoolPort {
       );
       return false;
     }
+  }
+
+  /** The lowest seq not settled yet (a lower bound: acked rows may wait for their DELETE). */
+  private unsentFrom(): number {
+    const disk = this.disk.oldest()?.seq;
+    const mem = this.memory.first()?.seq;
+    const queued = this.queued[0]?.batch.seq;
+    return Math.min(disk ?? Infinity, mem ?? Infinity, queued ?? Infinity, this.lastSeq + 1);
   }
 
   /** Memory batches become publishable when the mark's ceiling covers their seqs. */
@@ -1172,6 +1186,22 @@ export class Spool implements SpoolPort {
       );
     }
   }
+}
+
+/**
+ * The note for the seqs in [from, to] that are not in `kept`: how many, the lowest and the
+ * highest of them; undefined when there are none. Steps over kept seqs only (bounded by them).
+ */
+function lostBetween(from: number, to: number, kept: ReadonlySet<number>): GapNote | undefined {
+  let inside = 0;
+  for (const seq of kept) if (seq >= from && seq <= to) inside++;
+  const count = to - from + 1 - inside;
+  if (count <= 0) return undefined;
+  let firstSeq = from;
+  while (kept.has(firstSeq)) firstSeq++;
+  let lastSeq = to;
+  while (kept.has(lastSeq)) lastSeq--;
+  return { count, firstSeq, lastSeq, reason: 'database-lost' };
 }
 
 /** A set-aside seq is missing for subscribers too: the next batch's note names it. */

@@ -8,7 +8,8 @@
  *   power cut cannot roll back batches whose seq was handed out. NORMAL is still safe against
  *   SIGKILL (the WAL is in the page cache).
  * - `PRAGMA quick_check` at open: a damaged page would otherwise surface as batches that never
- *   publish. The Spool moves a corrupt file aside (salvage.ts).
+ *   publish. A `-wal` of another database file (meta `file_id`) counts as damage too: SQLite
+ *   would apply its pages to this file. The Spool moves a corrupt file aside (salvage.ts).
  * - Bodies are stored deflated when that makes them smaller (body-codec.ts, column `enc`); the
  *   `size` column keeps the payload bytes, which the bounds count. Rows without them (a file
  *   from before) are read as stored. Columns missing from an older file are added at open.
@@ -25,13 +26,14 @@
  * the methods used while opening (`open`, `load`, `readMeta`, `setMeta`, `importRows`) throw,
  * so the Spool can let go of a database it could not adopt.
  */
+import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../../ops/logger.js';
 import { decodeBody, encodeBody } from './body-codec.js';
 import { parseGap } from './gap-note.js';
-import { isCorruption } from './salvage.js';
+import { isCorruption, walIsForeign } from './salvage.js';
 import type { BatchStore, DeadLetter, DroppedRow, SpooledBatch } from './store.js';
 
 export const SPOOL_FILE = 'spool.sqlite';
@@ -63,6 +65,14 @@ const ADDED_COLUMNS: ReadonlyArray<readonly [string, string]> = [
 
 const UPSERT_META =
   'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value';
+/**
+ * meta unsent_from, written in every transaction that removes or adds rows: every seq below it
+ * is settled (acknowledged, dropped or set aside), so a salvage of a damaged file knows which
+ * of the seqs it cannot read back were still to be published. The parameter is the next seq
+ * for an empty table.
+ */
+const UPSERT_UNSENT =
+  "INSERT INTO meta (key, value) VALUES ('unsent_from', coalesce((SELECT min(seq) FROM batches), ?)) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 export interface SqliteStoreOptions {
   synchronous?: 'full' | 'normal';
@@ -133,6 +143,13 @@ export class SqliteStore implements BatchStore {
     let db: Database.Database | undefined;
     try {
       mkdirSync(this.dir, { recursive: true });
+      if (walIsForeign(this.path)) {
+        this.options.logger.error(
+          { path: `${this.path}-wal` },
+          'spool write-ahead log belongs to another database file (restored or copied?): not applied',
+        );
+        return 'corrupt';
+      }
       // timeout 0: another process holding the lock is an answer, not something to wait for.
       db = new Database(this.path, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');
@@ -162,6 +179,11 @@ export class SqliteStore implements BatchStore {
           db.exec(`ALTER TABLE batches ADD COLUMN ${name} ${type}`);
       // A write takes the exclusive lock now, rather than at the first batch.
       db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_at', 0);
+      // Tells this file's WAL from another's when salvaging (salvage.ts).
+      db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(
+        'file_id',
+        randomInt(1, 2 ** 48 - 1),
+      );
       this.db = db;
       this.statements.clear();
       return 'ok';
@@ -201,12 +223,18 @@ export class SqliteStore implements BatchStore {
     )?.value;
   }
 
-  /** Write meta rows in one transaction. */
-  setMeta(entries: readonly MetaEntry[]): void {
+  /** Write meta rows in one transaction, with unsent_from (`next` is the next seq). */
+  setMeta(entries: readonly MetaEntry[], next: number): void {
     const set = this.sql(UPSERT_META);
     this.db!.transaction(() => {
       for (const [key, value] of entries) set.run(key, value);
+      this.sql(UPSERT_UNSENT).run(next);
     })();
+  }
+
+  /** Acknowledged seqs whose DELETE is pending (settled, though their rows are still there). */
+  pendingAckSeqs(): number[] {
+    return [...this.acked.keys()];
   }
 
   /**
@@ -300,6 +328,7 @@ export class SqliteStore implements BatchStore {
           insert.run(b.seq, b.createdAt, stored, gap, enc, b.body.length);
         }
         for (const [key, value] of meta) setMeta.run(key, value);
+        this.sql(UPSERT_UNSENT).run(Math.max(this.topSeq, batches.at(-1)?.seq ?? 0) + 1);
       })();
       for (const seq of deletes) this.settleAck(seq);
       this.rows -= removed;
@@ -377,9 +406,13 @@ export class SqliteStore implements BatchStore {
   drop(seq: number): DroppedRow | 'acked' | undefined {
     if (!this.db) return undefined;
     try {
-      const row = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n, gap`).get(
-        seq,
-      ) as { n: number; gap: string | null } | undefined;
+      const row = this.db.transaction(() => {
+        const r = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n, gap`).get(
+          seq,
+        ) as { n: number; gap: string | null } | undefined;
+        if (r) this.sql(UPSERT_UNSENT).run(this.topSeq + 1);
+        return r;
+      })();
       if (!row) return undefined;
       this.unremember(seq);
       this.rows--;
@@ -415,6 +448,7 @@ export class SqliteStore implements BatchStore {
         ).run(seq, r.createdAt, body, reason, at);
         const set = this.sql(UPSERT_META);
         for (const [key, value] of meta) set.run(key, value);
+        this.sql(UPSERT_UNSENT).run(this.topSeq + 1);
         return { ...r, body };
       })();
       if (!row) return undefined;
