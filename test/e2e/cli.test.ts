@@ -6,6 +6,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -332,4 +333,53 @@ describe('edge-agent CLI: SIGTERM during start-up', () => {
       if (command === 'run') expect(stdout).toContain('"msg":"sensors: no enabled sensors');
     },
   );
+});
+
+describe('edge-agent CLI: state files are private whatever the umask', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-cli-umask-'));
+  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+
+  it('simulate under umask 000: the state dir it creates is 0700, the spool files 0600', async () => {
+    const state = join(dir, 'parent', 'state');
+    // The embedded broker (no --broker) runs in the agent, not in this test's event loop.
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        'umask 000 && exec "$@"',
+        'sh',
+        process.execPath,
+        CLI,
+        'simulate',
+        '--state-dir',
+        state,
+        '--duration',
+        '1',
+        '--sparkplug',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, output).toBe(0);
+    expect({
+      parent: mode(join(dir, 'parent')),
+      state: mode(state),
+      spool: mode(join(state, 'spool.sqlite')),
+      mark: mode(join(state, 'spool.seq')),
+      sparkplug: mode(join(state, 'sparkplug')),
+      sparkplugSpool: mode(join(state, 'sparkplug', 'spool.sqlite')),
+      bdSeq: mode(join(state, 'sparkplug', 'bdseq')),
+    }).toEqual({
+      parent: '755',
+      state: '700',
+      spool: '600',
+      mark: '600',
+      sparkplug: '700',
+      sparkplugSpool: '600',
+      bdSeq: '600',
+    });
+  });
 });

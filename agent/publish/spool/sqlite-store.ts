@@ -25,10 +25,10 @@
  * the methods used while opening (`open`, `load`, `readMeta`, `setMeta`, `importRows`) throw,
  * so the Spool can let go of a database it could not adopt.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../../ops/logger.js';
+import { ensurePrivateFile, mkdirsPrivate, narrowToPrivate } from '../../ops/private-files.js';
 import { decodeBody, encodeBody } from './body-codec.js';
 import { parseGap } from './gap-note.js';
 import { isCorruption } from './salvage.js';
@@ -132,7 +132,11 @@ export class SqliteStore implements BatchStore {
   open(): OpenResult {
     let db: Database.Database | undefined;
     try {
-      mkdirSync(this.dir, { recursive: true });
+      mkdirsPrivate(this.dir);
+      // SQLite creates the file 0644 less the umask, and its -wal/-shm with the file's mode:
+      // made 0600 first, the database and its journals are private to the agent's user.
+      ensurePrivateFile(this.path);
+      for (const suffix of ['-wal', '-shm']) narrowToPrivate(this.path + suffix);
       // timeout 0: another process holding the lock is an answer, not something to wait for.
       db = new Database(this.path, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');
