@@ -63,6 +63,34 @@ describe('edge-agent CLI', () => {
     expect(r.stderr).toMatch(/line 3, column 1/);
   });
 
+  it('check-config says a syntax rule broken on every line of a non-YAML file once', () => {
+    const file = join(dir, 'tabs.yaml');
+    writeFileSync(file, '\tgateway: gw\n\tmqtt: x\n\tfoo: bar\n\tbaz: q\n');
+    const r = cli('check-config', file);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n(syntax) line 1, column 1: Tabs are not allowed as indentation (also on lines 2, 3, 4)\n`,
+    );
+  });
+
+  it('check-config and run refuse a 70,000-character mqtt.clientId, naming it', () => {
+    const file = join(dir, 'long-client-id.yaml');
+    writeFileSync(
+      file,
+      `gateway: { id: gw }\nmqtt: { url: "mqtt://127.0.0.1:1", clientId: "${'x'.repeat(70_000)}" }\n`,
+    );
+    for (const args of [
+      ['check-config', file],
+      ['run', '--config', file],
+    ]) {
+      const r = cli(...args);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(
+        'mqtt.clientId: must be at most 128 bytes of UTF-8, got 70000 bytes',
+      );
+    }
+  });
+
   it('usage errors exit 2; --help exits 0 for every command', () => {
     expect(cli().status).toBe(2);
     expect(cli('frobnicate').status).toBe(2);
