@@ -50,6 +50,11 @@ export interface DriverDescriptor<S extends SensorSchema = SensorSchema> {
   readonly temperatureRange?: Range;
   /** I²C chips: their addresses (the sensor's place is its bus and address) and scan probe. */
   readonly i2c?: I2CChip;
+  /**
+   * Keys of the entry that hold a file system path; a relative one is resolved against the
+   * directory of the configuration file (agent/config/paths.ts).
+   */
+  readonly pathKeys?: readonly string[];
   /** Where a sensor sits, read from an entry that may not have passed validation. */
   location?(entry: Readonly<Record<string, unknown>>): SensorPlace | undefined;
   create(config: z.output<S>, seams: Seams): Driver;

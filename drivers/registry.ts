@@ -67,6 +67,11 @@ export function temperatureRangeOf(driver: string): Range | undefined {
   return BY_NAME.get(driver)?.temperatureRange;
 }
 
+/** The keys of a driver's entry that hold a file system path. */
+export function pathKeysOf(driver: string): readonly string[] {
+  return BY_NAME.get(driver)?.pathKeys ?? [];
+}
+
 /**
  * Where a sensor physically sits, for the "two sensors in one place" check; read from an
  * entry that may not have passed validation. An I²C sensor sits at its bus and address.

@@ -1,5 +1,6 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { mkdirPrivate } from '../ops/private-files.js';
 
 /** The state directory cannot be created: the operator's to fix, told in one line. */
 export class StateDirError extends Error {
@@ -32,10 +33,15 @@ export function resolveStateDir(configured: string | undefined, flag: string | u
   return dir;
 }
 
+/** Mode of the parents of the state directory that the agent creates (less the umask). */
+const PARENT_DIR_MODE = 0o755;
+
 /**
  * mkdir -p, one level at a time and bounded by the path's depth: Node's recursive mkdir
  * loops forever where a parent exists but refuses children with ENOENT (/proc, /sys), and a
- * synchronous loop would leave the agent deaf to SIGTERM.
+ * synchronous loop would leave the agent deaf to SIGTERM. The state directory itself is made
+ * 0700 whatever the umask (it holds the spool); parents it creates are 0755 less the umask,
+ * like `mkdir -p -m 0700`, so never writable by others.
  */
 function makeDirectory(dir: string): void {
   const missing: string[] = [];
@@ -52,7 +58,8 @@ function makeDirectory(dir: string): void {
   }
   for (const d of missing.reverse()) {
     try {
-      mkdirSync(d);
+      if (d === dir) mkdirPrivate(d);
+      else mkdirSync(d, { mode: PARENT_DIR_MODE });
     } catch (err) {
       // Made by someone else in the meantime: as good as made here.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || kindOf(d) !== 'directory') throw err;

@@ -103,6 +103,12 @@ export function configMarkdown(): string {
     'A configuration without enabled sensors is valid: `check-config` warns about it on stderr',
     'and exits 0, and `run` logs the warning.',
     '',
+    'Relative paths in the file (`spool.dir`, `mqtt.passwordFile`, `mqtt.caFile`, `mqtt.certFile`,',
+    '`mqtt.keyFile`, a serial `port`, `w1Root`) are resolved against the directory of the',
+    'configuration file, not the working directory: in `/etc/edge-agent/config.yaml`,',
+    '`caFile: pki/ca.pem` is `/etc/edge-agent/pki/ca.pem` whoever reads it. Paths given on the',
+    'command line (`--config`, `--state-dir`) are relative to the working directory, as usual.',
+    '',
   ];
   for (const [section, prop] of Object.entries(root.properties ?? {})) {
     if (section === 'sensors') continue;

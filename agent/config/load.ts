@@ -19,6 +19,7 @@ import type { z } from 'zod';
 import { humanize, MIB } from '../../drivers/config/bounds.js';
 import { describeValue, quote } from '../../drivers/config/describe-value.js';
 import { duplicateJsonKeys } from './json-duplicates.js';
+import { resolveConfigPaths } from './paths.js';
 import { DRIVER_NAMES } from '../../drivers/registry.js';
 import { configSchema, crossChecks, type Config, type ConfigInput } from './schema.js';
 
@@ -246,17 +247,12 @@ function parseYaml(text: string, source: string): unknown {
     throw new ConfigError([`(file): cannot parse the YAML: ${parserMessage(err)}`], source);
   }
   if (doc.errors.length > 0) {
-    const lines = doc.errors.slice(0, MAX_SYNTAX_LINES).map((e) => {
-      const pos = lineCounter.linePos(e.pos[0]);
-      const message = /call stack/i.test(e.message)
-        ? 'nested too deeply (a configuration is a few levels deep)'
-        : e.message.split('\n')[0];
-      return `(syntax) line ${pos.line}, column ${pos.col}: ${message}`;
-    });
-    if (doc.errors.length > MAX_SYNTAX_LINES) {
-      lines.push(`(syntax) … and ${doc.errors.length - MAX_SYNTAX_LINES} more syntax errors`);
-    }
-    throw new ConfigError(lines, source);
+    throw new ConfigError(
+      syntaxLines(
+        doc.errors.map((e) => ({ pos: lineCounter.linePos(e.pos[0]), message: e.message })),
+      ),
+      source,
+    );
   }
   if (doc.contents === null) throw emptyFile(source);
   const duplicates = duplicateYamlKeys(doc).map(({ path, offset }) => {
@@ -277,6 +273,40 @@ function parseYaml(text: string, source: string): unknown {
     }
     throw new ConfigError([`(file): cannot read the YAML: ${parserMessage(err)}`], source);
   }
+}
+
+/** Lines of a file shown for one syntax message said on several; the rest are counted. */
+const MAX_REPEAT_LINES = 5;
+
+/**
+ * One line per distinct syntax message, at its first position: a file that is not YAML
+ * breaks the same rule on many lines (tabs, `key value`), and the rule is said once, with the
+ * other lines where it is broken.
+ */
+function syntaxLines(
+  errors: ReadonlyArray<{ pos: { line: number; col: number }; message: string }>,
+): string[] {
+  const byMessage = new Map<string, { line: number; col: number; more: number[] }>();
+  for (const { pos, message: raw } of errors) {
+    const message = /call stack/i.test(raw)
+      ? 'nested too deeply (a configuration is a few levels deep)'
+      : raw.split('\n')[0];
+    const seen = byMessage.get(message);
+    if (seen === undefined) byMessage.set(message, { line: pos.line, col: pos.col, more: [] });
+    else if (pos.line !== seen.line && !seen.more.includes(pos.line)) seen.more.push(pos.line);
+  }
+  const lines = [...byMessage].slice(0, MAX_SYNTAX_LINES).map(([message, { line, col, more }]) => {
+    const shown = more.slice(0, MAX_REPEAT_LINES).join(', ');
+    const rest =
+      more.length > MAX_REPEAT_LINES ? ` and ${more.length - MAX_REPEAT_LINES} more` : '';
+    const also =
+      more.length === 0 ? '' : ` (also on line${more.length > 1 ? 's' : ''} ${shown}${rest})`;
+    return `(syntax) line ${line}, column ${col}: ${message}${also}`;
+  });
+  if (byMessage.size > MAX_SYNTAX_LINES) {
+    lines.push(`(syntax) … and ${byMessage.size - MAX_SYNTAX_LINES} more kinds of syntax error`);
+  }
+  return lines;
 }
 
 /** A parser's message without its class name; deep nesting named as such. */
@@ -351,8 +381,12 @@ export function configWarnings(config: Config): string[] {
   return warnings;
 }
 
+/** Read, parse and validate a file; relative paths in it are resolved against its directory. */
 export function loadConfigFile(file: string): Config {
-  return validateConfig(parseConfigText(readConfigText(file), file), file);
+  return resolveConfigPaths(
+    validateConfig(parseConfigText(readConfigText(file), file), file),
+    file,
+  );
 }
 
 /** The file as UTF-8 text, or a ConfigError naming why it cannot be one. */

@@ -40,6 +40,41 @@ const brokerUrl = z
     error: (iss) => `is not a URL the MQTT client can read, got ${quote(iss.input)}`,
   });
 
+/**
+ * Bound of mqtt.clientId, UTF-8 bytes. MQTT only promises 1-23 bytes of 0-9 a-z A-Z and lets
+ * a broker accept more; most do, up to the format's 65,535, but hosted brokers stop far lower
+ * (AWS IoT Core at 128). Room for `edge-agent-<64-character gateway id>`.
+ */
+export const MAX_CLIENT_ID_BYTES = 128;
+/**
+ * Bound of mqtt.username, UTF-8 bytes: far under MQTT's 65,535, with room for the tokens some
+ * brokers take as the user name (a JWT or signed parameters, up to a few KiB).
+ */
+export const MAX_USERNAME_BYTES = 4096;
+
+/**
+ * A string the agent sends in CONNECT: UTF-8 of at most `maxBytes` (past MQTT's 65,535 no
+ * client can even encode it), without control characters (MQTT forbids U+0000 and a broker
+ * may close the connection for the others) or unpaired surrogates (not UTF-8).
+ */
+const mqttString = (maxBytes: number) =>
+  z
+    .string()
+    // For editors: JSON Schema counts characters, each at least one byte.
+    .meta({ maxLength: maxBytes })
+    .refine((s) => Buffer.byteLength(s, 'utf8') <= maxBytes, {
+      error: (iss) =>
+        `must be at most ${maxBytes} bytes of UTF-8, got ${Buffer.byteLength(String(iss.input), 'utf8')} bytes`,
+    })
+    .refine((s) => !/[\p{Cc}\p{Cs}]/u.test(s), {
+      error:
+        'must not contain control characters (MQTT does not carry them in a client id or user name)',
+    });
+
+/** Said of every key holding a path. */
+const RELATIVE_PATH =
+  'A relative path is resolved against the directory of the configuration file.';
+
 const mqttFields = z.strictObject({
   url: brokerUrl
     .optional()
@@ -53,24 +88,35 @@ const mqttFields = z.strictObject({
     .describe(
       'Brokers of one cluster, tried in order: on connection loss the agent moves to the next one (with the reconnect backoff). Same credentials and TLS files for all; the persistent session makes the switch lossless where the cluster shares sessions. Set either url or urls.',
     ),
-  clientId: z
-    .string()
+  clientId: mqttString(MAX_CLIENT_ID_BYTES)
     .min(1)
     .optional()
-    .describe('Default: edge-agent-<gateway id>, stable so the broker keeps the session.'),
-  username: z.string().optional().describe('MQTT user name.'),
+    .describe(
+      `Default: edge-agent-<gateway id>, stable so the broker keeps the session. At most ${MAX_CLIENT_ID_BYTES} bytes of UTF-8: MQTT only promises 1-23 bytes of 0-9 a-z A-Z, and brokers differ beyond (AWS IoT Core stops at 128). The Sparkplug connection and the delivery check use it with -sparkplug / -check appended.`,
+    ),
+  username: mqttString(MAX_USERNAME_BYTES)
+    .optional()
+    .describe(`MQTT user name, at most ${MAX_USERNAME_BYTES} bytes of UTF-8.`),
   passwordFile: z
     .string()
     .optional()
-    .describe('File holding the password (trailing newline ignored).'),
+    .describe(
+      `File holding the password (trailing newline ignored; at most 65,535 bytes, MQTT's limit). ${RELATIVE_PATH}`,
+    ),
   passwordCredential: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/)
     .optional()
     .describe('Name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>) holding the password.'),
-  caFile: z.string().optional().describe('PEM files for TLS (mqtts://).'),
-  certFile: z.string().optional().describe('Client certificate (PEM) for mutual TLS.'),
-  keyFile: z.string().optional().describe('Client private key (PEM) for mutual TLS.'),
+  caFile: z.string().optional().describe(`PEM files for TLS (mqtts://). ${RELATIVE_PATH}`),
+  certFile: z
+    .string()
+    .optional()
+    .describe(`Client certificate (PEM) for mutual TLS. ${RELATIVE_PATH}`),
+  keyFile: z
+    .string()
+    .optional()
+    .describe(`Client private key (PEM) for mutual TLS. ${RELATIVE_PATH}`),
   rejectUnauthorized: z
     .boolean()
     .default(true)
@@ -185,7 +231,9 @@ const spool = z.strictObject({
   dir: z
     .string()
     .optional()
-    .describe('State directory for the spool; default --state-dir, $STATE_DIRECTORY or ./state.'),
+    .describe(
+      `State directory for the spool (simulate's --state-dir overrides it). ${RELATIVE_PATH} Unset: $STATE_DIRECTORY (set by systemd), else ./state in the working directory.`,
+    ),
   maxBytes: byteSize(64 * KIB, 64 * GIB)
     .default(256 * 1024 * 1024)
     .describe('Spool size bound; when full the oldest batches are dropped and counted.'),

@@ -25,6 +25,12 @@ export interface ConnectFailure {
   refused: boolean;
   /** What is likely wrong and what to change; never holds a secret. */
   hint: string;
+  /**
+   * A plain connection reset before CONNACK, not yet known to be a TLS port: a TLS port does
+   * that to plain MQTT, and so does a broker going down (a restart). Probe the port
+   * (tls-probe.ts) to tell, then explain again with `speaksTls`.
+   */
+  probeTls?: boolean;
 }
 
 function numericCode(err: unknown): number | undefined {
@@ -48,6 +54,8 @@ export function explainConnectFailure(
     /** mqtt.protocolVersion unset: 5 was tried first, then 3.1.1. */
     negotiated: boolean;
     beforeConnack: boolean;
+    /** The port answered a TLS ClientHello with TLS (tls-probe.ts); unset: not known. */
+    speaksTls?: boolean;
   },
 ): ConnectFailure {
   const code = numericCode(err);
@@ -95,12 +103,26 @@ export function explainConnectFailure(
   const errno = (err as { code?: unknown }).code;
   if (context.beforeConnack && TLS_MISMATCH_SIGNS.test(`${message} ${String(errno ?? '')}`)) {
     const tls = context.url.startsWith('mqtts:') || context.url.startsWith('wss:');
+    if (tls) {
+      return {
+        kind: 'tls-mismatch',
+        refused: false,
+        hint: 'the connection was reset during the TLS handshake: the port likely speaks plain MQTT, not TLS (mqtts:// to a plain port?): use mqtt:// or the TLS port (often 8883)',
+      };
+    }
+    // Only the port's own answer to a TLS hello tells a TLS port from a broker going down.
+    if (context.speaksTls === true) {
+      return {
+        kind: 'tls-mismatch',
+        refused: false,
+        hint: 'the broker reset the connection before answering CONNECT, and the port answers TLS: it expects TLS (mqtt:// to a TLS port): use mqtts:// and mqtt.caFile, or the plain port (often 1883)',
+      };
+    }
     return {
-      kind: 'tls-mismatch',
+      kind: 'network',
       refused: false,
-      hint: tls
-        ? 'the connection was reset during the TLS handshake: the port likely speaks plain MQTT, not TLS (mqtts:// to a plain port?): use mqtt:// or the TLS port (often 8883)'
-        : 'the broker reset the connection before answering CONNECT: the port likely expects TLS (mqtt:// to a TLS port?): use mqtts:// and mqtt.caFile, or the plain port (often 1883)',
+      hint: 'cannot reach the broker; retrying',
+      ...(context.speaksTls === undefined ? { probeTls: true } : {}),
     };
   }
   return { kind: 'network', refused: false, hint: 'cannot reach the broker; retrying' };

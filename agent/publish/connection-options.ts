@@ -18,6 +18,8 @@ export class MqttSetupError extends Error {
 const SESSION_EXPIRY_SEC = 7 * 24 * 3600;
 /** Give up on one TCP/TLS/CONNECT attempt after this, then back off and retry. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** MQTT carries a password in a field with a two-byte length. */
+export const MAX_PASSWORD_BYTES = 65_535;
 
 function readText(file: string, what: string): string {
   try {
@@ -34,18 +36,27 @@ export function readPassword(
   env: NodeJS.ProcessEnv = process.env,
 ): string | undefined {
   let text: string | undefined;
-  if (mqtt.passwordFile !== undefined) text = readText(mqtt.passwordFile, 'password');
-  else if (mqtt.passwordCredential !== undefined) {
+  let file: string | undefined;
+  if (mqtt.passwordFile !== undefined) {
+    file = mqtt.passwordFile;
+    text = readText(file, 'password');
+  } else if (mqtt.passwordCredential !== undefined) {
     const dir = env.CREDENTIALS_DIRECTORY;
     if (!dir) {
       throw new MqttSetupError(
         `mqtt.passwordCredential "${mqtt.passwordCredential}" is set but $CREDENTIALS_DIRECTORY is not (use LoadCredential= in the systemd unit)`,
       );
     }
-    text = readText(join(dir, mqtt.passwordCredential), 'password credential');
+    file = join(dir, mqtt.passwordCredential);
+    text = readText(file, 'password credential');
   }
   // install.sh creates an empty credential until the operator sets one: no password then.
   const password = text?.replace(/\r?\n$/, '');
+  if (password !== undefined && Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+    throw new MqttSetupError(
+      `the MQTT password in ${file} is ${Buffer.byteLength(password, 'utf8')} bytes, more than MQTT's ${MAX_PASSWORD_BYTES} (is it the right file?)`,
+    );
+  }
   return password === '' ? undefined : password;
 }
 

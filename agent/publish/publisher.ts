@@ -44,6 +44,7 @@ import { PartPlanner, type Outgoing } from './part-planner.js';
 import { offlineStatus, onlineStatus, type StatusInfo } from './payload.js';
 import type { SpoolStats } from './spool/spool.js';
 import type { SpoolPort } from './spool/spool-port.js';
+import { TlsPorts } from './tls-probe.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
 
 export interface PublisherOptions {
@@ -152,6 +153,8 @@ export class TelemetryPublisher {
   private readonly terms: BrokerTerms;
   /** The current connection got its CONNACK. */
   private gotConnack = false;
+  /** Broker ports found to speak TLS (a plain URL reset before CONNACK asks). */
+  private readonly tlsPorts = new TlsPorts();
   private readonly loggedOnce = new Set<string>();
   /** The 3.1.1 delivery check of the current connection (mqtt.deliveryCheck). */
   private check: DeliveryCheck<Outgoing> | undefined;
@@ -425,6 +428,7 @@ export class TelemetryPublisher {
     this.gotConnack = true;
     this.refusedLast = false;
     this.policy.connected();
+    this.tlsPorts.connected(this.brokerUrl());
     this.connects++;
     this.cursor = 0;
     this.inflight.clear();
@@ -478,6 +482,7 @@ export class TelemetryPublisher {
       protocolVersion: this.terms.protocolVersion,
       negotiated: this.terms.negotiated(),
       beforeConnack: true,
+      speaksTls: this.tlsPorts.speaksTls(url),
     });
     if (
       failure.kind === 'protocol-version' &&
@@ -502,6 +507,27 @@ export class TelemetryPublisher {
     } else {
       log.warn({ ...where, error: this.lastError }, 'MQTT connection error');
     }
+    if (failure.probeTls) this.tlsPorts.check(url, (tls) => this.probedTls(url, err, tls));
+  }
+
+  /** The answer of a TLS probe after a plain reset before CONNACK: said when it is TLS. */
+  private probedTls(url: string, err: Error, tls: boolean): void {
+    const where = this.brokerFields();
+    this.options.logger.debug({ ...where, tls }, 'broker port probed for TLS after a reset');
+    if (!tls || this.stopped || this.gotConnack || url !== this.brokerUrl()) return;
+    const failure = explainConnectFailure(err, {
+      url,
+      protocolVersion: this.terms.protocolVersion,
+      negotiated: this.terms.negotiated(),
+      beforeConnack: true,
+      speaksTls: true,
+    });
+    this.lastError = `${describeError(err)}: ${failure.hint}`;
+    this.connectionError = this.lastError;
+    this.options.logger.warn(
+      { ...where, error: this.lastError },
+      `MQTT connection failed: ${failure.hint}`,
+    );
   }
 
   /** An MQTT 5 broker says why it closes the connection (e.g. 0x95 packet too large). */

@@ -138,13 +138,19 @@ const ds18b20Schema = z.strictObject({
     .string()
     .regex(/^[0-9a-f]{2}-[0-9a-f]{12}$/, 'must look like 28-0316a2795aff')
     .describe('1-Wire id as it appears in sysfs, e.g. 28-0316a2795aff.'),
-  w1Root: z.string().default('/sys/bus/w1/devices').describe('sysfs root of the w1 bus.'),
+  w1Root: z
+    .string()
+    .default('/sys/bus/w1/devices')
+    .describe(
+      'sysfs root of the w1 bus; a relative path is resolved against the directory of the configuration file.',
+    ),
 });
 export type Ds18b20Config = z.output<typeof ds18b20Schema>;
 
 export const ds18b20: DriverDescriptor<typeof ds18b20Schema> = {
   name: 'ds18b20',
   schema: ds18b20Schema,
+  pathKeys: ['w1Root'],
   temperatureRange: { min: -55, max: 125 },
   location: (entry) => ({ key: `1-Wire device ${scalarText(entry.deviceId)}`, field: 'deviceId' }),
   // The seams' w1Root (the simulator's fake sysfs tree) replaces every configured one.

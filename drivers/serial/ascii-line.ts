@@ -13,10 +13,10 @@
  * freshest value rather than queued.
  */
 import { z } from 'zod';
-import { scalarText } from '../config/describe-value.js';
+import { quote, scalarText } from '../config/describe-value.js';
 import { quantity, sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor } from '../descriptor.js';
-import { serialKeys } from './config.js';
+import { SERIAL_PATH_KEYS, serialKeys } from './config.js';
 import { nullLogger, SensorError, type Driver, type Logger, type Measurement } from '../types.js';
 import type { SerialLines } from './serial-lines.js';
 
@@ -171,6 +171,25 @@ export function createAsciiLine(
   };
 }
 
+/**
+ * Why a configured pattern cannot work, or undefined: it must compile, and it must have a
+ * capture group, since the reading is the text of the first one (a pattern without one would
+ * count every line as garbage).
+ */
+function patternProblem(pattern: string): string | undefined {
+  let groups: number;
+  try {
+    new RegExp(pattern);
+    // A pattern or'ed with the empty one matches '' with every group present, unset.
+    groups = new RegExp(`${pattern}|`).exec('')!.length - 1;
+  } catch (err) {
+    return `must be a valid regular expression (${(err as Error).message.split('\n')[0]})`;
+  }
+  return groups === 0
+    ? `has no capture group; put ( ) around the number, e.g. "^T=(-?\\d+(?:\\.\\d+)?)$", got ${quote(pattern)}`
+    : undefined;
+}
+
 const asciiLineSchema = z.strictObject({
   ...sensorKeys,
   ...serialKeys,
@@ -178,18 +197,13 @@ const asciiLineSchema = z.strictObject({
   pattern: z
     .string()
     .default('^\\s*(?:[A-Za-z]+\\s*[=:]\\s*)?(-?\\d+(?:\\.\\d+)?)\\s*$')
-    .refine(
-      (p) => {
-        try {
-          new RegExp(p);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { error: 'must be a valid regular expression' },
-    )
-    .describe('Regular expression with one capture group holding the number.'),
+    .superRefine((p, ctx) => {
+      const problem = patternProblem(p);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .describe(
+      'Regular expression whose first capture group `( )` holds the number; other groups are best written non-capturing, `(?: )`.',
+    ),
   quantity: quantity.default('temperature'),
 });
 export type AsciiLineConfig = z.output<typeof asciiLineSchema>;
@@ -198,6 +212,7 @@ export type AsciiLineConfig = z.output<typeof asciiLineSchema>;
 export const asciiLine: DriverDescriptor<typeof asciiLineSchema> = {
   name: 'ascii-line',
   schema: asciiLineSchema,
+  pathKeys: SERIAL_PATH_KEYS,
   location: (entry) => ({ key: `serial port ${scalarText(entry.port)}`, field: 'port' }),
   create: (config, seams) => createAsciiLine(config, seams.serial),
 };

@@ -20,7 +20,7 @@ import { scalarText } from '../config/describe-value.js';
 import { sensorKeys } from '../config/sensor-keys.js';
 import type { DriverDescriptor } from '../descriptor.js';
 import { modbusKeys, modbusUnitText } from '../modbus-config.js';
-import { serialKeys } from './config.js';
+import { SERIAL_PATH_KEYS, serialKeys } from './config.js';
 import { SensorError, type Driver, type Measurement, type Quantity } from '../types.js';
 import { roundSignal } from '../rounds.js';
 import {
@@ -123,6 +123,7 @@ const modbusRtuSchema = z.strictObject({
 export const modbusRtu: DriverDescriptor<typeof modbusRtuSchema> = {
   name: 'modbus-rtu',
   schema: modbusRtuSchema,
+  pathKeys: SERIAL_PATH_KEYS,
   location: (entry) => ({
     key: `serial port ${scalarText(entry.port)} ${modbusUnitText(entry)}`,
     field: 'unitId',

@@ -6,6 +6,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -60,6 +61,34 @@ describe('edge-agent CLI', () => {
     const r = cli('check-config', file);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/line 3, column 1/);
+  });
+
+  it('check-config says a syntax rule broken on every line of a non-YAML file once', () => {
+    const file = join(dir, 'tabs.yaml');
+    writeFileSync(file, '\tgateway: gw\n\tmqtt: x\n\tfoo: bar\n\tbaz: q\n');
+    const r = cli('check-config', file);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n(syntax) line 1, column 1: Tabs are not allowed as indentation (also on lines 2, 3, 4)\n`,
+    );
+  });
+
+  it('check-config and run refuse a 70,000-character mqtt.clientId, naming it', () => {
+    const file = join(dir, 'long-client-id.yaml');
+    writeFileSync(
+      file,
+      `gateway: { id: gw }\nmqtt: { url: "mqtt://127.0.0.1:1", clientId: "${'x'.repeat(70_000)}" }\n`,
+    );
+    for (const args of [
+      ['check-config', file],
+      ['run', '--config', file],
+    ]) {
+      const r = cli(...args);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(
+        'mqtt.clientId: must be at most 128 bytes of UTF-8, got 70000 bytes',
+      );
+    }
   });
 
   it('usage errors exit 2; --help exits 0 for every command', () => {
@@ -332,4 +361,53 @@ describe('edge-agent CLI: SIGTERM during start-up', () => {
       if (command === 'run') expect(stdout).toContain('"msg":"sensors: no enabled sensors');
     },
   );
+});
+
+describe('edge-agent CLI: state files are private whatever the umask', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edge-cli-umask-'));
+  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+
+  it('simulate under umask 000: the state dir it creates is 0700, the spool files 0600', async () => {
+    const state = join(dir, 'parent', 'state');
+    // The embedded broker (no --broker) runs in the agent, not in this test's event loop.
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        'umask 000 && exec "$@"',
+        'sh',
+        process.execPath,
+        CLI,
+        'simulate',
+        '--state-dir',
+        state,
+        '--duration',
+        '1',
+        '--sparkplug',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, output).toBe(0);
+    expect({
+      parent: mode(join(dir, 'parent')),
+      state: mode(state),
+      spool: mode(join(state, 'spool.sqlite')),
+      mark: mode(join(state, 'spool.seq')),
+      sparkplug: mode(join(state, 'sparkplug')),
+      sparkplugSpool: mode(join(state, 'sparkplug', 'spool.sqlite')),
+      bdSeq: mode(join(state, 'sparkplug', 'bdseq')),
+    }).toEqual({
+      parent: '755',
+      state: '700',
+      spool: '600',
+      mark: '600',
+      sparkplug: '700',
+      sparkplugSpool: '600',
+      bdSeq: '600',
+    });
+  });
 });

@@ -39,7 +39,7 @@ export class BdSeqFile {
     }
     try {
       const tmp = `${this.path}.tmp`;
-      writeFileSync(tmp, `${(current + 1) % 256}\n`);
+      writeFileSync(tmp, `${(current + 1) % 256}\n`, { mode: 0o600 });
       renameSync(tmp, this.path);
     } catch (err) {
       this.logger.warn(

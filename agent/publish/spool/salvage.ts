@@ -10,6 +10,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { narrowToPrivate } from '../../ops/private-files.js';
 import { decodeBody } from './body-codec.js';
 import { parseGap, type GapNote } from './gap-note.js';
 import { syncDir } from './seq-mark.js';
@@ -41,10 +42,14 @@ export function moveAside(path: string, at: Date): string {
   // Never overwrite an earlier copy kept for inspection (bounded: a few tries).
   for (let n = 1; n < 100 && existsSync(target); n++) target = `${path}.corrupt-${stamp}.${n}`;
   renameSync(path, target);
+  narrowToPrivate(target);
   // The WAL holds committed batches too: it moves with the file, under the name SQLite
   // looks for beside the moved file, so salvage and later inspection read both.
   for (const suffix of ['-wal', '-shm', '-journal']) {
-    if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+    if (existsSync(path + suffix)) {
+      renameSync(path + suffix, target + suffix);
+      narrowToPrivate(target + suffix);
+    }
   }
   syncDir(dirname(path));
   return target;

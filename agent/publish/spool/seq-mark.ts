@@ -13,6 +13,7 @@
 import {
   closeSync,
   constants,
+  fchmodSync,
   fdatasyncSync,
   fstatSync,
   fsyncSync,
@@ -108,6 +109,7 @@ export class SeqMarkFile {
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
       if (fstatSync(fd).size < FILE_BYTES) {
+        fchmodSync(fd, 0o600);
         const existing = readSlots(fd);
         const zero = Buffer.alloc(FILE_BYTES);
         writeSync(fd, zero, 0, FILE_BYTES, 0);

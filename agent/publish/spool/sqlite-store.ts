@@ -27,10 +27,10 @@
  * so the Spool can let go of a database it could not adopt.
  */
 import { randomInt } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../../ops/logger.js';
+import { ensurePrivateFile, mkdirsPrivate, narrowToPrivate } from '../../ops/private-files.js';
 import { decodeBody, encodeBody } from './body-codec.js';
 import { parseGap } from './gap-note.js';
 import { isCorruption, walIsForeign } from './salvage.js';
@@ -142,7 +142,7 @@ export class SqliteStore implements BatchStore {
   open(): OpenResult {
     let db: Database.Database | undefined;
     try {
-      mkdirSync(this.dir, { recursive: true });
+      mkdirsPrivate(this.dir);
       if (walIsForeign(this.path)) {
         this.options.logger.error(
           { path: `${this.path}-wal` },
@@ -150,6 +150,10 @@ export class SqliteStore implements BatchStore {
         );
         return 'corrupt';
       }
+      // SQLite creates the file 0644 less the umask, and its -wal/-shm with the file's mode:
+      // made 0600 first, the database and its journals are private to the agent's user.
+      ensurePrivateFile(this.path);
+      for (const suffix of ['-wal', '-shm']) narrowToPrivate(this.path + suffix);
       // timeout 0: another process holding the lock is an answer, not something to wait for.
       db = new Database(this.path, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');

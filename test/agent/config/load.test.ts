@@ -212,6 +212,24 @@ describe('config validation', () => {
     expect(lines[0]).toMatch(/^sensors\[0\]\.path: /);
   });
 
+  it('refuses an ascii-line pattern without a capture group, or one that does not compile', () => {
+    const line = (pattern: string) => ({
+      gateway: { id: 'gw' },
+      sensors: [{ id: 'a', driver: 'ascii-line', port: '/dev/ttyUSB0', pattern }],
+    });
+    expect(problems(line('^T=-?\\d+$'))).toEqual([
+      'sensors[0].pattern: has no capture group; put ( ) around the number, e.g. "^T=(-?\\d+(?:\\.\\d+)?)$", got "^T=-?\\\\d+$"',
+    ]);
+    expect(problems(line('^T=(?:-?\\d+)$'))).toEqual([
+      expect.stringMatching(/^sensors\[0\]\.pattern: has no capture group/),
+    ]);
+    expect(problems(line('^T=(-?\\d+$'))).toEqual([
+      expect.stringMatching(/^sensors\[0\]\.pattern: must be a valid regular expression \(.*\)$/),
+    ]);
+    expect(problems(line('^T=(-?\\d+)$'))).toEqual([]);
+    expect(problems(line('^(?<v>-?\\d+)$'))).toEqual([]);
+  });
+
   it('names a missing gateway and wrong types', () => {
     expect(problems({})).toEqual(['gateway: required (object)']);
     expect(
@@ -342,6 +360,18 @@ describe('config files that are not what they should be', () => {
     }
     return [];
   };
+
+  it('says a syntax error broken on many lines once, with the other lines', () => {
+    const tabs = file('tabs.yaml', '\tgateway: gw\n\tmqtt: x\n\tfoo: bar\n\tbaz: q\n');
+    expect(fileProblems(tabs)).toEqual([
+      '(syntax) line 1, column 1: Tabs are not allowed as indentation (also on lines 2, 3, 4)',
+    ]);
+    const prose = Array.from({ length: 12 }, (_, i) => `${String.fromCharCode(99 + i)} x y`);
+    const lines = fileProblems(file('prose.yaml', ['a: b', ...prose, ''].join('\n')));
+    expect(lines).toEqual([
+      '(syntax) line 2, column 1: Implicit map keys need to be followed by map values (also on lines 3, 4, 5, 6, 7 and 6 more)',
+    ]);
+  });
 
   it('accepts a UTF-8 byte order mark in JSON and YAML', () => {
     const bom = Buffer.from([0xef, 0xbb, 0xbf]);

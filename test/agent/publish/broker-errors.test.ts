@@ -59,7 +59,15 @@ describe('explainConnectFailure', () => {
     expect(explainConnectFailure(reset, { ...context, url: 'mqtts://b:1883' }).hint).toMatch(
       /plain MQTT, not TLS/,
     );
-    expect(explainConnectFailure(reset, context).hint).toMatch(/expects TLS.*mqtts:\/\//);
+    // A plain reset is a TLS port only if the port answers TLS; until probed, a network fault.
+    expect(explainConnectFailure(reset, context)).toMatchObject({
+      kind: 'network',
+      probeTls: true,
+    });
+    expect(explainConnectFailure(reset, context).hint).not.toMatch(/TLS/);
+    expect(explainConnectFailure(reset, { ...context, speaksTls: true }).hint).toMatch(
+      /expects TLS.*mqtts:\/\//,
+    );
     expect(explainConnectFailure(reset, { ...context, beforeConnack: false }).kind).toBe('network');
     const refused = withCode('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1');
     expect(explainConnectFailure(refused, context)).toMatchObject({

@@ -3,7 +3,7 @@
  * refuses (with the automatic fallback to 3.1.1), TLS spoken to a plain port and the reverse.
  * Real brokers: mosquitto, the embedded Aedes (3.1.1 only) and nats-server (3.1.1 only).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -108,17 +108,71 @@ describe('publisher: TLS and plain ports mixed up', () => {
     expect(messages(h).some((m) => /mqtts:\/\/ to a plain port/.test(m))).toBe(true);
   });
 
-  it('mqtt:// to the TLS port: says the port likely expects TLS', async () => {
+  it('mqtt:// to the TLS port: the port answers a TLS hello, and the log says it expects TLS', async () => {
     const { b } = await tlsBroker();
     const h = publisher({
       mqtt: { url: `mqtt://127.0.0.1:${b.tlsPort}`, reconnectMinMs: 50, reconnectMaxMs: 200 },
     });
     h.publisher.start();
-    await waitUntil(() => h.publisher.stats().connectFailures >= 2, { what: 'failures' });
+    await waitUntil(() => /expects TLS/.test(h.publisher.stats().lastError ?? ''), {
+      what: 'the TLS hint',
+    });
     expect(h.publisher.stats().lastError).toMatch(/expects TLS.*use mqtts:\/\//);
     expect(messages(h).some((m) => /mqtt:\/\/ to a TLS port/.test(m))).toBe(true);
+    expect(probes(h)).toContain(true);
+    // Known from then on: later failures say it at once.
+    const failures = h.publisher.stats().connectFailures;
+    await waitUntil(() => h.publisher.stats().connectFailures >= failures + 2, {
+      what: 'two more failures',
+    });
+    expect(h.publisher.stats().lastError).toMatch(/expects TLS/);
+  });
+
+  it('a plain broker that dies while our CONNECT waits in its accept queue (a restart): no TLS hint', async () => {
+    const b = await spawnMosquitto();
+    cleanups.push(() => b.close());
+    // Stopped, the broker's kernel still completes TCP handshakes: the attempt below is
+    // accepted and its CONNECT sent, and no CONNACK comes, as while a broker shuts down.
+    b.freeze();
+    const h = publisher({ mqtt: { url: b.url, reconnectMinMs: 50, reconnectMaxMs: 200 } });
+    h.publisher.start();
+    await waitUntil(() => establishedTo(b.port), { what: 'a connection in the accept queue' });
+    // Killed, the broker's listening socket goes and the kernel resets that connection.
+    await b.kill();
+    await waitUntil(() => /ECONNRESET/.test(h.publisher.stats().lastError ?? ''), {
+      what: 'the reset',
+    });
+    const tlsSaid = () => [
+      ...messages(h).filter((m) => /expects TLS|TLS port/.test(m)),
+      ...h.log.records.filter((r) => /TLS/.test(String(r.error))).map((r) => String(r.error)),
+    ];
+    await b.restart();
+    await waitUntil(() => h.publisher.stats().connected, { what: 'reconnected' });
+    expect(tlsSaid()).toEqual([]);
+    // The probe's answer, whenever it came, said no TLS, and nothing was said after it.
+    await waitUntil(() => probes(h).length > 0, { what: 'the port probed' });
+    expect(probes(h)).toEqual([false]);
+    expect(tlsSaid()).toEqual([]);
   });
 });
+
+/** What the publisher's TLS probes answered, in order. */
+const probes = (h: Harness) =>
+  h.log.records
+    .filter((r) => r.msg === 'broker port probed for TLS after a reset')
+    .map((r) => r.tls);
+
+/** A TCP connection to 127.0.0.1:port is established (here, waiting in the accept queue). */
+function establishedTo(port: number): boolean {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .some((line) => {
+      const [, , remote, state] = line.trim().split(/\s+/);
+      return remote?.endsWith(hexPort) && state === '01';
+    });
+}
 
 describe('publisher: QoS the broker announces', () => {
   it('mqtt.qos: 2 with a broker announcing maximum QoS 1 (MQTT 5): publishes at QoS 1, says so once, no refusal', async () => {
