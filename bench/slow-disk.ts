@@ -245,6 +245,17 @@ async function run(plan: RunPlan, broker: MosquittoBroker, tallies: WindowTallie
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const gone = () => child.exitCode !== null || child.signalCode !== null;
+  /** True when the process exited within ms; the timer ends either way. */
+  const exitsWithin = async (ms: number): Promise<boolean> => {
+    const timeout = new AbortController();
+    const timedOut = sleep(Math.max(0, ms), timeout.signal).then(
+      () => false,
+      () => false,
+    );
+    const result = await Promise.race([exited.then(() => true), timedOut]);
+    timeout.abort();
+    return result;
+  };
   const live: LiveLine[] = [];
   const log = { warnings: 0, errors: 0, messages: new Map<string, number>() };
   let tail = '';
@@ -288,7 +299,7 @@ async function run(plan: RunPlan, broker: MosquittoBroker, tallies: WindowTallie
     if (gone()) return;
     const pid = kase.strace ? childOf(child.pid!) : child.pid;
     if (pid) process.kill(pid, 'SIGTERM');
-    if ((await Promise.race([exited, sleep(15_000).then(() => 'timeout')])) === 'timeout') {
+    if (!(await exitsWithin(15_000))) {
       if (pid) process.kill(pid, 'SIGKILL');
       child.kill('SIGKILL');
       await exited;
@@ -316,9 +327,7 @@ async function run(plan: RunPlan, broker: MosquittoBroker, tallies: WindowTallie
   const straceCpuMs = kase.strace ? procCpuMs(child.pid) - straceCpu0 : 0;
 
   // It stops itself (--duration); the bound is for a drain that never ends.
-  const bound = startedAt + (durationSec + 90) * 1000 - Date.now();
-  if ((await Promise.race([exited, sleep(Math.max(0, bound)).then(() => 'timeout')])) === 'timeout')
-    await stop();
+  if (!(await exitsWithin(startedAt + (durationSec + 90) * 1000 - Date.now()))) await stop();
   const exitCode = child.exitCode;
   const stoppedAt = Date.now();
   // What was published before the exit reaches the subscriber's next tally (every 100 ms).
@@ -551,17 +560,19 @@ function plots(runs: RunResult[]): { loop: string; readings: string } {
   return { loop, readings };
 }
 
-function commitOf(root: string): string {
+/** The checkout's HEAD and the last commit that changed the agent's code in it. */
+function commitOf(root: string): { head: string; agentCode: string } {
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
+  const code = ['agent', 'drivers', 'simulator'];
   try {
-    const head = execFileSync('git', ['-C', root, 'log', '-1', '--format=%h %s'], {
-      encoding: 'utf8',
-    }).trim();
-    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'agent'], {
-      encoding: 'utf8',
-    }).trim();
-    return dirty ? `${head} (agent/ modified)` : head;
+    const dirty = git('status', '--porcelain', '--', ...code) ? ' (uncommitted changes)' : '';
+    return {
+      head: git('log', '-1', '--format=%h %s'),
+      agentCode: git('log', '-1', '--format=%h %s', '--', ...code) + dirty,
+    };
   } catch {
-    return 'unknown';
+    return { head: 'unknown', agentCode: 'unknown' };
   }
 }
 
