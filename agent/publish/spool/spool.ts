@@ -127,7 +127,6 @@ export const DISK_RETRY_MS = 1000;
 export const REOPEN_MS = 5000;
 /** Default bound of the memory window (spool.memoryMaxBytes). */
 export const MEMORY_MAX_BYTES = 8 * 1024 * 1024;
-export { CEILING_BLOCK, RESERVE_MS, reserveSeqsFor } from './reserve.js';
 
 /**
  * The note a start makes for the seqs a mark reserved above the database's last (`dbLast`):
