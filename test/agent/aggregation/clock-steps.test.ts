@@ -9,6 +9,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Aggregator, type AggregationSettings } from '../../../agent/aggregation/aggregator.js';
 import { SLEW, SteadyClock } from '../../../drivers/steady-clock.js';
 import { ReadingStatus } from '../../../drivers/types.js';
+import { assembleTelemetry } from '../../../agent/publish/payload.js';
+import { schemaErrors, validateTelemetry } from '../publish/schemas.js';
 
 interface WindowJson {
   sensor: string;
@@ -44,6 +46,7 @@ afterEach(() => {
 /** Two sensors sampled every 250 ms, the worker ticking every 50 ms; value = sample number. */
 function rig() {
   const windows: WindowJson[] = [];
+  const bodies: string[] = [];
   const clock = new SteadyClock();
   const labels = new SteadyClock();
   const agg = new Aggregator(
@@ -52,7 +55,10 @@ function rig() {
       { id: 'b', driver: 'tmp102', quantities: ['temperature'] },
     ],
     settings,
-    (b) => windows.push(...(JSON.parse(b.text) as { windows: WindowJson[] }).windows),
+    (b) => {
+      bodies.push(b.text);
+      windows.push(...(JSON.parse(b.text) as { windows: WindowJson[] }).windows);
+    },
     clock,
   );
   let sample = 0;
@@ -69,7 +75,16 @@ function rig() {
       vi.advanceTimersByTime(50);
     }
   };
-  return { agg, windows, run, labels, samples: () => sample };
+  /** Every batch as published is valid under the shipped schema. */
+  const expectValid = () => {
+    for (const text of bodies) {
+      const payload: unknown = JSON.parse(
+        assembleTelemetry('gw', 1, Date.now(), Buffer.from(text)).toString('utf8'),
+      );
+      expect(schemaErrors(validateTelemetry, payload)).toBe('');
+    }
+  };
+  return { agg, windows, run, labels, expectValid, samples: () => sample };
 }
 
 function keysOnce(windows: WindowJson[]): void {
@@ -87,7 +102,7 @@ function perSeries(windows: WindowJson[], sensor: string): WindowJson[] {
 
 describe('windows across clock steps', () => {
   it('a step back of an hour for 30 s, then forward: every window once, times never go back', () => {
-    const { agg, windows, run, samples } = rig();
+    const { agg, windows, run, samples, expectValid } = rig();
     run(20_000);
     vi.setSystemTime(Date.now() - HOUR);
     run(30_000);
@@ -108,6 +123,7 @@ describe('windows across clock steps', () => {
       expect(ws.filter((w) => w.clockStep).length).toBeGreaterThanOrEqual(2);
     }
     expect(agg.stats().clockSteps).toBe(2);
+    expectValid();
   });
 
   it('while the clock stays behind, windows run at SLEW speed until it catches up, flagged', () => {
