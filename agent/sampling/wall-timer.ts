@@ -19,8 +19,6 @@ export type NextDue = (wall: number) => readonly [number, number];
 export interface WallTimerOptions {
   /** Keep the process alive while waiting (default false). */
   ref?: boolean;
-  wallNow?: () => number;
-  monoNow?: () => number;
 }
 
 export interface WallTimer {
@@ -39,8 +37,8 @@ export function startWallTimer(
   onDue: (due: number, lateMs: number) => void,
   options: WallTimerOptions = {},
 ): WallTimer {
-  const wallNow = options.wallNow ?? (() => Date.now());
-  const monoNow = options.monoNow ?? (() => performance.now());
+  const wallNow = () => Date.now();
+  const monoNow = () => performance.now();
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let lastFire: number | undefined;
