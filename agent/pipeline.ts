@@ -82,7 +82,8 @@ export class Pipeline {
   private readonly operations: Operations;
   private readonly homeassistant: HomeAssistantBridge | undefined;
   private readonly sparkplug: SparkplugNode | undefined;
-  private readonly startedAt = Date.now();
+  /** Monotonic: uptime is elapsed time, whatever the wall clock did meanwhile. */
+  private readonly startedAt = performance.now();
   private stopping: Promise<void> | undefined;
 
   constructor(parts: PipelineParts) {
@@ -199,10 +200,11 @@ export class Pipeline {
 
   /** The health report as published (docs/payload.md, docs/schemas/health.schema.json). */
   health(): HealthReport {
+    const now = Date.now();
     return healthReport({
       gateway: this.config.gateway.id,
-      now: Date.now(),
-      startedAt: this.startedAt,
+      now,
+      startedAt: now - (performance.now() - this.startedAt),
       ring: this.ring.counters(),
       publisher: this.publisher.stats(),
       eventLoop: this.loop.snapshot(),

@@ -31,8 +31,14 @@ export interface RoundEngineOptions {
   reopenAfter?: number;
   /** Upper bound of close(): a device that never finishes closing must not block a reload. */
   closeTimeoutMs?: number;
-  /** Wall clock, replaceable in tests. */
+  /** Wall clock that labels readings, replaceable in tests. */
   now?: () => number;
+  /**
+   * Monotonic clock the backoff waits by, so a step of the wall clock neither holds a sensor
+   * back for an hour nor ends its backoff early. Default: `now` when given (a test clock),
+   * else performance.now.
+   */
+  elapsed?: () => number;
   /** Told about every failed round (health report, logs). */
   onFault?: (error: SensorError, consecutive: number) => void;
   /** Told about every tick skipped because the sensor is backing off. */
@@ -184,6 +190,7 @@ function giveBack(l: Lease): void {
  */
 export class RoundEngine {
   private readonly now: () => number;
+  private readonly elapsed: () => number;
   private readonly minMs: number;
   private readonly maxMs: number;
   private readonly reopenAfter: number;
@@ -205,6 +212,7 @@ export class RoundEngine {
     private readonly opts: RoundEngineOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.elapsed = opts.elapsed ?? opts.now ?? (() => performance.now());
     this.minMs = opts.backoffMinMs ?? DEFAULT_BACKOFF_MIN_MS;
     // The ceiling is never below the first wait, whatever a caller passes.
     this.maxMs = Math.max(this.minMs, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
@@ -245,7 +253,7 @@ export class RoundEngine {
    */
   round(due: number): Promise<Reading[] | undefined> | undefined {
     if (this.ended) return undefined;
-    if (this.failures > 0 && this.now() < this.retryAt) {
+    if (this.failures > 0 && this.elapsed() < this.retryAt) {
       this.opts.onSkip?.(due);
       return undefined;
     }
@@ -377,7 +385,7 @@ export class RoundEngine {
     const { opts } = this;
     this.failures++;
     opts.onFault?.(error, this.failures);
-    this.retryAt = this.now() + Math.min(this.maxMs, this.minMs * 2 ** (this.failures - 1));
+    this.retryAt = this.elapsed() + Math.min(this.maxMs, this.minMs * 2 ** (this.failures - 1));
     if (this.failures >= this.reopenAfter && this.opened) {
       this.opened = false;
       await this.closeDevice();

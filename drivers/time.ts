@@ -2,9 +2,11 @@
  * Time for drivers and the sampler: abortable waits (sleep, and sleepUntil for waits whose
  * end must not come early), and the Clock the sampler schedules by. Schedules run on a
  * monotonic clock (performance.now), so an NTP step or a manual date change never bunches
- * or stretches samples; the wall clock only labels them. The test clock lets tests move
- * time by hand, without real waiting.
+ * or stretches samples; the wall clock only labels them, through a SteadyClock (labels never
+ * go back, see steady-clock.ts). The test clock lets tests move time by hand, without real
+ * waiting.
  */
+import { SteadyClock } from './steady-clock.js';
 
 /** Resolve after ms, or reject with the signal's reason when aborted first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -77,9 +79,11 @@ export interface Clock {
   timer?(ms: number, fn: () => void): () => void;
 }
 
+const steadyWall = new SteadyClock();
+
 export const realClock: Clock = {
   now: () => performance.now(),
-  wallNow: () => Date.now(),
+  wallNow: () => steadyWall.now(),
   sleep: (ms, signal) => sleep(Math.max(0, ms), signal),
   timer: (ms, fn) => {
     const t = setTimeout(fn, Math.max(0, ms));

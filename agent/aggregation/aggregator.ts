@@ -1,22 +1,30 @@
 /**
  * The aggregation itself, free of threads and clocks so it can be tested directly: readings
  * in (add), closed windows out as encoded batch bodies (through `emit`). The worker feeds it
- * from the ring and calls tick(Date.now()).
+ * from the ring and calls tick() with the time of its SteadyClock.
  *
  * Windows are tumbling, per (sensor, quantity), aligned to the wall clock: a reading at t
  * belongs to [floor(t / windowMs) · windowMs, + windowMs). A window closes when a reading of
  * the same series for a later window arrives, or when the wall clock passes its end by
- * `graceMs` (sensors that went quiet). A reading older than the periods its series already
- * covered (late) goes into a separate window for its own period, emitted on the next tick.
- * Closed windows are coalesced for `coalesceMs` so the windows of one period travel together.
+ * `graceMs` (sensors that went quiet). A reading for a period its series already has a
+ * window for (late) goes into the series' current window (one is opened for the next period
+ * if none is open): a window (sensor, quantity, start) is emitted once, never again with
+ * other content. Closed windows are coalesced for `coalesceMs` so the windows of one period
+ * travel together.
+ *
+ * Clock steps: readings and ticks carry SteadyClock labels (drivers/steady-clock.ts), which
+ * never go back. Given that clock, the aggregator also sees its steps: after a step forward
+ * the periods the step skipped get no windows (they never elapsed); every series' first
+ * window after a step, and every window closed while the labels are still ahead of the wall
+ * clock after a step back, carries `"clockStep":true`.
  *
  * Every series has a window for every period once it exists — from the start when the
  * sensor's quantities are known, else from its first reading — so a subscriber can tell a
  * failing or backing-off sensor (a window with count 0 and its state) from a missing one.
  * A period with no reading at all gets an empty window; its `state` says why, from what the
- * series saw last (see windowState). A gap of more than MAX_FILL_PERIODS is a jump of the
- * wall clock (e.g. NTP setting the time of a Pi without a real-time clock), not an outage:
- * only its last MAX_FILL_PERIODS periods get windows, the earlier ones are counted.
+ * series saw last (see windowState). A gap of more than MAX_FILL_PERIODS that no step
+ * explains (no clock given, or a stalled thread) gets windows for its last MAX_FILL_PERIODS
+ * periods only; the earlier ones are counted.
  *
  * A reading whose value is not finite, whose status is Fault, or whose status code is not
  * a known ReadingStatus counts in `faults` and is not aggregated. A Suspect reading (a value
@@ -27,6 +35,7 @@
  */
 import type { Range } from '../../drivers/descriptor.js';
 import { QUANTITIES, UNITS, ReadingStatus, type Quantity } from '../../drivers/types.js';
+import { STEP_MIN_MS, type SteadyClock } from '../../drivers/steady-clock.js';
 import { Welford } from './stats.js';
 import { FLAG_POWER_ON, FLAG_RANGE, FLAG_SPIKE, FLAG_STUCK, SeriesDetectors } from './detectors.js';
 import {
@@ -103,10 +112,12 @@ export interface AggregatorStats {
   faults: number;
   /** Readings naming a sensor index that has no sensor. */
   unknownSensor: number;
-  /** Readings that arrived after their series had moved to a later window. */
+  /** Readings that arrived after their series had moved to a later window (put in its current one). */
   late: number;
-  /** Periods left without a window because the gap exceeded MAX_FILL_PERIODS. */
+  /** Periods left without a window: skipped by a clock step, or beyond MAX_FILL_PERIODS of a gap. */
   periodsSkipped: number;
+  /** Clock steps seen (forward or back). */
+  clockSteps: number;
   windowsEmitted: number;
   batchesEmitted: number;
   sensors: SensorStats[];
@@ -137,11 +148,12 @@ interface Series {
   /** `{"sensor":…,"quantity":…,"t":` */
   readingPrefix: string;
   current: Window | undefined;
-  late: Map<number, Window> | undefined;
   /** End of the latest period this series has a window for (NaN before its first). */
   covered: number;
   /** The latest reading of this series was a fault (for the state of empty windows). */
   lastFailed: boolean;
+  /** The clock stepped since this series' latest window: its next one says so. */
+  clockStep: boolean;
 }
 
 const QN = QUANTITIES.length;
@@ -172,11 +184,18 @@ export class Aggregator {
   private batchesEmitted = 0;
   /** Time of the latest tick, used to time pending output. */
   private now = 0;
+  /** Steps of `clock` handled so far. */
+  private stepsSeen = 0;
 
+  /**
+   * `clock`: where the times of readings and ticks come from; without it no step is told
+   * from a gap (tests that drive time by hand).
+   */
   constructor(
     sensors: ReadonlyArray<SensorSpec | null | undefined>,
     private readonly settings: AggregationSettings,
     private readonly emit: BodySink,
+    private readonly clock?: SteadyClock,
   ) {
     this.sensors = [...sensors];
     this.windowMs = settings.windowMs;
@@ -234,6 +253,7 @@ export class Aggregator {
 
   /** Wall-clock housekeeping: close quiet windows, emit what is due. */
   tick(now: number): void {
+    this.watchClock();
     this.now = now;
     for (const s of this.series) {
       if (s === undefined) continue;
@@ -246,10 +266,6 @@ export class Aggregator {
         const due = this.periodOf(now - this.graceMs);
         if (Number.isNaN(s.covered)) s.covered = this.periodOf(now);
         else if (s.covered < due) this.fillTo(s, due);
-      }
-      if (s.late !== undefined) {
-        for (const w of s.late.values()) this.close(s, w);
-        s.late = undefined;
       }
     }
     // Coalescing starts at the first tick that sees closed windows.
@@ -297,6 +313,7 @@ export class Aggregator {
   stats(): AggregatorStats {
     return {
       ...this.counts,
+      clockSteps: this.stepsSeen,
       windowsEmitted: this.windowsEmitted,
       batchesEmitted: this.batchesEmitted,
       sensors: this.sensorStats
@@ -317,9 +334,9 @@ export class Aggregator {
       windowPrefix: `{"sensor":${id},"quantity":"${q}","unit":"${UNITS[q]}","start":`,
       readingPrefix: `{"sensor":${id},"quantity":"${q}","t":`,
       current: undefined,
-      late: undefined,
       covered: Number.NaN,
       lastFailed: false,
+      clockStep: false,
     };
     this.series[key] = s;
     return s;
@@ -358,43 +375,73 @@ export class Aggregator {
   }
 
   private windowFor(s: Series, start: number): Window {
+    // A reading past the next period: a gap, or a step the ticks have not seen yet.
+    if (start > s.covered) this.watchClock();
     const cur = s.current;
     if (Number.isNaN(s.covered) || start >= s.covered) {
       if (cur !== undefined) this.close(s, cur);
       if (!Number.isNaN(s.covered)) this.fillTo(s, start);
-      const w = new Window(start, start + this.windowMs);
-      s.current = w;
-      s.covered = w.end;
-      return w;
+      return this.open(s, start);
     }
-    // Late: its own window for its own period.
+    // Late: its period has a window already, so the reading joins the current one.
     this.counts.late++;
-    s.late ??= new Map();
-    let w = s.late.get(start);
-    if (w === undefined) {
-      w = new Window(start, start + this.windowMs);
-      s.late.set(start, w);
-    }
+    return cur ?? this.open(s, s.covered);
+  }
+
+  private open(s: Series, start: number): Window {
+    const w = new Window(start, start + this.windowMs);
+    s.current = w;
+    s.covered = w.end;
     return w;
+  }
+
+  /** Handle the clock's steps not handled yet (see the header). */
+  private watchClock(): void {
+    const clock = this.clock;
+    if (clock === undefined) return;
+    const now = clock.now();
+    const step = clock.lastStep;
+    if (clock.steps === this.stepsSeen || step === undefined) return;
+    this.stepsSeen = clock.steps;
+    const ended = this.periodOf(step.from);
+    const resumed = this.periodOf(now);
+    for (const s of this.series) {
+      if (s === undefined) continue;
+      if (!Number.isNaN(s.covered)) {
+        // Periods that ended before the step get their windows; the step's own are skipped.
+        if (s.current === undefined && s.covered < ended) this.fillTo(s, ended);
+        if (s.current !== undefined && s.current.end <= resumed) {
+          this.close(s, s.current);
+          s.current = undefined;
+        }
+        if (s.covered < resumed) {
+          this.counts.periodsSkipped += Math.round((resumed - s.covered) / this.windowMs);
+          s.covered = resumed;
+        }
+      }
+      // The next window of the series is the first after the step (or the one it fell in).
+      s.clockStep = true;
+    }
   }
 
   private closeAll(s: Series): void {
     if (s.current !== undefined) this.close(s, s.current);
     s.current = undefined;
-    if (s.late !== undefined) for (const w of s.late.values()) this.close(s, w);
-    s.late = undefined;
   }
 
   private close(s: Series, w: Window): void {
     const st = w.stats;
     const empty = st.count === 0;
     const v = (x: number) => (empty ? 'null' : num(x));
+    const stepped = s.clockStep || (this.clock !== undefined && this.clock.aheadMs() > STEP_MIN_MS);
+    s.clockStep = false;
     const json =
       `${s.windowPrefix}${w.start},"end":${w.end},"count":${st.count},` +
       `"min":${v(st.min)},"max":${v(st.max)},"mean":${v(st.mean)},"stddev":${v(st.stddev())},` +
       `"last":${v(st.last)},"faults":${w.faults},` +
       `"state":"${windowState(st.count, w.faults, s.lastFailed)}",` +
-      `"flags":{"range":${w.range},"stuck":${w.stuck},"spike":${w.spike},"powerOn":${w.powerOn}}}`;
+      `"flags":{"range":${w.range},"stuck":${w.stuck},"spike":${w.spike},"powerOn":${w.powerOn}}` +
+      (stepped ? ',"clockStep":true}' : '}');
     const it = item(json);
     if (this.pendingWindows.length === 0) this.pendingSince = Number.NaN;
     this.pendingWindows.push(it);

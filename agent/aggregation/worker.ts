@@ -1,6 +1,6 @@
 /**
  * The aggregation worker thread: drains the ring in chunks into the Aggregator, ticks it
- * with the wall clock, and posts encoded batches (transferred, not copied) to the host.
+ * with the steady wall clock (the one the sampler labels readings with), and posts encoded batches (transferred, not copied) to the host.
  *
  * It runs one synchronous loop and never returns to its event loop, so control messages
  * come through a MessagePort polled with receiveMessageOnPort between chunks; the host
@@ -14,6 +14,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { RingBuffer } from '../queue/ring-buffer.js';
+import { SteadyClock } from '../../drivers/steady-clock.js';
 import { Aggregator } from './aggregator.js';
 import type { ControlMessage, WorkerInit, WorkerMessage } from './protocol.js';
 
@@ -27,6 +28,7 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const ring = RingBuffer.attach(init.ring);
 const encoder = new TextEncoder();
+const clock = new SteadyClock();
 
 const post = (m: WorkerMessage, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
@@ -49,10 +51,15 @@ function postBatch(b: Batch): void {
  */
 let inChunk = false;
 const heldBatches: Batch[] = [];
-const aggregator = new Aggregator(init.sensors, init.settings, (b) => {
-  if (inChunk) heldBatches.push(b);
-  else postBatch(b);
-});
+const aggregator = new Aggregator(
+  init.sensors,
+  init.settings,
+  (b) => {
+    if (inChunk) heldBatches.push(b);
+    else postBatch(b);
+  },
+  clock,
+);
 const visit = aggregator.add.bind(aggregator);
 /**
  * Once drained, the worker sleeps until idleMs has passed or half the ring is unread, not
@@ -124,9 +131,9 @@ function run(): void {
       if (!handle(m.message as ControlMessage)) return;
     }
     const n = drainAll(CHUNKS_PER_LOOP);
-    const now = Date.now();
+    const now = performance.now();
     if (now - lastTick >= TICK_MS || n === 0) {
-      aggregator.tick(now);
+      aggregator.tick(clock.now());
       lastTick = now;
     }
     if (n < CHUNKS_PER_LOOP * CHUNK) ring.waitForFill(FILL_MARK, init.idleMs);

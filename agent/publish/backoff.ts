@@ -43,7 +43,8 @@ export class ReconnectPolicy {
   constructor(
     private readonly backoff: Backoff,
     private readonly stableMs: number,
-    private readonly now: () => number = Date.now,
+    /** Monotonic: a step of the wall clock must not decide whether a connection was stable. */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   connected(): void {

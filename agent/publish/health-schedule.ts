@@ -5,9 +5,10 @@
  * of S s, where node-cron would fire it too; anything else goes to node-cron, loaded on first
  * use. Why: a node-cron task times itself through Intl.DateTimeFormat, which makes the
  * process touch about 6 MB of ICU data in the node binary that nothing else in `run` needs
- * (docs/benchmarks/footprint.md).
+ * (docs/benchmarks/footprint.md). Both keep their period when the wall clock steps
+ * (agent/sampling/wall-timer.ts).
  */
-import { nodeCron } from '../sampling/node-cron.js';
+import { cronDue, everyPeriod, startWallTimer } from '../sampling/wall-timer.js';
 
 /** A running schedule; stop() ends it (no call after it resolves). */
 export interface HealthSchedule {
@@ -32,50 +33,31 @@ export function fixedPeriodMs(expression: string): number | undefined {
   return s >= 1 && s <= 60 && 60 % s === 0 ? s * 1000 : undefined;
 }
 
-/**
- * The first due time of a fixed period after `lastDue` (or after `now` when there is none, or
- * when the next one already passed: missed fires are skipped, never run back to back).
- */
-export function nextDue(periodMs: number, now: number, lastDue?: number): number {
-  if (lastDue !== undefined && lastDue + periodMs > now) return lastDue + periodMs;
-  return (Math.floor(now / periodMs) + 1) * periodMs;
-}
-
-function fixedSchedule(periodMs: number, fn: () => void, wallNow: () => number): HealthSchedule {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const arm = (lastDue?: number) => {
-    const due = nextDue(periodMs, wallNow(), lastDue);
-    timer = setTimeout(() => {
-      if (stopped) return;
-      fn();
-      if (!stopped) arm(due);
-    }, due - wallNow());
-    timer.unref();
-  };
-  arm();
-  return {
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-      return Promise.resolve();
-    },
-  };
+function fixedSchedule(periodMs: number, fn: () => void): HealthSchedule {
+  const timer = startWallTimer(everyPeriod(periodMs), fn);
+  return { stop: () => Promise.resolve(timer.stop()) };
 }
 
 function cronSchedule(expression: string, fn: () => void, name: string): HealthSchedule {
-  const task = nodeCron().schedule(expression, fn, { name, noOverlap: true });
-  return { stop: async () => void (await task.destroy()) };
+  const due = cronDue(expression, { name });
+  const timer = startWallTimer(due.next, fn);
+  return {
+    stop() {
+      timer.stop();
+      due.release();
+      return Promise.resolve();
+    },
+  };
 }
 
 /** Calls fn on the expression's schedule until stop(); the expression must be valid. */
 export function startHealthSchedule(
   expression: string,
   fn: () => void,
-  options: { name?: string; wallNow?: () => number } = {},
+  options: { name?: string } = {},
 ): HealthSchedule {
   const period = fixedPeriodMs(expression);
   return period !== undefined
-    ? fixedSchedule(period, fn, options.wallNow ?? Date.now)
+    ? fixedSchedule(period, fn)
     : cronSchedule(expression, fn, options.name ?? 'health');
 }

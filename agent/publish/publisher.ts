@@ -291,10 +291,10 @@ export class TelemetryPublisher {
    */
   async stop(options: { drainMs: number }): Promise<void> {
     if (this.stopped) return;
-    const deadline = Date.now() + options.drainMs;
+    const deadline = performance.now() + options.drainMs;
     // Keep reconnecting during the drain: the broker may be back in time.
-    while (Date.now() < deadline && !this.drained()) {
-      await this.waitForProgress(deadline - Date.now());
+    while (performance.now() < deadline && !this.drained()) {
+      await this.waitForProgress(deadline - performance.now());
     }
     this.stopped = true;
     clearTimeout(this.reconnectTimer);

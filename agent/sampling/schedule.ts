@@ -8,6 +8,7 @@ import { nodeCron } from './node-cron.js';
 import { realClock, type Clock } from '../../drivers/time.js';
 import type { SlotTicks } from '../../drivers/rounds.js';
 import { EARLY_MS, TimerQueue } from './timer-queue.js';
+import { cronDue, startWallTimer } from './wall-timer.js';
 
 export interface IntervalTicksOptions {
   intervalMs: number;
@@ -220,16 +221,15 @@ export interface CronTicksOptions {
   timezone?: string;
   /** Told about every due time dropped because the previous round was still running. */
   onSkip?: (skipped: number) => void;
-  /** Told the lag between the due time and the pull that consumed it (wall ms). */
+  /** Told the lag between the due time and the pull that consumed it (monotonic ms). */
   onLag?: (lagMs: number) => void;
-  /** Wall clock for lag, replaceable in tests (node-cron itself uses Date). */
-  wallNow?: () => number;
 }
 
 /**
- * Ticks from a cron expression (5 fields, or 6 with seconds first), fired by node-cron on
- * the wall clock. At most one due time waits for the consumer: a fire that finds one still
- * waiting replaces it and counts as skipped, so a slow sensor never gets a burst.
+ * Ticks from a cron expression (5 fields, or 6 with seconds first) at the wall-clock times it
+ * names, on a timer that keeps running when the clock steps (wall-timer.ts). At most one due
+ * time waits for the consumer: a fire that finds one still waiting replaces it and counts as
+ * skipped, so a slow sensor never gets a burst.
  */
 export async function* cronTicks(
   expression: string,
@@ -237,24 +237,21 @@ export async function* cronTicks(
 ): AsyncGenerator<number> {
   validateCron(expression);
   const { signal } = opts;
-  const wallNow = opts.wallNow ?? Date.now;
   if (signal.aborted) return;
-  let waiting: number | undefined;
+  let waiting: { due: number; at: number } | undefined;
   let wake: (() => void) | undefined;
-  const task = nodeCron().createTask(
-    expression,
-    (ctx) => {
+  const due = cronDue(expression, { timezone: opts.timezone, name: `sampler:${expression}` });
+  const timer = startWallTimer(
+    due.next,
+    (t, lateMs) => {
       if (waiting !== undefined) opts.onSkip?.(1);
-      waiting = ctx.date.getTime();
+      waiting = { due: t, at: performance.now() - lateMs };
       wake?.();
     },
-    { timezone: opts.timezone, suppressMissedWarning: true, name: `sampler:${expression}` },
+    { ref: true },
   );
-  // A fire node-cron itself missed (event loop blocked) is a skipped slot too.
-  task.on('execution:missed', () => opts.onSkip?.(1));
   const onAbort = () => wake?.();
   signal.addEventListener('abort', onAbort, { once: true });
-  await task.start();
   try {
     while (!signal.aborted) {
       if (waiting === undefined) {
@@ -262,13 +259,14 @@ export async function* cronTicks(
         wake = undefined;
         continue;
       }
-      const due = waiting;
+      const { due: t, at } = waiting;
       waiting = undefined;
-      opts.onLag?.(Math.max(0, wallNow() - due));
-      yield due;
+      opts.onLag?.(Math.max(0, performance.now() - at));
+      yield t;
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
-    await task.destroy();
+    timer.stop();
+    due.release();
   }
 }

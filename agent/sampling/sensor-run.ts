@@ -102,6 +102,7 @@ export class SensorRun {
       sensor: sensor.id,
       timeoutMs: sensor.timeoutMs,
       now: ctx.wallNow,
+      elapsed: () => ctx.clock.now(),
       roundTimer: ctx.roundTimer,
       backoffMinMs: ctx.backoffMinMs,
       backoffMaxMs: sensor.backoffMaxMs ?? ctx.backoffMaxMs,

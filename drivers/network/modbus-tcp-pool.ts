@@ -101,7 +101,7 @@ class Connection implements MbapFrameSink {
   private nextTid = 0;
   private closed = false;
   /** When the last byte arrived (or the connection was dialled). */
-  private lastDataAt = Date.now();
+  private lastDataAt = performance.now();
   /** Chunks received so far: tells whether anything arrived since a request was sent. */
   private dataChunks = 0;
   /**
@@ -199,7 +199,7 @@ class Connection implements MbapFrameSink {
     // poll phase (setImmediate), so replies that waited in the kernel while the event
     // loop was busy are counted first.
     setImmediate(() => {
-      const silentMs = Date.now() - this.lastDataAt;
+      const silentMs = Math.round(performance.now() - this.lastDataAt);
       if (this.dataChunks === chunksAtSend && silentMs > this.silentAfterMs) {
         this.fail(
           new SensorError('DISCONNECTED', `nothing from ${this.endpoint} for ${silentMs} ms`),
@@ -216,7 +216,7 @@ class Connection implements MbapFrameSink {
   }
 
   private onData(chunk: Buffer): void {
-    this.lastDataAt = Date.now();
+    this.lastDataAt = performance.now();
     this.dataChunks++;
     try {
       this.reader.read(chunk, this);

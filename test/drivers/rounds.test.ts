@@ -135,6 +135,32 @@ describe('sensorReadings', () => {
     );
   });
 
+  it('backs off by the monotonic clock: a step of the wall clock neither stretches nor ends it', async () => {
+    const { driver, calls } = scriptedDriver(['EIO']);
+    let wall = Date.UTC(2026, 0, 1);
+    let mono = 0;
+    const rounds = new RoundEngine(driver, {
+      sensor: 's1',
+      timeoutMs: 1000,
+      reopenAfter: 1000,
+      backoffMinMs: 100,
+      backoffMaxMs: 100,
+      now: () => wall,
+      elapsed: () => mono,
+    });
+    const attempts: number[] = [];
+    for (; mono <= 1000; mono += 10, wall += 10) {
+      // An hour back at 300 ms, an hour forward again at 600 ms.
+      if (mono === 300) wall -= 3_600_000;
+      if (mono === 600) wall += 3_600_000;
+      const before = calls.measure;
+      await rounds.run(wall);
+      if (calls.measure > before) attempts.push(mono);
+    }
+    await rounds.close();
+    expect(attempts.slice(1).map((t, i) => t - attempts[i])).toEqual(Array(10).fill(100));
+  });
+
   it('stops yielding when the sensor signal aborts, even mid-round', async () => {
     const { driver } = scriptedDriver(['hang']);
     const ctl = new AbortController();

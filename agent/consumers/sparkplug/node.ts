@@ -163,11 +163,11 @@ export class SparkplugNode {
     this.spool.commit();
     const client = this.client;
     if (client && this.connected) {
-      const deadline = Date.now() + STOP_DRAIN_MS;
+      const deadline = performance.now() + STOP_DRAIN_MS;
       while (
         this.born &&
         this.connected &&
-        Date.now() < deadline &&
+        performance.now() < deadline &&
         (this.inflight > 0 || this.spool.peek(this.cursor, 1).length > 0 || this.spool.reading)
       ) {
         this.pump();

@@ -1,7 +1,8 @@
 /** Messages between SpoolClient (main thread) and the spool worker thread (spool-thread.ts). */
 import type { SpoolOptions, SpoolStats } from './spool.js';
 
-export type SpoolThreadOptions = Omit<SpoolOptions, 'now'>;
+/** What crosses to the thread: data only, no clocks (those are for in-thread tests). */
+export type SpoolThreadOptions = Omit<SpoolOptions, 'now' | 'monotonic'>;
 
 export interface SpoolThreadInit {
   dir: string;

@@ -41,11 +41,13 @@
  *   memory bound) until one of them can be read; numbering never restarts from 1 by guess.
  * - Every drop is counted (persistently where possible) and the next batch appended after it
  *   carries a note of the dropped seqs (`gapBefore`), so a subscriber's gap is explained.
- * - Bounded by payload bytes and by age (wall clock, `createdAt`): the oldest batches are
- *   dropped first and counted.
+ * - Bounded by payload bytes and by age: the oldest batches are dropped first and counted.
+ *   Age is elapsed time (age-clock.ts), so a clock step neither ages nor rejuvenates them;
+ *   retry pauses run on the monotonic clock too.
  */
 import { join } from 'node:path';
 import type { Logger } from '../../ops/logger.js';
+import { AgeClock, linuxBoot } from './age-clock.js';
 import { DiskTrouble, causeOf } from './disk-trouble.js';
 import { EMPTY_MARK, MARK_FILE, SeqMarkFile, readMark, type SeqMark } from './seq-mark.js';
 import { isCorruption, moveAside, salvage, type Salvage } from './salvage.js';
@@ -77,8 +79,13 @@ export interface SpoolOptions {
    * published while nothing can be written, and the largest gap an unclean stop leaves.
    */
   reserveSeqs?: number;
-  /** Clock, for tests of the age bound. */
+  /** Wall clock, for tests of the age bound. */
   now?: () => number;
+  /**
+   * Monotonic clock (ms) of ages and retry pauses. Default: `now` when that is given (a test
+   * clock that does not step), else performance.now.
+   */
+  monotonic?: () => number;
 }
 
 export interface SpoolStats {
@@ -213,6 +220,8 @@ export class Spool implements SpoolPort {
   private setAsideCount = 0;
   private deadDropped = 0;
   private readonly now: () => number;
+  private readonly mono: () => number;
+  private readonly age: AgeClock;
   private readonly diskTrouble: DiskTrouble;
   private readonly markTrouble: DiskTrouble;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -231,8 +240,15 @@ export class Spool implements SpoolPort {
     });
     this.path = this.disk.path;
     this.now = options.now ?? Date.now;
-    this.diskTrouble = new DiskTrouble(logger, 'spool disk', this.now);
-    this.markTrouble = new DiskTrouble(logger, 'spool seq mark', this.now);
+    this.mono = options.monotonic ?? options.now ?? (() => performance.now());
+    const real = options.now === undefined && options.monotonic === undefined;
+    this.age = new AgeClock({
+      wall: this.now,
+      mono: this.mono,
+      boot: real ? linuxBoot : undefined,
+    });
+    this.diskTrouble = new DiskTrouble(logger, 'spool disk', this.mono);
+    this.markTrouble = new DiskTrouble(logger, 'spool seq mark', this.mono);
   }
 
   /**
@@ -241,7 +257,7 @@ export class Spool implements SpoolPort {
    */
   static open(dir: string, options: SpoolOptions, logger: Logger): Spool {
     const spool = new Spool(dir, options, logger);
-    spool.lastOpenTry = spool.now();
+    spool.lastOpenTry = spool.mono();
     const opened = spool.openDatabase();
     if (opened === 'in-use') {
       throw new SpoolInUseError(
@@ -294,6 +310,7 @@ export class Spool implements SpoolPort {
     }
     this.lastSeq = seq;
     const batch: SpooledBatch = { seq, createdAt, body: view };
+    this.age.stamp(seq);
     if (this.pendingGap) {
       batch.gapBefore = this.pendingGap;
       this.pendingGap = undefined;
@@ -462,7 +479,9 @@ export class Spool implements SpoolPort {
       depth: this.disk.depth + this.memory.depth + this.queued.length + this.unnumbered.length,
       bytes: this.disk.bytes + this.memory.bytes + this.queuedBytes + this.unnumberedBytes,
       dropped: this.dropped,
-      oldestAgeMs: oldest ? Math.max(0, this.now() - oldest.createdAt) : 0,
+      oldestAgeMs: oldest
+        ? Math.max(0, Math.round(this.age.ageOf(oldest.seq, oldest.createdAt)))
+        : 0,
       lastSeq: this.lastSeq,
       diskOk: this.diskOk,
       markOk: this.markOk,
@@ -724,6 +743,7 @@ export class Spool implements SpoolPort {
     this.setAsideCount = Math.max(this.setAsideCount, meta('set_aside'), salvaged?.setAside ?? 0);
     this.deadDropped = Math.max(this.deadDropped, meta('dead_letters_dropped'));
     this.corruptMoved = Math.max(this.corruptMoved, meta('corrupt_moved') + (salvaged ? 1 : 0));
+    this.age.resume(disk.readMeta('age_clock'));
     const storedGap = parseGap(disk.readMeta('pending_gap'));
     if (storedGap) this.pendingGap = mergeGap(this.pendingGap, storedGap);
 
@@ -843,8 +863,8 @@ export class Spool implements SpoolPort {
    */
   private writeMark(change: Partial<SeqMark>): boolean {
     if (!this.markFile) {
-      if (this.now() - this.lastMarkTry < DISK_RETRY_MS && this.lastMarkTry > 0) return false;
-      this.lastMarkTry = this.now();
+      if (this.mono() - this.lastMarkTry < DISK_RETRY_MS && this.lastMarkTry > 0) return false;
+      this.lastMarkTry = this.mono();
       this.openMark();
       if (!this.markFile) return false;
     }
@@ -910,8 +930,8 @@ export class Spool implements SpoolPort {
   private retryTick(): void {
     if (this.closed) return;
     if (!this.disk.isOpen || this.corruptSeen) {
-      if (this.now() - this.lastOpenTry >= REOPEN_MS || this.corruptSeen) {
-        this.lastOpenTry = this.now();
+      if (this.mono() - this.lastOpenTry >= REOPEN_MS || this.corruptSeen) {
+        this.lastOpenTry = this.mono();
         const corrupt = this.corruptSeen;
         if (corrupt) this.dropDatabase();
         if (this.openDatabase(corrupt) !== 'ok') this.numberFromMark();
@@ -992,7 +1012,7 @@ export class Spool implements SpoolPort {
    * returns.
    */
   private writeToDisk(batches: SpooledBatch[], lastSeq: number | undefined): boolean {
-    const meta: MetaEntry[] = [];
+    const meta: MetaEntry[] = [['age_clock', this.age.save()]];
     if (lastSeq !== undefined) meta.push(['last_seq', lastSeq]);
     if (batches.some((b) => b.gapBefore)) {
       meta.push(['dropped', this.dropped]);
@@ -1005,7 +1025,7 @@ export class Spool implements SpoolPort {
   }
 
   private diskFailed(err: unknown, op: string): void {
-    this.lastDiskTry = this.now();
+    this.lastDiskTry = this.mono();
     if (isCorruption(err)) this.corruptSeen = true;
     this.diskTrouble.failed(
       err,
@@ -1020,8 +1040,8 @@ export class Spool implements SpoolPort {
   /** While the disk is failing, try again at most once a second; move memory back on success. */
   private retryDisk(): void {
     if (this.diskOk || !this.disk.isOpen || this.corruptSeen) return;
-    if (this.now() - this.lastDiskTry < DISK_RETRY_MS) return;
-    this.lastDiskTry = this.now();
+    if (this.mono() - this.lastDiskTry < DISK_RETRY_MS) return;
+    this.lastDiskTry = this.mono();
     this.diskOk = true;
     // Nothing is queued while the disk fails: every seq assigned so far is in `pending`.
     const pending = this.memory.all();
@@ -1072,7 +1092,8 @@ export class Spool implements SpoolPort {
       const overBytes = this.disk.heldBytes + this.memory.heldBytes > this.options.maxBytes;
       const oldest = this.oldest();
       if (!oldest || oldest.seq === 0) break;
-      const tooOld = this.now() - oldest.createdAt > maxAgeMs;
+      this.age.prune(oldest.seq);
+      const tooOld = this.age.ageOf(oldest.seq, oldest.createdAt) > maxAgeMs;
       if (!overBytes && !tooOld) break;
       const outcome = this.dropOne(oldest.seq, oldest.onDisk);
       if (!outcome) break;

@@ -1,12 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import {
-  fixedPeriodMs,
-  nextDue,
-  startHealthSchedule,
-} from '../../../agent/publish/health-schedule.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { fixedPeriodMs, startHealthSchedule } from '../../../agent/publish/health-schedule.js';
 import { waitUntil } from '../../helpers/wait.js';
 
 describe('health schedule', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('runs every-S-seconds expressions (S dividing 60) on a timer, leaves the rest to node-cron', () => {
     expect(fixedPeriodMs('*/30 * * * * *')).toBe(30_000);
     expect(fixedPeriodMs('  */15  * * * * * ')).toBe(15_000);
@@ -22,14 +22,41 @@ describe('health schedule', () => {
     expect(fixedPeriodMs('* * * * *')).toBeUndefined();
   });
 
-  it('puts fires on the wall-clock multiples of the period, skips missed ones, never fires twice', () => {
-    expect(nextDue(30_000, 1_000_012_345)).toBe(1_000_020_000);
-    // Exactly on a multiple: the next one.
-    expect(nextDue(30_000, 1_000_020_000)).toBe(1_000_050_000);
-    // The timer ran a little early (wall clock behind the monotonic one): the next slot.
-    expect(nextDue(30_000, 1_000_019_999, 1_000_020_000)).toBe(1_000_050_000);
-    // Ran late by more than a period: slots in between are skipped, not run back to back.
-    expect(nextDue(30_000, 1_000_095_000, 1_000_020_000)).toBe(1_000_110_000);
+  it('puts fires on the wall-clock multiples of the period, never twice, skipping missed ones', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    vi.setSystemTime(1_000_012_345);
+    const fires: number[] = [];
+    const schedule = startHealthSchedule('*/30 * * * * *', () => fires.push(Date.now()));
+    await vi.advanceTimersByTimeAsync(65_000);
+    expect(fires).toEqual([1_000_020_000, 1_000_050_000]);
+    await schedule.stop();
+  });
+
+  // Periods follow the monotonic clock: a step of the wall clock neither stops nor bunches them.
+  it.each([
+    ['*/5 * * * * *', 'back', -3_600_000],
+    ['*/5 * * * * *', 'forward', 3_600_000],
+    ['*/5 * * * * *', 'back by less than a period', -3_000],
+    ['0-59/5 * * * * *', 'back', -3_600_000],
+    ['0-59/5 * * * * *', 'forward', 3_600_000],
+  ])('"%s" keeps its period when the clock steps %s', async (expression, _what, stepMs) => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    vi.setSystemTime(Date.UTC(2026, 2, 1, 12, 0, 1));
+    const fires: number[] = [];
+    const schedule = startHealthSchedule(expression, () => fires.push(performance.now()));
+    try {
+      await vi.advanceTimersByTimeAsync(12_000);
+      expect(fires).toHaveLength(2);
+      vi.setSystemTime(Date.now() + stepMs);
+      await vi.advanceTimersByTimeAsync(30_000);
+      // One report in every 5 s after the step (one period may be cut or stretched once).
+      expect(fires.length).toBeGreaterThanOrEqual(7);
+      const gaps = fires.slice(1).map((t, i) => t - fires[i]);
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(10_000);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(2_500);
+    } finally {
+      await schedule.stop();
+    }
   });
 
   it.each(['* * * * * *', '0-59 * * * * *'])(

@@ -217,6 +217,38 @@ describe('cronTicks', () => {
     expect((await ticks.next()).done).toBe(true);
   });
 
+  it.each([
+    ['back', -3_600_000],
+    ['forward', 3_600_000],
+  ])('keeps ticking every period when the wall clock steps %s', async (_what, stepMs) => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    vi.setSystemTime(Date.UTC(2026, 0, 1, 0, 0, 0, 500));
+    const abort = new AbortController();
+    let skipped = 0;
+    const ticks = cronTicks('*/2 * * * * *', {
+      signal: abort.signal,
+      onSkip: (n) => (skipped += n),
+    });
+    const seen: number[] = [];
+    const pull = async () => {
+      const next = ticks.next();
+      await vi.advanceTimersByTimeAsync(2_000);
+      seen.push((await next).value as number);
+    };
+    await pull();
+    vi.setSystemTime(Date.now() + stepMs);
+    // Each pull waits one period of monotonic time: every one gets its tick.
+    for (let i = 0; i < 5; i++) await pull();
+    expect(seen).toHaveLength(6);
+    const after = seen.slice(2);
+    expect(
+      after.every((t) => Math.abs(t - (Date.UTC(2026, 0, 1, 0, 0, 2) + stepMs)) < 20_000),
+    ).toBe(true);
+    expect(skipped).toBe(0);
+    abort.abort();
+    expect((await ticks.next()).done).toBe(true);
+  });
+
   it('keeps only the latest due time for a consumer that is late, counting the rest as skipped', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     vi.setSystemTime(Date.UTC(2026, 0, 1, 0, 0, 0, 500));
