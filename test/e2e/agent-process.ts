@@ -87,4 +87,6 @@ export interface TelemetryWindow {
   mean: number | null;
   min: number | null;
   max: number | null;
+  /** Counts of flagged readings (docs/payload.md); present when any was flagged. */
+  flags?: { range?: number; stuck?: number; spike?: number; powerOn?: number };
 }
