@@ -76,6 +76,7 @@ import {
 import { until } from './lib/subscriber-process.js';
 import { spoolWrites, type SpoolWrites } from './lib/spool-writes.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
+import { cleanUp, cleanups, load, r1, r2 } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_FOOTPRINT_QUICK === '1';
@@ -172,16 +173,6 @@ interface AgentBuild {
   root: string;
   /** Node flags after the agent's (a later V8 flag wins). */
   nodeArgs: string[];
-}
-
-const r1 = (x: number) => Math.round(x * 10) / 10;
-const r2 = (x: number) => Math.round(x * 100) / 100;
-const load = () => os.loadavg().map(r2);
-
-/** Children and servers to end whatever happens; run in reverse order of creation. */
-const cleanups: (() => Promise<void>)[] = [];
-async function cleanUp(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 }
 
 // --- measured processes ---------------------------------------------------------------

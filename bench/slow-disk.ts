@@ -37,7 +37,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { AGENT_NODE_FLAGS } from '../agent/ops/node-flags.js';
 import { sleep } from '../drivers/time.js';
@@ -67,6 +66,7 @@ import {
 } from './lib/strace.js';
 import { until } from './lib/subscriber-process.js';
 import { readingsBetween, windowTally, type WindowTallies } from './lib/window-tally.js';
+import { cleanUp, cleanups, load, r1, r2 } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_SLOW_DISK_QUICK === '1';
@@ -141,16 +141,6 @@ const DEFAULT_RUN =
   !QUICK &&
   Object.keys(env).every((k) => !k.startsWith('BENCH_SLOW_DISK_') || k === 'BENCH_SLOW_DISK_DIR');
 const WRITE_DOCS = env.BENCH_SLOW_DISK_WRITE ? env.BENCH_SLOW_DISK_WRITE === '1' : DEFAULT_RUN;
-
-const r1 = (x: number) => Math.round(x * 10) / 10;
-const r2 = (x: number) => Math.round(x * 100) / 100;
-const load = () => os.loadavg().map(r2);
-
-/** Children to end whatever happens; run in reverse order of creation. */
-const cleanups: (() => Promise<void>)[] = [];
-async function cleanUp(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-}
 
 // --- one run ----------------------------------------------------------------------------
 

@@ -1,0 +1,16 @@
+/**
+ * What every process-level bench needs: rounding for its report, the load average it ran
+ * under, and one place to register the children and servers to end whatever happens.
+ */
+import os from 'node:os';
+
+export const r1 = (x: number) => Math.round(x * 10) / 10;
+export const r2 = (x: number) => Math.round(x * 100) / 100;
+/** The 1, 5 and 15 minute load averages, rounded. */
+export const load = () => os.loadavg().map(r2);
+
+/** Children and servers to end whatever happens; run in reverse order of creation. */
+export const cleanups: (() => Promise<void>)[] = [];
+export async function cleanUp(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+}
