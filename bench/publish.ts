@@ -10,7 +10,9 @@
  *   4. the agent's own process through a 60 s outage at 10,000 readings/s (bench/lib/
  *      agent-outage.ts): the RSS figure for issue #5, like with like, and zero loss.
  * Prints JSON. Default in-process outage 30 s (BENCH_OUTAGE_SEC); the agent's, 60 s
- * (BENCH_AGENT_OUTAGE_SEC). Phase 4 runs dist/agent/cli.js: `npm run build` first.
+ * (BENCH_AGENT_OUTAGE_SEC). Phase 4 runs dist/agent/cli.js: `npm run build` first. The
+ * in-process phases run the spool in its own thread as the agent does (BENCH_SPOOL=inline:
+ * on the bench's main thread, for a side-by-side of the two).
  *
  *   npx tsx bench/publish.ts
  */
@@ -27,6 +29,8 @@ import { configSchema } from '../agent/config/schema.js';
 import { silentLogger } from '../agent/ops/logger.js';
 import { TelemetryPublisher } from '../agent/publish/publisher.js';
 import { Spool } from '../agent/publish/spool/spool.js';
+import { SpoolClient } from '../agent/publish/spool/spool-client.js';
+import type { SpoolPort } from '../agent/publish/spool/spool-port.js';
 import { agentOutage } from './lib/agent-outage.js';
 import { procCpuMs } from './lib/machine.js';
 import { repoRoot } from './lib/repo-root.js';
@@ -54,6 +58,11 @@ const SYNC = process.env.BENCH_SYNC === 'normal' ? 'normal' : 'full';
  * fsync) or `main` (the bench's main thread, with the publisher).
  */
 const PRODUCER = process.env.BENCH_PRODUCER === 'main' ? 'main' : 'worker';
+/**
+ * Where the in-process phases run the spool: `thread` (default: its own worker thread through
+ * SpoolClient, as the agent does) or `inline` (the Spool on the bench's main thread).
+ */
+const SPOOL_MODE = process.env.BENCH_SPOOL === 'inline' ? 'inline' : 'thread';
 
 /**
  * Which phases run (comma-separated): batched, agentSide, naive, outage (in-process),
@@ -200,16 +209,16 @@ async function subscriber(
   return subscriberProcess(SUBSCRIBER_SOURCE, [url, clientId, topic, mode], tally);
 }
 
-function makePublisher(url: string, stateDir: string, gateway: string) {
+async function makePublisher(url: string, stateDir: string, gateway: string) {
   const mqttConfig = configSchema.parse({
     gateway: { id: gateway },
     mqtt: { url, inflight: INFLIGHT },
   }).mqtt;
-  const spool = Spool.open(
-    stateDir,
-    { maxBytes: 256 << 20, maxAgeSec: 86400, synchronous: SYNC },
-    silentLogger,
-  );
+  const options = { maxBytes: 256 << 20, maxAgeSec: 86400, synchronous: SYNC } as const;
+  const spool: SpoolPort & { close(): unknown } =
+    SPOOL_MODE === 'thread'
+      ? await SpoolClient.open(stateDir, options, silentLogger)
+      : Spool.open(stateDir, options, silentLogger);
   const publisher = new TelemetryPublisher({
     gateway,
     mqtt: mqttConfig,
@@ -225,7 +234,7 @@ function makePublisher(url: string, stateDir: string, gateway: string) {
 async function batched(url: string, dir: string, brokerPid: number | undefined) {
   const batches = Math.ceil(E2E_READINGS / READINGS_PER_BATCH);
   const sub = await subscriber(url, 'bench-e2e', 'edge/e2e/telemetry', 'telemetry');
-  const { spool, publisher } = makePublisher(url, join(dir, 'e2e'), 'e2e');
+  const { spool, publisher } = await makePublisher(url, join(dir, 'e2e'), 'e2e');
   publisher.start();
   await until(() => publisher.stats().connected, 10_000);
   await sleep(100); // a fresh subscriber CPU figure
@@ -253,13 +262,14 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
   const perBatch = (ms: number) => Math.round((ms / batches) * 100) / 100;
   const commits = spool.stats().commits;
   await publisher.stop({ drainMs: 2000 });
-  spool.close();
+  await spool.close();
   await sub.close();
   return {
     readings: batches * READINGS_PER_BATCH,
     readingsPerBatch: READINGS_PER_BATCH,
     inflight: INFLIGHT,
     spoolSynchronous: SYNC,
+    spool: SPOOL_MODE,
     producer: PRODUCER,
     batches,
     meanBatchBytes: Math.round(bytes / batches),
@@ -291,7 +301,7 @@ async function batched(url: string, dir: string, brokerPid: number | undefined) 
 async function produceInWorker(
   batches: number,
   submit: (body: Uint8Array) => void,
-  spool: Spool,
+  spool: SpoolPort,
 ): Promise<number> {
   const source = `
     const { parentPort, workerData } = require('node:worker_threads');
@@ -341,7 +351,7 @@ async function produceInWorker(
 async function agentSide(url: string, dir: string, brokerPid: number | undefined) {
   const batches = Math.ceil(E2E_READINGS / READINGS_PER_BATCH);
   const bodies = Array.from({ length: 8 }, () => encodeBatch(READINGS_PER_BATCH));
-  const { spool, publisher } = makePublisher(url, join(dir, 'agent-side'), 'agent-side');
+  const { spool, publisher } = await makePublisher(url, join(dir, 'agent-side'), 'agent-side');
   publisher.start();
   await until(() => publisher.stats().connected, 10_000);
   const cpu0 = { own: ownCpuMs(), broker: procCpuMs(brokerPid) };
@@ -357,7 +367,7 @@ async function agentSide(url: string, dir: string, brokerPid: number | undefined
   const brokerMs = procCpuMs(brokerPid) - cpu0.broker;
   const commits = spool.stats().commits;
   await publisher.stop({ drainMs: 2000 });
-  spool.close();
+  await spool.close();
   const perBatch = (ms: number) => Math.round((ms / batches) * 100) / 100;
   return {
     batches,
@@ -410,7 +420,7 @@ async function naive(url: string) {
 
 async function outage(broker: Awaited<ReturnType<typeof mosquitto>>, dir: string) {
   const sub = await subscriber(broker.url, 'bench-outage', 'edge/outage/telemetry', 'telemetry');
-  const { spool, publisher } = makePublisher(broker.url, join(dir, 'outage'), 'outage');
+  const { spool, publisher } = await makePublisher(broker.url, join(dir, 'outage'), 'outage');
   publisher.start();
   await until(() => publisher.stats().connected, 10_000);
   // Steady load: 10,000 readings/s as 4 batches of 2,500 per second.
@@ -464,7 +474,7 @@ async function outage(broker: Awaited<ReturnType<typeof mosquitto>>, dir: string
   const lastSeq = spool.stats().lastSeq;
   await publisher.stop({ drainMs: 10_000 });
   await until(() => sub.tally.seqs >= lastSeq, 60_000);
-  spool.close();
+  await spool.close();
   await sub.close();
   const accumulationRate = accumulatedBatches / outageSeconds;
   // Net drain: the backlog plus what kept arriving, over the time it took.
