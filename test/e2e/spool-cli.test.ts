@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../agent/ops/logger.js';
 import { Spool } from '../../agent/publish/spool/spool.js';
+import { spawnMosquitto } from '../helpers/mosquitto.js';
+import { startSubscriber } from '../helpers/subscriber.js';
 import { CLI, startAgent, type AgentProcess } from './agent-process.js';
 
 const root = mkdtempSync(join(tmpdir(), 'edge-spool-cli-'));
@@ -188,5 +190,66 @@ describe('edge-agent spool while the agent runs', () => {
     agent = undefined;
     // Nothing was changed by the refused commands: both dead letters are still there.
     expect(status(dir)).toMatchObject({ deadLetters: 2, requeued: 0, discarded: 0 });
+  }, 60_000);
+});
+
+describe('a requeued dead letter, as a subscriber sees it', () => {
+  let agent: AgentProcess | undefined;
+  const closers: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    agent?.kill('SIGKILL');
+    await agent?.exited();
+    agent = undefined;
+    for (const c of closers.splice(0).reverse()) await c();
+  });
+
+  it('is published under its own seq with its bytes when the agent starts; the next batch names it as set aside', async () => {
+    const broker = await spawnMosquitto();
+    closers.push(() => broker.close());
+    const sub = await startSubscriber({ url: broker.url, topics: ['edge/gw/telemetry'] });
+    closers.push(() => sub.close());
+    const dir = join(root, 'published');
+    const spool = Spool.open(dir, OPTS, silentLogger);
+    const created = Date.now() - 60_000;
+    for (let seq = 1; seq <= 3; seq++)
+      await spool.append(Buffer.from(`{"windows":[],"marker":"batch-${seq}"}`), created);
+    spool.ack(1);
+    spool.ack(2);
+    expect(spool.setAside(3, 'packet too large (0x95)')).toBe(true);
+    spool.close();
+
+    expect(cli(['spool', 'requeue', '3', '--state-dir', dir]).status).toBe(0);
+    agent = startAgent([
+      'simulate',
+      '--broker',
+      broker.url,
+      '--gateway',
+      'gw',
+      '--state-dir',
+      dir,
+      '--window',
+      '500',
+    ]);
+    await sub.waitFor(
+      (s) => s.telemetrySeqs().includes(3) && s.telemetrySeqs().includes(4),
+      30_000,
+      'seq 3 (requeued) and seq 4 (the first new batch)',
+    );
+    const bySeq = (seq: number) => sub.on('telemetry').find((m) => m.json?.seq === seq)!.json!;
+    expect(bySeq(3)).toMatchObject({
+      seq: 3,
+      gateway: 'gw',
+      createdAt: created,
+      marker: 'batch-3',
+    });
+    expect(bySeq(3).dropped).toBeUndefined();
+    const three = sub
+      .on('telemetry')
+      .find((m) => m.json?.seq === 3)!
+      .payload.toString();
+    expect(three.endsWith('"windows":[],"marker":"batch-3"}')).toBe(true);
+    // The set-aside note was still pending when the seq was requeued: it is not withdrawn.
+    expect(bySeq(4).dropped).toEqual({ count: 1, firstSeq: 3, lastSeq: 3, reason: 'set-aside' });
+    expect(sub.telemetrySeqs().filter((s) => s < 3)).toEqual([]);
   }, 60_000);
 });
