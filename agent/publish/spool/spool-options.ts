@@ -1,7 +1,7 @@
 /**
  * The spool's options (the config's `spool` section, as the agent passes them) and the
- * figures it reports (health topic `spool`, `edge-agent spool status`). Kept apart from
- * spool.ts so that readers of the figures need not load SQLite.
+ * figures it reports (the health topic's `spool`). Kept apart from spool.ts so that readers
+ * of the figures need not load SQLite.
  */
 import type { AgeClock } from './age-clock.js';
 import type { DiskFailover } from './disk-failover.js';
