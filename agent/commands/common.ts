@@ -5,6 +5,9 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
+/** The service's configuration file: `run`'s default, and where `spool` finds the state dir. */
+export const DEFAULT_CONFIG = '/etc/edge-agent/config.yaml';
+
 /** Raised for a bad command line; the CLI prints it with the usage and exits 2. */
 export class UsageError extends Error {
   override name = 'UsageError';

@@ -109,6 +109,27 @@ const COMMANDS: Record<string, Command> = {
     },
     run: async (v) => (await import('./tail.js')).tailCommand(v),
   },
+  spool: {
+    summary: 'a stopped agent’s spool: status, dead letters, requeue or delete them',
+    usage:
+      'edge-agent spool status | dead-letters | requeue SEQ…|--all | drop SEQ…|--all [--state-dir DIR] [--config FILE] [--json]',
+    options: {
+      'state-dir': { type: 'string' },
+      config: { type: 'string', short: 'c' },
+      all: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    help: {
+      'state-dir':
+        'the agent’s state directory (default: the configuration’s spool.dir, else $STATE_DIRECTORY, else ./state)',
+      config:
+        'configuration file giving spool.dir (default /etc/edge-agent/config.yaml if present)',
+      all: 'requeue or drop every dead letter',
+      json: 'status and dead-letters as JSON',
+    },
+    positionals: { min: 1, max: 10_000 },
+    run: async (v, p, output) => (await import('./spool.js')).spoolCommand(v, p, output),
+  },
 };
 
 function commandHelp(name: string, cmd: Command): string {

@@ -2,11 +2,15 @@ import { configWarnings, loadConfigFile } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
 import { hardwareSeams } from '../../drivers/seams.js';
-import { EXIT_OK, stringOption, type CommandContext, type OptionValues } from './common.js';
+import {
+  DEFAULT_CONFIG,
+  EXIT_OK,
+  stringOption,
+  type CommandContext,
+  type OptionValues,
+} from './common.js';
 import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { resolveStateDir } from './state-dir.js';
-
-export const DEFAULT_CONFIG = '/etc/edge-agent/config.yaml';
 
 /** `edge-agent run [--config FILE]`: the service. */
 export async function runCommand(values: OptionValues, { stops }: CommandContext): Promise<number> {

@@ -18,9 +18,14 @@ const REASONS: Record<string, string> = {
 };
 
 /** --state-dir, then config spool.dir, then systemd's $STATE_DIRECTORY, then ./state. */
-export function resolveStateDir(configured: string | undefined, flag: string | undefined): string {
+export function stateDirPath(configured: string | undefined, flag: string | undefined): string {
   const first = process.env.STATE_DIRECTORY?.split(':')[0];
-  const dir = resolve(flag ?? configured ?? (first || 'state'));
+  return resolve(flag ?? configured ?? (first || 'state'));
+}
+
+/** The state directory (stateDirPath), created when missing. */
+export function resolveStateDir(configured: string | undefined, flag: string | undefined): string {
+  const dir = stateDirPath(configured, flag);
   try {
     makeDirectory(dir);
   } catch (err) {

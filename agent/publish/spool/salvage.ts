@@ -16,18 +16,16 @@ import { parseGap, type GapNote } from './gap-note.js';
 import { syncDir } from './seq-mark.js';
 import {
   cellPayload,
-  decodeRecord,
   leafCells,
   openImage,
   readSchema,
-  recordTypes,
   tableColumns,
   tableLeaves,
   type ByteSource,
   type LeafCell,
   type PageImage,
-  type SqlValue,
 } from './sqlite-pages.js';
+import { decodeRecord, recordTypes, type SqlValue } from './sqlite-record.js';
 
 /** SQLite result codes that mean the file itself is damaged. */
 export function isCorruption(err: unknown): boolean {

@@ -29,7 +29,7 @@ import type {
 } from './spool-protocol.js';
 import type { SpoolPort } from './spool-port.js';
 import { SpoolInUseError } from './spool-errors.js';
-import type { SpoolStats } from './spool.js';
+import type { SpoolStats } from './spool-options.js';
 import type { SpooledBatch } from './store.js';
 
 /** Batches asked for per read (at least what the caller asked for). */

@@ -6,7 +6,7 @@
  * answers from what the worker has sent so far and asks for more, and `onCommitted` fires
  * again when more arrives, so a caller that pumps on `onCommitted` needs no change.
  */
-import type { SpoolStats } from './spool.js';
+import type { SpoolStats } from './spool-options.js';
 import type { SpooledBatch } from './store.js';
 
 export interface SpoolPort {

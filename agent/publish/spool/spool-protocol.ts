@@ -1,5 +1,5 @@
 /** Messages between SpoolClient (main thread) and the spool worker thread (spool-thread.ts). */
-import type { SpoolOptions, SpoolStats } from './spool.js';
+import type { SpoolOptions, SpoolStats } from './spool-options.js';
 
 /** What crosses to the thread: data only, no clocks (those are for in-thread tests). */
 export type SpoolThreadOptions = Omit<SpoolOptions, 'now' | 'monotonic'>;

@@ -15,10 +15,7 @@
  *   a payload over U - 35 keeps only a local part here, followed by the u32 first overflow
  *   page; each overflow page is a u32 next page (0 = last) and U - 4 bytes of payload.
  * - Table interior cell: u32 left child, varint key.
- * - Record: varint header size, one varint serial type per column, then the values:
- *   0 NULL, 1-6 big-endian signed ints of 1, 2, 3, 4, 6, 8 bytes, 7 float64, 8 and 9 the
- *   integers 0 and 1, even N >= 12 a blob of (N - 12) / 2 bytes, odd N >= 13 text of
- *   (N - 13) / 2 bytes. An INTEGER PRIMARY KEY column is stored as NULL (the rowid is it).
+ * - Records: sqlite-record.ts.
  * - Freelist trunk page: u32 next trunk, u32 count, that many u32 free (leaf) pages.
  * - WAL (`-wal`): a 32-byte header (magic 0x377f0682 or 0x377f0683 — the low bit says the
  *   checksums read words big-endian —, version, page size, checkpoint seq, salt-1, salt-2,
@@ -28,6 +25,9 @@
  *   up to the last valid commit frame were committed. The latest committed frame of a page
  *   replaces that page of the main file.
  */
+import { decodeRecord, readVarint } from './sqlite-record.js';
+
+export { decodeRecord, readVarint } from './sqlite-record.js';
 
 /** Bytes read at an offset; `read` returns fewer at the end (never throws for a valid range). */
 export interface ByteSource {
@@ -41,8 +41,6 @@ export function bufferSource(bytes: Buffer): ByteSource {
     read: (offset, length) => bytes.subarray(offset, Math.min(bytes.length, offset + length)),
   };
 }
-
-export type SqlValue = null | number | bigint | string | Buffer;
 
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 export const DEFAULT_PAGE_SIZE = 4096;
@@ -72,19 +70,6 @@ export function parseHeader(page1: Buffer): DbHeader | undefined {
   const reserved = page1[20];
   if (!validPageSize(pageSize) || pageSize - reserved < 480) return undefined;
   return { pageSize, reserved, freelistTrunk: page1.readUInt32BE(32) };
-}
-
-/** Read a varint at `at`: [value, bytes used], undefined when it runs past the buffer. */
-export function readVarint(b: Buffer, at: number): [number, number] | undefined {
-  let v = 0;
-  for (let i = 0; i < 8; i++) {
-    if (at + i >= b.length) return undefined;
-    const byte = b[at + i];
-    v = v * 128 + (byte & 0x7f);
-    if ((byte & 0x80) === 0) return [v, i + 1];
-  }
-  if (at + 8 >= b.length) return undefined;
-  return [v * 256 + b[at + 8], 9];
 }
 
 export interface WalIndex {
@@ -367,61 +352,6 @@ export function cellPayload(
     next = b.readUInt32BE(0);
   }
   return Buffer.concat(parts, cell.payloadSize);
-}
-
-/** Bytes a value of this serial type takes; undefined for the reserved types 10 and 11. */
-function serialSize(t: number): number | undefined {
-  if (t <= 4) return t;
-  if (t === 5) return 6;
-  if (t === 6 || t === 7) return 8;
-  if (t === 8 || t === 9) return 0;
-  if (t >= 12) return Math.floor((t - 12) / 2);
-  return undefined;
-}
-
-/** The serial types of a record, read from its header; undefined when it is malformed. */
-export function recordTypes(payload: Buffer): number[] | undefined {
-  const hs = readVarint(payload, 0);
-  if (!hs || hs[0] < hs[1] || hs[0] > payload.length) return undefined;
-  const types: number[] = [];
-  for (let at = hs[1]; at < hs[0];) {
-    const t = readVarint(payload, at);
-    if (!t || serialSize(t[0]) === undefined) return undefined;
-    types.push(t[0]);
-    at += t[1];
-  }
-  return types;
-}
-
-/** A record's values; undefined when its header or lengths do not fit the payload. */
-export function decodeRecord(payload: Buffer): SqlValue[] | undefined {
-  const types = recordTypes(payload);
-  if (!types) return undefined;
-  let at = readVarint(payload, 0)![0];
-  const values: SqlValue[] = [];
-  for (const t of types) {
-    const n = serialSize(t)!;
-    if (at + n > payload.length) return undefined;
-    values.push(valueOf(payload, at, t, n));
-    at += n;
-  }
-  return at === payload.length ? values : undefined;
-}
-
-function valueOf(b: Buffer, at: number, t: number, n: number): SqlValue {
-  if (t === 0) return null;
-  if (t === 8) return 0;
-  if (t === 9) return 1;
-  if (t === 7) return b.readDoubleBE(at);
-  if (t === 6) {
-    const v = b.readBigInt64BE(at);
-    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(v)
-      : v;
-  }
-  if (t <= 5) return b.readIntBE(at, n);
-  const bytes = b.subarray(at, at + n);
-  return t % 2 === 0 ? bytes : bytes.toString('utf8');
 }
 
 export interface SchemaEntry {

@@ -17,6 +17,7 @@
  * A store that cannot reach its storage reports it (the SQLite store through the callback it
  * is given) and returns what it did: false, undefined, or the rows it could read.
  */
+import type { Logger } from '../../ops/logger.js';
 import type { GapNote } from './gap-note.js';
 
 export interface SpooledBatch {
@@ -70,3 +71,72 @@ export interface BatchStore {
   /** Remove a dead letter; false when the storage failed. */
   dropDeadLetter(seq: number): boolean;
 }
+
+/** A meta row written in the same transaction as the rows. */
+export type MetaEntry = readonly [key: string, value: number | string];
+
+/** A row read back from a damaged database, to import into a new one. */
+export interface ImportedRow {
+  seq: number;
+  createdAt: number;
+  body: Buffer;
+  gap: string | null;
+}
+
+/** What opening a durable store found: 'in-use' (another process holds it), 'corrupt'. */
+export type OpenResult = 'ok' | 'in-use' | 'corrupt';
+
+export interface DurableStoreOptions {
+  synchronous?: 'full' | 'normal';
+  /** Store bodies deflated where that makes them smaller (default true). */
+  deflate?: boolean;
+  logger: Logger;
+  /** A storage failure during a BatchStore method (the method then returns what it did). */
+  failed: (err: unknown, op: string) => void;
+}
+
+/**
+ * The store the spool keeps its rows in normally, in its state directory: SQLite
+ * (sqlite-store.ts) in the agent. Besides the BatchStore rows it keeps meta values, defers
+ * the DELETE of acknowledged rows to the next `write` (`pendingDeletes`) and may keep a copy
+ * of rows just written (`retainRecent`). The methods used while opening (`open`, `load`,
+ * `readMeta`, `setMeta`, `importRows`) throw; the others report through `failed`.
+ */
+export interface DurableStore extends BatchStore {
+  readonly path: string;
+  readonly isOpen: boolean;
+  /** Acknowledged rows whose DELETE waits for the next write. */
+  readonly pendingDeletes: number;
+  open(): OpenResult;
+  /** Count the rows of the open store; its batch count, bytes and highest seq. */
+  load(): { depth: number; bytes: number; maxSeq: number | null };
+  readMeta(key: string): unknown;
+  /** Meta rows in one transaction; `next` is the next seq (for unsent_from). */
+  setMeta(entries: readonly MetaEntry[], next: number): void;
+  /** Acknowledged seqs whose DELETE is pending. */
+  pendingAckSeqs(): number[];
+  /** Insert salvaged rows, except those acknowledged meanwhile; the seqs inserted. */
+  importRows(rows: readonly ImportedRow[]): number[];
+  /** The pending DELETEs, the batches and `meta` in one transaction; false when it failed. */
+  write(batches: readonly SpooledBatch[], meta?: readonly MetaEntry[]): boolean;
+  setAside(
+    seq: number,
+    reason: string,
+    at: number,
+    meta?: readonly MetaEntry[],
+  ): DeadLetter | 'failed' | undefined;
+  /** The copy of a row kept by retainRecent, if any. */
+  cached(seq: number): SpooledBatch | undefined;
+  /** Write one meta row now. */
+  recordMeta(key: string, value: number | string): void;
+  retainRecent(on: boolean): void;
+  forgetRecent(): void;
+  syncMode(): 'full' | 'normal' | 'off' | 'extra' | undefined;
+  /** Close whatever state it is in; `forget` when the file is going away (moved aside). */
+  release(forget: boolean): void;
+  /** Close; throws when the storage reports a failure. */
+  close(): void;
+}
+
+/** Makes the spool's durable store for a state directory (the agent: SqliteStore). */
+export type OpenDurableStore = (dir: string, options: DurableStoreOptions) => DurableStore;
