@@ -3,8 +3,9 @@
  * one Modbus TCP server on 127.0.0.1 per configured host and port, serving the registers
  * the sensors read (their unit ids, addresses, scale and signedness), and one HTTP server
  * answering each configured URL with a JSON body that holds a value at each configured
- * path. The sensors come back pointed at these servers, so `simulate` never reaches a
- * device on the network; the drivers' own code (MBAP, PDU, HTTP, JSON path) runs unchanged.
+ * path. The enabled sensors come back pointed at these servers, so `simulate` never reaches
+ * a device on the network; the drivers' own code (MBAP, PDU, HTTP, JSON path) runs unchanged.
+ * A disabled sensor is never read, so it gets no stand-in.
  */
 import type { SensorConfig, SensorConfigOf } from '../../drivers/registry.js';
 import { registerRaw } from '../../drivers/modbus-pdu.js';
@@ -49,6 +50,7 @@ export async function simulateNetworkDevices(
     const http = await httpStandIn(sensors, closers, replaced);
     for (let i = 0; i < out.length; i++) {
       const s = out[i];
+      if (!s.enabled) continue;
       if (s.driver === 'modbus-tcp') out[i] = { ...s, host: '127.0.0.1', port: modbus(s) };
       if (s.driver === 'http-json') out[i] = { ...s, url: http(s) };
     }
@@ -75,7 +77,7 @@ async function modbusStandIns(
 ): Promise<(s: ModbusTcpSensor) => number> {
   const byEndpoint = new Map<string, ModbusTcpSensor[]>();
   for (const s of sensors) {
-    if (s.driver !== 'modbus-tcp') continue;
+    if (s.driver !== 'modbus-tcp' || !s.enabled) continue;
     byEndpoint.set(endpointOf(s), [...(byEndpoint.get(endpointOf(s)) ?? []), s]);
   }
   const ports = new Map<string, number>();
@@ -107,7 +109,7 @@ async function httpStandIn(
 ): Promise<(s: HttpJsonSensor) => string> {
   const byUrl = new Map<string, HttpJsonSensor[]>();
   for (const s of sensors) {
-    if (s.driver === 'http-json') byUrl.set(s.url, [...(byUrl.get(s.url) ?? []), s]);
+    if (s.driver === 'http-json' && s.enabled) byUrl.set(s.url, [...(byUrl.get(s.url) ?? []), s]);
   }
   if (byUrl.size === 0) return () => '';
   const documents = new Map<string, (t: number) => unknown>();

@@ -83,8 +83,12 @@ describe('simulateNetworkDevices (simulate --config)', () => {
     }
   });
 
-  it('leaves a config without network sensors as it is, with nothing started', async () => {
-    const sensors = [sensorSchema.parse(entries[0])];
+  it('leaves the other sensors and disabled network ones as they are, with nothing started', async () => {
+    const sensors = [
+      entries[0],
+      { ...entries[1], enabled: false },
+      { ...entries[3], enabled: false },
+    ].map((e) => sensorSchema.parse(e));
     devices = await simulateNetworkDevices(sensors);
     expect(devices.sensors).toEqual(sensors);
     expect(devices.replaced).toEqual([]);
