@@ -21,11 +21,12 @@ const help = (command: string) =>
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 const scriptMissing = spawnSync('script', ['--version']).status !== 0;
+if (scriptMissing) console.log('skipping the terminal tests: util-linux `script` is not installed');
 
 /**
  * The CLI with stdout on a pseudo-terminal, as `npm start` in a terminal runs it. Resolves
  * with everything it wrote (colours and cursor moves removed, CR LF as LF) once it exited;
- * bounded by `timeoutMs`.
+ * bounded by `timeoutMs`. Callers pass --duration: the agent ends by itself.
  */
 function onTerminal(
   args: string[],
@@ -111,7 +112,7 @@ describe('the first run', () => {
       expect(text).toMatch(/pipeline running\n(?: {4}.*\n)*? {4}drivers: "/);
       expect(text).not.toMatch(/"driver":/);
       // The embedded broker speaks 3.1.1 without ACLs: the warning for real brokers stays away.
-      expect(text).not.toMatch(/MQTT 3\.1\.1\)?[:.]|deliveryCheck|WARN/);
+      expect(text).not.toMatch(/MQTT 3\.1\.1|deliveryCheck|ACL/);
       expect(text).toContain('pipeline stopped');
     },
     90_000,
