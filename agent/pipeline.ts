@@ -133,14 +133,17 @@ export class Pipeline {
       throw err;
     }
     const enabled = this.config.sensors.filter((s) => s.enabled);
+    // One line at info; the list, which runs to thousands of sensors, at debug.
     logger.info(
       {
-        sensors: enabled.map((s) => ({ id: s.id, driver: s.driver })),
+        sensors: enabled.length,
+        drivers: [...new Set(enabled.map((s) => s.driver))].join(', '),
         gateway: this.config.gateway.id,
         stateDir,
       },
       'pipeline running',
     );
+    logger.debug({ sensors: enabled.map((s) => ({ id: s.id, driver: s.driver })) }, 'sensors');
   }
 
   /** SIGHUP: apply a new, already validated config's sensors without restarting the pipeline. */

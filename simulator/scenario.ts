@@ -12,6 +12,7 @@ import type { Logger } from '../agent/ops/logger.js';
 import type { ConfigInput } from '../agent/config/schema.js';
 import type { SensorConfig } from '../drivers/registry.js';
 import { Seams } from '../drivers/seams.js';
+import { simulateNetworkDevices } from './network/configured-devices.js';
 import { startHttpSensorServer } from './network/http-server.js';
 import { startModbusTcpSensorServer } from './network/modbus-tcp-server.js';
 import { createSerialSimulation } from './serial/scenario.js';
@@ -38,12 +39,21 @@ export interface Simulation {
   i2cBuses?: ReadonlyMap<number, SimulatedI2CBus>;
 }
 
+/**
+ * The simulated ASCII thermometers print twice per default sampling interval. The driver
+ * hands each round the newest line or waits for the next one; a device printing exactly as
+ * often as it is sampled, from the moment its port opened, makes every round wait about one
+ * interval, so its windows closed that much after the others' and came in a batch of their
+ * own (docs/payload.md).
+ */
+const ASCII_PERIOD_MS = 500;
+
 /** Unused seams still need a binding; this one has no ports. */
 const noSerial = () => new SimulatedSerialBinding();
 
 export async function startDefaultScenario(logger: Logger): Promise<Simulation> {
   const i2c = createI2CSimulation({ busNumber: 1 });
-  const serial = createSerialSimulation();
+  const serial = createSerialSimulation({ asciiPeriodMs: ASCII_PERIOD_MS });
   const onewire = await oneWireFor([
     { id: 'ds18b20-tank-top', driver: 'ds18b20', deviceId: '28-0316a2795aff' },
     { id: 'ds18b20-tank-bottom', driver: 'ds18b20', deviceId: '28-0316a2795b01' },
@@ -131,8 +141,8 @@ export async function startNetworkFleet(o: NetworkFleetOptions): Promise<Simulat
 
 /**
  * A user's config on simulated hardware: every I²C chip, serial device and DS18B20 it names
- * is created at the address / unit / id it names; network sensors keep their URLs (point
- * them at your own test servers).
+ * is created at the address / unit / id it names, and every Modbus TCP and HTTP device is
+ * served on 127.0.0.1 in place of the host it names (network/configured-devices.ts).
  */
 export interface ConfiguredSimulationOptions {
   /**
@@ -148,17 +158,29 @@ export async function simulateConfiguredSensors(
   options: ConfiguredSimulationOptions = {},
 ): Promise<Simulation> {
   const i2c = createI2CSimulation({ forSensors: sensors });
-  const onewire = await oneWireFor(sensors, options.w1Mode);
+  const network = await simulateNetworkDevices(sensors);
+  let onewire: Awaited<ReturnType<typeof oneWireFor>>;
+  try {
+    onewire = await oneWireFor(sensors, options.w1Mode);
+  } catch (err) {
+    await network.close();
+    throw err;
+  }
   const seams = new Seams(
     { openI2C: i2c.open, serialBinding: serialDevicesFor(sensors), w1Root: onewire.root },
     logger,
   );
   return {
-    sensors,
+    sensors: network.sensors,
     seams,
-    describe: () => 'devices created from the configuration',
+    describe: () =>
+      network.replaced.length === 0
+        ? 'devices created from the configuration'
+        : `devices created from the configuration; network devices simulated on loopback: ${network.replaced.join(', ')}`,
     i2cBuses: i2c.buses,
-    close: () => onewire.close(),
+    close: async () => {
+      await Promise.allSettled([onewire.close(), network.close()]);
+    },
   };
 }
 
@@ -188,7 +210,10 @@ function serialDevicesFor(sensors: readonly SensorConfig[]): SimulatedSerialBind
     if (s.driver === 'ascii-line') {
       binding.add(
         s.port,
-        new AsciiLineDevice({ signal: new Signal({ setPoint: 40, noise: 0.1, seed: seed++ }) }),
+        new AsciiLineDevice({
+          signal: new Signal({ setPoint: 40, noise: 0.1, seed: seed++ }),
+          periodMs: ASCII_PERIOD_MS,
+        }),
       );
     }
   }

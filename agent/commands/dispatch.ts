@@ -35,8 +35,12 @@ const COMMANDS: Record<string, Command> = {
   },
   simulate: {
     summary: 'run the whole agent on simulated hardware',
-    usage:
-      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID] [--state-dir DIR] [--duration SECONDS] [--window MS] [--sensors N --latency MS --interval MS] [--homeassistant] [--sparkplug]',
+    usage: [
+      'edge-agent simulate [--config FILE] [--broker URL] [--gateway ID]',
+      '           [--state-dir DIR] [--duration SECONDS] [--window MS] [--raw]',
+      '           [--homeassistant] [--sparkplug] [--verbose]',
+      '       edge-agent simulate --sensors N [--latency MS] [--interval MS] [options]',
+    ].join('\n'),
     options: {
       config: { type: 'string', short: 'c' },
       broker: { type: 'string' },
@@ -50,16 +54,17 @@ const COMMANDS: Record<string, Command> = {
       raw: { type: 'boolean' },
       homeassistant: { type: 'boolean' },
       sparkplug: { type: 'boolean' },
+      verbose: { type: 'boolean', short: 'v' },
     },
     help: {
       config:
-        'configuration file; its sensors run against the simulator (default: built-in scenario)',
+        'configuration file (default: built-in scenario); every sensor in it runs against the simulator: I²C, serial and 1-Wire devices at the addresses it names, Modbus TCP and HTTP devices on 127.0.0.1 in place of their hosts',
       broker: 'MQTT broker URL (default: an embedded broker on 127.0.0.1:1883 or a free port)',
       gateway: 'gateway id (default sim)',
       'state-dir': 'directory for the spool (default ./state)',
       duration: 'stop gracefully after this many seconds (default: run until a signal)',
       window: 'aggregation window in ms',
-      sensors: 'N simulated network sensors (the concurrency demo)',
+      sensors: 'N simulated network sensors (the concurrency demo; not with --config)',
       latency: 'their response latency in ms (default 100)',
       interval: 'their sampling interval in ms (default 1000)',
       raw: 'publish raw readings too',
@@ -67,6 +72,7 @@ const COMMANDS: Record<string, Command> = {
         'publish Home Assistant MQTT discovery and per-sensor state topics (homeassistant.enabled)',
       sparkplug:
         'also publish Sparkplug B (spBv1.0/<group>/…/<gateway>; group from the config or edge-agent)',
+      verbose: 'log at debug level, with the list of sensors at start-up',
     },
     run: async (v, _p, output) => {
       const stops = StopRequests.install();
@@ -94,7 +100,7 @@ const COMMANDS: Record<string, Command> = {
   },
   tail: {
     summary: 'subscribe and print telemetry, flagging gaps and duplicates',
-    usage: 'edge-agent tail [--broker URL] [--gateway ID]',
+    usage: 'edge-agent tail [--broker URL] [--gateway ID] [--prefix P] [--json]',
     options: {
       broker: { type: 'string' },
       gateway: { type: 'string' },
@@ -132,15 +138,35 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-function commandHelp(name: string, cmd: Command): string {
-  const lines = [`${cmd.summary}\n\nusage: ${cmd.usage}`];
-  const opts = Object.entries(cmd.help);
-  if (opts.length > 0) {
-    lines.push('\noptions:');
-    for (const [opt, text] of opts) lines.push(`  --${opt.padEnd(12)} ${text}`);
+/** Help lines stay within this many columns (a terminal's default width). */
+const HELP_WIDTH = 80;
+
+/** `text` in lines of at most `width` columns, cut at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
   }
-  lines.push(`  --${'help'.padEnd(12)} show this help`);
-  return `edge-agent ${name}: ${lines.join('\n')}`;
+  return [...lines, line];
+}
+
+function commandHelp(name: string, cmd: Command): string {
+  const lines = [`edge-agent ${name}: ${cmd.summary}\n\nusage: ${cmd.usage}`];
+  const opts = Object.entries(cmd.help);
+  if (opts.length > 0) lines.push('\noptions:');
+  const all = [...opts, ['help', 'show this help']];
+  const column = Math.max(12, ...all.map(([opt]) => opt.length));
+  const indent = ' '.repeat(column + 5);
+  for (const [opt, text] of all) {
+    const [first, ...rest] = wrap(text, HELP_WIDTH - indent.length);
+    lines.push(`  --${opt.padEnd(column)} ${first}`);
+    for (const more of rest) lines.push(`${indent}${more}`);
+  }
+  return lines.join('\n');
 }
 
 function mainHelp(): string {

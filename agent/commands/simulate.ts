@@ -25,10 +25,18 @@ import {
 } from './common.js';
 import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { startLiveView } from './live-view.js';
+import { startTelemetryEcho } from './telemetry-echo.js';
 import { resolveStateDir } from './state-dir.js';
 
 /** Sparkplug group of `simulate --sparkplug` when the config names none. */
 const SIMULATE_SPARKPLUG_GROUP = 'edge-agent';
+
+/**
+ * The embedded broker (Aedes) speaks MQTT 3.1.1 only: connect with that at once, and let the
+ * delivery check confirm that telemetry gets through, instead of the warning for brokers
+ * whose ACLs could swallow it unseen (docs/operations.md).
+ */
+const EMBEDDED_BROKER_TERMS = { protocolVersion: 4, deliveryCheck: true } as const;
 
 export async function simulateCommand(
   values: OptionValues,
@@ -57,9 +65,14 @@ export async function simulateCommand(
 
   const userConfig = configFile !== undefined ? loadConfigFile(configFile) : undefined;
   const liveView = fleetSize !== undefined;
+  const terminal = process.stdout.isTTY === true;
   // The live view owns a terminal; logs then only speak up for warnings.
   const logger = createLogger(
-    liveView && process.stdout.isTTY ? 'warn' : (userConfig?.log.level ?? 'info'),
+    values.verbose === true
+      ? 'debug'
+      : liveView && terminal
+        ? 'warn'
+        : (userConfig?.log.level ?? 'info'),
   );
   installCrashHandlers(logger);
   // Before any broker or simulated device is started: a state dir that cannot be made is
@@ -76,6 +89,7 @@ export async function simulateCommand(
   };
   try {
     let brokerUrl = stringOption(values, 'broker');
+    const embedded = brokerUrl === undefined;
     if (brokerUrl === undefined) {
       const broker = await startEmbeddedBroker();
       cleanups.push(() => broker.close());
@@ -103,7 +117,7 @@ export async function simulateCommand(
     const input: ConfigInput = {
       ...(userConfig ?? {}),
       gateway: { id: gateway ?? userConfig?.gateway.id ?? 'sim' },
-      mqtt: { ...userMqtt, url: brokerUrl },
+      mqtt: { ...userMqtt, url: brokerUrl, ...(embedded ? EMBEDDED_BROKER_TERMS : {}) },
       aggregation: {
         ...(userConfig?.aggregation ?? {}),
         ...(windowMs !== undefined ? { windowMs } : {}),
@@ -146,7 +160,15 @@ export async function simulateCommand(
         intervalMs: 1000,
         targetHz: 1000 / (intervalMs ?? 1000),
       });
+      // The last frame stays the last one drawn while sampling ran, not a stopped pipeline's.
+      stops.onStop(() => view.stop());
       cleanups.push(async () => view.stop());
+    } else if (terminal) {
+      process.stdout.write(
+        `each telemetry batch is shown below as a subscriber receives it (every ${config.aggregation.windowMs / 1000} s); Ctrl-C stops\n`,
+      );
+      const echo = startTelemetryEcho(config, (line) => void process.stdout.write(line + '\n'));
+      cleanups.push(() => echo.stop());
     }
     return await runUntilStopped(pipeline, {
       logger,

@@ -89,7 +89,8 @@ export function describeStatus(gateway: string, msg: Json | undefined): string {
   return `${gateway} status ${String(msg.state)}${extra}`;
 }
 
-function parse(payload: Buffer): Json | undefined {
+/** A JSON object payload, or undefined. */
+export function parseObject(payload: Buffer): Json | undefined {
   try {
     const v = JSON.parse(payload.toString('utf8')) as unknown;
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
@@ -166,7 +167,7 @@ export async function tailCommand(values: OptionValues): Promise<number> {
     client.on('message', (topic, payload) => {
       const where = parseGatewayTopic(prefix, topic);
       if (!where) return;
-      const msg = payload.length > 0 ? parse(payload) : undefined;
+      const msg = payload.length > 0 ? parseObject(payload) : undefined;
       if (where.kind === 'status') {
         if (json) event({ event: 'status', gateway: where.gateway, ...(msg ?? { state: null }) });
         else out(`${time()} ${describeStatus(where.gateway, msg)}`);

@@ -29,6 +29,11 @@ export interface HttpSensorServerOptions {
   port?: number;
   /** Sensor indexes 0..sensors-1 exist. Default 10,000. */
   sensors?: number;
+  /**
+   * Serve these JSON documents instead of /sensors/<i>: the body for a request path at
+   * wall-clock time t, undefined for 404.
+   */
+  documents?: (path: string, t: number) => unknown;
 }
 
 export type HttpSensorServerStats = SensorServerStats;
@@ -65,6 +70,11 @@ export async function startHttpSensorServer(
   const line = new DelayLine(options.delayMs);
   const server = http.createServer((req, res) => {
     book.requested();
+    if (options.documents) {
+      const doc = options.documents(req.url ?? '/', Date.now());
+      if (doc === undefined) return respond(res, 404, '{"error":"no such device"}');
+      return respond(res, 200, JSON.stringify(doc));
+    }
     const m = /^\/sensors\/(\d+)$/.exec(req.url ?? '');
     const index = m ? Number(m[1]) : -1;
     if (index < 0 || index >= sensors) return respond(res, 404, '{"error":"no such sensor"}');

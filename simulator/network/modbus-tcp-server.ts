@@ -22,6 +22,7 @@ import {
   encodeExceptionResponse,
   encodeReadResponse,
   registerRaw,
+  type ReadRequest,
 } from '../../drivers/modbus-pdu.js';
 import type { Quantity } from '../../drivers/types.js';
 import { DelayLine, type DelayedReply } from './delay-line.js';
@@ -44,6 +45,11 @@ export interface ModbusTcpSensorServerOptions {
   units?: number;
   /** Sensors (register blocks) per unit. Default 100. */
   sensorsPerUnit?: number;
+  /**
+   * Serve these registers instead of the XY-MD02 blocks: the raw word of (unit, address) at
+   * wall-clock time t, undefined where nothing is mapped (exception 0x02).
+   */
+  registers?: (unitId: number, address: number, t: number) => number | undefined;
 }
 
 export interface ModbusDeviceHandle {
@@ -101,6 +107,7 @@ export async function startModbusTcpSensorServer(
     for (let b = first; b <= last && !fault; b++) fault = faults.get(`${unitId}:${b}`);
     if (fault === 'timeout' || fault === 'drop' || fault === 'garbage') return fault;
     if (fault === 'exception') return encodeExceptionResponse(req.fn, 0x04);
+    if (options.registers) return mappedReply(options.registers, unitId, req);
     if (unitId < 1 || unitId > units) return encodeExceptionResponse(req.fn, 0x0b);
     if (req.start < 1 || req.quantity < 1 || req.quantity > 125 || last >= perUnit)
       return encodeExceptionResponse(req.fn, 0x02);
@@ -203,4 +210,20 @@ export async function startModbusTcpSensorServer(
         server.close(() => resolve());
       }),
   };
+}
+
+/** The reply from a register map: every register mapped, or exception 0x02. */
+function mappedReply(
+  registers: NonNullable<ModbusTcpSensorServerOptions['registers']>,
+  unitId: number,
+  req: ReadRequest,
+): Buffer {
+  const now = Date.now();
+  const regs: number[] = [];
+  for (let a = req.start; a < req.start + req.quantity; a++) {
+    const raw = registers(unitId, a, now);
+    if (raw === undefined) return encodeExceptionResponse(req.fn, 0x02);
+    regs.push(raw);
+  }
+  return encodeReadResponse(req.fn, regs);
 }

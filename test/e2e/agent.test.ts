@@ -87,8 +87,15 @@ describe('edge-agent simulate (default scenario)', () => {
     const gw = 'e2e-all';
     const sub = await subscribe(gw);
     const state = tempDir('edge-state-');
-    const agent = launch([...simulateArgs(gw, state), '--window', '1000', '--duration', '8']);
-    const running = await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
+    const agent = launch([
+      ...simulateArgs(gw, state),
+      '--window',
+      '1000',
+      '--duration',
+      '8',
+      '--verbose',
+    ]);
+    const running = await agent.waitForLog((l) => l.msg === 'sensors', 'the list of sensors');
     const driverOf = new Map(
       (running.sensors as Array<{ id: string; driver: string }>).map((x) => [x.id, x.driver]),
     );

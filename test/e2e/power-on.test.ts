@@ -62,12 +62,13 @@ describe('a DS18B20 power-on value (simulate, mosquitto)', () => {
       '1000',
       '--homeassistant',
       '--sparkplug',
+      '--verbose',
     ]);
     cleanups.push(async () => {
       agent.kill('SIGKILL');
       await agent.exited();
     });
-    const running = await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
+    const running = await agent.waitForLog((l) => l.msg === 'sensors', 'the list of sensors');
     const ds18b20 = (running.sensors as Array<{ id: string; driver: string }>)
       .filter((s) => s.driver === 'ds18b20')
       .map((s) => s.id);
