@@ -354,6 +354,14 @@ export class RingBuffer {
     return Atomics.load(ctrl, HEAD) !== Atomics.load(ctrl, TAIL);
   }
 
+  /**
+   * The fill mark of a consumer asleep in waitForData (1) or waitForFill (its mark); 0 when
+   * none is, or once the push that wakes it has cleared the mark.
+   */
+  consumerWaiting(): number {
+    return Atomics.load(this.ctrl, CONSUMER_WAITING);
+  }
+
   /** Wakes a consumer sleeping in waitForData (e.g. because a control message is waiting). */
   wakeConsumer(): void {
     Atomics.notify(this.ctrl, HEAD);

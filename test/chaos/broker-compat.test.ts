@@ -7,29 +7,23 @@
  * broker restart. Failover is in publisher-failover.test.ts (mosquitto) and cluster.test.ts
  * (NATS cluster).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulator/broker.js';
 import { startAedes } from '../helpers/aedes.js';
 import { spawnMosquitto } from '../helpers/mosquitto.js';
 import { natsServerPath, spawnNats } from '../helpers/nats.js';
 import { runTs } from '../helpers/process.js';
-import { startSubscriber } from '../helpers/subscriber.js';
 import { waitUntil } from '../helpers/wait.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { windowBody } from '../agent/publish/bodies.js';
 import { makePublisher, type Harness } from '../agent/publish/setup.js';
 
 const publisherProcess = fileURLToPath(
   new URL('../agent/publish/fixtures/publisher-process.ts', import.meta.url),
 );
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 /** The packet limit the mosquitto under test is given, to see whether CONNACK announces it. */
 const MOSQUITTO_MAX_PACKET = 200_000;
@@ -106,16 +100,9 @@ const BROKERS: {
   },
 ];
 
-async function started(start: () => Promise<Broker>): Promise<Broker> {
-  const b = await start();
-  cleanups.push(() => b.close());
-  return b;
-}
-function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
-  const h = makePublisher(options);
-  cleanups.push(() => h.dispose());
-  return h;
-}
+const started = async (start: () => Promise<Broker>): Promise<Broker> => t.own(await start());
+const publisher = (options: Parameters<typeof makePublisher>[0]): Harness =>
+  t.own(makePublisher(options), (h) => h.dispose());
 
 /** A persistent (clean: false) QoS 1 subscriber connection; resolves with CONNACK's sessionPresent. */
 function connectPersistent(
@@ -155,8 +142,7 @@ for (const broker of BROKERS) {
 
     it(`QoS 2 ${expected.qos2 ? 'kept' : 'refused: said once naming the broker and mqtt.qos, then QoS 1'}`, async () => {
       const b = await started(broker.start);
-      const sub = await startSubscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
-      cleanups.push(() => sub.close());
+      const sub = await t.subscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
       const h = publisher({ mqtt: { url: b.url, qos: 2 } });
       h.publisher.start();
       const seqs: number[] = [];
@@ -181,22 +167,19 @@ for (const broker of BROKERS) {
       const h = publisher({ mqtt: { url: b.url } });
       h.publisher.start();
       await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
-      const late = await startSubscriber({ url: b.url, topics: ['edge/gw/status'] });
-      cleanups.push(() => late.close());
+      const late = await t.subscriber({ url: b.url, topics: ['edge/gw/status'] });
       await late.waitFor((s) => s.messages.length > 0, 20_000, 'the retained status');
       expect(late.messages[0]).toMatchObject({ retain: true, json: { state: 'online' } });
     });
 
     it('Last Will: SIGKILL of the agent leaves a retained "offline, connection-lost"', async () => {
       const b = await started(broker.start);
-      const stateDir = mkdtempSync(join(tmpdir(), 'compat-will-'));
-      cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+      const stateDir = t.tempDir('compat-will-');
       const p = runTs(publisherProcess, [JSON.stringify({ url: b.url, stateDir, everyMs: 100 })]);
-      cleanups.push(() => p.kill());
+      t.add(() => p.kill());
       await p.waitForLine(/^connected$/, 30_000);
       expect(await p.kill('SIGKILL')).toBe('SIGKILL');
-      const sub = await startSubscriber({ url: b.url, topics: ['edge/gw/status'] });
-      cleanups.push(() => sub.close());
+      const sub = await t.subscriber({ url: b.url, topics: ['edge/gw/status'] });
       await sub.waitFor(
         (s) => s.messages.some((m) => m.json?.state === 'offline'),
         30_000,
@@ -224,7 +207,7 @@ for (const broker of BROKERS) {
         what: 'the batch acknowledged',
       });
       const again = await connectPersistent(b.url, 'compat-persistent', received);
-      cleanups.push(() => again.client.endAsync(true));
+      t.add(() => again.client.endAsync(true));
       expect(again.sessionPresent).toBe(expected.sessionAfterRestart);
       if (expected.sessionAfterRestart) {
         await waitUntil(() => received.some((m) => m.includes(`"seq":${seq},`)), {

@@ -6,17 +6,16 @@
  * or in all its parts unless it was set aside (counted), telemetry flows after the fault, and
  * reconnects back off instead of hammering the broker.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
-import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
+import { describe, expect, it } from 'vitest';
 import { natsServerPath, spawnNats } from '../helpers/nats.js';
 import { freePort } from '../helpers/ports.js';
 import { runTs } from '../helpers/process.js';
-import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { type TestSubscriber } from '../helpers/subscriber.js';
 import { waitUntil } from '../helpers/wait.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { windowBody } from '../agent/publish/bodies.js';
 import { schemaErrors, validateTelemetry } from '../agent/publish/schemas.js';
 import { makePublisher, type Harness } from '../agent/publish/setup.js';
@@ -24,31 +23,13 @@ import { makePublisher, type Harness } from '../agent/publish/setup.js';
 const publisherProcess = fileURLToPath(
   new URL('../agent/publish/fixtures/publisher-process.ts', import.meta.url),
 );
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
-async function mosquitto(options: Parameters<typeof spawnMosquitto>[0]): Promise<MosquittoBroker> {
-  const b = await spawnMosquitto(options);
-  cleanups.push(() => b.close());
-  return b;
-}
-async function subscriber(url: string, clientId: string): Promise<TestSubscriber> {
-  const s = await startSubscriber({ url, topics: ['edge/gw/telemetry'], clientId, clean: false });
-  cleanups.push(() => s.close());
-  return s;
-}
-function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
-  const h = makePublisher(options);
-  cleanups.push(() => h.dispose());
-  return h;
-}
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'chaos-broker-'));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+/** A persistent QoS 1 subscriber to the telemetry. */
+const subscriber = (url: string, clientId: string) =>
+  t.subscriber({ url, topics: ['edge/gw/telemetry'], clientId, clean: false });
+const publisher = (options: Parameters<typeof makePublisher>[0]): Harness =>
+  t.own(makePublisher(options), (h) => h.dispose());
 
 /** What the subscriber got, by (seq, part): conflicting bytes, and which seqs are complete. */
 function delivered(sub: TestSubscriber) {
@@ -140,7 +121,7 @@ async function expectPoisonHandled(
 
 describe('chaos: a broker that refuses', () => {
   it('max_packet_size 3000 under MQTT 3.1.1: the poison batch is split, the unsplittable one set aside, the rest flows, reconnects back off', async () => {
-    const b = await mosquitto({ extraConfig: ['max_packet_size 3000'] });
+    const b = await t.mosquitto({ extraConfig: ['max_packet_size 3000'] });
     const sub = await subscriber(b.url, 'chaos-size-311');
     const h = publisher({
       mqtt: { url: b.url, protocolVersion: 4, reconnectMinMs: 100, reconnectMaxMs: 2000 },
@@ -165,7 +146,7 @@ describe('chaos: a broker that refuses', () => {
   it('max_packet_size 3000 under MQTT 3.1.1 with two nodes in mqtt.urls: a batch each node closes on is still split, the unsplittable one set aside', async () => {
     // One mosquitto with a second listener: two "nodes" of a cluster sharing every session.
     const second = await freePort();
-    const b = await mosquitto({
+    const b = await t.mosquitto({
       extraConfig: ['max_packet_size 3000', `listener ${second} 127.0.0.1`],
     });
     const sub = await subscriber(b.url, 'chaos-size-two-nodes');
@@ -189,7 +170,7 @@ describe('chaos: a broker that refuses', () => {
   });
 
   it("max_packet_size 3000 under MQTT 5: batches are split to the broker's announced limit before sending, nothing is refused", async () => {
-    const b = await mosquitto({ extraConfig: ['max_packet_size 3000'] });
+    const b = await t.mosquitto({ extraConfig: ['max_packet_size 3000'] });
     const sub = await subscriber(b.url, 'chaos-size-5');
     const h = publisher({ mqtt: { url: b.url, reconnectMinMs: 100, reconnectMaxMs: 2000 } });
     h.publisher.start();
@@ -211,13 +192,13 @@ describe('chaos: a broker that refuses', () => {
   });
 
   it('ACL denies telemetry under MQTT 5: nothing deleted, refusals counted, a slower retry, and it flows once the ACL allows it', async () => {
-    const dir = tempDir();
+    const dir = t.tempDir('chaos-broker-');
     const acl = join(dir, 'acl');
     // Anonymous clients may read everything and write status and health, not telemetry.
     writeFileSync(acl, 'topic read edge/#\ntopic write edge/+/status\ntopic write edge/+/health\n');
     // A bounded queue: mosquitto 2.0.11 with max_queued_messages 0 (the helper's "unbounded")
     // drops the connection after each denied MQTT 5 publish ("Bad socket read/write").
-    const b = await mosquitto({
+    const b = await t.mosquitto({
       persistence: true,
       extraConfig: [`acl_file ${acl}`, 'max_queued_messages 1000'],
     });
@@ -254,12 +235,12 @@ describe('chaos: a broker that refuses', () => {
   it.each([5, 4] as const)(
     'ACL denies telemetry and the broker then drops the connection (MQTT %s): batches are neither split nor set aside',
     async (protocolVersion) => {
-      const dir = tempDir();
+      const dir = t.tempDir('chaos-broker-');
       const acl = join(dir, 'acl');
       writeFileSync(acl, 'topic read edge/#\ntopic write edge/+/status\n');
       // The helper's max_queued_messages 0 makes mosquitto 2.0.11 close the connection right
       // after a denied MQTT 5 publish: closes that must not be read as "this batch is too large".
-      const b = await mosquitto({ extraConfig: [`acl_file ${acl}`] });
+      const b = await t.mosquitto({ extraConfig: [`acl_file ${acl}`] });
       const h = publisher({
         mqtt: {
           url: b.url,
@@ -283,11 +264,11 @@ describe('chaos: a broker that refuses', () => {
   );
 
   it('ACL denies telemetry under MQTT 3.1.1: the PUBACK hides it, the delivery check sees it; kept, counted, and flowing after the fix', async () => {
-    const dir = tempDir();
+    const dir = t.tempDir('chaos-broker-');
     const acl = join(dir, 'acl');
     writeFileSync(acl, 'topic read edge/#\ntopic write edge/+/status\n');
     // A bounded queue keeps mosquitto 2.0.11 from dropping the connection after the denial.
-    const b = await mosquitto({
+    const b = await t.mosquitto({
       persistence: true,
       extraConfig: [`acl_file ${acl}`, 'max_queued_messages 1000'],
     });
@@ -334,9 +315,9 @@ describe('chaos: a broker that refuses', () => {
   });
 
   it('SIGKILL while batches go out in parts (3.1.1, max_packet_size 3000), restart: the same parts again, nothing missing', async () => {
-    const b = await mosquitto({ persistence: true, extraConfig: ['max_packet_size 3000'] });
+    const b = await t.mosquitto({ persistence: true, extraConfig: ['max_packet_size 3000'] });
     const sub = await subscriber(b.url, 'chaos-size-kill');
-    const stateDir = tempDir();
+    const stateDir = t.tempDir('chaos-broker-');
     const args = JSON.stringify({
       url: b.url,
       stateDir,
@@ -347,12 +328,12 @@ describe('chaos: a broker that refuses', () => {
       mqtt: { protocolVersion: 4 },
     });
     const first = runTs(publisherProcess, [args]);
-    cleanups.push(() => first.kill());
+    t.add(() => first.kill());
     // Killed once some batches went out in parts: the spool still holds split batches.
     await sub.waitFor(() => delivered(sub).splitSeqs.length >= 3, 40_000, 'split batches');
     expect(await first.kill('SIGKILL')).toBe('SIGKILL');
     const second = runTs(publisherProcess, [args]);
-    cleanups.push(() => second.kill());
+    t.add(() => second.kill());
     await second.waitForLine(/^connected$/);
     const seqs = () =>
       [first, second].flatMap((p) =>
@@ -380,8 +361,7 @@ describe('chaos: a broker that refuses', () => {
   it.skipIf(!natsServerPath())(
     'NATS MQTT with qos: 2: falls back to MQTT 3.1.1 and QoS 1 (said once each) instead of reconnecting forever, and telemetry flows',
     async () => {
-      const server = await spawnNats();
-      cleanups.push(() => server.close());
+      const server = t.own(await spawnNats());
       const sub = await subscriber(server.mqttUrl, 'chaos-nats-sub');
       const h = publisher({
         mqtt: { url: server.mqttUrl, qos: 2, reconnectMinMs: 100, reconnectMaxMs: 1000 },

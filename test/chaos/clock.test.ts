@@ -5,13 +5,13 @@
  * CLOCK_REALTIME is faked (FAKETIME_DONT_FAKE_MONOTONIC=1), as with a real step by NTP or
  * `date -s`: the monotonic clock, and so every setTimeout, runs on.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CLI, startAgent, type AgentProcess } from '../e2e/agent-process.js';
-import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
-import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { type MosquittoBroker } from '../helpers/mosquitto.js';
+import { type TestSubscriber } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const skip = !existsSync(LIBFAKETIME)
@@ -24,40 +24,19 @@ if (skip) process.stdout.write(`chaos/clock tests skipped: ${skip}\n`);
 const HOUR = 3_600_000;
 const HEALTH_PERIOD_MS = 5000;
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch {
-      // Cleanup of a test that already failed: keep tearing the rest down.
-    }
-  }
-});
+const t = useTeardown();
 
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'chaos-clock-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = () => t.tempDir('chaos-clock-');
+const broker = () => t.mosquitto({ persistence: true });
 
-async function broker(): Promise<MosquittoBroker> {
-  const b = await spawnMosquitto({ persistence: true });
-  cleanups.push(() => b.close());
-  return b;
-}
-
-async function subscriber(b: MosquittoBroker, gw: string): Promise<TestSubscriber> {
-  const s = await startSubscriber({
+const subscriber = (b: MosquittoBroker, gw: string): Promise<TestSubscriber> =>
+  t.subscriber({
     url: b.url,
     topics: [`edge/${gw}/telemetry`, `edge/${gw}/health`],
     clientId: `chaos-clock-${gw}-${process.pid}`,
     clean: false,
     qos: 1,
   });
-  cleanups.push(() => s.close());
-  return s;
-}
 
 /** The agent with 1 s windows and health every 5 s, on a clock the test steps. */
 function agent(dir: string, b: MosquittoBroker, gw: string, clock: string): AgentProcess {
@@ -92,7 +71,7 @@ function agent(dir: string, b: MosquittoBroker, gw: string, clock: string): Agen
       FAKETIME_DONT_FAKE_MONOTONIC: '1',
     },
   );
-  cleanups.push(async () => {
+  t.add(async () => {
     a.kill('SIGKILL');
     await a.exited();
   });

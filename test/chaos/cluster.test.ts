@@ -6,16 +6,14 @@
  * the publisher must move to a surviving node by itself, and a persistent QoS 1 subscriber
  * on another node must see every seq, with no gap.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsServerPath, spawnNatsCluster, type NatsCluster } from '../helpers/nats.js';
 import { runTs } from '../helpers/process.js';
-import { missingSeqs, startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { missingSeqs, type TestSubscriber } from '../helpers/subscriber.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { windowBody } from '../agent/publish/bodies.js';
 import { makePublisher, type Harness } from '../agent/publish/setup.js';
 
@@ -26,10 +24,9 @@ const nats = natsServerPath();
 if (!nats)
   console.log('skipping the NATS cluster test: nats-server is not installed (.ci/run installs it)');
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
+const publisher = (options: Parameters<typeof makePublisher>[0]): Harness =>
+  t.own(makePublisher(options), (h) => h.dispose());
 
 /** The cluster node a broker URL (as the publisher reports it) points at. */
 function nodeOf(cluster: NatsCluster, broker: string) {
@@ -85,13 +82,11 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
   });
 
   it('MQTT 3.1.1, no Maximum Packet Size, no QoS 2: with qos: 2 it says so once, naming the node, and publishes at QoS 1', async () => {
-    const sub = await startSubscriber({
+    const sub = await t.subscriber({
       url: cluster.mqttUrls[2],
       topics: ['edge/gw-qos/telemetry'],
     });
-    cleanups.push(() => sub.close());
-    const h = makePublisher({ gateway: 'gw-qos', mqtt: { urls: cluster.mqttUrls, qos: 2 } });
-    cleanups.push(() => h.dispose());
+    const h = publisher({ gateway: 'gw-qos', mqtt: { urls: cluster.mqttUrls, qos: 2 } });
     h.publisher.start();
     const seqs: number[] = [];
     for (let i = 0; i < 3; i++) seqs.push(await h.publisher.submit(windowBody(i)));
@@ -110,32 +105,28 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
   });
 
   it('the retained status published on one node is what a later subscriber on another node gets', async () => {
-    const h = makePublisher({ gateway: 'gw-status', mqtt: { url: cluster.mqttUrls[0] } });
-    cleanups.push(() => h.dispose());
+    const h = publisher({ gateway: 'gw-status', mqtt: { url: cluster.mqttUrls[0] } });
     h.publisher.start();
     await waitUntil(() => h.publisher.stats().connected, { timeoutMs: 30_000, what: 'connected' });
-    const late = await startSubscriber({
+    const late = await t.subscriber({
       url: cluster.mqttUrls[2],
       topics: ['edge/gw-status/status'],
     });
-    cleanups.push(() => late.close());
     await late.waitFor((s) => s.messages.length > 0, 30_000, 'the retained status');
     expect(late.messages[0]).toMatchObject({ retain: true, json: { state: 'online' } });
   });
 
   it('SIGKILL of an agent connected to one node: a subscriber on another node gets the retained Last Will', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'cluster-will-'));
-    cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    const stateDir = t.tempDir('cluster-will-');
     const args = { url: cluster.mqttUrls[0], stateDir, gateway: 'gw-will', everyMs: 100 };
     const p = runTs(publisherProcess, [JSON.stringify(args)]);
-    cleanups.push(() => p.kill());
+    t.add(() => p.kill());
     await p.waitForLine(/^connected$/, 30_000);
     expect(await p.kill('SIGKILL')).toBe('SIGKILL');
-    const sub = await startSubscriber({
+    const sub = await t.subscriber({
       url: cluster.mqttUrls[1],
       topics: ['edge/gw-will/status'],
     });
-    cleanups.push(() => sub.close());
     await sub.waitFor(
       (s) => s.messages.some((m) => m.json?.state === 'offline'),
       30_000,
@@ -149,17 +140,15 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
 
   it('SIGKILL of the node the publisher is on: it moves to another node; persistent QoS 1 subscribers, on another node and on the lost one (back on another), see every seq', async () => {
     // The subscriber sits on the last node; the publisher starts on the first (mqtt.urls order).
-    const sub: TestSubscriber = await startSubscriber({
+    const sub: TestSubscriber = await t.subscriber({
       url: cluster.mqttUrls[2],
       topics: ['edge/gw/telemetry'],
       clientId: 'cluster-sub',
       clean: false,
     });
-    cleanups.push(() => sub.close());
-    const h: Harness = makePublisher({
+    const h = publisher({
       mqtt: { urls: cluster.mqttUrls, reconnectMinMs: 200, reconnectMaxMs: 2000 },
     });
-    cleanups.push(() => h.dispose());
     h.publisher.start();
     await waitUntil(() => h.publisher.stats().connected, {
       timeoutMs: 30_000,
@@ -170,7 +159,7 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
     // A second persistent subscriber sits on the node that will die.
     const onLostNode: number[] = [];
     const lostSub = await persistentSubscriber(first.mqttUrl, 'cluster-sub-lost-node', onLostNode);
-    cleanups.push(() => lostSub.client.endAsync(true));
+    t.add(() => lostSub.client.endAsync(true));
 
     // Batches keep coming while the node dies, as they would from the aggregation worker.
     let producing = true;
@@ -181,7 +170,7 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
         await sleep(50);
       }
     })();
-    cleanups.push(async () => {
+    t.add(async () => {
       producing = false;
       await producer;
     });
@@ -205,7 +194,7 @@ describe.skipIf(!nats)('a 3-node NATS cluster', () => {
       },
       { timeoutMs: 90_000, intervalMs: 1000, what: "the lost node's subscriber back on n2" },
     );
-    cleanups.push(() => moved!.client.endAsync(true));
+    t.add(() => moved!.client.endAsync(true));
     expect(moved?.sessionPresent).toBe(true);
 
     await waitUntil(

@@ -22,13 +22,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SPOOL_FILE } from '../../agent/publish/spool/sqlite-store.js';
 import { CLI, startAgent, type AgentProcess } from '../e2e/agent-process.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../helpers/tmpfs.js';
 import { ext4Unavailable, mountExt4 } from '../helpers/ext4.js';
+import { useTeardown } from '../helpers/teardown.js';
 
 const noMount = tmpfsUnavailable();
 const noBuild = existsSync(CLI) ? undefined : `${CLI} is missing (npm run build)`;
@@ -36,27 +37,19 @@ const skip = noMount ?? noBuild;
 if (skip) process.stdout.write(`chaos/disk tests skipped: ${skip}\n`);
 
 let broker: MosquittoBroker;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
 beforeAll(async () => {
   if (!skip) broker = await spawnMosquitto({ persistence: true });
 });
 afterAll(async () => {
   await broker?.close();
 });
-afterEach(async () => {
-  // Processes first, then the file systems they used (a lazy unmount even if one lingers).
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch {
-      // Cleanup of a test that already failed: keep tearing the rest down.
-    }
-  }
-});
+// Newest first: the processes, then the file systems they used (a lazy unmount even if one
+// lingers).
+const t = useTeardown();
 
 function disk(): Tmpfs {
   const fs = mountTmpfs(2 * 1024 * 1024);
-  cleanups.push(() => fs.close());
+  t.add(() => fs.close());
   return fs;
 }
 
@@ -99,7 +92,7 @@ function agent(
     {},
     user,
   );
-  cleanups.push(async () => {
+  t.add(async () => {
     a.kill('SIGKILL');
     await a.exited();
   });
@@ -113,13 +106,24 @@ async function subscriber(gw: string): Promise<TestSubscriber> {
     clientId: `chaos-${gw}-${process.pid}`,
     clean: false,
   });
-  cleanups.push(() => s.close());
+  t.add(() => s.close());
   return s;
 }
 
 const maxSeq = (s: TestSubscriber) => Math.max(0, ...s.telemetrySeqs());
 const waitForSeq = (s: TestSubscriber, above: number, what: string, ms = 20_000) =>
   s.waitFor((x) => maxSeq(x) > above, ms, what);
+/**
+ * Two health reports built since `since` (ms since the epoch). Health goes out every second
+ * on the connection the telemetry uses, in order: a batch published in the meantime would
+ * be in before the second report.
+ */
+const twoHealthReports = (s: TestSubscriber, since: number, what: string) =>
+  s.waitFor(
+    (x) => x.on('/health').filter((m) => (m.json?.t as number) >= since).length >= 2,
+    20_000,
+    what,
+  );
 
 interface Note {
   count: number;
@@ -205,7 +209,7 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     const first = agent(gw, state, cfg);
     await waitForSeq(sub, 3, 'first telemetry');
     await broker.stop();
-    cleanups.push(() => (broker.running() ? undefined : broker.restart()));
+    t.add(() => (broker.running() ? undefined : broker.restart()));
     fs.fill();
     await first.waitForLog((l) => String(l.msg).startsWith('SPOOL DISK FAILURE'), 'disk failure');
     // A few batches into memory (5 windows a second).
@@ -239,10 +243,12 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     await waitForSeq(sub, 3, 'first telemetry');
     expect((await stopped(first, 'SIGTERM')).code).toBe(0);
     fs.remount('ro');
+    await sub.settle();
+    const during = maxSeq(sub);
+    const since = Date.now();
     const second = agent(gw, state, cfg);
     await second.waitForLog((l) => l.msg === 'pipeline running', 'start on a read-only disk');
-    const during = maxSeq(sub);
-    await new Promise((r) => setTimeout(r, 1500));
+    await twoHealthReports(sub, since, 'two health reports from the read-only start');
     // Nothing durable can be written: nothing new is published.
     expect(maxSeq(sub)).toBe(during);
     fs.remount('rw');
@@ -271,10 +277,12 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
 
       // The directory: neither the database nor the mark can be read.
       chmodSync(state, 0o000);
+      await sub.settle();
+      const during = maxSeq(sub);
+      const since = Date.now();
       const second = agent(gw, state, cfg, nobody);
       await second.waitForLog((l) => l.msg === 'pipeline running', 'start without a state dir');
-      const during = maxSeq(sub);
-      await new Promise((r) => setTimeout(r, 1500));
+      await twoHealthReports(sub, since, 'two health reports from the start without a state dir');
       expect(maxSeq(sub), 'nothing published while numbering is unknown').toBe(during);
       chmodSync(state, 0o700);
       await waitForSeq(sub, during + 5, 'telemetry once the dir is readable', 30_000);
@@ -375,7 +383,7 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     // batches spooled while the broker is down then fill, before new pages at its end.
     await waitForSeq(sub, 30, 'telemetry before the outage');
     await broker.stop();
-    cleanups.push(() => (broker.running() ? undefined : broker.restart()));
+    t.add(() => (broker.running() ? undefined : broker.restart()));
     // Batches pile up in the spool (5 a second), over several pages.
     await new Promise((r) => setTimeout(r, 12_000));
     expect((await stopped(first, 'SIGTERM')).code).toBe(0);
@@ -473,12 +481,12 @@ describe.skipIf(noExt4 !== undefined)(
     for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
       it(`ext4 errors=remount-ro forced read-only for 20 s with the broker up, then ${signal}, e2fsck, restart: telemetry kept flowing, no seq reused, every gap noted`, async () => {
         const fs = mountExt4(32 * 1024 * 1024);
-        cleanups.push(() => fs.close());
+        t.add(() => fs.close());
         const gw = `chaos-ro-${signal.toLowerCase()}`;
         const state = join(fs.dir, 'state');
         // Not on the card: what was written just before the fault may be gone after e2fsck.
         const cfgDir = mkdtempSync(join(tmpdir(), 'chaos-ro-'));
-        cleanups.push(() => rmSync(cfgDir, { recursive: true, force: true }));
+        t.add(() => rmSync(cfgDir, { recursive: true, force: true }));
         const cfg = configFile(cfgDir);
         const sub = await subscriber(gw);
         const first = agent(gw, state, cfg);

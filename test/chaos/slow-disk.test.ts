@@ -9,14 +9,14 @@
  * Needs strace and ptrace (root here, as in CI); skipped with the reason otherwise.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../e2e/agent-process.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
-import { startSubscriber, missingSeqs, type TestSubscriber } from '../helpers/subscriber.js';
+import { missingSeqs, type TestSubscriber } from '../helpers/subscriber.js';
 import { waitUntil } from '../helpers/wait.js';
+import { useTeardown } from '../helpers/teardown.js';
 
 /** Each delayed fsync takes this long: far longer than a health period. */
 const STALL_S = 12;
@@ -30,23 +30,16 @@ function straceUnavailable(): string | undefined {
 const skip = straceUnavailable();
 if (skip) console.log(`skipping the slow-disk chaos test: ${skip}`);
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch {
-      // Keep tearing down the rest.
-    }
-  }
-});
+const t = useTeardown();
 
 let broker: MosquittoBroker;
 beforeAll(async () => {
   if (skip) return;
   broker = await spawnMosquitto();
-  cleanups.push(() => broker.close());
 }, 30_000);
+afterAll(async () => {
+  await broker?.close();
+});
 
 interface Health {
   readings: number;
@@ -72,7 +65,7 @@ async function stallFsyncs(pid: number): Promise<ChildProcess> {
   );
   let err = '';
   strace.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  cleanups.push(() => strace.kill('SIGKILL'));
+  t.add(() => strace.kill('SIGKILL'));
   // strace says "Process N attached" for each thread on stderr.
   await waitUntil(() => /attached/.test(err) || strace.exitCode !== null, {
     what: 'strace to attach',
@@ -84,8 +77,7 @@ async function stallFsyncs(pid: number): Promise<ChildProcess> {
 
 describe.skipIf(skip !== undefined)('chaos: a disk that stalls on fsync', () => {
   it('sampling and MQTT go on while a commit waits on the card; the stalled batches arrive after it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'slow-disk-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = t.tempDir('slow-disk-');
     const config = join(dir, 'agent.yaml');
     writeFileSync(
       config,
@@ -96,11 +88,10 @@ describe.skipIf(skip !== undefined)('chaos: a disk that stalls on fsync', () => 
         '  - { id: t1, driver: tmp102, bus: 1, address: 0x48, intervalMs: 50 }',
       ].join('\n'),
     );
-    const sub: TestSubscriber = await startSubscriber({
+    const sub: TestSubscriber = await t.subscriber({
       url: broker.url,
       topics: ['edge/stall/telemetry', 'edge/stall/health'],
     });
-    cleanups.push(() => sub.close());
     const agent: AgentProcess = startAgent([
       'simulate',
       '--config',
@@ -112,7 +103,7 @@ describe.skipIf(skip !== undefined)('chaos: a disk that stalls on fsync', () => 
       '--window',
       '200',
     ]);
-    cleanups.push(async () => {
+    t.add(async () => {
       agent.kill('SIGKILL');
       await agent.exited();
     });

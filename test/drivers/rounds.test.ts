@@ -387,13 +387,17 @@ describe('RoundEngine with a driver that has measureInto()', () => {
 describe('roundSignal', () => {
   it('aborts with a TimeoutError after the timeout, and not after done()', async () => {
     const parent = new AbortController();
+    const aborted = (signal: AbortSignal) =>
+      new Promise((r) => signal.addEventListener('abort', r, { once: true }));
     const late = roundSignal(parent.signal, 10);
-    await sleep(40);
-    expect(late.signal.aborted).toBe(true);
+    await aborted(late.signal);
     expect(toSensorError(late.signal.reason).code).toBe('TIMEOUT');
     const early = roundSignal(parent.signal, 10);
     early.done();
-    await sleep(40);
+    // Timers of one length fire in the order they were set: a signal made after `early`
+    // times out after early's own timeout would have.
+    const after = roundSignal(parent.signal, 10);
+    await aborted(after.signal);
     expect(early.signal.aborted).toBe(false);
   });
 

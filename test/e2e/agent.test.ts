@@ -3,18 +3,12 @@
  * mosquitto: every driver type publishes, SIGKILL and broker outages lose no batch, SIGTERM
  * drains everything sampled, and `run` talks sd_notify and reloads on SIGHUP.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
-import {
-  droppedNotes,
-  missingSeqs,
-  seqsOf,
-  startSubscriber,
-  type TestSubscriber,
-} from '../helpers/subscriber.js';
+import { droppedNotes, missingSeqs, seqsOf, type TestSubscriber } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 import { listenNotifySocket, type NotifyListener } from '../helpers/notify-socket.js';
 import {
@@ -29,8 +23,7 @@ import { DRIVER_NAMES } from '../../drivers/registry.js';
 import { startAgent, type AgentProcess, type TelemetryWindow } from './agent-process.js';
 
 let broker: MosquittoBroker;
-const cleanups: Array<() => Promise<void> | void> = [];
-const agents: AgentProcess[] = [];
+const t = useTeardown();
 
 beforeAll(async () => {
   broker = await spawnMosquitto({ persistence: true });
@@ -38,30 +31,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker?.close();
 });
-afterEach(async () => {
-  for (const a of agents.splice(0)) {
-    a.kill('SIGKILL');
-    await a.exited();
-  }
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function subscribe(gateway: string, persistentId?: string): Promise<TestSubscriber> {
-  const sub = await startSubscriber({
+const subscribe = (gateway: string, persistentId?: string): Promise<TestSubscriber> =>
+  t.subscriber({
     url: broker.url,
     topics: [`edge/${gateway}/telemetry`, `edge/${gateway}/status`],
     ...(persistentId ? { clientId: persistentId, clean: false } : {}),
     qos: 1,
   });
-  cleanups.push(() => sub.close());
-  return sub;
-}
 
 function windowsOf(sub: TestSubscriber): TelemetryWindow[] {
   const bySeq = new Map<number, TelemetryWindow[]>();
@@ -78,7 +54,10 @@ function simulateArgs(gateway: string, stateDir: string): string[] {
 
 function launch(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
   const a = startAgent(args, env);
-  agents.push(a);
+  t.add(async () => {
+    a.kill('SIGKILL');
+    await a.exited();
+  });
   return a;
 }
 
@@ -86,7 +65,7 @@ describe('edge-agent simulate (default scenario)', () => {
   it('publishes plausible values from every driver type, then stops cleanly after --duration', async () => {
     const gw = 'e2e-all';
     const sub = await subscribe(gw);
-    const state = tempDir('edge-state-');
+    const state = t.tempDir('edge-state-');
     const agent = launch([
       ...simulateArgs(gw, state),
       '--window',
@@ -131,7 +110,7 @@ describe('edge-agent simulate (default scenario)', () => {
   it('SIGTERM drains: every reading sampled before the signal is in a published window; exit 0', async () => {
     const gw = 'e2e-term';
     const sub = await subscribe(gw);
-    const state = tempDir('edge-state-');
+    const state = t.tempDir('edge-state-');
     // Windows sit on wall-clock multiples of their length: an hour-long window started at
     // least a minute before its end is still open when SIGTERM comes, however slow the start.
     const HOUR_MS = 3_600_000;
@@ -139,9 +118,8 @@ describe('edge-agent simulate (default scenario)', () => {
     if (toBoundary < 60_000) await sleep(toBoundary + 500);
     const agent = launch([...simulateArgs(gw, state), '--window', String(HOUR_MS)]);
     await agent.waitForLog((l) => l.msg === 'pipeline running', 'pipeline running');
+    // Readings pile up in the open window meanwhile.
     await sleep(3000);
-    // The window is still open: only the drain can publish it.
-    expect(sub.on('/telemetry')).toHaveLength(0);
     agent.kill('SIGTERM');
     const { code } = await agent.exited();
     expect(code, agent.stdout() + agent.stderr()).toBe(0);
@@ -150,6 +128,10 @@ describe('edge-agent simulate (default scenario)', () => {
     const readings = stopped!.readings as number;
     expect(readings).toBeGreaterThan(0);
     await sub.waitFor((s) => s.on('/telemetry').length > 0, 10_000, 'the drained batch');
+    // The window was still open at SIGTERM: the only batch is the drain's (the subscriber
+    // has everything the broker got from the agent once its marker is back).
+    await sub.settle();
+    expect(sub.on('/telemetry')).toHaveLength(1);
     // A power-on value is counted in flags.powerOn, not among the readings of `count`.
     const published = windowsOf(sub).reduce(
       (n, w) => n + w.count + w.faults + (w.flags?.powerOn ?? 0),
@@ -163,7 +145,7 @@ describe('edge-agent simulate --sensors (the concurrency demo)', () => {
   it('samples N network sensors at the interval, shows the live figures, and publishes them all', async () => {
     const gw = 'e2e-fleet';
     const sub = await subscribe(gw);
-    const state = tempDir('edge-state-');
+    const state = t.tempDir('edge-state-');
     const agent = launch([
       ...simulateArgs(gw, state),
       '--sensors',
@@ -196,10 +178,16 @@ describe('edge-agent simulate --sensors (the concurrency demo)', () => {
     ]) {
       expect(lines[2]).toContain(field);
     }
-    // 50 sensors answering after 100 ms, each every 500 ms: concurrency keeps them near 2 Hz
-    // (sequentially a pass would take 5 s). Wide bound: the machine is shared.
-    const rates = lines.slice(2, -1).map((l) => Number(/rate\/sensor=([0-9.]+)Hz/.exec(l)?.[1]));
-    expect(Math.max(...rates)).toBeGreaterThan(1.0);
+    // 50 sensors answering after 100 ms: one after the other, at most 10 of them can be read
+    // within one 1 s window, however fast the machine; read concurrently, all 50 can. (The
+    // rate they achieve depends on the machine: bench/sampling.ts measures it.)
+    const sensorsPerWindow = new Map<number, Set<string>>();
+    for (const w of windowsOf(sub) as (TelemetryWindow & { end: number })[]) {
+      if (w.count === 0) continue;
+      const seen = sensorsPerWindow.get(w.end) ?? new Set<string>();
+      sensorsPerWindow.set(w.end, seen.add(w.sensor));
+    }
+    expect(Math.max(...[...sensorsPerWindow.values()].map((x) => x.size))).toBeGreaterThan(10);
     const sensors = new Set(
       windowsOf(sub)
         .filter((w) => w.count > 0)
@@ -213,7 +201,7 @@ describe('no loss across SIGKILL and broker outages', () => {
   it('a SIGKILLed agent restarted on its state dir, then a broker outage: every seq arrives but the noted reserved ones', async () => {
     const gw = 'e2e-kill';
     const sub = await subscribe(gw, `e2e-kill-sub-${process.pid}`);
-    const state = tempDir('edge-state-');
+    const state = t.tempDir('edge-state-');
     const args = [...simulateArgs(gw, state), '--window', '500'];
 
     const first = launch(args);
@@ -246,7 +234,7 @@ describe('no loss across SIGKILL and broker outages', () => {
 
     second.kill('SIGTERM');
     expect((await second.exited()).code).toBe(0);
-    await sleep(500);
+    await sub.settle();
     const seqs = sub.telemetrySeqs();
     const last = Math.max(...seqs);
     // The restart after the SIGKILL skips the seqs reserved above the last stored one, with
@@ -291,11 +279,11 @@ describe('edge-agent run (the service)', () => {
   it('notifies READY, publishes, reloads on SIGHUP (valid and invalid), and stops on SIGTERM within TimeoutStopSec', async () => {
     const gw = 'e2e-run';
     const sub = await subscribe(gw);
-    const dir = tempDir('edge-run-');
+    const dir = t.tempDir('edge-run-');
     const file = join(dir, 'config.yaml');
     writeFileSync(file, configYaml(gw));
     notify = listenNotifySocket();
-    cleanups.push(() => notify.close());
+    t.add(() => notify.close());
 
     const agent = launch(['run', '--config', file], {
       NOTIFY_SOCKET: notify.path,

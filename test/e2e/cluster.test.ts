@@ -4,12 +4,12 @@
  * SIGKILLed: the agent moves to another node by itself, its health report names the node it
  * is on, and a persistent QoS 1 subscriber on a third node sees every seq.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { natsServerPath, spawnNatsCluster } from '../helpers/nats.js';
-import { missingSeqs, startSubscriber } from '../helpers/subscriber.js';
+import { missingSeqs } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 import {
   startHttpSensorServer,
   type HttpSensorServer,
@@ -19,29 +19,22 @@ import { startAgent } from './agent-process.js';
 const nats = natsServerPath();
 if (!nats) console.log('skipping the NATS cluster e2e test: nats-server is not installed');
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 describe('edge-agent run with mqtt.urls on a NATS cluster', () => {
   it.skipIf(!nats)(
     'SIGKILL of the node the agent is on: it moves on, health names the new node, and no seq is missing',
     async () => {
-      const cluster = await spawnNatsCluster(3);
-      cleanups.push(() => cluster.close());
-      const http: HttpSensorServer = await startHttpSensorServer({ delayMs: 5, sensors: 1 });
-      cleanups.push(() => http.close());
+      const cluster = t.own(await spawnNatsCluster(3));
+      const http: HttpSensorServer = t.own(await startHttpSensorServer({ delayMs: 5, sensors: 1 }));
       const gw = 'e2e-cluster';
-      const sub = await startSubscriber({
+      const sub = await t.subscriber({
         url: cluster.mqttUrls[2],
         topics: [`edge/${gw}/telemetry`, `edge/${gw}/health`],
         clientId: 'e2e-cluster-sub',
         clean: false,
       });
-      cleanups.push(() => sub.close());
-      const dir = mkdtempSync(join(tmpdir(), 'edge-cluster-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      const dir = t.tempDir('edge-cluster-');
       const file = join(dir, 'config.yaml');
       writeFileSync(
         file,
@@ -57,7 +50,7 @@ describe('edge-agent run with mqtt.urls on a NATS cluster', () => {
         ].join('\n'),
       );
       const agent = startAgent(['run', '--config', file], { STATE_DIRECTORY: join(dir, 'state') });
-      cleanups.push(async () => {
+      t.add(async () => {
         agent.kill('SIGKILL');
         await agent.exited();
       });

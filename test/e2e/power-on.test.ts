@@ -6,19 +6,14 @@
  * state topics, nor the Sparkplug NDATA (decoded) carry 85 as a value — while they do carry
  * the real temperatures read after it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { spawnMosquitto } from '../helpers/mosquitto.js';
-import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { describe, expect, it } from 'vitest';
+import { type TestSubscriber } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { nodeMessages } from '../agent/consumers/sparkplug/sparkplug-messages.js';
 import { startAgent, type TelemetryWindow } from './agent-process.js';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 const GW = 'e2e-power-on';
 type Window = TelemetryWindow & {
@@ -41,15 +36,12 @@ const ndataValues = (sub: TestSubscriber, sensor: string) =>
 
 describe('a DS18B20 power-on value (simulate, mosquitto)', () => {
   it('is flagged in the telemetry and never published as a value: JSON windows, Home Assistant state, Sparkplug NDATA', async () => {
-    const broker = await spawnMosquitto();
-    cleanups.push(() => broker.close());
-    const sub = await startSubscriber({
+    const broker = await t.mosquitto();
+    const sub = await t.subscriber({
       url: broker.url,
       topics: [`edge/${GW}/telemetry`, `edge/${GW}/state/#`, 'spBv1.0/#'],
     });
-    cleanups.push(() => sub.close());
-    const dir = mkdtempSync(join(tmpdir(), 'e2e-power-on-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = t.tempDir('e2e-power-on-');
     const agent = startAgent([
       'simulate',
       '--broker',
@@ -64,7 +56,7 @@ describe('a DS18B20 power-on value (simulate, mosquitto)', () => {
       '--sparkplug',
       '--verbose',
     ]);
-    cleanups.push(async () => {
+    t.add(async () => {
       agent.kill('SIGKILL');
       await agent.exited();
     });

@@ -4,13 +4,9 @@
  * broker's Will after a SIGKILL, the agent's own on a clean stop — carries the NBIRTH's bdSeq.
  * Every message is decoded with sparkplug-payload.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startAedes } from '../helpers/aedes.js';
-import { spawnMosquitto } from '../helpers/mosquitto.js';
-import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 import {
   bdSeqOf,
   nodeMessages,
@@ -18,37 +14,18 @@ import {
 } from '../agent/consumers/sparkplug/sparkplug-messages.js';
 import { startAgent, type AgentProcess } from './agent-process.js';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch {
-      // Keep cleaning up: a broker or dir left behind would leak into the next test.
-    }
-  }
-});
+const t = useTeardown();
 
 function launch(args: string[]): AgentProcess {
   const agent = startAgent(args);
-  cleanups.push(async () => {
+  t.add(async () => {
     agent.kill('SIGKILL');
     await agent.exited();
   });
   return agent;
 }
 
-async function subscribe(url: string): Promise<TestSubscriber> {
-  const sub = await startSubscriber({ url, topics: ['spBv1.0/#'] });
-  cleanups.push(() => sub.close());
-  return sub;
-}
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'e2e-sparkplug-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const subscribe = (url: string) => t.subscriber({ url, topics: ['spBv1.0/#'] });
 
 const ofType = (ms: SparkplugMessage[], type: string) => ms.filter((m) => m.type === type);
 
@@ -62,10 +39,9 @@ function expectSession(ms: SparkplugMessage[]): void {
 
 describe('edge-agent simulate --sparkplug', () => {
   it('against mosquitto: NBIRTH with the scenario metrics before NDATA; SIGKILL → the Will NDEATH has the NBIRTH bdSeq; the next run has a new bdSeq and a clean stop sends its NDEATH', async () => {
-    const broker = await spawnMosquitto();
-    cleanups.push(() => broker.close());
+    const broker = await t.mosquitto();
     const sub = await subscribe(broker.url);
-    const state = tempDir();
+    const state = t.tempDir('e2e-sparkplug-');
     const args = [
       'simulate',
       '--broker',
@@ -131,8 +107,7 @@ describe('edge-agent simulate --sparkplug', () => {
   });
 
   it('against the embedded Aedes broker: --duration runs NBIRTH, NDATA and a final NDEATH, exit 0', async () => {
-    const broker = await startAedes();
-    cleanups.push(() => broker.close());
+    const broker = t.own(await startAedes());
     const sub = await subscribe(broker.url);
     const agent = launch([
       'simulate',
@@ -141,7 +116,7 @@ describe('edge-agent simulate --sparkplug', () => {
       '--gateway',
       'aedes-gw',
       '--state-dir',
-      tempDir(),
+      t.tempDir('e2e-sparkplug-'),
       '--window',
       '500',
       '--duration',

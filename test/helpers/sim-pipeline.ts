@@ -8,9 +8,6 @@
  *   ... sim.subscriber.on('/telemetry') ...
  *   await sim.close();
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { validateConfig, type ConfigInput } from '../../agent/config/load.js';
 import { silentLogger } from '../../agent/ops/logger.js';
 import { Pipeline } from '../../agent/pipeline.js';
@@ -20,8 +17,9 @@ import {
   type HttpSensorServer,
 } from '../../simulator/network/http-server.js';
 import { SimulatedSerialBinding } from '../../simulator/serial/binding.js';
-import { spawnMosquitto, type MosquittoBroker, type MosquittoOptions } from './mosquitto.js';
-import { startSubscriber, type TestSubscriber } from './subscriber.js';
+import { type MosquittoBroker, type MosquittoOptions } from './mosquitto.js';
+import { type TestSubscriber } from './subscriber.js';
+import { teardownList } from './teardown.js';
 
 export interface SimPipeline {
   pipeline: Pipeline;
@@ -44,22 +42,16 @@ export async function startSimPipeline(options: {
   /** The broker's options, e.g. `extraConfig: ['max_packet_size 2048']` to make batches travel in parts. */
   mosquitto?: MosquittoOptions;
 }): Promise<SimPipeline> {
-  const closers: Array<() => Promise<unknown>> = [];
-  const close = async () => {
-    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
-  };
+  const t = teardownList();
+  const close = () => t.run();
   try {
-    const broker = await spawnMosquitto(options.mosquitto);
-    closers.push(() => broker.close());
-    const subscriber = await startSubscriber({
+    const broker = await t.mosquitto(options.mosquitto);
+    const subscriber = await t.subscriber({
       url: broker.url,
       topics: ['edge/gw/telemetry', 'edge/gw/health'],
     });
-    closers.push(() => subscriber.close());
-    const http = await startHttpSensorServer({ delayMs: 2, sensors: options.sensors });
-    closers.push(() => http.close());
-    const stateDir = mkdtempSync(join(tmpdir(), 'sim-pipeline-'));
-    closers.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    const http = t.own(await startHttpSensorServer({ delayMs: 2, sensors: options.sensors }));
+    const stateDir = t.tempDir('sim-pipeline-');
     const sensorId = (i: number) => `http-${i}`;
     const config = validateConfig(
       {
@@ -83,12 +75,13 @@ export async function startSimPipeline(options: {
       },
       silentLogger,
     );
-    closers.push(() => seams.close());
+    t.own(seams);
     const pipeline = await Pipeline.start({ config, seams, stateDir, logger: silentLogger });
-    closers.push(() => pipeline.stop(2000));
+    t.add(() => pipeline.stop(2000));
     return { pipeline, broker, subscriber, http, sensorId, close };
   } catch (err) {
-    await close();
+    // The start's own error is the one to report.
+    await close().catch(() => undefined);
     throw err;
   }
 }

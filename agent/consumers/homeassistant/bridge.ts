@@ -7,7 +7,9 @@
  * gateways does not answer at once), and when a reload changes the sensors. Components that
  * are gone — removed by a reload, or missing from the retained discovery a previous run left
  * on the broker — are first sent as `{p: "sensor"}` (Home Assistant deletes the entity), then
- * omitted; the state topics of removed sensors are cleared.
+ * the retained state topics of the sensors that are gone are cleared, then the components are
+ * omitted. A discovery without them is retained only once their states are cleared, so a
+ * clear that did not happen is tried again after the next connect or start.
  */
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
@@ -18,6 +20,7 @@ import {
   componentIds,
   deviceDiscovery,
   discoveryTopic,
+  sensorOfComponent,
   stateTopic,
   type DiscoveredSensor,
   type DiscoveryContext,
@@ -124,7 +127,10 @@ export class HomeAssistantBridge {
     this.birthTimer.unref();
   }
 
-  /** The discovery a previous run left: components it has that this run does not are deleted. */
+  /**
+   * The discovery a previous run left: components it has that this run does not are deleted,
+   * and the state topics of its sensors that this run does not have are cleared.
+   */
   private onRetainedDiscovery(payload: Buffer): void {
     let cmps: unknown;
     try {
@@ -136,7 +142,12 @@ export class HomeAssistantBridge {
     const current = componentIds(this.sensors);
     const stale = Object.keys(cmps).filter((id) => !current.has(id));
     if (stale.length === 0) return;
-    for (const id of stale) this.removing.add(id);
+    const sensors = new Set(this.sensors.map((s) => s.id));
+    for (const id of stale) {
+      this.removing.add(id);
+      const sensor = sensorOfComponent(id);
+      if (sensor !== undefined && !sensors.has(sensor)) this.clearing.add(sensor);
+    }
     this.announce('stale components on the broker');
   }
 
@@ -161,13 +172,16 @@ export class HomeAssistantBridge {
       const removal = deviceDiscovery(this.ctx, this.sensors, removing);
       if (!(await channel.publishRetained(this.topic, JSON.stringify(removal)))) return;
     }
+    // After the removal, so Home Assistant never reads an empty state of a live entity; before
+    // the discovery that omits the components, which would hide them from the next start.
+    for (const sensor of [...this.clearing]) {
+      const topic = stateTopic(this.ctx.topicPrefix, this.ctx.gateway, sensor);
+      if (!(await channel.publishRetained(topic, ''))) return;
+      this.clearing.delete(sensor);
+    }
     const discovery = deviceDiscovery(this.ctx, this.sensors);
     if (!(await channel.publishRetained(this.topic, JSON.stringify(discovery)))) return;
     for (const id of removing) this.removing.delete(id);
-    for (const sensor of [...this.clearing]) {
-      const topic = stateTopic(this.ctx.topicPrefix, this.ctx.gateway, sensor);
-      if (await channel.publishRetained(topic, '')) this.clearing.delete(sensor);
-    }
     // Home Assistant wants the states again after a config; ours are retained, so this
     // matters only when a broker lost them.
     for (const s of this.sensors) void this.publishState(s.id);

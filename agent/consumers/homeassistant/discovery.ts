@@ -4,7 +4,7 @@
  * with one `sensor` component per sensor and quantity. Availability is the gateway's own
  * retained status topic; values come from the per-sensor state topic (state.ts).
  */
-import type { Quantity } from '../../../drivers/types.js';
+import { QUANTITIES, type Quantity } from '../../../drivers/types.js';
 
 /** What discovery needs to know of one enabled sensor. */
 export interface DiscoveredSensor {
@@ -47,12 +47,28 @@ export const birthTopic = (discoveryPrefix: string) => `${discoveryPrefix}/statu
 export const stateTopic = (topicPrefix: string, gateway: string, sensor: string) =>
   `${topicPrefix}/${gateway}/state/${sensor}`;
 
-/** The key of a component under `cmps`; stable, so Home Assistant keeps the entity. */
+/**
+ * The key of a component under `cmps`; stable, so Home Assistant keeps the entity. Unique per
+ * sensor and quantity: no quantity contains `_`, so the last `_` ends the sensor id.
+ */
 export const componentId = (sensor: string, quantity: Quantity) => `${sensor}_${quantity}`;
 
-/** Stable across restarts and reloads, unique per gateway, sensor and quantity. */
+/** The sensor id of a component id this agent makes; undefined for any other key. */
+export function sensorOfComponent(id: string): string | undefined {
+  const at = id.lastIndexOf('_');
+  if (at <= 0) return undefined;
+  return (QUANTITIES as readonly string[]).includes(id.slice(at + 1)) ? id.slice(0, at) : undefined;
+}
+
+/**
+ * Stable across restarts and reloads, and unique across gateways, sensors and quantities:
+ * `<gateway>_<sensor>_<quantity>`, each `_` of the gateway id written as `.` (which ids
+ * cannot contain). The first `_` then ends the gateway and the last one starts the
+ * quantity, so two different triples never meet; a gateway id without `_` keeps the plain
+ * form.
+ */
 export const uniqueId = (gateway: string, sensor: string, quantity: Quantity) =>
-  `${gateway}_${sensor}_${quantity}`;
+  `${gateway.replaceAll('_', '.')}_${sensor}_${quantity}`;
 
 /**
  * Seconds without an update after which Home Assistant shows the value as unavailable:

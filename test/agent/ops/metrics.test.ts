@@ -8,7 +8,7 @@ import {
 } from '../../../agent/ops/metrics.js';
 import type { HealthReport } from '../../../agent/publish/health.js';
 import { sampleHealth, sampleSensor } from '../publish/health-sample.js';
-import { captureLogger } from './helpers.js';
+import { capturingLogger } from '../../helpers/logger.js';
 
 const servers: MetricsServer[] = [];
 afterEach(async () => {
@@ -106,7 +106,7 @@ describe('metrics endpoint', () => {
   });
 
   it('answers 404 elsewhere, 405 for other methods and 500 when collecting fails', async () => {
-    const log = captureLogger();
+    const log = capturingLogger();
     let fail = false;
     const server = await startMetricsServer({
       host: '127.0.0.1',

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SystemdNotifier, type DatagramSocket } from '../../../agent/ops/sd-notify.js';
-import { captureLogger } from './helpers.js';
+import { capturingLogger } from '../../helpers/logger.js';
 import { listenNotifySocket, type NotifyListener } from '../../helpers/notify-socket.js';
 
 let listener: NotifyListener | undefined;
@@ -84,7 +84,7 @@ describe('SystemdNotifier against a real unix datagram socket', () => {
   });
 
   it('reports a missing socket once and keeps going', () => {
-    const log = captureLogger();
+    const log = capturingLogger();
     const notifier = SystemdNotifier.fromEnv(
       { NOTIFY_SOCKET: '/nonexistent-edge-agent-dir/notify' },
       log.logger,
@@ -92,12 +92,12 @@ describe('SystemdNotifier against a real unix datagram socket', () => {
     expect(notifier.ready()).toBe(false);
     expect(notifier.watchdog()).toBe(false);
     expect(notifier.watchdog()).toBe(false);
-    const warnings = log.lines.filter((l) => String(l.msg).startsWith('sd_notify failed'));
+    const warnings = log.records.filter((l) => String(l.msg).startsWith('sd_notify failed'));
     expect(warnings).toHaveLength(1);
   });
 
   it('disables itself with a warning for an abstract socket it cannot address', () => {
-    const log = captureLogger();
+    const log = capturingLogger();
     let opened = 0;
     const notifier = SystemdNotifier.fromEnv(
       { NOTIFY_SOCKET: '@/org/test/notify' },

@@ -7,7 +7,7 @@ import {
   startWatchdog,
   type Watchdog,
 } from '../../../agent/ops/watchdog.js';
-import { captureLogger } from './helpers.js';
+import { capturingLogger } from '../../helpers/logger.js';
 import { listenNotifySocket, type NotifyListener } from '../../helpers/notify-socket.js';
 
 const running: Watchdog[] = [];
@@ -29,15 +29,16 @@ async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
 
 describe('startWatchdog', () => {
   it('pings while every check passes and withholds pings while one fails, naming it', async () => {
-    const log = captureLogger();
+    const log = capturingLogger();
     let workerAlive = true;
+    let workerChecks = 0;
     let pings = 0;
     const w = startWatchdog({
       notifier: { watchdog: () => (pings++, true) },
       intervalMs: 60,
       maxLoopLagMs: 60_000, // this test is about the supplied checks, not loop lag
       checks: [
-        { name: 'worker', healthy: () => workerAlive },
+        { name: 'worker', healthy: () => (workerChecks++, workerAlive) },
         { name: 'sampling', healthy: () => true },
       ],
       logger: log.logger,
@@ -48,11 +49,12 @@ describe('startWatchdog', () => {
     workerAlive = false;
     await until(() => w.failing.includes('worker'));
     const frozen = pings;
-    // Several more ticks pass without a ping (bounded by count of ticks observed via time).
-    await new Promise((r) => setTimeout(r, 300));
+    // Five more ticks, each of which ran the failing check, and not one ping.
+    const checked = workerChecks;
+    await until(() => workerChecks >= checked + 5);
     expect(pings).toBe(frozen);
     expect(w.failing).toEqual(['worker']);
-    const warnings = log.lines.filter((l) => l.level === 40);
+    const warnings = log.records.filter((l) => l.level === 40);
     expect(warnings).toHaveLength(1); // logged on change, not every tick
     expect(String(warnings[0].msg)).toContain('worker');
 
@@ -64,6 +66,7 @@ describe('startWatchdog', () => {
 
   it('counts a check that throws as failing', async () => {
     let pings = 0;
+    let checks = 0;
     const w = startWatchdog({
       notifier: { watchdog: () => (pings++, true) },
       intervalMs: 40,
@@ -72,20 +75,21 @@ describe('startWatchdog', () => {
         {
           name: 'spool',
           healthy: () => {
+            checks++;
             throw new Error('database is locked');
           },
         },
       ],
     });
     running.push(w);
-    await until(() => w.failing.length > 0);
-    await new Promise((r) => setTimeout(r, 150));
+    // Five ticks that ran the check: none pinged.
+    await until(() => checks >= 5);
     expect(w.failing).toEqual(['spool']);
     expect(pings).toBe(0);
   });
 
   it('stops pinging while the event loop is blocked and resumes after', async () => {
-    const log = captureLogger();
+    const log = capturingLogger();
     const events: string[] = [];
     const w = startWatchdog({
       notifier: { watchdog: () => (events.push('ping'), true) },
@@ -105,14 +109,14 @@ describe('startWatchdog', () => {
       // busy loop of bounded length: the event loop is really blocked
     }
     events.push('block-end');
-    const logsBefore = log.lines.length;
+    const logsBefore = log.records.length;
     await until(
       () => events.slice(events.indexOf('block-end')).filter((e) => e === 'ping').length >= 2,
     );
 
     const after = events.slice(events.indexOf('block-end') + 1);
     // The late tick right after the block withheld its ping and said why.
-    const warnedLoop = log.lines
+    const warnedLoop = log.records
       .slice(logsBefore)
       .some(
         (l) => l.level === 40 && Array.isArray(l.failing) && l.failing.includes(EVENT_LOOP_CHECK),

@@ -1,18 +1,13 @@
 /** A publisher PROCESS killed with SIGKILL and started again on the same state dir. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnMosquitto } from '../../helpers/mosquitto.js';
 import { runTs, type TestProcess } from '../../helpers/process.js';
 import { droppedNotes, missingSeqs, seqsOf, startSubscriber } from '../../helpers/subscriber.js';
+import { useTeardown } from '../../helpers/teardown.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/publisher-process.ts', import.meta.url));
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 function seqsPrinted(p: TestProcess): number[] {
   return p
@@ -24,20 +19,19 @@ function seqsPrinted(p: TestProcess): number[] {
 describe('publisher process crash and signals', () => {
   it('SIGKILL mid-run, restart on the same state dir: seq continues and the only gap is the noted reserved seqs', async () => {
     const broker = await spawnMosquitto({ persistence: true });
-    cleanups.push(() => broker.close());
-    const stateDir = mkdtempSync(join(tmpdir(), 'crash-state-'));
-    cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    t.add(() => broker.close());
+    const stateDir = t.tempDir('crash-state-');
     const sub = await startSubscriber({
       url: broker.url,
       topics: ['edge/gw/telemetry', 'edge/gw/status'],
       clientId: 'crash-sub',
       clean: false,
     });
-    cleanups.push(() => sub.close());
+    t.add(() => sub.close());
     const args = JSON.stringify({ url: broker.url, stateDir, everyMs: 10 });
 
     const first = runTs(fixture, [args]);
-    cleanups.push(() => first.kill());
+    t.add(() => first.kill());
     await first.waitForLine(/^seq 40$/);
     // Kill while the broker is away too, so some batches are only in the spool.
     await broker.stop();
@@ -48,7 +42,7 @@ describe('publisher process crash and signals', () => {
     await broker.restart();
 
     const second = runTs(fixture, [args]);
-    cleanups.push(() => second.kill());
+    t.add(() => second.kill());
     await second.waitForLine(/^connected$/);
     await second.waitForLine(new RegExp(`^seq ${lastBefore + 30}$`));
     expect(await second.kill('SIGTERM')).toBe(0);
@@ -81,15 +75,14 @@ describe('publisher process crash and signals', () => {
 
   it('SIGKILL while connected: the broker publishes the retained Last Will (offline, connection-lost)', async () => {
     const broker = await spawnMosquitto();
-    cleanups.push(() => broker.close());
-    const stateDir = mkdtempSync(join(tmpdir(), 'will-state-'));
-    cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    t.add(() => broker.close());
+    const stateDir = t.tempDir('will-state-');
     const p = runTs(fixture, [JSON.stringify({ url: broker.url, stateDir, everyMs: 50 })]);
-    cleanups.push(() => p.kill());
+    t.add(() => p.kill());
     await p.waitForLine(/^connected$/);
     await p.kill('SIGKILL');
     const sub = await startSubscriber({ url: broker.url, topics: ['edge/gw/status'] });
-    cleanups.push(() => sub.close());
+    t.add(() => sub.close());
     await sub.waitFor(
       (s) => s.messages.some((m) => m.json?.state === 'offline'),
       20_000,

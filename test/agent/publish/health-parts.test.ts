@@ -20,6 +20,7 @@ import { waitUntil } from '../../helpers/wait.js';
 import { windowBody } from './bodies.js';
 import { makePublisher } from './setup.js';
 import type { ReceivedMessage } from '../../helpers/subscriber.js';
+import { useTeardown } from '../../helpers/teardown.js';
 import { sampleHealth, sampleSensor } from './health-sample.js';
 import { schemaErrors, validateHealth } from './schemas.js';
 
@@ -227,18 +228,15 @@ describe('HealthSender limit', () => {
 });
 
 describe('health under MQTT 3.1.1 and a limit below what the gateway assumes (mosquitto max_packet_size 1800)', () => {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const teardown = useTeardown();
 
   it('one close on a health part teaches the limit: later reports arrive in smaller parts, the close is not held against telemetry', async () => {
     const broker = await spawnMosquitto({ extraConfig: ['max_packet_size 1800'] });
-    cleanups.push(() => broker.close());
+    teardown.add(() => broker.close());
     const sub = await startSubscriber({ url: broker.url, topics: ['edge/gw/#'] });
-    cleanups.push(() => sub.close());
+    teardown.add(() => sub.close());
     const h = makePublisher({ mqtt: { url: broker.url, protocolVersion: 4 } });
-    cleanups.push(() => h.dispose());
+    teardown.add(() => h.dispose());
     h.publisher.start();
     await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
     // A telemetry batch the broker takes: 1.5 KB are known to pass.

@@ -7,21 +7,20 @@ import { startSimPipeline, type SimPipeline } from '../../helpers/sim-pipeline.j
 import { startSubscriber } from '../../helpers/subscriber.js';
 import { sampleHealth } from './health-sample.js';
 import { schemaErrors, validateHealth } from './schemas.js';
-import { capturingLogger, makePublisher } from './setup.js';
+import { capturingLogger } from '../../helpers/logger.js';
+import { useTeardown } from '../../helpers/teardown.js';
+import { makePublisher } from './setup.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 describe('HealthReporter', () => {
   it('publishes the provider’s report on the health topic on its cron schedule', async () => {
     const broker = await spawnMosquitto();
-    cleanups.push(() => broker.close());
+    t.add(() => broker.close());
     const sub = await startSubscriber({ url: broker.url, topics: ['edge/gw/health'] });
-    cleanups.push(() => sub.close());
+    t.add(() => sub.close());
     const h = makePublisher({ mqtt: { url: broker.url } });
-    cleanups.push(() => h.dispose());
+    t.add(() => h.dispose());
     let calls = 0;
     const reporter = new HealthReporter(
       '* * * * * *',
@@ -33,7 +32,7 @@ describe('HealthReporter', () => {
       h.publisher,
       h.log.logger,
     );
-    cleanups.push(() => reporter.stop());
+    t.add(() => reporter.stop());
     h.publisher.start();
     reporter.start();
     await sub.waitFor((s) => s.messages.length >= 2, 15_000, 'two health reports');
@@ -47,8 +46,31 @@ describe('HealthReporter', () => {
     expect(schemaErrors(validateHealth, first)).toBe('');
     await reporter.stop();
     const after = sub.messages.length;
-    await new Promise((r) => setTimeout(r, 2500));
-    expect(sub.messages.length).toBe(after);
+    // A second reporter on the same schedule and connection, started after the stop, fires on
+    // the same seconds and its reports come through the same connection in order: a stopped
+    // reporter still firing would show between its first and third report. (Before the
+    // first, a report sent just before the stop may still be on its way.)
+    const marker = new HealthReporter(
+      '* * * * * *',
+      () => ({
+        ...sampleHealth({ publisher: h.publisher.stats(), now: Date.now() }),
+        readings: -1,
+      }),
+      h.publisher,
+      h.log.logger,
+    );
+    t.add(() => marker.stop());
+    marker.start();
+    const since = () => sub.messages.slice(after).map((m) => m.json?.readings);
+    await sub.waitFor(
+      () => since().filter((r) => r === -1).length >= 3,
+      15_000,
+      'three reports of the second reporter',
+    );
+    const got = since();
+    const firstMarker = got.indexOf(-1);
+    const thirdMarker = got.indexOf(-1, got.indexOf(-1, firstMarker + 1) + 1);
+    expect(got.slice(firstMarker, thirdMarker + 1)).toEqual([-1, -1, -1]);
   });
 
   it('counts reports it could not send, survives a throwing provider, rejects a bad schedule', () => {

@@ -70,7 +70,15 @@ describe('health schedule', () => {
         await schedule.stop();
       }
       const after = calls;
-      await new Promise((r) => setTimeout(r, 2500));
+      // A schedule started after the stop fires on the same instants, after the stopped one
+      // would have: once it has fired twice, the stopped one had its chances.
+      let markerCalls = 0;
+      const marker = startHealthSchedule(expression, () => markerCalls++);
+      try {
+        await waitUntil(() => markerCalls >= 2, { timeoutMs: 15_000, what: 'two marker calls' });
+      } finally {
+        await marker.stop();
+      }
       expect(calls).toBe(after);
     },
     30_000,

@@ -4,35 +4,23 @@
  * acknowledge goes out on the next. Real mosquitto processes; the NATS cluster case is in
  * test/chaos/cluster.test.ts.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { brokerLabel } from '../../../agent/publish/connection-options.js';
-import { spawnMosquitto, type MosquittoBroker } from '../../helpers/mosquitto.js';
 import { freePort } from '../../helpers/ports.js';
-import { missingSeqs, startSubscriber, type TestSubscriber } from '../../helpers/subscriber.js';
+import { missingSeqs } from '../../helpers/subscriber.js';
 import { sleep, waitUntil } from '../../helpers/wait.js';
+import { useTeardown } from '../../helpers/teardown.js';
 import { windowBody } from './bodies.js';
 import { makePublisher, type Harness } from './setup.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
-async function broker(): Promise<MosquittoBroker> {
-  const b = await spawnMosquitto({});
-  cleanups.push(() => b.close());
-  return b;
-}
-async function subscriber(url: string, clientId: string): Promise<TestSubscriber> {
-  const s = await startSubscriber({ url, topics: ['edge/gw/telemetry'], clientId, clean: false });
-  cleanups.push(() => s.close());
-  return s;
-}
-function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
-  const h = makePublisher(options);
-  cleanups.push(() => h.dispose());
-  return h;
-}
+const broker = () => t.mosquitto();
+/** A persistent QoS 1 subscriber to the telemetry. */
+const subscriber = (url: string, clientId: string) =>
+  t.subscriber({ url, topics: ['edge/gw/telemetry'], clientId, clean: false });
+const publisher = (options: Parameters<typeof makePublisher>[0]): Harness =>
+  t.own(makePublisher(options), (h) => h.dispose());
 
 describe('brokerLabel', () => {
   it('leaves user name and password out of a broker URL, and keeps the rest', () => {

@@ -1,35 +1,19 @@
 /** TelemetryPublisher against a real mosquitto (and the embedded Aedes). */
-import { afterEach, describe, expect, it } from 'vitest';
-import { spawnMosquitto, type MosquittoBroker } from '../../helpers/mosquitto.js';
+import { describe, expect, it } from 'vitest';
 import { startAedes } from '../../helpers/aedes.js';
-import { missingSeqs, startSubscriber, type TestSubscriber } from '../../helpers/subscriber.js';
+import { missingSeqs } from '../../helpers/subscriber.js';
 import { sleep, waitUntil } from '../../helpers/wait.js';
+import { useTeardown } from '../../helpers/teardown.js';
 import { windowBody } from './bodies.js';
 import { schemaErrors, validateStatus, validateTelemetry } from './schemas.js';
 import { makePublisher, type Harness } from './setup.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
-async function broker(
-  options: Parameters<typeof spawnMosquitto>[0] = {},
-): Promise<MosquittoBroker> {
-  const b = await spawnMosquitto(options);
-  cleanups.push(() => b.close());
-  return b;
-}
-async function subscriber(options: Parameters<typeof startSubscriber>[0]): Promise<TestSubscriber> {
-  const s = await startSubscriber(options);
-  cleanups.push(() => s.close());
-  return s;
-}
-function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
-  const h = makePublisher(options);
-  cleanups.push(() => h.dispose());
-  return h;
-}
+const broker = t.mosquitto;
+const subscriber = t.subscriber;
+const publisher = (options: Parameters<typeof makePublisher>[0]): Harness =>
+  t.own(makePublisher(options), (h) => h.dispose());
 
 /** Submit `count` batches, one every `everyMs`; returns their seqs. */
 async function feed(h: Harness, count: number, everyMs: number, start = 0): Promise<number[]> {
@@ -165,7 +149,8 @@ describe('TelemetryPublisher with mosquitto', () => {
     for (let i = 0; i < 3; i++) h.publisher.submit(body);
     const last = 43;
     await sub.waitFor((s) => s.telemetrySeqs().includes(last), 30_000, 'last batch');
-    await sleep(300);
+    // Everything the broker had for the subscriber is in once the marker is back.
+    await sub.settle();
     const missing = missingSeqs(sub.telemetrySeqs(), last);
     const stats = h.publisher.stats();
     expect(stats.spool.lastSeq).toBe(last);
@@ -248,11 +233,9 @@ describe('TelemetryPublisher with mosquitto', () => {
 
   it('logs a refused CONNACK loudly, retries slower, never logs the password, and connects with the right one', async () => {
     const b = await broker({ users: { agent: 'right-secret' } });
-    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
-    const secrets = mkdtempSync(join(tmpdir(), 'secrets-'));
-    cleanups.push(async () => rmSync(secrets, { recursive: true, force: true }));
+    const secrets = t.tempDir('secrets-');
     writeFileSync(join(secrets, 'pw'), 'wrong-secret\n');
     const bad = publisher({
       mqtt: {
@@ -294,12 +277,8 @@ describe('TelemetryPublisher with mosquitto', () => {
   });
 
   it('rejects a TLS broker whose CA is not trusted (retrying), and connects with the CA configured', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const { makeTestPki } = await import('../../helpers/tls.js');
-    const pkiDir = mkdtempSync(join(tmpdir(), 'pki-'));
-    cleanups.push(async () => rmSync(pkiDir, { recursive: true, force: true }));
+    const pkiDir = t.tempDir('pki-');
     const pki = makeTestPki(pkiDir);
     const b = await broker({ tls: pki });
     const untrusted = publisher({
@@ -334,7 +313,7 @@ describe('TelemetryPublisher with mosquitto', () => {
 describe('TelemetryPublisher with the embedded Aedes broker', () => {
   it('delivers every batch and the retained status', async () => {
     const aedes = await startAedes();
-    cleanups.push(() => aedes.close());
+    t.add(() => aedes.close());
     const sub = await subscriber({ url: aedes.url, topics: ['edge/gw/#'] });
     const h = publisher({ mqtt: { url: aedes.url } });
     h.publisher.start();

@@ -2,10 +2,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
 import { configSchema } from '../../../agent/config/schema.js';
 import { TelemetryPublisher } from '../../../agent/publish/publisher.js';
 import { Spool, type SpoolOptions } from '../../../agent/publish/spool/spool.js';
+import { capturingLogger, type CapturedLog } from '../../helpers/logger.js';
 
 export type MqttInput = Record<string, unknown>;
 
@@ -13,32 +13,11 @@ export function mqttConfig(input: MqttInput) {
   return configSchema.parse({ gateway: { id: 'gw' }, mqtt: input }).mqtt;
 }
 
-export interface LogRecord {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-export function capturingLogger(): { logger: Logger; records: LogRecord[]; text: () => string } {
-  const lines: string[] = [];
-  const records: LogRecord[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write: (line: string) => {
-        lines.push(line);
-        records.push(JSON.parse(line) as LogRecord);
-      },
-    },
-  );
-  return { logger, records, text: () => lines.join('') };
-}
-
 export interface Harness {
   publisher: TelemetryPublisher;
   spool: Spool;
   dir: string;
-  log: ReturnType<typeof capturingLogger>;
+  log: CapturedLog;
   /** Stop the publisher (bounded) and delete the state dir. */
   dispose(): Promise<void>;
 }

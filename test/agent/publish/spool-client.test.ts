@@ -12,7 +12,7 @@ import { Spool, SpoolInUseError } from '../../../agent/publish/spool/spool.js';
 import type { SpoolPort } from '../../../agent/publish/spool/spool-port.js';
 import type { SpooledBatch } from '../../../agent/publish/spool/store.js';
 import { waitUntil } from '../../helpers/wait.js';
-import { capturingLogger } from './setup.js';
+import { capturingLogger } from '../../helpers/logger.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const body = (n: number) => Buffer.from(`batch ${n} `.repeat(20));

@@ -17,14 +17,15 @@ import {
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DISK_RETRY_MS, REOPEN_MS, Spool } from '../../../agent/publish/spool/spool.js';
 import { SPOOL_FILE } from '../../../agent/publish/spool/sqlite-store.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
+import { capturingLogger } from '../../helpers/logger.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../helpers/tmpfs.js';
 import { ext4Unavailable, mountExt4, type Ext4Loop } from '../../helpers/ext4.js';
+import { useTeardown } from '../../helpers/teardown.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const noMount = tmpfsUnavailable();
@@ -32,27 +33,15 @@ if (noMount) process.stdout.write(`spool-disk tests skipped: ${noMount}\n`);
 const noExt4 = ext4Unavailable();
 if (noExt4) process.stdout.write(`spool-disk ext4 tests skipped: ${noExt4}\n`);
 
-function capturingLogger() {
-  const records: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (line: string) => records.push(JSON.parse(line) as (typeof records)[number]) },
-  );
-  return { logger, records };
-}
-
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 function tmpfs(size: number): Tmpfs {
   const fs = mountTmpfs(size);
-  cleanups.push(() => fs.close());
+  t.add(() => fs.close());
   return fs;
 }
 function ext4(size: number): Ext4Loop {
   const fs = mountExt4(size);
-  cleanups.push(() => fs.close());
+  t.add(() => fs.close());
   return fs;
 }
 
@@ -65,7 +54,7 @@ describe('spool on a full disk (item 1)', () => {
         new URL('./fixtures/spool-full-disk-process.ts', import.meta.url),
       );
       const child = runTs(fixture, [disk.dir, join(disk.dir, 'filler')]);
-      cleanups.push(() => child.kill());
+      t.add(() => child.kill());
       await child.waitForLine(/^ready /, 60_000);
       expect(await child.kill('SIGKILL')).toBe('SIGKILL');
       const revealed = new Map<number, number>();
@@ -90,7 +79,7 @@ describe('spool on a full disk (item 1)', () => {
 
       disk.free();
       const spool = Spool.open(disk.dir, BIG, silentLogger);
-      cleanups.push(() => spool.close());
+      t.add(() => spool.close());
       // What survived is handed out with the same bytes it was revealed with.
       for (const b of spool.peek(0, 1000)) {
         if (revealed.has(b.seq)) expect(b.body[0]).toBe(revealed.get(b.seq));
@@ -136,7 +125,7 @@ describe('spool on a full disk (item 1)', () => {
 
       disk.free();
       const again = Spool.open(disk.dir, BIG, silentLogger);
-      cleanups.push(() => again.close());
+      t.add(() => again.close());
       const next = await again.append(Buffer.from('{"windows":[]}'), Date.now());
       expect(next).toBeGreaterThan(Math.max(...seqs));
       const note = again.peek(next - 1, 1)[0].gapBefore!;
@@ -185,7 +174,7 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
     writeFileSync(path, bytes);
     const { logger, records } = capturingLogger();
     const spool = Spool.open(dir, BIG, logger);
-    cleanups.push(() => spool.close());
+    t.add(() => spool.close());
     const next = await spool.append(Buffer.from('{}'), Date.now());
     expect(next).toBeGreaterThan(5);
     expect(corruptCopies(dir)).toHaveLength(1);
@@ -207,7 +196,7 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
     const path = join(dir, SPOOL_FILE);
     writeFileSync(path, readFileSync(path).subarray(0, 3 * 4096));
     const spool = Spool.open(dir, BIG, silentLogger);
-    cleanups.push(() => spool.close());
+    t.add(() => spool.close());
     expect(await spool.append(Buffer.from('{}'), Date.now())).toBeGreaterThan(40);
     expect(corruptCopies(dir)).toHaveLength(1);
   });
@@ -216,7 +205,7 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
     await spoolWith(fresh(), 5, 2);
     rmSync(join(dir, SPOOL_FILE));
     const spool = Spool.open(dir, BIG, silentLogger);
-    cleanups.push(() => spool.close());
+    t.add(() => spool.close());
     const next = await spool.append(Buffer.from('{}'), Date.now());
     expect(next).toBeGreaterThan(5);
     const note = spool.peek(0, 10)[0].gapBefore!;
@@ -232,7 +221,7 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
     bytes.fill(0xa5, page * 4096, page * 4096 + 4096);
     writeFileSync(path, bytes);
     const spool = Spool.open(dir, BIG, silentLogger);
-    cleanups.push(() => spool.close());
+    t.add(() => spool.close());
     expect(corruptCopies(dir)).toHaveLength(1);
     const left = spool.peek(0, 1000);
     // Salvaged rows are the original bytes; the rest is counted.
@@ -256,7 +245,7 @@ describe('spool that cannot be opened as it was (item 2, item 4)', () => {
       const { logger, records } = capturingLogger();
       let now = Date.now();
       const spool = Spool.open(disk.dir, { ...BIG, now: () => now }, logger);
-      cleanups.push(() => spool.close());
+      t.add(() => spool.close());
       const seqs: number[] = [];
       const appended = [7, 8].map((byte) =>
         spool.append(Buffer.alloc(100, byte), now).then((seq) => seqs.push(seq)),
@@ -296,7 +285,7 @@ describe('state dir missing under a parent that cannot be written', () => {
       try {
         const { logger, records } = capturingLogger();
         const spool = Spool.open(join(disk.dir, 'state'), BIG, logger);
-        cleanups.push(() => spool.close());
+        t.add(() => spool.close());
         const seqs: number[] = [];
         void spool.append(Buffer.alloc(10, 1), Date.now()).then((s) => seqs.push(s));
         await vi.advanceTimersByTimeAsync(REOPEN_MS);
@@ -327,7 +316,7 @@ describe('spool on a disk that is full before the start', () => {
       disk.fill();
       const { logger, records } = capturingLogger();
       const spool = Spool.open(disk.dir, BIG, logger);
-      cleanups.push(() => spool.close());
+      t.add(() => spool.close());
       const a = await spool.append(Buffer.alloc(100, 7), Date.now());
       expect(a).toBeGreaterThan(5);
       // The mark is written in place on the full disk: the batch may be published.
@@ -350,7 +339,7 @@ describe('memory window and disk failure log (item 5, item 6)', () => {
     async () => {
       const disk = tmpfs(256 * 1024);
       const spool = Spool.open(disk.dir, { ...BIG, memoryMaxBytes: 64 * 1024 }, silentLogger);
-      cleanups.push(() => spool.close());
+      t.add(() => spool.close());
       disk.fill();
       for (let i = 0; i < 100 && spool.stats().diskOk; i++)
         await spool.append(Buffer.alloc(8192, 1), Date.now());
@@ -373,7 +362,7 @@ describe('memory window and disk failure log (item 5, item 6)', () => {
       const { logger, records } = capturingLogger();
       let now = Date.now();
       const spool = Spool.open(disk.dir, { ...BIG, now: () => now }, logger);
-      cleanups.push(() => spool.close());
+      t.add(() => spool.close());
       disk.fill();
       for (let i = 0; i < 100 && spool.stats().diskOk; i++)
         await spool.append(Buffer.alloc(8192, 1), now);
@@ -400,10 +389,10 @@ describe('memory window and disk failure log (item 5, item 6)', () => {
 describe('corruption found while running (item 4)', () => {
   it('SQLITE_CORRUPT at run time: moved aside at the next retry, readable rows salvaged, numbering continues, nothing stuck', async () => {
     const dir = join(process.env.TMPDIR ?? '/tmp', `spool-rtc-${process.pid}`);
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    t.add(() => rmSync(dir, { recursive: true, force: true }));
     const { logger, records } = capturingLogger();
     const spool = Spool.open(dir, BIG, logger);
-    cleanups.push(() => spool.close());
+    t.add(() => spool.close());
     // More than SQLite's checkpoint threshold (1000 pages): the early rows reach the file.
     // Random bodies (first byte `seq % 251`) stay that large when the spool deflates them.
     const n = 1500;
@@ -444,14 +433,14 @@ describe('a database that comes back with older batches', () => {
   it('tells the publisher to rewind to them, so they are not left until the next reconnect', async () => {
     vi.useFakeTimers();
     const dir = join(process.env.TMPDIR ?? '/tmp', `spool-rewind-${process.pid}`);
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    t.add(() => rmSync(dir, { recursive: true, force: true }));
     try {
       await spoolWith(dir, 5, 2);
       // The database cannot be opened for now (a directory in its place); the mark can.
       renameSync(join(dir, SPOOL_FILE), join(dir, 'away'));
       mkdirSync(join(dir, SPOOL_FILE));
       const spool = Spool.open(dir, BIG, silentLogger);
-      cleanups.push(() => spool.close());
+      t.add(() => spool.close());
       const rewinds: number[] = [];
       spool.onRewind((seq) => rewinds.push(seq));
       const a = await spool.append(Buffer.alloc(10, 1), Date.now());
@@ -510,7 +499,7 @@ describe('a file system that turns read-only while the spool runs (issue 22 item
 
       disk.repair();
       const again = Spool.open(disk.dir, BIG, silentLogger);
-      cleanups.push(() => again.close());
+      t.add(() => again.close());
       const next = await again.append(Buffer.alloc(100, 3), Date.now());
       // No seq any subscriber may have seen is handed out again.
       expect(next).toBe(65);
@@ -530,7 +519,7 @@ describe('a file system that turns read-only while the spool runs (issue 22 item
         new URL('./fixtures/spool-read-only-process.ts', import.meta.url),
       );
       const child = runTs(fixture, [disk.dir]);
-      cleanups.push(() => child.kill());
+      t.add(() => child.kill());
       await child.waitForLine(/^stored$/, 30_000);
       disk.forceReadOnly();
       await child.waitForLine(/^ready /, 30_000);
@@ -548,7 +537,7 @@ describe('a file system that turns read-only while the spool runs (issue 22 item
 
       disk.repair();
       const spool = Spool.open(disk.dir, BIG, silentLogger);
-      cleanups.push(() => spool.close());
+      t.add(() => spool.close());
       const stored = spool.peek(0, 1000);
       for (const b of stored)
         expect(published.has(b.seq) ? published.get(b.seq) : undefined).toBe(

@@ -4,27 +4,21 @@
  * them (better-sqlite3's default would let it reach 16 MB; issue #5 allows the whole agent
  * 10 MB of growth through a 60 s outage). Measured in a process of its own (RssAnon).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runTs } from '../../helpers/process.js';
+import { useTeardown } from '../../helpers/teardown.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/spool-outage-memory.ts', import.meta.url));
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 describe('spool memory during an outage', () => {
   it.skipIf(process.platform !== 'linux')(
     '32 MB of unacknowledged batches grow the process by less than 4 MB',
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'spool-memory-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      const dir = t.tempDir('spool-memory-');
       const p = runTs(fixture, [dir, '32']);
-      cleanups.push(() => p.kill());
+      t.add(() => p.kill());
       const line = await p.waitForLine(/^grew -?\d+ depth \d+ written \d+$/, 60_000);
       const [, grewKiB, depth, written] = /^grew (-?\d+) depth (\d+) written (\d+)$/
         .exec(line)!

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   ACK_COMMIT_DELAY_MS,
@@ -18,19 +17,10 @@ import {
 import { RECENT_MAX_BATCHES } from '../../../agent/publish/spool/sqlite-store.js';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { runTs } from '../../helpers/process.js';
+import { capturingLogger } from '../../helpers/logger.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const body = (n: number, size = 100) => new Uint8Array(size).fill(48 + (n % 10));
-
-/** A logger whose records the test can read. */
-function capturingLogger() {
-  const records: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (line: string) => records.push(JSON.parse(line) as (typeof records)[number]) },
-  );
-  return { logger, records };
-}
 
 let dir: string;
 beforeEach(() => {

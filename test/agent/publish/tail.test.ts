@@ -1,7 +1,7 @@
 /** `edge-agent tail` as a process against a real mosquitto. */
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   assembleTelemetry,
   onlineStatus,
@@ -10,13 +10,11 @@ import {
 import { spawnMosquitto } from '../../helpers/mosquitto.js';
 import { runTs } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
+import { useTeardown } from '../../helpers/teardown.js';
 import { windowBody } from './bodies.js';
 
 const cli = fileURLToPath(new URL('../../../agent/cli.ts', import.meta.url));
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 async function publishAll(url: string, messages: [string, Buffer][]): Promise<void> {
   const client = await mqtt.connectAsync(url);
@@ -32,11 +30,11 @@ const note: DroppedNote = { count: 2, firstSeq: 3, lastSeq: 4, reason: 'lost-at-
 describe('edge-agent tail', () => {
   it('prints batches and status, flags gaps and duplicates per gateway, exits 0 on SIGINT', async () => {
     const broker = await spawnMosquitto();
-    cleanups.push(() => broker.close());
+    t.add(() => broker.close());
     const json = runTs(cli, ['tail', '--broker', broker.url, '--json']);
-    cleanups.push(() => json.kill());
+    t.add(() => json.kill());
     const text = runTs(cli, ['tail', '--broker', broker.url, '--gateway', 'gw1']);
-    cleanups.push(() => text.kill());
+    t.add(() => text.kill());
     await waitUntil(
       () => json.stderr().includes('connected') && text.stderr().includes('connected'),
       {
@@ -88,18 +86,18 @@ describe('edge-agent tail', () => {
 
   it('exits 1 with a clear message when the broker cannot be reached', async () => {
     const p = runTs(cli, ['tail', '--broker', 'mqtt://127.0.0.1:1']);
-    cleanups.push(() => p.kill());
+    t.add(() => p.kill());
     expect(await p.exited).toBe(1);
     expect(p.stderr()).toMatch(/cannot reach the broker at mqtt:\/\/127\.0\.0\.1:1 .*ECONNREFUSED/);
   });
 
   it('understands batches in parts: a new part is not a duplicate, a repeated part is', async () => {
     const broker = await spawnMosquitto();
-    cleanups.push(() => broker.close());
+    t.add(() => broker.close());
     const json = runTs(cli, ['tail', '--broker', broker.url, '--json']);
-    cleanups.push(() => json.kill());
+    t.add(() => json.kill());
     const text = runTs(cli, ['tail', '--broker', broker.url]);
-    cleanups.push(() => text.kill());
+    t.add(() => text.kill());
     await waitUntil(
       () => json.stderr().includes('connected') && text.stderr().includes('connected'),
       { what: 'tail connected' },

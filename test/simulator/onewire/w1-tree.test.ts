@@ -122,15 +122,19 @@ describe('thread-pool probe (docs/benchmarks/onewire.md)', () => {
       );
     });
 
-  it('shows unbounded reads stalling other file I/O and the limit of 2 preventing it', async () => {
+  it('shows unbounded reads stalling other file I/O, and the limit of 2 holding the kernel to 2 reads at once', async () => {
     const unbounded = await probe(0);
     const bounded = await probe(2);
     expect(unbounded.readsOk).toBe(8);
     expect(bounded.readsOk).toBe(8);
-    // Wide bounds: with 8 reads on 4 threads a stat waits for a conversion (600 ms);
-    // with at most 2 reads in flight it never waits for one.
+    // Lower bounds only (load makes them larger, never smaller). With 8 reads on 4 threads a
+    // stat waits for a conversion (600 ms).
     expect(unbounded.maxStatMs).toBeGreaterThan(240);
-    expect(bounded.maxStatMs).toBeLessThan(240);
+    // A conversion starts when its read gets a thread: with at most 2 in flight, 8 reads
+    // take 4 conversions back to back (unbounded, 4 threads: 2).
+    expect(bounded.roundMs).toBeGreaterThanOrEqual(0.95 * 4 * 600);
+    // How short the stat stays under the limit is a figure of the machine's load:
+    // docs/benchmarks/onewire.md has it.
   });
 });
 

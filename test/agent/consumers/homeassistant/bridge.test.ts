@@ -4,36 +4,24 @@
  * from its documentation, and the state values against the telemetry windows they come from.
  */
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { validateConfig, type ConfigInput } from '../../../../agent/config/load.js';
 import { silentLogger } from '../../../../agent/ops/logger.js';
 import { Pipeline } from '../../../../agent/pipeline.js';
 import { Seams } from '../../../../drivers/seams.js';
 import { SimulatedSerialBinding } from '../../../../simulator/serial/binding.js';
 import { startSimPipeline, type SimPipeline } from '../../../helpers/sim-pipeline.js';
-import {
-  startSubscriber,
-  type ReceivedMessage,
-  type TestSubscriber,
-} from '../../../helpers/subscriber.js';
+import { type ReceivedMessage, type TestSubscriber } from '../../../helpers/subscriber.js';
+import { useTeardown } from '../../../helpers/teardown.js';
 import { discoveryErrors } from './ha-schema.js';
 
 const DISCOVERY = 'homeassistant/device/gw/config';
 const WINDOW_MS = 500;
 
-let sim: SimPipeline | undefined;
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-  await sim?.close();
-  sim = undefined;
-});
+const t = useTeardown();
 
 async function start(homeassistant: boolean, sensors = 2): Promise<SimPipeline> {
-  sim = await startSimPipeline({
+  const sim = await startSimPipeline({
     sensors,
     config: {
       aggregation: { windowMs: WINDOW_MS },
@@ -41,14 +29,10 @@ async function start(homeassistant: boolean, sensors = 2): Promise<SimPipeline> 
     },
     sensor: { intervalMs: 100, backoffMaxMs: 1000 },
   });
-  return sim;
+  return t.own(sim);
 }
 
-async function watch(s: SimPipeline, topics: string[]): Promise<TestSubscriber> {
-  const sub = await startSubscriber({ url: s.broker.url, topics });
-  closers.push(() => sub.close());
-  return sub;
-}
+const watch = (s: SimPipeline, topics: string[]) => t.subscriber({ url: s.broker.url, topics });
 
 interface Cmps {
   cmps: Record<string, Record<string, unknown>>;
@@ -166,7 +150,7 @@ describe('Home Assistant discovery (homeassistant.enabled) against mosquitto', (
     );
     const before = discoveries(sub).length;
     const ha = await mqtt.connectAsync(s.broker.url, { clientId: 'home-assistant-test' });
-    closers.push(() => ha.endAsync(true));
+    t.add(() => ha.endAsync(true));
     const statesBefore = sub.on('/state/http-1').length;
     // Home Assistant's birth message (not retained).
     await ha.publishAsync('homeassistant/status', 'online', { qos: 1 });
@@ -267,15 +251,20 @@ describe('Home Assistant discovery (homeassistant.enabled) against mosquitto', (
     expect(fresh.on('/state/http-2')).toEqual([]);
   });
 
-  it('a restart with fewer sensors deletes the components the previous run left retained', async () => {
+  it('a restart with fewer sensors deletes the components and clears the states the previous run left retained', async () => {
     const s = await start(true);
-    const sub = await watch(s, ['homeassistant/device/#']);
-    await sub.waitFor((x) => discoveries(x).length > 0, 30_000, 'the first run’s discovery');
+    const sub = await watch(s, ['homeassistant/device/#', 'edge/gw/state/#']);
+    await sub.waitFor(
+      (x) =>
+        discoveries(x).length > 0 &&
+        ['http-0', 'http-1'].every((id) => x.on(`/state/${id}`).length > 0),
+      30_000,
+      'the first run’s discovery and states',
+    );
     await s.pipeline.stop(2000);
     const announced = discoveries(sub).length;
 
-    const stateDir = mkdtempSync(join(tmpdir(), 'ha-restart-'));
-    closers.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    const stateDir = t.tempDir('ha-restart-');
     const seams = new Seams(
       {
         openI2C: () => Promise.reject(new Error('no I²C in this test')),
@@ -283,7 +272,7 @@ describe('Home Assistant discovery (homeassistant.enabled) against mosquitto', (
       },
       silentLogger,
     );
-    closers.push(() => seams.close());
+    t.own(seams);
     const config = validateConfig(
       {
         gateway: { id: 'gw' },
@@ -297,7 +286,7 @@ describe('Home Assistant discovery (homeassistant.enabled) against mosquitto', (
       'test',
     );
     const second = await Pipeline.start({ config, seams, stateDir, logger: silentLogger });
-    closers.push(() => second.stop(2000));
+    t.add(() => second.stop(2000));
     const removed = (m: ReceivedMessage) =>
       componentsOf(m)['http-1_temperature']?.p === 'sensor' &&
       Object.keys(componentsOf(m)['http-1_temperature']).length === 1;
@@ -315,6 +304,13 @@ describe('Home Assistant discovery (homeassistant.enabled) against mosquitto', (
     const after = discoveries(sub).slice(announced);
     for (const m of after) expect(discoveryErrors(m.json)).toBe('');
     expect(Object.keys(componentsOf(after.at(-1)!))).toEqual(['http-0_temperature']);
+
+    // What a subscriber arriving now gets: the state of http-0, none of http-1 (the marker
+    // comes back after every retained message of its subscription).
+    const fresh = await watch(s, ['edge/gw/state/#']);
+    await fresh.waitFor((x) => x.on('/state/http-0').length > 0, 30_000, 'the state of http-0');
+    await fresh.settle();
+    expect(fresh.on('/state/http-1')).toEqual([]);
   });
 
   it('disabled (the default): nothing retained under homeassistant/ nor on state topics', async () => {

@@ -3,8 +3,11 @@ import {
   deviceDiscovery,
   discoveryTopic,
   expireAfterSec,
+  sensorOfComponent,
+  uniqueId,
   type DiscoveryContext,
 } from '../../../../agent/consumers/homeassistant/discovery.js';
+import { QUANTITIES } from '../../../../drivers/types.js';
 import { discoveryErrors } from './ha-schema.js';
 
 const ctx: DiscoveryContext = {
@@ -87,6 +90,47 @@ describe('Home Assistant device discovery', () => {
     expect(broken((c) => (c.state_topic = 'edge/+/state'))).not.toBe('');
     const { o: _origin, ...noOrigin } = d;
     expect(discoveryErrors(noOrigin)).not.toBe('');
+  });
+
+  it('unique_ids of different gateways, sensors and quantities differ even when ids contain _', () => {
+    // Each pair met as `a_b_c_temperature` in the plain `<gateway>_<sensor>_<quantity>` form.
+    const a = deviceDiscovery({ ...ctx, gateway: 'a_b' }, [
+      { id: 'c', quantities: ['temperature'], intervalMs: 1000 },
+    ]);
+    const b = deviceDiscovery({ ...ctx, gateway: 'a' }, [
+      { id: 'b_c', quantities: ['temperature'], intervalMs: 1000 },
+    ]);
+    expect(discoveryErrors(a)).toBe('');
+    expect(discoveryErrors(b)).toBe('');
+    expect(a.cmps.c_temperature.unique_id).not.toBe(b.cmps.b_c_temperature.unique_id);
+    expect(uniqueId('x_y', 'z', 'humidity')).not.toBe(uniqueId('x', 'y_z', 'humidity'));
+    // A gateway id without _ keeps the plain form, so existing entities keep their id.
+    expect(uniqueId('gw-1', 'boiler_in', 'temperature')).toBe('gw-1_boiler_in_temperature');
+
+    // Every triple of ids made of the allowed characters maps to its own unique_id.
+    const ids = ['a', 'b', 'c', 'a_b', 'b_c', 'a_b_c', '_a', 'a_', '_', '__', 'a-b', 'a-_b'];
+    const seen = new Map<string, string>();
+    for (const g of ids) {
+      for (const s of ids) {
+        for (const q of QUANTITIES) {
+          const id = uniqueId(g, s, q);
+          const triple = `${g}|${s}|${q}`;
+          expect(seen.get(id) ?? triple, id).toBe(triple);
+          seen.set(id, triple);
+        }
+      }
+    }
+    expect(seen.size).toBe(ids.length ** 2 * QUANTITIES.length);
+  });
+
+  it('a component id names its sensor, which a restart uses to clear removed state topics', () => {
+    // The encoding relies on quantities without _.
+    for (const q of QUANTITIES) expect(q).not.toContain('_');
+    expect(sensorOfComponent('boiler_in_temperature')).toBe('boiler_in');
+    expect(sensorOfComponent('room_pressure')).toBe('room');
+    expect(sensorOfComponent('room_colour')).toBeUndefined();
+    expect(sensorOfComponent('_temperature')).toBeUndefined();
+    expect(sensorOfComponent('temperature')).toBeUndefined();
   });
 
   it('expiry is three windows, or three sampling intervals when longer', () => {

@@ -2,10 +2,9 @@
  * The Sparkplug B edge node against a real mosquitto: every message the broker delivers is
  * decoded with sparkplug-payload and checked against the spec's sequence rules.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig, type ConfigInput } from '../../../../agent/config/load.js';
 import type { Config } from '../../../../agent/config/schema.js';
 import { silentLogger } from '../../../../agent/ops/logger.js';
@@ -13,6 +12,7 @@ import { SparkplugNode } from '../../../../agent/consumers/sparkplug/node.js';
 import { spawnMosquitto, type MosquittoBroker } from '../../../helpers/mosquitto.js';
 import { startSubscriber, type TestSubscriber } from '../../../helpers/subscriber.js';
 import { waitUntil } from '../../../helpers/wait.js';
+import { useTeardown } from '../../../helpers/teardown.js';
 import {
   bdSeqOf,
   encodeRebirthCommand,
@@ -52,16 +52,7 @@ function body(i: number): Uint8Array {
   );
 }
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      console.error('CLEANUP FAILED', err);
-    }
-  }
-});
+const t = useTeardown();
 
 async function setup(
   sparkplug: NonNullable<ConfigInput['sparkplug']> = {},
@@ -70,16 +61,15 @@ async function setup(
   protocolVersion?: 4 | 5,
 ) {
   const broker = await spawnMosquitto(brokerOptions);
-  cleanups.push(() => broker.close());
+  t.add(() => broker.close());
   const subscriber = await startSubscriber({
     url: broker.url,
     topics: ['spBv1.0/#'],
     ...subscriberOptions,
   });
-  cleanups.push(() => subscriber.close());
+  t.add(() => subscriber.close());
   const subscribedAt = Date.now();
-  const stateDir = mkdtempSync(join(tmpdir(), 'sparkplug-'));
-  cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  const stateDir = t.tempDir('sparkplug-');
   const config = validateConfig(
     {
       gateway: { id: 'gw' },
@@ -111,7 +101,7 @@ async function startNode(config: Config, stateDir: string): Promise<SparkplugNod
       ['b', ['humidity'] as const],
     ]),
   });
-  cleanups.push(() => node.stop());
+  t.add(() => node.stop());
   return node;
 }
 
@@ -343,7 +333,7 @@ describe('Sparkplug B edge node', () => {
 
   it('with mqtt.urls moves to the next broker when its broker is killed: a new NBIRTH there, then the windows stored meanwhile, historical', async () => {
     const [first, second] = [await spawnMosquitto(), await spawnMosquitto()];
-    cleanups.push(
+    t.add(
       () => first.close(),
       () => second.close(),
     );
@@ -351,12 +341,11 @@ describe('Sparkplug B edge node', () => {
       await startSubscriber({ url: first.url, topics: ['spBv1.0/#'] }),
       await startSubscriber({ url: second.url, topics: ['spBv1.0/#'] }),
     ];
-    cleanups.push(
+    t.add(
       () => onFirst.close(),
       () => onSecond.close(),
     );
-    const stateDir = mkdtempSync(join(tmpdir(), 'sparkplug-'));
-    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const stateDir = t.tempDir('sparkplug-');
     const config = validateConfig(
       {
         gateway: { id: 'gw' },

@@ -17,7 +17,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MARK_FILE } from '../../../../agent/publish/spool/seq-mark.js';
 import { Spool } from '../../../../agent/publish/spool/spool.js';
 import { SPOOL_FILE } from '../../../../agent/publish/spool/sqlite-store.js';
-import { capturingLogger } from '../setup.js';
+import { capturingLogger } from '../../../helpers/logger.js';
+import { useTeardown } from '../../../helpers/teardown.js';
 
 const BIG = { maxBytes: 64 << 20, maxAgeSec: 3600 };
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
@@ -25,21 +26,21 @@ const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 describe('spool files under umask 000', () => {
   let root: string;
   let saved: number;
-  const cleanups: Array<() => void> = [];
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), 'spool-modes-'));
     saved = process.umask(0o000);
   });
   afterEach(() => {
-    for (const c of cleanups.splice(0).reverse()) c();
     process.umask(saved);
     rmSync(root, { recursive: true, force: true });
   });
+  // After hooks run newest first: the spools close before the hook above removes their dir.
+  const t = useTeardown();
 
   it('a directory the spool creates is 0700; the database, its WAL and the seq mark 0600', async () => {
     const dir = join(root, 'state', 'sparkplug');
     const spool = Spool.open(dir, BIG, capturingLogger().logger);
-    cleanups.push(() => spool.close());
+    t.add(() => spool.close());
     await spool.append(Buffer.from('{"windows":[]}'), Date.now());
     spool.commit();
     const wal = join(dir, `${SPOOL_FILE}-wal`);
@@ -64,7 +65,7 @@ describe('spool files under umask 000', () => {
     chmodSync(path, 0o644);
     expect(mode(path)).toBe('644');
     const spool = Spool.open(dir, BIG, capturingLogger().logger);
-    cleanups.push(() => spool.close());
+    t.add(() => spool.close());
     expect(await spool.append(Buffer.from('{}'), Date.now())).toBeGreaterThan(1);
     const copies = readdirSync(dir).filter((f) => f.startsWith(`${SPOOL_FILE}.corrupt-`));
     expect(copies).toHaveLength(1);
