@@ -10,10 +10,7 @@ import type { Logger } from './ops/logger.js';
 import type { SampledSensor } from './sampling/sampler.js';
 import type { Output, OutputBatch } from './publish/output.js';
 import type { TelemetryPublisher } from './publish/publisher.js';
-import {
-  startHomeAssistant,
-  type HomeAssistantBridge,
-} from './consumers/homeassistant/bridge.js';
+import { startHomeAssistant, type HomeAssistantBridge } from './consumers/homeassistant/bridge.js';
 import { SparkplugNode } from './consumers/sparkplug/node.js';
 import type { Quantity } from '../drivers/types.js';
 

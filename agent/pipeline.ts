@@ -28,10 +28,7 @@ import {
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';
-import {
-  discoveredSensors,
-  type HomeAssistantBridge,
-} from './consumers/homeassistant/bridge.js';
+import { discoveredSensors, type HomeAssistantBridge } from './consumers/homeassistant/bridge.js';
 import type { SparkplugNode } from './consumers/sparkplug/node.js';
 import { outputBatch, type Output } from './publish/output.js';
 import { deliver, startConsumers } from './outputs.js';

@@ -217,9 +217,7 @@ export class BrokerSession {
   /** How logs name the broker: its URL without credentials, and which of mqtt.urls it is. */
   brokerFields(): { broker: string; brokerIndex?: number } {
     const broker = brokerLabel(this.brokerUrl());
-    return this.options.mqtt.urls.length > 1
-      ? { broker, brokerIndex: this.index }
-      : { broker };
+    return this.options.mqtt.urls.length > 1 ? { broker, brokerIndex: this.index } : { broker };
   }
 
   /**

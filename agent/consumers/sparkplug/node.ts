@@ -31,12 +31,7 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
 import { BrokerSession, GOODBYE_MS, type SessionStats } from '../../publish/broker-session.js';
 import { describeError } from '../../publish/connection-options.js';
-import {
-  byPeriod,
-  decodeWindows,
-  type Output,
-  type OutputBatch,
-} from '../../publish/output.js';
+import { byPeriod, decodeWindows, type Output, type OutputBatch } from '../../publish/output.js';
 import { SpoolClient } from '../../publish/spool/spool-client.js';
 import type { SpooledBatch } from '../../publish/spool/store.js';
 import { UNITS, type Quantity } from '../../../drivers/types.js';

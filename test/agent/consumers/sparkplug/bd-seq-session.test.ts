@@ -31,8 +31,9 @@ const ofType = (s: TestSubscriber, type: string) =>
 
 /** Connection attempts the node saw refused at TCP level (nothing listening on the port). */
 const refusedAttempts = (records: LogRecord[]) =>
-  records.filter((r) => r.msg.includes('connection error') && JSON.stringify(r).includes('ECONNREFUSED'))
-    .length;
+  records.filter(
+    (r) => r.msg.includes('connection error') && JSON.stringify(r).includes('ECONNREFUSED'),
+  ).length;
 
 describe('Sparkplug bdSeq', () => {
   it('rises by exactly one per CONNECT sent: attempts refused while the broker is down take none; the NDEATH at stop has the NBIRTH bdSeq', async () => {
@@ -91,7 +92,8 @@ describe('Sparkplug bdSeq', () => {
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 2, 60_000, 'the next NBIRTH');
     const second = bdSeqOf(ofType(subscriber, 'NBIRTH')[1]);
     // Every CONNECT that reached the broker, as the broker logged them (both runs of it).
-    const connects = broker.log().match(/New client connected from \S+ as edge-agent-gw-sparkplug /g) ?? [];
+    const connects =
+      broker.log().match(/New client connected from \S+ as edge-agent-gw-sparkplug /g) ?? [];
 
     expect(first).toBeTypeOf('number');
     expect(second).toBe(((first ?? 0) + connects.length - 1) % 256);
