@@ -1,7 +1,9 @@
 /**
- * bdSeq counts sessions (Sparkplug 3.0, tck-id-topics-nbirth-bdseq-increment): one per CONNECT
- * sent, against a real mosquitto that is down for a while. Attempts refused at TCP level
- * never sent a CONNECT, so they take no bdSeq.
+ * The Sparkplug node's own broker session, made by the telemetry's code (broker-session.ts):
+ * - bdSeq counts sessions (Sparkplug 3.0, tck-id-topics-nbirth-bdseq-increment): one per
+ *   CONNECT sent, against a real mosquitto that is down for a while. Attempts refused at TCP
+ *   level never sent a CONNECT, so they take no bdSeq.
+ * - MQTT 5 by default, 3.1.1 with a broker that refuses 5 (the embedded Aedes).
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../../agent/config/load.js';
 import { SparkplugNode } from '../../../../agent/consumers/sparkplug/node.js';
+import { startAedes } from '../../../helpers/aedes.js';
 import { spawnMosquitto } from '../../../helpers/mosquitto.js';
 import { startSubscriber, type TestSubscriber } from '../../../helpers/subscriber.js';
 import { waitUntil } from '../../../helpers/wait.js';
@@ -102,5 +105,42 @@ describe('Sparkplug bdSeq', () => {
     await node.stop();
     await subscriber.waitFor((s) => ofType(s, 'NDEATH').length === 1, 30_000, 'NDEATH');
     expect(bdSeqOf(ofType(subscriber, 'NDEATH')[0])).toBe(second);
+  });
+});
+
+describe('Sparkplug session', () => {
+  it('falls back to MQTT 3.1.1 when the broker refuses 5, says so once, and births there; each CONNECT sent took a bdSeq', async () => {
+    const broker = await startAedes();
+    cleanups.push(() => broker.close());
+    const subscriber = await startSubscriber({ url: broker.url, topics: ['spBv1.0/#'] });
+    cleanups.push(() => subscriber.close());
+    const stateDir = mkdtempSync(join(tmpdir(), 'sparkplug-v4-'));
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const config = validateConfig(
+      {
+        gateway: { id: 'gw' },
+        mqtt: { url: broker.url, reconnectMinMs: 200, reconnectMaxMs: 1000 },
+        sparkplug: { enabled: true, groupId: 'plant' },
+      },
+      'test',
+    );
+    const log = capturingLogger();
+    const node = await SparkplugNode.start({
+      config,
+      stateDir,
+      logger: log.logger,
+      series: new Map([['a', ['temperature'] as const]]),
+    });
+    cleanups.push(() => node.stop());
+    await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
+
+    const stats = node.stats();
+    expect(stats).toMatchObject({ connected: true, protocolVersion: 4, born: true });
+    const fallback = log.records.filter((r) => r.msg.includes('does not speak MQTT 5'));
+    expect(fallback).toHaveLength(1);
+    expect(fallback[0].msg).toMatch(/^sparkplug: /);
+    // The refused MQTT 5 CONNECT was sent, so it took bdSeq 0; the 3.1.1 session has 1.
+    expect(bdSeqOf(ofType(subscriber, 'NBIRTH')[0])).toBe(1);
+    expect(stats.bdSeq).toBe(1);
   });
 });
