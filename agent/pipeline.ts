@@ -1,9 +1,10 @@
 /**
  * The assembled agent: sampler → ring → aggregation worker → outputs (outputs.ts: the
- * telemetry publisher with its spool, Home Assistant, Sparkplug) (buildParts() builds them,
- * the constructor takes them), plus the operational extras —
- * health reports, watchdog, status line, metrics — started by agent/ops/operations.ts. `run` and `simulate` differ only in the seams they pass and
- * in who owns the broker; everything here is the same code on hardware and in the simulator.
+ * telemetry publisher with its spool, Home Assistant, Sparkplug), which buildParts() builds
+ * and the constructor takes, plus the operational extras — health reports, watchdog, status
+ * line, metrics — started by agent/ops/operations.ts. `run` and `simulate` differ only in the
+ * seams they pass and in who owns the broker; everything here is the same code on hardware
+ * and in the simulator.
  */
 import { performance } from 'node:perf_hooks';
 import type { Config } from './config/schema.js';
