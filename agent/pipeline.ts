@@ -1,8 +1,10 @@
 /**
- * The assembled agent: sampler → ring → aggregation worker → spool → MQTT publisher
- * (buildParts() builds them, the constructor takes them), plus the operational extras —
- * health reports, watchdog, status line, metrics — started by agent/ops/operations.ts. `run` and `simulate` differ only in the seams they pass and
- * in who owns the broker; everything here is the same code on hardware and in the simulator.
+ * The assembled agent: sampler → ring → aggregation worker → outputs (outputs.ts: the
+ * telemetry publisher with its spool, Home Assistant, Sparkplug), which buildParts() builds
+ * and the constructor takes, plus the operational extras — health reports, watchdog, status
+ * line, metrics — started by agent/ops/operations.ts. `run` and `simulate` differ only in the
+ * seams they pass and in who owns the broker; everything here is the same code on hardware
+ * and in the simulator.
  */
 import { performance } from 'node:perf_hooks';
 import type { Config } from './config/schema.js';
@@ -27,12 +29,10 @@ import {
 import type { Seams } from '../drivers/seams.js';
 import { quantityCode, type Quantity, type Reading } from '../drivers/types.js';
 import { AGENT_VERSION } from './version.js';
-import {
-  discoveredSensors,
-  startHomeAssistant,
-  type HomeAssistantBridge,
-} from './consumers/homeassistant/bridge.js';
-import { SparkplugNode } from './consumers/sparkplug/node.js';
+import { discoveredSensors, type HomeAssistantBridge } from './consumers/homeassistant/bridge.js';
+import type { SparkplugNode } from './consumers/sparkplug/node.js';
+import { outputBatch, type Output } from './publish/output.js';
+import { deliver, startConsumers } from './outputs.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -57,6 +57,8 @@ export interface PipelineParts {
   sensorIndex: Map<string, number>;
   /** Intervals of the interval-scheduled sensors at start (the watchdog's progress bound). */
   intervalsMs: number[];
+  /** Every output a batch goes to (outputs.ts), telemetry first. */
+  outputs: Output[];
   /** Home Assistant discovery and state topics, when homeassistant.enabled. */
   homeassistant: HomeAssistantBridge | undefined;
   /** The Sparkplug B edge node on its own connection, when sparkplug.enabled. */
@@ -80,6 +82,7 @@ export class Pipeline {
   private readonly loop: EventLoopMonitor;
   private readonly sensorIndex: Map<string, number>;
   private readonly operations: Operations;
+  private readonly outputs: Output[];
   private readonly homeassistant: HomeAssistantBridge | undefined;
   private readonly sparkplug: SparkplugNode | undefined;
   /** Monotonic: uptime is elapsed time, whatever the wall clock did meanwhile. */
@@ -97,6 +100,7 @@ export class Pipeline {
     this.sampler = parts.sampler;
     this.loop = parts.eventLoop;
     this.sensorIndex = parts.sensorIndex;
+    this.outputs = parts.outputs;
     this.homeassistant = parts.homeassistant;
     this.sparkplug = parts.sparkplug;
     this.operations = new Operations({
@@ -181,12 +185,12 @@ export class Pipeline {
       this.notifier.stopping();
       await this.sampler.stop();
       await this.worker.flush();
-      await this.publisher.stop({ drainMs: Math.max(0, deadline - performance.now()) });
+      for (const output of this.outputs) {
+        await output.stop({ drainMs: Math.max(0, deadline - performance.now()) });
+      }
       await this.worker.stop();
       this.loop.stop();
       await this.operations.stop();
-      this.homeassistant?.stop();
-      await this.sparkplug?.stop();
       await this.spool.close();
       const ring = this.ring.counters();
       logger.info({ readings: ring.written, dropped: ring.dropped }, 'pipeline stopped');
@@ -210,6 +214,7 @@ export class Pipeline {
       startedAt: now - (performance.now() - this.startedAt),
       ring: this.ring.counters(),
       publisher: this.publisher.stats(),
+      sparkplug: this.sparkplug?.stats(),
       eventLoop: this.loop.snapshot(),
       sensors: this.sampler.health(),
       workerRestarts: this.worker.restarts,
@@ -282,16 +287,19 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
   const worker = AggregationWorker.start(
     workerOptions(config, ring, enabled, quantitiesById(sampled)),
   );
-  worker.onBatch((batch) => {
-    publisher.submit(batch.body);
-  });
   worker.onError((err) => logger.error({ err }, 'aggregation worker failed; restarting it'));
-  const homeassistant = startHomeAssistant(config, publisher, sampled, logger);
-  if (homeassistant) worker.onBatch((batch) => homeassistant.onBatch(batch.body));
-  const sparkplug = config.sparkplug.enabled
-    ? await SparkplugNode.start({ ...options, series: quantitiesById(sampled) })
-    : undefined;
-  if (sparkplug) worker.onBatch((batch) => sparkplug.submit(batch.body));
+  // Every batch goes to each output, from the first one on: telemetry is there already.
+  const outputs: Output[] = [publisher];
+  worker.onBatch((batch) => deliver(outputs, outputBatch(batch.body), logger));
+  const consumers = await startConsumers({
+    config,
+    stateDir: options.stateDir,
+    logger,
+    telemetry: publisher,
+    sampled,
+    series: quantitiesById(sampled),
+  });
+  outputs.push(...consumers.all);
 
   const sampler = new Sampler({
     sensors: sampled,
@@ -312,8 +320,9 @@ export async function buildParts(options: PipelineOptions): Promise<PipelinePart
     eventLoop: startEventLoopMonitor(),
     sensorIndex,
     intervalsMs: sampled.flatMap((s) => (s.intervalMs !== undefined ? [s.intervalMs] : [])),
-    homeassistant,
-    sparkplug,
+    outputs,
+    homeassistant: consumers.homeassistant,
+    sparkplug: consumers.sparkplug,
   };
 }
 

@@ -34,6 +34,8 @@ export class BrokerTerms {
   constructor(
     private readonly mqtt: MqttConfig,
     private readonly logger: Logger,
+    /** Names a session besides the telemetry one in what is logged. */
+    private readonly name?: string,
   ) {
     this.protocolVersion = mqtt.protocolVersion ?? 5;
     this.qos = mqtt.qos;
@@ -97,6 +99,6 @@ export class BrokerTerms {
   private once(key: string, fields: object, msg: string): void {
     if (this.said.has(key)) return;
     this.said.add(key);
-    this.logger.warn(fields, msg);
+    this.logger.warn(fields, this.name === undefined ? msg : `${this.name}: ${msg}`);
   }
 }

@@ -14,6 +14,7 @@ import type { EventLoopSnapshot } from '../sampling/event-loop.js';
 import type { SensorHealth, SensorState } from '../sampling/health.js';
 import { HEALTH_SCHEMA } from './payload.js';
 import type { PublisherStats } from './publisher.js';
+import type { SparkplugStats } from '../consumers/sparkplug/node.js';
 import type { SpoolStats } from './spool/spool.js';
 import type { GapNote } from './spool/gap-note.js';
 
@@ -25,6 +26,9 @@ export type MqttHealth = Omit<PublisherStats, 'spool' | 'reconnects' | 'lastErro
   /** The latest connection or publish error, as logged; null when there was none. */
   lastError: string | null;
 };
+
+/** The Sparkplug node's figures (sparkplug.enabled); null when there was no error. */
+export type SparkplugHealth = Omit<SparkplugStats, 'lastError'> & { lastError: string | null };
 
 export interface SensorHealthReport {
   id: string;
@@ -64,6 +68,8 @@ export interface HealthReport {
   spool: SpoolHealth;
   ring: RingCounters;
   mqtt: MqttHealth;
+  /** The Sparkplug B node's connection and session; null when sparkplug is off. */
+  sparkplug: SparkplugHealth | null;
   workerRestarts: number;
   sensors: SensorHealthReport[];
   rssBytes: number;
@@ -77,6 +83,8 @@ export interface HealthInputs {
   startedAt: number;
   ring: RingCounters;
   publisher: PublisherStats;
+  /** Undefined when sparkplug is off. */
+  sparkplug?: SparkplugStats;
   eventLoop: EventLoopSnapshot;
   sensors: readonly SensorHealth[];
   workerRestarts: number;
@@ -107,6 +115,7 @@ export function healthReport(i: HealthInputs): HealthReport {
     spool: { ...spool, lastDrop: spool.lastDrop ?? null },
     ring: i.ring,
     mqtt: { ...mqtt, lastError: lastError ?? null },
+    sparkplug: i.sparkplug ? sparkplugHealth(i.sparkplug) : null,
     workerRestarts: i.workerRestarts,
     sensors: i.sensors.map((s) => ({
       id: s.id,
@@ -121,4 +130,9 @@ export function healthReport(i: HealthInputs): HealthReport {
     rssBytes: i.rssBytes,
     healthSkipped: i.healthSkipped,
   };
+}
+
+function sparkplugHealth(s: SparkplugStats): SparkplugHealth {
+  const { lastError, ...rest } = s;
+  return { ...rest, lastError: lastError ?? null };
 }

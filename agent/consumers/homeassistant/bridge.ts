@@ -25,7 +25,7 @@ import {
   type DiscoveredSensor,
   type DiscoveryContext,
 } from './discovery.js';
-import { LatestStates, windowsOf } from './state.js';
+import { LatestStates, type WindowValue } from './state.js';
 
 /** What the bridge needs of the telemetry publisher. */
 export interface RetainedChannel {
@@ -75,17 +75,11 @@ export class HomeAssistantBridge {
     });
   }
 
-  /** A batch body from the aggregation worker: publish the state of the sensors it updates. */
-  onBatch(body: Uint8Array): void {
+  /** The windows of a batch from the aggregation worker: publish the state of the sensors they update. */
+  onWindows(windows: readonly WindowValue[]): void {
     if (this.stopped) return;
-    let changed: string[];
-    try {
-      const known = new Set(this.sensors.map((s) => s.id));
-      changed = this.states.apply(windowsOf(body), (id) => known.has(id));
-    } catch (err) {
-      this.options.logger.warn({ err }, 'Home Assistant state: batch body not readable');
-      return;
-    }
+    const known = new Set(this.sensors.map((s) => s.id));
+    const changed = this.states.apply(windows, (id) => known.has(id));
     for (const sensor of changed) void this.publishState(sensor);
   }
 

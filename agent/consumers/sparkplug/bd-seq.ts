@@ -1,7 +1,9 @@
 /**
  * The Sparkplug birth/death sequence number (bdSeq), kept in a file in the state directory so
  * each MQTT session gets a new one, across restarts too: a host tells a stale NDEATH (the Will
- * of an older session, delivered late) from the current one by it. 0-255, wrapping.
+ * of an older session, delivered late) from the current one by it. 0-255, wrapping. A session
+ * is a CONNECT sent (tck-id-topics-nbirth-bdseq-increment): an attempt that never reached the
+ * broker does not take one (node.ts).
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,10 +27,16 @@ export class BdSeqFile {
    * used (the next start may then repeat it, which a host treats like a restart).
    */
   take(): number {
-    let current = 0;
+    const current = this.read();
+    this.write((current + 1) % 256);
+    return current;
+  }
+
+  /** The bdSeq the next session takes: what the file holds, 0 when it holds none. */
+  read(): number {
     try {
       const n = Number(readFileSync(this.path, 'utf8').trim());
-      if (Number.isInteger(n) && n >= 0 && n <= 255) current = n;
+      if (Number.isInteger(n) && n >= 0 && n <= 255) return n;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
         this.logger.warn(
@@ -37,9 +45,14 @@ export class BdSeqFile {
         );
       }
     }
+    return 0;
+  }
+
+  /** Keeps `next` as the bdSeq of the next session (written whole, by rename). */
+  write(next: number): void {
     try {
       const tmp = `${this.path}.tmp`;
-      writeFileSync(tmp, `${(current + 1) % 256}\n`, { mode: 0o600 });
+      writeFileSync(tmp, `${next}\n`, { mode: 0o600 });
       renameSync(tmp, this.path);
     } catch (err) {
       this.logger.warn(
@@ -47,6 +60,5 @@ export class BdSeqFile {
         'sparkplug bdSeq file not writable',
       );
     }
-    return current;
   }
 }

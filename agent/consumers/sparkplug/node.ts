@@ -3,8 +3,12 @@
  *
  * What it promises:
  * - Its own MQTT connection (same broker, credentials and TLS as `mqtt`), because the NDEATH
- *   must be that session's Will. Clean session, so a host never sees a stale session's state.
- * - Every session gets a new bdSeq (bd-seq.ts); its Will (NDEATH) and its NBIRTHs carry it.
+ *   must be that session's Will, made by the same code as the telemetry one
+ *   (broker-session.ts): MQTT 5 unless the broker only speaks 3.1.1, failover across
+ *   mqtt.urls, the same backoff. Clean session, so a host never sees a stale session's state.
+ * - Every session — every CONNECT sent — gets a new bdSeq (bd-seq.ts); its Will (NDEATH) and
+ *   its NBIRTHs carry it. An attempt that never reached the broker (refused at TCP level,
+ *   unreachable) takes none, so NDEATH and the next NBIRTH differ by the sessions between them.
  * - Nothing is published before an NBIRTH of the current session; NBIRTH is seq 0 and every
  *   NDATA after it takes the next seq, 0-255 wrapping. An NCMD `Node Control/Rebirth` = true,
  *   a window naming a metric the last NBIRTH did not announce (a sensor added by a reload),
@@ -22,11 +26,12 @@
  *   drops can be lost; a host sees the seq gap and may ask for a rebirth.
  */
 import { join } from 'node:path';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
-import { Backoff } from '../../publish/backoff.js';
-import { brokerLabel, connectionOptions, describeError } from '../../publish/connection-options.js';
+import { BrokerSession, GOODBYE_MS, type SessionStats } from '../../publish/broker-session.js';
+import { describeError } from '../../publish/connection-options.js';
+import { byPeriod, decodeWindows, type Output, type OutputBatch } from '../../publish/output.js';
 import { SpoolClient } from '../../publish/spool/spool-client.js';
 import type { SpooledBatch } from '../../publish/spool/store.js';
 import { UNITS, type Quantity } from '../../../drivers/types.js';
@@ -37,7 +42,6 @@ import {
   encodeDeath,
   isRebirthRequest,
   metricName,
-  windowsByPeriod,
   type SeriesMetric,
 } from './payload.js';
 import { nodeTopics, type NodeTopics } from './topics.js';
@@ -50,28 +54,43 @@ export interface SparkplugNodeOptions {
   series: ReadonlyMap<string, readonly Quantity[]>;
 }
 
+/** The node's figures, as the health report carries them (`sparkplug`). */
+export interface SparkplugStats extends SessionStats {
+  /** The bdSeq of the current session (or of the last attempt). */
+  bdSeq: number;
+  /** An NBIRTH of this session was published: NDATA may flow. */
+  born: boolean;
+  /** Whether the primary host is online (always true without sparkplug.primaryHostId). */
+  hostOnline: boolean;
+  /** Batches stored and not yet written to the broker connection. */
+  stored: number;
+  /** NDATA messages written to the broker connection since start (QoS 0: not acknowledged). */
+  published: number;
+  /** NBIRTHs published since start. */
+  births: number;
+}
+
 /** Subdirectory of the state directory holding the Sparkplug spool and bdSeq. */
 export const SPARKPLUG_DIR = 'sparkplug';
 const sparkplugDir = (stateDir: string) => join(stateDir, SPARKPLUG_DIR);
 /** MQTT 5 DISCONNECT reason: the broker publishes the Will all the same. */
 const DISCONNECT_WITH_WILL = 0x04;
-/** A clean stop waits this long for the backlog to be written and the NDEATH to go out. */
+/** A clean stop waits this long for the backlog to be written. */
 const STOP_DRAIN_MS = 2000;
 
-export class SparkplugNode {
+export class SparkplugNode implements Output {
+  readonly name = 'sparkplug';
   private readonly topics: NodeTopics;
   private readonly spool: SpoolClient;
+  private readonly session: BrokerSession;
   private readonly bdSeqFile: BdSeqFile;
-  private readonly backoff: Backoff;
   private readonly series = new Map<string, string>();
   private readonly pendingAppends = new Set<Promise<unknown>>();
   private readonly maxInflight: number;
-  private readonly protocolVersion: 4 | 5;
-  private client: MqttClient | undefined;
-  private connected = false;
-  /** Index in mqtt.urls of the broker in use or being tried: every close moves to the next. */
-  private brokerIndex = 0;
-  private bdSeq = 0;
+  /** The bdSeq of the current session, or of the attempt being made. */
+  private bdSeq: number;
+  /** The bdSeq the next CONNECT carries. */
+  private nextBdSeq: number;
   /** Whether the primary host is online (always true without one). */
   private hostOnline: boolean;
   private lastStateAt = -Infinity;
@@ -85,7 +104,8 @@ export class SparkplugNode {
   private inflight = 0;
   private pumping = false;
   private stopping = false;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private published = 0;
+  private births = 0;
   private readonly unsubscribe: () => void;
 
   private constructor(
@@ -99,9 +119,15 @@ export class SparkplugNode {
     this.hostOnline = sp.primaryHostId === undefined;
     this.spool = spool;
     this.bdSeqFile = new BdSeqFile(sparkplugDir(options.stateDir), logger);
-    this.backoff = new Backoff(config.mqtt.reconnectMinMs, config.mqtt.reconnectMaxMs);
+    this.nextBdSeq = this.bdSeqFile.read();
+    this.bdSeq = this.nextBdSeq;
+    this.session = new BrokerSession({
+      gateway: config.gateway.id,
+      mqtt: config.mqtt,
+      logger,
+      name: 'sparkplug',
+    });
     this.maxInflight = config.mqtt.inflight;
-    this.protocolVersion = config.mqtt.protocolVersion ?? 4;
     for (const [sensor, quantities] of options.series) {
       for (const q of quantities) this.series.set(metricName(sensor, q), UNITS[q]);
     }
@@ -117,13 +143,45 @@ export class SparkplugNode {
     let node: SparkplugNode | undefined;
     try {
       node = new SparkplugNode(options, spool);
-      node.connect();
+      node.start();
     } catch (err) {
       node?.unsubscribe();
       await spool.close();
       throw err;
     }
     return node;
+  }
+
+  /** Connects, and keeps reconnecting until stopped. */
+  start(): void {
+    this.session.start({
+      will: () => {
+        this.bdSeq = this.nextBdSeq;
+        return {
+          topic: this.topics.ndeath,
+          payload: Buffer.from(encodeDeath(this.bdSeq, Date.now())),
+          qos: 1,
+          retain: false,
+        };
+      },
+      // The CONNECT (with this bdSeq in its Will) reached the broker: the next one takes the next.
+      connectSent: () => {
+        this.nextBdSeq = (this.bdSeq + 1) % 256;
+        this.bdSeqFile.write(this.nextBdSeq);
+      },
+      connected: (client) => this.onConnect(client),
+      closed: () => {
+        this.born = false;
+        this.inflight = 0;
+        return { slower: false };
+      },
+      message: (topic, payload) => this.onMessage(topic, payload),
+      logFields: () => ({ bdSeq: this.bdSeq, stored: this.spool.stats().depth }),
+    });
+  }
+
+  take(batch: OutputBatch): void {
+    this.submit(batch.body);
   }
 
   /** A telemetry batch body (docs/payload.md) from the aggregation worker: stored, then published. */
@@ -134,47 +192,42 @@ export class SparkplugNode {
     void appended.finally(() => this.pendingAppends.delete(appended));
   }
 
-  /** Where the node is: connection, birth, primary host, and windows stored but not yet written. */
-  status(): {
-    connected: boolean;
-    /** The broker in use or being tried, without credentials. */
-    broker: string;
-    born: boolean;
-    hostOnline: boolean;
-    bdSeq: number;
-    stored: number;
-  } {
+  stats(): SparkplugStats {
     return {
-      connected: this.connected,
-      broker: brokerLabel(this.brokerUrl()),
+      ...this.session.stats(),
+      bdSeq: this.bdSeq,
       born: this.born,
       hostOnline: this.hostOnline,
-      bdSeq: this.bdSeq,
       stored: this.spool.stats().depth,
+      published: this.published,
+      births: this.births,
     };
+  }
+
+  /** Where the node is: connection, birth, primary host, and windows stored but not yet written. */
+  status(): SparkplugStats {
+    return this.stats();
   }
 
   /** Stores what was submitted, writes the backlog within a bound, publishes NDEATH, disconnects. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    clearTimeout(this.reconnectTimer);
     await Promise.all([...this.pendingAppends]);
     this.spool.commit();
-    const client = this.client;
-    if (client && this.connected) {
-      const deadline = performance.now() + STOP_DRAIN_MS;
-      while (
-        this.born &&
-        this.connected &&
-        performance.now() < deadline &&
-        (this.inflight > 0 || this.spool.peek(this.cursor, 1).length > 0 || this.spool.reading)
-      ) {
-        this.pump();
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+    const deadline = performance.now() + STOP_DRAIN_MS;
+    while (
+      this.born &&
+      this.session.connected &&
+      performance.now() < deadline &&
+      (this.inflight > 0 || this.spool.peek(this.cursor, 1).length > 0 || this.spool.reading)
+    ) {
+      this.pump();
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    if (client) await this.endSession(client);
+    await this.session.end((client, version) => this.goodbye(client, version));
+    this.born = false;
+    this.inflight = 0;
     this.unsubscribe();
     await this.spool.close();
   }
@@ -185,27 +238,22 @@ export class SparkplugNode {
    * DISCONNECT carries reason 0x04 (disconnect with Will message) and the broker publishes it.
    * A connection that is not up is just closed (the broker publishes the Will, if it had one).
    */
-  private async endSession(client: MqttClient): Promise<void> {
+  private async goodbye(
+    client: MqttClient,
+    version: 4 | 5,
+  ): Promise<{ reasonCode: number } | undefined> {
     const { logger } = this.options;
-    const wasConnected = this.connected;
-    this.client = undefined;
-    this.connected = false;
     this.born = false;
     this.inflight = 0;
-    if (!wasConnected) {
-      await client.endAsync(true).catch(() => undefined);
-      return;
-    }
-    if (this.protocolVersion === 5) {
-      await disconnect(client, { reasonCode: DISCONNECT_WITH_WILL });
+    if (version === 5) {
       logger.info(
         { bdSeq: this.bdSeq },
         'sparkplug session ended; the broker publishes its NDEATH',
       );
-      return;
+      return { reasonCode: DISCONNECT_WITH_WILL };
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, STOP_DRAIN_MS);
+      const timer = setTimeout(resolve, GOODBYE_MS);
       client.publish(
         this.topics.ndeath,
         Buffer.from(encodeDeath(this.bdSeq, Date.now())),
@@ -218,85 +266,24 @@ export class SparkplugNode {
         },
       );
     });
-    await disconnect(client);
+    return undefined;
   }
 
-  private connect(): void {
-    const { config, logger } = this.options;
-    // Session state is not Sparkplug's: clean session (3.1.1) or clean start without expiry (5).
-    const { properties: _sessionExpiry, ...base } = connectionOptions(
-      config.gateway.id,
-      config.mqtt,
-      this.protocolVersion,
-    );
-    this.bdSeq = this.bdSeqFile.take();
-    const options: IClientOptions = {
-      ...base,
-      clientId: `${String(base.clientId)}-sparkplug`,
-      clean: true,
-      will: {
-        topic: this.topics.ndeath,
-        payload: Buffer.from(encodeDeath(this.bdSeq, Date.now())),
-        qos: 1,
-        retain: false,
-      },
-    };
-    const client = mqtt.connect(this.brokerUrl(), options);
-    this.client = client;
-    client.on('connect', () => {
-      if (this.client !== client) return;
-      this.connected = true;
-      this.cursor = 0;
-      // Sparkplug 3.0: on every new connection, wait for the primary host's (retained) STATE.
-      if (this.topics.state) this.hostOnline = false;
-      logger.info(
-        { bdSeq: this.bdSeq, topic: this.topics.nbirth, broker: brokerLabel(this.brokerUrl()) },
-        'sparkplug connected',
-      );
-      const subscriptions = [this.topics.ncmd, ...(this.topics.state ? [this.topics.state] : [])];
-      // NCMD (and STATE) are subscribed before the NBIRTH, so a rebirth request is never missed.
-      client.subscribe(subscriptions, { qos: 1 }, (err) => {
-        if (err) {
-          logger.warn({ err: describeError(err) }, 'sparkplug subscribe failed; reconnecting');
-          client.end(true);
-          return;
-        }
-        if (this.hostOnline) this.birth();
-      });
-    });
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (err) => {
-      logger.warn({ err: describeError(err) }, 'sparkplug connection error');
-    });
-    client.on('close', () => {
-      if (this.client !== client) return;
-      if (this.connected) logger.warn('sparkplug connection lost; windows are stored meanwhile');
-      this.client = undefined;
-      this.connected = false;
-      this.born = false;
-      this.inflight = 0;
-      client.end(true);
-      // Like the telemetry publisher: with a cluster (mqtt.urls), the next attempt is the next node.
-      this.brokerIndex = (this.brokerIndex + 1) % config.mqtt.urls.length;
-      if (!this.stopping) this.scheduleReconnect();
-    });
-  }
-
-  private brokerUrl(): string {
-    const { urls } = this.options.config.mqtt;
-    return urls[this.brokerIndex % urls.length] ?? this.options.config.mqtt.url;
-  }
-
-  private scheduleReconnect(): void {
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => {
-      if (this.stopping) return;
-      try {
-        this.connect();
-      } catch (err) {
-        this.options.logger.error({ err: describeError(err) }, 'sparkplug reconnect failed');
+  private onConnect(client: MqttClient): void {
+    const { logger } = this.options;
+    this.cursor = 0;
+    // Sparkplug 3.0: on every new connection, wait for the primary host's (retained) STATE.
+    if (this.topics.state) this.hostOnline = false;
+    const subscriptions = [this.topics.ncmd, ...(this.topics.state ? [this.topics.state] : [])];
+    // NCMD (and STATE) are subscribed before the NBIRTH, so a rebirth request is never missed.
+    client.subscribe(subscriptions, { qos: 1 }, (err) => {
+      if (err) {
+        logger.warn({ err: describeError(err) }, 'sparkplug subscribe failed; reconnecting');
+        client.end(true);
+        return;
       }
-    }, this.backoff.next());
+      if (this.hostOnline) this.birth();
+    });
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -335,14 +322,7 @@ export class SparkplugNode {
           'sparkplug primary host offline: ending the session (NDEATH) and waiting for it; windows are stored meanwhile',
         );
         // Sparkplug 3.0: NDEATH, disconnect, connect again and wait for the host's STATE.
-        const client = this.client;
-        if (client) {
-          void this.endSession(client).then(() => {
-            if (this.stopping) return;
-            this.backoff.reset();
-            this.scheduleReconnect();
-          });
-        }
+        void this.session.restart((client, version) => this.goodbye(client, version));
       }
     }
   }
@@ -356,8 +336,8 @@ export class SparkplugNode {
 
   /** NBIRTH (seq 0) with every metric; false when no NBIRTH may be published now. */
   private publishBirth(): boolean {
-    const client = this.client;
-    if (!client || !this.connected || !this.hostOnline || this.stopping) return false;
+    const client = this.session.connectedClient();
+    if (!client || !this.hostOnline || this.stopping) return false;
     const now = Date.now();
     const series: SeriesMetric[] = [...this.series].map(([name, unit]) => ({ name, unit }));
     client.publish(this.topics.nbirth, Buffer.from(encodeBirth(this.bdSeq, series, now)), {
@@ -366,7 +346,9 @@ export class SparkplugNode {
     });
     this.seq = 1;
     this.born = true;
-    this.backoff.reset();
+    this.births++;
+    // The broker took a session far enough for a birth: the reconnect backoff starts over.
+    this.session.acknowledged();
     this.options.logger.info(
       { bdSeq: this.bdSeq, metrics: series.length },
       'sparkplug NBIRTH published',
@@ -379,11 +361,12 @@ export class SparkplugNode {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.born && this.client && this.inflight < this.maxInflight) {
+      const client = this.session.connectedClient();
+      while (this.born && client && this.inflight < this.maxInflight) {
         const [batch] = this.spool.peek(this.cursor, 1);
         if (!batch) break;
         this.cursor = batch.seq;
-        this.publishBatch(this.client, batch);
+        this.publishBatch(client, batch);
       }
     } finally {
       this.pumping = false;
@@ -393,7 +376,7 @@ export class SparkplugNode {
   private publishBatch(client: MqttClient, batch: SpooledBatch): void {
     let periods;
     try {
-      periods = windowsByPeriod(batch.body);
+      periods = byPeriod(decodeWindows(batch.body));
     } catch (err) {
       this.options.logger.error(
         { seq: batch.seq, err: describeError(err) },
@@ -428,8 +411,9 @@ export class SparkplugNode {
         { qos: 0, retain: false },
         (err) => {
           if (err) failed = true;
+          else this.published++;
           if (--left > 0) return;
-          if (this.client === client) this.inflight--;
+          if (this.session.connectedClient() === client) this.inflight--;
           // Unwritten: it stays stored and goes out after the next NBIRTH.
           if (!failed) this.spool.ack(batch.seq);
           setImmediate(() => this.pump());
@@ -437,19 +421,4 @@ export class SparkplugNode {
       );
     }
   }
-}
-
-/** DISCONNECT (with `packet`'s reason code under MQTT 5), forced when it takes over STOP_DRAIN_MS. */
-async function disconnect(client: MqttClient, packet?: { reasonCode: number }): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const graceful = client.endAsync(false, packet).then(
-    () => true,
-    () => false,
-  );
-  const timedOut = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), STOP_DRAIN_MS);
-  });
-  const clean = await Promise.race([graceful, timedOut]);
-  clearTimeout(timer);
-  if (!clean) await client.endAsync(true).catch(() => undefined);
 }

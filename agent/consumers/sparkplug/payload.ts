@@ -25,7 +25,7 @@ export interface SeriesMetric {
   unit: string;
 }
 
-/** The fields of a telemetry window (docs/payload.md) this mapping reads. */
+/** The fields of a telemetry window (output.ts, TelemetryWindow) this mapping reads. */
 export interface WindowValues {
   sensor: string;
   quantity: string;
@@ -89,20 +89,4 @@ export function isRebirthRequest(body: Uint8Array): boolean {
     return false;
   }
   return (payload.metrics ?? []).some((m) => m.name === REBIRTH_METRIC && m.value === true);
-}
-
-/** The windows of a telemetry batch body, grouped by period (window end), oldest first. */
-export function windowsByPeriod(body: Uint8Array): WindowValues[][] {
-  const parsed = JSON.parse(
-    Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'),
-  ) as {
-    windows?: WindowValues[];
-  };
-  const byEnd = new Map<number, WindowValues[]>();
-  for (const w of parsed.windows ?? []) {
-    const list = byEnd.get(w.end);
-    if (list) list.push(w);
-    else byEnd.set(w.end, [w]);
-  }
-  return [...byEnd.entries()].sort((a, b) => a[0] - b[0]).map(([, ws]) => ws);
 }
