@@ -15,7 +15,7 @@ import { startAedes } from '../../../helpers/aedes.js';
 import { spawnMosquitto } from '../../../helpers/mosquitto.js';
 import { startSubscriber, type TestSubscriber } from '../../../helpers/subscriber.js';
 import { waitUntil } from '../../../helpers/wait.js';
-import { capturingLogger, type LogRecord } from '../../publish/setup.js';
+import { capturingLogger, type LogRecord } from '../../../helpers/logger.js';
 import { bdSeqOf, nodeMessages } from './sparkplug-messages.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
