@@ -36,6 +36,7 @@ import {
   connectionOptions,
   describeError,
   type MqttConfig,
+  withProtocolVersion,
 } from './connection-options.js';
 import { DeliveryCheck, ECHO_MS } from './delivery-check.js';
 import type { HealthReport } from './health.js';
@@ -389,6 +390,7 @@ export class TelemetryPublisher {
 
   private connect(): void {
     if (this.stopped || !this.clientOptions) return;
+    this.clientOptions = withProtocolVersion(this.clientOptions, this.terms.protocolVersion);
     const gen = ++this.generation;
     this.gotConnack = false;
     this.connectionError = undefined;
@@ -484,13 +486,7 @@ export class TelemetryPublisher {
       beforeConnack: true,
       speaksTls: this.tlsPorts.speaksTls(url),
     });
-    if (
-      failure.kind === 'protocol-version' &&
-      this.clientOptions &&
-      this.terms.versionRefused(where.broker)
-    ) {
-      const { properties: _v5only, ...options } = this.clientOptions;
-      this.clientOptions = { ...options, protocolVersion: this.terms.protocolVersion };
+    if (failure.kind === 'protocol-version' && this.terms.versionRefused(where.broker)) {
       this.retryNow = true;
       return;
     }
@@ -564,8 +560,11 @@ export class TelemetryPublisher {
     const healthRefused = this.health.closed(this.telemetryTerms());
     if (wasConnected && oldest && !healthRefused) this.closedOn(oldest);
     const slower = this.refusedLast || this.topicRefused;
-    // A retry at once follows the protocol fallback, which was logged once already.
-    const fallback = this.retryNow;
+    // A retry at once follows a protocol fallback: to 3.1.1 after a refusal of 5 in CONNACK,
+    // or after a CONNECT of 5 the broker closed on (broker-terms.ts).
+    const quietly = this.connectionError === undefined;
+    const fallback =
+      this.retryNow || this.terms.closed(brokerLabel(this.brokerUrl()), this.gotConnack, quietly);
     const delay = fallback ? 0 : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
     this.retryNow = false;
     const lost = this.brokerFields();
