@@ -6,13 +6,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAedes } from '../../helpers/aedes.js';
 import { spawnMosquitto } from '../../helpers/mosquitto.js';
 import { natsServerPath, spawnNats } from '../../helpers/nats.js';
 import { startSubscriber } from '../../helpers/subscriber.js';
 import { makeTestPki } from '../../helpers/tls.js';
-import { waitUntil } from '../../helpers/wait.js';
+import { sleep, waitUntil } from '../../helpers/wait.js';
 import { windowBody } from './bodies.js';
 import { makePublisher, type Harness } from './setup.js';
 
@@ -60,6 +61,31 @@ describe('publisher: protocol version', () => {
     // and the fallback line is the only warning about it.
     expect(messages(h).some((m) => m.includes('REFUSED'))).toBe(false);
     expect(h.log.records.filter((r) => r.level >= 40).map((r) => r.msg)).toEqual(fallback);
+  });
+
+  it('a broker that speaks 5 stays at 5 after closes before CONNACK (max_connections reached) and a restart', async () => {
+    const b = await spawnMosquitto({ extraConfig: ['max_connections 1'] });
+    cleanups.push(() => b.close());
+    // Every connection slot taken: mosquitto then accepts each attempt and closes it before
+    // any CONNACK, whatever the version, quietly or with a reset, as a broker going down does.
+    const squatters = await fillConnectionSlots(b.url);
+    const h = publisher({ mqtt: { url: b.url, reconnectMinMs: 50, reconnectMaxMs: 200 } });
+    h.publisher.start();
+    const tried311 = () => h.log.records.filter((r) => /trying MQTT 3\.1\.1$/.test(r.msg));
+    await waitUntil(() => tried311().length >= 2, {
+      timeoutMs: 30_000,
+      what: 'quiet closes of MQTT 5 CONNECTs, each answered by trying 3.1.1',
+    });
+    for (const c of squatters) await c.endAsync(true);
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    expect(h.publisher.stats().protocolVersion).toBe(5);
+    // Down (connection refused), then up again.
+    await b.restart();
+    await waitUntil(() => h.publisher.stats().reconnects >= 1, { what: 'reconnected' });
+    const connects = h.log.records.filter((r) => r.msg === 'connected to the MQTT broker');
+    expect(connects.map((r) => r.protocolVersion)).toEqual([5, 5]);
+    expect(h.publisher.stats().protocolVersion).toBe(5);
+    expect(messages(h).filter((m) => /using MQTT 3\.1\.1|may not speak/.test(m))).toEqual([]);
   });
 
   it.skipIf(!nats)(
@@ -155,6 +181,34 @@ describe('publisher: TLS and plain ports mixed up', () => {
     expect(tlsSaid()).toEqual([]);
   });
 });
+
+/**
+ * Connects clients to `url` until the broker turns three in a row away (mosquitto counts a
+ * connection it is still closing, such as its helper's port probe, for a moment); resolves
+ * with those it took.
+ */
+async function fillConnectionSlots(url: string): Promise<mqtt.MqttClient[]> {
+  const taken: mqtt.MqttClient[] = [];
+  let refused = 0;
+  for (let i = 0; i < 20 && refused < 3; i++) {
+    const client = await new Promise<mqtt.MqttClient | undefined>((resolve) => {
+      const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000 });
+      c.on('error', () => undefined);
+      c.once('connect', () => resolve(c));
+      c.once('close', () => resolve(undefined));
+    });
+    if (client) {
+      refused = 0;
+      taken.push(client);
+      cleanups.push(() => client.endAsync(true));
+    } else {
+      refused++;
+      await sleep(100);
+    }
+  }
+  if (refused < 3) throw new Error(`${url} took every connection: max_connections not in force`);
+  return taken;
+}
 
 /** What the publisher's TLS probes answered, in order. */
 const probes = (h: Harness) =>
