@@ -233,6 +233,26 @@ for (const broker of BROKERS) {
       }
     });
 
+    it.skipIf(expected.refuses5 !== 'by closing')(
+      'mqtt.protocolVersion: 5 where the broker closes on MQTT 5: said once, naming the setting',
+      async (ctx) => {
+        const b = await started(broker.start, ctx);
+        const h = publisher({
+          gateway: nextGateway(),
+          mqtt: { url: b.url, protocolVersion: 5, reconnectMinMs: 50, reconnectMaxMs: 200 },
+        });
+        h.publisher.start();
+        await waitUntil(() => h.publisher.stats().connectFailures >= 3, {
+          timeoutMs: 30_000,
+          what: 'three closed attempts',
+        });
+        const said = h.log.records.filter((r) => /may not speak MQTT 5/.test(r.msg));
+        expect(said).toHaveLength(1);
+        expect(said[0].msg).toMatch(/Set mqtt\.protocolVersion: 4, or leave it unset/);
+        expect(h.publisher.stats()).toMatchObject({ connected: false, protocolVersion: 5 });
+      },
+    );
+
     it(`QoS 2: ${expected.qos2 === 'refused' ? 'refused: said once naming the broker and mqtt.qos, then QoS 1' : expected.qos2}`, async (ctx) => {
       const b = await started(broker.start, ctx);
       const gateway = nextGateway();
