@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { afterAll, afterEach, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulator/broker.js';
 import { startAedes } from '../helpers/aedes.js';
 import { spawnMosquitto } from '../helpers/mosquitto.js';
@@ -80,6 +80,8 @@ const BROKERS: {
   name: string;
   skip: string | undefined;
   start: () => Promise<Broker>;
+  /** Started once for the file (oncePerFile), before its first test. */
+  startsOnce?: true;
   expected: Expected;
 }[] = [
   {
@@ -137,6 +139,7 @@ const BROKERS: {
   {
     name: 'RabbitMQ',
     skip: rabbitmqMissing(),
+    startsOnce: true,
     start: oncePerFile(async () => {
       const rabbit = await spawnRabbitMq();
       return {
@@ -156,6 +159,7 @@ const BROKERS: {
   },
 ];
 
+const skipsSaid = new Set<string>();
 /** The broker started (or the one of the file); skips the test where it cannot start here. */
 async function started(start: () => Promise<Broker>, ctx: TestContext): Promise<Broker> {
   let b: Broker;
@@ -163,7 +167,8 @@ async function started(start: () => Promise<Broker>, ctx: TestContext): Promise<
     b = await start();
   } catch (err) {
     if (!(err instanceof RabbitMqUnavailable)) throw err;
-    console.log(`skipping: ${err.message}`);
+    if (!skipsSaid.has(err.message)) console.log(`skipping: ${err.message}`);
+    skipsSaid.add(err.message);
     return ctx.skip(err.message);
   }
   cleanups.push(() => b.close());
@@ -213,6 +218,17 @@ for (const broker of BROKERS) {
   if (broker.skip) console.log(`skipping the ${broker.name} compatibility tests: ${broker.skip}`);
   describe.skipIf(broker.skip !== undefined)(`broker compatibility: ${broker.name}`, () => {
     const { expected } = broker;
+    // Its start (tens of seconds on a loaded machine) outside any test's time; a failure
+    // to start comes back to each test from started().
+    if (broker.startsOnce)
+      beforeAll(
+        () =>
+          broker.start().then(
+            () => undefined,
+            () => undefined,
+          ),
+        180_000,
+      );
 
     it(`MQTT ${expected.protocolVersion === 5 ? '5' : `3.1.1 (5 refused ${expected.refuses5})`} with mqtt.protocolVersion unset, Maximum Packet Size ${expected.maxPacketBytes === undefined ? 'not announced' : 'announced'}`, async (ctx) => {
       const b = await started(broker.start, ctx);
