@@ -126,7 +126,7 @@ const mqttFields = z.strictObject({
     .literal([4, 5])
     .optional()
     .describe(
-      '4 = MQTT 3.1.1, 5 = MQTT 5. Default: MQTT 5 (a refused publish is visible), falling back to 3.1.1 when the broker refuses 5 (under 3.1.1 a publish the ACL denies is acknowledged as if delivered).',
+      '4 = MQTT 3.1.1, 5 = MQTT 5. Default: MQTT 5 (a refused publish is visible), falling back to 3.1.1 when the broker refuses 5 or closes the connection on it (under 3.1.1 a publish the ACL denies is acknowledged as if delivered).',
     ),
   deliveryCheck: z
     .boolean()

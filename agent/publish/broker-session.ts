@@ -32,6 +32,7 @@ import {
   connectionOptions,
   describeError,
   type MqttConfig,
+  withProtocolVersion,
 } from './connection-options.js';
 import { disconnect, watchConnectSent } from './client-lifecycle.js';
 import { SessionHooks, type ConnectionHooks } from './session-hooks.js';
@@ -265,6 +266,7 @@ export class BrokerSession {
   private connect(): void {
     const owner = this.owner;
     if (this.stopped || !this.clientOptions || !owner) return;
+    this.clientOptions = withProtocolVersion(this.clientOptions, this.terms.protocolVersion);
     const gen = ++this.gen;
     this.gotConnack = false;
     this.connectionError = undefined;
@@ -338,13 +340,7 @@ export class BrokerSession {
       beforeConnack: true,
       speaksTls: this.tlsPorts.speaksTls(url),
     });
-    if (
-      failure.kind === 'protocol-version' &&
-      this.clientOptions &&
-      this.terms.versionRefused(where.broker)
-    ) {
-      const { properties: _v5only, ...options } = this.clientOptions;
-      this.clientOptions = { ...options, protocolVersion: this.terms.protocolVersion };
+    if (failure.kind === 'protocol-version' && this.terms.versionRefused(where.broker)) {
       this.retryNow = true;
       return;
     }
@@ -406,8 +402,11 @@ export class BrokerSession {
     const verdict = this.owner?.closed(wasConnected) ?? { slower: false };
     if (this.stopped || this.ending) return;
     const slower = this.refusedLast || verdict.slower;
-    // A retry at once follows the protocol fallback, which was logged once already.
-    const fallback = this.retryNow;
+    // A retry at once follows a protocol fallback: to 3.1.1 after a refusal of 5 in CONNACK,
+    // or after a CONNECT of 5 the broker closed on (broker-terms.ts).
+    const quietly = this.connectionError === undefined;
+    const fallback =
+      this.retryNow || this.terms.closed(brokerLabel(this.brokerUrl()), this.gotConnack, quietly);
     const delay = fallback ? 0 : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
     this.retryNow = false;
     const lost = this.brokerFields();

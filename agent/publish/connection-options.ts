@@ -87,7 +87,7 @@ export function connectionOptions(
     queueQoSZero: false,
     rejectUnauthorized: mqtt.rejectUnauthorized,
   };
-  if (protocolVersion === 5) options.properties = { sessionExpiryInterval: SESSION_EXPIRY_SEC };
+  if (protocolVersion === 5) options.properties = v5Properties();
   if (mqtt.username !== undefined) options.username = mqtt.username;
   if (password !== undefined) options.password = password;
   if (mqtt.caFile !== undefined) options.ca = readText(mqtt.caFile, 'CA');
@@ -95,6 +95,20 @@ export function connectionOptions(
   if (mqtt.keyFile !== undefined) options.key = readText(mqtt.keyFile, 'client key');
   return options;
 }
+
+/** The same options for another MQTT version: the MQTT 5 CONNECT properties only under 5. */
+export function withProtocolVersion(
+  options: IClientOptions,
+  protocolVersion: 4 | 5,
+): IClientOptions {
+  if (options.protocolVersion === protocolVersion) return options;
+  const { properties: _v5only, ...rest } = options;
+  return protocolVersion === 5
+    ? { ...rest, protocolVersion, properties: v5Properties() }
+    : { ...rest, protocolVersion };
+}
+
+const v5Properties = () => ({ sessionExpiryInterval: SESSION_EXPIRY_SEC });
 
 /**
  * A broker URL as logs and the health report show it: user name and password (which an

@@ -14,8 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
-import { freePort, portAccepts } from './ports.js';
+import { freePort, mqttConnects, portAccepts } from './ports.js';
 import { sleep, waitUntil } from './wait.js';
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
@@ -242,24 +241,4 @@ async function waitForMqttSession(node: NatsClusterNode, timeoutMs: number): Pro
     }
     await sleep(500);
   }
-}
-
-function mqttConnects(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const client = mqtt.connect(url, {
-      clientId: `probe-${Math.random().toString(16).slice(2)}`,
-      clean: true,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    });
-    const done = (ok: boolean) => {
-      client.removeAllListeners();
-      client.on('error', () => undefined);
-      client.end(true);
-      resolve(ok);
-    };
-    client.once('connect', () => done(true));
-    client.once('error', () => done(false));
-    client.once('close', () => done(false));
-  });
 }

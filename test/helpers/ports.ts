@@ -1,4 +1,5 @@
 import { createConnection, createServer } from 'node:net';
+import mqtt from 'mqtt';
 
 /** An ephemeral loopback port that was free a moment ago (the kernel picks it). */
 export function freePort(): Promise<number> {
@@ -22,5 +23,26 @@ export function portAccepts(port: number): Promise<boolean> {
       resolve(true);
     });
     socket.once('error', () => resolve(false));
+  });
+}
+
+/** True when an MQTT 3.1.1 CONNECT to `url` gets a CONNACK (within 5 s). */
+export function mqttConnects(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(url, {
+      clientId: `probe-${Math.random().toString(16).slice(2)}`,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
+    const done = (ok: boolean) => {
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      client.end(true);
+      resolve(ok);
+    };
+    client.once('connect', () => done(true));
+    client.once('error', () => done(false));
+    client.once('close', () => done(false));
   });
 }

@@ -10,6 +10,8 @@ export interface ReceivedMessage {
   topic: string;
   payload: Buffer;
   retain: boolean;
+  /** The QoS it was delivered at. */
+  qos: 0 | 1 | 2;
   /** The payload parsed as JSON, or undefined when it is not JSON. */
   json: Record<string, unknown> | undefined;
 }
@@ -63,7 +65,7 @@ export async function startSubscriber(options: {
     } catch {
       json = undefined;
     }
-    messages.push({ topic, payload, retain: packet.retain, json });
+    messages.push({ topic, payload, retain: packet.retain, qos: packet.qos, json });
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(

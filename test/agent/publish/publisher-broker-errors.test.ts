@@ -3,22 +3,27 @@
  * refuses (with the automatic fallback to 3.1.1), TLS spoken to a plain port and the reverse.
  * Real brokers: mosquitto, the embedded Aedes (3.1.1 only) and nats-server (3.1.1 only).
  */
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startAedes } from '../../helpers/aedes.js';
 import { spawnMosquitto } from '../../helpers/mosquitto.js';
 import { natsServerPath, spawnNats } from '../../helpers/nats.js';
 import { startSubscriber } from '../../helpers/subscriber.js';
 import { makeTestPki } from '../../helpers/tls.js';
-import { waitUntil } from '../../helpers/wait.js';
-import { useTeardown } from '../../helpers/teardown.js';
+import { sleep, waitUntil } from '../../helpers/wait.js';
 import { windowBody } from './bodies.js';
 import { makePublisher, type Harness } from './setup.js';
 
-const t = useTeardown();
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
   const h = makePublisher(options);
-  t.add(() => h.dispose());
+  cleanups.push(() => h.dispose());
   return h;
 }
 const messages = (h: Harness) => h.log.records.map((r) => r.msg);
@@ -30,7 +35,7 @@ if (!nats)
 describe('publisher: protocol version', () => {
   it('speaks MQTT 5 by default to a broker that does', async () => {
     const b = await spawnMosquitto();
-    t.add(() => b.close());
+    cleanups.push(() => b.close());
     const h = publisher({ mqtt: { url: b.url } });
     h.publisher.start();
     await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
@@ -40,9 +45,9 @@ describe('publisher: protocol version', () => {
 
   it('falls back to 3.1.1 when the broker refuses 5 (embedded Aedes), says so once, and delivers', async () => {
     const aedes = await startAedes();
-    t.add(() => aedes.close());
+    cleanups.push(() => aedes.close());
     const sub = await startSubscriber({ url: aedes.url, topics: ['edge/gw/telemetry'] });
-    t.add(() => sub.close());
+    cleanups.push(() => sub.close());
     const h = publisher({ mqtt: { url: aedes.url } });
     h.publisher.start();
     const seq = await h.publisher.submit(windowBody(0));
@@ -58,11 +63,36 @@ describe('publisher: protocol version', () => {
     expect(h.log.records.filter((r) => r.level >= 40).map((r) => r.msg)).toEqual(fallback);
   });
 
+  it('a broker that speaks 5 stays at 5 after closes before CONNACK (max_connections reached) and a restart', async () => {
+    const b = await spawnMosquitto({ extraConfig: ['max_connections 1'] });
+    cleanups.push(() => b.close());
+    // Every connection slot taken: mosquitto then accepts each attempt and closes it before
+    // any CONNACK, whatever the version, quietly or with a reset, as a broker going down does.
+    const squatters = await fillConnectionSlots(b.url);
+    const h = publisher({ mqtt: { url: b.url, reconnectMinMs: 50, reconnectMaxMs: 200 } });
+    h.publisher.start();
+    const tried311 = () => h.log.records.filter((r) => /trying MQTT 3\.1\.1$/.test(r.msg));
+    await waitUntil(() => tried311().length >= 2, {
+      timeoutMs: 30_000,
+      what: 'quiet closes of MQTT 5 CONNECTs, each answered by trying 3.1.1',
+    });
+    for (const c of squatters) await c.endAsync(true);
+    await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
+    expect(h.publisher.stats().protocolVersion).toBe(5);
+    // Down (connection refused), then up again.
+    await b.restart();
+    await waitUntil(() => h.publisher.stats().reconnects >= 1, { what: 'reconnected' });
+    const connects = h.log.records.filter((r) => r.msg === 'connected to the MQTT broker');
+    expect(connects.map((r) => r.protocolVersion)).toEqual([5, 5]);
+    expect(h.publisher.stats().protocolVersion).toBe(5);
+    expect(messages(h).filter((m) => /using MQTT 3\.1\.1|may not speak/.test(m))).toEqual([]);
+  });
+
   it.skipIf(!nats)(
     'mqtt.protocolVersion: 5 against a 3.1.1-only broker (NATS) names the protocol version, not the password',
     async () => {
       const server = await spawnNats();
-      t.add(() => server.close());
+      cleanups.push(() => server.close());
       const h = publisher({
         mqtt: { url: server.mqttUrl, protocolVersion: 5, reconnectMinMs: 50, reconnectMaxMs: 200 },
       });
@@ -80,10 +110,11 @@ describe('publisher: protocol version', () => {
 
 describe('publisher: TLS and plain ports mixed up', () => {
   async function tlsBroker() {
-    const pkiDir = t.tempDir('pki-');
+    const pkiDir = mkdtempSync(join(tmpdir(), 'pki-'));
+    cleanups.push(async () => rmSync(pkiDir, { recursive: true, force: true }));
     const pki = makeTestPki(pkiDir);
     const b = await spawnMosquitto({ tls: pki });
-    t.add(() => b.close());
+    cleanups.push(() => b.close());
     return { b, pki };
   }
 
@@ -125,7 +156,7 @@ describe('publisher: TLS and plain ports mixed up', () => {
 
   it('a plain broker that dies while our CONNECT waits in its accept queue (a restart): no TLS hint', async () => {
     const b = await spawnMosquitto();
-    t.add(() => b.close());
+    cleanups.push(() => b.close());
     // Stopped, the broker's kernel still completes TCP handshakes: the attempt below is
     // accepted and its CONNECT sent, and no CONNACK comes, as while a broker shuts down.
     b.freeze();
@@ -151,6 +182,34 @@ describe('publisher: TLS and plain ports mixed up', () => {
   });
 });
 
+/**
+ * Connects clients to `url` until the broker turns three in a row away (mosquitto counts a
+ * connection it is still closing, such as its helper's port probe, for a moment); resolves
+ * with those it took.
+ */
+async function fillConnectionSlots(url: string): Promise<mqtt.MqttClient[]> {
+  const taken: mqtt.MqttClient[] = [];
+  let refused = 0;
+  for (let i = 0; i < 20 && refused < 3; i++) {
+    const client = await new Promise<mqtt.MqttClient | undefined>((resolve) => {
+      const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000 });
+      c.on('error', () => undefined);
+      c.once('connect', () => resolve(c));
+      c.once('close', () => resolve(undefined));
+    });
+    if (client) {
+      refused = 0;
+      taken.push(client);
+      cleanups.push(() => client.endAsync(true));
+    } else {
+      refused++;
+      await sleep(100);
+    }
+  }
+  if (refused < 3) throw new Error(`${url} took every connection: max_connections not in force`);
+  return taken;
+}
+
 /** What the publisher's TLS probes answered, in order. */
 const probes = (h: Harness) =>
   h.log.records
@@ -172,9 +231,9 @@ function establishedTo(port: number): boolean {
 describe('publisher: QoS the broker announces', () => {
   it('mqtt.qos: 2 with a broker announcing maximum QoS 1 (MQTT 5): publishes at QoS 1, says so once, no refusal', async () => {
     const b = await spawnMosquitto({ extraConfig: ['max_qos 1'] });
-    t.add(() => b.close());
+    cleanups.push(() => b.close());
     const sub = await startSubscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
-    t.add(() => sub.close());
+    cleanups.push(() => sub.close());
     const h = publisher({ mqtt: { url: b.url, qos: 2 } });
     h.publisher.start();
     const seqs = await Promise.all([0, 1, 2].map((i) => h.publisher.submit(windowBody(i))));
