@@ -4,7 +4,10 @@
  *
  * Two modes:
  * - 'files': regular files, refreshed every `updateMs` (a new "conversion"). Reads are
- *   instant. The first content after power-on (create / replug) is the 85 °C reset value.
+ *   instant. The first content after power-on (create / replug) is the 85 °C reset value,
+ *   and it stays until it was read (the file's atime passed its mtime, as relatime updates
+ *   it on the first read after a write) or POWER_ON_HOLD_MS passed (a file system that keeps
+ *   no atime): a chip that nobody asked for a conversion still holds its reset value.
  * - 'fifo': w1_slave is a named pipe. A small writer process per device waits for a reader,
  *   sleeps the conversion time and then writes the text, so a read really blocks for the
  *   conversion and really occupies a libuv thread-pool thread, like the kernel's read.
@@ -15,7 +18,7 @@
  * unplug() removes the device directory; replug() brings it back, powered on afresh.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +96,9 @@ for (let round = 0; ; round++) {
 }
 `;
 
+/** files mode: the power-on content stays at least until read, or at most this long. */
+export const POWER_ON_HOLD_MS = 10_000;
+
 export class SimulatedW1Device {
   /** Reads served (fifo mode) or contents written (files mode). */
   reads = 0;
@@ -100,6 +106,8 @@ export class SimulatedW1Device {
   private faults: W1Fault[] = [];
   private busy: Promise<void> = Promise.resolve();
   private fresh = true;
+  /** files mode: when the power-on content was written, while it is still there. */
+  private powerOnSince: number | undefined;
   private writer: ChildProcess | undefined;
   private readonly signal: Signal;
 
@@ -166,12 +174,34 @@ export class SimulatedW1Device {
       .catch(() => undefined)
       .then(async () => {
         if (!this.plugged || this.tree.mode !== 'files') return;
+        const powerOn = this.fresh && this.options.powerOn !== false;
         const t = this.nextText();
+        this.powerOnSince = powerOn ? Date.now() : undefined;
         this.reads++;
         await atomicWrite(join(this.dir, 'w1_slave'), t.w1Slave);
         await atomicWrite(join(this.dir, 'temperature'), t.temperature);
       });
     return this.busy;
+  }
+
+  /** files mode, on the tree's timer: a new conversion, unless the power-on value waits unread. */
+  conversionDue(): Promise<void> {
+    return this.powerOnUnread() ? this.busy : this.refresh();
+  }
+
+  /** The power-on content is there and nobody has read it yet (see the header). */
+  private powerOnUnread(): boolean {
+    if (this.powerOnSince === undefined) return false;
+    if (Date.now() - this.powerOnSince >= POWER_ON_HOLD_MS) return false;
+    for (const name of ['w1_slave', 'temperature']) {
+      try {
+        const st = statSync(join(this.dir, name), { bigint: true });
+        if (st.atimeNs > st.mtimeNs) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Resolves when no write is in progress. */
@@ -251,7 +281,7 @@ export class SimulatedW1Tree {
     }
     if (tree.mode === 'files') {
       tree.timer = setInterval(() => {
-        for (const dev of tree.devices.values()) dev.refresh().catch(() => undefined);
+        for (const dev of tree.devices.values()) dev.conversionDue().catch(() => undefined);
       }, o.updateMs ?? 1000);
       tree.timer.unref();
     }

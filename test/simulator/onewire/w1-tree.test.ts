@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../helpers/wait.js';
 import { ds18b20Celsius, parseW1Slave } from '../../../drivers/onewire/ds18b20.js';
 import { SensorError } from '../../../drivers/types.js';
 import { Signal } from '../../../simulator/signal.js';
@@ -70,6 +71,28 @@ describe('SimulatedW1Tree', () => {
     expect(existsSync(dir)).toBe(false);
     await tree.device(ID).replug();
     expect(await readFile(join(dir, 'temperature'), 'utf8')).toBe('85000\n');
+  });
+
+  it('keeps the power-on value through conversions until it was read, as an idle chip does', async () => {
+    const OTHER = '28-0000000000bb';
+    tree = await SimulatedW1Tree.create({
+      devices: [
+        { id: ID, signal: new Signal({ setPoint: 30, noise: 0, driftAmplitude: 0 }) },
+        { id: OTHER, powerOn: false },
+      ],
+      updateMs: 20,
+    });
+    const other = tree.device(OTHER);
+    const conversions = (n: number) =>
+      waitUntil(() => other.reads >= n, { timeoutMs: 20_000, what: `${n} conversions` });
+    // Conversions go on (the other device's), the unread power-on value stays.
+    await conversions(5);
+    const file = join(tree.root, ID, 'temperature');
+    expect(await readFile(file, 'utf8')).toBe('85000\n');
+    // Read once, it is replaced by the next conversion.
+    const seen = other.reads;
+    await conversions(seen + 3);
+    expect(await readFile(file, 'utf8')).toBe('30000\n');
   });
 
   it('makes w1_slave a FIFO whose read blocks until the conversion is done', async () => {
