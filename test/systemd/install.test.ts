@@ -71,8 +71,9 @@ describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
     );
     expect(exists('opt/edge-agent.new')).toBe(false);
     expect(exists('opt/edge-agent/node_modules')).toBe(true);
-    // Readable by the service, writable by root only.
-    expect(mode('opt/edge-agent/dist/agent/cli.js')).toBe(0o644);
+    // Readable by the service, writable by root only; the CLI stays executable as built.
+    expect(mode('opt/edge-agent/dist/agent/cli.js')).toBe(0o755);
+    expect(mode('opt/edge-agent/dist/agent/pipeline.js')).toBe(0o644);
     expect(mode('opt/edge-agent/dist/agent')).toBe(0o755);
 
     const unit = read('etc/systemd/system/edge-agent.service');
