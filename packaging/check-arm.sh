@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 PORT="$(node -e 's=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$PORT" >"$WORK/mosquitto.conf"
+printf 'user root\nlistener %s 127.0.0.1\nallow_anonymous true\n' "$PORT" >"$WORK/mosquitto.conf"
 mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
 BROKER_PID=$!
 
@@ -71,7 +71,7 @@ for arch in "${arch_list[@]}"; do
   in_chroot "$arch" "$root" "apt-get install -y -q /tmp/$(basename "$deb")" >"$WORK/install-$arch.log" 2>&1 ||
     { cat "$WORK/install-$arch.log" >&2; die "apt install on $arch failed"; }
   install_s=$((SECONDS - t0))
-  machine="$(in_chroot "$arch" "$root" 'uname -m; node --version' | tr '\n' ' ')"
+  machine="$(in_chroot "$arch" "$root" 'echo "$(uname -m), node $(node --version)"')"
 
   if in_chroot "$arch" "$root" 'edge-agent check-config /etc/edge-agent/config.yaml' >"$WORK/check-$arch.log" 2>&1; then
     check=ok
