@@ -20,6 +20,7 @@ import { Sampler, type SampledSensor } from './sampling/sampler.js';
 import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
 import { Operations } from './ops/operations.js';
+import { residentSetBytes } from './ops/memory.js';
 import {
   createDriver,
   temperatureRangeOf,
@@ -218,7 +219,7 @@ export class Pipeline {
       eventLoop: this.loop.snapshot(),
       sensors: this.sampler.health(),
       workerRestarts: this.worker.restarts,
-      rssBytes: process.memoryUsage.rss(),
+      rssBytes: residentSetBytes(),
       healthSkipped: this.operations.healthSkipped,
     });
   }
@@ -241,7 +242,7 @@ export class Pipeline {
       ringCapacity: ring.capacity,
       ringDropped: ring.dropped,
       spoolDepth: this.publisher.stats().spool.depth,
-      rssMb: process.memoryUsage.rss() / 2 ** 20,
+      rssMb: residentSetBytes() / 2 ** 20,
     };
   }
 

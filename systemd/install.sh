@@ -8,6 +8,7 @@
 #
 # What goes where:
 #   /opt/edge-agent/                 dist/, docs/, package.json, package-lock.json, node_modules
+#                                    (the tree's own, built by `npm ci`, pruned to production)
 #   /usr/local/bin/edge-agent        a wrapper: node /opt/edge-agent/dist/agent/cli.js "$@"
 #   /etc/systemd/system/edge-agent.service
 #   /etc/edge-agent/config.yaml      the example, only if there is no config yet (never replaced)
@@ -16,13 +17,17 @@
 #
 # Idempotent: running it again gives the same result and keeps config, password and spool.
 # The config is validated with `edge-agent check-config` before the service is (re)started.
+# Nothing is compiled here: the native modules `npm ci` built in the tree are copied and the
+# copy pruned to production. The new program is staged next to the installed one, which
+# stays in place until the new one replaces it (an interrupted run is rolled back next time).
+# A Debian package (npm run package, docs/packages.md) does all this without a build on the Pi.
 #
 # Options (or environment):
 #   --root DIR    (EDGE_AGENT_ROOT)   install below DIR as if it were /; no systemctl, no
 #                                     groupadd (image building, tests)
 #   --prefix DIR  (EDGE_AGENT_PREFIX) program directory, default /opt/edge-agent
 #   --source DIR                      the built tree to install, default this script's repo
-#   --skip-npm                        do not run `npm ci --omit=dev` (node_modules must exist)
+#   --skip-npm                        keep the installed node_modules (no copy, no prune)
 #   --mqtt-password-stdin             store the MQTT password read from stdin
 #   NODE=/path/to/node                the node binary for the unit (default: command -v node)
 #   NPM=/path/to/npm                  the npm binary (default: npm)
@@ -124,11 +129,23 @@ NODE_MAJOR="$("$NODE" -p 'process.versions.node.split(".")[0]')"
 [ "$NODE_MAJOR" -ge 20 ] || die "Node.js $("$NODE" --version) is too old: 20 or later is needed"
 NPM="${NPM:-npm}"
 
-# 1. The program, staged next to the installed one: if npm or the config check fails, the
-#    running installation is untouched. A fresh copy each time (an upgrade leaves no stale
-#    files), root-owned and not writable by the service (ProtectSystem=strict anyway).
+# An earlier run cut off between its two renames (step 5) left the old program in .old only:
+# put it back before anything else.
+if [ ! -e "$T_PREFIX" ] && [ -d "$T_PREFIX.old" ]; then
+  mv "$T_PREFIX.old" "$T_PREFIX"
+  say "restored $PREFIX from an interrupted earlier run"
+fi
+
+# 1. The program, staged next to the installed one: if the copy, the prune or the config
+#    check fails, the running installation is untouched. A fresh copy each time (an upgrade
+#    leaves no stale files), root-owned and not writable by the service (ProtectSystem=strict
+#    anyway). On any exit before step 5 completes, the installed program is the old one.
 STAGE="$T_PREFIX.new"
-trap 'rm -rf "$STAGE"' EXIT
+cleanup() {
+  rm -rf "$STAGE"
+  if [ ! -e "$T_PREFIX" ] && [ -d "$T_PREFIX.old" ]; then mv "$T_PREFIX.old" "$T_PREFIX"; fi
+}
+trap cleanup EXIT
 rm -rf "$STAGE"
 mkdir -p "$STAGE/systemd"
 say "staging the agent in $STAGE"
@@ -136,14 +153,40 @@ cp -R "$SOURCE/dist" "$STAGE/dist"
 [ ! -d "$SOURCE/docs" ] || cp -R "$SOURCE/docs" "$STAGE/docs"
 cp "$SOURCE/systemd/edge-agent.service" "$SOURCE/systemd/config.example.yaml" "$STAGE/systemd/"
 cp "$SOURCE/package.json" "$SOURCE/package-lock.json" "$STAGE/"
-chmod -R u=rwX,go=rX "$STAGE"
 if [ "$SKIP_NPM" -eq 0 ]; then
-  say "npm ci --omit=dev (builds better-sqlite3, unix-dgram, serialport, i2c-bus if needed)"
-  (cd "$STAGE" && "$NPM" ci --omit=dev --no-audit --no-fund)
+  [ -d "$SOURCE/node_modules" ] ||
+    die "$SOURCE/node_modules not found: run npm ci in $SOURCE first (it builds the native modules)"
+  # The tree's own modules, native ones included, as built by `npm ci` for this node: those
+  # the lockfile does not mark dev-only are copied (owned by root, not by the user who built
+  # them), then npm prunes the copy to exactly the production tree.
+  say "copying the production node_modules from $SOURCE (nothing is compiled)"
+  mkdir -p "$STAGE/node_modules"
+  "$NODE" -e '
+    const lock = require(process.argv[1]);
+    for (const [path, entry] of Object.entries(lock.packages ?? {}))
+      if (/^node_modules\/(@[^/]+\/)?[^/]+$/.test(path) && !entry.dev) console.log(path.slice(13));
+  ' "$SOURCE/package-lock.json" >"$STAGE/.modules"
+  while IFS= read -r module; do
+    [ -d "$SOURCE/node_modules/$module" ] || continue
+    mkdir -p "$(dirname "$STAGE/node_modules/$module")"
+    cp -R "$SOURCE/node_modules/$module" "$STAGE/node_modules/$module"
+  done <"$STAGE/.modules"
+  rm -f "$STAGE/.modules"
+  [ ! -d "$SOURCE/node_modules/.bin" ] || cp -R "$SOURCE/node_modules/.bin" "$STAGE/node_modules/.bin"
+  (cd "$STAGE" && "$NPM" prune --omit=dev --no-audit --no-fund) ||
+    die "npm prune --omit=dev failed in $STAGE; $PREFIX is unchanged"
 elif [ -e "$T_PREFIX/node_modules" ]; then
-  cp -a "$T_PREFIX/node_modules" "$STAGE/node_modules"
+  cp -R "$T_PREFIX/node_modules/." "$STAGE/node_modules"
 else
   die "--skip-npm, but $T_PREFIX/node_modules does not exist yet"
+fi
+chmod -R u=rwX,go=rX "$STAGE"
+# better-sqlite3 built by `npm ci` under another Node major would only fail at the service's
+# start: load it with the unit's node now.
+if [ -d "$STAGE/node_modules/better-sqlite3" ] &&
+  ! abi="$("$NODE" -e 'new (require(process.argv[1]))(":memory:").close()' \
+    "$STAGE/node_modules/better-sqlite3" 2>&1)"; then
+  die "the native modules in $SOURCE/node_modules do not load with $NODE ($("$NODE" --version)): run npm ci with that node, then install.sh again ($(printf '%s\n' "$abi" | grep -m1 -E 'NODE_MODULE_VERSION|Error' || true))"
 fi
 
 # 2. Configuration: the example only where there is none; an existing config is the user's.
@@ -178,11 +221,10 @@ if ! "$NODE" "$STAGE/dist/agent/cli.js" check-config "$T_CONF/config.yaml"; then
   die "$CONF_DIR/config.yaml is invalid (above); fix it, then run install.sh again"
 fi
 
-# 5. Swap the staged program in.
-if [ -e "$T_PREFIX" ]; then
-  rm -rf "$T_PREFIX.old"
-  mv "$T_PREFIX" "$T_PREFIX.old"
-fi
+# 5. Swap the staged program in: two renames, so the old program is only ever in
+#    $PREFIX or $PREFIX.old (the EXIT trap, or the next run, puts it back from there).
+rm -rf "$T_PREFIX.old"
+if [ -e "$T_PREFIX" ]; then mv "$T_PREFIX" "$T_PREFIX.old"; fi
 mv "$STAGE" "$T_PREFIX"
 rm -rf "$T_PREFIX.old"
 trap - EXIT

@@ -1,13 +1,16 @@
 /**
  * systemd/install.sh into a temporary root: twice (idempotent, keeps the user's config and
- * password), an invalid config refused, then --uninstall and --purge. npm is replaced by a
- * stand-in that records its call and links this repo's node_modules, so the installed copy's
+ * password), an invalid config refused, then --uninstall and --purge. The installed copy
+ * gets this repo's real node_modules (copied, nothing compiled); npm is replaced by a
+ * stand-in that records its call (the prune) and fails on request, so the installed copy's
  * real `check-config` runs without the network.
  */
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  lstatSync,
+  renameSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -32,9 +35,12 @@ const exists = (p: string) => existsSync(join(root, p));
 const read = (p: string) => readFileSync(join(root, p), 'utf8');
 
 function install(...args: string[]) {
+  return installWith({}, ...args);
+}
+function installWith(env: Record<string, string>, ...args: string[]) {
   return spawnSync('bash', [SCRIPT, '--root', root, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, NPM: join(work, 'npm'), NODE: process.execPath },
+    env: { ...process.env, NPM: join(work, 'npm'), NODE: process.execPath, ...env },
     timeout: 120_000,
   });
 }
@@ -45,7 +51,7 @@ beforeAll(() => {
   npmLog = join(work, 'npm.log');
   writeFileSync(
     join(work, 'npm'),
-    `#!/bin/sh\necho "$PWD|$*" >> '${npmLog}'\nln -sfn '${join(REPO, 'node_modules')}' node_modules\n`,
+    `#!/bin/sh\necho "$PWD|$*" >> '${npmLog}'\n[ -z "$NPM_FAIL" ] || { echo "npm: $NPM_FAIL" >&2; exit 1; }\n`,
   );
   chmodSync(join(work, 'npm'), 0o755);
 });
@@ -65,12 +71,16 @@ describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
     expect(exists('opt/edge-agent/dist/bench')).toBe(false);
     expect(exists('opt/edge-agent/package.json')).toBe(true);
     expect(exists('opt/edge-agent/package-lock.json')).toBe(true);
-    // npm ran in the staged copy, which then replaced the (absent) installation.
+    // Nothing compiled twice: the tree's node_modules were copied into the staged program and
+    // only pruned there (npm ci never ran), then the stage replaced the (absent) installation.
     expect(readFileSync(npmLog, 'utf8').trim()).toBe(
-      `${join(root, 'opt/edge-agent.new')}|ci --omit=dev --no-audit --no-fund`,
+      `${join(root, 'opt/edge-agent.new')}|prune --omit=dev --no-audit --no-fund`,
     );
     expect(exists('opt/edge-agent.new')).toBe(false);
-    expect(exists('opt/edge-agent/node_modules')).toBe(true);
+    expect(lstatSync(join(root, 'opt/edge-agent/node_modules')).isDirectory()).toBe(true);
+    const addon = 'opt/edge-agent/node_modules/better-sqlite3/build/Release/better_sqlite3.node';
+    expect(lstatSync(join(root, addon)).isFile()).toBe(true);
+    expect(mode(addon) & 0o022).toBe(0);
     // Readable by the service, writable by root only; the CLI stays executable as built.
     expect(mode('opt/edge-agent/dist/agent/cli.js')).toBe(0o755);
     expect(mode('opt/edge-agent/dist/agent/pipeline.js')).toBe(0o644);
@@ -138,6 +148,29 @@ describe.skipIf(!built)('systemd/install.sh into a temporary root', () => {
     expect(exists('opt/edge-agent/node_modules')).toBe(true);
     expect(exists('opt/edge-agent.new')).toBe(false);
     writeFileSync(join(root, 'etc/edge-agent/config.yaml'), good);
+  });
+
+  it('leaves the installed program in place when the prune fails', () => {
+    writeFileSync(join(root, 'opt/edge-agent/dist/marker.js'), '');
+    const r = installWith({ NPM_FAIL: 'ENOSPC: no space left on device' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/npm prune --omit=dev failed .*\/opt\/edge-agent is unchanged/);
+    expect(exists('opt/edge-agent/dist/marker.js')).toBe(true);
+    expect(exists('opt/edge-agent/node_modules/better-sqlite3')).toBe(true);
+    expect(exists('opt/edge-agent.new')).toBe(false);
+  });
+
+  it('puts back a program left in .old by a run cut off between its renames', () => {
+    // What a power cut between "installed -> .old" and ".new -> installed" leaves.
+    renameSync(join(root, 'opt/edge-agent'), join(root, 'opt/edge-agent.old'));
+    const good = read('etc/edge-agent/config.yaml');
+    writeFileSync(join(root, 'etc/edge-agent/config.yaml'), 'gateway:\n  id: "bad id"\n');
+    const r = install('--skip-npm');
+    writeFileSync(join(root, 'etc/edge-agent/config.yaml'), good);
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toContain('restored /opt/edge-agent from an interrupted earlier run');
+    expect(exists('opt/edge-agent/dist/marker.js')).toBe(true);
+    expect(exists('opt/edge-agent.old')).toBe(false);
   });
 
   it('--uninstall removes the program and unit but keeps config, password and spool', () => {
