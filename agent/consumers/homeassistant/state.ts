@@ -22,30 +22,6 @@ export interface WindowValue {
   flags?: { powerOn?: number };
 }
 
-/** The windows of an encoded batch body (`{"windows":[...], ...}`); malformed entries skipped. */
-export function windowsOf(body: Uint8Array): WindowValue[] {
-  const parsed = JSON.parse(
-    Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8'),
-  ) as {
-    windows?: unknown;
-  };
-  if (!Array.isArray(parsed.windows)) return [];
-  return parsed.windows.filter(isWindowValue);
-}
-
-function isWindowValue(w: unknown): w is WindowValue {
-  if (w === null || typeof w !== 'object') return false;
-  const o = w as Record<string, unknown>;
-  return (
-    typeof o.sensor === 'string' &&
-    typeof o.quantity === 'string' &&
-    (QUANTITIES as readonly string[]).includes(o.quantity) &&
-    typeof o.end === 'number' &&
-    typeof o.count === 'number' &&
-    (o.mean === null || typeof o.mean === 'number')
-  );
-}
-
 /** What a window says about its quantity's current value; undefined = leave it. */
 function valueOf(w: WindowValue): number | null | undefined {
   if (w.count > 0 && w.mean !== null) return w.mean;

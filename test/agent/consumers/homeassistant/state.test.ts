@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  LatestStates,
-  windowsOf,
-  type WindowValue,
-} from '../../../../agent/consumers/homeassistant/state.js';
+import { LatestStates, type WindowValue } from '../../../../agent/consumers/homeassistant/state.js';
+import { decodeWindows } from '../../../../agent/publish/output.js';
 
 const w = (over: Partial<WindowValue>): WindowValue => ({
   sensor: 'room',
@@ -59,12 +56,26 @@ describe('latest window state per sensor', () => {
 
   it('skips sensors not accepted and malformed windows', () => {
     const s = new LatestStates();
+    // A whole telemetry window, as the aggregation worker encodes it.
+    const whole = (over: Partial<WindowValue>) => {
+      const v = w(over);
+      return {
+        unit: 'Cel',
+        start: v.end - 1000,
+        faults: 0,
+        min: v.mean,
+        max: v.mean,
+        stddev: 0,
+        last: v.mean,
+        ...v,
+      };
+    };
     const body = new TextEncoder().encode(
       JSON.stringify({
-        windows: [w({}), w({ sensor: 'gone' }), { sensor: 'x', quantity: 'noise' }, null],
+        windows: [whole({}), whole({ sensor: 'gone' }), { sensor: 'x', quantity: 'noise' }, null],
       }),
     );
-    const windows = windowsOf(body);
+    const windows = decodeWindows(body);
     expect(windows).toHaveLength(2);
     expect(s.apply(windows, (id) => id !== 'gone')).toEqual(['room']);
     expect(s.payload('gone')).toBeUndefined();
