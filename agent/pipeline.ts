@@ -15,7 +15,7 @@ import type { SensorSpec } from './aggregation/aggregator.js';
 import { SpoolClient } from './publish/spool/spool-client.js';
 import { reserveSeqsFor } from './publish/spool/reserve.js';
 import { TelemetryPublisher } from './publish/publisher.js';
-import { healthReport, type HealthReport } from './publish/health.js';
+import { healthReport, type ConfigIdentity, type HealthReport } from './publish/health.js';
 import { Sampler, type SampledSensor } from './sampling/sampler.js';
 import { startEventLoopMonitor } from './sampling/event-loop.js';
 import { SystemdNotifier } from './ops/sd-notify.js';
@@ -41,6 +41,8 @@ export interface PipelineOptions {
   stateDir: string;
   logger: Logger;
   notifier?: SystemdNotifier;
+  /** The running config file's remote version and hash, for the health report. */
+  configIdentity?: () => ConfigIdentity;
 }
 
 /** Everything a Pipeline is made of, built by buildParts(); nothing is running yet but the publisher and the worker. */
@@ -221,6 +223,7 @@ export class Pipeline {
       workerRestarts: this.worker.restarts,
       rssBytes: residentSetBytes(),
       healthSkipped: this.operations.healthSkipped,
+      config: this.opts.configIdentity?.(),
     });
   }
 
@@ -244,6 +247,11 @@ export class Pipeline {
       spoolDepth: this.publisher.stats().spool.depth,
       rssMb: residentSetBytes() / 2 ** 20,
     };
+  }
+
+  /** A retained QoS 1 publish on the telemetry connection; true once acknowledged. */
+  publishRetained(topic: string, payload: string): Promise<boolean> {
+    return this.publisher.publishRetained(topic, payload);
   }
 
   /** The current config (after reloads). */

@@ -37,6 +37,14 @@ export function resolveConfigPaths(config: Config, configFile: string): Config {
       config.spool.dir === undefined
         ? config.spool
         : { ...config.spool, dir: at(config.spool.dir) },
+    fleet: {
+      ...config.fleet,
+      remoteConfig: {
+        ...config.fleet.remoteConfig,
+        trustedKeysDir: at(config.fleet.remoteConfig.trustedKeysDir),
+        allowPaths: config.fleet.remoteConfig.allowPaths.map(at),
+      },
+    },
     sensors,
   };
 }

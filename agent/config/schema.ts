@@ -352,6 +352,42 @@ const sparkplug = z.strictObject({
     ),
 });
 
+/** Remote configuration (docs/remote-config.md); its settings change only in the local file. */
+const remoteConfig = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Accept a whole new config signed with a trusted Ed25519 key (command config/set), apply it on probation and roll it back when the gateway does not come back healthy. See docs/remote-config.md.',
+    ),
+  trustedKeysDir: z
+    .string()
+    .min(1)
+    .default('/etc/edge-agent/trusted-keys')
+    .describe(
+      `Directory of the operators' Ed25519 public keys (*.pem); refused when others than root or its owner may write it. ${RELATIVE_PATH}`,
+    ),
+  probationMs: durationMs(1000, HOUR_MS)
+    .default(60_000)
+    .describe(
+      'How long a new config has to prove itself: connected to the broker and every enabled sensor reporting; otherwise the previous file comes back.',
+    ),
+  allowPaths: z
+    .array(z.string().min(1))
+    .max(64)
+    .default([])
+    .describe(
+      `Directories where a remote config may name files (mqtt password, TLS files, spool.dir) besides the credentials directory and the state directory. ${RELATIVE_PATH}`,
+    ),
+});
+
+const fleet = z.strictObject({
+  group: topicLevelName('fleet group')
+    .optional()
+    .describe('The fleet group this gateway belongs to; a config signed for this group applies.'),
+  remoteConfig: remoteConfig.prefault({}),
+});
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -371,6 +407,7 @@ export const configSchema = z.strictObject({
   metrics: metrics.prefault({}),
   homeassistant: homeassistant.prefault({}),
   sparkplug: sparkplug.prefault({}),
+  fleet: fleet.prefault({}),
   sensors: z.array(sensorSchema).default([]),
 });
 

@@ -75,6 +75,13 @@ export interface HealthReport {
   rssBytes: number;
   /** Reports that could not be sent because the agent was offline. */
   healthSkipped: number;
+  /** The running config file: its remote version (null: never set remotely) and sha256. */
+  config: ConfigIdentity;
+}
+
+export interface ConfigIdentity {
+  version: number | null;
+  hash: string | null;
 }
 
 export interface HealthInputs {
@@ -90,6 +97,8 @@ export interface HealthInputs {
   workerRestarts: number;
   rssBytes: number;
   healthSkipped: number;
+  /** Undefined when the pipeline was started without a config file (tests, the simulator's scenario). */
+  config?: ConfigIdentity;
 }
 
 export function healthReport(i: HealthInputs): HealthReport {
@@ -129,6 +138,7 @@ export function healthReport(i: HealthInputs): HealthReport {
     })),
     rssBytes: i.rssBytes,
     healthSkipped: i.healthSkipped,
+    config: i.config ?? { version: null, hash: null },
   };
 }
 
