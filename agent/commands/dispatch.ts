@@ -98,6 +98,16 @@ const COMMANDS: Record<string, Command> = {
     },
     run: async (v) => (await import('./scan.js')).scanCommand(v),
   },
+  keygen: {
+    summary: 'make an Ed25519 key pair for signing remote configs',
+    usage: 'edge-agent keygen [--out DIR] [--name NAME]',
+    options: { out: { type: 'string' }, name: { type: 'string' } },
+    help: {
+      out: 'directory for the two files (default: the current directory)',
+      name: 'file name without extension: NAME.key (private), NAME.pem (public); default edge-agent-operator',
+    },
+    run: async (v, _p, output) => (await import('./keygen.js')).keygenCommand(v, output),
+  },
   tail: {
     summary: 'subscribe and print telemetry, flagging gaps and duplicates',
     usage: 'edge-agent tail [--broker URL] [--gateway ID] [--prefix P] [--json]',

@@ -33,7 +33,10 @@ export function installCrashHandlers(logger: Logger): void {
   process.on('unhandledRejection', die('unhandled promise rejection'));
 }
 
-export function runUntilStopped(pipeline: Pipeline, opts: LifecycleOptions): Promise<number> {
+/** What the lifecycle drives: a Pipeline, or the supervisor that replaces pipelines (run). */
+export type RunningAgent = Pick<Pipeline, 'stop' | 'reload'>;
+
+export function runUntilStopped(pipeline: RunningAgent, opts: LifecycleOptions): Promise<number> {
   const { logger, stops } = opts;
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -1,9 +1,14 @@
 import { configWarnings, loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { recoverInterruptedApply } from '../fleet/recover.js';
+import { RemoteConfig } from '../fleet/remote-config.js';
+import { PipelineSupervisor } from '../fleet/supervisor.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
 import { hardwareSeams } from '../../drivers/seams.js';
 import {
   DEFAULT_CONFIG,
+  EXIT_FAILURE,
   EXIT_OK,
   stringOption,
   type CommandContext,
@@ -12,26 +17,45 @@ import {
 import { installCrashHandlers, runUntilStopped } from './lifecycle.js';
 import { resolveStateDir } from './state-dir.js';
 
-/** `edge-agent run [--config FILE]`: the service. */
+/**
+ * `edge-agent run [--config FILE]`: the service. The pipeline runs under a supervisor, which
+ * replaces it in this process when a remote config (agent/fleet) changes more than sensors.
+ */
 export async function runCommand(values: OptionValues, { stops }: CommandContext): Promise<number> {
   const file = stringOption(values, 'config') ?? DEFAULT_CONFIG;
-  const config = loadConfigFile(file);
+  let config = loadConfigFile(file);
   const logger = createLogger(config.log.level);
   installCrashHandlers(logger);
-  for (const warning of configWarnings(config)) logger.warn(warning);
   const stateDir = resolveStateDir(config.spool.dir, undefined);
+  // A remote config that did not live through its probation: the previous file comes back.
+  if (recoverInterruptedApply(file, stateDir, config.gateway.id, logger)) {
+    config = loadConfigFile(file);
+  }
+  for (const warning of configWarnings(config)) logger.warn(warning);
   if (stops.requested) {
     logger.info({ why: stops.requested }, 'stop requested during start-up; nothing started');
     return EXIT_OK;
   }
   const seams = await hardwareSeams(logger);
-  const pipeline = await Pipeline.start({ config, seams, stateDir, logger });
-  return runUntilStopped(pipeline, {
+  const remote = new RemoteConfig({
+    configFile: file,
+    stateDir,
+    logger,
+    credentialsDir: process.env.CREDENTIALS_DIRECTORY,
+    // No pipeline runs and none will: the service manager restarts us on the previous file.
+    onUnrecoverable: () => process.exit(EXIT_FAILURE),
+  });
+  const start = (c: Config) =>
+    Pipeline.start({ config: c, seams, stateDir, logger, configIdentity: () => remote.identity() });
+  const supervisor = new PipelineSupervisor(await start(config), start, logger);
+  remote.attach(supervisor);
+  stops.onStop(() => remote.stop());
+  return runUntilStopped(supervisor, {
     logger,
     stops,
     reloadConfig: () => {
       const next = loadConfigFile(file);
-      warnRestartOnly(config, next, logger);
+      warnRestartOnly(supervisor.currentConfig, next, logger);
       return next;
     },
     onStopped: () => seams.close(),
