@@ -57,7 +57,6 @@ export function recoverInterruptedApply(
     hash = marker.previousHash;
   }
   const reason = `the agent stopped before version ${marker.version} was confirmed; the previous config is back`;
-  logger.warn({ file: configFile, version: marker.version }, reason);
   const state: ConfigState = {
     schema: 'edge-agent/config-state/1',
     gateway,
@@ -70,5 +69,6 @@ export function recoverInterruptedApply(
   };
   store.saveState(state);
   store.endProbation();
+  logger.warn({ file: configFile, version: marker.version }, reason);
   return state;
 }
