@@ -175,9 +175,17 @@ export class RemoteConfig {
     const hash = hashOf(signed.document);
     const previousText = readFileSync(configFile, 'utf8');
     const previousVersion = this.state.version;
+    try {
+      writeFileAtomic(previousPathOf(configFile), previousText);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      this.refuse(
+        `cannot write next to ${configFile} (${code}); the config file must be in a directory the agent may write (docs/remote-config.md)`,
+        { version: signed.version, hash },
+      );
+    }
     // Durable before the file changes: the same envelope is never accepted twice.
     this.store.raiseHighestVersion(signed.version);
-    writeFileAtomic(previousPathOf(configFile), previousText);
     this.store.startProbation({
       version: signed.version,
       hash,
