@@ -1,4 +1,11 @@
-import { configWarnings, loadConfigFile } from '../config/load.js';
+import {
+  configWarnings,
+  loadConfigFile,
+  parseConfigText,
+  readConfigText,
+  validateConfig,
+} from '../config/load.js';
+import { resolveConfigPaths } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import { recoverInterruptedApply } from '../fleet/recover.js';
 import { RemoteConfig } from '../fleet/remote-config.js';
@@ -23,13 +30,15 @@ import { resolveStateDir } from './state-dir.js';
  */
 export async function runCommand(values: OptionValues, { stops }: CommandContext): Promise<number> {
   const file = stringOption(values, 'config') ?? DEFAULT_CONFIG;
-  let config = loadConfigFile(file);
+  let text = readConfigText(file);
+  let config = configFromText(text, file);
   const logger = createLogger(config.log.level);
   installCrashHandlers(logger);
   const stateDir = resolveStateDir(config.spool.dir, undefined);
   // A remote config that did not live through its probation: the previous file comes back.
   if (recoverInterruptedApply(file, stateDir, config.gateway.id, logger)) {
-    config = loadConfigFile(file);
+    text = readConfigText(file);
+    config = configFromText(text, file);
   }
   for (const warning of configWarnings(config)) logger.warn(warning);
   if (stops.requested) {
@@ -39,6 +48,7 @@ export async function runCommand(values: OptionValues, { stops }: CommandContext
   const seams = await hardwareSeams(logger);
   const remote = new RemoteConfig({
     configFile: file,
+    configText: text,
     stateDir,
     logger,
     credentialsDir: process.env.CREDENTIALS_DIRECTORY,
@@ -78,4 +88,9 @@ function warnRestartOnly(
       );
     }
   }
+}
+
+/** loadConfigFile on text already read: the hash of remote configuration is of these bytes. */
+function configFromText(text: string, file: string): Config {
+  return resolveConfigPaths(validateConfig(parseConfigText(text, file), file), file);
 }

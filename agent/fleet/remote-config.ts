@@ -23,6 +23,8 @@ import { loadTrustedKeys, TrustedKeysError } from './trusted-keys.js';
 
 export interface RemoteConfigOptions {
   configFile: string;
+  /** The text the running config was read from (the file is not read again: it may be a FIFO). */
+  configText: string;
   stateDir: string;
   logger: Logger;
   /** systemd's $CREDENTIALS_DIRECTORY; files a remote config names may lie there. */
@@ -60,7 +62,7 @@ export class RemoteConfig {
   constructor(private readonly opts: RemoteConfigOptions) {
     this.store = new ConfigStore(opts.stateDir);
     this.announcer = new StateAnnouncer(() => this.running(), opts.logger);
-    const fileHash = hashOf(readFileSync(opts.configFile, 'utf8'));
+    const fileHash = hashOf(opts.configText);
     const saved = this.store.state();
     // A file edited on the gateway since is the local file's, whatever was pushed before.
     const version = saved?.hash === fileHash ? saved.version : null;
