@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { startHttpSensorServer } from '../../../simulator/network/http-server.js';
 import { startAgent } from '../../e2e/agent-process.js';
@@ -14,7 +15,8 @@ import { sleep, waitUntil } from '../../helpers/wait.js';
 import { configText, operatorKey, signed, writeGatewayFiles } from './rig-files.js';
 
 const t = useTeardown();
-const FIXTURES = join(import.meta.dirname, 'fixtures');
+const WRITE_LOOP = fileURLToPath(new URL('./fixtures/write-loop.ts', import.meta.url));
+const APPLY_PROCESS = fileURLToPath(new URL('./fixtures/apply-process.ts', import.meta.url));
 
 describe('SIGKILL during a remote config apply', () => {
   it('leaves a whole old or whole new file at any moment of an atomic write', async () => {
@@ -26,7 +28,7 @@ describe('SIGKILL during a remote config apply', () => {
     const file = join(dir, 'config.yaml');
     writeFileSync(file, a);
     for (let round = 0; round < 5; round++) {
-      const writer = runTs(join(FIXTURES, 'write-loop.ts'), [file, join(dir, 'a'), join(dir, 'b')]);
+      const writer = runTs(WRITE_LOOP, [file, join(dir, 'a'), join(dir, 'b')]);
       t.add(() => writer.kill());
       await writer.waitForLine(/^writing$/);
       // Picks the moment of the kill, somewhere in the middle of the writes.
@@ -51,7 +53,7 @@ describe('SIGKILL during a remote config apply', () => {
     writeFileSync(envelopeFile, JSON.stringify(signed(key, 7, stranded)));
     const marker = join(dir, 'state', 'remote-config', 'probation.json');
 
-    const agent = runTs(join(FIXTURES, 'apply-process.ts'), [file, envelopeFile]);
+    const agent = runTs(APPLY_PROCESS, [file, envelopeFile]);
     t.add(() => agent.kill());
     await agent.waitForLine(/^running$/);
     await waitUntil(() => existsSync(marker) && readFileSync(file, 'utf8') === stranded, {
