@@ -4,7 +4,7 @@
  * command handled through CommandSet as a transport would hand it over.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigStore } from '../../../agent/fleet/config-store.js';
@@ -12,6 +12,7 @@ import { silentLogger } from '../../../agent/ops/logger.js';
 import { startHttpSensorServer } from '../../../simulator/network/http-server.js';
 import { missingSeqs, type TestSubscriber } from '../../helpers/subscriber.js';
 import { useTeardown } from '../../helpers/teardown.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { startAgentRig, type AgentRig } from './fixtures/agent-rig.js';
 import {
   configText,
@@ -178,6 +179,27 @@ describe('config/set on a running agent', () => {
       origin: 'remote',
     });
     expect(again).toMatchObject({ ok: false, error: { code: 'refused' } });
+  });
+
+  it('rolls back when the agent is stopped (SIGTERM) during the probation', async () => {
+    const gw = await startGateway();
+    const original = readFileSync(gw.file, 'utf8');
+    const stranded = original.replace('username: gw', 'username: intruder');
+    const answer = gw.rig.commands.handle('config/set', signed(key, 1, stranded), {
+      origin: 'remote',
+    });
+    const marker = join(gw.rig.stateDir, 'remote-config', 'probation.json');
+    await waitUntil(() => existsSync(marker) && readFileSync(gw.file, 'utf8') === stranded, {
+      timeoutMs: 20_000,
+      what: 'the new config on probation',
+    });
+    await gw.rig.close();
+    expect(await answer).toMatchObject({
+      ok: true,
+      result: { status: 'rolled-back', reason: 'the agent stopped during probation' },
+    });
+    expect(readFileSync(gw.file, 'utf8')).toBe(original);
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('refuses every bad request with the reason and leaves the file unchanged', async () => {
