@@ -195,7 +195,17 @@ export class RemoteConfig {
       previousVersion,
       startedAt: Date.now(),
     });
-    writeFileAtomic(configFile, signed.document);
+    try {
+      writeFileAtomic(configFile, signed.document);
+    } catch (err) {
+      // The old file is whole (the rename did not happen): nothing to roll back.
+      this.store.endProbation();
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      this.refuse(`cannot replace ${configFile} (${code}); the running config stays`, {
+        version: signed.version,
+        hash,
+      });
+    }
     logger.info({ version: signed.version, hash }, 'config/set: new config written; on probation');
     const request = { version: signed.version, hash };
     let applied: ApplyKind | null = null;
