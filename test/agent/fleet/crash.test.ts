@@ -3,7 +3,7 @@
  * during the probation comes back on the previous file by itself — the restart is the real
  * CLI (dist/agent/cli.js run), as systemd would start it.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -94,5 +94,58 @@ describe('SIGKILL during a remote config apply', () => {
     });
     restarted.kill('SIGTERM');
     expect((await restarted.exited()).code).toBe(0);
+  });
+
+  it('comes back on the whole old file whatever moment of the apply the kill hits', async () => {
+    const dir = t.tempDir('apply-kill-');
+    const key = operatorKey();
+    const broker = await t.mosquitto({ users: { gw: 'secret' } });
+    const http = t.own(await startHttpSensorServer({ delayMs: 2, sensors: 1 }));
+    const original = configText({
+      brokerUrl: broker.url,
+      sensorUrls: [http.url(0)],
+      probationMs: 60_000,
+    });
+    const file = writeGatewayFiles(dir, key, original);
+    const stranded = original.replace('username: gw', 'username: intruder');
+    const previous = `${file}.previous`;
+    const marker = join(dir, 'state', 'remote-config', 'probation.json');
+    const sub = await t.subscriber({
+      url: broker.url,
+      topics: ['edge/gw/telemetry'],
+      username: 'gw',
+      password: 'secret',
+    });
+    // From the first write of the apply on, a few milliseconds apart: before the marker,
+    // between marker and rename, or after the rename.
+    for (const [round, delayMs] of [0, 3, 10].entries()) {
+      const envelopeFile = join(dir, `envelope-${round}.json`);
+      writeFileSync(envelopeFile, JSON.stringify(signed(key, 10 + round, stranded)));
+      const agent = runTs(APPLY_PROCESS, [file, envelopeFile]);
+      t.add(() => agent.kill());
+      await agent.waitForLine(/^running$/);
+      await waitUntil(() => existsSync(previous), {
+        timeoutMs: 30_000,
+        intervalMs: 1,
+        what: 'the apply under way',
+      });
+      await sleep(delayMs);
+      await agent.kill('SIGKILL');
+      const text = readFileSync(file, 'utf8');
+      expect(text === original || text === stranded, `round ${round}: a whole file`).toBe(true);
+
+      const restarted = startAgent(['run', '--config', file]);
+      t.add(async () => {
+        restarted.kill('SIGKILL');
+        await restarted.exited();
+      });
+      const seen = sub.on('/telemetry').length;
+      await sub.waitFor((s) => s.on('/telemetry').length > seen, 30_000, 'telemetry again');
+      restarted.kill('SIGTERM');
+      expect((await restarted.exited()).code).toBe(0);
+      expect(readFileSync(file, 'utf8'), `round ${round}`).toBe(original);
+      expect(existsSync(marker), `round ${round}`).toBe(false);
+      rmSync(previous);
+    }
   });
 });
