@@ -34,6 +34,10 @@ import { discoveredSensors, type HomeAssistantBridge } from './consumers/homeass
 import type { SparkplugNode } from './consumers/sparkplug/node.js';
 import { outputBatch, type Output } from './publish/output.js';
 import { deliver, startConsumers } from './outputs.js';
+import { CommandRefused, type CommandSet } from './control/command.js';
+import type { AgentControl, ReloadOutcome } from './control/agent-control.js';
+import { agentCommands, startFleetCommands } from './fleet/fleet.js';
+import type { CommandTransport } from './fleet/command-transport.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -41,6 +45,8 @@ export interface PipelineOptions {
   stateDir: string;
   logger: Logger;
   notifier?: SystemdNotifier;
+  /** The file `config` was read from (the `config/get` command's hash); none in a scenario. */
+  configFile?: string;
 }
 
 /** Everything a Pipeline is made of, built by buildParts(); nothing is running yet but the publisher and the worker. */
@@ -89,6 +95,13 @@ export class Pipeline {
   /** Monotonic: uptime is elapsed time, whatever the wall clock did meanwhile. */
   private readonly startedAt = performance.now();
   private stopping: Promise<void> | undefined;
+  /**
+   * The operator commands every transport serves (fleet commands over MQTT, the local control
+   * socket); a transport's own commands are added here before it starts.
+   */
+  readonly commands: CommandSet;
+  private fleet: CommandTransport | undefined;
+  private reloader: (() => Promise<ReloadOutcome>) | undefined;
 
   constructor(parts: PipelineParts) {
     this.config = parts.config;
@@ -118,6 +131,7 @@ export class Pipeline {
         sampledSensors: () => this.sampler.health().length,
       },
     });
+    this.commands = agentCommands(this.control());
   }
 
   /** Build the pipeline, start sampling, then the operational extras (agent/ops/operations.ts). */
@@ -137,6 +151,12 @@ export class Pipeline {
       await this.stop(0);
       throw err;
     }
+    this.fleet = startFleetCommands({
+      config: this.config,
+      commands: this.commands,
+      channel: this.publisher,
+      logger,
+    });
     const enabled = this.config.sensors.filter((s) => s.enabled);
     // One line at info; the list, which runs to thousands of sensors, at debug.
     logger.info(
@@ -184,6 +204,7 @@ export class Pipeline {
       const { logger } = this.opts;
       const deadline = performance.now() + drainMs;
       this.notifier.stopping();
+      this.fleet?.stop();
       await this.sampler.stop();
       await this.worker.flush();
       for (const output of this.outputs) {
@@ -221,7 +242,39 @@ export class Pipeline {
       workerRestarts: this.worker.restarts,
       rssBytes: residentSetBytes(),
       healthSkipped: this.operations.healthSkipped,
+      commands: this.fleet?.counters(),
     });
+  }
+
+  /** How the `reload` command reloads: as SIGHUP does (set by the lifecycle, lifecycle.ts). */
+  useReloader(reload: () => Promise<ReloadOutcome>): void {
+    this.reloader = reload;
+  }
+
+  /** What the operator commands see of the running agent. */
+  private control(): AgentControl {
+    return {
+      health: () => this.health(),
+      config: () => this.config,
+      configFile: () => this.opts.configFile,
+      configVersion: () => null,
+      reload: () => {
+        if (!this.reloader) {
+          return Promise.reject(
+            new CommandRefused('this agent has no configuration file to reload (simulate)'),
+          );
+        }
+        return this.reloader();
+      },
+      sensor: (id) => {
+        const s = this.sampler.runningSensor(id);
+        return s ? { driver: s.driver, timeoutMs: s.timeoutMs } : undefined;
+      },
+      announce: async () => ({
+        homeassistant: this.homeassistant ? await this.homeassistant.announceOnRequest() : null,
+        sparkplug: this.sparkplug ? this.sparkplug.rebirth() : null,
+      }),
+    };
   }
 
   /** The figures the simulate live view shows. */

@@ -25,7 +25,7 @@ export async function runCommand(values: OptionValues, { stops }: CommandContext
     return EXIT_OK;
   }
   const seams = await hardwareSeams(logger);
-  const pipeline = await Pipeline.start({ config, seams, stateDir, logger });
+  const pipeline = await Pipeline.start({ config, seams, stateDir, logger, configFile: file });
   return runUntilStopped(pipeline, {
     logger,
     stops,

@@ -154,7 +154,13 @@ export async function simulateCommand(
         `sparkplug B on spBv1.0/${config.sparkplug.groupId}/+/${node} (NBIRTH, NDATA, NDEATH; NCMD for rebirth)\n`,
       );
     }
-    const pipeline = await Pipeline.start({ config, seams: sim.seams, stateDir, logger });
+    const pipeline = await Pipeline.start({
+      config,
+      seams: sim.seams,
+      stateDir,
+      logger,
+      ...(configFile !== undefined ? { configFile } : {}),
+    });
     if (liveView) {
       const view = startLiveView(pipeline, {
         intervalMs: 1000,

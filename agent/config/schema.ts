@@ -352,6 +352,34 @@ const sparkplug = z.strictObject({
     ),
 });
 
+/**
+ * Commands over MQTT (agent/fleet/): the keys of the `fleet` section that turn them on and
+ * bound them. Spread into `fleet` so the section can grow other keys beside them.
+ */
+const fleetCommandKeys = {
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Answer commands over MQTT: requests on `<topicPrefix>/<gateway>/cmd/<name>`, answers on the MQTT 5 response topic or `<topicPrefix>/<gateway>/reply/<name>` (docs/operations.md, Running a fleet). Rides the telemetry connection; no listening port. Read at start.',
+    ),
+  rateLimit: z
+    .strictObject({
+      perSecond: factor(0.01, 1000)
+        .default(5)
+        .describe('Requests per second the gateway answers, on average (token bucket refill).'),
+      burst: count(1, 10_000)
+        .default(20)
+        .describe('Requests answered at once after a quiet spell (token bucket size).'),
+    })
+    .prefault({})
+    .describe(
+      'Per gateway. A request over the limit gets a `rate-limited` answer, at most one a second; the rest are dropped and counted in health (`commands.dropped`).',
+    ),
+};
+
+const fleet = z.strictObject({ ...fleetCommandKeys });
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -371,6 +399,7 @@ export const configSchema = z.strictObject({
   metrics: metrics.prefault({}),
   homeassistant: homeassistant.prefault({}),
   sparkplug: sparkplug.prefault({}),
+  fleet: fleet.prefault({}),
   sensors: z.array(sensorSchema).default([]),
 });
 
