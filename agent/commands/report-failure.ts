@@ -14,6 +14,7 @@ const OPERATOR_ERRORS = new Set([
   'I2CBusOpenError',
   'MetricsListenError',
   'StateDirError',
+  'RemoteConnectError',
 ]);
 
 export interface Failure {

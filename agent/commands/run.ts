@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { configWarnings, loadConfigFile } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
@@ -25,7 +26,13 @@ export async function runCommand(values: OptionValues, { stops }: CommandContext
     return EXIT_OK;
   }
   const seams = await hardwareSeams(logger);
-  const pipeline = await Pipeline.start({ config, seams, stateDir, logger, configFile: file });
+  const pipeline = await Pipeline.start({
+    config,
+    seams,
+    stateDir,
+    logger,
+    configFile: resolve(file),
+  });
   return runUntilStopped(pipeline, {
     logger,
     stops,

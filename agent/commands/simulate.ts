@@ -2,6 +2,7 @@
  * `edge-agent simulate`: the whole agent — the same pipeline as `run` — on simulated
  * hardware, with an embedded MQTT broker unless --broker is given.
  */
+import { resolve } from 'node:path';
 import { DAY_MS, MAX_TIMER_MS, MINUTE_MS } from '../../drivers/config/bounds.js';
 import { configWarnings, loadConfigFile, validateConfig } from '../config/load.js';
 import { NAME_PATTERN } from '../../drivers/config/sensor-keys.js';
@@ -159,7 +160,7 @@ export async function simulateCommand(
       seams: sim.seams,
       stateDir,
       logger,
-      ...(configFile !== undefined ? { configFile } : {}),
+      ...(configFile !== undefined ? { configFile: resolve(configFile) } : {}),
     });
     if (liveView) {
       const view = startLiveView(pipeline, {
