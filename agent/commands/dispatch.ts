@@ -137,7 +137,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (v, p, output) => (await import('./spool.js')).spoolCommand(v, p, output),
   },
   remote: {
-    summary: 'a command to gateways over MQTT (fleet.enabled), each one’s answer printed',
+    summary: 'send gateways a command over MQTT and print their answers',
     usage: [
       'edge-agent remote --broker URL --gateway ID[,ID…] [options] <command>',
       '  commands: status | config get | reload | read SENSOR | announce',
