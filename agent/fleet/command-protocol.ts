@@ -5,7 +5,7 @@
  * - request on `<prefix>/<gw>/cmd/<name>` (a name may contain '/', e.g. `config/get`), payload
  *   empty or JSON `{ "id"?: string | number, "args"?: {...} }`;
  * - answer on the request's MQTT 5 response topic with its correlation data when that topic
- *   is below `<prefix>/<gw>/`, else on `<prefix>/<gw>/reply/<name>`; JSON
+ *   is below `<prefix>/<gw>/reply/`, else on `<prefix>/<gw>/reply/<name>`; JSON
  *   `{ "schema", "gateway", "command", "id"?, "ok", "result" | "error", "note"? }`.
  *
  * Everything the gateway publishes stays below `<prefix>/<gw>/`, so one ACL line covers it.
@@ -70,11 +70,15 @@ export function commandOfTopic(prefix: string, gateway: string, topic: string): 
   return topic.slice(head.length);
 }
 
-/** Whether the gateway may publish on `topic`: a plain topic name below `<prefix>/<gw>/`. */
-export function isOwnTopic(prefix: string, gateway: string, topic: string): boolean {
+/**
+ * Whether an answer may go to `topic`: a plain topic name below `<prefix>/<gw>/reply/` — the
+ * gateway's own topics (one ACL line), and never its telemetry, status or health.
+ */
+export function isReplyTopic(prefix: string, gateway: string, topic: string): boolean {
+  const head = `${prefix}/${gateway}/reply/`;
   return (
-    topic.startsWith(`${prefix}/${gateway}/`) &&
-    topic.length > prefix.length + gateway.length + 2 &&
+    topic.startsWith(head) &&
+    topic.length > head.length &&
     !topic.includes('+') &&
     !topic.includes('#') &&
     !topic.includes('\0')

@@ -4,7 +4,8 @@
  * gets (wire format: command-protocol.ts). Every request admitted by the rate limit is
  * answered — unknown command, malformed request, bad arguments, refusal, failure or a result
  * too large for the broker —; over the limit, at most one `rate-limited` answer a second goes
- * out and the rest are dropped unparsed and counted. Answers go only below `<prefix>/<gw>/`.
+ * out and the rest are dropped unparsed and counted. Answers go only below
+ * `<prefix>/<gw>/reply/`.
  */
 import type { IPublishPacket } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
@@ -15,7 +16,7 @@ import {
   ANSWER_SCHEMA,
   commandOfTopic,
   commandTopicFilter,
-  isOwnTopic,
+  isReplyTopic,
   parseRequest,
   replyTopic,
   type AnswerMessage,
@@ -169,9 +170,9 @@ export class CommandTransport {
     if (correlationData !== undefined) route.correlationData = correlationData;
     const wanted = props?.responseTopic;
     if (wanted === undefined) return route;
-    if (isOwnTopic(prefix, gateway, wanted)) route.topic = wanted;
+    if (isReplyTopic(prefix, gateway, wanted)) route.topic = wanted;
     else {
-      route.note = `response topic ${JSON.stringify(wanted.slice(0, 200))} is not below ${prefix}/${gateway}/, where this gateway publishes: answered on ${fixed}`;
+      route.note = `response topic ${JSON.stringify(wanted.slice(0, 200))} is not below ${prefix}/${gateway}/reply/, where this gateway answers: answered on ${fixed}`;
     }
     return route;
   }

@@ -14,6 +14,7 @@ import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { waitUntil } from '../helpers/wait.js';
+import { schemaErrors, validateHealth } from '../agent/publish/schemas.js';
 import { CLI, startAgent, type AgentProcess } from './agent-process.js';
 
 const GW_PASSWORD = 'gw-secret-Pa55';
@@ -195,6 +196,7 @@ describe.each([5, 4] as const)('fleet commands over MQTT %s with an ACL', (proto
     const { answer } = JSON.parse(r.stdout) as { answer: Answer };
     expect(answer).toMatchObject({ gateway: 'gw', command: 'status', ok: true });
     expect(answer.result).toMatchObject({ schema: 'edge-agent/health/1', gateway: 'gw' });
+    expect(schemaErrors(validateHealth, answer.result)).toBe('');
     expect((answer.result as { commands: { requests: number } }).commands.requests).toBeGreaterThan(
       0,
     );
@@ -312,7 +314,15 @@ describe.each([5, 4] as const)('fleet commands over MQTT %s with an ACL', (proto
         });
         expect(outside.topic).toBe('edge/gw/reply/status');
         expect(outside.correlation).toBe('c-2');
-        expect(outside.answer.note).toContain('"edge/other/reply/x" is not below edge/gw/');
+        expect(outside.answer.note).toContain('"edge/other/reply/x" is not below edge/gw/reply/');
+        // Not even the gateway's own telemetry topic: answers never mix with data.
+        const telemetry = await op.ask('status', '', {
+          options: {
+            properties: { responseTopic: 'edge/gw/telemetry', correlationData: Buffer.from('c-3') },
+          },
+          match: (a) => a.correlation === 'c-3',
+        });
+        expect(telemetry.topic).toBe('edge/gw/reply/status');
       } finally {
         await op.close();
       }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../agent/config/load.js';
 import { redactSecrets, redactUrl } from '../../../agent/control/redact.js';
-import { isOwnTopic, parseRequest } from '../../../agent/fleet/command-protocol.js';
+import { isReplyTopic, parseRequest } from '../../../agent/fleet/command-protocol.js';
 import { RequestLimiter } from '../../../agent/fleet/rate-limit.js';
 import { topicMatches } from '../../../agent/publish/session-hooks.js';
 
@@ -40,13 +40,14 @@ describe('parseRequest', () => {
   });
 });
 
-describe('isOwnTopic', () => {
-  it('accepts only plain topic names below <prefix>/<gw>/', () => {
-    expect(isOwnTopic('edge', 'gw', 'edge/gw/reply/x')).toBe(true);
-    expect(isOwnTopic('edge', 'gw', 'edge/gw/')).toBe(false);
-    expect(isOwnTopic('edge', 'gw', 'edge/gw2/reply')).toBe(false);
-    expect(isOwnTopic('edge', 'gw', 'edge/gw/reply/#')).toBe(false);
-    expect(isOwnTopic('edge', 'gw', 'edge/gw/+/x')).toBe(false);
+describe('isReplyTopic', () => {
+  it('accepts only plain topic names below <prefix>/<gw>/reply/', () => {
+    expect(isReplyTopic('edge', 'gw', 'edge/gw/reply/x')).toBe(true);
+    expect(isReplyTopic('edge', 'gw', 'edge/gw/reply/')).toBe(false);
+    expect(isReplyTopic('edge', 'gw', 'edge/gw/telemetry')).toBe(false);
+    expect(isReplyTopic('edge', 'gw', 'edge/gw2/reply')).toBe(false);
+    expect(isReplyTopic('edge', 'gw', 'edge/gw/reply/#')).toBe(false);
+    expect(isReplyTopic('edge', 'gw', 'edge/gw/+/x')).toBe(false);
   });
 });
 
