@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedBroker } from '../../simulator/broker.js';
 import { startAedes } from '../helpers/aedes.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
+import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
 import { waitUntil } from '../helpers/wait.js';
 import { CLI, startAgent, type AgentProcess } from './agent-process.js';
 
@@ -194,9 +195,14 @@ describe('edge-agent remote against edge-agent run (mosquitto)', () => {
 describe('edge-agent remote with the embedded Aedes broker (MQTT 3.1.1)', () => {
   let broker: EmbeddedBroker;
   let agent: AgentProcess;
+  let sub: TestSubscriber;
 
   beforeAll(async () => {
     broker = await startAedes();
+    sub = await startSubscriber({
+      url: broker.url,
+      topics: ['homeassistant/device/gwa/config', 'spBv1.0/edge-agent/NBIRTH/gwa'],
+    });
     const dir = join(root, 'aedes');
     mkdirSync(dir, { recursive: true });
     const configFile = join(dir, 'config.yaml');
@@ -219,6 +225,8 @@ describe('edge-agent remote with the embedded Aedes broker (MQTT 3.1.1)', () => 
       broker.url,
       '--state-dir',
       join(dir, 'state'),
+      '--homeassistant',
+      '--sparkplug',
     ]);
     await waitForAnswer(broker.url, 'gwa', '4');
   }, 90_000);
@@ -226,7 +234,37 @@ describe('edge-agent remote with the embedded Aedes broker (MQTT 3.1.1)', () => 
   afterAll(async () => {
     agent?.kill('SIGTERM');
     await agent?.exited();
+    await sub?.close();
     await broker?.close();
+  });
+
+  it('announce publishes Home Assistant discovery and the Sparkplug NBIRTH again', async () => {
+    const count = (suffix: string) => sub.messages.filter((m) => m.topic.endsWith(suffix)).length;
+    await waitUntil(() => count('/config') > 0 && count('NBIRTH/gwa') > 0, {
+      timeoutMs: 30_000,
+      what: 'the first discovery and NBIRTH',
+    });
+    const discoveries = count('/config');
+    const births = count('NBIRTH/gwa');
+    const r = await cli([
+      'remote',
+      '--broker',
+      broker.url,
+      '--gateway',
+      'gwa',
+      '--protocol',
+      '4',
+      '--json',
+      'announce',
+    ]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      answer: { ok: true, result: { homeassistant: true, sparkplug: true } },
+    });
+    await waitUntil(() => count('/config') > discoveries && count('NBIRTH/gwa') > births, {
+      timeoutMs: 15_000,
+      what: 'discovery and NBIRTH again',
+    });
   });
 
   it('status and read answer on the fixed reply topics', async () => {
