@@ -1,7 +1,9 @@
 /**
  * `read`: one sensor read now through its running driver, within a timeout (the sensor's
  * round timeout unless the request gives one); answers the measurements, or fails with the
- * driver's error code and message.
+ * driver's error code and message. The read runs beside the sampler's own rounds: on a
+ * shared bus it takes its turn for the wire like any round, and a chip that is still busy
+ * with the sampler's conversion may answer it with an error.
  */
 import { z } from 'zod';
 import { ReadingStatus, SensorError } from '../../drivers/types.js';
@@ -44,7 +46,7 @@ export function readCommand(agent: AgentControl): Command<ReadArgs> {
       }
       const ms = timeoutMs ?? found.timeoutMs;
       try {
-        const measurements = await found.driver.measure(AbortSignal.timeout(ms));
+        const measurements = await withinTimeout(found.driver.measure(AbortSignal.timeout(ms)), ms);
         return {
           sensor,
           t: Date.now(),
@@ -63,4 +65,19 @@ export function readCommand(agent: AgentControl): Command<ReadArgs> {
       }
     },
   };
+}
+
+/** The driver's promise, or a TimeoutError once `ms` passed even if it ignores its signal. */
+function withinTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`no answer within ${ms} ms`);
+      err.name = 'TimeoutError';
+      reject(err);
+    }, ms);
+  });
+  // A rejection after the timeout won is nobody's to handle.
+  work.catch(() => undefined);
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

@@ -9,6 +9,10 @@ import { redactSecrets, redactUrl } from '../../../agent/control/redact.js';
 import { isReplyTopic, parseRequest } from '../../../agent/fleet/command-protocol.js';
 import { RequestLimiter } from '../../../agent/fleet/rate-limit.js';
 import { topicMatches } from '../../../agent/publish/session-hooks.js';
+import { CommandSet } from '../../../agent/control/command.js';
+import type { AgentControl } from '../../../agent/control/agent-control.js';
+import { readCommand } from '../../../agent/control/read-command.js';
+import { SensorError, type Driver } from '../../../drivers/types.js';
 
 describe('RequestLimiter', () => {
   it('runs the burst, then one rate-limited answer a second, drops the rest, refills', () => {
@@ -91,5 +95,39 @@ describe('redactSecrets', () => {
       a: { apiKey: '[redacted]', token: '[redacted]', password: '[redacted]', n: 1 },
     });
     expect(redactUrl('not a url')).toBe('not a url');
+  });
+});
+
+describe('read', () => {
+  const agentWith = (driver: Driver) =>
+    ({
+      sensor: (id: string) => (id === 's' ? { driver, timeoutMs: 50 } : undefined),
+      config: () => validateConfig({ gateway: { id: 'gw' } }),
+    }) as unknown as AgentControl;
+  const run = (driver: Driver, args: unknown) =>
+    new CommandSet().add(readCommand(agentWith(driver))).handle('read', args, { origin: 'remote' });
+
+  it('answers a timeout even from a driver that ignores its abort signal', async () => {
+    const hung: Driver = {
+      kind: 'hung',
+      quantities: ['temperature'],
+      measure: () => new Promise(() => undefined),
+    };
+    expect(await run(hung, { sensor: 's' })).toEqual({
+      ok: false,
+      error: { code: 'failed', message: 'read failed: s: TIMEOUT: no answer within 50 ms' },
+    });
+  });
+
+  it("answers the driver's error code and message", async () => {
+    const failing: Driver = {
+      kind: 'failing',
+      quantities: ['temperature'],
+      measure: () => Promise.reject(new SensorError('NACK', 'no ACK at 0x48')),
+    };
+    expect(await run(failing, { sensor: 's' })).toEqual({
+      ok: false,
+      error: { code: 'failed', message: 'read failed: s: NACK: no ACK at 0x48' },
+    });
   });
 });
