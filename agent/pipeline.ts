@@ -34,8 +34,9 @@ import { discoveredSensors, type HomeAssistantBridge } from './consumers/homeass
 import type { SparkplugNode } from './consumers/sparkplug/node.js';
 import { outputBatch, type Output } from './publish/output.js';
 import { deliver, startConsumers } from './outputs.js';
-import { CommandRefused, type CommandSet } from './control/command.js';
-import type { AgentControl, ReloadOutcome } from './control/agent-control.js';
+import type { CommandSet } from './control/command.js';
+import type { ReloadOutcome } from './control/agent-control.js';
+import { pipelineControl } from './control/pipeline-control.js';
 import { agentCommands, startFleetCommands } from './fleet/fleet.js';
 import type { CommandTransport } from './fleet/command-transport.js';
 
@@ -131,7 +132,17 @@ export class Pipeline {
         sampledSensors: () => this.sampler.health().length,
       },
     });
-    this.commands = agentCommands(this.control());
+    this.commands = agentCommands(
+      pipelineControl({
+        health: () => this.health(),
+        config: () => this.config,
+        configFile: this.opts.configFile,
+        reloader: () => this.reloader,
+        sampler: this.sampler,
+        homeassistant: this.homeassistant,
+        sparkplug: this.sparkplug,
+      }),
+    );
   }
 
   /** Build the pipeline, start sampling, then the operational extras (agent/ops/operations.ts). */
@@ -249,32 +260,6 @@ export class Pipeline {
   /** How the `reload` command reloads: as SIGHUP does (set by the lifecycle, lifecycle.ts). */
   useReloader(reload: () => Promise<ReloadOutcome>): void {
     this.reloader = reload;
-  }
-
-  /** What the operator commands see of the running agent. */
-  private control(): AgentControl {
-    return {
-      health: () => this.health(),
-      config: () => this.config,
-      configFile: () => this.opts.configFile,
-      configVersion: () => null,
-      reload: () => {
-        if (!this.reloader) {
-          return Promise.reject(
-            new CommandRefused('this agent has no configuration file to reload (simulate)'),
-          );
-        }
-        return this.reloader();
-      },
-      sensor: (id) => {
-        const s = this.sampler.runningSensor(id);
-        return s ? { driver: s.driver, timeoutMs: s.timeoutMs } : undefined;
-      },
-      announce: async () => ({
-        homeassistant: this.homeassistant ? await this.homeassistant.announceOnRequest() : null,
-        sparkplug: this.sparkplug ? this.sparkplug.rebirth() : null,
-      }),
-    };
   }
 
   /** The figures the simulate live view shows. */
