@@ -34,6 +34,9 @@ import { discoveredSensors, type HomeAssistantBridge } from './consumers/homeass
 import type { SparkplugNode } from './consumers/sparkplug/node.js';
 import { outputBatch, type Output } from './publish/output.js';
 import { deliver, startConsumers } from './outputs.js';
+import { agentCommands } from './control/agent-commands.js';
+import type { CommandSet } from './control/command.js';
+import { ControlSocket } from './control/control-socket.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -89,6 +92,10 @@ export class Pipeline {
   /** Monotonic: uptime is elapsed time, whatever the wall clock did meanwhile. */
   private readonly startedAt = performance.now();
   private stopping: Promise<void> | undefined;
+  /** What an operator may ask the running agent (agent/control), whatever the transport. */
+  readonly commands: CommandSet;
+  /** `<stateDir>/control.sock`, serving `commands` to `edge-agent spool …`. */
+  private control: ControlSocket | undefined;
 
   constructor(parts: PipelineParts) {
     this.config = parts.config;
@@ -118,6 +125,11 @@ export class Pipeline {
         sampledSensors: () => this.sampler.health().length,
       },
     });
+    this.commands = agentCommands({
+      spool: this.spool,
+      publisher: this.publisher,
+      health: () => this.health(),
+    });
   }
 
   /** Build the pipeline, start sampling, then the operational extras (agent/ops/operations.ts). */
@@ -132,6 +144,8 @@ export class Pipeline {
     this.sampler.start();
     try {
       await this.operations.start();
+      // After the spool's lock: a second agent on this state directory stops at the lock.
+      this.control = await ControlSocket.listen(stateDir, this.commands, logger);
     } catch (err) {
       // A port in use must not leave a half-started agent running behind the error.
       await this.stop(0);
@@ -184,6 +198,7 @@ export class Pipeline {
       const { logger } = this.opts;
       const deadline = performance.now() + drainMs;
       this.notifier.stopping();
+      await this.control?.close();
       await this.sampler.stop();
       await this.worker.flush();
       for (const output of this.outputs) {

@@ -18,7 +18,12 @@
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { decodeBody, encodeBody } from './body-codec.js';
-import { DeadLetterTable, setAsideRow } from './sqlite-dead-letters.js';
+import {
+  DeadLetterTable,
+  discardDeadLetters,
+  requeueDeadLetters,
+  setAsideRow,
+} from './sqlite-dead-letters.js';
 import { parseGap } from './gap-note.js';
 import { PendingDeletes } from './pending-deletes.js';
 import { RecentCache } from './recent-cache.js';
@@ -354,6 +359,30 @@ export class SqliteStore implements DurableStore {
     return this.db ? this.dead.drop(seq) : false;
   }
 
+  requeueDeadLetters(seqs: readonly number[]): number[] | 'failed' {
+    if (!this.db) return 'failed';
+    try {
+      const moved = requeueDeadLetters(this.db, seqs);
+      this.recount();
+      return moved;
+    } catch (err) {
+      this.options.failed(err, 'requeue dead letters');
+      return 'failed';
+    }
+  }
+
+  discardDeadLetters(seqs: readonly number[]): number[] | 'failed' {
+    if (!this.db) return 'failed';
+    try {
+      const gone = discardDeadLetters(this.db, seqs);
+      this.dead.load();
+      return gone;
+    } catch (err) {
+      this.options.failed(err, 'drop dead letters');
+      return 'failed';
+    }
+  }
+
   /** Write one meta row now (counters between writes). */
   recordMeta(key: string, value: number | string): void {
     if (!this.db) return;
@@ -390,6 +419,17 @@ export class SqliteStore implements DurableStore {
     }
     return stmt;
   };
+
+  /**
+   * Count the rows again after rows came back from the dead letters (below seqs handed out):
+   * the read-back cache is emptied, so reads query SQLite for them.
+   */
+  private recount(): void {
+    const top = this.topSeq;
+    this.load();
+    this.topSeq = Math.max(top, this.topSeq);
+    this.forgetRecent();
+  }
 
   /** Payload bytes of a row; undefined when it is not there, 0 when it cannot be read. */
   private lengthOf(seq: number): number | undefined {

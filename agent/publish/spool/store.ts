@@ -132,6 +132,13 @@ export interface DurableStore extends BatchStore {
   retainRecent(on: boolean): void;
   forgetRecent(): void;
   syncMode(): 'full' | 'normal' | 'off' | 'extra' | undefined;
+  /**
+   * The operator's requeue: put these dead letters back among the batches under their own
+   * seqs, counted in meta; the seqs moved ('failed': nothing changed).
+   */
+  requeueDeadLetters(seqs: readonly number[]): number[] | 'failed';
+  /** The operator's drop: delete these dead letters, counted in meta; the seqs deleted. */
+  discardDeadLetters(seqs: readonly number[]): number[] | 'failed';
   /** Close whatever state it is in; `forget` when the file is going away (moved aside). */
   release(forget: boolean): void;
   /** Close; throws when the storage reports a failure. */
