@@ -276,6 +276,15 @@ export class SpoolClient implements SpoolPort {
     this.worker.postMessage(m);
   }
 
+  /** Forget the window: the next peek, wherever it reads, starts a new one. */
+  private dropWindow(): void {
+    this.window = [];
+    this.windowFrom = Number.POSITIVE_INFINITY;
+    this.windowTo = Number.NEGATIVE_INFINITY;
+    this.atEnd = false;
+    this.pendingRead = undefined;
+  }
+
   /** Take a batch out of the window; false when the window does not hold it. */
   private forget(seq: number): boolean {
     const i = this.window.findIndex((b) => b.seq === seq);
@@ -315,6 +324,9 @@ export class SpoolClient implements SpoolPort {
         this.notify();
         return;
       case 'rewind':
+        // Batches came back below the window's end: what it holds is no longer every
+        // publishable batch in its range, so the next peek reads afresh.
+        this.dropWindow();
         for (const listener of this.rewindListeners) listener(m.fromSeq);
         return;
       case 'operator-answer': {
