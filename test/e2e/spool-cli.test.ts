@@ -128,6 +128,26 @@ describe('edge-agent spool on a stopped agent', () => {
     );
   });
 
+  it('a spool held by a process that does not answer on a control socket: every subcommand refuses, naming its pid, and changes nothing', async () => {
+    const dir = await seededSpool('held');
+    // This test process holds the spool as an agent does, without a control socket.
+    const holder = Spool.open(dir, OPTS, silentLogger);
+    try {
+      for (const sub of [['status'], ['dead-letters'], ['requeue', '3'], ['drop', '--all']]) {
+        const r = cli(['spool', ...sub, '--state-dir', dir]);
+        expect(r.status, sub.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^edge-agent spool: the agent is running \\(pid ${process.pid}\\) and holds the spool .*spool\\.sqlite, but does not answer on its control socket .*stop it first`,
+          ),
+        );
+      }
+    } finally {
+      holder.close();
+    }
+    expect(status(dir)).toMatchObject({ deadLetters: 2, requeued: 0, discarded: 0 });
+  });
+
   it('a seq that is not a dead letter changes nothing and exits 1, naming the dead letters', async () => {
     const dir = await seededSpool('unknown');
     const r = cli(['spool', 'requeue', '3', '99', '--state-dir', dir]);
