@@ -39,8 +39,6 @@ import { openSpoolForOperator, SpoolAccessError } from './spool-access.js';
 import { fileChange, fileDeadLetters, fileFigures } from './spool-file.js';
 import { stateDirPath } from './state-dir.js';
 
-export type { SpoolFigures } from '../publish/spool/operator.js';
-
 export const SPOOL_SUBCOMMANDS = [
   'status',
   'dead-letters',

@@ -16,6 +16,7 @@ import {
   ControlSocketInUse,
   REQUEST_MAX_BYTES,
 } from '../../../agent/control/control-socket.js';
+import { describeFailure } from '../../../agent/commands/report-failure.js';
 import { capturingLogger } from '../../helpers/logger.js';
 import { useTeardown } from '../../helpers/teardown.js';
 import { waitUntil } from '../../helpers/wait.js';
@@ -139,9 +140,16 @@ describe('ControlSocket', () => {
     expect(await askAgent(dir, 'echo', { text: 'new' })).toMatchObject({
       answer: { ok: true, result: { text: 'new' } },
     });
-    await expect(ControlSocket.listen(dir, commands(), capturingLogger().logger)).rejects.toThrow(
-      ControlSocketInUse,
+    const second = await ControlSocket.listen(dir, commands(), capturingLogger().logger).then(
+      () => undefined,
+      (err: unknown) => err,
     );
+    expect(second).toBeInstanceOf(ControlSocketInUse);
+    // The operator reads one line naming the socket, no stack trace.
+    expect(describeFailure(second, 'run', 'edge-agent run')).toEqual({
+      code: 1,
+      text: `edge-agent run: another agent answers on ${path}: two agents cannot share a state directory (stop the other one, or give this one its own --state-dir)\n`,
+    });
     // The first one still answers.
     expect(await askAgent(dir, 'echo', { text: 'again' })).toMatchObject({
       answer: { ok: true },
