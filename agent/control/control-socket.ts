@@ -171,12 +171,12 @@ export class ControlSocket {
     }
     const { name, args } = parsed.data;
     const answer = await this.commands.handle(name, args, { origin: 'local' });
-    if (!answer.ok || name !== 'status') {
-      this.logger.info(
-        { command: name, ok: answer.ok, ...(answer.ok ? {} : { error: answer.error.code }) },
-        'control command',
-      );
-    }
+    // What a command changes, it logs itself (the spool, the publisher); refusals are the
+    // operator's own answer, so they are logged at debug like every request.
+    this.logger.debug(
+      { command: name, ok: answer.ok, ...(answer.ok ? {} : { error: answer.error.code }) },
+      'control command',
+    );
     const reply = line(id, answer);
     if (Buffer.byteLength(reply) <= ANSWER_MAX_BYTES) return reply;
     return line(id, failure('too-large', `${name}: the answer exceeds ${ANSWER_MAX_BYTES} bytes`));

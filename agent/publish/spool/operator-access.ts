@@ -5,6 +5,7 @@
  * publisher is rewound to it (onRewind) and pumped (onCommitted): it goes out under its own
  * seq without a restart.
  */
+import type { Logger } from '../../ops/logger.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { GapNote } from './gap-note.js';
 import {
@@ -26,6 +27,7 @@ export interface OperatorParts {
   readonly retention: Retention;
   readonly counts: { pendingGap?: GapNote };
   readonly rewindListeners: ReadonlySet<(fromSeq: number) => void>;
+  readonly logger: Logger;
   notifyCommitted(): void;
 }
 
@@ -65,6 +67,15 @@ export class OperatorAccess {
 
   change(kind: 'requeue' | 'drop', selection: DeadLetterSelection): DeadLetterChange {
     const change = this.p.dead.change(kind, selection);
+    if (change.ok && change.seqs.length > 0) {
+      const seqs = change.seqs.length > 20 ? [...change.seqs.slice(0, 20), '…'] : change.seqs;
+      this.p.logger.info(
+        { count: change.seqs.length, seqs: seqs.join(', ') },
+        kind === 'requeue'
+          ? `operator requeued ${change.seqs.length} dead letters: published again under their own seqs`
+          : `operator deleted ${change.seqs.length} dead letters`,
+      );
+    }
     if (kind === 'requeue' && change.ok && change.seqs.length > 0) {
       // Requeued batches count against the bounds like any other (they keep their createdAt).
       this.p.retention.enforceBounds();
