@@ -231,6 +231,14 @@ describe('edge-agent spool on a running agent', () => {
     agent = spawnAgent(dir, config, broker.url);
     await agent.waitForLog((l) => l.msg === 'pipeline running', 'the agent running again');
     expect(statusOf(dir)).toMatchObject({ requeued: 1, learnedLimits: {} });
+    // A second agent on the same state directory stops at the spool's lock, saying so, and
+    // leaves the running agent's socket alone.
+    const second = spawnAgent(dir, config, broker.url);
+    expect((await second.exited()).code).toBe(1);
+    expect(second.stderr()).toContain(
+      `the spool ${join(dir, 'spool.sqlite')} is in use by another process`,
+    );
+    expect(statusOf(dir)).toMatchObject({ requeued: 1, learnedLimits: {} });
     agent.kill('SIGTERM');
     expect((await agent.exited()).code).toBe(0);
     expect(existsSync(socket)).toBe(false);
