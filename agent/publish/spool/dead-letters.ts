@@ -112,12 +112,7 @@ export class DeadLetters {
         `seqs ${memorySeqs.join(', ')} are held in memory only (their disk write failed): they can be dropped, not requeued; nothing changed`,
       );
     }
-    const done =
-      diskSeqs.length === 0
-        ? []
-        : kind === 'requeue'
-          ? disk.requeueDeadLetters(diskSeqs)
-          : disk.discardDeadLetters(diskSeqs);
+    const done = diskSeqs.length === 0 ? [] : disk.changeDeadLetters(kind, diskSeqs);
     if (done === 'failed') return refuse(`the spool's disk failed; nothing changed`);
     if (kind === 'drop' && memorySeqs.length > 0) {
       for (const seq of memorySeqs) memory.dropDeadLetter(seq);

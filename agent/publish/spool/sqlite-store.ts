@@ -359,26 +359,23 @@ export class SqliteStore implements DurableStore {
     return this.db ? this.dead.drop(seq) : false;
   }
 
-  requeueDeadLetters(seqs: readonly number[]): number[] | 'failed' {
+  changeDeadLetters(kind: 'requeue' | 'drop', seqs: readonly number[]): number[] | 'failed' {
     if (!this.db) return 'failed';
     try {
+      if (kind === 'drop') {
+        const gone = discardDeadLetters(this.db, seqs);
+        this.dead.load();
+        return gone;
+      }
       const moved = requeueDeadLetters(this.db, seqs);
-      this.recount();
+      // Rows came back below seqs handed out: count them again; load() also empties the
+      // read-back cache, so reads query SQLite for them.
+      const top = this.topSeq;
+      this.load();
+      this.topSeq = Math.max(top, this.topSeq);
       return moved;
     } catch (err) {
-      this.options.failed(err, 'requeue dead letters');
-      return 'failed';
-    }
-  }
-
-  discardDeadLetters(seqs: readonly number[]): number[] | 'failed' {
-    if (!this.db) return 'failed';
-    try {
-      const gone = discardDeadLetters(this.db, seqs);
-      this.dead.load();
-      return gone;
-    } catch (err) {
-      this.options.failed(err, 'drop dead letters');
+      this.options.failed(err, `${kind} dead letters`);
       return 'failed';
     }
   }
@@ -419,17 +416,6 @@ export class SqliteStore implements DurableStore {
     }
     return stmt;
   };
-
-  /**
-   * Count the rows again after rows came back from the dead letters (below seqs handed out):
-   * the read-back cache is emptied, so reads query SQLite for them.
-   */
-  private recount(): void {
-    const top = this.topSeq;
-    this.load();
-    this.topSeq = Math.max(top, this.topSeq);
-    this.forgetRecent();
-  }
 
   /** Payload bytes of a row; undefined when it is not there, 0 when it cannot be read. */
   private lengthOf(seq: number): number | undefined {

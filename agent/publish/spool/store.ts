@@ -133,12 +133,10 @@ export interface DurableStore extends BatchStore {
   forgetRecent(): void;
   syncMode(): 'full' | 'normal' | 'off' | 'extra' | undefined;
   /**
-   * The operator's requeue: put these dead letters back among the batches under their own
-   * seqs, counted in meta; the seqs moved ('failed': nothing changed).
+   * The operator's requeue (these dead letters back among the batches under their own seqs)
+   * or drop (deleted), counted in meta; the seqs changed ('failed': nothing changed).
    */
-  requeueDeadLetters(seqs: readonly number[]): number[] | 'failed';
-  /** The operator's drop: delete these dead letters, counted in meta; the seqs deleted. */
-  discardDeadLetters(seqs: readonly number[]): number[] | 'failed';
+  changeDeadLetters(kind: 'requeue' | 'drop', seqs: readonly number[]): number[] | 'failed';
   /** Close whatever state it is in; `forget` when the file is going away (moved aside). */
   release(forget: boolean): void;
   /** Close; throws when the storage reports a failure. */
