@@ -36,8 +36,10 @@ import { outputBatch, type Output } from './publish/output.js';
 import { deliver, startConsumers } from './outputs.js';
 import type { CommandSet } from './control/command.js';
 import type { ReloadOutcome } from './control/agent-control.js';
+import { agentCommands } from './control/agent-commands.js';
+import { ControlSocket } from './control/control-socket.js';
 import { pipelineControl } from './control/pipeline-control.js';
-import { agentCommands, startFleetCommands } from './fleet/fleet.js';
+import { startFleetCommands } from './fleet/fleet.js';
 import type { CommandTransport } from './fleet/command-transport.js';
 
 export interface PipelineOptions {
@@ -97,10 +99,12 @@ export class Pipeline {
   private readonly startedAt = performance.now();
   private stopping: Promise<void> | undefined;
   /**
-   * The operator commands every transport serves (fleet commands over MQTT, the local control
-   * socket); a transport's own commands are added here before it starts.
+   * What an operator may ask the running agent (agent/control), whatever the transport: the
+   * local control socket and, when fleet.enabled, MQTT.
    */
   readonly commands: CommandSet;
+  /** `<stateDir>/control.sock`, serving `commands` to `edge-agent spool …`. */
+  private control: ControlSocket | undefined;
   private fleet: CommandTransport | undefined;
   private reloader: (() => Promise<ReloadOutcome>) | undefined;
 
@@ -142,6 +146,7 @@ export class Pipeline {
         homeassistant: this.homeassistant,
         sparkplug: this.sparkplug,
       }),
+      { spool: this.spool, publisher: this.publisher },
     );
   }
 
@@ -157,6 +162,8 @@ export class Pipeline {
     this.sampler.start();
     try {
       await this.operations.start();
+      // After the spool's lock: a second agent on this state directory stops at the lock.
+      this.control = await ControlSocket.listen(stateDir, this.commands, logger);
     } catch (err) {
       // A port in use must not leave a half-started agent running behind the error.
       await this.stop(0);
@@ -216,6 +223,7 @@ export class Pipeline {
       const deadline = performance.now() + drainMs;
       this.notifier.stopping();
       this.fleet?.stop();
+      await this.control?.close();
       await this.sampler.stop();
       await this.worker.flush();
       for (const output of this.outputs) {

@@ -116,9 +116,9 @@ const COMMANDS: Record<string, Command> = {
     run: async (v) => (await import('./tail.js')).tailCommand(v),
   },
   spool: {
-    summary: 'a stopped agent’s spool: status, dead letters, requeue or delete them',
+    summary: 'the spool, live or stopped: status, dead letters, requeue or delete them',
     usage:
-      'edge-agent spool status | dead-letters | requeue SEQ…|--all | drop SEQ…|--all [--state-dir DIR] [--config FILE] [--json]',
+      'edge-agent spool status | dead-letters | requeue SEQ…|--all | drop SEQ…|--all | forget-limit [--state-dir DIR] [--config FILE] [--json]',
     options: {
       'state-dir': { type: 'string' },
       config: { type: 'string', short: 'c' },

@@ -46,7 +46,7 @@ const REMOTE_COMMANDS: Record<string, (words: string[], values: OptionValues) =>
     if (w.length !== 1) throw new UsageError('read takes one sensor id: read SENSOR');
     return { name: 'read', args: { sensor: w[0] } };
   },
-  // The agent's `spool` command defines its actions; they are passed on as they are.
+  // The agent's spool commands are `spool/<action>` (agent/control/spool-commands.ts).
   spool: (w, v) => {
     const [action = 'status', ...rest] = w;
     const seqs = rest.map((s) => {
@@ -57,9 +57,8 @@ const REMOTE_COMMANDS: Record<string, (words: string[], values: OptionValues) =>
       return n;
     });
     return {
-      name: 'spool',
+      name: `spool/${action}`,
       args: {
-        action,
         ...(seqs.length > 0 ? { seqs } : {}),
         ...(v.all === true ? { all: true } : {}),
       },

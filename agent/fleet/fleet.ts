@@ -1,27 +1,11 @@
 /**
- * The agent's operator commands and their MQTT transport: agentCommands() is the one
- * CommandSet every transport serves (other modules add theirs to it, e.g. the spool
- * commands), startFleetCommands() answers it over MQTT when fleet.enabled.
+ * The MQTT transport of the agent's operator commands (agent/control/agent-commands.ts):
+ * startFleetCommands() answers them over MQTT when fleet.enabled.
  */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
-import { CommandSet } from '../control/command.js';
-import type { AgentControl } from '../control/agent-control.js';
-import { announceCommand } from '../control/announce-command.js';
-import { configGetCommand } from '../control/config-get-command.js';
-import { readCommand } from '../control/read-command.js';
-import { reloadCommand } from '../control/reload-command.js';
-import { statusCommand } from '../control/status-command.js';
+import type { CommandSet } from '../control/command.js';
 import { CommandTransport, type CommandChannel } from './command-transport.js';
-
-export function agentCommands(agent: AgentControl): CommandSet {
-  return new CommandSet()
-    .add(statusCommand(agent))
-    .add(configGetCommand(agent))
-    .add(reloadCommand(agent))
-    .add(readCommand(agent))
-    .add(announceCommand(agent));
-}
 
 /** The MQTT transport of `commands`, started, when fleet.enabled; else undefined. */
 export function startFleetCommands(o: {
