@@ -34,6 +34,13 @@ import { discoveredSensors, type HomeAssistantBridge } from './consumers/homeass
 import type { SparkplugNode } from './consumers/sparkplug/node.js';
 import { outputBatch, type Output } from './publish/output.js';
 import { deliver, startConsumers } from './outputs.js';
+import type { CommandSet } from './control/command.js';
+import type { ReloadOutcome } from './control/agent-control.js';
+import { agentCommands } from './control/agent-commands.js';
+import { ControlSocket } from './control/control-socket.js';
+import { pipelineControl } from './control/pipeline-control.js';
+import { startFleetCommands } from './fleet/fleet.js';
+import type { CommandTransport } from './fleet/command-transport.js';
 
 export interface PipelineOptions {
   config: Config;
@@ -41,6 +48,8 @@ export interface PipelineOptions {
   stateDir: string;
   logger: Logger;
   notifier?: SystemdNotifier;
+  /** The file `config` was read from (the `config/get` command's hash); none in a scenario. */
+  configFile?: string;
   /** The running config file's remote version and hash, for the health report. */
   configIdentity?: () => ConfigIdentity;
 }
@@ -91,6 +100,15 @@ export class Pipeline {
   /** Monotonic: uptime is elapsed time, whatever the wall clock did meanwhile. */
   private readonly startedAt = performance.now();
   private stopping: Promise<void> | undefined;
+  /**
+   * What an operator may ask the running agent (agent/control), whatever the transport: the
+   * local control socket and, when fleet.enabled, MQTT.
+   */
+  readonly commands: CommandSet;
+  /** `<stateDir>/control.sock`, serving `commands` to `edge-agent spool …`. */
+  private control: ControlSocket | undefined;
+  private fleet: CommandTransport | undefined;
+  private reloader: (() => Promise<ReloadOutcome>) | undefined;
 
   constructor(parts: PipelineParts) {
     this.config = parts.config;
@@ -120,6 +138,18 @@ export class Pipeline {
         sampledSensors: () => this.sampler.health().length,
       },
     });
+    this.commands = agentCommands(
+      pipelineControl({
+        health: () => this.health(),
+        config: () => this.config,
+        configFile: this.opts.configFile,
+        reloader: () => this.reloader,
+        sampler: this.sampler,
+        homeassistant: this.homeassistant,
+        sparkplug: this.sparkplug,
+      }),
+      { spool: this.spool, publisher: this.publisher },
+    );
   }
 
   /** Build the pipeline, start sampling, then the operational extras (agent/ops/operations.ts). */
@@ -134,11 +164,19 @@ export class Pipeline {
     this.sampler.start();
     try {
       await this.operations.start();
+      // After the spool's lock: a second agent on this state directory stops at the lock.
+      this.control = await ControlSocket.listen(stateDir, this.commands, logger);
     } catch (err) {
       // A port in use must not leave a half-started agent running behind the error.
       await this.stop(0);
       throw err;
     }
+    this.fleet = startFleetCommands({
+      config: this.config,
+      commands: this.commands,
+      channel: this.publisher,
+      logger,
+    });
     const enabled = this.config.sensors.filter((s) => s.enabled);
     // One line at info; the list, which runs to thousands of sensors, at debug.
     logger.info(
@@ -186,6 +224,8 @@ export class Pipeline {
       const { logger } = this.opts;
       const deadline = performance.now() + drainMs;
       this.notifier.stopping();
+      this.fleet?.stop();
+      await this.control?.close();
       await this.sampler.stop();
       await this.worker.flush();
       for (const output of this.outputs) {
@@ -223,8 +263,14 @@ export class Pipeline {
       workerRestarts: this.worker.restarts,
       rssBytes: residentSetBytes(),
       healthSkipped: this.operations.healthSkipped,
+      commands: this.fleet?.counters(),
       config: this.opts.configIdentity?.(),
     });
+  }
+
+  /** How the `reload` command reloads: as SIGHUP does (set by the lifecycle, lifecycle.ts). */
+  useReloader(reload: () => Promise<ReloadOutcome>): void {
+    this.reloader = reload;
   }
 
   /** The figures the simulate live view shows. */

@@ -126,9 +126,9 @@ const COMMANDS: Record<string, Command> = {
     run: async (v) => (await import('./tail.js')).tailCommand(v),
   },
   spool: {
-    summary: 'a stopped agent’s spool: status, dead letters, requeue or delete them',
+    summary: 'the spool, live or stopped: status, dead letters, requeue or delete them',
     usage:
-      'edge-agent spool status | dead-letters | requeue SEQ…|--all | drop SEQ…|--all [--state-dir DIR] [--config FILE] [--json]',
+      'edge-agent spool status | dead-letters | requeue SEQ…|--all | drop SEQ…|--all | forget-limit [--state-dir DIR] [--config FILE] [--json]',
     options: {
       'state-dir': { type: 'string' },
       config: { type: 'string', short: 'c' },
@@ -145,6 +145,41 @@ const COMMANDS: Record<string, Command> = {
     },
     positionals: { min: 1, max: 10_000 },
     run: async (v, p, output) => (await import('./spool.js')).spoolCommand(v, p, output),
+  },
+  remote: {
+    summary: 'send gateways a command over MQTT and print their answers',
+    usage: [
+      'edge-agent remote --broker URL --gateway ID[,ID…] [options] <command>',
+      '  commands: status | config get | reload | read SENSOR | announce',
+      '            | spool [ACTION [SEQ…]] [--all] | call NAME [JSON-ARGS]',
+    ].join('\n'),
+    options: {
+      broker: { type: 'string' },
+      gateway: { type: 'string' },
+      prefix: { type: 'string' },
+      protocol: { type: 'string' },
+      username: { type: 'string' },
+      'password-file': { type: 'string' },
+      'ca-file': { type: 'string' },
+      timeout: { type: 'string' },
+      all: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    help: {
+      broker: 'MQTT broker URL (mqtt://, mqtts://, ws://, wss://)',
+      gateway: 'gateway id, or several separated by commas',
+      prefix: 'topic prefix of the gateways (default edge)',
+      protocol: '5 (MQTT 5, default) or 4 (MQTT 3.1.1)',
+      username: 'MQTT user name',
+      'password-file':
+        'file holding the MQTT password (else $EDGE_AGENT_MQTT_PASSWORD; never on the command line)',
+      'ca-file': 'CA certificate (PEM) for mqtts://',
+      timeout: 'seconds to wait for the answers (default 10)',
+      all: 'spool: every dead letter',
+      json: 'print one JSON object per gateway',
+    },
+    positionals: { min: 1, max: 10_000 },
+    run: async (v, p, output) => (await import('./remote.js')).remoteCommand(v, p, output),
   },
 };
 

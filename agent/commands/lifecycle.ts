@@ -7,6 +7,8 @@ import type { Logger } from '../ops/logger.js';
 import { DEFAULT_DRAIN_MS, type Pipeline } from '../pipeline.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { CommandRefused } from '../control/command.js';
+import type { ReloadOutcome } from '../control/agent-control.js';
 import { EXIT_FAILURE, EXIT_OK } from './common.js';
 import type { StopRequests } from './stop-requests.js';
 
@@ -34,7 +36,7 @@ export function installCrashHandlers(logger: Logger): void {
 }
 
 /** What the lifecycle drives: a Pipeline, or the supervisor that replaces pipelines (run). */
-export type RunningAgent = Pick<Pipeline, 'stop' | 'reload'>;
+export type RunningAgent = Pick<Pipeline, 'stop' | 'reload' | 'useReloader' | 'currentConfig'>;
 
 export function runUntilStopped(pipeline: RunningAgent, opts: LifecycleOptions): Promise<number> {
   const { logger, stops } = opts;
@@ -64,24 +66,12 @@ export function runUntilStopped(pipeline: RunningAgent, opts: LifecycleOptions):
         logger.warn('SIGHUP: nothing to reload');
         return;
       }
-      let next: Config;
-      try {
-        next = opts.reloadConfig();
-      } catch (err) {
-        if (err instanceof ConfigError) {
-          logger.error(
-            { problems: err.problems, file: err.source },
-            'SIGHUP: new configuration rejected; keeping the running one',
-          );
-        } else
-          logger.error(
-            { err },
-            'SIGHUP: cannot read the new configuration; keeping the running one',
-          );
-        return;
-      }
-      pipeline.reload(next).catch((err: unknown) => logger.error({ err }, 'SIGHUP: reload failed'));
+      reload(pipeline, opts.reloadConfig, logger, 'SIGHUP').catch(() => undefined);
     };
+    const reloadConfig = opts.reloadConfig;
+    if (reloadConfig) {
+      pipeline.useReloader(() => reload(pipeline, reloadConfig, logger, 'reload command'));
+    }
     stops.onStop(stop);
     stops.onReload(onHup);
     const timer =
@@ -92,4 +82,55 @@ export function runUntilStopped(pipeline: RunningAgent, opts: LifecycleOptions):
           )
         : undefined;
   });
+}
+
+/**
+ * Re-read, validate and apply the configuration, as SIGHUP and the `reload` command do;
+ * logged either way. Rejects with CommandRefused naming the problems when the new
+ * configuration is refused (the running one is kept).
+ */
+async function reload(
+  pipeline: RunningAgent,
+  reloadConfig: () => Config,
+  logger: Logger,
+  why: string,
+): Promise<ReloadOutcome> {
+  const running = pipeline.currentConfig;
+  let next: Config;
+  try {
+    next = reloadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      logger.error(
+        { problems: err.problems, file: err.source },
+        `${why}: new configuration rejected; keeping the running one`,
+      );
+      throw new CommandRefused(
+        `new configuration rejected; keeping the running one: ${err.problems.join('; ')}`,
+      );
+    }
+    logger.error({ err }, `${why}: cannot read the new configuration; keeping the running one`);
+    throw new CommandRefused(
+      `cannot read the new configuration; keeping the running one: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  try {
+    await pipeline.reload(next);
+  } catch (err) {
+    logger.error({ err }, `${why}: reload failed`);
+    throw err;
+  }
+  return {
+    sensors: next.sensors.filter((s) => s.enabled).length,
+    restartNeeded: changedSections(running, next),
+  };
+}
+
+/** Sections besides the sensors that differ: a reload applies them only at the next restart. */
+function changedSections(running: Config, next: Config): string[] {
+  const { sensors: _a, ...restRunning } = running;
+  const { sensors: _b, ...restNext } = next;
+  return (Object.keys(restNext) as Array<keyof typeof restNext>).filter(
+    (key) => JSON.stringify(restRunning[key]) !== JSON.stringify(restNext[key]),
+  );
 }

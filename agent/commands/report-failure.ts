@@ -10,10 +10,12 @@ import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './common.js';
 /** Errors the agent raises for faults an operator fixes; their message says how. */
 const OPERATOR_ERRORS = new Set([
   'SpoolInUseError',
+  'ControlSocketInUse',
   'MqttSetupError',
   'I2CBusOpenError',
   'MetricsListenError',
   'StateDirError',
+  'RemoteConnectError',
 ]);
 
 export interface Failure {

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import {
   configWarnings,
   loadConfigFile,
@@ -10,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { recoverInterruptedApply } from '../fleet/recover.js';
 import { RemoteConfig } from '../fleet/remote-config.js';
 import { PipelineSupervisor } from '../fleet/supervisor.js';
+import { configSetCommand } from '../fleet/config-set-command.js';
 import { createLogger } from '../ops/logger.js';
 import { Pipeline } from '../pipeline.js';
 import { hardwareSeams } from '../../drivers/seams.js';
@@ -55,8 +57,19 @@ export async function runCommand(values: OptionValues, { stops }: CommandContext
     // No pipeline runs and none will: the service manager restarts us on the previous file.
     onUnrecoverable: () => process.exit(EXIT_FAILURE),
   });
-  const start = (c: Config) =>
-    Pipeline.start({ config: c, seams, stateDir, logger, configIdentity: () => remote.identity() });
+  const start = async (c: Config) => {
+    const pipeline = await Pipeline.start({
+      config: c,
+      seams,
+      stateDir,
+      logger,
+      configFile: resolve(file),
+      configIdentity: () => remote.identity(),
+    });
+    // Every pipeline's transports (MQTT, control socket) carry config/set.
+    pipeline.commands.add(configSetCommand(remote));
+    return pipeline;
+  };
   const supervisor = new PipelineSupervisor(await start(config), start, logger);
   remote.attach(supervisor);
   stops.onStop(() => remote.stop());

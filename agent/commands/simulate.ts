@@ -2,6 +2,7 @@
  * `edge-agent simulate`: the whole agent — the same pipeline as `run` — on simulated
  * hardware, with an embedded MQTT broker unless --broker is given.
  */
+import { resolve } from 'node:path';
 import { DAY_MS, MAX_TIMER_MS, MINUTE_MS } from '../../drivers/config/bounds.js';
 import { configWarnings, loadConfigFile, validateConfig } from '../config/load.js';
 import { NAME_PATTERN } from '../../drivers/config/sensor-keys.js';
@@ -154,7 +155,13 @@ export async function simulateCommand(
         `sparkplug B on spBv1.0/${config.sparkplug.groupId}/+/${node} (NBIRTH, NDATA, NDEATH; NCMD for rebirth)\n`,
       );
     }
-    const pipeline = await Pipeline.start({ config, seams: sim.seams, stateDir, logger });
+    const pipeline = await Pipeline.start({
+      config,
+      seams: sim.seams,
+      stateDir,
+      logger,
+      ...(configFile !== undefined ? { configFile: resolve(configFile) } : {}),
+    });
     if (liveView) {
       const view = startLiveView(pipeline, {
         intervalMs: 1000,

@@ -1,13 +1,14 @@
 /**
- * How `edge-agent spool` reaches a spool: which state directory (as `run` resolves it), who
- * holds the database, and opening it for the operator.
+ * How `edge-agent spool` reaches the spool file when no agent answers on the state
+ * directory's control socket (a running agent carries the request out itself: spool.ts,
+ * agent/control): who holds the database, and opening it for the operator.
  *
  * A running agent holds `spool.sqlite` with `locking_mode = EXCLUSIVE`: its WAL index lives in
  * the agent's memory, so no other process can read the file, let alone write it, while the
- * agent runs. So every subcommand needs the agent stopped; one that finds the database held
- * says who holds it (the POSIX lock's pid from /proc/locks) and changes nothing. A stopped
- * agent that starts while a subcommand runs (milliseconds) finds the spool in use and exits 1
- * (systemd restarts it).
+ * agent runs. An agent that runs without answering on its socket (a socket path too long,
+ * one that could not be made) is found here: the subcommand says who holds the database (the
+ * POSIX lock's pid from /proc/locks) and changes nothing. A stopped agent that starts while a
+ * subcommand runs (milliseconds) finds the spool in use and exits 1 (systemd restarts it).
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -73,7 +74,7 @@ function holdsOpen(pid: number, path: string): boolean {
 function inUse(path: string, pid: number | undefined): SpoolAccessError {
   const who = pid === undefined ? 'pid unknown' : `pid ${pid}`;
   return new SpoolAccessError(
-    `the agent is running (${who}) and holds the spool ${path}: stop it first (systemctl stop edge-agent), then run this again; while it runs, its spool figures are on the health topic (edge/<gateway>/health, "spool")`,
+    `the agent is running (${who}) and holds the spool ${path}, but does not answer on its control socket (control.sock in the state directory; its log says why): stop it first (systemctl stop edge-agent), then run this again; while it runs, its spool figures are on the health topic (edge/<gateway>/health, "spool")`,
   );
 }
 

@@ -1,26 +1,31 @@
 /**
- * `edge-agent spool <status|dead-letters|requeue|drop>`: the spool of a stopped agent, for an
- * operator. `status` gives its depth, oldest batch, last seq, drops and dead letters;
- * `dead-letters` lists the batches the broker refused for good; `requeue SEQ…|--all` puts
- * dead letters back into the publish queue under their own seqs (published at the next
- * start); `drop SEQ…|--all` deletes them for good. Both are counted in the spool (meta) and
- * shown by `status`. The state directory is found as `run` finds it (--state-dir, else the
- * configuration's spool.dir, else $STATE_DIRECTORY, else ./state). A running agent holds the
- * spool exclusively: every subcommand then refuses, naming its pid (spool-access.ts), exit 1.
+ * `edge-agent spool <status|dead-letters|requeue|drop|forget-limit>`: the agent's spool, for
+ * an operator. `status` gives its depth, oldest batch, last seq, drops and dead letters (and,
+ * from a running agent, the packet limits it learned); `dead-letters` lists the batches the
+ * broker refused for good; `requeue SEQ…|--all` puts dead letters back into the publish
+ * queue under their own seqs; `drop SEQ…|--all` deletes them for good (both counted in the
+ * spool's meta and shown by `status`); `forget-limit` makes a running agent forget the
+ * packet limits learned from the broker's refusals (requeue does too).
+ *
+ * The state directory is found as `run` finds it (--state-dir, else the configuration's
+ * spool.dir, else $STATE_DIRECTORY, else ./state). When an agent runs there, the request
+ * goes to it through its control socket (agent/control): it is carried out in the running
+ * spool, and a requeued batch is published at once. When none does, the command works on
+ * the spool file (spool-access.ts); requeued batches then go out when the agent starts.
  */
 import { existsSync } from 'node:fs';
-import type Database from 'better-sqlite3';
+import { ControlClientError, askAgent } from '../control/control-client.js';
+import type { DeadLetterChangeResult, LiveSpoolFigures } from '../control/spool-commands.js';
 import { loadConfigFile } from '../config/load.js';
-import { parseGap, type GapNote } from '../publish/spool/gap-note.js';
-import { readMark } from '../publish/spool/seq-mark.js';
+import type { LearnedLimits } from '../publish/publisher.js';
 import {
-  DISCARDED_META,
-  REQUEUED_META,
-  discardDeadLetters,
-  readDeadLetters,
-  requeueDeadLetters,
-} from '../publish/spool/sqlite-dead-letters.js';
-import { PAYLOAD } from '../publish/spool/sqlite-open.js';
+  missingMessage,
+  type DeadLetterChange,
+  type DeadLetterList,
+  type DeadLetterRow,
+  type DeadLetterSelection,
+  type SpoolFigures,
+} from '../publish/spool/operator.js';
 import {
   DEFAULT_CONFIG,
   EXIT_FAILURE,
@@ -31,77 +36,106 @@ import {
   type OptionValues,
 } from './common.js';
 import { openSpoolForOperator, SpoolAccessError } from './spool-access.js';
+import { fileChange, fileDeadLetters, fileFigures } from './spool-file.js';
 import { stateDirPath } from './state-dir.js';
 
-export const SPOOL_SUBCOMMANDS = ['status', 'dead-letters', 'requeue', 'drop'] as const;
+export const SPOOL_SUBCOMMANDS = [
+  'status',
+  'dead-letters',
+  'requeue',
+  'drop',
+  'forget-limit',
+] as const;
+type Sub = (typeof SPOOL_SUBCOMMANDS)[number];
 
-/** What `status` reports (also its --json output). */
-export interface SpoolFigures {
-  path: string;
-  /** Batches waiting to be published, and their payload bytes. */
-  depth: number;
-  bytes: number;
-  oldestSeq?: number;
-  /** By the wall clock: now less the oldest batch's createdAt. */
-  oldestAgeMs?: number;
-  lastSeq: number;
-  dropped: number;
-  /** The note the next published batch carries (drops not yet announced). */
-  pendingNote?: GapNote;
-  setAside: number;
-  deadLetters: number;
-  deadLetterBytes: number;
-  deadLettersDropped: number;
-  requeued: number;
-  discarded: number;
-  corruptMovedAside: number;
-}
+/** What one subcommand got, from the running agent or from the file. */
+type Outcome =
+  | { sub: 'status'; figures: SpoolFigures & { learnedLimits?: LearnedLimits } }
+  | { sub: 'dead-letters'; list: DeadLetterList }
+  | { sub: 'requeue' | 'drop'; change: DeadLetterChangeResult; live: boolean }
+  | { sub: 'forget-limit'; forgotten: LearnedLimits | undefined };
 
 export async function spoolCommand(
   values: OptionValues,
   positionals: string[],
   output: CommandOutput,
 ): Promise<number> {
-  const [sub, ...args] = positionals;
-  if (!(SPOOL_SUBCOMMANDS as readonly string[]).includes(sub ?? '')) {
+  const [given, ...args] = positionals;
+  if (!(SPOOL_SUBCOMMANDS as readonly string[]).includes(given ?? '')) {
     throw new UsageError(
-      `unknown subcommand ${JSON.stringify(sub ?? '')}: one of ${SPOOL_SUBCOMMANDS.join(', ')}`,
+      `unknown subcommand ${JSON.stringify(given ?? '')}: one of ${SPOOL_SUBCOMMANDS.join(', ')}`,
     );
   }
+  const sub = given as Sub;
   const changes = sub === 'requeue' || sub === 'drop';
-  const seqs = changes ? seqArguments(args, values.all === true) : undefined;
+  const selection = changes ? seqArguments(args, values.all === true) : undefined;
   if (!changes && (args.length > 0 || values.all !== undefined))
     throw new UsageError(`${sub} takes no seqs`);
   const dir = stateDir(values);
-  let db: Database.Database;
+  let outcome: Outcome;
   try {
-    db = openSpoolForOperator(dir);
+    outcome = (await fromAgent(dir, sub, selection)) ?? fromFile(dir, sub, selection);
   } catch (err) {
-    if (!(err instanceof SpoolAccessError)) throw err;
+    if (!(err instanceof SpoolAccessError || err instanceof ControlClientError)) throw err;
     output.stderr(`edge-agent spool: ${err.message}\n`);
     return EXIT_FAILURE;
   }
+  print(output, values.json === true, outcome, dir);
+  return EXIT_OK;
+}
+
+/** The request carried out by the agent running on `dir`; undefined when none runs there. */
+async function fromAgent(
+  dir: string,
+  sub: Sub,
+  selection: DeadLetterSelection | undefined,
+): Promise<Outcome | undefined> {
+  const reply = await askAgent(dir, `spool/${sub}`, selection ?? {});
+  if (reply.kind === 'no-agent') return undefined;
+  const { answer } = reply;
+  if (!answer.ok) throw new ControlClientError(answer.error.message.replace(/^spool\/\S+: /, ''));
+  const result = answer.result;
+  switch (sub) {
+    case 'status':
+      return { sub, figures: result as LiveSpoolFigures };
+    case 'dead-letters':
+      return { sub, list: result as DeadLetterList };
+    case 'forget-limit':
+      return { sub, forgotten: (result as { forgotten: LearnedLimits }).forgotten };
+    default:
+      return { sub, change: result as DeadLetterChangeResult, live: true };
+  }
+}
+
+/** The request carried out on the spool file (no agent runs on `dir`). */
+function fromFile(dir: string, sub: Sub, selection: DeadLetterSelection | undefined): Outcome {
+  // Learned limits live in a running agent only: with none, there is nothing to forget.
+  if (sub === 'forget-limit') return { sub, forgotten: undefined };
+  const db = openSpoolForOperator(dir);
   try {
-    const json = values.json === true;
-    if (sub === 'status') return print(output, json, figures(db, dir), statusText);
-    if (sub === 'dead-letters') return print(output, json, deadLetterRows(db), deadLettersText);
-    return change(db, sub as 'requeue' | 'drop', seqs!, output);
+    if (sub === 'status') return { sub, figures: fileFigures(db, dir) };
+    if (sub === 'dead-letters') return { sub, list: fileDeadLetters(db) };
+    const change: DeadLetterChange = fileChange(db, sub, selection!);
+    if (!change.ok) throw new SpoolAccessError(missingMessage(change));
+    return { sub, change: { count: change.seqs.length, seqs: change.seqs }, live: false };
   } finally {
     db.close();
   }
 }
 
-/** SEQ… as positive integers, or every dead letter with --all (undefined); not both. */
-function seqArguments(args: string[], all: boolean): number[] | undefined {
+/** SEQ… as positive integers, or every dead letter with --all; not both. */
+function seqArguments(args: string[], all: boolean): DeadLetterSelection {
   if (all && args.length > 0) throw new UsageError('give SEQ… or --all, not both');
-  if (all) return undefined;
+  if (all) return { all: true };
   if (args.length === 0) throw new UsageError('give the seqs to change (SEQ…) or --all');
-  return args.map((a) => {
-    const n = Number(a);
-    if (!/^\d+$/.test(a) || !Number.isSafeInteger(n) || n < 1)
-      throw new UsageError(`SEQ must be a positive whole number, got ${JSON.stringify(a)}`);
-    return n;
-  });
+  return {
+    seqs: args.map((a) => {
+      const n = Number(a);
+      if (!/^\d+$/.test(a) || !Number.isSafeInteger(n) || n < 1)
+        throw new UsageError(`SEQ must be a positive whole number, got ${JSON.stringify(a)}`);
+      return n;
+    }),
+  };
 }
 
 function stateDir(values: OptionValues): string {
@@ -114,52 +148,45 @@ function stateDir(values: OptionValues): string {
   return stateDirPath(configured, undefined);
 }
 
-function print<T>(output: CommandOutput, json: boolean, value: T, text: (v: T) => string): number {
-  output.stdout(json ? `${JSON.stringify(value)}\n` : text(value));
-  return EXIT_OK;
-}
-
-function figures(db: Database.Database, dir: string): SpoolFigures {
-  const meta = (key: string): unknown =>
-    (db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: unknown } | undefined)
-      ?.value;
-  const num = (key: string): number => {
-    const v = meta(key);
-    return typeof v === 'number' ? v : 0;
-  };
-  const totals = db
-    .prepare(`SELECT count(*) AS n, coalesce(sum(${PAYLOAD}), 0) AS b, max(seq) AS m FROM batches`)
-    .get() as { n: number; b: number; m: number | null };
-  const oldest = db.prepare('SELECT seq, created_at FROM batches ORDER BY seq LIMIT 1').get() as
-    { seq: number; created_at: number } | undefined;
-  const dead = db
-    .prepare('SELECT count(*) AS n, coalesce(sum(length(body)), 0) AS b FROM dead_letters')
-    .get() as { n: number; b: number };
-  const mark = readMark(dir);
-  const f: SpoolFigures = {
-    path: db.name,
-    depth: totals.n,
-    bytes: totals.b,
-    lastSeq: Math.max(num('last_seq'), totals.m ?? 0),
-    dropped: Math.max(num('dropped'), mark.state === 'ok' ? mark.mark.dropped : 0),
-    setAside: num('set_aside'),
-    deadLetters: dead.n,
-    deadLetterBytes: dead.b,
-    deadLettersDropped: num('dead_letters_dropped'),
-    requeued: num(REQUEUED_META),
-    discarded: num(DISCARDED_META),
-    corruptMovedAside: num('corrupt_moved'),
-  };
-  if (oldest) {
-    f.oldestSeq = oldest.seq;
-    f.oldestAgeMs = Math.max(0, Date.now() - oldest.created_at);
+function print(output: CommandOutput, json: boolean, o: Outcome, dir: string): void {
+  const out = (text: string) => output.stdout(text);
+  switch (o.sub) {
+    case 'status':
+      return out(json ? `${JSON.stringify(o.figures)}\n` : statusText(o.figures));
+    case 'dead-letters':
+      if (o.list.total > o.list.rows.length)
+        output.stderr(
+          `edge-agent spool: listing the oldest ${o.list.rows.length} of ${o.list.total} dead letters\n`,
+        );
+      return out(json ? `${JSON.stringify(o.list.rows)}\n` : deadLettersText(o.list.rows));
+    case 'forget-limit':
+      if (o.forgotten === undefined)
+        return out(
+          `no agent runs on ${dir}: learned packet limits last only while it runs, so there is none to forget\n`,
+        );
+      return out(`learned packet limits forgotten: ${limitsText(o.forgotten)}\n`);
+    default: {
+      const { count, seqs, forgotten } = o.change;
+      const list = count > 0 ? ` (seqs ${seqs.join(', ')}${count > seqs.length ? ', …' : ''})` : '';
+      if (o.sub === 'drop') return out(`deleted ${count} dead letters${list}\n`);
+      const when = o.live
+        ? 'the running agent publishes them now under their own seqs'
+        : 'the agent publishes them under their own seqs when it starts';
+      const limits = forgotten ? `; learned packet limits forgotten: ${limitsText(forgotten)}` : '';
+      return out(`requeued ${count} dead letters${list}: ${when}${limits}\n`);
+    }
   }
-  const note = parseGap(meta('pending_gap'));
-  if (note) f.pendingNote = note;
-  return f;
 }
 
-function statusText(f: SpoolFigures): string {
+function limitsText(limits: LearnedLimits): string {
+  const parts = [
+    limits.telemetryBytes !== undefined ? `telemetry ${limits.telemetryBytes} B` : '',
+    limits.healthBytes !== undefined ? `health ${limits.healthBytes} B` : '',
+  ].filter((p) => p !== '');
+  return parts.length > 0 ? parts.join(', ') : 'none was learned';
+}
+
+function statusText(f: SpoolFigures & { learnedLimits?: LearnedLimits }): string {
   const row = (name: string, value: string) => `${name.padEnd(14)}${value}\n`;
   const n = f.pendingNote;
   const seqs =
@@ -178,26 +205,11 @@ function statusText(f: SpoolFigures): string {
       'dead letters',
       `${f.deadLetters}, ${size(f.deadLetterBytes)} (set aside ever ${f.setAside}, dropped by their bound ${f.deadLettersDropped})`,
     ) +
-    row('requeued', `${f.requeued} (spool requeue); deleted ${f.discarded} (spool drop)`)
+    row('requeued', `${f.requeued} (spool requeue); deleted ${f.discarded} (spool drop)`) +
+    (f.learnedLimits
+      ? row('learned limit', `${limitsText(f.learnedLimits)} (running agent; spool forget-limit)`)
+      : '')
   );
-}
-
-interface DeadLetterRow {
-  seq: number;
-  bytes: number;
-  reason: string;
-  setAsideAt: string;
-  createdAt: string;
-}
-
-function deadLetterRows(db: Database.Database): DeadLetterRow[] {
-  return readDeadLetters((text) => db.prepare(text)).map((d) => ({
-    seq: d.seq,
-    bytes: d.body.length,
-    reason: d.reason,
-    setAsideAt: new Date(d.setAsideAt).toISOString(),
-    createdAt: new Date(d.createdAt).toISOString(),
-  }));
 }
 
 function deadLettersText(rows: DeadLetterRow[]): string {
@@ -207,33 +219,6 @@ function deadLettersText(rows: DeadLetterRow[]): string {
       `${String(r.seq).padEnd(10)}${String(r.bytes).padStart(9)}  ${r.setAsideAt}  ${r.reason}`,
   );
   return `${'seq'.padEnd(10)}${'bytes'.padStart(9)}  ${'set aside (UTC)'.padEnd(24)}  reason\n${lines.join('\n')}\n`;
-}
-
-/** requeue or drop: all the given seqs, or none when one is not a dead letter. */
-function change(
-  db: Database.Database,
-  what: 'requeue' | 'drop',
-  given: number[] | undefined,
-  output: CommandOutput,
-): number {
-  const dead = readDeadLetters((text) => db.prepare(text)).map((d) => d.seq);
-  const have = new Set(dead);
-  const missing = (given ?? []).filter((s) => !have.has(s));
-  if (missing.length > 0) {
-    output.stderr(
-      `edge-agent spool: ${missing.length === 1 ? 'seq' : 'seqs'} ${missing.join(', ')} ${missing.length === 1 ? 'is not a dead letter' : 'are not dead letters'} (dead letters: ${dead.length > 0 ? dead.join(', ') : 'none'}); nothing changed\n`,
-    );
-    return EXIT_FAILURE;
-  }
-  const seqs = given ?? dead;
-  const done = what === 'requeue' ? requeueDeadLetters(db, seqs) : discardDeadLetters(db, seqs);
-  const list = done.length > 0 ? ` (seqs ${done.join(', ')})` : '';
-  output.stdout(
-    what === 'requeue'
-      ? `requeued ${done.length} dead letters${list}: the agent publishes them under their own seqs when it starts\n`
-      : `deleted ${done.length} dead letters${list}\n`,
-  );
-  return EXIT_OK;
 }
 
 function size(bytes: number): string {

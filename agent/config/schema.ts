@@ -352,13 +352,39 @@ const sparkplug = z.strictObject({
     ),
 });
 
+/**
+ * Commands over MQTT (agent/fleet/): the keys of the `fleet` section that turn them on and
+ * bound them. Spread into `fleet` so the section can grow other keys beside them.
+ */
+const fleetCommandKeys = {
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Answer commands over MQTT: requests on `<topicPrefix>/<gateway>/cmd/<name>`, answers on the MQTT 5 response topic or `<topicPrefix>/<gateway>/reply/<name>` (docs/operations.md, Running a fleet). Rides the telemetry connection; no listening port. Read at start.',
+    ),
+  rateLimit: z
+    .strictObject({
+      perSecond: factor(0.01, 1000)
+        .default(5)
+        .describe('Requests per second the gateway answers, on average (token bucket refill).'),
+      burst: count(1, 10_000)
+        .default(20)
+        .describe('Requests answered at once after a quiet spell (token bucket size).'),
+    })
+    .prefault({})
+    .describe(
+      'Per gateway. A request over the limit gets a `rate-limited` answer, at most one a second; the rest are dropped and counted in health (`commands.dropped`).',
+    ),
+};
+
 /** Remote configuration (docs/remote-config.md); its settings change only in the local file. */
 const remoteConfig = z.strictObject({
   enabled: z
     .boolean()
     .default(false)
     .describe(
-      'Accept a whole new config signed with a trusted Ed25519 key (command config/set), apply it on probation and roll it back when the gateway does not come back healthy. See docs/remote-config.md.',
+      'Accept a whole new config signed with a trusted Ed25519 key (command config/set, needs fleet.enabled), apply it on probation and roll it back when the gateway does not come back healthy. See docs/remote-config.md.',
     ),
   trustedKeysDir: z
     .string()
@@ -377,11 +403,12 @@ const remoteConfig = z.strictObject({
     .max(64)
     .default([])
     .describe(
-      `Directories where a remote config may name files (mqtt password, TLS files, spool.dir) besides the credentials directory and the state directory. ${RELATIVE_PATH}`,
+      `Directories where a remote config may name files (mqtt password, TLS files) besides the credentials directory. ${RELATIVE_PATH}`,
     ),
 });
 
 const fleet = z.strictObject({
+  ...fleetCommandKeys,
   group: topicLevelName('fleet group')
     .optional()
     .describe('The fleet group this gateway belongs to; a config signed for this group applies.'),

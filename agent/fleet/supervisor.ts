@@ -28,6 +28,7 @@ export class PipelineSupervisor {
   private down = false;
   private stopRequested = false;
   private busy: Promise<unknown> = Promise.resolve();
+  private reloader: Parameters<Pipeline['useReloader']>[0] | undefined;
 
   constructor(
     first: Pipeline,
@@ -47,6 +48,12 @@ export class PipelineSupervisor {
 
   health(): HealthReport {
     return this.pipeline.health();
+  }
+
+  /** How the `reload` command reloads (lifecycle.ts), for this pipeline and every next one. */
+  useReloader(reload: Parameters<Pipeline['useReloader']>[0]): void {
+    this.reloader = reload;
+    this.pipeline.useReloader(reload);
   }
 
   /** On the current pipeline's telemetry connection; false while none is connected. */
@@ -82,6 +89,7 @@ export class PipelineSupervisor {
       await this.pipeline.stop(drainMs);
       this.down = true;
       this.pipeline = await this.startPipeline(next);
+      if (this.reloader) this.pipeline.useReloader(this.reloader);
       this.down = false;
       return 'restarted';
     });

@@ -35,10 +35,10 @@ import {
   withProtocolVersion,
 } from './connection-options.js';
 import { disconnect, watchConnectSent } from './client-lifecycle.js';
-import { SessionHooks, type ConnectionHooks } from './session-hooks.js';
+import { SessionHooks, type ConnectionHooks, type ConnectionLink } from './session-hooks.js';
 import { TlsPorts } from './tls-probe.js';
 
-export type { ConnectionHooks } from './session-hooks.js';
+export type { ConnectionHooks, ConnectionLink } from './session-hooks.js';
 
 /** CONNACK refusals (bad password, not authorized) will not heal quickly: retry slower. */
 export const REFUSED_BACKOFF_FACTOR = 4;
@@ -114,6 +114,8 @@ export class BrokerSession {
   private clientOptions: IClientOptions | undefined;
   private client: MqttClient | undefined;
   private connectedNow = false;
+  /** The broker's Maximum Packet Size in the CONNACK of the current connection. */
+  private maximumPacketSize: number | undefined;
   /** Bumped per connection attempt and on every close; callbacks of older clients are ignored. */
   private gen = 0;
   /** Index in mqtt.urls of the broker in use or being tried. */
@@ -194,7 +196,16 @@ export class BrokerSession {
 
   /** Use this connection for a consumer's subscriptions and announcements (see ConnectionHooks). */
   attach(hooks: ConnectionHooks): void {
-    this.hooks.attach(hooks, this.connectedClient());
+    this.hooks.attach(hooks, this.link());
+  }
+
+  /** The connection as consumers see it, when it is up. */
+  private link(): ConnectionLink | undefined {
+    const client = this.connectedClient();
+    if (!client) return undefined;
+    const link: ConnectionLink = { client, protocolVersion: this.terms.protocolVersion };
+    if (this.maximumPacketSize !== undefined) link.maximumPacketSize = this.maximumPacketSize;
+    return link;
   }
 
   stats(): SessionStats {
@@ -290,7 +301,7 @@ export class BrokerSession {
     });
     client.on('message', (topic, payload, packet) => {
       if (gen !== this.gen) return;
-      this.hooks.message(topic, payload, packet.retain);
+      this.hooks.message(topic, payload, packet);
       owner.message?.(topic, payload, packet);
     });
   }
@@ -303,6 +314,7 @@ export class BrokerSession {
     this.tlsPorts.connected(this.brokerUrl());
     this.connects++;
     const props = connack.properties;
+    this.maximumPacketSize = props?.maximumPacketSize;
     this.options.logger.info(
       {
         ...this.brokerFields(),
@@ -316,7 +328,8 @@ export class BrokerSession {
       `${this.prefix}connected to the MQTT broker`,
     );
     this.owner?.connected(client, connack);
-    this.hooks.connected(client);
+    const link = this.link();
+    if (link) this.hooks.connected(link);
   }
 
   private setError(text: string): void {

@@ -102,7 +102,7 @@ export interface TelemetryTerms {
 export class HealthSender {
   /** Payload bytes the broker announced (this connection). */
   private announced: number | undefined;
-  /** Payload bytes learned from closes (kept for the process' life). */
+  /** Payload bytes learned from closes (kept until forgetLearned or restart). */
   private learned: number | undefined;
   private largestAcked = 0;
   /** Payload sizes of the health messages awaiting PUBACK on this connection. */
@@ -122,6 +122,17 @@ export class HealthSender {
       maxPacketSize === undefined
         ? undefined
         : maxPacketSize - PUBLISH_OVERHEAD - Buffer.byteLength(this.topic);
+  }
+
+  /** The limit learned from closes, if any. */
+  learnedLimit(): number | undefined {
+    return this.learned;
+  }
+
+  /** Forget the learned limit (the operator raised the broker's): reports go larger again. */
+  forgetLearned(): void {
+    this.learned = undefined;
+    this.said.delete('parts');
   }
 
   /** The payload limit for the next report; undefined when the broker takes any size. */

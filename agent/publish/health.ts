@@ -17,6 +17,7 @@ import type { PublisherStats } from './publisher.js';
 import type { SparkplugStats } from '../consumers/sparkplug/node.js';
 import type { SpoolStats } from './spool/spool.js';
 import type { GapNote } from './spool/gap-note.js';
+import type { CommandCounters } from '../fleet/command-transport.js';
 
 /** The spool's figures; the latest drop is null before any. */
 export type SpoolHealth = Omit<SpoolStats, 'lastDrop'> & { lastDrop: GapNote | null };
@@ -75,6 +76,8 @@ export interface HealthReport {
   rssBytes: number;
   /** Reports that could not be sent because the agent was offline. */
   healthSkipped: number;
+  /** Commands over MQTT (fleet.enabled); null when they are off. */
+  commands: CommandCounters | null;
   /** The running config file: its remote version (null: never set remotely) and sha256. */
   config: ConfigIdentity;
 }
@@ -97,6 +100,8 @@ export interface HealthInputs {
   workerRestarts: number;
   rssBytes: number;
   healthSkipped: number;
+  /** Undefined when commands over MQTT are off. */
+  commands?: CommandCounters;
   /** Undefined when the pipeline was started without a config file (tests, the simulator's scenario). */
   config?: ConfigIdentity;
 }
@@ -138,6 +143,7 @@ export function healthReport(i: HealthInputs): HealthReport {
     })),
     rssBytes: i.rssBytes,
     healthSkipped: i.healthSkipped,
+    commands: i.commands ? { ...i.commands } : null,
     config: i.config ?? { version: null, hash: null },
   };
 }

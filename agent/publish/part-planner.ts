@@ -76,7 +76,7 @@ export class PartPlanner {
   private announcedPacket: number | undefined;
   /** Payload bytes the broker announced it takes in one message (this connection). */
   private announced: number | undefined;
-  /** Payload bytes learned from refusals of size (kept for the process' life). */
+  /** Payload bytes learned from refusals of size (kept until forgetLearned or restart). */
   private learned: number | undefined;
   /** The largest telemetry payload the broker acknowledged (sizes up to it do pass). */
   private largestAcked = 0;
@@ -101,6 +101,19 @@ export class PartPlanner {
     if (this.announced === undefined) return this.learned;
     if (this.learned === undefined) return this.announced;
     return Math.min(this.announced, this.learned);
+  }
+
+  /** The limit learned from refusals, if any (the announced one is not included). */
+  learnedLimit(): number | undefined {
+    return this.learned;
+  }
+
+  /**
+   * Forget the limit learned from refusals (an operator raised the broker's limit): later
+   * batches go whole again, up to the announced limit. Batches already split keep their parts.
+   */
+  forgetLearned(): void {
+    this.learned = undefined;
   }
 
   /** What limits a message, in words for the log: the announced or the learned limit. */

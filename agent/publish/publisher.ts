@@ -53,6 +53,12 @@ export interface PublisherStats extends SessionStats {
   spool: SpoolStats;
 }
 
+/** Payload bytes per message learned from the broker's refusals, per topic. */
+export interface LearnedLimits {
+  telemetryBytes?: number;
+  healthBytes?: number;
+}
+
 /** Bound on waiting for the offline status' PUBACK at stop. */
 const GOODBYE_MS = 2000;
 
@@ -133,6 +139,32 @@ export class TelemetryPublisher implements Output {
       limit: this.planner.limit(),
       largestAcked: this.planner.largestAcknowledged(),
     };
+  }
+
+  /** The payload limits learned from the broker's refusals (not announced ones), if any. */
+  learnedLimits(): LearnedLimits {
+    const limits: LearnedLimits = {};
+    const telemetry = this.planner.learnedLimit();
+    const health = this.health.learnedLimit();
+    if (telemetry !== undefined) limits.telemetryBytes = telemetry;
+    if (health !== undefined) limits.healthBytes = health;
+    return limits;
+  }
+
+  /**
+   * Forget the limits learned from refusals (an operator raised the broker's packet limit):
+   * telemetry and health try the full size again, within any limit the broker announces. What
+   * was forgotten is returned and logged.
+   */
+  forgetLearnedLimits(): LearnedLimits {
+    const was = this.learnedLimits();
+    this.planner.forgetLearned();
+    this.health.forgetLearned();
+    this.options.logger.info(
+      { forgotten: was },
+      'learned packet limits forgotten: messages go at full size again',
+    );
+    return was;
   }
 
   /** Use this connection for a consumer's subscriptions and announcements (see ConnectionHooks). */

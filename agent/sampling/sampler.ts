@@ -128,6 +128,11 @@ export class Sampler {
     );
   }
 
+  /** The running sensor `id` (its driver instance, open or being reopened), if it runs. */
+  runningSensor(id: string): SampledSensor | undefined {
+    return this.running.get(id)?.sensor;
+  }
+
   health(): SensorHealth[] {
     const now = this.clock.now();
     const out: SensorHealth[] = [];

@@ -12,7 +12,7 @@ import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { startSubscriber } from '../helpers/subscriber.js';
 import { CLI, startAgent, type TelemetryWindow } from './agent-process.js';
 
-const COMMANDS = ['run', 'simulate', 'check-config', 'scan', 'tail'];
+const COMMANDS = ['run', 'simulate', 'check-config', 'scan', 'tail', 'remote'];
 const help = (command: string) =>
   spawnSync(process.execPath, [CLI, command, '--help'], { encoding: 'utf8', timeout: 30_000 });
 

@@ -1,6 +1,7 @@
 /**
- * `edge-agent spool` as an operator runs it: the built CLI as a child process, on a spool
- * written by the agent's own Spool (batches, an acknowledged one, dead letters).
+ * `edge-agent spool` as an operator runs it on a stopped agent: the built CLI as a child
+ * process, on a spool written by the agent's own Spool (batches, an acknowledged one, dead
+ * letters). On a running agent (its control socket): spool-live.test.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,7 +91,9 @@ describe('edge-agent spool on a stopped agent', () => {
     const dir = await seededSpool('requeue');
     const r = cli(['spool', 'requeue', '3', '--state-dir', dir]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain('requeued 1 dead letters (seqs 3)');
+    expect(r.stdout).toBe(
+      'requeued 1 dead letters (seqs 3): the agent publishes them under their own seqs when it starts\n',
+    );
     expect(status(dir)).toMatchObject({ depth: 3, deadLetters: 1, requeued: 1, lastSeq: 5 });
     // The agent's spool hands it out in seq order, as published first; numbering goes on.
     const spool = Spool.open(dir, OPTS, silentLogger);
@@ -116,6 +119,35 @@ describe('edge-agent spool on a stopped agent', () => {
     expect(again.stdout).toContain('requeued 0 dead letters');
   });
 
+  it('forget-limit with no agent running says there is nothing to forget', async () => {
+    const dir = await seededSpool('forget');
+    const r = cli(['spool', 'forget-limit', '--state-dir', dir]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      `no agent runs on ${dir}: learned packet limits last only while it runs, so there is none to forget\n`,
+    );
+  });
+
+  it('a spool held by a process that does not answer on a control socket: every subcommand refuses, naming its pid, and changes nothing', async () => {
+    const dir = await seededSpool('held');
+    // This test process holds the spool as an agent does, without a control socket.
+    const holder = Spool.open(dir, OPTS, silentLogger);
+    try {
+      for (const sub of [['status'], ['dead-letters'], ['requeue', '3'], ['drop', '--all']]) {
+        const r = cli(['spool', ...sub, '--state-dir', dir]);
+        expect(r.status, sub.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^edge-agent spool: the agent is running \\(pid ${process.pid}\\) and holds the spool .*spool\\.sqlite, but does not answer on its control socket .*stop it first`,
+          ),
+        );
+      }
+    } finally {
+      holder.close();
+    }
+    expect(status(dir)).toMatchObject({ deadLetters: 2, requeued: 0, discarded: 0 });
+  });
+
   it('a seq that is not a dead letter changes nothing and exits 1, naming the dead letters', async () => {
     const dir = await seededSpool('unknown');
     const r = cli(['spool', 'requeue', '3', '99', '--state-dir', dir]);
@@ -135,6 +167,7 @@ describe('edge-agent spool on a stopped agent', () => {
       ['spool', 'drop', '0'],
       ['spool', 'requeue', '3', '--all'],
       ['spool', 'status', '3'],
+      ['spool', 'forget-limit', '--all'],
     ]) {
       const r = cli([...args, '--state-dir', root]);
       expect(r.status, args.join(' ')).toBe(2);
@@ -144,6 +177,7 @@ describe('edge-agent spool on a stopped agent', () => {
     const help = cli(['spool', '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('usage: edge-agent spool status | dead-letters | requeue');
+    expect(help.stdout).toContain('| forget-limit');
     expect(cli(['--help']).stdout).toMatch(/^ {2}spool +/m);
   });
 
@@ -164,33 +198,6 @@ describe('edge-agent spool on a stopped agent', () => {
       `edge-agent spool: no spool in ${empty} (no spool.sqlite): pass the agent's state directory with --state-dir (the service's is /var/lib/edge-agent), or --config with the configuration that sets spool.dir\n`,
     );
   });
-});
-
-describe('edge-agent spool while the agent runs', () => {
-  let agent: AgentProcess | undefined;
-  afterEach(async () => {
-    agent?.kill('SIGKILL');
-    await agent?.exited();
-    agent = undefined;
-  });
-
-  it('refuses every subcommand, naming the agent’s pid, changes nothing, and works once the agent stopped', async () => {
-    const dir = await seededSpool('live');
-    agent = startAgent(['simulate', '--state-dir', dir, '--window', '1000']);
-    await agent.waitForLog((l) => l.msg === 'spool opened', 'the agent opened the spool');
-    for (const sub of [['status'], ['dead-letters'], ['requeue', '3'], ['drop', '--all']]) {
-      const r = cli(['spool', ...sub, '--state-dir', dir]);
-      expect(r.status, sub.join(' ')).toBe(1);
-      expect(r.stderr).toBe(
-        `edge-agent spool: the agent is running (pid ${agent.child.pid}) and holds the spool ${join(dir, 'spool.sqlite')}: stop it first (systemctl stop edge-agent), then run this again; while it runs, its spool figures are on the health topic (edge/<gateway>/health, "spool")\n`,
-      );
-    }
-    agent.kill('SIGTERM');
-    expect((await agent.exited()).code).toBe(0);
-    agent = undefined;
-    // Nothing was changed by the refused commands: both dead letters are still there.
-    expect(status(dir)).toMatchObject({ deadLetters: 2, requeued: 0, discarded: 0 });
-  }, 60_000);
 });
 
 describe('a requeued dead letter, as a subscriber sees it', () => {

@@ -21,6 +21,11 @@ export interface MosquittoOptions {
   users?: Record<string, string>;
   /** An extra TLS listener with these PEM files. */
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * ACL file lines (`user NAME`, `topic read|write|readwrite FILTER`, `pattern …`); without
+   * it every client may read and write everything.
+   */
+  acl?: string[];
   /** Extra config lines. */
   extraConfig?: string[];
 }
@@ -75,6 +80,11 @@ export async function spawnMosquitto(options: MosquittoOptions = {}): Promise<Mo
       first = false;
     }
     lines.push(`password_file ${file}`);
+  }
+  if (options.acl) {
+    const file = join(dir, 'acl');
+    writeFileSync(file, options.acl.join('\n') + '\n');
+    lines.push(`acl_file ${file}`);
   }
   if (options.tls && tlsPort) {
     lines.push(

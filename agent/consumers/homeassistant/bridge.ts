@@ -145,6 +145,21 @@ export class HomeAssistantBridge {
     this.announce('stale components on the broker');
   }
 
+  /**
+   * Discovery again on the operator's request (the `announce` command); resolves true once
+   * it was announced, false when it could not be (not connected, or stopped).
+   */
+  async announceOnRequest(): Promise<boolean> {
+    if (this.stopped) return false;
+    let announced = false;
+    const done = this.chain.then(async () => {
+      announced = await this.announceNow('requested by the operator');
+    });
+    this.chain = done.catch(() => undefined);
+    await done;
+    return announced;
+  }
+
   /** Queues one announcement; triggers while one is queued fold into it. */
   private announce(why: string): void {
     if (this.queued || this.stopped) return;
@@ -159,22 +174,22 @@ export class HomeAssistantBridge {
       });
   }
 
-  private async announceNow(why: string): Promise<void> {
+  private async announceNow(why: string): Promise<boolean> {
     const { channel, logger } = this.options;
     const removing = [...this.removing];
     if (removing.length > 0) {
       const removal = deviceDiscovery(this.ctx, this.sensors, removing);
-      if (!(await channel.publishRetained(this.topic, JSON.stringify(removal)))) return;
+      if (!(await channel.publishRetained(this.topic, JSON.stringify(removal)))) return false;
     }
     // After the removal, so Home Assistant never reads an empty state of a live entity; before
     // the discovery that omits the components, which would hide them from the next start.
     for (const sensor of [...this.clearing]) {
       const topic = stateTopic(this.ctx.topicPrefix, this.ctx.gateway, sensor);
-      if (!(await channel.publishRetained(topic, ''))) return;
+      if (!(await channel.publishRetained(topic, ''))) return false;
       this.clearing.delete(sensor);
     }
     const discovery = deviceDiscovery(this.ctx, this.sensors);
-    if (!(await channel.publishRetained(this.topic, JSON.stringify(discovery)))) return;
+    if (!(await channel.publishRetained(this.topic, JSON.stringify(discovery)))) return false;
     for (const id of removing) this.removing.delete(id);
     // Home Assistant wants the states again after a config; ours are retained, so this
     // matters only when a broker lost them.
@@ -188,6 +203,7 @@ export class HomeAssistantBridge {
       },
       'Home Assistant discovery announced',
     );
+    return true;
   }
 
   private publishState(sensor: string): Promise<boolean> {

@@ -327,6 +327,17 @@ export class SparkplugNode implements Output {
     }
   }
 
+  /**
+   * A rebirth asked by the operator (the `announce` command), as an NCMD Node
+   * Control/Rebirth would: true when the NBIRTH went out, false when none may be published
+   * now (not connected, or waiting for the primary host).
+   */
+  rebirth(): boolean {
+    const before = this.births;
+    this.birth();
+    return this.births > before;
+  }
+
   /** NBIRTH, then the stored backlog (historical, being older than this NBIRTH) and live data. */
   private birth(): void {
     if (!this.publishBirth()) return;

@@ -11,6 +11,8 @@ import { mergeGap, type GapNote } from './gap-note.js';
 import type { MemoryStore } from './memory-store.js';
 import type { SpoolCounts } from './recovery.js';
 import type { SeqMark } from './seq-mark.js';
+import type { DeadLetterChange, DeadLetterSelection } from './operator.js';
+import { DISCARDED_META } from './sqlite-dead-letters.js';
 import type { DeadLetter, DurableStore } from './store.js';
 
 /** Dead letters may take this share of spool.maxBytes; beyond it the oldest are dropped. */
@@ -75,6 +77,56 @@ export class DeadLetters {
     return [...this.p.disk.deadLetters(), ...this.p.memory.deadLetters()].sort(
       (a, b) => a.seq - b.seq,
     );
+  }
+
+  /**
+   * The operator's requeue or drop (`edge-agent spool`), all the selected dead letters or
+   * none: a requeued one goes back among the batches under its own seq (the caller rewinds
+   * the publisher to it), a dropped one is deleted; both counted in meta. Needs the disk:
+   * while it fails nothing changes. A dead letter held in memory (its disk write failed) can
+   * be dropped, not requeued.
+   */
+  change(kind: 'requeue' | 'drop', selection: DeadLetterSelection): DeadLetterChange {
+    const { disk, memory, failover } = this.p;
+    const onDisk = new Set(disk.deadLetters().map((d) => d.seq));
+    const inMemory = new Set(memory.deadLetters().map((d) => d.seq));
+    const all = [...onDisk, ...inMemory].sort((a, b) => a - b);
+    const wanted = 'all' in selection ? all : [...new Set(selection.seqs)];
+    const missing = wanted.filter((s) => !onDisk.has(s) && !inMemory.has(s));
+    if (missing.length > 0) return { ok: false, missing, deadLetters: all };
+    const refuse = (reason: string): DeadLetterChange => ({
+      ok: false,
+      missing: [],
+      deadLetters: all,
+      reason,
+    });
+    if (!failover.ok || !disk.isOpen) {
+      return refuse(
+        "the spool's disk is failing (batches are held in memory): dead letters can be changed once it works again; nothing changed",
+      );
+    }
+    const memorySeqs = wanted.filter((s) => inMemory.has(s));
+    const diskSeqs = wanted.filter((s) => onDisk.has(s));
+    if (kind === 'requeue' && memorySeqs.length > 0 && !('all' in selection)) {
+      return refuse(
+        `seqs ${memorySeqs.join(', ')} are held in memory only (their disk write failed): they can be dropped, not requeued; nothing changed`,
+      );
+    }
+    const done = diskSeqs.length === 0 ? [] : disk.changeDeadLetters(kind, diskSeqs);
+    if (done === 'failed') return refuse(`the spool's disk failed; nothing changed`);
+    if (kind === 'drop' && memorySeqs.length > 0) {
+      for (const seq of memorySeqs) memory.dropDeadLetter(seq);
+      done.push(...memorySeqs);
+      let counted: unknown;
+      try {
+        counted = disk.readMeta(DISCARDED_META);
+      } catch {
+        counted = 0; // the write below reports a failing disk
+      }
+      const before = typeof counted === 'number' ? counted : 0;
+      disk.recordMeta(DISCARDED_META, before + memorySeqs.length);
+    }
+    return { ok: true, seqs: done.sort((a, b) => a - b) };
   }
 
   /** Dead letters stay within DEAD_LETTER_SHARE of maxBytes: drop the oldest, counted. */

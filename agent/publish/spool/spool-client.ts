@@ -21,7 +21,15 @@ import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../../ops/logger.js';
 import { startModuleWorker } from '../../ops/worker-module.js';
 import type {
+  DeadLetterChange,
+  DeadLetterList,
+  DeadLetterSelection,
+  SpoolFigures,
+} from './operator.js';
+import type {
   FromSpoolThread,
+  OperatorRequest,
+  OperatorResult,
   SpoolThreadInit,
   SpoolThreadOptions,
   ToSpoolThread,
@@ -36,6 +44,8 @@ import type { SpooledBatch } from './store.js';
 export const READ_AHEAD_BATCHES = 64;
 /** Payload bytes per read (at least one batch). */
 export const READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/** Bound on waiting for the worker's answer to an operator's request (a stalled disk). */
+export const OPERATOR_TIMEOUT_MS = 15_000;
 /** Bound on waiting for the worker to close the spool at stop. */
 export const CLOSE_TIMEOUT_MS = 30_000;
 
@@ -66,6 +76,10 @@ export class SpoolClient implements SpoolPort {
   private readonly rewindListeners = new Set<(fromSeq: number) => void>();
   private closing = false;
   private closed: ((stats: SpoolStats) => void) | undefined;
+  private readonly operatorCalls = new Map<
+    number,
+    { resolve: (r: OperatorResult) => void; reject: (err: Error) => void }
+  >();
 
   private constructor(
     private readonly worker: Worker,
@@ -181,6 +195,21 @@ export class SpoolClient implements SpoolPort {
     return () => this.rewindListeners.delete(listener);
   }
 
+  figures(): Promise<SpoolFigures> {
+    return this.askOperator({ kind: 'figures' }) as Promise<SpoolFigures>;
+  }
+
+  listDeadLetters(limit: number): Promise<DeadLetterList> {
+    return this.askOperator({ kind: 'dead-letters', limit }) as Promise<DeadLetterList>;
+  }
+
+  changeDeadLetters(
+    kind: 'requeue' | 'drop',
+    selection: DeadLetterSelection,
+  ): Promise<DeadLetterChange> {
+    return this.askOperator({ kind, selection }) as Promise<DeadLetterChange>;
+  }
+
   /**
    * Commit what is queued, close the database (the Spool counts batches held only in memory
    * as dropped) and end the worker. Resolves with the last stats.
@@ -188,6 +217,7 @@ export class SpoolClient implements SpoolPort {
   async close(): Promise<SpoolStats> {
     if (this.closing) return this.snapshot;
     this.closing = true;
+    this.endOperatorCalls('the spool is closing');
     const closed = new Promise<SpoolStats>((resolve) => (this.closed = resolve));
     this.worker.postMessage({ type: 'close' } satisfies ToSpoolThread);
     let timer: NodeJS.Timeout | undefined;
@@ -208,9 +238,51 @@ export class SpoolClient implements SpoolPort {
 
   // ---- internals ----
 
+  /** An operator's request to the worker; rejects when it does not answer in time or ends. */
+  private askOperator(request: OperatorRequest): Promise<OperatorResult> {
+    if (this.closing) return Promise.reject(new Error('the spool is closing'));
+    const id = this.nextId++;
+    return new Promise<OperatorResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.operatorCalls.delete(id);
+        reject(
+          new Error(
+            `the spool thread did not answer within ${OPERATOR_TIMEOUT_MS / 1000} s (disk stalled?)`,
+          ),
+        );
+      }, OPERATOR_TIMEOUT_MS);
+      timer.unref();
+      this.operatorCalls.set(id, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+      this.send({ type: 'operator', id, request });
+    });
+  }
+
+  private endOperatorCalls(why: string): void {
+    for (const call of this.operatorCalls.values()) call.reject(new Error(why));
+    this.operatorCalls.clear();
+  }
+
   private send(m: ToSpoolThread): void {
     if (this.closing) return;
     this.worker.postMessage(m);
+  }
+
+  /** Forget the window: the next peek, wherever it reads, starts a new one. */
+  private dropWindow(): void {
+    this.window = [];
+    this.windowFrom = Number.POSITIVE_INFINITY;
+    this.windowTo = Number.NEGATIVE_INFINITY;
+    this.atEnd = false;
+    this.pendingRead = undefined;
   }
 
   /** Take a batch out of the window; false when the window does not hold it. */
@@ -252,8 +324,18 @@ export class SpoolClient implements SpoolPort {
         this.notify();
         return;
       case 'rewind':
+        // Batches came back below the window's end: what it holds is no longer every
+        // publishable batch in its range, so the next peek reads afresh.
+        this.dropWindow();
         for (const listener of this.rewindListeners) listener(m.fromSeq);
         return;
+      case 'operator-answer': {
+        const call = this.operatorCalls.get(m.id);
+        this.operatorCalls.delete(m.id);
+        if (m.result !== undefined) call?.resolve(m.result);
+        else call?.reject(new Error(m.error ?? 'no answer'));
+        return;
+      }
       case 'setAsideFailed':
         this.logger.warn(
           { seq: m.seq, reason: m.reason },
@@ -302,6 +384,7 @@ export class SpoolClient implements SpoolPort {
   private fail(err: Error): void {
     if (this.closing) return;
     this.closing = true;
+    this.endOperatorCalls(`the spool worker failed: ${err.message}`);
     const failure = new SpoolWorkerError(`the spool worker failed: ${err.message}`);
     // Thrown outside any caller: the crash handlers end the process (systemd restarts it).
     setImmediate(() => {

@@ -6,6 +6,12 @@
  * answers from what the worker has sent so far and asks for more, and `onCommitted` fires
  * again when more arrives, so a caller that pumps on `onCommitted` needs no change.
  */
+import type {
+  DeadLetterChange,
+  DeadLetterList,
+  DeadLetterSelection,
+  SpoolFigures,
+} from './operator.js';
 import type { SpoolStats } from './spool-options.js';
 import type { SpooledBatch } from './store.js';
 
@@ -30,4 +36,16 @@ export interface SpoolPort {
   onCommitted(listener: () => void): () => void;
   /** Called when batches older than ones handed out became publishable, with the lowest seq. */
   onRewind(listener: (fromSeq: number) => void): () => void;
+  /** The operator's view (`edge-agent spool status`), read where the spool runs. */
+  figures(): Promise<SpoolFigures>;
+  /** The dead letters, oldest first, up to `limit` rows. */
+  listDeadLetters(limit: number): Promise<DeadLetterList>;
+  /**
+   * The operator's requeue (back into the publish queue under their own seqs, published
+   * without a restart: onRewind fires) or drop (deleted), both counted in meta.
+   */
+  changeDeadLetters(
+    kind: 'requeue' | 'drop',
+    selection: DeadLetterSelection,
+  ): Promise<DeadLetterChange>;
 }

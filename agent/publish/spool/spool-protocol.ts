@@ -1,4 +1,10 @@
 /** Messages between SpoolClient (main thread) and the spool worker thread (spool-thread.ts). */
+import type {
+  DeadLetterChange,
+  DeadLetterList,
+  DeadLetterSelection,
+  SpoolFigures,
+} from './operator.js';
 import type { SpoolOptions, SpoolStats } from './spool-options.js';
 
 /** What crosses to the thread: data only, no clocks (those are for in-thread tests). */
@@ -17,6 +23,14 @@ export interface WireBatch {
   gapBefore?: { count: number; firstSeq: number; lastSeq: number; reason: string };
 }
 
+/** An operator's request (`edge-agent spool …`), answered by `operator-answer` with its id. */
+export type OperatorRequest =
+  | { kind: 'figures' }
+  | { kind: 'dead-letters'; limit: number }
+  | { kind: 'requeue' | 'drop'; selection: DeadLetterSelection };
+
+export type OperatorResult = SpoolFigures | DeadLetterList | DeadLetterChange;
+
 export type ToSpoolThread =
   | { type: 'append'; id: number; body: Uint8Array; createdAt: number }
   | { type: 'commit' }
@@ -24,6 +38,7 @@ export type ToSpoolThread =
   | { type: 'ack'; seq: number }
   | { type: 'setAside'; seq: number; reason: string }
   | { type: 'retainRecent'; on: boolean }
+  | { type: 'operator'; id: number; request: OperatorRequest }
   | { type: 'close' };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -37,6 +52,7 @@ export type FromSpoolThread =
   | { type: 'committed' }
   | { type: 'rewind'; fromSeq: number }
   | { type: 'setAsideFailed'; seq: number; reason: string }
+  | { type: 'operator-answer'; id: number; result?: OperatorResult; error?: string }
   | { type: 'stats'; stats: SpoolStats }
   | { type: 'log'; level: LogLevel; fields: Record<string, unknown>; msg: string }
   | { type: 'closed'; stats: SpoolStats };

@@ -12,6 +12,8 @@ import type { Logger } from '../../ops/logger.js';
 import type {
   FromSpoolThread,
   LogLevel,
+  OperatorRequest,
+  OperatorResult,
   SpoolThreadInit,
   ToSpoolThread,
 } from './spool-protocol.js';
@@ -91,6 +93,27 @@ function read(id: number, after: number, limit: number, maxBytes: number): void 
   });
 }
 
+/** An operator's request, answered whatever happens (an error is the answer's `error`). */
+function answerOperator(id: number, request: OperatorRequest): void {
+  let result: Promise<OperatorResult>;
+  try {
+    if (request.kind === 'figures') result = spool.figures();
+    else if (request.kind === 'dead-letters') result = spool.listDeadLetters(request.limit);
+    else result = spool.changeDeadLetters(request.kind, request.selection);
+  } catch (err) {
+    result = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+  result.then(
+    (r) => post({ type: 'operator-answer', id, result: r }),
+    (err: unknown) =>
+      post({
+        type: 'operator-answer',
+        id,
+        error: err instanceof Error ? err.message : String(err),
+      }),
+  );
+}
+
 port.on('message', (m: ToSpoolThread) => {
   switch (m.type) {
     case 'append':
@@ -113,6 +136,9 @@ port.on('message', (m: ToSpoolThread) => {
       break;
     case 'retainRecent':
       spool.retainRecent(m.on);
+      break;
+    case 'operator':
+      answerOperator(m.id, m.request);
       break;
     case 'close':
       clearInterval(statsTimer);

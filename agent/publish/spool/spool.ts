@@ -39,6 +39,8 @@ import { Retention } from './retention.js';
 import type { SeqMark } from './seq-mark.js';
 import { SpoolInUseError } from './spool-errors.js';
 import { collectStats, type SpoolOptions, type SpoolStats } from './spool-options.js';
+import type { DeadLetterList, DeadLetterSelection, SpoolFigures } from './operator.js';
+import { OperatorAccess } from './operator-access.js';
 import type { SpoolPort } from './spool-port.js';
 import { SeqAssigner } from './seq-assigner.js';
 import { SpoolOpening } from './spool-opening.js';
@@ -74,6 +76,7 @@ export class Spool implements SpoolPort {
   private readonly retention: Retention;
   private readonly failover: DiskFailover;
   private readonly dead: DeadLetters;
+  private readonly operator: OperatorAccess;
   private readonly opening: SpoolOpening;
   private readonly assigner: SeqAssigner;
   private readonly age: AgeClock;
@@ -145,6 +148,12 @@ export class Spool implements SpoolPort {
     this.retention = new Retention(parts);
     this.failover = new DiskFailover(parts);
     this.dead = new DeadLetters({ ...parts, failover: this.failover });
+    this.operator = new OperatorAccess({
+      ...parts,
+      path: this.path,
+      dead: this.dead,
+      retention: this.retention,
+    });
     this.opening = new SpoolOpening({ ...parts, failover: this.failover });
     this.assigner = new SeqAssigner({
       ...parts,
@@ -284,6 +293,21 @@ export class Spool implements SpoolPort {
   /** The dead letters kept now, oldest first (for inspection and tests). */
   deadLetters(): DeadLetter[] {
     return this.dead.list();
+  }
+
+  /** What `edge-agent spool status` shows (operator-access.ts). */
+  figures(): Promise<SpoolFigures> {
+    return Promise.resolve(this.operator.figures(this.stats()));
+  }
+
+  /** The dead letters as listed, up to `limit` rows, oldest first. */
+  listDeadLetters(limit: number): Promise<DeadLetterList> {
+    return Promise.resolve(this.operator.list(limit));
+  }
+
+  /** The operator's requeue or drop; requeued batches are published without a restart. */
+  changeDeadLetters(kind: 'requeue' | 'drop', selection: DeadLetterSelection) {
+    return Promise.resolve(this.operator.change(kind, selection));
   }
 
   /** The synchronous mode SQLite actually runs with; undefined while in memory. */

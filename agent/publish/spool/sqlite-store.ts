@@ -18,7 +18,12 @@
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { decodeBody, encodeBody } from './body-codec.js';
-import { DeadLetterTable, setAsideRow } from './sqlite-dead-letters.js';
+import {
+  DeadLetterTable,
+  discardDeadLetters,
+  requeueDeadLetters,
+  setAsideRow,
+} from './sqlite-dead-letters.js';
 import { parseGap } from './gap-note.js';
 import { PendingDeletes } from './pending-deletes.js';
 import { RecentCache } from './recent-cache.js';
@@ -352,6 +357,27 @@ export class SqliteStore implements DurableStore {
 
   dropDeadLetter(seq: number): boolean {
     return this.db ? this.dead.drop(seq) : false;
+  }
+
+  changeDeadLetters(kind: 'requeue' | 'drop', seqs: readonly number[]): number[] | 'failed' {
+    if (!this.db) return 'failed';
+    try {
+      if (kind === 'drop') {
+        const gone = discardDeadLetters(this.db, seqs);
+        this.dead.load();
+        return gone;
+      }
+      const moved = requeueDeadLetters(this.db, seqs);
+      // Rows came back below seqs handed out: count them again; load() also empties the
+      // read-back cache, so reads query SQLite for them.
+      const top = this.topSeq;
+      this.load();
+      this.topSeq = Math.max(top, this.topSeq);
+      return moved;
+    } catch (err) {
+      this.options.failed(err, `${kind} dead letters`);
+      return 'failed';
+    }
   }
 
   /** Write one meta row now (counters between writes). */

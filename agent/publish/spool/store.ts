@@ -132,6 +132,11 @@ export interface DurableStore extends BatchStore {
   retainRecent(on: boolean): void;
   forgetRecent(): void;
   syncMode(): 'full' | 'normal' | 'off' | 'extra' | undefined;
+  /**
+   * The operator's requeue (these dead letters back among the batches under their own seqs)
+   * or drop (deleted), counted in meta; the seqs changed ('failed': nothing changed).
+   */
+  changeDeadLetters(kind: 'requeue' | 'drop', seqs: readonly number[]): number[] | 'failed';
   /** Close whatever state it is in; `forget` when the file is going away (moved aside). */
   release(forget: boolean): void;
   /** Close; throws when the storage reports a failure. */

@@ -250,6 +250,7 @@ describe('health under MQTT 3.1.1 and a limit below what the gateway assumes (mo
     });
     const learned = h.log.records.find((r) => r.msg.includes('health goes in parts of at most'));
     expect(learned?.payloadLimitBytes).toBeLessThan(1800);
+    expect(h.publisher.learnedLimits().healthBytes).toBe(learned?.payloadLimitBytes);
     // Later reports: every part arrives.
     const t = (m: ReceivedMessage) => m.json!.t as number;
     const before = Math.max(0, ...sub.on('/health').map(t));
@@ -265,5 +266,13 @@ describe('health under MQTT 3.1.1 and a limit below what the gateway assumes (mo
       { timeoutMs: 20_000, intervalMs: 500, what: 'a complete health report after the close' },
     );
     expect(h.publisher.stats()).toMatchObject({ reconnects: 1, refusals: 0, splits: 0 });
+    // Forgotten on the operator's word (edge-agent spool forget-limit), and said in the log.
+    expect(h.publisher.forgetLearnedLimits()).toEqual({
+      healthBytes: learned?.payloadLimitBytes,
+    });
+    expect(h.publisher.learnedLimits()).toEqual({});
+    expect(h.log.messages()).toContain(
+      'learned packet limits forgotten: messages go at full size again',
+    );
   }, 60_000);
 });

@@ -83,6 +83,15 @@ describe('PartPlanner', () => {
     for (const p of parts) expect(p.payload.length).toBeLessThanOrEqual(4096);
     // A later batch of the same size is split before it is sent (the limit was learned).
     expect(sent(planner, batch(6, 60)).length).toBeGreaterThanOrEqual(2);
+    expect(planner.learnedLimit()).toBe(4096);
+    // The operator raised the broker's limit (edge-agent spool forget-limit): whole again.
+    planner.forgetLearned();
+    expect(planner.learnedLimit()).toBeUndefined();
+    expect(sent(planner, batch(9, 60))).toMatchObject([{ seq: 9, part: 0, parts: 0 }]);
+    // An announced limit is not learned: forgetting leaves it in force.
+    planner.setBrokerLimit(3000);
+    planner.forgetLearned();
+    expect(sent(planner, batch(10, 60)).length).toBeGreaterThanOrEqual(2);
   });
 
   it('cuts the same parts whatever limit in the same size step led there (a restart sends the same bytes)', () => {
