@@ -151,6 +151,7 @@ const COMMANDS: Record<string, Command> = {
     usage: [
       'edge-agent remote --broker URL --gateway ID[,ID…] [options] <command>',
       '  commands: status | config get | reload | read SENSOR | announce',
+      '            | config push FILE --key KEY [--version N] [--group G]',
       '            | spool [ACTION [SEQ…]] [--all] | call NAME [JSON-ARGS]',
     ].join('\n'),
     options: {
@@ -162,6 +163,9 @@ const COMMANDS: Record<string, Command> = {
       'password-file': { type: 'string' },
       'ca-file': { type: 'string' },
       timeout: { type: 'string' },
+      key: { type: 'string' },
+      version: { type: 'string' },
+      group: { type: 'string' },
       all: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -174,7 +178,10 @@ const COMMANDS: Record<string, Command> = {
       'password-file':
         'file holding the MQTT password (else $EDGE_AGENT_MQTT_PASSWORD; never on the command line)',
       'ca-file': 'CA certificate (PEM) for mqtts://',
-      timeout: 'seconds to wait for the answers (default 10)',
+      timeout: 'seconds to wait for the answers (default 10; config push 180)',
+      key: 'config push: the Ed25519 private key that signs (edge-agent keygen)',
+      version: 'config push: the version, above every one pushed before (default: now, in seconds)',
+      group: 'config push: sign for this fleet group (fleet.group) instead of each gateway',
       all: 'spool: every dead letter',
       json: 'print one JSON object per gateway',
     },

@@ -31,7 +31,7 @@ export interface RemoteRequest {
 
 /**
  * The remote commands: words on the command line → a request. `config push` (signed remote
- * configuration) takes its place in `config` beside `get`.
+ * configuration) is remote-config-push.ts: one signature per gateway, and its outcome watched.
  */
 const REMOTE_COMMANDS: Record<string, (words: string[], values: OptionValues) => RemoteRequest> = {
   status: (w) => noArgs('status', w),
@@ -40,7 +40,9 @@ const REMOTE_COMMANDS: Record<string, (words: string[], values: OptionValues) =>
   config: (w) => {
     const [sub, ...rest] = w;
     if (sub === 'get') return noArgs('config/get', rest);
-    throw new UsageError(`config: expected "config get", got ${JSON.stringify(w.join(' '))}`);
+    throw new UsageError(
+      `config: expected "config get" or "config push FILE --key KEY", got ${JSON.stringify(w.join(' '))}`,
+    );
   },
   read: (w) => {
     if (w.length !== 1) throw new UsageError('read takes one sensor id: read SENSOR');
@@ -124,11 +126,28 @@ export async function remoteCommand(
   if (protocol !== undefined && protocol !== 4 && protocol !== 5) {
     throw new UsageError('--protocol is 4 (MQTT 3.1.1) or 5 (MQTT 5)');
   }
-  const timeoutSec = numberOption(values, 'timeout', 0.1, 3600) ?? DEFAULT_TIMEOUT_SEC;
-  const request = remoteRequest(words, values);
   const username = stringOption(values, 'username');
   const password = readPassword(stringOption(values, 'password-file'));
   const caPath = stringOption(values, 'ca-file');
+  if (words[0] === 'config' && words[1] === 'push') {
+    const { configPush } = await import('./remote-config-push.js');
+    return configPush(
+      values,
+      words.slice(2),
+      gateways,
+      {
+        url,
+        prefix,
+        protocolVersion: protocol === 4 ? 4 : 5,
+        ...(username !== undefined ? { username } : {}),
+        ...(password !== undefined ? { password } : {}),
+        ...(caPath !== undefined ? { caFile: readFileSync(caPath) } : {}),
+      },
+      output,
+    );
+  }
+  const timeoutSec = numberOption(values, 'timeout', 0.1, 3600) ?? DEFAULT_TIMEOUT_SEC;
+  const request = remoteRequest(words, values);
 
   const outcomes = await sendCommand({
     url,

@@ -27,6 +27,8 @@ export interface ConfigShape {
   passwordFile?: string;
   windowMs?: number;
   probationMs?: number;
+  /** fleet.enabled: commands over MQTT (config/set among them). */
+  commands?: boolean;
   /** Extra top-level YAML, appended. */
   extra?: string;
 }
@@ -52,6 +54,7 @@ export function configText(c: ConfigShape): string {
     'spool: { dir: ./state }',
     'log: { level: warn }',
     'fleet:',
+    ...(c.commands ? ['  enabled: true'] : []),
     '  remoteConfig:',
     '    enabled: true',
     '    trustedKeysDir: ./trusted-keys',

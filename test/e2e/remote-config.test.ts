@@ -1,0 +1,133 @@
+/**
+ * Remote configuration from the command line against a real broker: `edge-agent keygen`, an
+ * agent started as `edge-agent run` with fleet commands and remote config on, and
+ * `edge-agent remote … config push` — one config applied (a sensor added), one rolled back
+ * (a wrong broker password), the file and telemetry checked after each.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startHttpSensorServer } from '../../simulator/network/http-server.js';
+import { missingSeqs } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
+import { configText } from '../agent/fleet/rig-files.js';
+import { CLI, startAgent } from './agent-process.js';
+
+const t = useTeardown();
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, stdout, stderr })),
+  );
+}
+
+describe('edge-agent remote config push', () => {
+  it('applies a signed config, and a wrong broker password comes back by itself', async () => {
+    const dir = t.tempDir('remote-config-e2e-');
+    const credentials = t.tempDir('credentials-');
+    const broker = await t.mosquitto({ users: { gw: 'secret', ops: 'ops-secret' } });
+    const http = t.own(await startHttpSensorServer({ delayMs: 2, sensors: 2 }));
+
+    const keygen = await cli(['keygen', '--out', dir, '--name', 'ops']);
+    expect(keygen.code, keygen.stderr).toBe(0);
+    mkdirSync(join(dir, 'trusted-keys'), { mode: 0o755 });
+    writeFileSync(join(dir, 'trusted-keys', 'ops.pem'), readFileSync(join(dir, 'ops.pem')));
+    writeFileSync(join(dir, 'mqtt-password'), 'secret\n');
+    writeFileSync(join(dir, 'ops-password'), 'ops-secret\n');
+    const shape = { brokerUrl: broker.url, sensorUrls: [http.url(0)], commands: true };
+    const file = join(dir, 'config.yaml');
+    const original = configText(shape);
+    writeFileSync(file, original);
+
+    const sub = await t.subscriber({
+      url: broker.url,
+      topics: ['edge/gw/telemetry', 'edge/gw/config/state'],
+      username: 'gw',
+      password: 'secret',
+    });
+    const agent = startAgent(['run', '--config', file], { CREDENTIALS_DIRECTORY: credentials });
+    t.add(async () => {
+      agent.kill('SIGKILL');
+      await agent.exited();
+    });
+    await sub.waitFor((s) => s.telemetrySeqs().length > 0, 30_000, 'telemetry');
+
+    const push = (doc: string, version: number) => {
+      const path = join(dir, `push-${version}.yaml`);
+      writeFileSync(path, doc);
+      return cli([
+        'remote',
+        '--broker',
+        broker.url,
+        '--gateway',
+        'gw',
+        '--username',
+        'ops',
+        '--password-file',
+        join(dir, 'ops-password'),
+        'config',
+        'push',
+        path,
+        '--key',
+        join(dir, 'ops.key'),
+        '--version',
+        String(version),
+        '--timeout',
+        '60',
+      ]);
+    };
+
+    const withSensor = configText({ ...shape, sensorUrls: [http.url(0), http.url(1)] });
+    const applied = await push(withSensor, 1);
+    expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+    expect(applied.stdout).toMatch(/^gw: applied \(1\/1\)$/m);
+    expect(readFileSync(file, 'utf8')).toBe(withSensor);
+    await sub.waitFor(
+      (s) =>
+        s
+          .on('/telemetry')
+          .some((m) =>
+            (m.json?.windows as Array<{ sensor: string }>).some((w) => w.sensor === 'http-1'),
+          ),
+      20_000,
+      'windows of the sensor added',
+    );
+
+    writeFileSync(join(credentials, 'other-password'), 'wrong\n');
+    const wrong = configText({
+      ...shape,
+      sensorUrls: [http.url(0), http.url(1)],
+      passwordFile: join(credentials, 'other-password'),
+    });
+    const rolledBack = await push(wrong, 2);
+    expect(rolledBack.code, rolledBack.stdout + rolledBack.stderr).toBe(1);
+    expect(rolledBack.stdout).toMatch(
+      /^gw: rolled-back: probation of 6000 ms over: not connected/m,
+    );
+    expect(readFileSync(file, 'utf8')).toBe(withSensor);
+    const atRollback = Math.max(...sub.telemetrySeqs());
+    await sub.waitFor(
+      (s) => Math.max(...s.telemetrySeqs()) > atRollback + 2,
+      30_000,
+      'telemetry on the old settings',
+    );
+    const seqs = sub.telemetrySeqs();
+    expect(missingSeqs(seqs, Math.max(...seqs))).toEqual([]);
+
+    const replay = await push(wrong, 2);
+    expect(replay.code).toBe(1);
+    // The answer or the state, whichever comes first: both say why.
+    expect(replay.stdout).toMatch(
+      /^gw: (refused: config\/set|rejected): version 2 is not above 2/m,
+    );
+
+    agent.kill('SIGTERM');
+    expect((await agent.exited()).code).toBe(0);
+  });
+});
