@@ -143,6 +143,7 @@ export class Pipeline {
         health: () => this.health(),
         config: () => this.config,
         configFile: this.opts.configFile,
+        configVersion: () => this.opts.configIdentity?.().version ?? null,
         reloader: () => this.reloader,
         sampler: this.sampler,
         homeassistant: this.homeassistant,

@@ -11,6 +11,8 @@ export interface PipelineView {
   health(): HealthReport;
   config(): Config;
   configFile: string | undefined;
+  /** The remote configuration version of the running file; null when never set remotely. */
+  configVersion(): number | null;
   /** How to reload as SIGHUP does; undefined where there is no file to reload (simulate). */
   reloader(): (() => Promise<ReloadOutcome>) | undefined;
   sampler: Pick<Sampler, 'runningSensor'>;
@@ -23,8 +25,7 @@ export function pipelineControl(p: PipelineView): AgentControl {
     health: () => p.health(),
     config: () => p.config(),
     configFile: () => p.configFile,
-    // The version of a signed remote configuration, once there is such a thing.
-    configVersion: () => null,
+    configVersion: () => p.configVersion(),
     reload: () => {
       const reload = p.reloader();
       if (!reload) {

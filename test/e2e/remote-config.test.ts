@@ -99,6 +99,23 @@ describe('edge-agent remote config push', () => {
       'windows of the sensor added',
     );
 
+    const get = await cli([
+      'remote',
+      '--broker',
+      broker.url,
+      '--gateway',
+      'gw',
+      '--username',
+      'ops',
+      '--password-file',
+      join(dir, 'ops-password'),
+      '--json',
+      'config',
+      'get',
+    ]);
+    expect(get.code, get.stdout + get.stderr).toBe(0);
+    expect(JSON.parse(get.stdout)).toMatchObject({ answer: { result: { version: 1 } } });
+
     writeFileSync(join(credentials, 'other-password'), 'wrong\n');
     const wrong = configText({
       ...shape,
