@@ -3,8 +3,8 @@
  * file replaced atomically:
  * - `highest-version`: the highest version ever accepted for apply. Raised before the new file
  *   is written and never lowered, not even by a rollback, so a replayed envelope is refused.
- * - `state.json`: the running config's version and hash and the outcome of the latest request,
- *   as retained on `<prefix>/<gw>/config/state`.
+ * - `state.json`: the running config's version and hash and the outcome of the latest apply
+ *   (refusals are only announced, never written: they come at the rate anyone may send).
  * - `probation.json`: present from before the new file is written until the new config is
  *   confirmed or rolled back; a process that starts and finds it died during an apply.
  */

@@ -111,9 +111,14 @@ export class RemoteConfig {
     this.announce();
   }
 
+  /**
+   * A refusal is announced but not written to the state directory: anyone who may publish a
+   * request could otherwise make the gateway write its SD card at the rate limit.
+   */
   private refuse(reason: string, request: ConfigState['request']): never {
     this.opts.logger.warn({ reason, version: request?.version }, 'config/set refused');
-    this.record({ status: 'rejected', reason, request });
+    this.state = { ...this.state, status: 'rejected', reason, request };
+    this.announce();
     throw new CommandRefused(reason);
   }
 

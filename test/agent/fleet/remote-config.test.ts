@@ -275,10 +275,15 @@ describe('config/set on a running agent', () => {
       expect(answer, c.what).toMatchObject({ ok: false, error: { code: 'refused' } });
       expect(!answer.ok && answer.error.message, c.what).toMatch(c.reason);
       expect(readFileSync(gw.file, 'utf8'), c.what).toBe(original);
-      expect(new ConfigStore(gw.rig.stateDir).state(), c.what).toMatchObject({
-        status: 'rejected',
-      });
+      expect(gw.rig.remote.currentState(), c.what).toMatchObject({ status: 'rejected' });
     }
+    await gw.sub.waitFor(
+      (s) => s.on('/config/state').some((m) => m.json?.status === 'rejected'),
+      10_000,
+      'a rejected state on the broker',
+    );
+    // Refusals are not written to the state directory (no disk writes at the request rate).
+    expect(new ConfigStore(gw.rig.stateDir).state()?.status).not.toBe('rejected');
     // And a good one still goes through afterwards.
     const answer = await gw.rig.commands.handle('config/set', signed(key, 4, good), {
       origin: 'remote',
