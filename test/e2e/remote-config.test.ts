@@ -40,7 +40,12 @@ describe('edge-agent remote config push', () => {
     writeFileSync(join(dir, 'trusted-keys', 'ops.pem'), readFileSync(join(dir, 'ops.pem')));
     writeFileSync(join(dir, 'mqtt-password'), 'secret\n');
     writeFileSync(join(dir, 'ops-password'), 'ops-secret\n');
-    const shape = { brokerUrl: broker.url, sensorUrls: [http.url(0)], commands: true };
+    const shape = {
+      brokerUrl: broker.url,
+      sensorUrls: [http.url(0)],
+      commands: true,
+      group: 'building-7',
+    };
     const file = join(dir, 'config.yaml');
     const original = configText(shape);
     writeFileSync(file, original);
@@ -58,7 +63,7 @@ describe('edge-agent remote config push', () => {
     });
     await sub.waitFor((s) => s.telemetrySeqs().length > 0, 30_000, 'telemetry');
 
-    const push = (doc: string, version: number) => {
+    const push = (doc: string, version: number, ...more: string[]) => {
       const path = join(dir, `push-${version}.yaml`);
       writeFileSync(path, doc);
       return cli([
@@ -80,6 +85,7 @@ describe('edge-agent remote config push', () => {
         String(version),
         '--timeout',
         '60',
+        ...more,
       ]);
     };
 
@@ -137,12 +143,32 @@ describe('edge-agent remote config push', () => {
     const seqs = sub.telemetrySeqs();
     expect(missingSeqs(seqs, Math.max(...seqs))).toEqual([]);
 
-    const replay = await push(wrong, 2);
+    // MQTT 3.1.1 on the operator's side: the answer by id on the fixed reply topic.
+    const replay = await push(wrong, 2, '--protocol', '4');
     expect(replay.code).toBe(1);
     // The answer or the state, whichever comes first: both say why.
     expect(replay.stdout).toMatch(
       /^gw: (refused: config\/set|rejected): version 2 is not above 2/m,
     );
+
+    // Signed once for the gateway's group; a new window length replaces the pipeline.
+    const forGroup = configText({
+      ...shape,
+      sensorUrls: [http.url(0), http.url(1)],
+      windowMs: 400,
+    });
+    const grouped = await push(forGroup, 3, '--group', 'building-7');
+    expect(grouped.code, grouped.stdout + grouped.stderr).toBe(0);
+    expect(grouped.stdout).toMatch(/^gw: applied \(1\/1\)$/m);
+    expect(readFileSync(file, 'utf8')).toBe(forGroup);
+    const atGroupPush = Math.max(...sub.telemetrySeqs());
+    await sub.waitFor(
+      (s) => Math.max(...s.telemetrySeqs()) > atGroupPush + 1,
+      30_000,
+      'telemetry from the new pipeline',
+    );
+    const all = sub.telemetrySeqs();
+    expect(missingSeqs(all, Math.max(...all))).toEqual([]);
 
     agent.kill('SIGTERM');
     expect((await agent.exited()).code).toBe(0);

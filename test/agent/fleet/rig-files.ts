@@ -27,6 +27,8 @@ export interface ConfigShape {
   passwordFile?: string;
   windowMs?: number;
   probationMs?: number;
+  /** fleet.group. */
+  group?: string;
   /** fleet.enabled: commands over MQTT (config/set among them). */
   commands?: boolean;
   /** Extra top-level YAML, appended. */
@@ -55,6 +57,7 @@ export function configText(c: ConfigShape): string {
     'log: { level: warn }',
     'fleet:',
     ...(c.commands ? ['  enabled: true'] : []),
+    ...(c.group ? [`  group: ${c.group}`] : []),
     '  remoteConfig:',
     '    enabled: true',
     '    trustedKeysDir: ./trusted-keys',
