@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_DRAIN_MS } from '../../agent/pipeline.js';
+import { GOODBYE_MS } from '../../agent/publish/broker-session.js';
 import { listenNotifySocket, type NotifyListener } from '../helpers/notify-socket.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -115,15 +117,17 @@ describe.skipIf(!built)('edge-agent run under a stand-in systemd', () => {
     );
     expect(texts().some((t) => t.startsWith('STATUS='))).toBe(true);
 
-    const termAt = Date.now();
     proc.kill('SIGTERM');
     const code = await Promise.race([
       exited,
       new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), (timeoutStopSec + 10) * 1000)),
     ]);
-    const stopSec = (Date.now() - termAt) / 1000;
     expect(code, output).toBe(0);
-    expect(stopSec).toBeLessThan(timeoutStopSec);
+    // Within TimeoutStopSec whatever the machine's load: with the broker down the stop waits
+    // for the drain bound, then gives up (the batches stay in the spool); that bound and the
+    // goodbye's, kept by the agent's own clock, fit in the unit's TimeoutStopSec.
+    expect(output).toContain('publisher stopped; unsent batches stay in the spool');
+    expect(DEFAULT_DRAIN_MS + GOODBYE_MS).toBeLessThan(timeoutStopSec * 1000);
     const stopping = texts().findIndex((t) => t.split('\n').includes('STOPPING=1'));
     expect(stopping).toBeGreaterThan(ready());
   });
