@@ -1,5 +1,6 @@
 import { SerialPortStream } from '@serialport/stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../helpers/wait.js';
 import { decodeReadResponse, encodeReadRequest } from '../../../drivers/modbus-pdu.js';
 import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-rtu-frame.js';
 import { SimulatedSerialBinding, type DevicePort } from '../../../simulator/serial/binding.js';
@@ -137,8 +138,10 @@ describe('ModbusRtuBusDevice', () => {
     const frame = encodeRtuFrame(1, encodeReadRequest(4, 1, 1));
     frame[frame.length - 1] ^= 1;
     s.write(frame);
-    for (let i = 0; i < 200 && device.counters.frames === 0; i++)
-      await new Promise((r) => setTimeout(r, 5));
+    await waitUntil(() => device.counters.frames > 0, {
+      timeoutMs: 10_000,
+      what: 'the frame at the device',
+    });
     expect(device.counters.badFrames).toBe(1);
     expect(slave.counters.requests).toBe(0);
   });
