@@ -52,7 +52,7 @@ describe('SimulatedSerialBinding', () => {
     });
     const t0 = Date.now();
     s.write(Buffer.alloc(10));
-    for (let i = 0; i < 500 && arrivedAt === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitUntil(() => arrivedAt > 0, { timeoutMs: 10_000, what: 'the bytes at the device' });
     // 10 chars × 11 bits / 1200 baud = 91.7 ms; a lower bound is robust under load.
     expect(arrivedAt - t0).toBeGreaterThanOrEqual(85);
   });
