@@ -225,7 +225,12 @@ describe('no loss across SIGKILL and broker outages', () => {
 
     // Broker outage: batches pile up in the spool and are replayed in order afterwards.
     await broker.stop();
-    await sleep(4000);
+    // Until the agent says batches wait in its spool (the backlog of its retry lines).
+    await second.waitForLog(
+      (l) => l.msg === 'MQTT connect failed; retrying' && Number(l.backlog) >= 3,
+      'three batches spooled during the outage',
+      30_000,
+    );
     await broker.restart();
     const beforeDrain = Math.max(...sub.telemetrySeqs());
     await sub.waitFor(
