@@ -256,6 +256,7 @@ export class Pipeline {
       ring: this.ring.counters(),
       publisher: this.publisher.stats(),
       sparkplug: this.sparkplug?.stats(),
+      homeassistant: this.homeassistant?.stats(),
       eventLoop: this.loop.snapshot(),
       sensors: this.sampler.health(),
       workerRestarts: this.worker.restarts,
