@@ -62,6 +62,6 @@ function homeAssistantOutput(bridge: HomeAssistantBridge): Output {
       bridge.stop();
       return Promise.resolve();
     },
-    stats: () => ({}),
+    stats: () => bridge.stats(),
   };
 }

@@ -259,6 +259,7 @@ export class Pipeline {
       ring: this.ring.counters(),
       publisher: this.publisher.stats(),
       sparkplug: this.sparkplug?.stats(),
+      homeassistant: this.homeassistant?.stats(),
       eventLoop: this.loop.snapshot(),
       sensors: this.sampler.health(),
       workerRestarts: this.worker.restarts,
@@ -298,7 +299,7 @@ export class Pipeline {
 
   /** A retained QoS 1 publish on the telemetry connection; true once acknowledged. */
   publishRetained(topic: string, payload: string): Promise<boolean> {
-    return this.publisher.publishRetained(topic, payload);
+    return this.publisher.publishRetained(topic, payload).then((o) => o.sent);
   }
 
   /** The current config (after reloads). */

@@ -103,6 +103,8 @@ production_modules() {
     [ "$abi" = "$TARGET_ABI" ] ||
       die "trixie's nodejs ($arch) has Node ABI $abi, this script targets $TARGET_ABI: update TARGET_ABI"
     say "compiling ${mods[*]} in the $arch chroot (under qemu this takes a while; cached afterwards)"
+    # The time reported below is the compile's, not the first build chroot's.
+    started=$SECONDS
     # node-gyp's own dependencies resolve only from a directory named node_modules.
     in_chroot "$arch" "$dir" "set -- /build /opt/npm/node_modules; NODEDIR=--nodedir=/usr; $build" \
       "$work:/build" "$gyp:/opt/npm/node_modules" || die "compiling the native modules for $arch failed"

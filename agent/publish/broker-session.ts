@@ -5,6 +5,7 @@
  * protocol negotiation (MQTT 5, or 3.1.1 once the broker refuses 5), failover, backoff,
  * the limits the broker announces, goodbye, and the connect/loss log lines — and tells its
  * owner when it is up and when it closed; what is sent over it is the owner's business.
+ * Why an attempt failed is diagnosed and logged by connection-errors.ts.
  *
  * Why we drive the connection ourselves (reconnectPeriod 0, one mqtt.js client per
  * connection attempt): mqtt.js's offline queue is unbounded and a publish rejected while it
@@ -19,24 +20,21 @@
 import mqtt, {
   type IClientOptions,
   type IConnackPacket,
-  type IDisconnectPacket,
   type IPublishPacket,
   type MqttClient,
 } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
 import { Backoff, ReconnectPolicy } from './backoff.js';
-import { explainConnectFailure } from './broker-errors.js';
 import { BrokerTerms } from './broker-terms.js';
 import {
   brokerLabel,
   connectionOptions,
-  describeError,
   type MqttConfig,
   withProtocolVersion,
 } from './connection-options.js';
 import { disconnect, watchConnectSent } from './client-lifecycle.js';
+import { ConnectionErrors, type AttemptView } from './connection-errors.js';
 import { SessionHooks, type ConnectionHooks, type ConnectionLink } from './session-hooks.js';
-import { TlsPorts } from './tls-probe.js';
 
 export type { ConnectionHooks, ConnectionLink } from './session-hooks.js';
 
@@ -107,7 +105,7 @@ export type Goodbye = (
 export class BrokerSession {
   readonly terms: BrokerTerms;
   private readonly policy: ReconnectPolicy;
-  private readonly tlsPorts = new TlsPorts();
+  private readonly errors: ConnectionErrors;
   private readonly hooks: SessionHooks;
   private readonly prefix: string;
   private owner: SessionOwner | undefined;
@@ -123,8 +121,6 @@ export class BrokerSession {
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** Connect again at once, to the same broker: the protocol fallback. */
   private retryNow = false;
-  /** The last attempt was refused in CONNACK (credentials, authorization). */
-  private refusedLast = false;
   /** The current connection got its CONNACK. */
   private gotConnack = false;
   private stopped = false;
@@ -132,14 +128,14 @@ export class BrokerSession {
   private ending = false;
   private connects = 0;
   private connectFailures = 0;
-  private lastErrorText: string | undefined;
-  /** The error of the current connection (attempt), for the log line when it closes. */
-  private connectionError: string | undefined;
 
   constructor(private readonly options: SessionOptions) {
     this.prefix = options.name ? `${options.name}: ` : '';
     this.hooks = new SessionHooks(options.logger);
     this.terms = new BrokerTerms(options.mqtt, options.logger, options.name);
+    this.errors = new ConnectionErrors(this.terms, options.logger, this.prefix, () =>
+      this.stopped ? undefined : this.attemptView(),
+    );
     this.policy = new ReconnectPolicy(
       new Backoff(options.mqtt.reconnectMinMs, options.mqtt.reconnectMaxMs),
       STABLE_CONNECTION_MS,
@@ -191,7 +187,7 @@ export class BrokerSession {
 
   /** The latest connection or publish error, for stats and health. */
   noteError(text: string): void {
-    this.lastErrorText = text;
+    this.errors.note(text);
   }
 
   /** Use this connection for a consumer's subscriptions and announcements (see ConnectionHooks). */
@@ -216,7 +212,7 @@ export class BrokerSession {
       connectFailures: this.connectFailures,
       protocolVersion: this.terms.protocolVersion,
     };
-    if (this.lastErrorText !== undefined) s.lastError = this.lastErrorText;
+    if (this.errors.lastError !== undefined) s.lastError = this.errors.lastError;
     return s;
   }
 
@@ -280,7 +276,7 @@ export class BrokerSession {
     this.clientOptions = withProtocolVersion(this.clientOptions, this.terms.protocolVersion);
     const gen = ++this.gen;
     this.gotConnack = false;
-    this.connectionError = undefined;
+    this.errors.attemptStarted();
     const client = mqtt.connect(this.brokerUrl(), { ...this.clientOptions, will: owner.will() });
     this.client = client;
     watchConnectSent(client, () => {
@@ -291,10 +287,11 @@ export class BrokerSession {
     });
     // Always listen: an 'error' without a listener would crash the process.
     client.on('error', (err) => {
-      if (gen === this.gen) this.onError(err);
+      if (gen !== this.gen) return;
+      if (this.errors.onError(err, this.attemptView()) === 'retry-now') this.retryNow = true;
     });
     client.on('disconnect', (packet) => {
-      if (gen === this.gen) this.onBrokerDisconnect(packet);
+      if (gen === this.gen) this.errors.onBrokerDisconnect(packet, this.brokerFields());
     });
     client.on('close', () => {
       if (gen === this.gen) this.onClose(client);
@@ -309,9 +306,8 @@ export class BrokerSession {
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
     this.connectedNow = true;
     this.gotConnack = true;
-    this.refusedLast = false;
+    this.errors.connected(this.brokerUrl());
     this.policy.connected();
-    this.tlsPorts.connected(this.brokerUrl());
     this.connects++;
     const props = connack.properties;
     this.maximumPacketSize = props?.maximumPacketSize;
@@ -332,76 +328,14 @@ export class BrokerSession {
     if (link) this.hooks.connected(link);
   }
 
-  private setError(text: string): void {
-    this.lastErrorText = text;
-    this.connectionError = text;
-  }
-
-  private onError(err: Error): void {
-    this.setError(describeError(err));
-    const log = this.options.logger;
-    const url = this.brokerUrl();
-    const where = this.brokerFields();
-    if (this.gotConnack) {
-      log.warn({ ...where, error: this.lastErrorText }, `${this.prefix}MQTT connection error`);
-      return;
-    }
-    const failure = explainConnectFailure(err, {
-      url,
-      protocolVersion: this.terms.protocolVersion,
-      negotiated: this.terms.negotiated(),
-      beforeConnack: true,
-      speaksTls: this.tlsPorts.speaksTls(url),
-    });
-    if (failure.kind === 'protocol-version' && this.terms.versionRefused(where.broker)) {
-      this.retryNow = true;
-      return;
-    }
-    if (failure.kind !== 'network') this.setError(`${describeError(err)}: ${failure.hint}`);
-    if (failure.refused) {
-      this.refusedLast = true;
-      log.error(
-        { ...where, error: this.lastErrorText, clientId: this.clientOptions?.clientId },
-        `${this.prefix}MQTT BROKER REFUSED THE CONNECTION (${failure.hint}); retrying with a slower backoff`,
-      );
-    } else if (failure.kind === 'tls-mismatch') {
-      log.warn(
-        { ...where, error: this.lastErrorText },
-        `${this.prefix}MQTT connection failed: ${failure.hint}`,
-      );
-    } else {
-      log.warn({ ...where, error: this.lastErrorText }, `${this.prefix}MQTT connection error`);
-    }
-    if (failure.probeTls) this.tlsPorts.check(url, (tls) => this.probedTls(url, err, tls));
-  }
-
-  /** The answer of a TLS probe after a plain reset before CONNACK: said when it is TLS. */
-  private probedTls(url: string, err: Error, tls: boolean): void {
-    const where = this.brokerFields();
-    this.options.logger.debug({ ...where, tls }, 'broker port probed for TLS after a reset');
-    if (!tls || this.stopped || this.gotConnack || url !== this.brokerUrl()) return;
-    const failure = explainConnectFailure(err, {
-      url,
-      protocolVersion: this.terms.protocolVersion,
-      negotiated: this.terms.negotiated(),
-      beforeConnack: true,
-      speaksTls: true,
-    });
-    this.setError(`${describeError(err)}: ${failure.hint}`);
-    this.options.logger.warn(
-      { ...where, error: this.lastErrorText },
-      `${this.prefix}MQTT connection failed: ${failure.hint}`,
-    );
-  }
-
-  /** An MQTT 5 broker says why it closes the connection (e.g. 0x95 packet too large). */
-  private onBrokerDisconnect(packet: IDisconnectPacket): void {
-    const code = packet.reasonCode ?? 0;
-    if (code < 0x80) return;
-    this.setError(
-      `broker disconnected us (reason 0x${code.toString(16)}${code === 0x95 ? ', packet too large' : ''})`,
-    );
-    this.options.logger.warn({ ...this.brokerFields(), reasonCode: code }, this.lastErrorText);
+  /** The attempt now, for the error diagnosis. */
+  private attemptView(): AttemptView {
+    return {
+      url: this.brokerUrl(),
+      fields: this.brokerFields(),
+      gotConnack: this.gotConnack,
+      clientId: this.clientOptions?.clientId,
+    };
   }
 
   private onClose(client: MqttClient): void {
@@ -414,10 +348,10 @@ export class BrokerSession {
     if (!wasConnected) this.connectFailures++;
     const verdict = this.owner?.closed(wasConnected) ?? { slower: false };
     if (this.stopped || this.ending) return;
-    const slower = this.refusedLast || verdict.slower;
+    const slower = this.errors.refusedLast || verdict.slower;
     // A retry at once follows a protocol fallback: to 3.1.1 after a refusal of 5 in CONNACK,
     // or after a CONNECT of 5 the broker closed on (broker-terms.ts).
-    const quietly = this.connectionError === undefined;
+    const quietly = this.errors.currentError === undefined;
     const fallback =
       this.retryNow || this.terms.closed(brokerLabel(this.brokerUrl()), this.gotConnack, quietly);
     const delay = fallback ? 0 : this.policy.delayAfterClose(slower ? REFUSED_BACKOFF_FACTOR : 1);
@@ -433,7 +367,7 @@ export class BrokerSession {
         retryInMs: delay,
         closesInARow: this.policy.closesInARow(),
         ...this.owner?.logFields?.(),
-        error: this.connectionError,
+        error: this.errors.currentError,
       },
       `${this.prefix}${wasConnected ? 'MQTT connection lost; reconnecting' : 'MQTT connect failed; retrying'}`,
     );

@@ -14,6 +14,7 @@ import type { EventLoopSnapshot } from '../sampling/event-loop.js';
 import type { SensorHealth, SensorState } from '../sampling/health.js';
 import { HEALTH_SCHEMA } from './payload.js';
 import type { PublisherStats } from './publisher.js';
+import type { HomeAssistantStats } from '../consumers/homeassistant/bridge.js';
 import type { SparkplugStats } from '../consumers/sparkplug/node.js';
 import type { SpoolStats } from './spool/spool.js';
 import type { GapNote } from './spool/gap-note.js';
@@ -30,6 +31,11 @@ export type MqttHealth = Omit<PublisherStats, 'spool' | 'reconnects' | 'lastErro
 
 /** The Sparkplug node's figures (sparkplug.enabled); null when there was no error. */
 export type SparkplugHealth = Omit<SparkplugStats, 'lastError'> & { lastError: string | null };
+
+/** The Home Assistant bridge's figures (homeassistant.enabled); null when there was no error. */
+export type HomeAssistantHealth = Omit<HomeAssistantStats, 'lastError'> & {
+  lastError: string | null;
+};
 
 export interface SensorHealthReport {
   id: string;
@@ -71,6 +77,8 @@ export interface HealthReport {
   mqtt: MqttHealth;
   /** The Sparkplug B node's connection and session; null when sparkplug is off. */
   sparkplug: SparkplugHealth | null;
+  /** The Home Assistant discovery and state topics; null when homeassistant is off. */
+  homeassistant: HomeAssistantHealth | null;
   workerRestarts: number;
   sensors: SensorHealthReport[];
   rssBytes: number;
@@ -95,6 +103,8 @@ export interface HealthInputs {
   publisher: PublisherStats;
   /** Undefined when sparkplug is off. */
   sparkplug?: SparkplugStats;
+  /** Undefined when homeassistant is off. */
+  homeassistant?: HomeAssistantStats;
   eventLoop: EventLoopSnapshot;
   sensors: readonly SensorHealth[];
   workerRestarts: number;
@@ -129,7 +139,8 @@ export function healthReport(i: HealthInputs): HealthReport {
     spool: { ...spool, lastDrop: spool.lastDrop ?? null },
     ring: i.ring,
     mqtt: { ...mqtt, lastError: lastError ?? null },
-    sparkplug: i.sparkplug ? sparkplugHealth(i.sparkplug) : null,
+    sparkplug: i.sparkplug ? withLastError(i.sparkplug) : null,
+    homeassistant: i.homeassistant ? withLastError(i.homeassistant) : null,
     workerRestarts: i.workerRestarts,
     sensors: i.sensors.map((s) => ({
       id: s.id,
@@ -148,7 +159,10 @@ export function healthReport(i: HealthInputs): HealthReport {
   };
 }
 
-function sparkplugHealth(s: SparkplugStats): SparkplugHealth {
+/** An output's figures with `lastError` always present (null when there was none). */
+function withLastError<T extends { lastError?: string }>(
+  s: T,
+): Omit<T, 'lastError'> & { lastError: string | null } {
   const { lastError, ...rest } = s;
   return { ...rest, lastError: lastError ?? null };
 }

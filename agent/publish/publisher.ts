@@ -59,6 +59,13 @@ export interface LearnedLimits {
   healthBytes?: number;
 }
 
+/**
+ * How a retained publish ended: acknowledged; not sent because the connection is down (no
+ * error); or failed — refused by the broker or lost with the connection — with the error as
+ * logged.
+ */
+export type RetainedOutcome = { sent: true } | { sent: false; error?: string };
+
 /** Bound on waiting for the offline status' PUBACK at stop. */
 const GOODBYE_MS = 2000;
 
@@ -174,20 +181,21 @@ export class TelemetryPublisher implements Output {
 
   /**
    * A retained QoS 1 publish on this connection (an empty payload clears the topic). Resolves
-   * true on PUBACK, false when not connected or not acknowledged; nothing is queued for later.
+   * sent on PUBACK, not sent when not connected or not acknowledged (RetainedOutcome);
+   * nothing is queued for later.
    */
-  publishRetained(topic: string, payload: string | Buffer): Promise<boolean> {
+  publishRetained(topic: string, payload: string | Buffer): Promise<RetainedOutcome> {
     const client = this.session.connectedClient();
-    if (!client || this.stopped) return Promise.resolve(false);
+    if (!client || this.stopped) return Promise.resolve({ sent: false });
     return new Promise((resolve) => {
       client.publish(topic, payload, { qos: 1, retain: true }, (err) => {
-        if (err) {
-          this.options.logger.warn(
-            { topic, err: describeError(err) },
-            'retained publish failed (refused by the broker, or the connection closed)',
-          );
-        }
-        resolve(!err);
+        if (!err) return resolve({ sent: true });
+        const error = describeError(err);
+        this.options.logger.warn(
+          { topic, err: error },
+          'retained publish failed (refused by the broker, or the connection closed)',
+        );
+        resolve({ sent: false, error });
       });
     });
   }

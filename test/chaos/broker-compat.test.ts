@@ -11,19 +11,17 @@
  * A RabbitMQ node takes seconds to start: it is started once for the file and each test uses
  * its own gateway id, so nothing one test leaves retained is seen by another.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../simulator/broker.js';
 import { startAedes } from '../helpers/aedes.js';
 import { spawnMosquitto } from '../helpers/mosquitto.js';
 import { natsServerPath, spawnNats } from '../helpers/nats.js';
 import { runTs } from '../helpers/process.js';
 import { rabbitmqMissing, RabbitMqUnavailable, spawnRabbitMq } from '../helpers/rabbitmq.js';
-import { missingSeqs, startSubscriber } from '../helpers/subscriber.js';
+import { missingSeqs } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 import { windowBody } from '../agent/publish/bodies.js';
 import { makePublisher, type Harness } from '../agent/publish/setup.js';
@@ -31,10 +29,7 @@ import { makePublisher, type Harness } from '../agent/publish/setup.js';
 const publisherProcess = fileURLToPath(
   new URL('../agent/publish/fixtures/publisher-process.ts', import.meta.url),
 );
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 
 /** The packet limit the mosquitto under test is given, to see whether CONNACK announces it. */
 const MOSQUITTO_MAX_PACKET = 200_000;
@@ -171,7 +166,7 @@ async function started(start: () => Promise<Broker>, ctx: TestContext): Promise<
     skipsSaid.add(err.message);
     return ctx.skip(err.message);
   }
-  cleanups.push(() => b.close());
+  t.add(() => b.close());
   return b;
 }
 
@@ -180,7 +175,7 @@ let gateways = 0;
 const nextGateway = () => `gw${++gateways}`;
 function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
   const h = makePublisher(options);
-  cleanups.push(() => h.dispose());
+  t.add(() => h.dispose());
   return h;
 }
 
@@ -272,12 +267,11 @@ for (const broker of BROKERS) {
     it(`QoS 2: ${expected.qos2 === 'refused' ? 'refused: said once naming the broker and mqtt.qos, then QoS 1' : expected.qos2}`, async (ctx) => {
       const b = await started(broker.start, ctx);
       const gateway = nextGateway();
-      const sub = await startSubscriber({
+      const sub = await t.subscriber({
         url: b.url,
         topics: [`edge/${gateway}/telemetry`],
         qos: 2,
       });
-      cleanups.push(() => sub.close());
       const h = publisher({ gateway, mqtt: { url: b.url, qos: 2 } });
       h.publisher.start();
       const seqs: number[] = [];
@@ -308,8 +302,7 @@ for (const broker of BROKERS) {
         timeoutMs: 30_000,
         what: 'connected',
       });
-      const late = await startSubscriber({ url: b.url, topics: [`edge/${gateway}/status`] });
-      cleanups.push(() => late.close());
+      const late = await t.subscriber({ url: b.url, topics: [`edge/${gateway}/status`] });
       await late.waitFor((s) => s.messages.length > 0, 20_000, 'the retained status');
       expect(late.messages[0]).toMatchObject({ retain: true, json: { state: 'online' } });
     });
@@ -317,16 +310,14 @@ for (const broker of BROKERS) {
     it('Last Will: SIGKILL of the agent leaves a retained "offline, connection-lost"', async (ctx) => {
       const b = await started(broker.start, ctx);
       const gateway = nextGateway();
-      const stateDir = mkdtempSync(join(tmpdir(), 'compat-will-'));
-      cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+      const stateDir = t.tempDir('compat-will-');
       const p = runTs(publisherProcess, [
         JSON.stringify({ url: b.url, stateDir, gateway, everyMs: 100 }),
       ]);
-      cleanups.push(() => p.kill());
+      t.add(() => p.kill());
       await p.waitForLine(/^connected$/, 30_000);
       expect(await p.kill('SIGKILL')).toBe('SIGKILL');
-      const sub = await startSubscriber({ url: b.url, topics: [`edge/${gateway}/status`] });
-      cleanups.push(() => sub.close());
+      const sub = await t.subscriber({ url: b.url, topics: [`edge/${gateway}/status`] });
       await sub.waitFor(
         (s) => s.messages.some((m) => m.json?.state === 'offline'),
         30_000,
@@ -356,7 +347,7 @@ for (const broker of BROKERS) {
         what: 'the batch acknowledged',
       });
       const again = await connectPersistent(b.url, `compat-persistent-${gateway}`, received);
-      cleanups.push(() => again.client.endAsync(true));
+      t.add(() => again.client.endAsync(true));
       expect(again.sessionPresent).toBe(expected.sessionAfterRestart);
       if (expected.sessionAfterRestart) {
         await waitUntil(() => received.some((m) => m.includes(`"seq":${seq},`)), {
@@ -371,13 +362,12 @@ for (const broker of BROKERS) {
       async (ctx) => {
         const b = await started(broker.start, ctx);
         const gateway = nextGateway();
-        const sub = await startSubscriber({
+        const sub = await t.subscriber({
           url: b.url,
           topics: [`edge/${gateway}/telemetry`],
           clientId: `compat-restart-${gateway}`,
           clean: false,
         });
-        cleanups.push(() => sub.close());
         const h = publisher({ gateway, mqtt: { url: b.url } });
         h.publisher.start();
         await waitUntil(() => h.publisher.stats().connected, {

@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SPOOL_FILE } from '../../agent/publish/spool/sqlite-store.js';
 import { CLI, startAgent, type AgentProcess } from '../e2e/agent-process.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
-import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import { type TestSubscriber } from '../helpers/subscriber.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../helpers/tmpfs.js';
 import { ext4Unavailable, mountExt4 } from '../helpers/ext4.js';
 import { useTeardown } from '../helpers/teardown.js';
@@ -99,16 +99,14 @@ function agent(
   return a;
 }
 
-async function subscriber(gw: string): Promise<TestSubscriber> {
-  const s = await startSubscriber({
+/** A persistent subscriber to the gateway's telemetry and health. */
+const subscriber = (gw: string): Promise<TestSubscriber> =>
+  t.subscriber({
     url: broker.url,
     topics: [`edge/${gw}/telemetry`, `edge/${gw}/health`],
     clientId: `chaos-${gw}-${process.pid}`,
     clean: false,
   });
-  t.add(() => s.close());
-  return s;
-}
 
 const maxSeq = (s: TestSubscriber) => Math.max(0, ...s.telemetrySeqs());
 const waitForSeq = (s: TestSubscriber, above: number, what: string, ms = 20_000) =>

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { roundSignal, RoundEngine, sensorReadings, toSensorError } from '../../drivers/rounds.js';
 import { sleep } from '../../drivers/time.js';
+import { waitUntil } from '../helpers/wait.js';
 import {
   ReadingStatus,
   SensorError,
@@ -162,7 +163,7 @@ describe('sensorReadings', () => {
   });
 
   it('stops yielding when the sensor signal aborts, even mid-round', async () => {
-    const { driver } = scriptedDriver(['hang']);
+    const { driver, calls } = scriptedDriver(['hang']);
     const ctl = new AbortController();
     const it = sensorReadings(driver, {
       sensor: 's',
@@ -171,7 +172,7 @@ describe('sensorReadings', () => {
       signal: ctl.signal,
     });
     const next = it.next();
-    await sleep(20);
+    await waitUntil(() => calls.measure === 1, { timeoutMs: 10_000, what: 'the round measuring' });
     ctl.abort(new Error('stop'));
     expect((await next).done).toBe(true);
   });
@@ -240,14 +241,23 @@ describe('RoundEngine', () => {
   it('ends a hung round at once when the sensor stops, without a fault', async () => {
     const ctl = new AbortController();
     const faults: string[] = [];
-    const rounds = new RoundEngine(hung, {
+    let measuring = false;
+    const driver: Driver = {
+      ...hung,
+      measure: (signal) => {
+        measuring = true;
+        return hung.measure(signal);
+      },
+    };
+    const rounds = new RoundEngine(driver, {
       sensor: 'h',
       timeoutMs: 60_000,
       signal: ctl.signal,
       onFault: (e) => faults.push(e.code),
     });
     const pending = rounds.run(0);
-    await sleep(5);
+    // Mid-round: the driver is measuring (and never ends) when the sensor stops.
+    await waitUntil(() => measuring, { timeoutMs: 10_000, what: 'the round measuring' });
     ctl.abort(new Error('shutting down'));
     await expect(pending).resolves.toBeUndefined();
     expect(faults).toEqual([]);

@@ -7,9 +7,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { constants, accessSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
-import { startSubscriber } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { CLI, startAgent, type TelemetryWindow } from './agent-process.js';
 
 const COMMANDS = ['run', 'simulate', 'check-config', 'scan', 'tail', 'remote'];
@@ -172,12 +172,9 @@ describe('the first run', () => {
 describe('simulate against mosquitto', () => {
   let broker: MosquittoBroker;
   const dir = mkdtempSync(join(tmpdir(), 'edge-first-example-'));
-  const cleanups: Array<() => Promise<void>> = [];
+  const t = useTeardown();
   beforeAll(async () => {
     broker = await spawnMosquitto();
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
   });
   afterAll(async () => {
     await broker.close();
@@ -186,8 +183,7 @@ describe('simulate against mosquitto', () => {
 
   it('sends each period’s windows in one batch, the ASCII thermometer’s included', async () => {
     const gw = 'first-periods';
-    const sub = await startSubscriber({ url: broker.url, topics: [`edge/${gw}/telemetry`] });
-    cleanups.push(() => sub.close());
+    const sub = await t.subscriber({ url: broker.url, topics: [`edge/${gw}/telemetry`] });
     const agent = startAgent([
       'simulate',
       '--broker',
@@ -199,7 +195,7 @@ describe('simulate against mosquitto', () => {
       '--window',
       '2000',
     ]);
-    cleanups.push(async () => {
+    t.add(async () => {
       agent.kill('SIGTERM');
       await agent.exited();
     });
@@ -225,8 +221,7 @@ describe('simulate against mosquitto', () => {
 
   it('--config systemd/config.example.yaml reads its Modbus TCP device from a loopback stand-in, not 192.168.1.40', async () => {
     const gw = 'first-example';
-    const sub = await startSubscriber({ url: broker.url, topics: [`edge/${gw}/telemetry`] });
-    cleanups.push(() => sub.close());
+    const sub = await t.subscriber({ url: broker.url, topics: [`edge/${gw}/telemetry`] });
     const agent = startAgent([
       'simulate',
       '--config',
@@ -240,7 +235,7 @@ describe('simulate against mosquitto', () => {
       '--window',
       '1000',
     ]);
-    cleanups.push(async () => {
+    t.add(async () => {
       agent.kill('SIGTERM');
       await agent.exited();
     });

@@ -14,7 +14,7 @@
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
 import { AGENT_VERSION } from '../../version.js';
-import type { ConnectionHooks } from '../../publish/publisher.js';
+import type { ConnectionHooks, RetainedOutcome } from '../../publish/publisher.js';
 import {
   birthTopic,
   componentIds,
@@ -30,8 +30,24 @@ import { LatestStates, type WindowValue } from './state.js';
 /** What the bridge needs of the telemetry publisher. */
 export interface RetainedChannel {
   attach(hooks: ConnectionHooks): void;
-  publishRetained(topic: string, payload: string): Promise<boolean>;
+  publishRetained(topic: string, payload: string): Promise<RetainedOutcome>;
 }
+
+/** The bridge's figures, as the health report carries them (`homeassistant`). */
+export interface HomeAssistantStats {
+  /** Discovery messages the broker acknowledged: announcements and removals. */
+  discoveries: number;
+  /** State messages the broker acknowledged. */
+  states: number;
+  /** Retained state topics of sensors that are gone, cleared (acknowledged). */
+  cleared: number;
+  /** Retained publishes that failed: refused by the broker, or lost with the connection. */
+  failed: number;
+  /** The latest failure, as logged. */
+  lastError?: string;
+}
+
+type RetainedKind = 'discoveries' | 'states' | 'cleared';
 
 export interface BridgeOptions {
   context: DiscoveryContext;
@@ -55,6 +71,8 @@ export class HomeAssistantBridge {
   private stopped = false;
   private readonly ctx: DiscoveryContext;
   private readonly topic: string;
+  private readonly counts = { discoveries: 0, states: 0, cleared: 0, failed: 0 };
+  private lastError: string | undefined;
 
   constructor(private readonly options: BridgeOptions) {
     this.ctx = options.context;
@@ -107,6 +125,13 @@ export class HomeAssistantBridge {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.birthTimer);
+  }
+
+  stats(): HomeAssistantStats {
+    return {
+      ...this.counts,
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+    };
   }
 
   private onBirth(payload: string, retained: boolean): void {
@@ -175,21 +200,21 @@ export class HomeAssistantBridge {
   }
 
   private async announceNow(why: string): Promise<boolean> {
-    const { channel, logger } = this.options;
+    const { logger } = this.options;
     const removing = [...this.removing];
     if (removing.length > 0) {
       const removal = deviceDiscovery(this.ctx, this.sensors, removing);
-      if (!(await channel.publishRetained(this.topic, JSON.stringify(removal)))) return false;
+      if (!(await this.publish('discoveries', this.topic, JSON.stringify(removal)))) return false;
     }
     // After the removal, so Home Assistant never reads an empty state of a live entity; before
     // the discovery that omits the components, which would hide them from the next start.
     for (const sensor of [...this.clearing]) {
       const topic = stateTopic(this.ctx.topicPrefix, this.ctx.gateway, sensor);
-      if (!(await channel.publishRetained(topic, ''))) return false;
+      if (!(await this.publish('cleared', topic, ''))) return false;
       this.clearing.delete(sensor);
     }
     const discovery = deviceDiscovery(this.ctx, this.sensors);
-    if (!(await channel.publishRetained(this.topic, JSON.stringify(discovery)))) return false;
+    if (!(await this.publish('discoveries', this.topic, JSON.stringify(discovery)))) return false;
     for (const id of removing) this.removing.delete(id);
     // Home Assistant wants the states again after a config; ours are retained, so this
     // matters only when a broker lost them.
@@ -209,10 +234,22 @@ export class HomeAssistantBridge {
   private publishState(sensor: string): Promise<boolean> {
     const payload = this.states.payload(sensor);
     if (payload === undefined) return Promise.resolve(false);
-    return this.options.channel.publishRetained(
+    return this.publish(
+      'states',
       stateTopic(this.ctx.topicPrefix, this.ctx.gateway, sensor),
       payload,
     );
+  }
+
+  /** A retained publish, counted by kind when acknowledged and as failed when it failed. */
+  private async publish(kind: RetainedKind, topic: string, payload: string): Promise<boolean> {
+    const outcome = await this.options.channel.publishRetained(topic, payload);
+    if (outcome.sent) this.counts[kind] += 1;
+    else if (outcome.error !== undefined) {
+      this.counts.failed += 1;
+      this.lastError = outcome.error;
+    }
+    return outcome.sent;
   }
 }
 

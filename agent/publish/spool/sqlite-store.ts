@@ -3,9 +3,8 @@
  * `spool.sqlite` in the state directory, opened as sqlite-open.ts says (WAL, exclusive lock,
  * synchronous=FULL by default, integrity check).
  *
- * - Bodies are stored deflated when that makes them smaller (body-codec.ts, column `enc`); the
- *   `size` column keeps the payload bytes, which the bounds count. Rows without them (a file
- *   from before) are read as stored.
+ * - The rows and their SQL: sqlite-batches.ts (bodies deflated when that makes them smaller);
+ *   the dead letters: sqlite-dead-letters.ts. This store keeps their counts and bytes.
  * - Pending deletes: an acknowledged row is never read again, and its DELETE goes into the next
  *   `write` transaction (one fsync for the batches and the acks). If that DELETE is lost to a
  *   crash, the batch is replayed: a duplicate, never a loss.
@@ -17,23 +16,25 @@
  */
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
-import { decodeBody, encodeBody } from './body-codec.js';
+import { parseGap } from './gap-note.js';
+import { PendingDeletes } from './pending-deletes.js';
+import { RecentCache } from './recent-cache.js';
+import {
+  batchBytes,
+  batchTotals,
+  deleteBatch,
+  importBatches,
+  oldestBatch,
+  readBatches,
+  writeBatches,
+} from './sqlite-batches.js';
 import {
   DeadLetterTable,
   discardDeadLetters,
   requeueDeadLetters,
   setAsideRow,
 } from './sqlite-dead-letters.js';
-import { parseGap } from './gap-note.js';
-import { PendingDeletes } from './pending-deletes.js';
-import { RecentCache } from './recent-cache.js';
-import {
-  openSpoolDatabase,
-  PAYLOAD,
-  SPOOL_FILE,
-  UPSERT_META,
-  UPSERT_UNSENT,
-} from './sqlite-open.js';
+import { openSpoolDatabase, SPOOL_FILE, UPSERT_META, UPSERT_UNSENT } from './sqlite-open.js';
 import type {
   DeadLetter,
   DroppedRow,
@@ -47,8 +48,6 @@ import type {
 
 export { SPOOL_FILE } from './sqlite-open.js';
 export { RECENT_MAX_BATCHES } from './recent-cache.js';
-
-type Row = { seq: number; created_at: number; body: Buffer; gap: string | null; enc: unknown };
 
 export class SqliteStore implements DurableStore {
   readonly path: string;
@@ -110,15 +109,13 @@ export class SqliteStore implements DurableStore {
 
   /** Count the rows of the open database; its batch count, bytes and highest seq. */
   load(): { depth: number; bytes: number; maxSeq: number | null } {
-    const totals = this.sql(
-      `SELECT count(*) AS n, coalesce(sum(${PAYLOAD}), 0) AS b, max(seq) AS m FROM batches`,
-    ).get() as { n: number; b: number; m: number | null };
-    this.rows = totals.n;
-    this.rowBytes = totals.b;
-    this.topSeq = totals.m ?? 0;
+    const totals = batchTotals(this.sql);
+    this.rows = totals.rows;
+    this.rowBytes = totals.bytes;
+    this.topSeq = totals.maxSeq ?? 0;
     this.dead.load();
     this.forgetRecent();
-    return { depth: totals.n, bytes: totals.b, maxSeq: totals.m };
+    return { depth: totals.rows, bytes: totals.bytes, maxSeq: totals.maxSeq };
   }
 
   readMeta(key: string): unknown {
@@ -146,17 +143,7 @@ export class SqliteStore implements DurableStore {
    * pending deletes are then settled: those rows are not in this file). The seqs inserted.
    */
   importRows(rows: readonly ImportedRow[]): number[] {
-    const insert = this.sql(
-      'INSERT OR IGNORE INTO batches (seq, created_at, body, gap) VALUES (?, ?, ?, ?)',
-    );
-    const seqs: number[] = [];
-    this.db!.transaction(() => {
-      for (const r of rows) {
-        if (this.acked.has(r.seq)) continue;
-        insert.run(r.seq, r.createdAt, r.body, r.gap);
-        seqs.push(r.seq);
-      }
-    })();
+    const seqs = importBatches(this.db!, this.sql, rows, this.acked);
     this.acked.clear();
     return seqs;
   }
@@ -206,30 +193,13 @@ export class SqliteStore implements DurableStore {
     if (!db) return false;
     const deletes = this.acked.seqs();
     try {
-      const remove = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n`);
-      const insert = this.sql(
-        'INSERT INTO batches (seq, created_at, body, gap, enc, size) VALUES (?, ?, ?, ?, ?, ?)',
-      );
-      const deflate = this.options.deflate ?? true;
-      const setMeta = this.sql(UPSERT_META);
-      let removed = 0;
-      let removedBytes = 0;
-      db.transaction(() => {
-        for (const seq of deletes) {
-          const row = remove.get(seq) as { n: number } | undefined;
-          if (row) {
-            removed++;
-            removedBytes += row.n;
-          }
-        }
-        for (const b of batches) {
-          const { stored, enc } = encodeBody(b.body, deflate);
-          const gap = b.gapBefore ? JSON.stringify(b.gapBefore) : null;
-          insert.run(b.seq, b.createdAt, stored, gap, enc, b.body.length);
-        }
-        for (const [key, value] of meta) setMeta.run(key, value);
-        this.sql(UPSERT_UNSENT).run(Math.max(this.topSeq, batches.at(-1)?.seq ?? 0) + 1);
-      })();
+      const { removed, removedBytes } = writeBatches(db, this.sql, {
+        deletes,
+        batches,
+        meta,
+        deflate: this.options.deflate ?? true,
+        next: Math.max(this.topSeq, batches.at(-1)?.seq ?? 0) + 1,
+      });
       for (const seq of deletes) this.acked.settle(seq);
       this.rows -= removed;
       this.rowBytes -= removedBytes;
@@ -252,13 +222,8 @@ export class SqliteStore implements DurableStore {
     // Older than the read-back cache: read from SQLite (replay).
     if (this.db && this.rows > 0 && afterSeq + 1 < this.recent.from) {
       try {
-        const rows = this.sql(
-          'SELECT seq, created_at, body, gap, enc FROM batches WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
-        ).all(afterSeq, this.recent.from, limit + this.acked.size) as Row[];
-        for (const r of rows) {
-          if (!this.acked.has(r.seq)) out.push(fromRow(r));
-          if (out.length >= limit) break;
-        }
+        const range = { afterSeq, beforeSeq: this.recent.from, limit };
+        for (const b of readBatches(this.sql, range, this.acked)) out.push(b);
       } catch (err) {
         this.options.failed(err, 'read');
       }
@@ -270,9 +235,7 @@ export class SqliteStore implements DurableStore {
   oldest(): { seq: number; createdAt: number } | undefined {
     if (!this.db || this.rows <= 0) return undefined;
     try {
-      const row = this.sql('SELECT seq, created_at FROM batches ORDER BY seq LIMIT 1').get() as
-        { seq: number; created_at: number } | undefined;
-      return row ? { seq: row.seq, createdAt: row.created_at } : undefined;
+      return oldestBatch(this.sql);
     } catch {
       // Asked for health and bounds: a read failure here is reported by the next write.
       return undefined;
@@ -296,20 +259,13 @@ export class SqliteStore implements DurableStore {
   drop(seq: number): DroppedRow | 'acked' | undefined {
     if (!this.db) return undefined;
     try {
-      const row = this.db.transaction(() => {
-        const r = this.sql(`DELETE FROM batches WHERE seq = ? RETURNING ${PAYLOAD} AS n, gap`).get(
-          seq,
-        ) as { n: number; gap: string | null } | undefined;
-        if (r) this.sql(UPSERT_UNSENT).run(this.topSeq + 1);
-        return r;
-      })();
+      const row = deleteBatch(this.db, this.sql, seq, this.topSeq + 1);
       if (!row) return undefined;
       this.recent.take(seq);
       this.rows--;
-      this.rowBytes -= row.n;
+      this.rowBytes -= row.bytes;
       if (this.acked.settle(seq)) return 'acked';
-      const gapBefore = parseGap(row.gap);
-      return gapBefore ? { bytes: row.n, gapBefore } : { bytes: row.n };
+      return row.gapBefore ? { bytes: row.bytes, gapBefore: row.gapBefore } : { bytes: row.bytes };
     } catch (err) {
       this.options.failed(err, 'drop');
       return undefined;
@@ -420,23 +376,10 @@ export class SqliteStore implements DurableStore {
   /** Payload bytes of a row; undefined when it is not there, 0 when it cannot be read. */
   private lengthOf(seq: number): number | undefined {
     try {
-      const row = this.sql(`SELECT ${PAYLOAD} AS n FROM batches WHERE seq = ?`).get(seq) as
-        { n: number } | undefined;
-      return row?.n;
+      return batchBytes(this.sql, seq);
     } catch (err) {
       this.options.failed(err, 'read');
       return 0; // still never hand it out again
     }
   }
-}
-
-function fromRow(r: Row): SpooledBatch {
-  const b: SpooledBatch = {
-    seq: r.seq,
-    createdAt: r.created_at,
-    body: decodeBody(r.body, r.enc, r.seq),
-  };
-  const gap = parseGap(r.gap);
-  if (gap) b.gapBefore = gap;
-  return b;
 }

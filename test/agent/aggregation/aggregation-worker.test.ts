@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../helpers/wait.js';
 import {
   AggregationWorker,
   type AggregatorOptions,
@@ -57,15 +58,6 @@ function start(policy: OverflowPolicy, capacity: number, extra: Partial<Aggregat
   return { ring, worker, batches, errors, windows };
 }
 
-/** Polls a condition (bounded in time) — for events we cannot await directly. */
-async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('AggregationWorker', () => {
   it('aggregates readings from the ring into encoded batches and reports stats', async () => {
     const { ring, worker, batches, windows } = start('block', 256);
@@ -89,11 +81,14 @@ describe('AggregationWorker', () => {
     // Window 0 gets 500 readings; one reading in window 1 closes it (and stays open itself).
     for (let i = 0; i < 500; i++) await ring.pushAsync(0, 0, T0 + i, 1, 0);
     await ring.pushAsync(0, 0, T0 + W, 2, 0);
-    await until('window 0 emitted', () => windows().some((w) => w.start === T0));
+    await waitUntil(() => windows().some((w) => w.start === T0), {
+      timeoutMs: 30_000,
+      what: 'window 0 emitted',
+    });
     expect(ring.counters().fill).toBe(0);
 
     await worker.injectFault('crash');
-    await until('crash reported', () => errors.length > 0);
+    await waitUntil(() => errors.length > 0, { timeoutMs: 30_000, what: 'crash reported' });
     // While the worker is dead or restarting: more than the ring holds, under block.
     for (let i = 0; i < 5000; i++) await ring.pushAsync(0, 0, T0 + 2 * W + (i % W), 3, 0);
     await worker.flush();
@@ -119,7 +114,7 @@ describe('AggregationWorker', () => {
         readAtDeath = ring.counters().read;
       }
     }
-    await until('exit reported', () => errors.length > 0);
+    await waitUntil(() => errors.length > 0, { timeoutMs: 30_000, what: 'exit reported' });
     await worker.flush();
     expect(worker.restarts).toBe(1);
     const seen = windows().map((w) => w.mean!);
@@ -139,7 +134,7 @@ describe('AggregationWorker', () => {
     await worker.injectFault('hang', 30_000);
     expect(worker.isDraining()).toBe(true); // nothing to drain yet: not a failure
     for (let i = 0; i < 1000; i++) ring.push(0, 0, T0 + W + i, 2, 0);
-    await until('hang detected', () => worker.restarts === 1, 20_000);
+    await waitUntil(() => worker.restarts === 1, { timeoutMs: 20_000, what: 'hang detected' });
     await worker.flush();
     expect(errors.map((e) => e.message).join('\n')).toMatch(/stopped draining/);
     const byStart = new Map(windows().map((w) => [w.start, w.count]));

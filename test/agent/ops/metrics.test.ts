@@ -1,19 +1,13 @@
 import { createServer, request, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  startMetricsIfEnabled,
-  startMetricsServer,
-  type MetricsServer,
-} from '../../../agent/ops/metrics.js';
+import { describe, expect, it } from 'vitest';
+import { startMetricsIfEnabled, startMetricsServer } from '../../../agent/ops/metrics.js';
 import type { HealthReport } from '../../../agent/publish/health.js';
 import { sampleHealth, sampleSensor } from '../publish/health-sample.js';
 import { capturingLogger } from '../../helpers/logger.js';
+import { useTeardown } from '../../helpers/teardown.js';
 
-const servers: MetricsServer[] = [];
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close();
-});
+const teardown = useTeardown();
 
 function get(port: number, path: string, method = 'GET') {
   return new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
@@ -65,7 +59,7 @@ describe('metrics endpoint', () => {
       collect: () => snapshot,
       processMetrics: false,
     });
-    servers.push(server);
+    teardown.own(server);
     const res = await get(server.port, '/metrics');
     expect(res.status).toBe(200);
     expect(res.type).toContain('text/plain');
@@ -99,7 +93,7 @@ describe('metrics endpoint', () => {
 
   it('includes the process metrics by default', async () => {
     const server = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: sampleHealth });
-    servers.push(server);
+    teardown.own(server);
     const t = (await get(server.port, '/metrics')).body;
     expect(sample(t, 'edge_agent_readings_total')).toBe(1200);
     expect(t).toContain('process_resident_memory_bytes');
@@ -118,7 +112,7 @@ describe('metrics endpoint', () => {
         return sampleHealth();
       },
     });
-    servers.push(server);
+    teardown.own(server);
     expect((await get(server.port, '/')).status).toBe(404);
     expect((await get(server.port, '/metrics', 'POST')).status).toBe(405);
     fail = true;
@@ -128,7 +122,7 @@ describe('metrics endpoint', () => {
 
   it('binds only the configured host', async () => {
     const server = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: sampleHealth });
-    servers.push(server);
+    teardown.own(server);
     // Same port on another loopback address of this host is not served.
     const otherLoopback = await new Promise<boolean>((resolve) => {
       const s = connect({ host: '127.0.0.2', port: server.port });
@@ -152,13 +146,13 @@ describe('metrics endpoint', () => {
       sampleHealth,
     );
     expect(enabled?.port).toBe(port);
-    if (enabled) servers.push(enabled);
+    if (enabled) teardown.own(enabled);
     expect(await refused(port)).toBe(false);
   });
 
   it('rejects when the port is taken, instead of running without the endpoint silently', async () => {
     const first = await startMetricsServer({ host: '127.0.0.1', port: 0, collect: sampleHealth });
-    servers.push(first);
+    teardown.own(first);
     await expect(
       startMetricsServer({ host: '127.0.0.1', port: first.port, collect: sampleHealth }),
     ).rejects.toThrow(/EADDRINUSE/);

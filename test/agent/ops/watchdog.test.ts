@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   EVENT_LOOP_CHECK,
   progressCheck,
@@ -8,24 +8,11 @@ import {
   type Watchdog,
 } from '../../../agent/ops/watchdog.js';
 import { capturingLogger } from '../../helpers/logger.js';
-import { listenNotifySocket, type NotifyListener } from '../../helpers/notify-socket.js';
+import { listenNotifySocket } from '../../helpers/notify-socket.js';
+import { useTeardown } from '../../helpers/teardown.js';
+import { waitUntil } from '../../helpers/wait.js';
 
-const running: Watchdog[] = [];
-let listener: NotifyListener | undefined;
-afterEach(() => {
-  for (const w of running.splice(0)) w.stop();
-  listener?.close();
-  listener = undefined;
-});
-
-/** Wait (bounded) until `cond` holds. */
-async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const t = useTeardown();
 
 describe('startWatchdog', () => {
   it('pings while every check passes and withholds pings while one fails, naming it', async () => {
@@ -43,15 +30,15 @@ describe('startWatchdog', () => {
       ],
       logger: log.logger,
     });
-    running.push(w);
-    await until(() => pings >= 3);
+    t.own(w, (x: Watchdog) => x.stop());
+    await waitUntil(() => pings >= 3, { timeoutMs: 15_000 });
 
     workerAlive = false;
-    await until(() => w.failing.includes('worker'));
+    await waitUntil(() => w.failing.includes('worker'), { timeoutMs: 15_000 });
     const frozen = pings;
     // Five more ticks, each of which ran the failing check, and not one ping.
     const checked = workerChecks;
-    await until(() => workerChecks >= checked + 5);
+    await waitUntil(() => workerChecks >= checked + 5, { timeoutMs: 15_000 });
     expect(pings).toBe(frozen);
     expect(w.failing).toEqual(['worker']);
     const warnings = log.records.filter((l) => l.level === 40);
@@ -59,7 +46,7 @@ describe('startWatchdog', () => {
     expect(String(warnings[0].msg)).toContain('worker');
 
     workerAlive = true;
-    await until(() => pings >= frozen + 2);
+    await waitUntil(() => pings >= frozen + 2, { timeoutMs: 15_000 });
     expect(w.failing).toEqual([]);
     expect(log.messages().some((m) => m.includes('pings resume'))).toBe(true);
   });
@@ -81,9 +68,9 @@ describe('startWatchdog', () => {
         },
       ],
     });
-    running.push(w);
+    t.own(w, (x: Watchdog) => x.stop());
     // Five ticks that ran the check: none pinged.
-    await until(() => checks >= 5);
+    await waitUntil(() => checks >= 5, { timeoutMs: 15_000 });
     expect(w.failing).toEqual(['spool']);
     expect(pings).toBe(0);
   });
@@ -100,8 +87,8 @@ describe('startWatchdog', () => {
       checks: [{ name: 'probe', healthy: () => (events.push('tick'), true) }],
       logger: log.logger,
     });
-    running.push(w);
-    await until(() => events.filter((e) => e === 'ping').length >= 2);
+    t.own(w, (x: Watchdog) => x.stop());
+    await waitUntil(() => events.filter((e) => e === 'ping').length >= 2, { timeoutMs: 15_000 });
 
     events.push('block-start');
     const blockedUntil = Date.now() + 1000;
@@ -110,8 +97,9 @@ describe('startWatchdog', () => {
     }
     events.push('block-end');
     const logsBefore = log.records.length;
-    await until(
+    await waitUntil(
       () => events.slice(events.indexOf('block-end')).filter((e) => e === 'ping').length >= 2,
+      { timeoutMs: 15_000 },
     );
 
     const after = events.slice(events.indexOf('block-end') + 1);
@@ -136,7 +124,7 @@ describe('startWatchdog', () => {
 
 describe('watchdog through a real notify socket in a separate process', () => {
   it('systemd sees pings, a gap as long as the block, then pings again', async () => {
-    listener = listenNotifySocket();
+    const listener = t.own(listenNotifySocket());
     const fixture = fileURLToPath(new URL('./fixtures/blocking-agent.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
       env: { ...process.env, NOTIFY_SOCKET: listener.path, BLOCK_MS: '1500' },
@@ -148,8 +136,10 @@ describe('watchdog through a real notify socket in a separate process', () => {
       child.on('exit', (code) => resolve(code)),
     );
     try {
-      const l = listener;
-      await until(() => l.messages.some((m) => m.text === 'STOPPING=1'), 45_000);
+      await waitUntil(() => listener.messages.some((m) => m.text === 'STOPPING=1'), {
+        timeoutMs: 45_000,
+        what: 'STOPPING=1',
+      });
       expect(await exited).toBe(0);
     } finally {
       child.kill('SIGKILL');

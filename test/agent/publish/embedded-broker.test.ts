@@ -1,15 +1,11 @@
 import { createServer, type Server } from 'node:net';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../../simulator/broker.js';
+import { describe, expect, it } from 'vitest';
+import { startEmbeddedBroker } from '../../../simulator/broker.js';
 import { freePort, portAccepts } from '../../helpers/ports.js';
+import { useTeardown } from '../../helpers/teardown.js';
 
-const brokers: EmbeddedBroker[] = [];
-const servers: Server[] = [];
-afterEach(async () => {
-  for (const b of brokers.splice(0)) await b.close();
-  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
-});
+const t = useTeardown();
 
 async function roundTrip(url: string): Promise<string> {
   const sub = await mqtt.connectAsync(url);
@@ -30,16 +26,14 @@ async function roundTrip(url: string): Promise<string> {
 describe('startEmbeddedBroker', () => {
   it('serves MQTT on the port asked for', async () => {
     const port = await freePort();
-    const b = await startEmbeddedBroker({ port });
-    brokers.push(b);
+    const b = t.own(await startEmbeddedBroker({ port }));
     expect(b).toMatchObject({ port, url: `mqtt://127.0.0.1:${port}` });
     expect(await roundTrip(b.url)).toBe('hello');
   });
 
   it('falls back to a free port when the port is taken, and frees it on close', async () => {
     const port = await freePort();
-    const squatter = createServer();
-    servers.push(squatter);
+    const squatter = t.own(createServer(), (s: Server) => new Promise((r) => s.close(r)));
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     const b = await startEmbeddedBroker({ port });
     expect(b.port).not.toBe(port);
@@ -51,8 +45,7 @@ describe('startEmbeddedBroker', () => {
 
   it('uses 1883 by default, or a free port when 1883 is taken', async () => {
     const taken = await portAccepts(1883);
-    const b = await startEmbeddedBroker();
-    brokers.push(b);
+    const b = t.own(await startEmbeddedBroker());
     if (taken) expect(b.port).not.toBe(1883);
     else expect(b.port).toBe(1883);
     expect(await roundTrip(b.url)).toBe('hello');

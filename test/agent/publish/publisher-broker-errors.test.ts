@@ -3,27 +3,21 @@
  * refuses (with the automatic fallback to 3.1.1), TLS spoken to a plain port and the reverse.
  * Real brokers: mosquitto, the embedded Aedes (3.1.1 only) and nats-server (3.1.1 only).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startAedes } from '../../helpers/aedes.js';
-import { spawnMosquitto } from '../../helpers/mosquitto.js';
 import { natsServerPath, spawnNats } from '../../helpers/nats.js';
-import { startSubscriber } from '../../helpers/subscriber.js';
+import { useTeardown } from '../../helpers/teardown.js';
 import { makeTestPki } from '../../helpers/tls.js';
 import { sleep, waitUntil } from '../../helpers/wait.js';
 import { windowBody } from './bodies.js';
 import { makePublisher, type Harness } from './setup.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const t = useTeardown();
 function publisher(options: Parameters<typeof makePublisher>[0]): Harness {
   const h = makePublisher(options);
-  cleanups.push(() => h.dispose());
+  t.add(() => h.dispose());
   return h;
 }
 const messages = (h: Harness) => h.log.records.map((r) => r.msg);
@@ -34,8 +28,7 @@ if (!nats)
 
 describe('publisher: protocol version', () => {
   it('speaks MQTT 5 by default to a broker that does', async () => {
-    const b = await spawnMosquitto();
-    cleanups.push(() => b.close());
+    const b = await t.mosquitto();
     const h = publisher({ mqtt: { url: b.url } });
     h.publisher.start();
     await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
@@ -44,10 +37,8 @@ describe('publisher: protocol version', () => {
   });
 
   it('falls back to 3.1.1 when the broker refuses 5 (embedded Aedes), says so once, and delivers', async () => {
-    const aedes = await startAedes();
-    cleanups.push(() => aedes.close());
-    const sub = await startSubscriber({ url: aedes.url, topics: ['edge/gw/telemetry'] });
-    cleanups.push(() => sub.close());
+    const aedes = t.own(await startAedes());
+    const sub = await t.subscriber({ url: aedes.url, topics: ['edge/gw/telemetry'] });
     const h = publisher({ mqtt: { url: aedes.url } });
     h.publisher.start();
     const seq = await h.publisher.submit(windowBody(0));
@@ -64,8 +55,7 @@ describe('publisher: protocol version', () => {
   });
 
   it('a broker that speaks 5 stays at 5 after closes before CONNACK (max_connections reached) and a restart', async () => {
-    const b = await spawnMosquitto({ extraConfig: ['max_connections 1'] });
-    cleanups.push(() => b.close());
+    const b = await t.mosquitto({ extraConfig: ['max_connections 1'] });
     // Every connection slot taken: mosquitto then accepts each attempt and closes it before
     // any CONNACK, whatever the version, quietly or with a reset, as a broker going down does.
     const squatters = await fillConnectionSlots(b.url);
@@ -91,8 +81,7 @@ describe('publisher: protocol version', () => {
   it.skipIf(!nats)(
     'mqtt.protocolVersion: 5 against a 3.1.1-only broker (NATS) names the protocol version, not the password',
     async () => {
-      const server = await spawnNats();
-      cleanups.push(() => server.close());
+      const server = t.own(await spawnNats());
       const h = publisher({
         mqtt: { url: server.mqttUrl, protocolVersion: 5, reconnectMinMs: 50, reconnectMaxMs: 200 },
       });
@@ -110,11 +99,9 @@ describe('publisher: protocol version', () => {
 
 describe('publisher: TLS and plain ports mixed up', () => {
   async function tlsBroker() {
-    const pkiDir = mkdtempSync(join(tmpdir(), 'pki-'));
-    cleanups.push(async () => rmSync(pkiDir, { recursive: true, force: true }));
+    const pkiDir = t.tempDir('pki-');
     const pki = makeTestPki(pkiDir);
-    const b = await spawnMosquitto({ tls: pki });
-    cleanups.push(() => b.close());
+    const b = await t.mosquitto({ tls: pki });
     return { b, pki };
   }
 
@@ -155,8 +142,7 @@ describe('publisher: TLS and plain ports mixed up', () => {
   });
 
   it('a plain broker that dies while our CONNECT waits in its accept queue (a restart): no TLS hint', async () => {
-    const b = await spawnMosquitto();
-    cleanups.push(() => b.close());
+    const b = await t.mosquitto();
     // Stopped, the broker's kernel still completes TCP handshakes: the attempt below is
     // accepted and its CONNECT sent, and no CONNACK comes, as while a broker shuts down.
     b.freeze();
@@ -200,7 +186,7 @@ async function fillConnectionSlots(url: string): Promise<mqtt.MqttClient[]> {
     if (client) {
       refused = 0;
       taken.push(client);
-      cleanups.push(() => client.endAsync(true));
+      t.add(() => client.endAsync(true));
     } else {
       refused++;
       await sleep(100);
@@ -230,10 +216,8 @@ function establishedTo(port: number): boolean {
 
 describe('publisher: QoS the broker announces', () => {
   it('mqtt.qos: 2 with a broker announcing maximum QoS 1 (MQTT 5): publishes at QoS 1, says so once, no refusal', async () => {
-    const b = await spawnMosquitto({ extraConfig: ['max_qos 1'] });
-    cleanups.push(() => b.close());
-    const sub = await startSubscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
-    cleanups.push(() => sub.close());
+    const b = await t.mosquitto({ extraConfig: ['max_qos 1'] });
+    const sub = await t.subscriber({ url: b.url, topics: ['edge/gw/telemetry'] });
     const h = publisher({ mqtt: { url: b.url, qos: 2 } });
     h.publisher.start();
     const seqs = await Promise.all([0, 1, 2].map((i) => h.publisher.submit(windowBody(i))));

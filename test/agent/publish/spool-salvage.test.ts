@@ -5,33 +5,24 @@
  * bytes, every seq neither read back nor acknowledged lies inside the `dropped` note (and no
  * acknowledged one does), and numbering continues above every seq handed out.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { encodeBody } from '../../../agent/publish/spool/body-codec.js';
 import { MARK_FILE, readMark } from '../../../agent/publish/spool/seq-mark.js';
 import { Spool } from '../../../agent/publish/spool/spool.js';
 import { SPOOL_FILE } from '../../../agent/publish/spool/sqlite-store.js';
+import { useTeardown } from '../../helpers/teardown.js';
 
 const OPTIONS = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const PAGE = 4096;
 const ACKED = 50;
 const LAST = 150;
 
-const dirs: string[] = [];
-const open: Spool[] = [];
-afterEach(() => {
-  for (const s of open.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'spool-salvage-'));
-  dirs.push(d);
-  return d;
-}
+const t = useTeardown();
+const tempDir = () => t.tempDir('spool-salvage-');
 
 /** A telemetry-like body that names its seq (stored deflated, a few hundred bytes). */
 function body(seq: number, tag = 'a'): Buffer {
@@ -102,8 +93,7 @@ async function reopenAndCheck(
   acked: (seq: number) => boolean,
 ) {
   const ceiling = readMark(dir);
-  const spool = Spool.open(dir, OPTIONS, silentLogger);
-  open.push(spool);
+  const spool = t.own(Spool.open(dir, OPTIONS, silentLogger));
   const back = spool.peek(0, 10_000);
   const salvaged = new Set(back.map((b) => b.seq));
   // Nothing read back with other bytes.

@@ -2,6 +2,7 @@ import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../helpers/wait.js';
 import { ModbusTcpPool } from '../../../drivers/network/modbus-tcp-pool.js';
 import { createModbusTcp } from '../../../drivers/network/modbus-tcp.js';
 import { encodeReadRequest } from '../../../drivers/modbus-pdu.js';
@@ -260,7 +261,7 @@ describe('modbus-tcp driver against the simulated gateway', () => {
   });
 
   it('fails in-flight requests when the pool is closed', async () => {
-    const server = await setUp(500);
+    const server = await setUp(5000);
     const pool = newPool();
     const pending = pool.request(
       '127.0.0.1',
@@ -269,7 +270,11 @@ describe('modbus-tcp driver against the simulated gateway', () => {
       encodeReadRequest(4, 1, 1),
       AbortSignal.timeout(10_000),
     );
-    await new Promise((r) => setTimeout(r, 50));
+    // In flight: the server has it and is waiting out its delay before answering.
+    await waitUntil(() => server.stats().waiting > 0, {
+      timeoutMs: 10_000,
+      what: 'the request waiting at the server',
+    });
     await pool.close();
     await expect(pending).rejects.toMatchObject({ code: 'DISCONNECTED' });
   });

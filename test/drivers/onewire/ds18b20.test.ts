@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../helpers/wait.js';
 import { sensorSchema, type SensorConfigOf } from '../../../drivers/registry.js';
 import {
   createDs18b20,
@@ -244,7 +245,7 @@ describe('ds18b20 driver on a simulated w1 tree', () => {
     expect(maxActive).toBe(2);
     // The writers report each read over a pipe: give the last report a moment (bounded).
     const served = () => ids.reduce((n, id) => n + tree!.device(id).reads, 0);
-    for (let i = 0; i < 200 && served() < 8; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => served() >= 8, { timeoutMs: 10_000, what: 'eight reads reported' });
     expect(served()).toBe(8);
   });
 });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../helpers/wait.js';
 import {
   startHttpSensorServer,
   type HttpSensorServer,
@@ -65,8 +66,10 @@ describe('simulated HTTP JSON sensors', () => {
     server = await startHttpSensorServer({ delayMs: 0 });
     server.inject(0, 'timeout');
     const pending = get(server.url(0)).catch((e: Error) => e);
-    for (let i = 0; i < 100 && server.requestsFor(0) === 0; i++)
-      await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => server!.requestsFor(0) > 0, {
+      timeoutMs: 10_000,
+      what: 'the request hanging at the server',
+    });
     await server.close();
     server = undefined;
     expect(await pending).toBeInstanceOf(Error);

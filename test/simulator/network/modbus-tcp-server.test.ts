@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../helpers/wait.js';
 import { encodeMbap, MbapReader, type MbapFrame } from '../../../drivers/network/mbap.js';
 import {
   decodeReadResponse,
@@ -124,8 +125,10 @@ describe('simulated Modbus TCP gateway', () => {
     socket.on('error', () => undefined);
     await new Promise((r) => socket!.on('connect', r));
     socket.write(encodeMbap({ transactionId: 1, unitId: 1, pdu: encodeReadRequest(4, 1, 1) }));
-    for (let i = 0; i < 100 && server.device(1).requests === 0; i++)
-      await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => server!.device(1).requests > 0, {
+      timeoutMs: 10_000,
+      what: 'the request at the device',
+    });
     expect(server.device(1).requests).toBe(1);
     expect(server.stats().responses).toBe(0);
     await server.close();

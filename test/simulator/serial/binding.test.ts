@@ -1,5 +1,7 @@
 import { SerialPortStream } from '@serialport/stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTeardown } from '../../helpers/teardown.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { decodeReadResponse, encodeReadRequest } from '../../../drivers/modbus-pdu.js';
 import { decodeRtuFrame, encodeRtuFrame } from '../../../drivers/serial/modbus-rtu-frame.js';
 import { SimulatedSerialBinding, type DevicePort } from '../../../simulator/serial/binding.js';
@@ -10,16 +12,14 @@ import {
 import { createSerialSimulation, SIM_ASCII_PATH } from '../../../simulator/serial/scenario.js';
 
 const PATH = '/dev/ttySIMTEST';
-const streams: SerialPortStream[] = [];
-afterEach(async () => {
-  for (const s of streams.splice(0)) {
-    if (s.isOpen) await new Promise((r) => s.close(r));
-  }
-});
+const t = useTeardown();
+/** Closed at teardown when still open. */
+const own = (s: SerialPortStream) =>
+  t.own(s, (x) => (x.isOpen ? new Promise((r) => x.close(r)) : undefined));
 
 function open(binding: SimulatedSerialBinding, o: Record<string, unknown> = {}) {
   const s = new SerialPortStream({ binding, path: PATH, baudRate: 9600, autoOpen: false, ...o });
-  streams.push(s);
+  own(s);
   s.on('error', () => undefined);
   return new Promise<SerialPortStream>((res, rej) => s.open((e) => (e ? rej(e) : res(s))));
 }
@@ -51,7 +51,7 @@ describe('SimulatedSerialBinding', () => {
     });
     const t0 = Date.now();
     s.write(Buffer.alloc(10));
-    for (let i = 0; i < 500 && arrivedAt === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitUntil(() => arrivedAt > 0, { timeoutMs: 10_000, what: 'the bytes at the device' });
     // 10 chars × 11 bits / 1200 baud = 91.7 ms; a lower bound is robust under load.
     expect(arrivedAt - t0).toBeGreaterThanOrEqual(85);
   });
@@ -137,8 +137,10 @@ describe('ModbusRtuBusDevice', () => {
     const frame = encodeRtuFrame(1, encodeReadRequest(4, 1, 1));
     frame[frame.length - 1] ^= 1;
     s.write(frame);
-    for (let i = 0; i < 200 && device.counters.frames === 0; i++)
-      await new Promise((r) => setTimeout(r, 5));
+    await waitUntil(() => device.counters.frames > 0, {
+      timeoutMs: 10_000,
+      what: 'the frame at the device',
+    });
     expect(device.counters.badFrames).toBe(1);
     expect(slave.counters.requests).toBe(0);
   });
@@ -149,7 +151,7 @@ describe('default serial scenario', () => {
     const sim = createSerialSimulation({ asciiPeriodMs: 10 });
     expect(sim.sensors.map((s) => s.driver)).toEqual(['modbus-rtu', 'modbus-rtu', 'ascii-line']);
     const s = new SerialPortStream({ binding: sim.binding, path: SIM_ASCII_PATH, baudRate: 9600 });
-    streams.push(s);
+    own(s);
     const line = (await receive(s, 16)).toString('latin1').split('\r\n')[0];
     expect(Number(line)).toBeGreaterThan(40);
     expect(Number(line)).toBeLessThan(70);
@@ -166,7 +168,7 @@ describe('serial scenario fault schedule', () => {
         path: SIM_ASCII_PATH,
         baudRate: 9600,
       });
-      streams.push(s);
+      own(s);
       s.resume();
       for (let i = 0; i < 300 && sim.ascii.counters.injected === 0; i++)
         await new Promise((r) => setTimeout(r, 10));

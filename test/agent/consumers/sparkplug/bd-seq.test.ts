@@ -1,20 +1,13 @@
 /** bdSeq kept in the state directory: a new value per session, across restarts, 0-255. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BD_SEQ_FILE, BdSeqFile } from '../../../../agent/consumers/sparkplug/bd-seq.js';
 import { silentLogger } from '../../../../agent/ops/logger.js';
+import { useTeardown } from '../../../helpers/teardown.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bdseq-'));
-  dirs.push(dir);
-  return dir;
-}
+const t = useTeardown();
+const tempDir = () => t.tempDir('bdseq-');
 
 describe('BdSeqFile', () => {
   it('starts at 0, rises by one per session, survives a new instance (a restart) and wraps after 255', () => {

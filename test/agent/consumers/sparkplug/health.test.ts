@@ -2,31 +2,30 @@
  * The Sparkplug node's figures in the health report (docs/payload.md, `sparkplug`): the whole
  * agent in-process against a real mosquitto, its reports checked against the closed schema.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startSimPipeline, type SimPipeline } from '../../../helpers/sim-pipeline.js';
+import { describe, expect, it } from 'vitest';
+import { startSimPipeline } from '../../../helpers/sim-pipeline.js';
+import { useTeardown } from '../../../helpers/teardown.js';
 import { sampleHealth } from '../../publish/health-sample.js';
 import { schemaErrors, validateHealth } from '../../publish/schemas.js';
 
-let sim: SimPipeline | undefined;
-afterEach(async () => {
-  await sim?.close();
-  sim = undefined;
-});
+const t = useTeardown();
 
 type Report = Record<string, unknown> & { sparkplug: Record<string, unknown> | null };
 
 describe('Sparkplug in the health report', () => {
   it('carries the node’s connection and session: broker, MQTT 5, bdSeq, birth, NDATA written; null when off', async () => {
-    sim = await startSimPipeline({
-      sensors: 1,
-      config: {
-        health: { schedule: '* * * * * *' },
-        aggregation: { windowMs: 500 },
-        sparkplug: { enabled: true, groupId: 'plant' },
-      },
-      sensor: { intervalMs: 100 },
-    });
-    const reports = () => sim!.subscriber.on('/health').map((m) => m.json as Report);
+    const sim = t.own(
+      await startSimPipeline({
+        sensors: 1,
+        config: {
+          health: { schedule: '* * * * * *' },
+          aggregation: { windowMs: 500 },
+          sparkplug: { enabled: true, groupId: 'plant' },
+        },
+        sensor: { intervalMs: 100 },
+      }),
+    );
+    const reports = () => sim.subscriber.on('/health').map((m) => m.json as Report);
     const flowing = (r: Report) => r.sparkplug !== null && Number(r.sparkplug.published) > 0;
     await sim.subscriber.waitFor(
       () => reports().some(flowing),

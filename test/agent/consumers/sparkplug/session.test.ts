@@ -5,29 +5,19 @@
  *   level never sent a CONNECT, so they take no bdSeq.
  * - MQTT 5 by default, 3.1.1 with a broker that refuses 5 (the embedded Aedes).
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../../agent/config/load.js';
 import { SparkplugNode } from '../../../../agent/consumers/sparkplug/node.js';
 import { startAedes } from '../../../helpers/aedes.js';
-import { spawnMosquitto } from '../../../helpers/mosquitto.js';
-import { startSubscriber, type TestSubscriber } from '../../../helpers/subscriber.js';
+import { type TestSubscriber } from '../../../helpers/subscriber.js';
+import { useTeardown } from '../../../helpers/teardown.js';
 import { waitUntil } from '../../../helpers/wait.js';
 import { capturingLogger, type LogRecord } from '../../../helpers/logger.js';
 import { bdSeqOf, nodeMessages } from './sparkplug-messages.js';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      console.error('CLEANUP FAILED', err);
-    }
-  }
-});
+const t = useTeardown();
 
 const ofType = (s: TestSubscriber, type: string) =>
   nodeMessages(s.messages).filter((m) => m.type === type);
@@ -41,21 +31,18 @@ const refusedAttempts = (records: LogRecord[]) =>
 describe('Sparkplug bdSeq', () => {
   it('rises by exactly one per CONNECT sent: attempts refused while the broker is down take none; the NDEATH at stop has the NBIRTH bdSeq', async () => {
     // The subscriber's session and its QoS 0 messages survive the broker's SIGKILL.
-    const broker = await spawnMosquitto({
+    const broker = await t.mosquitto({
       persistence: true,
       extraConfig: ['queue_qos0_messages true'],
     });
-    cleanups.push(() => broker.close());
-    const subscriber = await startSubscriber({
+    const subscriber = await t.subscriber({
       url: broker.url,
       topics: ['spBv1.0/#'],
       clientId: 'bdseq-test-sub',
       clean: false,
     });
-    cleanups.push(() => subscriber.close());
     const subscribedAt = Date.now();
-    const stateDir = mkdtempSync(join(tmpdir(), 'sparkplug-bdseq-'));
-    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const stateDir = t.tempDir('sparkplug-bdseq-');
     const config = validateConfig(
       {
         gateway: { id: 'gw' },
@@ -71,7 +58,7 @@ describe('Sparkplug bdSeq', () => {
       logger: log.logger,
       series: new Map([['a', ['temperature'] as const]]),
     });
-    cleanups.push(() => node.stop());
+    t.add(() => node.stop());
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     const first = bdSeqOf(ofType(subscriber, 'NBIRTH')[0]);
     await waitUntil(
@@ -110,12 +97,9 @@ describe('Sparkplug bdSeq', () => {
 
 describe('Sparkplug session', () => {
   it('falls back to MQTT 3.1.1 when the broker refuses 5, says so once, and births there; each CONNECT sent took a bdSeq', async () => {
-    const broker = await startAedes();
-    cleanups.push(() => broker.close());
-    const subscriber = await startSubscriber({ url: broker.url, topics: ['spBv1.0/#'] });
-    cleanups.push(() => subscriber.close());
-    const stateDir = mkdtempSync(join(tmpdir(), 'sparkplug-v4-'));
-    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const broker = t.own(await startAedes());
+    const subscriber = await t.subscriber({ url: broker.url, topics: ['spBv1.0/#'] });
+    const stateDir = t.tempDir('sparkplug-v4-');
     const config = validateConfig(
       {
         gateway: { id: 'gw' },
@@ -131,7 +115,7 @@ describe('Sparkplug session', () => {
       logger: log.logger,
       series: new Map([['a', ['temperature'] as const]]),
     });
-    cleanups.push(() => node.stop());
+    t.add(() => node.stop());
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
 
     const stats = node.stats();

@@ -4,37 +4,25 @@
  * corruption reported while running — runs without a mount. The tmpfs and ext4 tests
  * (spool-disk.test.ts, test/chaos/disk.test.ts) drive the same paths with real faults.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
+import { readdirSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../../../agent/ops/logger.js';
 import { DISK_RETRY_MS, REOPEN_MS, Spool } from '../../../../agent/publish/spool/spool.js';
 import { SPOOL_FILE } from '../../../../agent/publish/spool/sqlite-store.js';
+import { capturingLogger } from '../../../helpers/logger.js';
+import { useTeardown } from '../../../helpers/teardown.js';
 import { FailingStore, failingStores } from './failing-store.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const body = (n: number) => Buffer.alloc(100, n);
 
-function capturingLogger() {
-  const records: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (line: string) => records.push(JSON.parse(line) as (typeof records)[number]) },
-  );
-  return { logger, records };
-}
-
+const t = useTeardown();
 let dir: string;
-const open: Spool[] = [];
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'spool-failover-'));
+  dir = t.tempDir('spool-failover-');
 });
 afterEach(() => {
   vi.useRealTimers();
-  for (const s of open.splice(0)) s.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A spool on a FailingStore; `now` drives its wall and monotonic clocks. */
@@ -44,8 +32,7 @@ function openFailing(
   initially?: FailingStore['fail'],
 ) {
   const stores = failingStores(initially);
-  const spool = Spool.open(dir, { ...BIG, now: () => clock.now }, logger, stores.open);
-  open.push(spool);
+  const spool = t.own(Spool.open(dir, { ...BIG, now: () => clock.now }, logger, stores.open));
   return { spool, store: stores.last() };
 }
 
@@ -77,11 +64,9 @@ describe('Spool failover, driven by a store that fails on command', () => {
     expect(spool.stats()).toMatchObject({ diskOk: true, memoryDepth: 0, depth: 4, dropped: 0 });
     expect(records.some((r) => r.msg === 'spool disk works again')).toBe(true);
     spool.close();
-    open.pop();
 
     // Every seq not acknowledged is in the database, with its bytes; nothing was skipped.
-    const again = Spool.open(dir, BIG, silentLogger);
-    open.push(again);
+    const again = t.own(Spool.open(dir, BIG, silentLogger));
     const kept = again.peek(0, 10);
     expect(kept.map((b) => [b.seq, b.body[0]])).toEqual([
       [1, 1],

@@ -98,7 +98,7 @@ describe('Spool bodies on disk', () => {
     expect(again.stats()).toMatchObject({ corruptMovedAside: 1, diskOk: true, dropped: 1 });
     expect(again.peek(0, 10).map((b) => b.body)).toEqual([json(1), json(3)]);
     expect(await again.append(json(4), Date.now())).toBe(4);
-    await new Promise((r) => setTimeout(r, 20));
+    again.commit();
     const [fourth] = again.peek(3, 10);
     expect(fourth.gapBefore).toEqual({
       count: 1,
