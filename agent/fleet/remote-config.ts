@@ -100,8 +100,10 @@ export class RemoteConfig {
     return this.state;
   }
 
+  /** Retained on `<prefix>/<gw>/config/state`; nothing is published while the feature is off. */
   private announce(): void {
-    const { mqtt, gateway } = this.running().currentConfig;
+    const { mqtt, gateway, fleet } = this.running().currentConfig;
+    if (!fleet.remoteConfig.enabled) return;
     this.announcer.announce(`${mqtt.topicPrefix}/${gateway.id}/config/state`, this.state);
   }
 

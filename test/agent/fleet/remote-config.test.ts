@@ -38,13 +38,18 @@ interface Gateway {
   secondUrl: string;
 }
 
-async function startGateway(): Promise<Gateway> {
+async function startGateway(remoteConfig = true): Promise<Gateway> {
   const dir = t.tempDir('remote-config-');
   const credentialsDir = t.tempDir('credentials-');
   const broker = await t.mosquitto({ users: { gw: 'secret' } });
   const http = t.own(await startHttpSensorServer({ delayMs: 2, sensors: 2 }));
   const shape: ConfigShape = { brokerUrl: broker.url, sensorUrls: [http.url(0)] };
-  const file = writeGatewayFiles(dir, key, configText(shape));
+  const text = configText(shape);
+  const file = writeGatewayFiles(
+    dir,
+    key,
+    remoteConfig ? text : text.replace('    enabled: true', '    enabled: false'),
+  );
   const sub = await t.subscriber({
     url: broker.url,
     topics: ['edge/gw/#'],
@@ -200,6 +205,28 @@ describe('config/set on a running agent', () => {
     });
     expect(readFileSync(gw.file, 'utf8')).toBe(original);
     expect(existsSync(marker)).toBe(false);
+  });
+
+  it('publishes nothing and refuses config/set while remote configuration is off', async () => {
+    const gw = await startGateway(false);
+    const original = readFileSync(gw.file, 'utf8');
+    await gw.sub.waitFor((s) => lastSeq(s) >= 1, 20_000, 'telemetry');
+    const answer = await gw.rig.commands.handle(
+      'config/set',
+      signed(key, 1, configText({ ...gw.shape, windowMs: 500 })),
+      { origin: 'remote' },
+    );
+    expect(answer).toEqual({
+      ok: false,
+      error: {
+        code: 'refused',
+        message:
+          'config/set: remote configuration is off on this gateway (fleet.remoteConfig.enabled)',
+      },
+    });
+    expect(readFileSync(gw.file, 'utf8')).toBe(original);
+    await gw.sub.settle();
+    expect(gw.sub.on('/config/state')).toEqual([]);
   });
 
   it('refuses every bad request with the reason and leaves the file unchanged', async () => {
