@@ -3,12 +3,14 @@
  * the connection after refusing a QoS 1 publish (mosquitto 2.0 with `max_queued_messages 0`,
  * as the helper sets it): the refused discovery is not announced again on every reconnect, so
  * the telemetry connection stays up; the refusal is logged once and shows in health; Home
- * Assistant's birth message and the `announce` command each try once more. MQTT 5 (a PUBACK
+ * Assistant's birth message, the `announce` command and a reload that changes the sensors
+ * each try once more. MQTT 5 (a PUBACK
  * reason code) and MQTT 3.1.1 (acknowledged as if delivered, then the connection closed).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { validateConfig, type ConfigInput } from '../../../../agent/config/load.js';
 import { capturingLogger, type CapturedLog } from '../../../helpers/logger.js';
 import { startSimPipeline, type SimPipeline } from '../../../helpers/sim-pipeline.js';
 import { useTeardown } from '../../../helpers/teardown.js';
@@ -32,17 +34,25 @@ const warnings = (log: CapturedLog) =>
 const refusedAgain = (log: CapturedLog) =>
   log.records.filter((r) => r.msg === 'Home Assistant discovery refused again');
 
-async function start(protocolVersion: 4 | 5, log: CapturedLog): Promise<SimPipeline> {
+/** The agent's MQTT settings on the ACL'd broker. */
+function mqttSettings(protocolVersion: 4 | 5) {
   const dir = t.tempDir('ha-refused-');
   const passwordFile = join(dir, 'pw');
   writeFileSync(passwordFile, 'gw-secret\n');
+  return { protocolVersion, username: 'gw', passwordFile };
+}
+
+async function start(
+  mqtt: ReturnType<typeof mqttSettings>,
+  log: CapturedLog,
+): Promise<SimPipeline> {
   return t.own(
     await startSimPipeline({
       sensors: 2,
       config: {
         aggregation: { windowMs: 500 },
         homeassistant: { enabled: true },
-        mqtt: { protocolVersion, username: 'gw', passwordFile },
+        mqtt,
       },
       sensor: { intervalMs: 100 },
       logger: log.logger,
@@ -73,9 +83,10 @@ async function moreBatches(s: SimPipeline, what: string, batches = BATCHES): Pro
 }
 
 describe.each([5, 4] as const)('a refused Home Assistant discovery, MQTT protocol %i', (pv) => {
-  it('is held back on reconnect, logged once, in health, and tried again on a birth and an announce', async () => {
+  it('is held back on reconnect, logged once, in health; a birth, an announce and a reload each try once', async () => {
     const log = capturingLogger();
-    const s = await start(pv, log);
+    const mqtt = mqttSettings(pv);
+    const s = await start(mqtt, log);
 
     await moreBatches(s, 'with the discovery refused', FIRST_BATCHES);
     let health = s.pipeline.health();
@@ -125,6 +136,34 @@ describe.each([5, 4] as const)('a refused Home Assistant discovery, MQTT protoco
     health = s.pipeline.health();
     expect(refusedAgain(log)).toHaveLength(beforeAnnounce.again + 1);
     expect(health.reconnects).toBeLessThanOrEqual(beforeAnnounce.reconnects + 1 + RETRY_ALLOWANCE);
+
+    // A reload that removes a sensor: one more try (the removal, refused like the discovery).
+    const beforeReload = { again: refusedAgain(log).length, reconnects: health.reconnects };
+    const input: ConfigInput = {
+      gateway: { id: 'gw' },
+      mqtt: { ...mqtt, url: s.broker.url },
+      aggregation: { windowMs: 500 },
+      homeassistant: { enabled: true },
+      sensors: [
+        {
+          id: s.sensorId(0),
+          driver: 'http-json',
+          url: s.http.url(0),
+          path: 'data.temperature',
+          intervalMs: 100,
+        },
+      ] as ConfigInput['sensors'],
+    };
+    await s.pipeline.reload(validateConfig(input, 'test'));
+    await s.subscriber.waitFor(
+      () => refusedAgain(log).length > beforeReload.again,
+      30_000,
+      'the discovery tried again after a reload that changed the sensors',
+    );
+    await moreBatches(s, 'after the reload');
+    health = s.pipeline.health();
+    expect(refusedAgain(log)).toHaveLength(beforeReload.again + 1);
+    expect(health.reconnects).toBeLessThanOrEqual(beforeReload.reconnects + 1 + RETRY_ALLOWANCE);
     expect(warnings(log)).toHaveLength(1);
   });
 });
