@@ -277,7 +277,9 @@ export class HomeAssistantBridge {
   private async publishDiscovery(payload: string): Promise<boolean> {
     const link = this.link;
     const v311 = link?.protocolVersion === 4;
-    if (link && v311) this.hold.sentUnconfirmed(link.client);
+    // Watched before the publish: the broker may close right after its acknowledgement. A
+    // connection already gone would never report its close.
+    if (link && v311 && link.client.connected) this.hold.sentUnconfirmed(link.client);
     const outcome = await this.publishOutcome('discoveries', this.topic, payload);
     if (outcome.sent) {
       // Under MQTT 3.1.1 an acknowledgement does not say the broker took it.
