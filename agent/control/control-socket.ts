@@ -17,6 +17,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../ops/logger.js';
+import { describeError } from '../publish/connection-options.js';
 import { failure, type Answer, type CommandSet } from './command.js';
 
 export const CONTROL_SOCKET = 'control.sock';
@@ -52,7 +53,9 @@ export class ControlSocket {
     private readonly logger: Logger,
   ) {
     server.on('connection', (socket) => this.accept(socket));
-    server.on('error', (err) => logger.warn({ err, path }, 'control socket error'));
+    server.on('error', (err) =>
+      logger.warn({ error: describeError(err), path }, 'control socket error'),
+    );
   }
 
   /**
@@ -93,8 +96,9 @@ export class ControlSocket {
       logger.debug({ path }, 'control socket listening');
       return new ControlSocket(path, server, commands, logger);
     } catch (err) {
+      // The environment's fault (a read-only card, a full disk): one line, no stack.
       logger.warn(
-        { err, path },
+        { error: describeError(err), path },
         'control socket not started; edge-agent spool cannot reach this agent while it runs',
       );
       return undefined;
