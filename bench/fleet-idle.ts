@@ -233,8 +233,13 @@ function summary(runs: Run[]) {
     answeringStatusAt1PerSec: {
       cpuMsPerMin: spread(answeringMsPerMin),
       cpuMsPerAnswer: spread(answeringMsPerMin.map((x) => x / answersPerMin)),
-      rssMedianMBOnAskedMinusIdle: spread(
-        pairs.map((p) => p.on.asked.rssMedianMB - p.on.idle.rssMedianMB),
+      rssMedianMB: spread(
+        pairs.map(
+          (p) =>
+            p.on.asked.rssMedianMB -
+            p.on.idle.rssMedianMB -
+            (p.off.asked.rssMedianMB - p.off.idle.rssMedianMB),
+        ),
       ),
     },
     rounds: pairs.length,
