@@ -37,7 +37,6 @@
  * and .svg; default on for a full run with default settings, else bench/out/).
  * Prints the report as JSON on stdout and Markdown tables on stderr.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -57,6 +56,7 @@ import { sleep } from '../drivers/time.js';
 import { spawnMosquitto, type MosquittoBroker } from '../test/helpers/mosquitto.js';
 import { freePort } from '../test/helpers/ports.js';
 import { machine } from './lib/machine.js';
+import { SERVICE_ENV, spawnMeasured } from './lib/measured-process.js';
 import { moduleCosts, type ModuleCost } from './lib/module-cost.js';
 import {
   ensureNodeRed,
@@ -173,52 +173,6 @@ interface AgentBuild {
   root: string;
   /** Node flags after the agent's (a later V8 flag wins). */
   nodeArgs: string[];
-}
-
-// --- measured processes ---------------------------------------------------------------
-
-interface Spawned {
-  child: ChildProcess;
-  pid: number;
-  exited: Promise<number | null>;
-  output: () => string;
-  /** SIGTERM, then SIGKILL after graceMs; the exit code, or 'killed'. */
-  stop(graceMs?: number): Promise<number | null | 'killed'>;
-}
-
-function spawnMeasured(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Spawned {
-  const child = spawn(process.execPath, args, {
-    cwd: options.cwd,
-    env: options.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  // Always drain: a full pipe would block the agent's synchronous logger.
-  const keep = (d: Buffer) => {
-    out += d.toString();
-    if (out.length > 100_000) out = out.slice(-50_000);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const gone = () => child.exitCode !== null || child.signalCode !== null;
-  const s: Spawned = {
-    child,
-    pid: child.pid!,
-    exited,
-    output: () => out,
-    async stop(graceMs = 30_000) {
-      if (gone()) return child.exitCode;
-      child.kill('SIGTERM');
-      const code = await Promise.race([exited, sleep(graceMs).then(() => 'timeout' as const)]);
-      if (code !== 'timeout') return code;
-      child.kill('SIGKILL');
-      await exited;
-      return 'killed';
-    },
-  };
-  cleanups.push(async () => void (await s.stop(5000)));
-  return s;
 }
 
 // --- the floor ------------------------------------------------------------------------
@@ -367,9 +321,7 @@ async function agentRun(n: number, shared: Shared, build: AgentBuild = AGENT_BUI
     env: {
       ...process.env,
       NOTIFY_SOCKET: notify.path,
-      UV_THREADPOOL_SIZE: '8',
-      NODE_ENV: 'production',
-      NO_COLOR: '1',
+      ...SERVICE_ENV,
       ...AGENT_ENV,
     },
   });
