@@ -99,14 +99,30 @@ export function mountExt4(sizeBytes: number): Ext4Loop {
     repair() {
       run('umount', [dir]);
       mounted = false;
-      try {
-        run('e2fsck', ['-fy', device!]);
-      } catch (err) {
-        // Exit 1: errors were corrected. Anything above that is a real failure.
-        if ((err as { status?: number }).status !== 1) throw err;
-      }
+      fsck(device!);
       mount();
     },
     close,
   };
+}
+
+/**
+ * e2fsck -fy on an unmounted device. Right after umount, something may still hold the device
+ * for a moment (a udev probe, the last reference of a killed process' mount): e2fsck then
+ * opens nothing and exits 8 ("in use"); that is retried, a bounded number of times.
+ */
+function fsck(device: string): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      run('e2fsck', ['-fy', device]);
+      return;
+    } catch (err) {
+      const e = err as { status?: number; stdout?: string; stderr?: string };
+      // Exit 1: errors were corrected. Anything above that is a real failure.
+      if (e.status === 1) return;
+      const inUse = /in use|Cannot continue/.test(`${e.stdout ?? ''}${e.stderr ?? ''}`);
+      if (!inUse || attempt >= 20) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+    }
+  }
 }
