@@ -4,28 +4,16 @@
  * `edge-agent remote … config push` — one config applied (a sensor added), one rolled back
  * (a wrong broker password), the file and telemetry checked after each.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startHttpSensorServer } from '../../simulator/network/http-server.js';
+import { remoteCli, runCli, startFleetAgent } from '../helpers/fleet-agent.js';
 import { missingSeqs } from '../helpers/subscriber.js';
 import { useTeardown } from '../helpers/teardown.js';
 import { configText } from '../agent/fleet/rig-files.js';
-import { CLI, startAgent } from './agent-process.js';
 
 const t = useTeardown();
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code) => resolve({ code, stdout, stderr })),
-  );
-}
 
 describe('edge-agent remote config push', () => {
   it('applies a signed config, and a wrong broker password comes back by itself', async () => {
@@ -34,7 +22,7 @@ describe('edge-agent remote config push', () => {
     const broker = await t.mosquitto({ users: { gw: 'secret', ops: 'ops-secret' } });
     const http = t.own(await startHttpSensorServer({ delayMs: 2, sensors: 2 }));
 
-    const keygen = await cli(['keygen', '--out', dir, '--name', 'ops']);
+    const keygen = await runCli(['keygen', '--out', dir, '--name', 'ops']);
     expect(keygen.code, keygen.stderr).toBe(0);
     mkdirSync(join(dir, 'trusted-keys'), { mode: 0o755 });
     writeFileSync(join(dir, 'trusted-keys', 'ops.pem'), readFileSync(join(dir, 'ops.pem')));
@@ -46,9 +34,6 @@ describe('edge-agent remote config push', () => {
       commands: true,
       group: 'building-7',
     };
-    const file = join(dir, 'config.yaml');
-    const original = configText(shape);
-    writeFileSync(file, original);
 
     const sub = await t.subscriber({
       url: broker.url,
@@ -56,26 +41,26 @@ describe('edge-agent remote config push', () => {
       username: 'gw',
       password: 'secret',
     });
-    const agent = startAgent(['run', '--config', file], { CREDENTIALS_DIRECTORY: credentials });
-    t.add(async () => {
-      agent.kill('SIGKILL');
-      await agent.exited();
+    const operator = {
+      broker: broker.url,
+      gateway: 'gw',
+      username: 'ops',
+      passwordFile: join(dir, 'ops-password'),
+    };
+    const remote = remoteCli(operator);
+    const { agent, configFile: file } = await startFleetAgent(t, {
+      operator,
+      dir,
+      command: 'run',
+      config: configText(shape),
+      env: { CREDENTIALS_DIRECTORY: credentials },
     });
     await sub.waitFor((s) => s.telemetrySeqs().length > 0, 30_000, 'telemetry');
 
     const push = (doc: string, version: number, ...more: string[]) => {
       const path = join(dir, `push-${version}.yaml`);
       writeFileSync(path, doc);
-      return cli([
-        'remote',
-        '--broker',
-        broker.url,
-        '--gateway',
-        'gw',
-        '--username',
-        'ops',
-        '--password-file',
-        join(dir, 'ops-password'),
+      return remote(
         'config',
         'push',
         path,
@@ -86,7 +71,7 @@ describe('edge-agent remote config push', () => {
         '--timeout',
         '60',
         ...more,
-      ]);
+      );
     };
 
     const withSensor = configText({ ...shape, sensorUrls: [http.url(0), http.url(1)] });
@@ -105,20 +90,7 @@ describe('edge-agent remote config push', () => {
       'windows of the sensor added',
     );
 
-    const get = await cli([
-      'remote',
-      '--broker',
-      broker.url,
-      '--gateway',
-      'gw',
-      '--username',
-      'ops',
-      '--password-file',
-      join(dir, 'ops-password'),
-      '--json',
-      'config',
-      'get',
-    ]);
+    const get = await remote('--json', 'config', 'get');
     expect(get.code, get.stdout + get.stderr).toBe(0);
     expect(JSON.parse(get.stdout)).toMatchObject({ answer: { result: { version: 1 } } });
 
