@@ -1,8 +1,8 @@
 /**
  * Commands with answers over MQTT (fleet.enabled) from a live agent — the built CLI's
- * `simulate --config` — against a real mosquitto whose ACL gives the gateway user `gw` read on
- * `edge/gw/cmd/#` and write on `edge/gw/#` only, and the operator `op` write on `edge/+/cmd/#`
- * and read on `edge/+/reply/#` (docs/operations.md, Running a fleet); under MQTT 5 and 3.1.1.
+ * `simulate --config` — against a real mosquitto on the ACL lines of docs/operations.md (Running
+ * a fleet: the gateway user `gw` reads `edge/gw/cmd/#` and writes `edge/gw/#` only, the
+ * `operator` writes `edge/+/cmd/#` and reads `edge/+/reply/#`); under MQTT 5 and 3.1.1.
  * The operator is `edge-agent remote` and, for requests the CLI would not send, a raw client.
  */
 import { createHash } from 'node:crypto';
@@ -11,20 +11,17 @@ import { join } from 'node:path';
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MosquittoBroker } from '../helpers/mosquitto.js';
-import { remoteCli, startFleetAgent, type CliResult } from '../helpers/fleet-agent.js';
+import {
+  documentedFleetAcl,
+  remoteCli,
+  startFleetAgent,
+  type CliResult,
+} from '../helpers/fleet-agent.js';
 import { useTeardown } from '../helpers/teardown.js';
 import { schemaErrors, validateHealth } from '../agent/publish/schemas.js';
 
 const GW_PASSWORD = 'gw-secret-Pa55';
 const OP_PASSWORD = 'op-secret-Pa55';
-const ACL = [
-  'user gw',
-  'topic read edge/gw/cmd/#',
-  'topic write edge/gw/#',
-  'user op',
-  'topic write edge/+/cmd/#',
-  'topic read edge/+/reply/#',
-];
 const PER_SECOND = 5;
 const BURST = 10;
 
@@ -42,7 +39,7 @@ type Answer = {
 async function operator(url: string, protocolVersion: 4 | 5) {
   const client: MqttClient = await mqtt.connectAsync(url, {
     protocolVersion,
-    username: 'op',
+    username: 'operator',
     password: OP_PASSWORD,
     reconnectPeriod: 0,
   });
@@ -99,13 +96,16 @@ describe.each([5, 4] as const)('fleet commands over MQTT %s with an ACL', (proto
   let cli: (...words: string[]) => Promise<CliResult>;
 
   beforeAll(async () => {
-    broker = await t.mosquitto({ users: { gw: GW_PASSWORD, op: OP_PASSWORD }, acl: ACL });
+    broker = await t.mosquitto({
+      users: { gw: GW_PASSWORD, operator: OP_PASSWORD },
+      acl: documentedFleetAcl(),
+    });
     const dir = t.tempDir('edge-fleet-');
     writeFileSync(join(dir, 'gw-password'), GW_PASSWORD + '\n');
     const operator = {
       broker: broker.url,
       gateway: 'gw',
-      username: 'op',
+      username: 'operator',
       password: OP_PASSWORD,
       protocol,
     };

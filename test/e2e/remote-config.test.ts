@@ -2,13 +2,14 @@
  * Remote configuration from the command line against a real broker: `edge-agent keygen`, an
  * agent started as `edge-agent run` with fleet commands and remote config on, and
  * `edge-agent remote … config push` — one config applied (a sensor added), one rolled back
- * (a wrong broker password), the file and telemetry checked after each.
+ * (a wrong broker password), the file and telemetry checked after each; on a mosquitto with the
+ * ACL lines of docs/operations.md.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startHttpSensorServer } from '../../simulator/network/http-server.js';
-import { remoteCli, runCli, startFleetAgent } from '../helpers/fleet-agent.js';
+import { documentedFleetAcl, remoteCli, runCli, startFleetAgent } from '../helpers/fleet-agent.js';
 import { missingSeqs } from '../helpers/subscriber.js';
 import { useTeardown } from '../helpers/teardown.js';
 import { configText } from '../agent/fleet/rig-files.js';
@@ -19,7 +20,11 @@ describe('edge-agent remote config push', () => {
   it('applies a signed config, and a wrong broker password comes back by itself', async () => {
     const dir = t.tempDir('remote-config-e2e-');
     const credentials = t.tempDir('credentials-');
-    const broker = await t.mosquitto({ users: { gw: 'secret', ops: 'ops-secret' } });
+    // The documented ACL, and a user of the test's own that watches the gateway's topics.
+    const broker = await t.mosquitto({
+      users: { gw: 'secret', operator: 'ops-secret', watcher: 'watch' },
+      acl: [...documentedFleetAcl(), 'user watcher', 'topic read edge/#'],
+    });
     const http = t.own(await startHttpSensorServer({ delayMs: 2, sensors: 2 }));
 
     const keygen = await runCli(['keygen', '--out', dir, '--name', 'ops']);
@@ -38,13 +43,13 @@ describe('edge-agent remote config push', () => {
     const sub = await t.subscriber({
       url: broker.url,
       topics: ['edge/gw/telemetry', 'edge/gw/config/state'],
-      username: 'gw',
-      password: 'secret',
+      username: 'watcher',
+      password: 'watch',
     });
     const operator = {
       broker: broker.url,
       gateway: 'gw',
-      username: 'ops',
+      username: 'operator',
       passwordFile: join(dir, 'ops-password'),
     };
     const remote = remoteCli(operator);

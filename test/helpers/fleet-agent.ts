@@ -4,7 +4,7 @@
  * once it answers `status`: the positive marker that its command subscription is in place.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, startAgent, type AgentProcess } from '../e2e/agent-process.js';
 import type { Teardown } from './teardown.js';
@@ -143,4 +143,16 @@ export async function startFleetAgent(t: Teardown, o: FleetAgentOptions): Promis
   });
   await waitForAnswer(o.operator, agent);
   return { agent, configFile };
+}
+
+/**
+ * The mosquitto ACL lines of docs/operations.md (Running a fleet, The broker's ACL), as
+ * documented: gateway user `gw`, operator user `operator`. Tests run their brokers on these,
+ * so the documented lines are the ones that work.
+ */
+export function documentedFleetAcl(): string[] {
+  const doc = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+  const block = /### The broker's ACL[\s\S]*?```\n([\s\S]*?)```/.exec(doc);
+  if (!block) throw new Error("docs/operations.md: no ACL block under ### The broker's ACL");
+  return block[1]!.split('\n').filter((l) => l.trim() !== '');
 }
