@@ -179,6 +179,35 @@ describe.each([5, 4] as const)('fleet commands over MQTT %s with an ACL', (proto
     expect(reload.stdout).toContain('gw: REFUSED: reload: this agent has no configuration file');
   });
 
+  it('spool: figures, dead letters, a change refused with nothing changed, an unknown action answered', async () => {
+    const status = await cli('--json', 'spool', 'status');
+    expect(status.code, status.stderr).toBe(0);
+    const { answer } = JSON.parse(status.stdout) as { answer: Answer };
+    expect(answer).toMatchObject({ command: 'spool/status', ok: true });
+    expect(answer.result).toMatchObject({ deadLetters: 0, learnedLimits: {} });
+    expect(typeof answer.result?.depth).toBe('number');
+    const list = await cli('--json', 'spool', 'dead-letters');
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as { answer: Answer }).answer.result).toMatchObject({
+      total: 0,
+      rows: [],
+    });
+    const requeue = await cli('spool', 'requeue', '7');
+    expect(requeue.code).toBe(1);
+    expect(requeue.stdout).toMatch(
+      /^gw: REFUSED: spool\/requeue: seq 7 is not a dead letter \(dead letters: none\); nothing changed$/m,
+    );
+    const dropAll = await cli('--json', 'spool', 'drop', '--all');
+    expect(dropAll.code, dropAll.stderr).toBe(0);
+    expect((JSON.parse(dropAll.stdout) as { answer: Answer }).answer.result).toEqual({
+      count: 0,
+      seqs: [],
+    });
+    const unknown = await cli('spool', 'shred');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toMatch(/^gw: UNKNOWN-COMMAND: unknown command "spool\/shred"/m);
+  });
+
   it('unknown command, malformed JSON and bad arguments each get an answer with the reason', async () => {
     const op = await operator(broker.url, protocol);
     try {
