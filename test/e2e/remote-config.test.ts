@@ -69,22 +69,25 @@ describe('edge-agent remote config push', () => {
       expect(missingSeqs(seqs, Math.max(...seqs))).toEqual([]);
     };
 
-    const push = (doc: string, version: number, ...more: string[]) => {
-      const path = join(dir, `push-${version}.yaml`);
-      writeFileSync(path, doc);
-      return remote(
-        'config',
-        'push',
-        path,
-        '--key',
-        join(dir, 'ops.key'),
-        '--version',
-        String(version),
-        '--timeout',
-        '60',
-        ...more,
-      );
-    };
+    const pushVia =
+      (via: typeof remote) =>
+      (doc: string, version: number, ...more: string[]) => {
+        const path = join(dir, `push-${version}.yaml`);
+        writeFileSync(path, doc);
+        return via(
+          'config',
+          'push',
+          path,
+          '--key',
+          join(dir, 'ops.key'),
+          '--version',
+          String(version),
+          '--timeout',
+          '60',
+          ...more,
+        );
+      };
+    const push = pushVia(remote);
 
     const withSensor = configText({ ...shape, sensorUrls: [http.url(0), http.url(1)] });
     const applied = await push(withSensor, 1);
@@ -128,19 +131,23 @@ describe('edge-agent remote config push', () => {
       /^gw: (refused: config\/set|rejected): version 2 is not above 2/m,
     );
 
-    // Signed once for the gateway's group; a new window length replaces the pipeline.
+    // Signed for the gateway's group, pushed to it and to a gateway that is not there: a new
+    // window length replaces the pipeline of the one; the other has no outcome in time.
     const forGroup = configText({
       ...shape,
       sensorUrls: [http.url(0), http.url(1)],
       windowMs: 400,
     });
-    const grouped = await push(forGroup, 3, '--group', 'building-7');
-    expect(grouped.code, grouped.stdout + grouped.stderr).toBe(0);
-    expect(grouped.stdout).toMatch(/^gw: applied \(1\/1\)$/m);
+    const fleet = pushVia(remoteCli({ ...operator, gateway: 'gw,absent' }));
+    const grouped = await fleet(forGroup, 3, '--group', 'building-7', '--timeout', '30');
+    expect(grouped.code, grouped.stdout + grouped.stderr).toBe(1);
+    expect(grouped.stdout).toMatch(/^pushing .*push-3\.yaml as version 3 to 2 gateway\(s\)$/m);
+    expect(grouped.stdout).toMatch(/^gw: applied \(1\/2\)$/m);
+    expect(grouped.stdout).toMatch(/^absent: no outcome within 30 s \(2\/2\)$/m);
     expect(readFileSync(file, 'utf8')).toBe(forGroup);
     await telemetryGoesOnWithoutGap('telemetry from the new pipeline');
 
     agent.kill('SIGTERM');
     expect((await agent.exited()).code).toBe(0);
-  });
+  }, 180_000);
 });
