@@ -61,10 +61,10 @@ export interface LearnedLimits {
 
 /**
  * How a retained publish ended: acknowledged; not sent because the connection is down (no
- * error); or failed — refused by the broker or lost with the connection — with the error as
- * logged.
+ * error); or failed — refused by the broker (`refused`: an MQTT 5 PUBACK reason code) or lost
+ * with the connection — with the error as logged.
  */
-export type RetainedOutcome = { sent: true } | { sent: false; error?: string };
+export type RetainedOutcome = { sent: true } | { sent: false; error?: string; refused?: boolean };
 
 /** Bound on waiting for the offline status' PUBACK at stop. */
 const GOODBYE_MS = 2000;
@@ -191,11 +191,9 @@ export class TelemetryPublisher implements Output {
       client.publish(topic, payload, { qos: 1, retain: true }, (err) => {
         if (!err) return resolve({ sent: true });
         const error = describeError(err);
-        this.options.logger.warn(
-          { topic, err: error },
-          'retained publish failed (refused by the broker, or the connection closed)',
-        );
-        resolve({ sent: false, error });
+        // The caller knows what the topic is for and logs it; here only for debugging.
+        this.options.logger.debug({ topic, err: error }, 'retained publish failed');
+        resolve({ sent: false, error, ...(isRefusal(err) ? { refused: true } : {}) });
       });
     });
   }
@@ -311,4 +309,10 @@ function publishWithin(
       resolve(!err);
     });
   });
+}
+
+/** A PUBACK reason code of 0x80 or more: the broker answered and refused the publish. */
+function isRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' && code >= 0x80;
 }

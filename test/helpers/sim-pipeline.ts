@@ -9,7 +9,7 @@
  *   await sim.close();
  */
 import { validateConfig, type ConfigInput } from '../../agent/config/load.js';
-import { silentLogger } from '../../agent/ops/logger.js';
+import { silentLogger, type Logger } from '../../agent/ops/logger.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { Seams } from '../../drivers/seams.js';
 import {
@@ -41,6 +41,8 @@ export async function startSimPipeline(options: {
   sensor?: Record<string, unknown>;
   /** The broker's options, e.g. `extraConfig: ['max_packet_size 2048']` to make batches travel in parts. */
   mosquitto?: MosquittoOptions;
+  /** The agent's logger (default silent), e.g. capturingLogger() to read what it logged. */
+  logger?: Logger;
 }): Promise<SimPipeline> {
   const t = teardownList();
   const close = () => t.run();
@@ -73,10 +75,11 @@ export async function startSimPipeline(options: {
         openI2C: () => Promise.reject(new Error('no I²C in this test')),
         serialBinding: new SimulatedSerialBinding(),
       },
-      silentLogger,
+      options.logger ?? silentLogger,
     );
     t.own(seams);
-    const pipeline = await Pipeline.start({ config, seams, stateDir, logger: silentLogger });
+    const logger = options.logger ?? silentLogger;
+    const pipeline = await Pipeline.start({ config, seams, stateDir, logger });
     t.add(() => pipeline.stop(2000));
     return { pipeline, broker, subscriber, http, sensorId, close };
   } catch (err) {

@@ -10,11 +10,17 @@
  * the retained state topics of the sensors that are gone are cleared, then the components are
  * omitted. A discovery without them is retained only once their states are cleared, so a
  * clear that did not happen is tried again after the next connect or start.
+ *
+ * Once the broker refuses the discovery, the announcements after a connect and for stale
+ * components are held back until one is accepted (discovery-hold.ts): Home Assistant's birth
+ * message, the `announce` command, a reload that changes the sensors and a backoff retry
+ * still try.
  */
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
 import { AGENT_VERSION } from '../../version.js';
 import type { ConnectionHooks, RetainedOutcome } from '../../publish/publisher.js';
+import type { ConnectionLink } from '../../publish/session-hooks.js';
 import {
   birthTopic,
   componentIds,
@@ -25,6 +31,7 @@ import {
   type DiscoveredSensor,
   type DiscoveryContext,
 } from './discovery.js';
+import { DiscoveryHold } from './discovery-hold.js';
 import { LatestStates, type WindowValue } from './state.js';
 
 /** What the bridge needs of the telemetry publisher. */
@@ -56,7 +63,12 @@ export interface BridgeOptions {
   logger: Logger;
   /** Longest random delay before answering Home Assistant's birth message (default 2000). */
   birthJitterMs?: number;
+  /** First retry after the broker refused the discovery (default one minute), doubling. */
+  refusedRetryMinMs?: number;
 }
+
+/** Triggers that do not announce while the broker refuses the discovery. */
+const AUTOMATIC = new Set(['connected', 'stale components on the broker']);
 
 export class HomeAssistantBridge {
   private sensors: readonly DiscoveredSensor[];
@@ -73,11 +85,23 @@ export class HomeAssistantBridge {
   private readonly topic: string;
   private readonly counts = { discoveries: 0, states: 0, cleared: 0, failed: 0 };
   private lastError: string | undefined;
+  private link: ConnectionLink | undefined;
+  private readonly hold: DiscoveryHold;
 
   constructor(private readonly options: BridgeOptions) {
     this.ctx = options.context;
     this.sensors = options.sensors;
     this.topic = discoveryTopic(this.ctx);
+    this.hold = new DiscoveryHold({
+      topic: this.topic,
+      logger: options.logger,
+      retry: () => this.announce('retry after the refusal'),
+      closedAfterDiscovery: (error) => {
+        this.counts.failed += 1;
+        this.lastError = error;
+      },
+      ...(options.refusedRetryMinMs !== undefined ? { retryMinMs: options.refusedRetryMinMs } : {}),
+    });
   }
 
   /** Hooks into the publisher's connection; announces at once if it is connected. */
@@ -85,7 +109,10 @@ export class HomeAssistantBridge {
     const birth = birthTopic(this.ctx.discoveryPrefix);
     this.options.channel.attach({
       subscriptions: [birth, this.topic],
-      connected: () => this.announce('connected'),
+      connected: (link) => {
+        this.link = link;
+        this.announce('connected');
+      },
       message: (topic, payload, retained) => {
         if (topic === birth) this.onBirth(payload.toString('utf8'), retained);
         else if (topic === this.topic && retained) this.onRetainedDiscovery(payload);
@@ -125,6 +152,7 @@ export class HomeAssistantBridge {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.birthTimer);
+    this.hold.stop();
   }
 
   stats(): HomeAssistantStats {
@@ -188,6 +216,10 @@ export class HomeAssistantBridge {
   /** Queues one announcement; triggers while one is queued fold into it. */
   private announce(why: string): void {
     if (this.queued || this.stopped) return;
+    if (AUTOMATIC.has(why) && this.hold.holding) {
+      this.options.logger.debug({ why }, 'Home Assistant announcement held back (refused)');
+      return;
+    }
     this.queued = true;
     this.chain = this.chain
       .then(async () => {
@@ -204,7 +236,7 @@ export class HomeAssistantBridge {
     const removing = [...this.removing];
     if (removing.length > 0) {
       const removal = deviceDiscovery(this.ctx, this.sensors, removing);
-      if (!(await this.publish('discoveries', this.topic, JSON.stringify(removal)))) return false;
+      if (!(await this.publishDiscovery(JSON.stringify(removal)))) return false;
     }
     // After the removal, so Home Assistant never reads an empty state of a live entity; before
     // the discovery that omits the components, which would hide them from the next start.
@@ -214,7 +246,7 @@ export class HomeAssistantBridge {
       this.clearing.delete(sensor);
     }
     const discovery = deviceDiscovery(this.ctx, this.sensors);
-    if (!(await this.publish('discoveries', this.topic, JSON.stringify(discovery)))) return false;
+    if (!(await this.publishDiscovery(JSON.stringify(discovery)))) return false;
     for (const id of removing) this.removing.delete(id);
     // Home Assistant wants the states again after a config; ours are retained, so this
     // matters only when a broker lost them.
@@ -241,15 +273,47 @@ export class HomeAssistantBridge {
     );
   }
 
-  /** A retained publish, counted by kind when acknowledged and as failed when it failed. */
+  /** The discovery (or a removal), watched for a refusal: see discovery-hold.ts. */
+  private async publishDiscovery(payload: string): Promise<boolean> {
+    const link = this.link;
+    const v311 = link?.protocolVersion === 4;
+    // Watched before the publish: the broker may close right after its acknowledgement. A
+    // connection already gone would never report its close.
+    if (link && v311 && link.client.connected) this.hold.sentUnconfirmed(link.client);
+    const outcome = await this.publishOutcome('discoveries', this.topic, payload);
+    if (outcome.sent) {
+      // Under MQTT 3.1.1 an acknowledgement does not say the broker took it.
+      if (!v311) this.hold.accepted();
+    } else if (outcome.refused === true && outcome.error !== undefined) {
+      this.hold.refused(outcome.error);
+    }
+    return outcome.sent;
+  }
+
   private async publish(kind: RetainedKind, topic: string, payload: string): Promise<boolean> {
+    return (await this.publishOutcome(kind, topic, payload)).sent;
+  }
+
+  /** A retained publish, counted by kind when acknowledged and as failed when it failed. */
+  private async publishOutcome(
+    kind: RetainedKind,
+    topic: string,
+    payload: string,
+  ): Promise<RetainedOutcome> {
     const outcome = await this.options.channel.publishRetained(topic, payload);
     if (outcome.sent) this.counts[kind] += 1;
     else if (outcome.error !== undefined) {
       this.counts.failed += 1;
       this.lastError = outcome.error;
+      // A refused discovery is logged once by the hold.
+      if (!(kind === 'discoveries' && outcome.refused === true)) {
+        this.options.logger.warn(
+          { topic, err: outcome.error },
+          'Home Assistant retained publish failed (refused by the broker, or the connection closed)',
+        );
+      }
     }
-    return outcome.sent;
+    return outcome;
   }
 }
 

@@ -35,6 +35,7 @@ import { byPeriod, decodeWindows, type Output, type OutputBatch } from '../../pu
 import { SpoolClient } from '../../publish/spool/spool-client.js';
 import type { SpooledBatch } from '../../publish/spool/store.js';
 import { UNITS, type Quantity } from '../../../drivers/types.js';
+import { BirthWatch } from './birth-watch.js';
 import { BdSeqFile } from './bd-seq.js';
 import {
   encodeBirth,
@@ -96,6 +97,7 @@ export class SparkplugNode implements Output {
   private lastStateAt = -Infinity;
   /** An NBIRTH of this session was published and data may flow. */
   private born = false;
+  private readonly birthWatch: BirthWatch;
   private birthAt = 0;
   /** Seq of the next NDATA. */
   private seq = 0;
@@ -126,6 +128,12 @@ export class SparkplugNode implements Output {
       mqtt: config.mqtt,
       logger,
       name: 'sparkplug',
+    });
+    this.birthWatch = new BirthWatch({
+      topic: this.topics.nbirth,
+      logger,
+      settled: () => this.session.acknowledged(),
+      refused: (error) => this.session.noteError(error),
     });
     this.maxInflight = config.mqtt.inflight;
     for (const [sensor, quantities] of options.series) {
@@ -171,6 +179,7 @@ export class SparkplugNode implements Output {
       },
       connected: (client) => this.onConnect(client),
       closed: () => {
+        this.birthWatch.closed();
         this.born = false;
         this.inflight = 0;
         return { slower: false };
@@ -225,6 +234,7 @@ export class SparkplugNode implements Output {
       this.pump();
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    this.birthWatch.stop();
     await this.session.end((client, version) => this.goodbye(client, version));
     this.born = false;
     this.inflight = 0;
@@ -358,8 +368,8 @@ export class SparkplugNode implements Output {
     this.seq = 1;
     this.born = true;
     this.births++;
-    // The broker took a session far enough for a birth: the reconnect backoff starts over.
-    this.session.acknowledged();
+    // Not acknowledged (QoS 0): the backoff starts over once the session outlives it.
+    this.birthWatch.born();
     this.options.logger.info(
       { bdSeq: this.bdSeq, metrics: series.length },
       'sparkplug NBIRTH published',

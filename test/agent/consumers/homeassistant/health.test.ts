@@ -75,7 +75,8 @@ describe('Home Assistant in the health report', () => {
     // Anonymous clients: the gateway topics writable, the discovery prefix read-only.
     writeFileSync(acl, 'topic readwrite edge/#\ntopic read homeassistant/#\n');
     // mosquitto 2.0.11 closes an MQTT 5 connection after a denied QoS 1 publish while
-    // max_queued_messages is 0 (unlimited, as the helper sets it): a bound keeps it open.
+    // max_queued_messages is 0 (unlimited, as the helper sets it): a bound keeps it open, so
+    // that no reconnect is expected here (refused.test.ts covers the closing broker).
     const s = await start([`acl_file ${acl}`, 'max_queued_messages 1000']);
     const refused = (r: Report) => Number(figures(r).failed) >= 1 && Number(figures(r).states) >= 1;
     await s.subscriber.waitFor(
