@@ -1,7 +1,7 @@
 /**
  * What the operator commands (status, config/get, reload, read, announce) need of the running
  * agent, so that each command is a small module over this and not over the pipeline's parts.
- * The pipeline provides it (pipeline.ts `control()`).
+ * The pipeline provides it through pipelineControl() (pipeline-control.ts).
  */
 import type { Config } from '../config/schema.js';
 import type { HealthReport } from '../publish/health.js';

@@ -29,6 +29,15 @@ export interface Command<A> {
   run(args: A, context: CommandContext): Promise<unknown>;
 }
 
+/** A command that takes no arguments (any given are a bad request). */
+export function arglessCommand(
+  name: string,
+  summary: string,
+  run: () => Promise<unknown>,
+): Command<Record<string, never>> {
+  return { name, summary, args: z.strictObject({}), run };
+}
+
 /** A request the command understood and will not carry out; the message says why. */
 export class CommandRefused extends Error {
   override name = 'CommandRefused';

@@ -5,8 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
-import type { Command } from './command.js';
+import { arglessCommand, type Command } from './command.js';
 import type { AgentControl } from './agent-control.js';
 import { redactSecrets } from './redact.js';
 
@@ -20,11 +19,10 @@ export interface ConfigAnswer {
 }
 
 export function configGetCommand(agent: AgentControl): Command<Record<string, never>> {
-  return {
-    name: 'config/get',
-    summary: 'the running configuration, secrets redacted, with its file hash and version',
-    args: z.strictObject({}),
-    run: async (): Promise<ConfigAnswer> => {
+  return arglessCommand(
+    'config/get',
+    'the running configuration, secrets redacted, with its file hash and version',
+    async (): Promise<ConfigAnswer> => {
       const file = agent.configFile();
       return {
         config: redactSecrets(agent.config()),
@@ -33,7 +31,7 @@ export function configGetCommand(agent: AgentControl): Command<Record<string, ne
         version: agent.configVersion(),
       };
     },
-  };
+  );
 }
 
 async function fileHash(file: string): Promise<string | null> {

@@ -5,13 +5,12 @@
  * like credentials. Paths of files holding secrets (`passwordFile`, `keyFile`, …) and
  * credential names stay: they say where a secret is, not what it is.
  */
+import { redactUrl } from '../../drivers/network/url-text.js';
+
 export const REDACTED = '[redacted]';
-/** The same inside a URL, where brackets would be percent-encoded. */
-const REDACTED_IN_URL = 'REDACTED';
 
 /** Keys whose value is a secret itself (not a file name: those end in File/Credential/Dir). */
 const SECRET_KEY = /(password|passwd|secret|token|apikey|api_key|authorization|auth|key)$/i;
-const SECRET_PARAM = /(password|passwd|pass|secret|token|key|sig|signature|auth|credential)/i;
 
 export function redactSecrets(value: unknown, key = ''): unknown {
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v));
@@ -23,23 +22,4 @@ export function redactSecrets(value: unknown, key = ''): unknown {
   }
   if (typeof value === 'string') return redactUrl(value);
   return value;
-}
-
-/** A URL without credentials; any other string as it is. */
-export function redactUrl(text: string): string {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text) || !URL.canParse(text)) return text;
-  const url = new URL(text);
-  let changed = false;
-  if (url.username !== '' || url.password !== '') {
-    url.username = url.username === '' ? '' : REDACTED_IN_URL;
-    url.password = url.password === '' ? '' : REDACTED_IN_URL;
-    changed = true;
-  }
-  for (const name of [...url.searchParams.keys()]) {
-    if (SECRET_PARAM.test(name)) {
-      url.searchParams.set(name, REDACTED_IN_URL);
-      changed = true;
-    }
-  }
-  return changed ? url.toString() : text;
 }

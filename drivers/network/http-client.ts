@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { urlToHttpOptions } from 'node:url';
 import { SensorError } from '../types.js';
+import { redactUrl } from './url-text.js';
 
 export interface HttpJsonResponse {
   status: number;
@@ -75,7 +76,7 @@ export class KeepAliveHttpClient implements HttpJsonClient {
 
   private attempt(url: string, signal: AbortSignal, mayRetry: boolean): Promise<HttpJsonResponse> {
     return new Promise((resolve, reject) => {
-      const timeout = () => new SensorError('TIMEOUT', `no answer from ${url} in time`);
+      const timeout = () => new SensorError('TIMEOUT', `no answer from ${redactUrl(url)} in time`);
       if (signal.aborted) return reject(timeout());
       // Settle once; whatever the socket emits after that (our own destroy) is ignored.
       let done = false;
@@ -92,7 +93,9 @@ export class KeepAliveHttpClient implements HttpJsonClient {
         options = this.optionsFor(url);
       } catch (err) {
         return reject(
-          new SensorError('PROTOCOL', `invalid URL ${JSON.stringify(url)}`, { cause: err }),
+          new SensorError('PROTOCOL', `invalid URL ${JSON.stringify(redactUrl(url))}`, {
+            cause: err,
+          }),
         );
       }
       const get = options.protocol === 'https:' ? https.get : http.get;
@@ -104,7 +107,10 @@ export class KeepAliveHttpClient implements HttpJsonClient {
           size += c.length;
           if (size > this.maxBodyBytes) {
             finish(
-              new SensorError('PROTOCOL', `body of ${url} exceeds ${this.maxBodyBytes} bytes`),
+              new SensorError(
+                'PROTOCOL',
+                `body of ${redactUrl(url)} exceeds ${this.maxBodyBytes} bytes`,
+              ),
             );
             req.destroy();
             return;
@@ -130,9 +136,13 @@ export class KeepAliveHttpClient implements HttpJsonClient {
           return finish(this.attempt(url, signal, false));
         }
         finish(
-          new SensorError('DISCONNECTED', `${err.code ?? 'error'} from ${url}: ${err.message}`, {
-            cause: err,
-          }),
+          new SensorError(
+            'DISCONNECTED',
+            `${err.code ?? 'error'} from ${redactUrl(url)}: ${err.message}`,
+            {
+              cause: err,
+            },
+          ),
         );
       };
       const onAbort = () => {

@@ -17,10 +17,14 @@ import type { DriverDescriptor } from '../descriptor.js';
 import { SensorError, type Driver, type Measurement } from '../types.js';
 import { sharedHttpClient, type HttpJsonClient } from './http-client.js';
 import { numericValue, parseJsonPath, valueAtPath, type JsonPath } from './json-path.js';
+import { redactUrl } from './url-text.js';
 
 export type HttpJsonConfig = Pick<z.output<typeof httpJsonSchema>, 'url' | 'path' | 'quantity'>;
 
-/** The reading in a response, or a PROTOCOL SensorError saying why there is none. */
+/**
+ * The reading in a response, or a PROTOCOL SensorError saying why there is none; `url` as the
+ * message shows it (without credentials).
+ */
 export function readingFromResponse(
   res: { status: number; body: string },
   path: JsonPath,
@@ -64,6 +68,8 @@ export function createHttpJson(
   config: HttpJsonConfig,
   client: HttpJsonClient = sharedHttpClient(),
 ): Driver {
+  // Errors reach health reports and answers: the URL in them carries no credentials.
+  const shownUrl = redactUrl(config.url);
   let path: JsonPath | undefined;
   let pathError: string | undefined;
   try {
@@ -81,7 +87,7 @@ export function createHttpJson(
       return [
         {
           quantity: config.quantity,
-          value: readingFromResponse(res, path, config.path, config.url),
+          value: readingFromResponse(res, path, config.path, shownUrl),
         },
       ];
     },

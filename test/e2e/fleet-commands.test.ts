@@ -1,62 +1,29 @@
 /**
  * Commands with answers over MQTT (fleet.enabled) from a live agent — the built CLI's
- * `simulate --config` — against a real mosquitto whose ACL gives the gateway user `gw` read on
- * `edge/gw/cmd/#` and write on `edge/gw/#` only, and the operator `op` write on `edge/+/cmd/#`
- * and read on `edge/+/reply/#` (docs/operations.md, Running a fleet); under MQTT 5 and 3.1.1.
+ * `simulate --config` — against a real mosquitto on the ACL lines of docs/operations.md (Running
+ * a fleet: the gateway user `gw` reads `edge/gw/cmd/#` and writes `edge/gw/#` only, the
+ * `operator` writes `edge/+/cmd/#` and reads `edge/+/reply/#`); under MQTT 5 and 3.1.1.
  * The operator is `edge-agent remote` and, for requests the CLI would not send, a raw client.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
-import { waitUntil } from '../helpers/wait.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { MosquittoBroker } from '../helpers/mosquitto.js';
+import {
+  documentedFleetAcl,
+  remoteCli,
+  startFleetAgent,
+  type CliResult,
+} from '../helpers/fleet-agent.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { schemaErrors, validateHealth } from '../agent/publish/schemas.js';
-import { CLI, startAgent, type AgentProcess } from './agent-process.js';
 
 const GW_PASSWORD = 'gw-secret-Pa55';
 const OP_PASSWORD = 'op-secret-Pa55';
-const ACL = [
-  'user gw',
-  'topic read edge/gw/cmd/#',
-  'topic write edge/gw/#',
-  'user op',
-  'topic write edge/+/cmd/#',
-  'topic read edge/+/reply/#',
-];
 const PER_SECOND = 5;
 const BURST = 10;
-
-const root = mkdtempSync(join(tmpdir(), 'edge-fleet-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `edge-agent remote` as the operator runs it (password from the environment). */
-function remote(broker: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'remote', '--broker', broker, ...args], {
-      env: { ...process.env, EDGE_AGENT_MQTT_PASSWORD: OP_PASSWORD, NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 type Answer = {
   gateway: string;
@@ -72,7 +39,7 @@ type Answer = {
 async function operator(url: string, protocolVersion: 4 | 5) {
   const client: MqttClient = await mqtt.connectAsync(url, {
     protocolVersion,
-    username: 'op',
+    username: 'operator',
     password: OP_PASSWORD,
     reconnectPeriod: 0,
   });
@@ -123,72 +90,39 @@ async function operator(url: string, protocolVersion: 4 | 5) {
 }
 
 describe.each([5, 4] as const)('fleet commands over MQTT %s with an ACL', (protocol) => {
+  const t = useTeardown({ after: 'all' });
   let broker: MosquittoBroker;
-  let agent: AgentProcess;
   let configFile: string;
-  const dir = join(root, `v${protocol}`);
+  let cli: (...words: string[]) => Promise<CliResult>;
 
   beforeAll(async () => {
-    broker = await spawnMosquitto({ users: { gw: GW_PASSWORD, op: OP_PASSWORD }, acl: ACL });
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
+    broker = await t.mosquitto({
+      users: { gw: GW_PASSWORD, operator: OP_PASSWORD },
+      acl: documentedFleetAcl(),
+    });
+    const dir = t.tempDir('edge-fleet-');
     writeFileSync(join(dir, 'gw-password'), GW_PASSWORD + '\n');
-    configFile = join(dir, 'config.yaml');
-    writeFileSync(
-      configFile,
-      [
+    const operator = {
+      broker: broker.url,
+      gateway: 'gw',
+      username: 'operator',
+      password: OP_PASSWORD,
+      protocol,
+    };
+    cli = remoteCli(operator);
+    ({ configFile } = await startFleetAgent(t, {
+      operator,
+      dir,
+      config: [
         'gateway: { id: gw }',
         `mqtt: { username: gw, passwordFile: gw-password, protocolVersion: ${protocol} }`,
         `fleet: { enabled: true, rateLimit: { perSecond: ${PER_SECOND}, burst: ${BURST} } }`,
         'aggregation: { windowMs: 1000 }',
         'sensors:',
         '  - { id: boiler, driver: tmp102, bus: 1, address: 0x48, intervalMs: 500 }',
-        '',
-      ].join('\n'),
-    );
-    agent = startAgent([
-      'simulate',
-      '--config',
-      configFile,
-      '--broker',
-      broker.url,
-      '--state-dir',
-      join(dir, 'state'),
-    ]);
-    // Ready once it answers: the positive marker that its subscription is in place.
-    await waitUntil(
-      async () =>
-        (
-          await remote(broker.url, [
-            '--gateway',
-            'gw',
-            '--username',
-            'op',
-            '--timeout',
-            '2',
-            'status',
-          ])
-        ).code === 0,
-      { timeoutMs: 60_000, intervalMs: 200, what: 'the agent answering status' },
-    );
+      ],
+    }));
   }, 90_000);
-
-  afterAll(async () => {
-    agent?.kill('SIGTERM');
-    await agent?.exited();
-    await broker?.close();
-  });
-
-  const cli = (...args: string[]) =>
-    remote(broker.url, [
-      '--gateway',
-      'gw',
-      '--username',
-      'op',
-      '--protocol',
-      String(protocol),
-      ...args,
-    ]);
 
   it('status: the health report now, with the command counters', async () => {
     const r = await cli('--json', 'status');
@@ -243,6 +177,35 @@ describe.each([5, 4] as const)('fleet commands over MQTT %s with an ACL', (proto
     const reload = await cli('reload');
     expect(reload.code).toBe(1);
     expect(reload.stdout).toContain('gw: REFUSED: reload: this agent has no configuration file');
+  });
+
+  it('spool: figures, dead letters, a change refused with nothing changed, an unknown action answered', async () => {
+    const status = await cli('--json', 'spool', 'status');
+    expect(status.code, status.stderr).toBe(0);
+    const { answer } = JSON.parse(status.stdout) as { answer: Answer };
+    expect(answer).toMatchObject({ command: 'spool/status', ok: true });
+    expect(answer.result).toMatchObject({ deadLetters: 0, learnedLimits: {} });
+    expect(typeof answer.result?.depth).toBe('number');
+    const list = await cli('--json', 'spool', 'dead-letters');
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as { answer: Answer }).answer.result).toMatchObject({
+      total: 0,
+      rows: [],
+    });
+    const requeue = await cli('spool', 'requeue', '7');
+    expect(requeue.code).toBe(1);
+    expect(requeue.stdout).toMatch(
+      /^gw: REFUSED: spool\/requeue: seq 7 is not a dead letter \(dead letters: none\); nothing changed$/m,
+    );
+    const dropAll = await cli('--json', 'spool', 'drop', '--all');
+    expect(dropAll.code, dropAll.stderr).toBe(0);
+    expect((JSON.parse(dropAll.stdout) as { answer: Answer }).answer.result).toEqual({
+      count: 0,
+      seqs: [],
+    });
+    const unknown = await cli('spool', 'shred');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toMatch(/^gw: UNKNOWN-COMMAND: unknown command "spool\/shred"/m);
   });
 
   it('unknown command, malformed JSON and bad arguments each get an answer with the reason', async () => {

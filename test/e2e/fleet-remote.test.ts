@@ -5,103 +5,57 @@
  * usage, an unreachable broker, a wrong password, a gateway that does not answer. Then the
  * embedded Aedes broker (MQTT 3.1.1) once.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedBroker } from '../../simulator/broker.js';
 import { startAedes } from '../helpers/aedes.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
-import { startSubscriber, type TestSubscriber } from '../helpers/subscriber.js';
+import type { TestSubscriber } from '../helpers/subscriber.js';
+import { useTeardown } from '../helpers/teardown.js';
 import { waitUntil } from '../helpers/wait.js';
-import { CLI, startAgent, type AgentProcess } from './agent-process.js';
-
-const root = mkdtempSync(join(tmpdir(), 'edge-fleet-remote-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, EDGE_AGENT_MQTT_PASSWORD: '', NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function waitForAnswer(broker: string, gateway: string, protocol: '4' | '5') {
-  await waitUntil(
-    async () =>
-      (
-        await cli([
-          'remote',
-          '--broker',
-          broker,
-          '--gateway',
-          gateway,
-          '--protocol',
-          protocol,
-          '--timeout',
-          '2',
-          'status',
-        ])
-      ).code === 0,
-    { timeoutMs: 60_000, intervalMs: 200, what: `${gateway} answering status` },
-  );
-}
+import {
+  remoteCli,
+  runCli as cli,
+  startFleetAgent,
+  type CliResult,
+} from '../helpers/fleet-agent.js';
 
 describe('edge-agent remote against edge-agent run (mosquitto)', () => {
+  const t = useTeardown({ after: 'all' });
   let broker: MosquittoBroker;
-  let agent: AgentProcess;
   let http: Server;
   let httpPort = 0;
-  const dir = join(root, 'run');
-  const configFile = join(dir, 'config.yaml');
+  let configFile: string;
+  let dir: string;
   const base = () => [
     'gateway: { id: gwr }',
     `mqtt: { url: "${broker.url}" }`,
     `spool: { dir: ${join(dir, 'state')} }`,
     'fleet: { enabled: true }',
   ];
-  const remote = (...args: string[]) =>
-    cli(['remote', '--broker', broker.url, '--gateway', 'gwr', ...args]);
+  let remote: (...words: string[]) => Promise<CliResult>;
 
   beforeAll(async () => {
-    broker = await spawnMosquitto();
+    broker = await t.mosquitto();
     http = createServer((_req, res) => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ data: { temperature: 21.5 } }));
     });
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    t.add(() => new Promise((r) => http.close(r)));
     httpPort = (http.address() as { port: number }).port;
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(configFile, base().join('\n') + '\n');
-    agent = startAgent(['run', '--config', configFile]);
-    await waitForAnswer(broker.url, 'gwr', '5');
+    dir = t.tempDir('edge-fleet-remote-');
+    const operator = { broker: broker.url, gateway: 'gwr' };
+    remote = remoteCli(operator);
+    ({ configFile } = await startFleetAgent(t, {
+      operator,
+      dir,
+      command: 'run',
+      config: base(),
+    }));
   }, 90_000);
-
-  afterAll(async () => {
-    agent?.kill('SIGTERM');
-    await agent?.exited();
-    await new Promise((r) => http?.close(r));
-    await broker?.close();
-  });
 
   it('reload applies a sensor added to the file; read answers its reading', async () => {
     writeFileSync(
@@ -145,16 +99,11 @@ describe('edge-agent remote against edge-agent run (mosquitto)', () => {
   it('exit codes: 0 all answered, 1 when one gateway does not answer, 2 for usage', async () => {
     const two = await remote('--timeout', '2', 'status');
     expect(two.code).toBe(0);
-    const mixed = await cli([
-      'remote',
-      '--broker',
-      broker.url,
-      '--gateway',
-      'gwr,absent',
+    const mixed = await remoteCli({ broker: broker.url, gateway: 'gwr,absent' })(
       '--timeout',
       '2',
       'status',
-    ]);
+    );
     expect(mixed.code).toBe(1);
     expect(mixed.stdout).toMatch(/^gwr: ok$/m);
     expect(mixed.stdout).toMatch(/^absent: NO ANSWER: no answer within 2 s/m);
@@ -167,22 +116,17 @@ describe('edge-agent remote against edge-agent run (mosquitto)', () => {
   });
 
   it('exit 1 naming the broker when it cannot be reached or refuses the password, which is never printed', async () => {
-    const closed = await cli([
-      'remote',
-      '--broker',
-      'mqtt://127.0.0.1:1',
-      '--gateway',
-      'gwr',
-      'status',
-    ]);
+    const closed = await remoteCli({ broker: 'mqtt://127.0.0.1:1', gateway: 'gwr' })('status');
     expect(closed.code).toBe(1);
     expect(closed.stderr).toContain('edge-agent remote: cannot connect to mqtt://127.0.0.1:1');
     const secured = await spawnMosquitto({ users: { op: 'right-one' } });
     try {
-      const wrong = await cli(
-        ['remote', '--broker', secured.url, '--gateway', 'gwr', '--username', 'op', 'status'],
-        { EDGE_AGENT_MQTT_PASSWORD: 'wrong-one' },
-      );
+      const wrong = await remoteCli({
+        broker: secured.url,
+        gateway: 'gwr',
+        username: 'op',
+        password: 'wrong-one',
+      })('status');
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toMatch(/^edge-agent remote: cannot connect to /);
       expect(wrong.stderr + wrong.stdout).not.toContain('wrong-one');
@@ -193,50 +137,32 @@ describe('edge-agent remote against edge-agent run (mosquitto)', () => {
 });
 
 describe('edge-agent remote with the embedded Aedes broker (MQTT 3.1.1)', () => {
+  const t = useTeardown({ after: 'all' });
   let broker: EmbeddedBroker;
-  let agent: AgentProcess;
   let sub: TestSubscriber;
+  let remote: (...words: string[]) => Promise<CliResult>;
 
   beforeAll(async () => {
-    broker = await startAedes();
-    sub = await startSubscriber({
+    broker = t.own(await startAedes());
+    sub = await t.subscriber({
       url: broker.url,
       topics: ['homeassistant/device/gwa/config', 'spBv1.0/edge-agent/NBIRTH/gwa'],
     });
-    const dir = join(root, 'aedes');
-    mkdirSync(dir, { recursive: true });
-    const configFile = join(dir, 'config.yaml');
-    writeFileSync(
-      configFile,
-      [
+    const operator = { broker: broker.url, gateway: 'gwa', protocol: 4 } as const;
+    remote = remoteCli(operator);
+    await startFleetAgent(t, {
+      operator,
+      dir: t.tempDir('edge-fleet-aedes-'),
+      config: [
         'gateway: { id: gwa }',
         'mqtt: { protocolVersion: 4 }',
         'fleet: { enabled: true }',
         'sensors:',
         '  - { id: boiler, driver: tmp102, bus: 1, address: 0x48, intervalMs: 500 }',
-        '',
-      ].join('\n'),
-    );
-    agent = startAgent([
-      'simulate',
-      '--config',
-      configFile,
-      '--broker',
-      broker.url,
-      '--state-dir',
-      join(dir, 'state'),
-      '--homeassistant',
-      '--sparkplug',
-    ]);
-    await waitForAnswer(broker.url, 'gwa', '4');
+      ],
+      args: ['--homeassistant', '--sparkplug'],
+    });
   }, 90_000);
-
-  afterAll(async () => {
-    agent?.kill('SIGTERM');
-    await agent?.exited();
-    await sub?.close();
-    await broker?.close();
-  });
 
   it('announce publishes Home Assistant discovery and the Sparkplug NBIRTH again', async () => {
     const count = (suffix: string) => sub.messages.filter((m) => m.topic.endsWith(suffix)).length;
@@ -246,17 +172,7 @@ describe('edge-agent remote with the embedded Aedes broker (MQTT 3.1.1)', () => 
     });
     const discoveries = count('/config');
     const births = count('NBIRTH/gwa');
-    const r = await cli([
-      'remote',
-      '--broker',
-      broker.url,
-      '--gateway',
-      'gwa',
-      '--protocol',
-      '4',
-      '--json',
-      'announce',
-    ]);
+    const r = await remote('--json', 'announce');
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({
       answer: { ok: true, result: { homeassistant: true, sparkplug: true } },
@@ -268,11 +184,10 @@ describe('edge-agent remote with the embedded Aedes broker (MQTT 3.1.1)', () => 
   });
 
   it('status and read answer on the fixed reply topics', async () => {
-    const base = ['remote', '--broker', broker.url, '--gateway', 'gwa', '--protocol', '4'];
-    const status = await cli([...base, 'status']);
+    const status = await remote('status');
     expect(status.code, status.stdout + status.stderr).toBe(0);
     expect(status.stdout).toMatch(/sensors +1\/1 ok/);
-    const read = await cli([...base, '--json', 'read', 'boiler']);
+    const read = await remote('--json', 'read', 'boiler');
     expect(read.code).toBe(0);
     expect(JSON.parse(read.stdout)).toMatchObject({
       gateway: 'gwa',

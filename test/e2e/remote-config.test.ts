@@ -2,39 +2,32 @@
  * Remote configuration from the command line against a real broker: `edge-agent keygen`, an
  * agent started as `edge-agent run` with fleet commands and remote config on, and
  * `edge-agent remote … config push` — one config applied (a sensor added), one rolled back
- * (a wrong broker password), the file and telemetry checked after each.
+ * (a wrong broker password), the file and telemetry checked after each; on a mosquitto with the
+ * ACL lines of docs/operations.md.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startHttpSensorServer } from '../../simulator/network/http-server.js';
+import { documentedFleetAcl, remoteCli, runCli, startFleetAgent } from '../helpers/fleet-agent.js';
 import { missingSeqs } from '../helpers/subscriber.js';
 import { useTeardown } from '../helpers/teardown.js';
 import { configText } from '../agent/fleet/rig-files.js';
-import { CLI, startAgent } from './agent-process.js';
 
 const t = useTeardown();
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code) => resolve({ code, stdout, stderr })),
-  );
-}
 
 describe('edge-agent remote config push', () => {
   it('applies a signed config, and a wrong broker password comes back by itself', async () => {
     const dir = t.tempDir('remote-config-e2e-');
     const credentials = t.tempDir('credentials-');
-    const broker = await t.mosquitto({ users: { gw: 'secret', ops: 'ops-secret' } });
+    // The documented ACL, and a user of the test's own that watches the gateway's topics.
+    const broker = await t.mosquitto({
+      users: { gw: 'secret', operator: 'ops-secret', watcher: 'watch' },
+      acl: [...documentedFleetAcl(), 'user watcher', 'topic read edge/#'],
+    });
     const http = t.own(await startHttpSensorServer({ delayMs: 2, sensors: 2 }));
 
-    const keygen = await cli(['keygen', '--out', dir, '--name', 'ops']);
+    const keygen = await runCli(['keygen', '--out', dir, '--name', 'ops']);
     expect(keygen.code, keygen.stderr).toBe(0);
     mkdirSync(join(dir, 'trusted-keys'), { mode: 0o755 });
     writeFileSync(join(dir, 'trusted-keys', 'ops.pem'), readFileSync(join(dir, 'ops.pem')));
@@ -46,48 +39,55 @@ describe('edge-agent remote config push', () => {
       commands: true,
       group: 'building-7',
     };
-    const file = join(dir, 'config.yaml');
-    const original = configText(shape);
-    writeFileSync(file, original);
 
     const sub = await t.subscriber({
       url: broker.url,
       topics: ['edge/gw/telemetry', 'edge/gw/config/state'],
-      username: 'gw',
-      password: 'secret',
+      username: 'watcher',
+      password: 'watch',
     });
-    const agent = startAgent(['run', '--config', file], { CREDENTIALS_DIRECTORY: credentials });
-    t.add(async () => {
-      agent.kill('SIGKILL');
-      await agent.exited();
+    const operator = {
+      broker: broker.url,
+      gateway: 'gw',
+      username: 'operator',
+      passwordFile: join(dir, 'ops-password'),
+    };
+    const remote = remoteCli(operator);
+    const { agent, configFile: file } = await startFleetAgent(t, {
+      operator,
+      dir,
+      command: 'run',
+      config: configText(shape),
+      env: { CREDENTIALS_DIRECTORY: credentials },
     });
     await sub.waitFor((s) => s.telemetrySeqs().length > 0, 30_000, 'telemetry');
-
-    const push = (doc: string, version: number, ...more: string[]) => {
-      const path = join(dir, `push-${version}.yaml`);
-      writeFileSync(path, doc);
-      return cli([
-        'remote',
-        '--broker',
-        broker.url,
-        '--gateway',
-        'gw',
-        '--username',
-        'ops',
-        '--password-file',
-        join(dir, 'ops-password'),
-        'config',
-        'push',
-        path,
-        '--key',
-        join(dir, 'ops.key'),
-        '--version',
-        String(version),
-        '--timeout',
-        '60',
-        ...more,
-      ]);
+    /** Batches after this moment arrive, and none from the first on is missing. */
+    const telemetryGoesOnWithoutGap = async (what: string) => {
+      const from = Math.max(...sub.telemetrySeqs());
+      await sub.waitFor((s) => Math.max(...s.telemetrySeqs()) > from + 2, 30_000, what);
+      const seqs = sub.telemetrySeqs();
+      expect(missingSeqs(seqs, Math.max(...seqs))).toEqual([]);
     };
+
+    const pushVia =
+      (via: typeof remote) =>
+      (doc: string, version: number, ...more: string[]) => {
+        const path = join(dir, `push-${version}.yaml`);
+        writeFileSync(path, doc);
+        return via(
+          'config',
+          'push',
+          path,
+          '--key',
+          join(dir, 'ops.key'),
+          '--version',
+          String(version),
+          '--timeout',
+          '60',
+          ...more,
+        );
+      };
+    const push = pushVia(remote);
 
     const withSensor = configText({ ...shape, sensorUrls: [http.url(0), http.url(1)] });
     const applied = await push(withSensor, 1);
@@ -105,20 +105,7 @@ describe('edge-agent remote config push', () => {
       'windows of the sensor added',
     );
 
-    const get = await cli([
-      'remote',
-      '--broker',
-      broker.url,
-      '--gateway',
-      'gw',
-      '--username',
-      'ops',
-      '--password-file',
-      join(dir, 'ops-password'),
-      '--json',
-      'config',
-      'get',
-    ]);
+    const get = await remote('--json', 'config', 'get');
     expect(get.code, get.stdout + get.stderr).toBe(0);
     expect(JSON.parse(get.stdout)).toMatchObject({ answer: { result: { version: 1 } } });
 
@@ -134,14 +121,7 @@ describe('edge-agent remote config push', () => {
       /^gw: rolled-back: probation of 6000 ms over: not connected/m,
     );
     expect(readFileSync(file, 'utf8')).toBe(withSensor);
-    const atRollback = Math.max(...sub.telemetrySeqs());
-    await sub.waitFor(
-      (s) => Math.max(...s.telemetrySeqs()) > atRollback + 2,
-      30_000,
-      'telemetry on the old settings',
-    );
-    const seqs = sub.telemetrySeqs();
-    expect(missingSeqs(seqs, Math.max(...seqs))).toEqual([]);
+    await telemetryGoesOnWithoutGap('telemetry on the old settings');
 
     // MQTT 3.1.1 on the operator's side: the answer by id on the fixed reply topic.
     const replay = await push(wrong, 2, '--protocol', '4');
@@ -151,26 +131,23 @@ describe('edge-agent remote config push', () => {
       /^gw: (refused: config\/set|rejected): version 2 is not above 2/m,
     );
 
-    // Signed once for the gateway's group; a new window length replaces the pipeline.
+    // Signed for the gateway's group, pushed to it and to a gateway that is not there: a new
+    // window length replaces the pipeline of the one; the other has no outcome in time.
     const forGroup = configText({
       ...shape,
       sensorUrls: [http.url(0), http.url(1)],
       windowMs: 400,
     });
-    const grouped = await push(forGroup, 3, '--group', 'building-7');
-    expect(grouped.code, grouped.stdout + grouped.stderr).toBe(0);
-    expect(grouped.stdout).toMatch(/^gw: applied \(1\/1\)$/m);
+    const fleet = pushVia(remoteCli({ ...operator, gateway: 'gw,absent' }));
+    const grouped = await fleet(forGroup, 3, '--group', 'building-7', '--timeout', '30');
+    expect(grouped.code, grouped.stdout + grouped.stderr).toBe(1);
+    expect(grouped.stdout).toMatch(/^pushing .*push-3\.yaml as version 3 to 2 gateway\(s\)$/m);
+    expect(grouped.stdout).toMatch(/^gw: applied \(1\/2\)$/m);
+    expect(grouped.stdout).toMatch(/^absent: no outcome within 30 s \(2\/2\)$/m);
     expect(readFileSync(file, 'utf8')).toBe(forGroup);
-    const atGroupPush = Math.max(...sub.telemetrySeqs());
-    await sub.waitFor(
-      (s) => Math.max(...s.telemetrySeqs()) > atGroupPush + 1,
-      30_000,
-      'telemetry from the new pipeline',
-    );
-    const all = sub.telemetrySeqs();
-    expect(missingSeqs(all, Math.max(...all))).toEqual([]);
+    await telemetryGoesOnWithoutGap('telemetry from the new pipeline');
 
     agent.kill('SIGTERM');
     expect((await agent.exited()).code).toBe(0);
-  });
+  }, 180_000);
 });

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 import { spawnMosquitto, type MosquittoBroker, type MosquittoOptions } from './mosquitto.js';
 import { startSubscriber, type TestSubscriber } from './subscriber.js';
 
@@ -63,9 +63,14 @@ export function teardownList(): Teardown {
   return t;
 }
 
-/** The teardown list of a test file: run after each test (call at the top of the file). */
-export function useTeardown(): Teardown {
+/**
+ * The teardown list of a test file (call at the top) or of a `describe` (call in it): run after
+ * each test, or with `{ after: 'all' }` once after its last test, for what its tests share
+ * (started in `beforeAll`).
+ */
+export function useTeardown(o: { after?: 'each' | 'all' } = {}): Teardown {
   const t = teardownList();
-  afterEach(() => t.run());
+  if (o.after === 'all') afterAll(() => t.run());
+  else afterEach(() => t.run());
   return t;
 }

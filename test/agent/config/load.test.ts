@@ -12,7 +12,7 @@ import {
   type ConfigInput,
 } from '../../../agent/config/load.js';
 import { configJsonSchema, configMarkdown } from '../../../agent/config/json-schema.js';
-import { workerOptions } from '../../../agent/pipeline.js';
+import { workerOptions } from '../../../agent/pipeline-parts.js';
 import { RingBuffer } from '../../../agent/queue/ring-buffer.js';
 import { configProblems as problems } from './problems.js';
 

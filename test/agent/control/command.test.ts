@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { CommandRefused, CommandSet } from '../../../agent/control/command.js';
+import { arglessCommand, CommandRefused, CommandSet } from '../../../agent/control/command.js';
 
 function commands(): CommandSet {
   return new CommandSet()
@@ -65,6 +65,17 @@ describe('CommandSet', () => {
       ok: false,
       error: { code: 'failed', message: 'broken failed: disk on fire' },
     });
+  });
+
+  it('runs a command without arguments, and names an argument given to it', async () => {
+    const set = new CommandSet().add(arglessCommand('ping', 'answers pong', async () => 'pong'));
+    expect(await set.handle('ping', undefined, { origin: 'remote' })).toEqual({
+      ok: true,
+      result: 'pong',
+    });
+    const extra = await set.handle('ping', { sensor: 'x' }, { origin: 'remote' });
+    expect(extra).toMatchObject({ ok: false, error: { code: 'bad-request' } });
+    expect(!extra.ok && extra.error.message).toMatch(/^ping: .*sensor/);
   });
 
   it('refuses to add a name twice', () => {

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../agent/config/load.js';
-import { redactSecrets, redactUrl } from '../../../agent/control/redact.js';
+import { redactSecrets } from '../../../agent/control/redact.js';
+import { redactUrl } from '../../../drivers/network/url-text.js';
 import { isReplyTopic, parseRequest } from '../../../agent/fleet/command-protocol.js';
 import { RequestLimiter } from '../../../agent/fleet/rate-limit.js';
 import { topicMatches } from '../../../agent/publish/session-hooks.js';

@@ -3,27 +3,22 @@
  * letters listed, requeue and drop, carried out by the real spool worker on a real SQLite
  * file while a publisher-like reader holds its cursor past the dead letters.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { SpoolClient } from '../../../agent/publish/spool/spool-client.js';
 import { Spool } from '../../../agent/publish/spool/spool.js';
 import type { SpooledBatch } from '../../../agent/publish/spool/store.js';
+import { useTeardown } from '../../helpers/teardown.js';
 import { waitUntil } from '../../helpers/wait.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const body = (n: number) => Buffer.from(`batch ${n} `.repeat(20));
 
+const t = useTeardown();
 let dir: string;
-const clients: SpoolClient[] = [];
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'spool-operator-'));
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  rmSync(dir, { recursive: true, force: true });
+  dir = t.tempDir('spool-operator-');
 });
 
 /** Batches 1..5, of which 2 and 4 the broker refused for good. */
@@ -33,9 +28,7 @@ async function seeded(): Promise<SpoolClient> {
   expect(spool.setAside(2, 'packet too large (0x95)')).toBe(true);
   expect(spool.setAside(4, 'not authorized (0x87)')).toBe(true);
   spool.close();
-  const client = await SpoolClient.open(dir, BIG, silentLogger);
-  clients.push(client);
-  return client;
+  return t.own(await SpoolClient.open(dir, BIG, silentLogger));
 }
 
 /** What `peek` gives after `cursor`, waiting for the worker's reads (as the publisher pumps). */
@@ -112,9 +105,7 @@ describe('SpoolClient: the operator’s calls', () => {
     expect(await spool.changeDeadLetters('drop', { all: true })).toEqual({ ok: true, seqs: [] });
     expect(await spool.figures()).toMatchObject({ deadLetters: 0, discarded: 2, depth: 3 });
     await spool.close();
-    clients.length = 0;
-    spool = await SpoolClient.open(dir, BIG, silentLogger);
-    clients.push(spool);
+    spool = t.own(await SpoolClient.open(dir, BIG, silentLogger));
     expect(await spool.figures()).toMatchObject({ deadLetters: 0, discarded: 2, setAside: 2 });
     expect((await spool.listDeadLetters(10)).rows).toEqual([]);
   });

@@ -2,35 +2,28 @@
  * SpoolClient: the Spool in its own worker thread, used through the same calls as the Spool
  * itself. These tests run the real worker (spool-thread.ts) on a real SQLite file.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../agent/ops/logger.js';
 import { READ_AHEAD_BATCHES, SpoolClient } from '../../../agent/publish/spool/spool-client.js';
 import { Spool, SpoolInUseError } from '../../../agent/publish/spool/spool.js';
 import type { SpoolPort } from '../../../agent/publish/spool/spool-port.js';
 import type { SpooledBatch } from '../../../agent/publish/spool/store.js';
+import { useTeardown } from '../../helpers/teardown.js';
 import { waitUntil } from '../../helpers/wait.js';
 import { capturingLogger } from '../../helpers/logger.js';
 
 const BIG = { maxBytes: 64 * 1024 * 1024, maxAgeSec: 3600 };
 const body = (n: number) => Buffer.from(`batch ${n} `.repeat(20));
 
+const t = useTeardown();
 let dir: string;
-const clients: SpoolClient[] = [];
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'spool-client-'));
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  rmSync(dir, { recursive: true, force: true });
+  dir = t.tempDir('spool-client-');
 });
 
 async function open(logger = silentLogger): Promise<SpoolClient> {
-  const client = await SpoolClient.open(dir, BIG, logger);
-  clients.push(client);
-  return client;
+  return t.own(await SpoolClient.open(dir, BIG, logger));
 }
 
 /**
@@ -101,7 +94,6 @@ describe('SpoolClient (the spool in its worker thread)', () => {
     expect((await drain(spool, 2)).map((b) => b.seq)).toEqual([1, 2]);
     // Only what was acknowledged leaves; close commits the acks.
     await spool.close();
-    clients.length = 0;
     spool = await open();
     expect((await drain(spool, 2)).map((b) => b.seq)).toEqual([3, 4]);
     expect(await spool.append(body(5), Date.now())).toBe(5);
@@ -124,7 +116,6 @@ describe('SpoolClient (the spool in its worker thread)', () => {
     // Not in the window (acknowledged already): refused, as by the Spool.
     expect(spool.setAside(1, 'too large')).toBe(false);
     await spool.close();
-    clients.length = 0;
     const direct = Spool.open(dir, BIG, silentLogger);
     try {
       expect(direct.deadLetters().map((d) => [d.seq, d.reason])).toEqual([[2, 'too large']]);

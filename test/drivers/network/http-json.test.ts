@@ -114,18 +114,17 @@ describe('http-json driver against the simulated server', () => {
     ['timeout', 'TIMEOUT', /no answer/],
     ['drop', 'DISCONNECTED', /ECONNRESET|socket hang up/],
   ])(
-    'injected %s → %s fault readings, then recovery, nothing thrown',
+    'injected %s → %s fault readings without the URL’s password, then recovery, nothing thrown',
     async (fault, code, message) => {
       const server = await setUp(5);
-      const { readings, faults: seen } = await runDriver(
-        createHttpJson(config(server.url(7)), newClient()),
-        {
-          timeoutMs: 750,
-          ticks: 6,
-          intervalMs: 20,
-          beforeTick: (i) => server.inject(7, i < 3 ? fault : null),
-        },
-      );
+      // Credentials in the URL reach the device, never a message (health, answers, logs).
+      const url = server.url(7).replace('http://', 'http://reader:hunter2@');
+      const { readings, faults: seen } = await runDriver(createHttpJson(config(url), newClient()), {
+        timeoutMs: 750,
+        ticks: 6,
+        intervalMs: 20,
+        beforeTick: (i) => server.inject(7, i < 3 ? fault : null),
+      });
       expect(readings.map((r) => r.status)).toEqual([
         ...Array(3).fill(ReadingStatus.Fault),
         ...Array(3).fill(ReadingStatus.Ok),
@@ -135,6 +134,7 @@ describe('http-json driver against the simulated server', () => {
       for (const e of seen) {
         expect(e.code).toBe(code);
         expect(e.message).toMatch(message);
+        expect(e.message).not.toContain('hunter2');
       }
     },
   );
