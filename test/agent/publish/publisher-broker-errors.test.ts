@@ -54,7 +54,7 @@ describe('publisher: protocol version', () => {
     expect(h.log.records.filter((r) => r.level >= 40).map((r) => r.msg)).toEqual(fallback);
   });
 
-  it('a broker that speaks 5 stays at 5 after closes before CONNACK (max_connections reached) and a restart', async () => {
+  it('a broker that speaks 5 is back at 5 after closes before CONNACK (max_connections reached) and a restart', async () => {
     const b = await t.mosquitto({ extraConfig: ['max_connections 1'] });
     // Every connection slot taken: mosquitto then accepts each attempt and closes it before
     // any CONNACK, whatever the version, quietly or with a reset, as a broker going down does.
@@ -68,14 +68,18 @@ describe('publisher: protocol version', () => {
     });
     for (const c of squatters) await c.endAsync(true);
     await waitUntil(() => h.publisher.stats().connected, { what: 'connected' });
-    expect(h.publisher.stats().protocolVersion).toBe(5);
+    // The slot may free up while a 3.1.1 attempt is on its way: that one connection is then
+    // 3.1.1 (a close before CONNACK cannot be told from a broker without 5), never the next.
+    const connects = () => h.log.records.filter((r) => r.msg === 'connected to the MQTT broker');
+    const first = connects()[0]?.protocolVersion;
     // Down (connection refused), then up again.
     await b.restart();
     await waitUntil(() => h.publisher.stats().reconnects >= 1, { what: 'reconnected' });
-    const connects = h.log.records.filter((r) => r.msg === 'connected to the MQTT broker');
-    expect(connects.map((r) => r.protocolVersion)).toEqual([5, 5]);
+    expect(connects().map((r) => r.protocolVersion)).toEqual([first, 5]);
     expect(h.publisher.stats().protocolVersion).toBe(5);
-    expect(messages(h).filter((m) => /using MQTT 3\.1\.1|may not speak/.test(m))).toEqual([]);
+    if (first === 5) {
+      expect(messages(h).filter((m) => /using MQTT 3\.1\.1|may not speak/.test(m))).toEqual([]);
+    }
   });
 
   it.skipIf(!nats)(
