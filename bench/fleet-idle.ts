@@ -41,7 +41,7 @@ import { listenNotifySocket, readyAt as notifiedReadyAt } from '../test/helpers/
 import { machine } from './lib/machine.js';
 import { SERVICE_ENV, spawnMeasured } from './lib/measured-process.js';
 import { median, sampleWindow, type WindowStats } from './lib/proc-stats.js';
-import { cleanUp, cleanups, load, r1, r2 } from './lib/run-kit.js';
+import { cleanUp, cleanups, load, r1, r2, loadRange } from './lib/run-kit.js';
 import { startSensorServerProcess, type SensorAddress } from './lib/sensor-server-process.js';
 import { until } from './lib/subscriber-process.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
@@ -296,11 +296,7 @@ async function main(): Promise<void> {
     started,
     finished: new Date().toISOString(),
     machine: machine0,
-    loadavg1: {
-      min: Math.min(...loads.map((l) => l[0])),
-      max: Math.max(...loads.map((l) => l[0])),
-      samples: loads.length,
-    },
+    loadavg1: loadRange(loads),
     settings: {
       quick: QUICK,
       sensors: SENSORS,

@@ -76,7 +76,7 @@ import {
 import { until } from './lib/subscriber-process.js';
 import { spoolWrites, type SpoolWrites } from './lib/spool-writes.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
-import { cleanUp, cleanups, load, r1, r2 } from './lib/run-kit.js';
+import { cleanUp, cleanups, load, r1, r2, loadRange } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_FOOTPRINT_QUICK === '1';
@@ -720,11 +720,7 @@ async function main(): Promise<void> {
     started,
     finished: new Date().toISOString(),
     machine: machine0,
-    loadavg1: {
-      min: Math.min(...loads.map((l) => l[0])),
-      max: Math.max(...loads.map((l) => l[0])),
-      samples: loads.length,
-    },
+    loadavg1: loadRange(loads),
     settings: {
       quick: QUICK,
       warmupSec: WARMUP_SEC,

@@ -66,7 +66,7 @@ import {
 } from './lib/strace.js';
 import { until } from './lib/subscriber-process.js';
 import { readingsBetween, windowTally, type WindowTallies } from './lib/window-tally.js';
-import { cleanUp, cleanups, load, r1, r2 } from './lib/run-kit.js';
+import { cleanUp, cleanups, load, r1, r2, loadRange } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_SLOW_DISK_QUICK === '1';
@@ -645,11 +645,7 @@ async function main(): Promise<void> {
     started,
     finished: new Date().toISOString(),
     machine: machine0,
-    loadavg1: {
-      min: Math.min(...loads.map((l) => l[0])),
-      max: Math.max(...loads.map((l) => l[0])),
-      samples: loads.length,
-    },
+    loadavg1: loadRange(loads),
     agents: BUILDS.map((b) => ({ ...b, commit: commitOf(b.root) })),
     strace: { version: st.version, seccompBpf: st.seccompBpf },
     settings: {

@@ -4,6 +4,7 @@
  * never a silent zombie (systemd restarts us).
  */
 import type { Logger } from '../ops/logger.js';
+import { describeError } from '../publish/connection-options.js';
 import { DEFAULT_DRAIN_MS, type Pipeline } from '../pipeline.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -109,9 +110,11 @@ async function reload(
         `new configuration rejected; keeping the running one: ${err.problems.join('; ')}`,
       );
     }
-    logger.error({ err }, `${why}: cannot read the new configuration; keeping the running one`);
+    // A missing or unreadable file is the environment's: one line, no stack.
+    const error = describeError(err);
+    logger.error({ error }, `${why}: cannot read the new configuration; keeping the running one`);
     throw new CommandRefused(
-      `cannot read the new configuration; keeping the running one: ${err instanceof Error ? err.message : String(err)}`,
+      `cannot read the new configuration; keeping the running one: ${error}`,
     );
   }
   try {

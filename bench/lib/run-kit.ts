@@ -9,6 +9,15 @@ export const r2 = (x: number) => Math.round(x * 100) / 100;
 /** The 1, 5 and 15 minute load averages, rounded. */
 export const load = () => os.loadavg().map(r2);
 
+/** The range of the 1-minute load average over the samples `load()` took during a run. */
+export function loadRange(loads: readonly number[][]) {
+  return {
+    min: Math.min(...loads.map((l) => l[0])),
+    max: Math.max(...loads.map((l) => l[0])),
+    samples: loads.length,
+  };
+}
+
 /** Children and servers to end whatever happens; run in reverse order of creation. */
 export const cleanups: (() => Promise<void>)[] = [];
 export async function cleanUp(): Promise<void> {
