@@ -20,7 +20,7 @@ import { spawnMosquitto } from '../helpers/mosquitto.js';
 import { natsServerPath, spawnNats } from '../helpers/nats.js';
 import { runTs } from '../helpers/process.js';
 import { rabbitmqMissing, RabbitMqUnavailable, spawnRabbitMq } from '../helpers/rabbitmq.js';
-import { missingSeqs } from '../helpers/subscriber.js';
+import { missingSeqs, type TestSubscriber } from '../helpers/subscriber.js';
 import { useTeardown } from '../helpers/teardown.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
 import { windowBody } from '../agent/publish/bodies.js';
@@ -317,12 +317,13 @@ for (const broker of BROKERS) {
       t.add(() => p.kill());
       await p.waitForLine(/^connected$/, 30_000);
       expect(await p.kill('SIGKILL')).toBe('SIGKILL');
+      const offline = (s: TestSubscriber) => s.messages.some((m) => m.json?.state === 'offline');
+      // This one may subscribe before the broker notices the close and hear the Will live;
+      // once it has, a subscriber that comes later must get it retained.
+      const first = await t.subscriber({ url: b.url, topics: [`edge/${gateway}/status`] });
+      await first.waitFor(offline, 30_000, 'the Last Will');
       const sub = await t.subscriber({ url: b.url, topics: [`edge/${gateway}/status`] });
-      await sub.waitFor(
-        (s) => s.messages.some((m) => m.json?.state === 'offline'),
-        30_000,
-        'the Last Will',
-      );
+      await sub.waitFor(offline, 30_000, 'the retained Last Will');
       const will = sub.messages.find((m) => m.json?.state === 'offline');
       expect(will).toMatchObject({
         retain: true,
