@@ -8,7 +8,7 @@
  *   await broker.close(); // in afterEach/afterAll
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, portAccepts } from './ports.js';
@@ -152,4 +152,21 @@ export async function spawnMosquitto(options: MosquittoOptions = {}): Promise<Mo
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Waits until mosquitto (persistence on, autosave_interval 1) has saved its database after
+ * `since` (epoch ms), so that a SIGKILL keeps what it held then, e.g. a subscriber's session.
+ */
+export function databaseSavedAfter(broker: MosquittoBroker, since: number): Promise<void> {
+  return waitUntil(
+    () => {
+      try {
+        return statSync(join(broker.dir, 'mosquitto.db')).mtimeMs > since + 1;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 30_000, what: 'mosquitto saved its database' },
+  );
 }

@@ -2,14 +2,16 @@
  * The Sparkplug B edge node against a real mosquitto: every message the broker delivers is
  * decoded with sparkplug-payload and checked against the spec's sequence rules.
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateConfig, type ConfigInput } from '../../../../agent/config/load.js';
 import type { Config } from '../../../../agent/config/schema.js';
 import { silentLogger } from '../../../../agent/ops/logger.js';
 import { SparkplugNode } from '../../../../agent/consumers/sparkplug/node.js';
-import { spawnMosquitto, type MosquittoBroker } from '../../../helpers/mosquitto.js';
+import {
+  databaseSavedAfter,
+  spawnMosquitto,
+  type MosquittoBroker,
+} from '../../../helpers/mosquitto.js';
 import { startSubscriber, type TestSubscriber } from '../../../helpers/subscriber.js';
 import { waitUntil } from '../../../helpers/wait.js';
 import { useTeardown } from '../../../helpers/teardown.js';
@@ -111,22 +113,6 @@ async function startNode(config: Config, stateDir: string): Promise<SparkplugNod
  */
 const PERSISTENT_BROKER = { persistence: true, extraConfig: ['queue_qos0_messages true'] };
 const PERSISTENT_SUBSCRIBER = { clientId: 'sparkplug-test-sub', clean: false };
-/**
- * Waits until mosquitto saved its database (autosave_interval 1) after the subscriber
- * subscribed, so a SIGKILL keeps the subscriber's session.
- */
-const sessionSaved = (broker: MosquittoBroker, subscribedAt: number) =>
-  waitUntil(
-    () => {
-      try {
-        return statSync(join(broker.dir, 'mosquitto.db')).mtimeMs > subscribedAt + 1;
-      } catch {
-        return false;
-      }
-    },
-    { timeoutMs: 30_000, what: 'mosquitto saved the subscriber session' },
-  );
-
 const received = (s: TestSubscriber) => nodeMessages(s.messages);
 const ofType = (s: TestSubscriber, type: string) => received(s).filter((m) => m.type === type);
 
@@ -304,7 +290,7 @@ describe('Sparkplug B edge node', () => {
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     node.submit(body(0));
     await subscriber.waitFor((s) => ofType(s, 'NDATA').length === 1, 30_000, 'live NDATA');
-    await sessionSaved(broker, subscribedAt);
+    await databaseSavedAfter(broker, subscribedAt);
 
     await broker.kill();
     await waitUntil(() => !node.status().connected, { timeoutMs: 30_000, what: 'node sees it' });
@@ -389,7 +375,7 @@ describe('Sparkplug B edge node', () => {
     );
     const first = await start();
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
-    await sessionSaved(broker, subscribedAt);
+    await databaseSavedAfter(broker, subscribedAt);
     await broker.kill();
     await waitUntil(() => !first.status().connected, { timeoutMs: 30_000, what: 'disconnect' });
     for (let i = 0; i < 3; i++) first.submit(body(i));

@@ -5,12 +5,11 @@
  *   level never sent a CONNECT, so they take no bdSeq.
  * - MQTT 5 by default, 3.1.1 with a broker that refuses 5 (the embedded Aedes).
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../../agent/config/load.js';
 import { SparkplugNode } from '../../../../agent/consumers/sparkplug/node.js';
 import { startAedes } from '../../../helpers/aedes.js';
+import { databaseSavedAfter } from '../../../helpers/mosquitto.js';
 import { type TestSubscriber } from '../../../helpers/subscriber.js';
 import { useTeardown } from '../../../helpers/teardown.js';
 import { waitUntil } from '../../../helpers/wait.js';
@@ -28,6 +27,27 @@ const refusedAttempts = (records: LogRecord[]) =>
     (r) => r.msg.includes('connection error') && JSON.stringify(r).includes('ECONNREFUSED'),
   ).length;
 
+/** A node for series a/temperature on `url`, its log captured, stopped after the test. */
+async function startNode(url: string, dirPrefix: string) {
+  const config = validateConfig(
+    {
+      gateway: { id: 'gw' },
+      mqtt: { url, reconnectMinMs: 200, reconnectMaxMs: 1000 },
+      sparkplug: { enabled: true, groupId: 'plant' },
+    },
+    'test',
+  );
+  const log = capturingLogger();
+  const node = await SparkplugNode.start({
+    config,
+    stateDir: t.tempDir(dirPrefix),
+    logger: log.logger,
+    series: new Map([['a', ['temperature'] as const]]),
+  });
+  t.add(() => node.stop());
+  return { node, log };
+}
+
 describe('Sparkplug bdSeq', () => {
   it('rises by exactly one per CONNECT sent: attempts refused while the broker is down take none; the NDEATH at stop has the NBIRTH bdSeq', async () => {
     // The subscriber's session and its QoS 0 messages survive the broker's SIGKILL.
@@ -42,35 +62,10 @@ describe('Sparkplug bdSeq', () => {
       clean: false,
     });
     const subscribedAt = Date.now();
-    const stateDir = t.tempDir('sparkplug-bdseq-');
-    const config = validateConfig(
-      {
-        gateway: { id: 'gw' },
-        mqtt: { url: broker.url, reconnectMinMs: 200, reconnectMaxMs: 1000 },
-        sparkplug: { enabled: true, groupId: 'plant' },
-      },
-      'test',
-    );
-    const log = capturingLogger();
-    const node = await SparkplugNode.start({
-      config,
-      stateDir,
-      logger: log.logger,
-      series: new Map([['a', ['temperature'] as const]]),
-    });
-    t.add(() => node.stop());
+    const { node, log } = await startNode(broker.url, 'sparkplug-bdseq-');
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
     const first = bdSeqOf(ofType(subscriber, 'NBIRTH')[0]);
-    await waitUntil(
-      () => {
-        try {
-          return statSync(join(broker.dir, 'mosquitto.db')).mtimeMs > subscribedAt + 1;
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: 30_000, what: 'mosquitto saved the subscriber session' },
-    );
+    await databaseSavedAfter(broker, subscribedAt);
 
     await broker.kill();
     const downFrom = log.records.length;
@@ -99,23 +94,7 @@ describe('Sparkplug session', () => {
   it('falls back to MQTT 3.1.1 when the broker refuses 5, says so once, and births there; each CONNECT sent took a bdSeq', async () => {
     const broker = t.own(await startAedes());
     const subscriber = await t.subscriber({ url: broker.url, topics: ['spBv1.0/#'] });
-    const stateDir = t.tempDir('sparkplug-v4-');
-    const config = validateConfig(
-      {
-        gateway: { id: 'gw' },
-        mqtt: { url: broker.url, reconnectMinMs: 200, reconnectMaxMs: 1000 },
-        sparkplug: { enabled: true, groupId: 'plant' },
-      },
-      'test',
-    );
-    const log = capturingLogger();
-    const node = await SparkplugNode.start({
-      config,
-      stateDir,
-      logger: log.logger,
-      series: new Map([['a', ['temperature'] as const]]),
-    });
-    t.add(() => node.stop());
+    const { node, log } = await startNode(broker.url, 'sparkplug-v4-');
     await subscriber.waitFor((s) => ofType(s, 'NBIRTH').length === 1, 30_000, 'NBIRTH');
 
     const stats = node.stats();
