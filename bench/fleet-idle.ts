@@ -41,7 +41,7 @@ import { listenNotifySocket, readyAt as notifiedReadyAt } from '../test/helpers/
 import { machine } from './lib/machine.js';
 import { SERVICE_ENV, spawnMeasured } from './lib/measured-process.js';
 import { median, sampleWindow, type WindowStats } from './lib/proc-stats.js';
-import { cleanUp, cleanups, load, r1, r2, loadRange } from './lib/run-kit.js';
+import { cleanups, load, r1, r2, loadRange, runBench } from './lib/run-kit.js';
 import { startSensorServerProcess, type SensorAddress } from './lib/sensor-server-process.js';
 import { until } from './lib/subscriber-process.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
@@ -321,12 +321,4 @@ async function main(): Promise<void> {
   process.stderr.write(`\n${table(runs)}\n\nwritten to ${outDir}/fleet-idle.json\n`);
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const)
-  process.once(sig, () => void cleanUp().then(() => process.exit(130)));
-
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => cleanUp());
+runBench(main);

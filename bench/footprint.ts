@@ -76,7 +76,7 @@ import {
 import { until } from './lib/subscriber-process.js';
 import { spoolWrites, type SpoolWrites } from './lib/spool-writes.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
-import { cleanUp, cleanups, load, r1, r2, loadRange } from './lib/run-kit.js';
+import { cleanups, load, r1, r2, loadRange, runBench } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_FOOTPRINT_QUICK === '1';
@@ -759,12 +759,4 @@ async function main(): Promise<void> {
   process.stderr.write(`\n${tables(report)}\n\nwritten to ${outDir}/footprint.{json,svg}\n`);
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const)
-  process.once(sig, () => void cleanUp().then(() => process.exit(130)));
-
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => cleanUp());
+runBench(main);

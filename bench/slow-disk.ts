@@ -66,7 +66,7 @@ import {
 } from './lib/strace.js';
 import { until } from './lib/subscriber-process.js';
 import { readingsBetween, windowTally, type WindowTallies } from './lib/window-tally.js';
-import { cleanUp, cleanups, load, r1, r2, loadRange } from './lib/run-kit.js';
+import { cleanUp, cleanups, load, r1, r2, loadRange, runBench } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_SLOW_DISK_QUICK === '1';
@@ -680,12 +680,4 @@ async function main(): Promise<void> {
   );
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const)
-  process.once(sig, () => void cleanUp().then(() => process.exit(130)));
-
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => cleanUp());
+runBench(main);

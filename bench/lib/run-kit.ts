@@ -23,3 +23,18 @@ export const cleanups: (() => Promise<void>)[] = [];
 export async function cleanUp(): Promise<void> {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 }
+
+/**
+ * Run a bench's `main`: on SIGINT/SIGTERM or when it ends, whatever happens, everything in
+ * `cleanups` is ended; a failure is one line on stderr and exit code 1.
+ */
+export function runBench(main: () => Promise<void>): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => void cleanUp().then(() => process.exit(130)));
+  main()
+    .catch((err: unknown) => {
+      process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => cleanUp());
+}
