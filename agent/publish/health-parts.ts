@@ -10,8 +10,12 @@
  *   telemetry learned from refusals (part-planner.ts), else the largest message the broker
  *   has acknowledged, and at least HEALTH_FLOOR_BYTES (every broker takes a few KiB; the
  *   gateway's own figures with a sensor need more than SIZE_FLOOR_BYTES).
- * A close while a health message larger than every size acknowledged (and SIZE_FLOOR_BYTES)
- * is in flight teaches a limit below it: a size step below, or the largest size acknowledged.
+ * A close teaches a limit only on evidence, as for telemetry: twice in a row, on a connection
+ * where the broker had answered a publish, a health message larger than every size
+ * acknowledged (and SIZE_FLOOR_BYTES) was in flight. The limit is a size step below the
+ * smaller of the two, or the largest size acknowledged. A broker that answers nothing and
+ * then closes (a cluster node without its quorum) says nothing of size, nor does one close:
+ * a limit learned from a close that was not a refusal would cut health for good.
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
@@ -107,6 +111,10 @@ export class HealthSender {
   private largestAcked = 0;
   /** Payload sizes of the health messages awaiting PUBACK on this connection. */
   private readonly inflight = new Set<{ bytes: number }>();
+  /** The broker answered a publish on this connection. */
+  private answeredHere = false;
+  /** The size in flight at the last close held against health that taught nothing yet. */
+  private suspect: number | undefined;
   private readonly said = new Set<string>();
 
   constructor(
@@ -118,10 +126,16 @@ export class HealthSender {
   /** CONNACK: the broker's Maximum Packet Size (MQTT 5), undefined when it announced none. */
   connected(maxPacketSize: number | undefined): void {
     this.inflight.clear();
+    this.answeredHere = false;
     this.announced =
       maxPacketSize === undefined
         ? undefined
         : maxPacketSize - PUBLISH_OVERHEAD - Buffer.byteLength(this.topic);
+  }
+
+  /** The broker answered a publish on this connection (a PUBACK, whatever its reason code). */
+  answered(): void {
+    this.answeredHere = true;
   }
 
   /** The limit learned from closes, if any. */
@@ -132,6 +146,7 @@ export class HealthSender {
   /** Forget the learned limit (the operator raised the broker's): reports go larger again. */
   forgetLearned(): void {
     this.learned = undefined;
+    this.suspect = undefined;
     this.said.delete('parts');
   }
 
@@ -171,7 +186,10 @@ export class HealthSender {
       client.publish(this.topic, payload, { qos: 1 }, (err) => {
         this.inflight.delete(sent);
         if (err) this.logger.debug({ err: describeError(err) }, 'health publish failed');
-        else this.largestAcked = Math.max(this.largestAcked, sent.bytes);
+        else {
+          this.answeredHere = true;
+          this.largestAcked = Math.max(this.largestAcked, sent.bytes);
+        }
       });
     }
     return true;
@@ -179,18 +197,39 @@ export class HealthSender {
 
   /**
    * The connection closed. True when the close is held against a health message in flight:
-   * one larger than every size known to pass (later reports are cut to a limit below it).
+   * one larger than every size known to pass, on a connection where the broker answered.
+   * The second such close in a row cuts later reports to a limit below it.
    */
   closed(terms: TelemetryTerms): boolean {
     const largest = Math.max(0, ...[...this.inflight].map((m) => m.bytes));
+    const answered = this.answeredHere;
     this.inflight.clear();
-    if (largest <= this.knownToPass(terms)) return false;
-    // A step below the refused size, and no less than a size the broker did take.
-    const below = Math.max(this.knownToPass(terms), stepAtOrBelow(largest - 1));
+    this.answeredHere = false;
+    if (!answered) return false;
+    const known = this.knownToPass(terms);
+    if (largest <= known) {
+      // A working connection closed with no suspect health in flight: closes come for
+      // other reasons too, so the last suspect close proves nothing.
+      this.suspect = undefined;
+      return false;
+    }
+    const before = this.suspect;
+    if (before === undefined || before <= known) {
+      this.suspect = largest;
+      this.logger.info(
+        { bytes: largest },
+        'the broker closed the connection while a health report was in flight: if it closes on one again, health goes in parts',
+      );
+      return true;
+    }
+    this.suspect = undefined;
+    const refused = Math.min(before, largest);
+    // A step below the smaller refused size, and no less than a size the broker did take.
+    const below = Math.max(known, stepAtOrBelow(refused - 1));
     this.learned = Math.min(this.learned ?? below, below);
     this.logger.warn(
-      { bytes: largest, payloadLimitBytes: this.learned },
-      `the broker closed the connection while a health report of ${largest} bytes was in flight: health goes in parts of at most ${this.learned} bytes from now on`,
+      { bytes: refused, payloadLimitBytes: this.learned },
+      `the broker closed the connection twice in a row while a health report of ${refused} bytes or more was in flight: health goes in parts of at most ${this.learned} bytes from now on`,
     );
     return true;
   }

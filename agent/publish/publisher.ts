@@ -256,6 +256,8 @@ export class TelemetryPublisher implements Output {
       onlineStatus(this.info, Date.now()),
       { qos: 1, retain: true },
       (err) => {
+        // Any PUBACK is an answer: health holds a close against its size only after one.
+        if (!err || isRefusal(err)) this.health.answered();
         if (err) this.options.logger.warn({ err: describeError(err) }, 'online status not sent');
       },
     );
