@@ -94,16 +94,25 @@ new_chroot() {
 in_chroot() {
   local arch="$1" dir="$2" script="$3"
   shift 3
-  local binds=""
+  local binds="" used="$dir/ $CACHE/"
   local b
   for b in "$@"; do
     mkdir -p "$dir/${b#*:}"
     binds="$binds mount --bind '${b%%:*}' '$dir/${b#*:}';"
+    used="$used ${b%%:*}/"
   done
   cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
   mkdir -p "$CACHE/apt/$arch/partial"
+  # The namespace starts with a copy of every mount of the host. A loop device mounted there
+  # (a disk image, a snap) would stay busy for as long as the build runs, even once the host
+  # unmounts it: the copies are detached here (lazily), but for those holding a path used.
   unshare --mount --propagation private sh -c "
     set -e
+    findmnt -rn -o TARGET,SOURCE | awk '\$2 ~ /^\/dev\/loop/ { print \$1 }' |
+      while read -r m; do
+        for p in $used; do case \"\$p\" in \"\${m%/}\"/*) continue 2 ;; esac; done
+        umount -l \"\$m\" 2>/dev/null || true
+      done
     mount -t proc proc '$dir/proc'
     mount --rbind /dev '$dir/dev'
     mount --bind '$CACHE/apt/$arch' '$dir/var/cache/apt/archives'

@@ -30,9 +30,11 @@ import {
   mirrorUnreachable,
   type RunResult,
 } from '../helpers/debian-chroot.js';
+import { ext4Unavailable, mountExt4 } from '../helpers/ext4.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/ports.js';
 import { missingSeqs, startSubscriber } from '../helpers/subscriber.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const ARCH = 'amd64';
@@ -50,6 +52,8 @@ const reason = skipReason();
 if (reason) console.warn(`skipping the Debian package test: ${reason}`);
 
 const MINUTE = 60_000;
+const noExt4 = reason === undefined ? ext4Unavailable() : undefined;
+if (noExt4) console.warn(`skipping the loop-device test of the chroot: ${noExt4}`);
 
 /** packaging/build-deb.sh for amd64 into `out`; the path of the .deb. */
 function buildPackage(version: string, out: string): Promise<string> {
@@ -241,5 +245,31 @@ describe.skipIf(reason !== undefined)('the Debian package in a trixie chroot', (
       expect(isLink(chroot.path(WANTS))).toBe(false);
     },
     5 * MINUTE,
+  );
+
+  it.skipIf(noExt4 !== undefined)(
+    'a command in the chroot does not pin a loop device of the host: unmounted there, it can be checked while the command runs',
+    async () => {
+      const disk = mountExt4(8 * 1024 * 1024);
+      try {
+        const ready = chroot.path('/tmp/pin-ready');
+        const release = chroot.path('/tmp/pin-release');
+        const running = chroot.run(
+          'touch /tmp/pin-ready; i=0; while [ ! -e /tmp/pin-release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done',
+          { timeoutMs: 2 * MINUTE },
+        );
+        await waitUntil(() => existsSync(ready), { timeoutMs: MINUTE, what: 'the chroot command' });
+        try {
+          // Unmount, e2fsck (refused while any mount namespace holds the device), mount.
+          expect(() => disk.repair()).not.toThrow();
+        } finally {
+          writeFileSync(release, '');
+        }
+        expect((await running).status).toBe(0);
+      } finally {
+        disk.close();
+      }
+    },
+    3 * MINUTE,
   );
 });
