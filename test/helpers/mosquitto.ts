@@ -158,15 +158,25 @@ export async function spawnMosquitto(options: MosquittoOptions = {}): Promise<Mo
  * Waits until mosquitto (persistence on, autosave_interval 1) has saved its database after
  * `since` (epoch ms), so that a SIGKILL keeps what it held then, e.g. a subscriber's session.
  */
-export function databaseSavedAfter(broker: MosquittoBroker, since: number): Promise<void> {
-  return waitUntil(
-    () => {
-      try {
-        return statSync(join(broker.dir, 'mosquitto.db')).mtimeMs > since + 1;
-      } catch {
-        return false;
-      }
-    },
-    { timeoutMs: 30_000, what: 'mosquitto saved its database' },
-  );
+export async function databaseSavedAfter(broker: MosquittoBroker, since: number): Promise<void> {
+  try {
+    await waitUntil(
+      () => {
+        try {
+          return statSync(join(broker.dir, 'mosquitto.db')).mtimeMs > since + 1;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 30_000, what: 'mosquitto saved its database' },
+    );
+  } catch (err) {
+    // Say why: the broker's own last words on saving (a full or read-only disk, …).
+    const saving = broker
+      .log()
+      .split('\n')
+      .filter((l) => /sav|persist|error/i.test(l))
+      .slice(-6);
+    throw new Error(`${(err as Error).message}; its log says:\n${saving.join('\n')}`);
+  }
 }
