@@ -23,7 +23,7 @@ import type { Output } from './publish/output.js';
 import type { CommandSet } from './control/command.js';
 import type { ReloadOutcome } from './control/agent-control.js';
 import { agentCommands } from './control/agent-commands.js';
-import { ControlSocket } from './control/control-socket.js';
+import { ControlEndpoint } from './control/control-endpoint.js';
 import { pipelineControl } from './control/pipeline-control.js';
 import { startFleetCommands } from './fleet/fleet.js';
 import type { CommandTransport } from './fleet/command-transport.js';
@@ -62,7 +62,7 @@ export class Pipeline {
    */
   readonly commands: CommandSet;
   /** `<stateDir>/control.sock`, serving `commands` to `edge-agent spool …`. */
-  private control: ControlSocket | undefined;
+  private control: ControlEndpoint | undefined;
   private fleet: CommandTransport | undefined;
   private reloader: (() => Promise<ReloadOutcome>) | undefined;
 
@@ -122,7 +122,7 @@ export class Pipeline {
     try {
       await this.operations.start();
       // After the spool's lock: a second agent on this state directory stops at the lock.
-      this.control = await ControlSocket.listen(stateDir, this.commands, logger);
+      this.control = await ControlEndpoint.open(stateDir, this.commands, logger);
     } catch (err) {
       // A port in use must not leave a half-started agent running behind the error.
       await this.stop(0);

@@ -60,16 +60,18 @@ export class ControlSocket {
 
   /**
    * Listen on `<dir>/control.sock`. Throws ControlSocketInUse when another agent answers
-   * there; any other trouble (a path too long, a read-only directory) is logged and the agent
-   * runs without it (undefined): `edge-agent spool` then says no agent answers.
+   * there; any other trouble (a path too long, a read-only directory) is logged (at debug
+   * when `quiet`: a retry) and the agent runs without it (undefined): `edge-agent spool` then
+   * says no agent answers. control-endpoint.ts tries again while the environment refuses.
    */
   static async listen(
     dir: string,
     commands: CommandSet,
     logger: Logger,
+    options: { quiet?: boolean } = {},
   ): Promise<ControlSocket | undefined> {
     const path = join(dir, CONTROL_SOCKET);
-    if (Buffer.byteLength(path) > SOCKET_PATH_MAX) {
+    if (!fitsSocketPath(path)) {
       logger.warn(
         { path },
         `control socket not started: its path is longer than ${SOCKET_PATH_MAX} bytes; edge-agent spool cannot reach this agent while it runs`,
@@ -97,7 +99,7 @@ export class ControlSocket {
       return new ControlSocket(path, server, commands, logger);
     } catch (err) {
       // The environment's fault (a read-only card, a full disk): one line, no stack.
-      logger.warn(
+      logger[options.quiet ? 'debug' : 'warn'](
         { error: describeError(err), path },
         'control socket not started; edge-agent spool cannot reach this agent while it runs',
       );
@@ -195,6 +197,11 @@ function idOf(raw: unknown): RequestId {
   if (typeof raw !== 'object' || raw === null) return null;
   const id = (raw as { id?: unknown }).id;
   return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+/** Whether Linux takes `path` for a unix socket. */
+export function fitsSocketPath(path: string): boolean {
+  return Buffer.byteLength(path) <= SOCKET_PATH_MAX;
 }
 
 /** Whether something accepts connections on `path` (a live agent). */

@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { askAgent } from '../../agent/control/control-client.js';
 import { SPOOL_FILE } from '../../agent/publish/spool/sqlite-store.js';
 import { CLI, startAgent, type AgentProcess } from '../e2e/agent-process.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
@@ -30,6 +31,7 @@ import { type TestSubscriber } from '../helpers/subscriber.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../helpers/tmpfs.js';
 import { ext4Unavailable, mountExt4 } from '../helpers/ext4.js';
 import { useTeardown } from '../helpers/teardown.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const noMount = tmpfsUnavailable();
 const noBuild = existsSync(CLI) ? undefined : `${CLI} is missing (npm run build)`;
@@ -252,6 +254,14 @@ describe.skipIf(skip !== undefined)('chaos: the spool disk fails under the real 
     fs.remount('rw');
     await waitForSeq(sub, during + 5, 'telemetry once writable', 30_000);
     expect(second.child.exitCode).toBeNull();
+    // The control socket could not be made on the read-only card: it is, once writable.
+    expect(second.logs().some((l) => String(l.msg).startsWith('control socket not started'))).toBe(
+      true,
+    );
+    await waitUntil(async () => (await askAgent(state, 'spool/status', {})).kind === 'answer', {
+      timeoutMs: 30_000,
+      what: 'the control socket once writable',
+    });
     await healthCounts(sub);
     expect((await stopped(second, 'SIGTERM')).code).toBe(0);
     expectConsistent(sub);

@@ -3,13 +3,14 @@
  * malformed input, a socket left by a SIGKILLed process, a second agent, removal at stop.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { CommandSet } from '../../../agent/control/command.js';
 import { askAgent } from '../../../agent/control/control-client.js';
+import { ControlEndpoint } from '../../../agent/control/control-endpoint.js';
 import {
   CONTROL_SOCKET,
   ControlSocket,
@@ -19,9 +20,12 @@ import {
 import { describeFailure } from '../../../agent/commands/report-failure.js';
 import { capturingLogger } from '../../helpers/logger.js';
 import { useTeardown } from '../../helpers/teardown.js';
+import { mountTmpfs, tmpfsUnavailable } from '../../helpers/tmpfs.js';
 import { waitUntil } from '../../helpers/wait.js';
 
 const t = useTeardown();
+const noTmpfs = tmpfsUnavailable();
+if (noTmpfs) console.log(`skipping the read-only card test of the control socket: ${noTmpfs}`);
 
 function commands(): CommandSet {
   return new CommandSet().add({
@@ -166,5 +170,67 @@ describe('ControlSocket', () => {
       what: 'the warning',
     });
     expect(statSync(path).isFile()).toBe(true);
+  });
+});
+
+describe('ControlEndpoint: the socket tried again while the environment refuses it', () => {
+  const quick = { minMs: 50, maxMs: 200 };
+
+  it('a stray file on its path: the agent runs without the socket, and listens once the file is gone', async () => {
+    const dir = t.tempDir('control-');
+    const path = join(dir, CONTROL_SOCKET);
+    writeFileSync(path, 'not a socket');
+    const log = capturingLogger();
+    const endpoint = t.own(await ControlEndpoint.open(dir, commands(), log.logger, quick));
+    expect(endpoint.listening).toBe(false);
+    expect(await askAgent(dir, 'echo', { text: 'x' })).toEqual({ kind: 'no-agent' });
+    rmSync(path);
+    await waitUntil(() => endpoint.listening, { what: 'the socket listening' });
+    expect(await askAgent(dir, 'echo', { text: 'y' })).toMatchObject({
+      answer: { ok: true, result: { text: 'y' } },
+    });
+    // Said once when it failed, once when it listens; the retries in between are quiet.
+    const warned = log.records.filter((r) => r.level === 40 && /control socket/.test(r.msg));
+    expect(warned).toHaveLength(1);
+    expect(log.messages()).toContain(
+      'control socket listening: edge-agent spool reaches this agent again',
+    );
+    await endpoint.close();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it.skipIf(noTmpfs !== undefined)(
+    'a state directory on a card mounted read-only at start: reachable once it is writable again',
+    async () => {
+      const fs = t.own(mountTmpfs(1024 * 1024));
+      fs.remount('ro');
+      const log = capturingLogger();
+      const endpoint = t.own(await ControlEndpoint.open(fs.dir, commands(), log.logger, quick));
+      expect(endpoint.listening).toBe(false);
+      expect(
+        log.records.find((r) => r.msg.startsWith('control socket not started'))?.error,
+      ).toMatch(/EROFS/);
+      fs.remount('rw');
+      await waitUntil(() => endpoint.listening, { what: 'the socket listening' });
+      expect(await askAgent(fs.dir, 'echo', { text: 'z' })).toMatchObject({
+        answer: { ok: true, result: { text: 'z' } },
+      });
+    },
+  );
+
+  it('closed before the environment allows it: it stops trying and leaves no socket', async () => {
+    const dir = t.tempDir('control-');
+    const path = join(dir, CONTROL_SOCKET);
+    writeFileSync(path, 'not a socket');
+    const log = capturingLogger();
+    const endpoint = await ControlEndpoint.open(dir, commands(), log.logger, quick);
+    await endpoint.close();
+    rmSync(path);
+    // A later start on the directory listens: nothing of the closed endpoint holds the path.
+    const next = t.own(await ControlEndpoint.open(dir, commands(), capturingLogger().logger));
+    expect(next.listening).toBe(true);
+    expect(log.messages()).not.toContain(
+      'control socket listening: edge-agent spool reaches this agent again',
+    );
   });
 });
