@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../ops/logger.js';
-import { BrokerSession, GOODBYE_MS, type SessionStats } from '../../publish/broker-session.js';
+import { BrokerSession, type SessionStats } from '../../publish/broker-session.js';
 import { describeError } from '../../publish/connection-options.js';
 import { byPeriod, decodeWindows, type Output, type OutputBatch } from '../../publish/output.js';
 import { SpoolClient } from '../../publish/spool/spool-client.js';
@@ -37,6 +37,8 @@ import type { SpooledBatch } from '../../publish/spool/store.js';
 import { UNITS, type Quantity } from '../../../drivers/types.js';
 import { BirthWatch } from './birth-watch.js';
 import { BdSeqFile } from './bd-seq.js';
+import { sparkplugGoodbye } from './goodbye.js';
+import { readHostState } from './host-state.js';
 import {
   encodeBirth,
   encodeData,
@@ -74,8 +76,6 @@ export interface SparkplugStats extends SessionStats {
 /** Subdirectory of the state directory holding the Sparkplug spool and bdSeq. */
 export const SPARKPLUG_DIR = 'sparkplug';
 const sparkplugDir = (stateDir: string) => join(stateDir, SPARKPLUG_DIR);
-/** MQTT 5 DISCONNECT reason: the broker publishes the Will all the same. */
-const DISCONNECT_WITH_WILL = 0x04;
 /** A clean stop waits this long for the backlog to be written. */
 const STOP_DRAIN_MS = 2000;
 
@@ -242,41 +242,15 @@ export class SparkplugNode implements Output {
     await this.spool.close();
   }
 
-  /**
-   * Ends an MQTT session on purpose, so that hosts still see its NDEATH: under MQTT 3.1.1 it is
-   * published by hand before DISCONNECT (which makes the broker drop the Will); under MQTT 5
-   * DISCONNECT carries reason 0x04 (disconnect with Will message) and the broker publishes it.
-   * A connection that is not up is just closed (the broker publishes the Will, if it had one).
-   */
-  private async goodbye(
-    client: MqttClient,
-    version: 4 | 5,
-  ): Promise<{ reasonCode: number } | undefined> {
-    const { logger } = this.options;
+  /** Ends the session on purpose, NDEATH included (goodbye.ts). */
+  private goodbye(client: MqttClient, version: 4 | 5): Promise<{ reasonCode: number } | undefined> {
     this.born = false;
     this.inflight = 0;
-    if (version === 5) {
-      logger.info(
-        { bdSeq: this.bdSeq },
-        'sparkplug session ended; the broker publishes its NDEATH',
-      );
-      return { reasonCode: DISCONNECT_WITH_WILL };
-    }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, GOODBYE_MS);
-      client.publish(
-        this.topics.ndeath,
-        Buffer.from(encodeDeath(this.bdSeq, Date.now())),
-        { qos: 1, retain: false },
-        (err) => {
-          clearTimeout(timer);
-          if (err) logger.warn({ err: describeError(err) }, 'sparkplug NDEATH not published');
-          else logger.info({ bdSeq: this.bdSeq }, 'sparkplug NDEATH published; session ended');
-          resolve();
-        },
-      );
+    return sparkplugGoodbye(client, version, {
+      ndeathTopic: this.topics.ndeath,
+      bdSeq: this.bdSeq,
+      logger: this.options.logger,
     });
-    return undefined;
   }
 
   private onConnect(client: MqttClient): void {
@@ -306,18 +280,10 @@ export class SparkplugNode implements Output {
       return;
     }
     if (topic === this.topics.state) {
-      let state: { online?: unknown; timestamp?: unknown };
-      try {
-        state = JSON.parse(payload.toString('utf8')) as typeof state;
-      } catch {
-        logger.warn({ topic }, 'sparkplug STATE is not JSON; ignored');
-        return;
-      }
-      if (typeof state.online !== 'boolean') return;
-      // Sparkplug 3.0: a STATE older than the last one seen is stale (an old Will, late).
-      const at = typeof state.timestamp === 'number' ? state.timestamp : -Infinity;
-      if (at < this.lastStateAt) return;
-      this.lastStateAt = at;
+      const state = readHostState(payload, this.lastStateAt);
+      if (state.kind === 'not-json') logger.warn({ topic }, 'sparkplug STATE is not JSON; ignored');
+      if (state.kind !== 'state') return;
+      this.lastStateAt = state.at;
       if (state.online && !this.hostOnline) {
         this.hostOnline = true;
         logger.info(

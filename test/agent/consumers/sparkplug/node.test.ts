@@ -236,13 +236,12 @@ describe('Sparkplug B edge node', () => {
     expect(all.slice(1, 4).every((m) => m.metrics.every((x) => x.historical))).toBe(true);
     expect(all[4].metrics.some((x) => x.historical)).toBe(false);
 
-    // A STATE older than the last one seen is stale (Sparkplug 3.0): ignored. The NCMD sent
-    // after it shows the session still up: its answer is an NBIRTH with the same bdSeq.
-    await subscriber.client.publishAsync(
-      'spBv1.0/STATE/scada',
-      JSON.stringify({ online: false, timestamp: 500 }),
-      { qos: 1 },
-    );
+    // A STATE older than the last one seen is stale (Sparkplug 3.0): ignored, as are STATEs
+    // that are not JSON or not an object. The NCMD sent after them shows the session still
+    // up: its answer is an NBIRTH with the same bdSeq.
+    for (const stale of [JSON.stringify({ online: false, timestamp: 500 }), 'null', 'offline']) {
+      await subscriber.client.publishAsync('spBv1.0/STATE/scada', stale, { qos: 1 });
+    }
     await subscriber.client.publishAsync('spBv1.0/plant/NCMD/gw', encodeRebirthCommand(), {
       qos: 1,
     });
