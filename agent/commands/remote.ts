@@ -1,7 +1,8 @@
 /**
  * `edge-agent remote --broker URL --gateway ID[,ID…] <command> [args]`: a command to each
  * gateway over MQTT (fleet.enabled on the gateways; docs/operations.md, Running a fleet),
- * each gateway's answer printed, exit 1 when any refused, failed or did not answer in time.
+ * each gateway's answer printed as it arrives, exit 1 when any refused, failed or did not answer
+ * in time.
  *
  * The password comes from --password-file or $EDGE_AGENT_MQTT_PASSWORD, never from the
  * command line (where `ps` and shell history would show it).
@@ -160,10 +161,10 @@ export async function remoteCommand(
     ...(username !== undefined ? { username } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(caPath !== undefined ? { caFile: readFileSync(caPath) } : {}),
+    // Printed as they come: with a fleet, the answers do not wait for the slowest gateway.
+    onOutcome: (o) =>
+      output.stdout(values.json === true ? JSON.stringify(o) + '\n' : describeOutcome(o)),
   });
-  for (const o of outcomes) {
-    output.stdout(values.json === true ? JSON.stringify(o) + '\n' : describeOutcome(o));
-  }
   return outcomes.every((o) => 'answer' in o && o.answer.ok) ? EXIT_OK : EXIT_FAILURE;
 }
 

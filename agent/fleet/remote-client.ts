@@ -19,6 +19,8 @@ export interface RemoteOptions {
   timeoutMs: number;
   name: string;
   args: Record<string, unknown>;
+  /** Each gateway's outcome as it comes (answers first, as they arrive; then the silent ones). */
+  onOutcome?: (outcome: GatewayOutcome) => void;
 }
 
 /** One gateway's outcome: its answer, or why there is none. */
@@ -65,6 +67,10 @@ async function exchange(client: MqttClient, o: RemoteOptions): Promise<GatewayOu
   const idOf = (gw: string) => `${run}-${gw}`;
   const pending = new Map(o.gateways.map((gw) => [idOf(gw), gw]));
   const outcomes = new Map<string, GatewayOutcome>();
+  const settle = (outcome: GatewayOutcome) => {
+    outcomes.set(outcome.gateway, outcome);
+    o.onOutcome?.(outcome);
+  };
   let finish: () => void = () => undefined;
   const allIn = new Promise<void>((resolve) => (finish = resolve));
 
@@ -82,7 +88,7 @@ async function exchange(client: MqttClient, o: RemoteOptions): Promise<GatewayOu
     const gw = id !== undefined ? pending.get(id) : undefined;
     if (gw === undefined) return;
     pending.delete(id!);
-    outcomes.set(gw, { gateway: gw, answer: parsed.data as AnswerMessage });
+    settle({ gateway: gw, answer: parsed.data as AnswerMessage });
     if (pending.size === 0) finish();
   });
 
@@ -113,7 +119,7 @@ async function exchange(client: MqttClient, o: RemoteOptions): Promise<GatewayOu
       })
       .catch((err: unknown) => {
         if (!pending.delete(id)) return;
-        outcomes.set(gw, {
+        settle({
           gateway: gw,
           problem: 'not-sent',
           message: `request not accepted by the broker: ${(err as Error).message} (check its ACL: the operator writes <prefix>/+/cmd/#)`,
@@ -123,8 +129,10 @@ async function exchange(client: MqttClient, o: RemoteOptions): Promise<GatewayOu
   }
   await allIn;
   clearTimeout(timer);
-  for (const gw of pending.values()) {
-    outcomes.set(gw, {
+  // Taken out of pending: an answer that comes late is not printed after its NO ANSWER.
+  for (const [id, gw] of pending) {
+    pending.delete(id);
+    settle({
       gateway: gw,
       problem: 'timeout',
       message: `no answer within ${o.timeoutMs / 1000} s (gateway offline, fleet.enabled off, or its ACL does not let it read ${requestTopic(o.prefix, gw, o.name)})`,

@@ -5,11 +5,13 @@
  * usage, an unreachable broker, a wrong password, a gateway that does not answer. Then the
  * embedded Aedes broker (MQTT 3.1.1) once.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedBroker } from '../../simulator/broker.js';
+import { CLI } from './agent-process.js';
 import { startAedes } from '../helpers/aedes.js';
 import { spawnMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import type { TestSubscriber } from '../helpers/subscriber.js';
@@ -113,6 +115,39 @@ describe('edge-agent remote against edge-agent run (mosquitto)', () => {
     const unknown = await remote('frobnicate');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown remote command "frobnicate"');
+  });
+
+  it("each gateway's answer is printed as it arrives, not after the slowest one", async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'remote',
+        '--broker',
+        broker.url,
+        '--gateway',
+        'absent,gwr',
+        '--timeout',
+        '120',
+        'status',
+      ],
+      { env: { ...process.env, EDGE_AGENT_MQTT_PASSWORD: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    t.add(() => {
+      child.kill('SIGKILL');
+      return exited;
+    });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    await waitUntil(() => /^gwr: ok$/m.test(stdout) || child.exitCode !== null, {
+      timeoutMs: 45_000,
+      what: "gwr's answer",
+    });
+    // Printed while the command still waits out its 120 s for the gateway that is not there.
+    expect(stdout).toMatch(/^gwr: ok$/m);
+    expect(child.exitCode).toBeNull();
+    expect(stdout).not.toContain('absent');
   });
 
   it('exit 1 naming the broker when it cannot be reached or refuses the password, which is never printed', async () => {
