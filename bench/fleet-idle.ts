@@ -41,7 +41,14 @@ import { listenNotifySocket, readyAt as notifiedReadyAt } from '../test/helpers/
 import { machine } from './lib/machine.js';
 import { SERVICE_ENV, spawnMeasured } from './lib/measured-process.js';
 import { median, sampleWindow, type WindowStats } from './lib/proc-stats.js';
-import { cleanups, load, r1, r2, loadRange, runBench } from './lib/run-kit.js';
+import {
+  INTERVAL_MS,
+  jobConfig,
+  SENSOR_LATENCY_MS,
+  SENSORS_PER_UNIT,
+  WINDOW_MS,
+} from './lib/footprint-job.js';
+import { cleanups, load, r1, r2, runBench, watchLoad } from './lib/run-kit.js';
 import { startSensorServerProcess, type SensorAddress } from './lib/sensor-server-process.js';
 import { until } from './lib/subscriber-process.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
@@ -61,11 +68,6 @@ const DEFAULT_RUN =
   !env.BENCH_FLEET_WINDOW_SEC;
 const WRITE_DOCS = env.BENCH_FLEET_WRITE ? env.BENCH_FLEET_WRITE === '1' : DEFAULT_RUN;
 
-/** As the footprint bench: 1 Hz, 10 s windows, the simulated bus answering in 5 ms. */
-const INTERVAL_MS = 1000;
-const WINDOW_MS = 10_000;
-const SENSOR_LATENCY_MS = 5;
-const SENSORS_PER_UNIT = 10;
 const STATUS_PERIOD_MS = 1000;
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -82,18 +84,12 @@ interface Shared {
 
 /** The agent's config; `on` adds the fleet section with remote configuration and one key. */
 function writeConfig(work: string, gateway: string, variant: Variant, shared: Shared): string {
-  const config: Record<string, unknown> = {
-    gateway: { id: gateway },
-    mqtt: { url: shared.brokerUrl, reconnectMaxMs: 5000 },
-    aggregation: { windowMs: WINDOW_MS },
+  const config = jobConfig({
+    gateway,
+    brokerUrl: shared.brokerUrl,
+    sensors: shared.sensors,
     spool: { dir: path.join(work, 'state') },
-    sensors: shared.sensors.map((s, i) => ({
-      id: `net-${i}`,
-      driver: 'modbus-tcp',
-      ...s,
-      intervalMs: INTERVAL_MS,
-    })),
-  };
+  });
   if (variant === 'on') {
     const keys = path.join(work, 'trusted-keys');
     mkdirSync(keys, { mode: 0o755 });
@@ -263,9 +259,7 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const started = new Date().toISOString();
   const machine0 = machine();
-  const loads: number[][] = [load()];
-  const loadTimer = setInterval(() => loads.push(load()), 10_000);
-  cleanups.push(async () => clearInterval(loadTimer));
+  const loads = watchLoad();
 
   const broker = await spawnMosquitto();
   cleanups.push(() => broker.close());
@@ -296,7 +290,7 @@ async function main(): Promise<void> {
     started,
     finished: new Date().toISOString(),
     machine: machine0,
-    loadavg1: loadRange(loads),
+    loadavg1: loads.range(),
     settings: {
       quick: QUICK,
       sensors: SENSORS,

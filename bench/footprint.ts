@@ -68,15 +68,18 @@ import {
 import { listenNotifySocket, readyAt as notifiedReadyAt } from '../test/helpers/notify-socket.js';
 import { lineChartSvg } from './lib/plot.js';
 import { procIo, procMemory, procSmaps, sampleWindow, type WindowStats } from './lib/proc-stats.js';
-import {
-  startSensorServerProcess,
-  type SensorAddress,
-  type SensorServerProcess,
-} from './lib/sensor-server-process.js';
+import { startSensorServerProcess, type SensorServerProcess } from './lib/sensor-server-process.js';
 import { until } from './lib/subscriber-process.js';
 import { spoolWrites, type SpoolWrites } from './lib/spool-writes.js';
 import { gatewayTally, telemetryTally, type Tally } from './lib/telemetry-tally.js';
-import { cleanups, load, r1, r2, loadRange, runBench } from './lib/run-kit.js';
+import {
+  INTERVAL_MS,
+  jobConfig,
+  SENSOR_LATENCY_MS,
+  SENSORS_PER_UNIT,
+  WINDOW_MS,
+} from './lib/footprint-job.js';
+import { cleanups, load, r1, r2, runBench, watchLoad } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_FOOTPRINT_QUICK === '1';
@@ -146,13 +149,7 @@ const DEFAULT_RUN =
   !env.BENCH_FOOTPRINT_MEASURE_SEC;
 const WRITE_DOCS = env.BENCH_FOOTPRINT_WRITE ? env.BENCH_FOOTPRINT_WRITE === '1' : DEFAULT_RUN;
 
-/** 1 Hz, 10 s windows, as the issue sets the job. */
-const INTERVAL_MS = 1000;
-const WINDOW_MS = 10_000;
 const QUANTITIES = 2;
-/** Answer latency of the simulated field bus; small, so Node-RED's per-unit queue keeps 1 Hz. */
-const SENSOR_LATENCY_MS = 5;
-const SENSORS_PER_UNIT = 10;
 /** The floor is static: a shorter look is enough. */
 const FLOOR_WARMUP_SEC = Math.min(WARMUP_SEC, 5);
 const FLOOR_MEASURE_SEC = Math.max(5, Math.round(MEASURE_SEC / 3));
@@ -292,19 +289,13 @@ async function agentRun(n: number, shared: Shared, build: AgentBuild = AGENT_BUI
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const stateDir = path.join(work, 'state');
-  const config = {
-    gateway: { id: gateway },
-    mqtt: { url: broker.url, reconnectMaxMs: 5000 },
-    aggregation: { windowMs: WINDOW_MS },
+  const config = jobConfig({
+    gateway,
+    brokerUrl: broker.url,
+    sensors: shared.sensors.sensors.slice(0, n),
     spool: { dir: stateDir, synchronous: SPOOL_SYNC },
-    sampling: { startSpreadMs: START_SPREAD_MS },
-    sensors: shared.sensors.sensors.slice(0, n).map((s: SensorAddress, i: number) => ({
-      id: `net-${i}`,
-      driver: 'modbus-tcp',
-      ...s,
-      intervalMs: INTERVAL_MS,
-    })),
-  };
+    extra: { sampling: { startSpreadMs: START_SPREAD_MS } },
+  });
   const configFile = path.join(work, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
   const cli = path.join(build.root || ROOT, 'dist/agent/cli.js');
@@ -619,9 +610,7 @@ async function main(): Promise<void> {
     );
   const started = new Date().toISOString();
   const machine0 = machine();
-  const loads: number[][] = [load()];
-  const loadTimer = setInterval(() => loads.push(load()), 10_000);
-  cleanups.push(async () => clearInterval(loadTimer));
+  const loads = watchLoad();
   const report: {
     floor: FloorResult[];
     modules: ModuleCost[];
@@ -720,7 +709,7 @@ async function main(): Promise<void> {
     started,
     finished: new Date().toISOString(),
     machine: machine0,
-    loadavg1: loadRange(loads),
+    loadavg1: loads.range(),
     settings: {
       quick: QUICK,
       warmupSec: WARMUP_SEC,

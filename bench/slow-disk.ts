@@ -66,7 +66,7 @@ import {
 } from './lib/strace.js';
 import { until } from './lib/subscriber-process.js';
 import { readingsBetween, windowTally, type WindowTallies } from './lib/window-tally.js';
-import { cleanUp, cleanups, load, r1, r2, loadRange, runBench } from './lib/run-kit.js';
+import { cleanUp, cleanups, load, r1, r2, runBench, watchLoad } from './lib/run-kit.js';
 
 const env = process.env;
 const QUICK = env.BENCH_SLOW_DISK_QUICK === '1';
@@ -583,9 +583,7 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const started = new Date().toISOString();
   const machine0 = machine();
-  const loads: number[][] = [load()];
-  const loadTimer = setInterval(() => loads.push(load()), 10_000);
-  cleanups.push(async () => clearInterval(loadTimer));
+  const loads = watchLoad();
 
   let broker: MosquittoBroker;
   try {
@@ -645,7 +643,7 @@ async function main(): Promise<void> {
     started,
     finished: new Date().toISOString(),
     machine: machine0,
-    loadavg1: loadRange(loads),
+    loadavg1: loads.range(),
     agents: BUILDS.map((b) => ({ ...b, commit: commitOf(b.root) })),
     strace: { version: st.version, seccompBpf: st.seccompBpf },
     settings: {

@@ -9,17 +9,25 @@ export const r2 = (x: number) => Math.round(x * 100) / 100;
 /** The 1, 5 and 15 minute load averages, rounded. */
 export const load = () => os.loadavg().map(r2);
 
-/** The range of the 1-minute load average over the samples `load()` took during a run. */
-export function loadRange(loads: readonly number[][]) {
-  return {
-    min: Math.min(...loads.map((l) => l[0])),
-    max: Math.max(...loads.map((l) => l[0])),
-    samples: loads.length,
-  };
-}
-
 /** Children and servers to end whatever happens; run in reverse order of creation. */
 export const cleanups: (() => Promise<void>)[] = [];
+
+/**
+ * Sample the load average every 10 s until the bench ends; `range()` is the range of the
+ * 1-minute average over the samples so far.
+ */
+export function watchLoad(): { range(): { min: number; max: number; samples: number } } {
+  const loads = [load()];
+  const timer = setInterval(() => loads.push(load()), 10_000);
+  cleanups.push(async () => clearInterval(timer));
+  return {
+    range: () => ({
+      min: Math.min(...loads.map((l) => l[0])),
+      max: Math.max(...loads.map((l) => l[0])),
+      samples: loads.length,
+    }),
+  };
+}
 export async function cleanUp(): Promise<void> {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 }
